@@ -1,0 +1,62 @@
+# Single entry point. `make demo` and `make test` work on a fresh machine: both build the
+# virtualenv (.venv, Python 3.13 when available, as the Lambda runtime) on first use.
+SHELL := /bin/bash
+PYTHON313 := $(shell PYENV_VERSION=3.13.0 pyenv which python 2>/dev/null || command -v python3.13 || true)
+PYTHON ?= $(if $(PYTHON313),$(PYTHON313),python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint typecheck cfn-lint unit bench build validate clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check --upgrade "pip==25.3"
+	$(BIN)/pip install --quiet --disable-pip-version-check -e ".[dev]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/connect-guard replay events/
+
+test: lint typecheck cfn-lint unit
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+cfn-lint: $(STAMP)
+	$(BIN)/cfn-lint template.yaml
+
+unit: $(STAMP)
+	$(BIN)/pytest
+
+clean:
+	rm -rf $(VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache
+
+# ---- build: SAM CLI in its own virtualenv (its pins clash with the dev ones) -----------------
+# `sam build` runs without Docker: it needs the runtime's python3.13 on PATH, which .venv/bin
+# provides. Neither build nor validate needs AWS credentials; the region is only a default.
+SAM_VENV := .tools/sam
+SAM := $(SAM_VENV)/bin/sam
+SAM_STAMP := $(SAM_VENV)/.installed
+SAM_RUN := PATH="$(CURDIR)/$(BIN):$$PATH" AWS_DEFAULT_REGION="$${AWS_DEFAULT_REGION:-us-east-1}" \
+	SAM_CLI_TELEMETRY=0 $(SAM)
+
+.PHONY: sam
+
+$(SAM_STAMP):
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/pip install --quiet --disable-pip-version-check --upgrade "pip==25.3"
+	$(SAM_VENV)/bin/pip install --quiet --disable-pip-version-check "aws-sam-cli==1.170.0"
+	touch $(SAM_STAMP)
+
+sam: $(SAM_STAMP)
+
+build: $(STAMP) $(SAM_STAMP)
+	$(SAM_RUN) build
+
+validate: $(STAMP) $(SAM_STAMP)
+	$(SAM_RUN) validate --lint

@@ -1,0 +1,1 @@
+"""connect-guard core: typed events, settings, decisions and AWS adapters shared by every responder."""

@@ -1,0 +1,19 @@
+"""Domain errors. Adapters turn botocore's ClientError into these; the runtime maps them to
+batch outcomes: a PoisonEventError fails its item for good (it ends in the DLQ with its reason),
+anything else is retried by SQS."""
+
+
+class ConnectGuardError(Exception):
+    """Base of every error raised on purpose by connect-guard."""
+
+
+class PoisonEventError(ConnectGuardError):
+    """The event itself is unusable: retrying it can never succeed."""
+
+
+class ConfigurationError(ConnectGuardError):
+    """Settings are missing or invalid: responders fail closed (alert, don't act)."""
+
+
+class DocumentUnavailableError(ConnectGuardError):
+    """A policy document could not be read (denied, deleted, other account without member role)."""

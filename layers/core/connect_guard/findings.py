@@ -1,0 +1,176 @@
+"""The finding: what every responder reports, in one documented, versioned schema.
+
+Machine subscribers (SQS, Lambda, HTTPS, SIEM) receive `Finding.to_json()`; email gets
+`render_text()`. The schema is documented in docs/finding-schema.md; bump SCHEMA_VERSION on
+any breaking change.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import unicodedata
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from connect_guard.policy import Severity
+from connect_guard.principals import Actor
+
+SCHEMA_VERSION = "1.0"
+SCHEMA_ID = "connect-guard/finding"
+SUBJECT_MAX = 99  # SNS: under 100 characters
+
+
+@dataclass(frozen=True)
+class EventRef:
+    event_id: str
+    event_name: str
+    event_source: str
+    event_time: str
+    account_id: str
+    region: str
+    console_url: str
+
+
+@dataclass(frozen=True)
+class Attempt:
+    status: str  # succeeded | denied
+    error_code: str | None = None
+    error_message: str | None = None
+
+
+@dataclass(frozen=True)
+class Target:
+    kind: str  # user | group | role | policy
+    name: str | None
+    arn: str | None = None
+
+
+@dataclass(frozen=True)
+class PolicyRef:
+    kind: str  # aws_managed | customer_managed | inline
+    arn: str | None
+    name: str | None
+    version_id: str | None = None
+    set_as_default: bool | None = None
+    document_source: str = "event"  # event | api | known | unavailable
+    grants: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Action:
+    """An action taken (enforce mode) or proposed (detect mode) by a responder."""
+
+    service: str
+    operation: str
+    parameters: dict[str, Any]
+    status: str  # taken | proposed | failed
+
+
+@dataclass(frozen=True)
+class Finding:
+    responder: str
+    kind: str
+    severity: Severity
+    title: str
+    summary: str
+    event: EventRef
+    actor: Actor
+    attempt: Attempt
+    allowlisted: bool
+    reasons: tuple[str, ...]
+    runbook_url: str
+    environment: str
+    mode: str
+    target: Target | None = None
+    policy: PolicyRef | None = None
+    actions: tuple[Action, ...] = ()
+    created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+
+    @property
+    def finding_id(self) -> str:
+        """Stable across redeliveries, so downstream tools can update instead of duplicate."""
+        digest = hashlib.sha256(f"{self.responder}:{self.event.event_id}".encode()).hexdigest()
+        return f"cg-{digest[:32]}"
+
+    @property
+    def subject(self) -> str:
+        return sns_subject(f"[{self.severity}] {self.title}")
+
+    def to_dict(self) -> dict[str, Any]:
+        body = asdict(self)
+        body["severity"] = str(self.severity)
+        body["actor"]["allowlisted"] = self.allowlisted
+        body["actor"]["display"] = self.actor.display
+        del body["allowlisted"]
+        return {"schema": SCHEMA_ID, "schema_version": SCHEMA_VERSION, "finding_id": self.finding_id, **body}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+def sns_subject(text: str) -> str:
+    """SNS subjects must be ASCII, one line, under 100 characters: fold accents, cut cleanly."""
+    folded = unicodedata.normalize("NFKD", " ".join(text.split()))
+    ascii_text = "".join(c if 32 <= ord(c) < 127 else ("" if unicodedata.combining(c) else "?") for c in folded)
+    if len(ascii_text) <= SUBJECT_MAX:
+        return ascii_text
+    return ascii_text[: SUBJECT_MAX - 3].rstrip() + "..."
+
+
+def _line(label: str, value: object) -> str | None:
+    return f"  {label:<18}{value}" if value not in (None, "", ()) else None
+
+
+def render_text(finding: Finding) -> str:
+    """Readable email body: what happened, why it matters, who, evidence, what to do."""
+    a, e = finding.actor, finding.event
+    verb = "was DENIED" if finding.attempt.status == "denied" else "succeeded"
+    lines: list[str | None] = [
+        f"{finding.severity} | {finding.title}",
+        "",
+        finding.summary,
+        "",
+        "WHAT",
+        _line("Event", f"{e.event_name} {verb} at {e.event_time}"),
+        _line("Error", finding.attempt.error_code and f"{finding.attempt.error_code}: {finding.attempt.error_message}"),
+    ]
+    if finding.target:
+        lines.append(_line("Target", f"{finding.target.kind} {finding.target.name}"))
+    if finding.policy:
+        p = finding.policy
+        lines.append(_line("Policy", f"{p.arn or p.name} ({p.kind.replace('_', ' ')})"))
+        lines.append(_line("Version", p.version_id and f"{p.version_id} (default: {p.set_as_default})"))
+        lines.extend(_line("Grants" if i == 0 else "", g) for i, g in enumerate(p.grants[:10]))
+    lines += ["", "WHY THIS SEVERITY", *(f"  - {r}" for r in finding.reasons), "", "WHO"]
+    lines += [
+        _line("Principal", f"{a.arn or a.principal_id} ({a.type})"),
+        _line("Person", a.source_identity or a.session_name),
+        _line("Session issuer", a.session_issuer_arn),
+        _line("Invoked by", a.invoked_by),
+        _line("Source IP", a.source_ip),
+        _line("User agent", a.user_agent),
+        _line("MFA", {True: "yes", False: "no"}.get(a.mfa_authenticated) if a.mfa_authenticated is not None else None),
+        _line("Allowlisted", "yes (change expected; no action will be taken)" if finding.allowlisted else None),
+        "",
+        "WHERE",
+        _line("Account", e.account_id),
+        _line("Region", e.region),
+    ]
+    if finding.actions:
+        lines += ["", "ACTIONS"]
+        lines += [f"  [{x.status}] {x.service}:{x.operation} {json.dumps(x.parameters)}" for x in finding.actions]
+    lines += [
+        "",
+        "EVIDENCE",
+        _line("CloudTrail event", e.event_id),
+        _line("Console", e.console_url),
+        _line("Runbook", finding.runbook_url),
+        _line("Finding", f"{finding.finding_id} ({SCHEMA_ID} v{SCHEMA_VERSION}, mode {finding.mode}, {finding.environment})"),
+    ]
+    return "\n".join(line for line in lines if line is not None) + "\n"
+
+
+def console_url(region: str, event_id: str) -> str:
+    return f"https://{region}.console.aws.amazon.com/cloudtrailv2/home?region={region}#/events/{event_id}"

@@ -1,0 +1,97 @@
+"""Who made a call: the actor as a SOC analyst reads it, and the suite's safety checks on it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+
+from connect_guard.events import CloudTrailRecord
+from connect_guard.settings import Settings
+
+
+@dataclass(frozen=True)
+class Actor:
+    arn: str | None
+    type: str | None
+    account_id: str | None
+    principal_id: str | None
+    session_issuer_arn: str | None
+    session_name: str | None
+    source_identity: str | None
+    source_ip: str | None
+    user_agent: str | None
+    mfa_authenticated: bool | None
+    invoked_by: str | None
+    console_session: bool | None
+
+    @classmethod
+    def from_record(cls, record: CloudTrailRecord) -> Actor:
+        identity = record.user_identity
+        return cls(
+            arn=identity.arn,
+            type=identity.type,
+            account_id=identity.account_id,
+            principal_id=identity.principal_id,
+            session_issuer_arn=identity.session_issuer_arn,
+            session_name=identity.session_name,
+            source_identity=identity.source_identity,
+            source_ip=record.source_ip_address,
+            user_agent=record.user_agent,
+            mfa_authenticated=identity.mfa_authenticated,
+            invoked_by=identity.invoked_by,
+            console_session=record.session_credential_from_console,
+        )
+
+    @property
+    def display(self) -> str:
+        """Short human name: the person behind a session where CloudTrail tells it."""
+        if self.type == "Root":
+            return f"root user of {self.account_id}"
+        if self.type == "AssumedRole" and self.session_issuer_arn:
+            role = self.session_issuer_arn.rsplit("/", 1)[-1]
+            who = self.source_identity or self.session_name
+            return f"{who} via role {role}" if who else f"role {role}"
+        if self.arn:
+            return self.arn.rsplit("/", 1)[-1] if "/" in self.arn else self.arn
+        return self.invoked_by or self.principal_id or "unknown principal"
+
+    def identities(self) -> tuple[str, ...]:
+        """Every ARN that names this actor: the session and the role behind it."""
+        return tuple(arn for arn in (self.arn, self.session_issuer_arn) if arn)
+
+
+def _role_path(role_arn: str) -> str:
+    """`arn:aws:iam::1:role/connect-guard/x` → `/connect-guard/`."""
+    resource = role_arn.split(":", 5)[-1]  # role/connect-guard/x
+    parts = resource.split("/")
+    return "/" + "/".join(parts[1:-1]) + "/" if len(parts) > 2 else "/"
+
+
+def is_suite_principal(actor: Actor, settings: Settings) -> bool:
+    """The suite's own roles (role path in the security account, member role elsewhere).
+
+    Matched on the session issuer, which CloudTrail derives from the role itself: a session
+    name is chosen by the caller and proves nothing.
+    """
+    issuer = actor.session_issuer_arn
+    if not issuer or ":role/" not in issuer:
+        return False
+    if issuer.split(":")[4] == settings.own_account_id and _role_path(issuer).startswith(
+        settings.suite_role_path
+    ):
+        return True
+    return bool(settings.member_role_name) and issuer.rsplit("/", 1)[-1] == settings.member_role_name
+
+
+def allowlist_match(actor: Actor, patterns: tuple[str, ...]) -> str | None:
+    """The allowlist entry this actor matches, if any.
+
+    Entries are ARNs or glob patterns, compared case-insensitively (IAM names are unique
+    regardless of case). A role ARN allowlists every session of that role.
+    """
+    for identity in actor.identities():
+        lowered = identity.lower()
+        for pattern in patterns:
+            if fnmatchcase(lowered, pattern.lower()):
+                return pattern
+    return None

@@ -1,0 +1,1 @@
+"""Responders: one module per control, each a pure decision plus the actions it takes."""

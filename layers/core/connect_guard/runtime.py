@@ -1,0 +1,145 @@
+"""The path every responder shares: parse → dedup → decide/act → report.
+
+`Pipeline.process` is what both the Lambda handler (per SQS record, or per event on a direct
+invocation such as `sam local invoke -e events/...`) and the local replay call, so they cannot
+drift apart.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.idempotency import (
+    DynamoDBPersistenceLayer,
+    IdempotencyConfig,
+    idempotent_function,
+)
+from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import ValidationError
+
+from connect_guard.clients import AwsClients
+from connect_guard.errors import PoisonEventError
+from connect_guard.events import CloudTrailEvent
+from connect_guard.observability import logger, metrics
+from connect_guard.outcome import Outcome
+from connect_guard.settings import Settings
+
+# EventBridge drops events over 256 KB; anything bigger did not come from it.
+MAX_EVENT_BYTES = 262_144
+
+
+class Responder(Protocol):
+    name: str
+
+    def handle(self, event: CloudTrailEvent) -> Outcome: ...
+
+
+ResponderFactory = Callable[[Settings, AwsClients], Responder]
+
+
+def parse_event(body: str | bytes | dict[str, Any]) -> tuple[dict[str, Any], CloudTrailEvent]:
+    """The raw envelope and its typed model; PoisonEventError with a readable reason otherwise."""
+    if isinstance(body, str | bytes):
+        if len(body) > MAX_EVENT_BYTES:
+            raise PoisonEventError(f"event too large: {len(body):,} bytes (EventBridge maximum 256 KB)")
+        try:
+            body = json.loads(body)
+        except json.JSONDecodeError as error:
+            raise PoisonEventError(f"invalid JSON: {error.msg} at line {error.lineno} column {error.colno}") from error
+    if not isinstance(body, dict):
+        raise PoisonEventError(f"event is a JSON {type(body).__name__}, not an object")
+    try:
+        return body, CloudTrailEvent.model_validate(body)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'event'}: {e['msg']}" for e in error.errors()[:5]
+        )
+        raise PoisonEventError(f"invalid CloudTrail event: {problems}") from error
+
+
+def _mark_duplicate(response: dict[str, Any], record: DataRecord) -> dict[str, Any]:
+    return {**response, "outcome": "duplicate", "alerts": [], "reason": "eventID already processed"}
+
+
+class Pipeline:
+    def __init__(self, responder: Responder, persistence: DynamoDBPersistenceLayer | None, ttl: int) -> None:
+        self.responder = responder
+        self.idempotency = IdempotencyConfig(
+            event_key_jmespath="detail.eventID",
+            raise_on_no_idempotency_key=True,
+            expires_after_seconds=ttl,
+            response_hook=_mark_duplicate,
+        )
+        self._run: Callable[..., dict[str, Any]] = self._respond
+        if persistence is not None:
+            self._run = idempotent_function(
+                self._respond,
+                data_keyword_argument="event",
+                persistence_store=persistence,
+                config=self.idempotency,
+                key_prefix=responder.name,
+            )
+
+    def _respond(self, *, event: dict[str, Any], parsed: CloudTrailEvent) -> dict[str, Any]:
+        return self.responder.handle(parsed).to_dict()
+
+    def process(self, body: str | bytes | dict[str, Any]) -> dict[str, Any]:
+        """One event through parse → dedup → respond. Raises PoisonEventError or a retryable error."""
+        raw, parsed = parse_event(body)
+        logger.append_keys(event_id=parsed.detail.event_id, event_name=parsed.detail.event_name)
+        logger.set_correlation_id(parsed.id)
+        return self._run(event=raw, parsed=parsed)
+
+
+def build_pipeline(factory: ResponderFactory, settings: Settings, clients: AwsClients) -> Pipeline:
+    responder = factory(settings, clients)
+    persistence = DynamoDBPersistenceLayer(table_name=settings.dedup_table_name, boto3_client=clients.dynamodb)
+    return Pipeline(responder, persistence, settings.dedup_ttl_seconds)
+
+
+def lambda_handler_for(factory: ResponderFactory) -> Callable[[dict[str, Any], LambdaContext], Any]:
+    """A Lambda handler: SQS batches with partial failures, or one direct EventBridge event."""
+    processor = BatchProcessor(event_type=EventType.SQS)
+    pipelines: list[Pipeline] = []  # built on the first invocation, kept while the container lives
+
+    def pipeline() -> Pipeline:
+        if not pipelines:
+            settings = Settings.from_env()
+            pipelines.append(build_pipeline(factory, settings, AwsClients(settings.region)))
+        return pipelines[0]
+
+    def handle(body: str | dict[str, Any]) -> dict[str, Any]:
+        try:
+            result = pipeline().process(body)
+        except PoisonEventError as error:
+            metrics.add_metric(name="PoisonEvents", unit=MetricUnit.Count, value=1)
+            logger.error("event rejected: it will end in the DLQ", extra={"reason": str(error)})
+            raise
+        metrics.add_metric(name=f"Outcome_{result['outcome']}", unit=MetricUnit.Count, value=1)
+        logger.info(
+            "event processed",
+            extra={k: result.get(k) for k in ("outcome", "severity", "reason", "responder")},
+        )
+        return result
+
+    def record_handler(record: SQSRecord) -> dict[str, Any]:
+        logger.append_keys(sqs_message_id=record.message_id)
+        return handle(record.body)
+
+    @metrics.log_metrics
+    @logger.inject_lambda_context(clear_state=True)
+    def lambda_handler(event: dict[str, Any], context: LambdaContext) -> Any:
+        pipeline().idempotency.register_lambda_context(context)
+        if "Records" in event:
+            return process_partial_response(
+                event=event, record_handler=record_handler, processor=processor, context=context
+            )
+        return handle(event)  # direct invocation: an error fails the whole invocation
+
+    return lambda_handler

@@ -1,0 +1,1 @@
+"""Developer tooling for connect-guard: local replay, embedded AWS, template introspection."""

@@ -1,0 +1,137 @@
+"""`connect-guard`: local tooling. `replay` runs events through the responders with no AWS
+account and no Docker."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import warnings
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import TextIO
+
+from connect_guard_tools.template import PROJECT_ROOT
+
+PROGRESS_THRESHOLD = 200  # items before a progress bar appears (on a terminal)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="connect-guard", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    replay = commands.add_parser(
+        "replay",
+        help="replay sample or historical CloudTrail events locally",
+        description="Route events with template.yaml's rules and run the responders against an "
+        "embedded in-memory AWS. Accepts EventBridge events, CloudTrail records, CloudTrail S3 "
+        "log files (.json/.json.gz), JSON Lines and directories.",
+    )
+    replay.add_argument("paths", nargs="*", type=Path, help="files or directories (default: events/)")
+    replay.add_argument("--format", choices=("text", "json"), default="text")
+    replay.add_argument("--config-env", default="default", help="samconfig.toml environment (default: default)")
+    replay.add_argument(
+        "--parameter-overrides", nargs="*", default=[], metavar="KEY=VALUE",
+        help="stack parameters, as for sam deploy (e.g. ResponseMode=enforce)",
+    )
+    replay.add_argument("--seed", type=Path, default=PROJECT_ROOT / "events" / "demo-state.yaml",
+                        help="IAM state to create in the embedded AWS (default: events/demo-state.yaml)")
+    replay.add_argument("--show-findings", action="store_true", help="print each alert as email renders it")
+    replay.add_argument("--fail-on-error", action="store_true", help="exit 1 if any event ends in error")
+    replay.add_argument("--no-progress", action="store_true")
+    return parser
+
+
+def _text_line(result: dict[str, object], out: TextIO) -> None:
+    mark = {"alerted": "!", "error": "x", "duplicate": "=", "ignored": "-"}.get(str(result["outcome"]), "*")
+    name = result["event_name"] or "?"
+    route = ", ".join(f"{rule} -> {responder}" for rule, responder in zip(result["rules"], result["matched"], strict=False))  # type: ignore[call-overload]
+    severity = f" {result['severity']}" if result["severity"] else ""
+    out.write(f"[{mark}] {result['source']}\n      {name}  {route or 'no rule'}  => {result['outcome']}{severity}\n")
+    for alert in result["alerts"]:  # type: ignore[attr-defined]
+        out.write(f"      alert: {alert['subject']}\n")
+    if result["actions"]:
+        calls = ", ".join(f"{a['service']}:{a['operation']}" for a in result["actions"])  # type: ignore[attr-defined]
+        out.write(f"      calls: {calls}\n")
+    if result["reason"] and result["outcome"] in ("error", "ignored", "duplicate") and result["rules"] or result["outcome"] == "error":
+        out.write(f"      reason: {result['reason']}\n")
+
+
+def _progress(items: Iterator, enabled: bool) -> Iterator:  # type: ignore[type-arg]
+    if not enabled:
+        yield from items
+        return
+    from tqdm import tqdm
+
+    bar = None
+    for count, item in enumerate(items, start=1):
+        if bar is None and count > PROGRESS_THRESHOLD:
+            bar = tqdm(initial=count - 1, unit=" events", file=sys.stderr, leave=False)
+        if bar is not None:
+            bar.update()
+        yield item
+    if bar is not None:
+        bar.close()
+
+
+def replay(args: argparse.Namespace, out: TextIO) -> int:
+    # Quiet the responders' structured logs: the replay prints its own report.
+    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "CRITICAL")
+    # Idempotency warns that it has no Lambda context to bound in-progress records: expected here.
+    warnings.filterwarnings("ignore", message="Couldn't determine the remaining time left")
+    from connect_guard_tools.config import parse_overrides, settings_values, stack_parameters
+    from connect_guard_tools.inputs import iter_inputs
+    from connect_guard_tools.local_aws import MEMBER_ROLE, LocalAws
+    from connect_guard_tools.replay import Replayer
+
+    paths = args.paths or [PROJECT_ROOT / "events"]
+    overrides = parse_overrides(args.parameter_overrides)
+    parameters = stack_parameters(args.config_env, overrides)
+    if not parameters.get("MemberRoleName"):
+        parameters["MemberRoleName"] = MEMBER_ROLE  # the embedded source accounts have one
+    started = time.perf_counter()
+    counts: Counter[str] = Counter()
+    severities: Counter[str] = Counter()
+    with LocalAws() as aws:
+        if args.seed and args.seed.exists():
+            aws.seed(args.seed)
+        replayer = Replayer(aws, aws.settings(**settings_values(parameters)))
+        show_progress = not args.no_progress and sys.stderr.isatty()
+        for item in _progress(iter_inputs(paths, root=Path.cwd()), show_progress):
+            result = replayer.replay(item)
+            counts[result.outcome] += 1
+            counts["matched"] += bool(result.rules)
+            if result.alerts:
+                severities.update(a["severity"] for a in result.alerts)
+            if args.format == "json":
+                out.write(json.dumps(result.to_dict(with_finding=args.show_findings), ensure_ascii=False) + "\n")
+                continue
+            _text_line(result.to_dict(), out)
+            for email in result.emails if args.show_findings else ():
+                out.write("\n" + "\n".join("      | " + line for line in email.splitlines()) + "\n\n")
+        delivered = len(aws.inbox())
+    elapsed = time.perf_counter() - started
+    total = sum(counts[k] for k in ("alerted", "ignored", "duplicate", "error", "rolled_back", "quarantined"))
+    if args.format == "text":
+        by_severity = ", ".join(f"{s} {severities[s]}" for s in ("CRITICAL", "HIGH", "MEDIUM", "LOW", "INFO") if severities[s])
+        out.write(
+            f"\n{total} events, {counts['matched']} matched a rule: {counts['alerted']} alerted"
+            f"{f' ({by_severity})' if by_severity else ''}, {counts['ignored']} ignored, "
+            f"{counts['duplicate']} duplicate, {counts['error']} error\n"
+            f"SOC inbox (SQS subscribed to the alert topic) received {delivered} message(s); "
+            f"mode {parameters.get('ResponseMode')}, config env {args.config_env}; {elapsed:.2f}s\n"
+        )
+    return 1 if args.fail_on_error and counts["error"] else 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "replay":
+        return replay(args, sys.stdout)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

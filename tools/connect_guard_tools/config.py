@@ -1,0 +1,47 @@
+"""Stack parameters as a deployment would see them: template defaults, then samconfig.toml's
+`parameter_overrides` for one config env, then explicit overrides."""
+
+from __future__ import annotations
+
+import shlex
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from connect_guard_tools.template import PROJECT_ROOT, load_template
+
+SAMCONFIG_PATH = PROJECT_ROOT / "samconfig.toml"
+
+# Template parameter → Settings field (the template maps the same pairs onto env vars).
+SETTINGS_FROM_PARAMETERS = {
+    "Environment": "environment",
+    "ResponseMode": "response_mode",
+    "AllowlistedPrincipals": "allowlisted_principals",
+    "MemberRoleName": "member_role_name",
+    "RunbookBaseUrl": "runbook_base_url",
+}
+
+
+def parse_overrides(value: str | list[str]) -> dict[str, str]:
+    items = value if isinstance(value, list) else shlex.split(value)
+    pairs = dict(item.split("=", 1) for item in items if "=" in item)
+    return {k: v.strip('"') for k, v in pairs.items()}
+
+
+def stack_parameters(config_env: str = "default", overrides: dict[str, str] | None = None,
+                     samconfig: Path = SAMCONFIG_PATH) -> dict[str, str]:
+    parameters = {
+        name: str(spec.get("Default", ""))
+        for name, spec in load_template().get("Parameters", {}).items()
+    }
+    if samconfig.exists():
+        config: dict[str, Any] = tomllib.loads(samconfig.read_text())
+        deploy = config.get(config_env, {}).get("deploy", {}).get("parameters", {})
+        if "parameter_overrides" in deploy:
+            parameters.update(parse_overrides(deploy["parameter_overrides"]))
+    parameters.update(overrides or {})
+    return parameters
+
+
+def settings_values(parameters: dict[str, str]) -> dict[str, str]:
+    return {field: parameters[name] for name, field in SETTINGS_FROM_PARAMETERS.items() if name in parameters}

@@ -1,0 +1,166 @@
+"""An embedded, in-memory AWS (moto) holding the stack's stateful resources.
+
+Serves the replay and the integration tests alike: the alert topic (KMS) with a "SOC inbox"
+queue subscribed to it, the dedup table with the key schema template.yaml declares, and the
+demo IAM state of the source accounts (events/demo-state.yaml).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import boto3
+import yaml
+from moto import mock_aws
+
+from connect_guard.clients import AwsClients
+from connect_guard.settings import Settings
+
+SECURITY_ACCOUNT = "123456789012"  # moto's default account plays the security account
+REGION = "us-east-1"  # IAM's CloudTrail events reach EventBridge only here
+MEMBER_ROLE = "connect-guard-member"
+FAKE_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",  # noqa: S105 - moto's dummy credentials
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": REGION,
+}
+
+
+_READ_PREFIXES = ("Get", "List", "Describe", "Search", "Query", "Scan", "BatchGet", "Head", "Receive", "AssumeRole")
+
+
+class CallRecorder:
+    """Mutating AWS calls as they leave botocore, and the email text of each SNS publish."""
+
+    def __init__(self) -> None:
+        self.calls: list[dict[str, str]] = []
+        self.emails: list[str] = []
+
+    def clear(self) -> None:
+        self.calls.clear()
+        self.emails.clear()
+
+    def __call__(self, model: Any, params: dict[str, Any], **_: Any) -> None:
+        if model.name.startswith(_READ_PREFIXES):
+            return
+        self.calls.append({"service": model.service_model.endpoint_prefix, "operation": model.name})
+        if model.name == "Publish" and params.get("MessageStructure") == "json":
+            self.emails.append(json.loads(params["Message"]).get("email", ""))
+
+
+class LocalAws:
+    """Start with `with LocalAws() as aws:`; nothing leaves the process."""
+
+    def __init__(self, region: str = REGION) -> None:
+        self.region = region
+        self._mock = mock_aws()
+        self._saved_env: dict[str, str | None] = {}
+
+    def __enter__(self) -> LocalAws:
+        for key, value in FAKE_CREDENTIALS.items():
+            self._saved_env[key] = os.environ.get(key)
+            os.environ[key] = value
+        self._mock.start()
+        self.session = boto3.session.Session(region_name=self.region)
+        # Registered before any client exists: botocore copies the hooks into each client.
+        self.recorder = CallRecorder()
+        self.session.events.register("before-parameter-build", self.recorder)
+        self.clients = AwsClients(self.region, self.session)
+        self._create_stack()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._mock.stop()
+        for key, value in self._saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+    def _create_stack(self) -> None:
+        kms = self.session.client("kms")
+        self.key_id = kms.create_key(Description="connect-guard suite key")["KeyMetadata"]["KeyId"]
+        sns, sqs = self.clients.sns, self.session.client("sqs")
+        self.topic_arn = sns.create_topic(
+            Name="connect-guard-alerts", Attributes={"KmsMasterKeyId": self.key_id}
+        )["TopicArn"]
+        self.inbox_url = sqs.create_queue(QueueName="soc-inbox")["QueueUrl"]
+        inbox_arn = sqs.get_queue_attributes(QueueUrl=self.inbox_url, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
+        sns.subscribe(TopicArn=self.topic_arn, Protocol="sqs", Endpoint=inbox_arn)
+        self.table_name = "connect-guard-dedup"
+        self.clients.dynamodb.create_table(
+            TableName=self.table_name,
+            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+
+    def settings(self, **overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "alert_topic_arn": self.topic_arn,
+            "dedup_table_name": self.table_name,
+            "member_role_name": MEMBER_ROLE,
+        }
+        values.update(overrides)
+        return Settings.model_validate(values)
+
+    def inbox(self) -> list[dict[str, Any]]:
+        """Every message the SOC inbox queue received (SNS envelopes, JSON finding in Message)."""
+        sqs = self.session.client("sqs")
+        messages: list[dict[str, Any]] = []
+        while True:
+            batch = sqs.receive_message(QueueUrl=self.inbox_url, MaxNumberOfMessages=10).get("Messages", [])
+            if not batch:
+                return messages
+            for message in batch:
+                messages.append(json.loads(message["Body"]))
+                sqs.delete_message(QueueUrl=self.inbox_url, ReceiptHandle=message["ReceiptHandle"])
+
+    def account_session(self, account_id: str) -> boto3.session.Session:
+        """A session acting in another (moto) account, as the member role would."""
+        if account_id == SECURITY_ACCOUNT:
+            return self.session
+        creds = self.session.client("sts").assume_role(
+            RoleArn=f"arn:aws:iam::{account_id}:role/{MEMBER_ROLE}", RoleSessionName="seed"
+        )["Credentials"]
+        return boto3.session.Session(
+            aws_access_key_id=creds["AccessKeyId"],
+            aws_secret_access_key=creds["SecretAccessKey"],
+            aws_session_token=creds["SessionToken"],
+            region_name=self.region,
+        )
+
+    def seed(self, state_file: Path) -> None:
+        """Create the demo IAM state: the member role and managed policies with their versions."""
+        state = yaml.safe_load(state_file.read_text()) or {}
+        for account_id, account in (state.get("accounts") or {}).items():
+            iam = self.account_session(str(account_id)).client("iam")
+            trust = {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Principal": {"AWS": f"arn:aws:iam::{SECURITY_ACCOUNT}:root"},
+                        "Action": "sts:AssumeRole",
+                    }
+                ],
+            }
+            iam.create_role(RoleName=MEMBER_ROLE, AssumeRolePolicyDocument=json.dumps(trust))
+            for policy in account.get("managed_policies") or []:
+                versions = policy["versions"]
+                arn = iam.create_policy(
+                    PolicyName=policy["name"],
+                    Path=policy.get("path", "/"),
+                    PolicyDocument=json.dumps(versions[0]),
+                )["Policy"]["Arn"]
+                for document in versions[1:]:
+                    iam.create_policy_version(PolicyArn=arn, PolicyDocument=json.dumps(document))
+                default = policy.get("default_version", "v1")
+                if default != "v1":
+                    iam.set_default_policy_version(PolicyArn=arn, VersionId=default)

@@ -1,0 +1,90 @@
+"""Replay CloudTrail events through the real responders against an embedded AWS.
+
+Each event is routed with the EventBridge patterns of template.yaml, then run in-process
+through the same `Pipeline` the Lambda handlers use (parse → dedup → respond), with every
+mutating AWS call recorded as it leaves botocore.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from connect_guard.errors import PoisonEventError
+from connect_guard.responders import policy_alerts
+from connect_guard.runtime import Pipeline, ResponderFactory, build_pipeline
+from connect_guard.settings import Settings
+from connect_guard_tools.inputs import InputItem
+from connect_guard_tools.local_aws import LocalAws
+from connect_guard_tools.routing import Router
+
+RESPONDERS: dict[str, ResponderFactory] = {
+    "policy_alerts": policy_alerts.build,
+}
+
+
+@dataclass
+class ReplayResult:
+    source: str
+    event_id: str | None
+    event_name: str | None
+    rules: list[str] = field(default_factory=list)
+    matched: list[str] = field(default_factory=list)
+    outcome: str = "ignored"
+    severity: str | None = None
+    reason: str | None = None
+    alerts: list[dict[str, str]] = field(default_factory=list)
+    actions: list[dict[str, str]] = field(default_factory=list)
+    finding: dict[str, Any] | None = None
+    emails: list[str] = field(default_factory=list)
+
+    def to_dict(self, with_finding: bool = False) -> dict[str, Any]:
+        body = asdict(self)
+        if not with_finding:
+            body.pop("finding")
+            body.pop("emails")
+        return body
+
+
+class Replayer:
+    def __init__(self, aws: LocalAws, settings: Settings, router: Router | None = None) -> None:
+        self.router = router or Router()
+        self.pipelines: dict[str, Pipeline] = {}
+        for route in self.router.routes:
+            if route.responder not in RESPONDERS:
+                raise ValueError(f"template routes {route.rule} to unknown responder {route.responder!r}")
+            if route.responder not in self.pipelines:
+                self.pipelines[route.responder] = build_pipeline(RESPONDERS[route.responder], settings, aws.clients)
+        self.recorder = aws.recorder
+
+    def replay(self, item: InputItem) -> ReplayResult:
+        event = item.event
+        detail = event.get("detail") if isinstance(event, dict) else None
+        detail = detail if isinstance(detail, dict) else {}
+        result = ReplayResult(item.source, detail.get("eventID"), detail.get("eventName"))
+        if event is None:
+            result.outcome, result.reason = "error", item.error
+            return result
+        routes = self.router.match(event)
+        if not routes:
+            result.reason = "matched no rule"
+            return result
+        result.rules = [r.rule for r in routes]
+        result.matched = [r.responder for r in routes]
+        for route in routes:
+            self.recorder.clear()
+            try:
+                outcome = self.pipelines[route.responder].process(event)
+            except PoisonEventError as error:
+                result.outcome, result.reason = "error", str(error)
+            except Exception as error:  # a replay reports, it never stops on one event
+                result.outcome, result.reason = "error", f"{type(error).__name__}: {error}"
+            else:
+                result.outcome = outcome["outcome"]
+                result.severity = outcome.get("severity")
+                result.reason = outcome.get("reason")
+                result.finding = outcome.get("finding")
+                result.alerts += [{"subject": a["subject"], "severity": a["severity"]} for a in outcome["alerts"]]
+            result.actions += self.recorder.calls
+            result.emails += self.recorder.emails
+        return result
