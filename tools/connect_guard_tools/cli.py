@@ -81,16 +81,14 @@ def replay(args: argparse.Namespace, out: TextIO) -> int:
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "CRITICAL")
     # Idempotency warns that it has no Lambda context to bound in-progress records: expected here.
     warnings.filterwarnings("ignore", message="Couldn't determine the remaining time left")
-    from connect_guard_tools.config import parse_overrides, settings_values, stack_parameters
+    from connect_guard_tools.config import parse_overrides, replay_parameters, settings_values
     from connect_guard_tools.inputs import iter_inputs
-    from connect_guard_tools.local_aws import MEMBER_ROLE, LocalAws
+    from connect_guard_tools.local_aws import LocalAws
     from connect_guard_tools.replay import Replayer
 
     paths = args.paths or [PROJECT_ROOT / "events"]
     overrides = parse_overrides(args.parameter_overrides)
-    parameters = stack_parameters(args.config_env, overrides)
-    if not parameters.get("MemberRoleName"):
-        parameters["MemberRoleName"] = MEMBER_ROLE  # the embedded source accounts have one
+    parameters = replay_parameters(args.config_env, overrides)
     started = time.perf_counter()
     counts: Counter[str] = Counter()
     severities: Counter[str] = Counter()

@@ -45,3 +45,13 @@ def stack_parameters(config_env: str = "default", overrides: dict[str, str] | No
 
 def settings_values(parameters: dict[str, str]) -> dict[str, str]:
     return {field: parameters[name] for name, field in SETTINGS_FROM_PARAMETERS.items() if name in parameters}
+
+
+def replay_parameters(config_env: str = "default", overrides: dict[str, str] | None = None) -> dict[str, str]:
+    """Parameters for the local replay: the embedded source accounts have the member role, so
+    use it unless the configuration names another."""
+    from connect_guard_tools.local_aws import MEMBER_ROLE
+
+    parameters = stack_parameters(config_env, overrides)
+    parameters["MemberRoleName"] = parameters.get("MemberRoleName") or MEMBER_ROLE
+    return parameters

@@ -52,7 +52,11 @@ def _items(value: Any, source: str) -> Iterator[InputItem]:
         for index, item in enumerate(value):
             yield from _items(item, f"{source}#{index}")
     elif isinstance(value, dict) and "detail-type" in value:
-        yield InputItem(source, value)
+        if isinstance(value.get("detail"), dict):
+            yield InputItem(source, value)
+        else:
+            kind = type(value.get("detail")).__name__
+            yield InputItem(source, None, f"EventBridge event whose detail is a {kind}, not a JSON object")
     elif isinstance(value, dict) and "eventSource" in value and "eventName" in value:
         yield InputItem(source, envelope_from_record(value))
     else:

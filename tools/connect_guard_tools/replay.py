@@ -61,7 +61,8 @@ class Replayer:
         event = item.event
         detail = event.get("detail") if isinstance(event, dict) else None
         detail = detail if isinstance(detail, dict) else {}
-        result = ReplayResult(item.source, detail.get("eventID"), detail.get("eventName"))
+        name = detail.get("eventName") or (event or {}).get("detail-type")
+        result = ReplayResult(item.source, detail.get("eventID"), name)
         if event is None:
             result.outcome, result.reason = "error", item.error
             return result
