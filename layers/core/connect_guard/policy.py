@@ -192,7 +192,8 @@ def analyse(statements: list[Statement]) -> Analysis:
         analysis.severity = Severity.CRITICAL
         analysis.reasons = list(dict.fromkeys(critical))
         return analysis
-    connect_writes = sorted({a for s in allows for a in CONNECT_WRITE_ACTIONS if s.grants(a)})
+    # Kept in CONNECT_WRITE_ACTIONS order: identity and profile changes first.
+    connect_writes = [a for a in CONNECT_WRITE_ACTIONS if any(s.grants(a) for s in allows)]
     if connect_writes:
         analysis.severity = Severity.HIGH
         shown = ", ".join(connect_writes[:5]) + (" …" if len(connect_writes) > 5 else "")
