@@ -105,7 +105,9 @@ def build_pipeline(factory: ResponderFactory, settings: Settings, clients: AwsCl
 
 def lambda_handler_for(factory: ResponderFactory) -> Callable[[dict[str, Any], LambdaContext], Any]:
     """A Lambda handler: SQS batches with partial failures, or one direct EventBridge event."""
-    processor = BatchProcessor(event_type=EventType.SQS)
+    # Report every failed item, even when the whole batch failed: SQS retries exactly those and,
+    # after maxReceiveCount, moves them to the DLQ.
+    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
     pipelines: list[Pipeline] = []  # built on the first invocation, kept while the container lives
 
     def pipeline() -> Pipeline:

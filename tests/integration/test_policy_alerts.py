@@ -1,0 +1,103 @@
+"""Responder decisions that the corpus alone does not pin down."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+from botocore.stub import Stubber
+
+from connect_guard.clients import AwsClients
+from connect_guard.events import CloudTrailEvent
+from connect_guard.iam import PolicyReader
+from connect_guard.publisher import SnsPublisher
+from connect_guard.responders import policy_alerts
+from tests.conftest import load_event, with_new_event_id
+
+CUSTOMER_MANAGED = "iam/attach-group-policy-customer-managed.json"
+
+
+def event(relative: str, **identity_changes) -> CloudTrailEvent:
+    raw = with_new_event_id(load_event(relative))
+    raw["detail"]["userIdentity"].update(identity_changes)
+    return CloudTrailEvent.model_validate(raw)
+
+
+def test_the_suites_own_change_publishes_nothing(aws):
+    responder = policy_alerts.build(aws.settings(), aws.clients)
+    own_role = "arn:aws:iam::123456789012:role/connect-guard/connect-guard-dev-QuarantineRole-1A2B"
+    suite_event = event(
+        "iam/attach-role-policy-root.json",
+        type="AssumedRole",
+        arn="arn:aws:sts::123456789012:assumed-role/connect-guard-dev-QuarantineRole-1A2B/quarantine",
+        sessionContext={"sessionIssuer": {"type": "Role", "arn": own_role, "accountId": "123456789012"}},
+    )
+    outcome = responder.handle(suite_event)
+    assert outcome.outcome == "ignored" and "connect-guard itself" in (outcome.reason or "")
+    assert aws.inbox() == []
+
+
+def test_allowlisted_actor_alerts_at_info_and_says_what_it_would_have_been(aws):
+    responder = policy_alerts.build(
+        aws.settings(allowlisted_principals=("arn:aws:iam::111122223333:role/ConnectChangePipeline",)), aws.clients
+    )
+    outcome = responder.handle(event("iam/attach-role-policy-allowlisted-pipeline.json"))
+    assert outcome.severity == "INFO"
+    assert outcome.finding["actor"]["allowlisted"] is True
+    assert "would otherwise be HIGH" in outcome.finding["reasons"][0]
+
+
+def test_policy_in_another_account_without_member_role_is_high_and_says_why(aws):
+    responder = policy_alerts.build(aws.settings(member_role_name=None), aws.clients)
+    outcome = responder.handle(event(CUSTOMER_MANAGED))
+    assert outcome.severity == "HIGH"
+    assert outcome.finding["policy"]["document_source"] == "unavailable"
+    assert "no member role is configured" in outcome.finding["reasons"][0]
+
+
+def test_document_read_uses_the_member_role_and_reports_the_version(aws):
+    responder = policy_alerts.build(aws.settings(), aws.clients)
+    outcome = responder.handle(event(CUSTOMER_MANAGED))
+    assert outcome.finding["policy"]["document_source"] == "api"
+    assert outcome.finding["policy"]["version_id"] == "v2"
+    assert "connect:UpdateUserSecurityProfiles" in outcome.finding["reasons"][0]
+
+
+def test_deleted_policy_is_reported_not_retried(aws):
+    raw = with_new_event_id(load_event(CUSTOMER_MANAGED))
+    raw["detail"]["requestParameters"]["policyArn"] = "arn:aws:iam::111122223333:policy/AlreadyGone"
+    outcome = policy_alerts.build(aws.settings(), aws.clients).handle(CloudTrailEvent.model_validate(raw))
+    assert outcome.severity == "HIGH"
+    assert "NoSuchEntity" in outcome.finding["reasons"][0]
+
+
+def test_throttled_policy_read_raises_so_sqs_retries(aws):
+    settings = aws.settings()
+    clients = AwsClients("us-east-1", aws.session)
+    iam = clients.member_client("iam", "111122223333", "connect-guard-member", "test")
+    stubber = Stubber(iam)
+    stubber.add_client_error("get_policy", service_error_code="Throttling", http_status_code=400)
+    responder = policy_alerts.PolicyAlertResponder(
+        settings, SnsPublisher(clients.sns, settings.alert_topic_arn), PolicyReader(clients, "123456789012", "connect-guard-member")
+    )
+    with stubber, pytest.raises(Exception, match="Throttling"):
+        responder.handle(event(CUSTOMER_MANAGED))
+    assert aws.inbox() == []
+
+
+def test_denied_attempt_without_parameters_is_an_attempt_with_unknown_target(aws):
+    outcome = policy_alerts.build(aws.settings(), aws.clients).handle(event("iam/attach-user-policy-denied.json"))
+    finding = outcome.finding
+    assert finding["attempt"]["status"] == "denied" and finding["attempt"]["error_code"] == "AccessDenied"
+    assert finding["target"] is None and finding["policy"] is None
+    assert finding["title"].startswith("Denied attempt: AttachUserPolicy by ")
+    assert outcome.severity == "MEDIUM"
+
+
+def test_unsupported_event_name_is_rejected_as_poison(aws):
+    from connect_guard.errors import PoisonEventError
+
+    raw = copy.deepcopy(load_event(CUSTOMER_MANAGED))
+    raw["detail"]["eventName"] = "DetachGroupPolicy"
+    with pytest.raises(PoisonEventError, match="unsupported event"):
+        policy_alerts.build(aws.settings(), aws.clients).handle(CloudTrailEvent.model_validate(raw))
