@@ -39,17 +39,21 @@ class CallRecorder:
     def __init__(self) -> None:
         self.calls: list[dict[str, str]] = []
         self.emails: list[str] = []
+        self.findings: list[dict[str, Any]] = []
 
     def clear(self) -> None:
         self.calls.clear()
         self.emails.clear()
+        self.findings.clear()
 
     def __call__(self, model: Any, params: dict[str, Any], **_: Any) -> None:
         if model.name.startswith(_READ_PREFIXES):
             return
         self.calls.append({"service": model.service_model.endpoint_prefix, "operation": model.name})
         if model.name == "Publish" and params.get("MessageStructure") == "json":
-            self.emails.append(json.loads(params["Message"]).get("email", ""))
+            message = json.loads(params["Message"])
+            self.emails.append(message.get("email", ""))
+            self.findings.append(json.loads(message["default"]))
 
 
 class LocalAws:

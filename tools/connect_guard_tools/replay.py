@@ -84,8 +84,9 @@ class Replayer:
                 result.outcome = outcome["outcome"]
                 result.severity = outcome.get("severity")
                 result.reason = outcome.get("reason")
-                result.finding = outcome.get("finding")
                 result.alerts += [{"subject": a["subject"], "severity": a["severity"]} for a in outcome["alerts"]]
             result.actions += self.recorder.calls
             result.emails += self.recorder.emails
+            if self.recorder.findings:
+                result.finding = self.recorder.findings[-1]
         return result

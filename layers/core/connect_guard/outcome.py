@@ -23,7 +23,11 @@ class Outcome:
     severity: str | None = None
     reason: str | None = None
     alerts: list[Alert] = field(default_factory=list)
-    finding: dict[str, Any] | None = None
+    # The published finding, for callers in-process; not part of the stored dedup record,
+    # which keeps only what a redelivery needs to report.
+    finding: dict[str, Any] | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        body = asdict(self)
+        del body["finding"]
+        return body

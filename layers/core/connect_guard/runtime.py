@@ -11,8 +11,9 @@ import json
 from collections.abc import Callable
 from typing import Any, Protocol
 
+# Before anything imports pydantic (see functions/*/app.py): keeps Powertools' batch models unloaded.
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response  # noqa: I001
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.idempotency import (
     DynamoDBPersistenceLayer,
