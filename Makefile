@@ -55,8 +55,14 @@ $(SAM_STAMP):
 
 sam: $(SAM_STAMP)
 
+# Ship compiled bytecode (the runtime can't write __pycache__ under /var/task or /opt, so it would
+# recompile every cold start); unchecked-hash .pyc files don't depend on the zip's file times.
 build: $(STAMP) $(SAM_STAMP)
 	$(SAM_RUN) build
+	$(BIN)/python -m compileall -q --invalidation-mode unchecked-hash .aws-sam/build
 
 validate: $(STAMP) $(SAM_STAMP)
 	$(SAM_RUN) validate --lint
+
+bench: $(STAMP)
+	$(BIN)/python -m connect_guard_tools.bench

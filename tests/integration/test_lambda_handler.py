@@ -7,9 +7,9 @@ import sys
 from typing import Any
 
 import pytest
-
 from connect_guard.responders import policy_alerts
 from connect_guard.runtime import lambda_handler_for
+
 from tests.conftest import ROOT, load_event, with_new_event_id
 
 ADMIN_ATTACH = "iam/attach-user-policy-administratoraccess.json"
@@ -106,7 +106,9 @@ def test_retryable_failure_releases_the_dedup_claim_so_the_retry_alerts(aws, han
 
     body = json.dumps(with_new_event_id(load_event(ADMIN_ATTACH)))
     original = SnsPublisher.publish
-    monkeypatch.setattr(SnsPublisher, "publish", lambda self, finding: (_ for _ in ()).throw(TimeoutError("SNS timed out")))
+    monkeypatch.setattr(
+        SnsPublisher, "publish", lambda self, finding: (_ for _ in ()).throw(TimeoutError("SNS timed out"))
+    )
     assert handler(sqs_batch(body), lambda_context) == {"batchItemFailures": [{"itemIdentifier": "m-0"}]}
     monkeypatch.setattr(SnsPublisher, "publish", original)
     assert handler(sqs_batch(body), lambda_context) == {"batchItemFailures": []}

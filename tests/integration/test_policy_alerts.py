@@ -6,12 +6,12 @@ import copy
 
 import pytest
 from botocore.stub import Stubber
-
 from connect_guard.clients import AwsClients
 from connect_guard.events import CloudTrailEvent
 from connect_guard.iam import PolicyReader
 from connect_guard.publisher import SnsPublisher
 from connect_guard.responders import policy_alerts
+
 from tests.conftest import load_event, with_new_event_id
 
 CUSTOMER_MANAGED = "iam/attach-group-policy-customer-managed.json"
@@ -39,7 +39,8 @@ def test_the_suites_own_change_publishes_nothing(aws):
 
 def test_allowlisted_actor_alerts_at_info_and_says_what_it_would_have_been(aws):
     responder = policy_alerts.build(
-        aws.settings(allowlisted_principals=("arn:aws:iam::111122223333:role/ConnectChangePipeline",)), aws.clients
+        aws.settings(allowlisted_principals=("arn:aws:iam::111122223333:role/ConnectChangePipeline",)),
+        aws.clients,
     )
     outcome = responder.handle(event("iam/attach-role-policy-allowlisted-pipeline.json"))
     assert outcome.severity == "INFO"
@@ -78,7 +79,9 @@ def test_throttled_policy_read_raises_so_sqs_retries(aws):
     stubber = Stubber(iam)
     stubber.add_client_error("get_policy", service_error_code="Throttling", http_status_code=400)
     responder = policy_alerts.PolicyAlertResponder(
-        settings, SnsPublisher(clients.sns, settings.alert_topic_arn), PolicyReader(clients, "123456789012", "connect-guard-member")
+        settings,
+        SnsPublisher(clients.sns, settings.alert_topic_arn),
+        PolicyReader(clients, "123456789012", "connect-guard-member"),
     )
     with stubber, pytest.raises(Exception, match="Throttling"):
         responder.handle(event(CUSTOMER_MANAGED))

@@ -1,7 +1,6 @@
 """Subjects SNS accepts, actors as an analyst reads them, and the suite's safety checks."""
 
 import pytest
-
 from connect_guard.errors import ConfigurationError
 from connect_guard.events import CloudTrailRecord
 from connect_guard.findings import sns_subject
@@ -65,13 +64,19 @@ def test_actor_names_the_person_behind_an_sso_session():
 
 
 def test_root_and_long_term_key_actors_have_no_session():
-    root = Actor.from_record(record({"type": "Root", "arn": "arn:aws:iam::111122223333:root", "accountId": "111122223333"}))
+    root = Actor.from_record(
+        record({"type": "Root", "arn": "arn:aws:iam::111122223333:root", "accountId": "111122223333"})
+    )
     assert root.display == "root user of 111122223333"
     assert root.session_issuer_arn is None and root.mfa_authenticated is None
 
 
 def test_suite_principals_are_recognised_by_role_path_and_member_role():
-    own = assumed("arn:aws:iam::123456789012:role/connect-guard/connect-guard-dev-PolicyAlertsRole-ABC", "x", "123456789012")
+    own = assumed(
+        "arn:aws:iam::123456789012:role/connect-guard/connect-guard-dev-PolicyAlertsRole-ABC",
+        "x",
+        "123456789012",
+    )
     member = assumed("arn:aws:iam::111122223333:role/connect-guard-member", "connect-guard-read")
     lookalike_path_elsewhere = assumed("arn:aws:iam::111122223333:role/connect-guard/evil", "x")
     session_name_only = assumed("arn:aws:iam::111122223333:role/Attacker", "connect-guard-read")

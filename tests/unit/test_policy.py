@@ -3,7 +3,6 @@
 import json
 
 import pytest
-
 from connect_guard.errors import PoisonEventError
 from connect_guard.policy import MAX_DOCUMENT_CHARS, Severity, analyse, known_aws_managed, parse_document
 
@@ -22,13 +21,25 @@ def allow(action, resource="*", **extra) -> dict:
         (doc(allow("*")), Severity.CRITICAL, "full administrator access"),
         (doc(allow("iam:*")), Severity.CRITICAL, "iam:*"),
         (doc(allow("iam:Put*")), Severity.CRITICAL, "iam:PutRolePolicy"),
-        (doc(allow("IAM:attachrolepolicy", "arn:aws:iam::1:role/x")), Severity.CRITICAL, "iam:AttachRolePolicy"),
-        (doc(allow("iam:CreatePolicyVersion", "arn:aws:iam::1:policy/p")), Severity.CRITICAL, "CreatePolicyVersion"),
+        (
+            doc(allow("IAM:attachrolepolicy", "arn:aws:iam::1:role/x")),
+            Severity.CRITICAL,
+            "iam:AttachRolePolicy",
+        ),
+        (
+            doc(allow("iam:CreatePolicyVersion", "arn:aws:iam::1:policy/p")),
+            Severity.CRITICAL,
+            "CreatePolicyVersion",
+        ),
         (doc(allow("iam:PassRole")), Severity.CRITICAL, "iam:PassRole on every resource"),
         (doc(allow("sts:AssumeRole")), Severity.CRITICAL, "sts:AssumeRole on every resource"),
         (doc(allow("connect:*")), Severity.HIGH, "connect:UpdateUserSecurityProfiles"),
         (doc(allow(["connect:Update*", "connect:Describe*"])), Severity.HIGH, "Connect write access"),
-        (doc(allow(["connect:Describe*", "connect:List*", "connect:Get*"])), Severity.MEDIUM, "no administrator"),
+        (
+            doc(allow(["connect:Describe*", "connect:List*", "connect:Get*"])),
+            Severity.MEDIUM,
+            "no administrator",
+        ),
         (doc(allow("s3:GetObject", "arn:aws:s3:::bucket/*")), Severity.MEDIUM, "no administrator"),
     ],
 )
@@ -44,7 +55,11 @@ def test_passrole_on_a_single_role_is_not_critical():
 
 
 def test_notaction_grants_everything_it_does_not_list():
-    everything_but_iam = {"Effect": "Allow", "NotAction": ["iam:*", "sts:*", "organizations:*"], "Resource": "*"}
+    everything_but_iam = {
+        "Effect": "Allow",
+        "NotAction": ["iam:*", "sts:*", "organizations:*"],
+        "Resource": "*",
+    }
     analysis = analyse(parse_document(doc(everything_but_iam)))
     assert analysis.severity == Severity.HIGH  # connect:* is in, IAM escalation is out
     everything_but_s3 = {"Effect": "Allow", "NotAction": "s3:*", "Resource": "*"}
@@ -56,12 +71,19 @@ def test_deny_statements_grant_nothing():
 
 
 def test_url_encoded_single_statement_document():
-    encoded = "%7B%22Version%22%3A%222012-10-17%22%2C%22Statement%22%3A%7B%22Effect%22%3A%22Allow%22%2C%22Action%22%3A%22iam%3A%2A%22%2C%22Resource%22%3A%22%2A%22%7D%7D"
+    encoded = (
+        "%7B%22Version%22%3A%222012-10-17%22%2C%22Statement%22%3A%7B%22Effect%22%3A%22Allow%22%2C"
+        "%22Action%22%3A%22iam%3A%2A%22%2C%22Resource%22%3A%22%2A%22%7D%7D"
+    )
     assert analyse(parse_document(encoded)).severity == Severity.CRITICAL
 
 
 def test_grants_are_described_for_the_alert():
-    analysis = analyse(parse_document(doc(allow(["connect:Describe*"], "*", Condition={"Bool": {"aws:MultiFactorAuthPresent": "true"}}))))
+    analysis = analyse(
+        parse_document(
+            doc(allow(["connect:Describe*"], "*", Condition={"Bool": {"aws:MultiFactorAuthPresent": "true"}}))
+        )
+    )
     assert analysis.grants == ["Allow connect:Describe* on * (with conditions)"]
 
 

@@ -15,7 +15,6 @@ import sys
 import time
 import uuid
 import warnings
-from pathlib import Path
 from typing import Any
 
 from connect_guard_tools.template import PROJECT_ROOT
@@ -49,8 +48,13 @@ def cold_init() -> list[float]:
     }
     runs = []
     for _ in range(COLD_RUNS):
-        out = subprocess.run(  # noqa: S603 - our own interpreter and script
-            [sys.executable, "-c", _COLD_SCRIPT], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, check=True
+        out = subprocess.run(
+            [sys.executable, "-c", _COLD_SCRIPT],
+            cwd=PROJECT_ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
         )
         runs.append(float(out.stdout.strip().splitlines()[-1]))
     return runs
@@ -77,7 +81,9 @@ def warm_handler() -> dict[str, float]:
     own["detail"]["userIdentity"] = {
         "type": "AssumedRole",
         "arn": "arn:aws:sts::123456789012:assumed-role/connect-guard-dev-Role/x",
-        "sessionContext": {"sessionIssuer": {"arn": "arn:aws:iam::123456789012:role/connect-guard/connect-guard-dev-Role"}},
+        "sessionContext": {
+            "sessionIssuer": {"arn": "arn:aws:iam::123456789012:role/connect-guard/connect-guard-dev-Role"}
+        },
     }
     not_acting = json.dumps(own)
     results = {}

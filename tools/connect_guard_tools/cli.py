@@ -33,11 +33,18 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("--format", choices=("text", "json"), default="text")
     replay.add_argument("--config-env", default="default", help="samconfig.toml environment (default: default)")
     replay.add_argument(
-        "--parameter-overrides", nargs="*", default=[], metavar="KEY=VALUE",
+        "--parameter-overrides",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
         help="stack parameters, as for sam deploy (e.g. ResponseMode=enforce)",
     )
-    replay.add_argument("--seed", type=Path, default=PROJECT_ROOT / "events" / "demo-state.yaml",
-                        help="IAM state to create in the embedded AWS (default: events/demo-state.yaml)")
+    replay.add_argument(
+        "--seed",
+        type=Path,
+        default=PROJECT_ROOT / "events" / "demo-state.yaml",
+        help="IAM state to create in the embedded AWS (default: events/demo-state.yaml)",
+    )
     replay.add_argument("--show-findings", action="store_true", help="print each alert as email renders it")
     replay.add_argument("--fail-on-error", action="store_true", help="exit 1 if any event ends in error")
     replay.add_argument("--no-progress", action="store_true")
@@ -47,7 +54,9 @@ def _parser() -> argparse.ArgumentParser:
 def _text_line(result: dict[str, object], out: TextIO) -> None:
     mark = {"alerted": "!", "error": "x", "duplicate": "=", "ignored": "-"}.get(str(result["outcome"]), "*")
     name = result["event_name"] or "?"
-    route = ", ".join(f"{rule} -> {responder}" for rule, responder in zip(result["rules"], result["matched"], strict=False))  # type: ignore[call-overload]
+    route = ", ".join(
+        f"{rule} -> {responder}" for rule, responder in zip(result["rules"], result["matched"], strict=False)
+    )  # type: ignore[call-overload]
     severity = f" {result['severity']}" if result["severity"] else ""
     out.write(f"[{mark}] {result['source']}\n      {name}  {route or 'no rule'}  => {result['outcome']}{severity}\n")
     for alert in result["alerts"]:  # type: ignore[attr-defined]
@@ -55,7 +64,9 @@ def _text_line(result: dict[str, object], out: TextIO) -> None:
     if result["actions"]:
         calls = ", ".join(f"{a['service']}:{a['operation']}" for a in result["actions"])  # type: ignore[attr-defined]
         out.write(f"      calls: {calls}\n")
-    if result["reason"] and result["outcome"] in ("error", "ignored", "duplicate") and result["rules"] or result["outcome"] == "error":
+    if (result["reason"] and result["outcome"] in ("error", "ignored", "duplicate") and result["rules"]) or result[
+        "outcome"
+    ] == "error":
         out.write(f"      reason: {result['reason']}\n")
 
 
@@ -113,7 +124,9 @@ def replay(args: argparse.Namespace, out: TextIO) -> int:
     elapsed = time.perf_counter() - started
     total = sum(counts[k] for k in ("alerted", "ignored", "duplicate", "error", "rolled_back", "quarantined"))
     if args.format == "text":
-        by_severity = ", ".join(f"{s} {severities[s]}" for s in ("CRITICAL", "HIGH", "MEDIUM", "LOW", "INFO") if severities[s])
+        by_severity = ", ".join(
+            f"{s} {severities[s]}" for s in ("CRITICAL", "HIGH", "MEDIUM", "LOW", "INFO") if severities[s]
+        )
         out.write(
             f"\n{total} events, {counts['matched']} matched a rule: {counts['alerted']} alerted"
             f"{f' ({by_severity})' if by_severity else ''}, {counts['ignored']} ignored, "

@@ -28,12 +28,10 @@ def parse_overrides(value: str | list[str]) -> dict[str, str]:
     return {k: v.strip('"') for k, v in pairs.items()}
 
 
-def stack_parameters(config_env: str = "default", overrides: dict[str, str] | None = None,
-                     samconfig: Path = SAMCONFIG_PATH) -> dict[str, str]:
-    parameters = {
-        name: str(spec.get("Default", ""))
-        for name, spec in load_template().get("Parameters", {}).items()
-    }
+def stack_parameters(
+    config_env: str = "default", overrides: dict[str, str] | None = None, samconfig: Path = SAMCONFIG_PATH
+) -> dict[str, str]:
+    parameters = {name: str(spec.get("Default", "")) for name, spec in load_template().get("Parameters", {}).items()}
     if samconfig.exists():
         config: dict[str, Any] = tomllib.loads(samconfig.read_text())
         deploy = config.get(config_env, {}).get("deploy", {}).get("parameters", {})

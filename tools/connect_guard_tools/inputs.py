@@ -98,7 +98,9 @@ def _parse(text: str, source: str) -> Iterator[InputItem]:
 def iter_inputs(paths: Iterable[Path], root: Path | None = None) -> Iterator[InputItem]:
     """Every item under `paths`; directories are walked in sorted order."""
     for path in paths:
-        files = sorted(p for p in path.rglob("*") if p.is_file() and p.name.endswith(SUFFIXES)) if path.is_dir() else [path]
+        files = (
+            sorted(p for p in path.rglob("*") if p.is_file() and p.name.endswith(SUFFIXES)) if path.is_dir() else [path]
+        )
         for file in files:
             label = str(file.relative_to(root)) if root and file.is_relative_to(root) else str(file)
             yield from read_file(file, label)

@@ -14,23 +14,33 @@ from typing import Any
 
 import boto3
 import yaml
-from moto import mock_aws
-
 from connect_guard.clients import AwsClients
 from connect_guard.settings import Settings
+from moto import mock_aws
 
 SECURITY_ACCOUNT = "123456789012"  # moto's default account plays the security account
 REGION = "us-east-1"  # IAM's CloudTrail events reach EventBridge only here
 MEMBER_ROLE = "connect-guard-member"
 FAKE_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",  # noqa: S105 - moto's dummy credentials
+    "AWS_SECRET_ACCESS_KEY": "testing",
     "AWS_SESSION_TOKEN": "testing",
     "AWS_DEFAULT_REGION": REGION,
 }
 
 
-_READ_PREFIXES = ("Get", "List", "Describe", "Search", "Query", "Scan", "BatchGet", "Head", "Receive", "AssumeRole")
+_READ_PREFIXES = (
+    "Get",
+    "List",
+    "Describe",
+    "Search",
+    "Query",
+    "Scan",
+    "BatchGet",
+    "Head",
+    "Receive",
+    "AssumeRole",
+)
 
 
 class CallRecorder:
@@ -89,13 +99,13 @@ class LocalAws:
         kms = self.session.client("kms")
         self.key_id = kms.create_key(Description="connect-guard suite key")["KeyMetadata"]["KeyId"]
         sns, sqs = self.clients.sns, self.session.client("sqs")
-        self.topic_arn = sns.create_topic(
-            Name="connect-guard-alerts", Attributes={"KmsMasterKeyId": self.key_id}
-        )["TopicArn"]
+        self.topic_arn = sns.create_topic(Name="connect-guard-alerts", Attributes={"KmsMasterKeyId": self.key_id})[
+            "TopicArn"
+        ]
         self.inbox_url = sqs.create_queue(QueueName="soc-inbox")["QueueUrl"]
-        inbox_arn = sqs.get_queue_attributes(QueueUrl=self.inbox_url, AttributeNames=["QueueArn"])[
-            "Attributes"
-        ]["QueueArn"]
+        inbox_arn = sqs.get_queue_attributes(QueueUrl=self.inbox_url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
         sns.subscribe(TopicArn=self.topic_arn, Protocol="sqs", Endpoint=inbox_arn)
         self.table_name = "connect-guard-dedup"
         self.clients.dynamodb.create_table(

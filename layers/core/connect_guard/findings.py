@@ -134,7 +134,10 @@ def render_text(finding: Finding) -> str:
         "",
         "WHAT",
         _line("Event", f"{e.event_name} {verb} at {e.event_time}"),
-        _line("Error", finding.attempt.error_code and f"{finding.attempt.error_code}: {finding.attempt.error_message}"),
+        _line(
+            "Error",
+            finding.attempt.error_code and f"{finding.attempt.error_code}: {finding.attempt.error_message}",
+        ),
     ]
     if finding.target:
         lines.append(_line("Target", f"{finding.target.kind} {finding.target.name}"))
@@ -151,7 +154,10 @@ def render_text(finding: Finding) -> str:
         _line("Invoked by", a.invoked_by),
         _line("Source IP", a.source_ip),
         _line("User agent", a.user_agent),
-        _line("MFA", {True: "yes", False: "no"}.get(a.mfa_authenticated) if a.mfa_authenticated is not None else None),
+        _line(
+            "MFA",
+            {True: "yes", False: "no"}.get(a.mfa_authenticated) if a.mfa_authenticated is not None else None,
+        ),
         _line("Allowlisted", "yes (change expected; no action will be taken)" if finding.allowlisted else None),
         "",
         "WHERE",
@@ -167,7 +173,10 @@ def render_text(finding: Finding) -> str:
         _line("CloudTrail event", e.event_id),
         _line("Console", e.console_url),
         _line("Runbook", finding.runbook_url),
-        _line("Finding", f"{finding.finding_id} ({SCHEMA_ID} v{SCHEMA_VERSION}, mode {finding.mode}, {finding.environment})"),
+        _line(
+            "Finding",
+            f"{finding.finding_id} ({SCHEMA_ID} v{SCHEMA_VERSION}, mode {finding.mode}, {finding.environment})",
+        ),
     ]
     return "\n".join(line for line in lines if line is not None) + "\n"
 

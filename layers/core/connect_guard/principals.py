@@ -76,9 +76,7 @@ def is_suite_principal(actor: Actor, settings: Settings) -> bool:
     issuer = actor.session_issuer_arn
     if not issuer or ":role/" not in issuer:
         return False
-    if issuer.split(":")[4] == settings.own_account_id and _role_path(issuer).startswith(
-        settings.suite_role_path
-    ):
+    if issuer.split(":")[4] == settings.own_account_id and _role_path(issuer).startswith(settings.suite_role_path):
         return True
     return bool(settings.member_role_name) and issuer.rsplit("/", 1)[-1] == settings.member_role_name
 

@@ -11,9 +11,10 @@ import json
 from collections.abc import Callable
 from typing import Any, Protocol
 
-# Before anything imports pydantic (see functions/*/app.py): keeps Powertools' batch models unloaded.
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response  # noqa: I001
 from aws_lambda_powertools.metrics import MetricUnit
+
+# Before anything imports pydantic (see functions/*/app.py): keeps Powertools' batch models unloaded.
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.idempotency import (
     DynamoDBPersistenceLayer,
@@ -58,13 +59,12 @@ def parse_event(body: str | bytes | dict[str, Any]) -> tuple[dict[str, Any], Clo
     try:
         return body, CloudTrailEvent.model_validate(body)
     except ValidationError as error:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'event'}: {e['msg']}" for e in error.errors()[:5]
-        )
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'event'}: {e['msg']}" for e in error.errors()[:5])
         raise PoisonEventError(f"invalid CloudTrail event: {problems}") from error
 
 
-def _mark_duplicate(response: dict[str, Any], record: DataRecord) -> dict[str, Any]:
+def _mark_duplicate(response: Any, idempotent_data: DataRecord) -> Any:
+    """Powertools returns the stored outcome on a redelivery: report it as a duplicate."""
     return {**response, "outcome": "duplicate", "alerts": [], "reason": "eventID already processed"}
 
 

@@ -67,10 +67,7 @@ def describe_change(record: CloudTrailRecord) -> PolicyChange | None:
     policy_arn = record.param("policyArn")
     policy_name = record.param("policyName") or (policy_arn.rsplit("/", 1)[-1] if policy_arn else None)
     target_name = record.param(target_param)
-    if target_kind == "policy":
-        target = Target("policy", policy_name, policy_arn)
-    else:
-        target = Target(target_kind, target_name)
+    target = Target("policy", policy_name, policy_arn) if target_kind == "policy" else Target(target_kind, target_name)
     version_id = record.param("versionId")
     if change == "new_version":
         created = (record.response_elements or {}).get("policyVersion") or {}
@@ -126,7 +123,11 @@ class PolicyAlertResponder:
         if change.document is not None:
             return assess_document(change.document), "event", change.version_id
         if change.policy_arn is None:
-            return Analysis(Severity.HIGH, ["the event names no policy; review the change by hand"]), "unavailable", None
+            return (
+                Analysis(Severity.HIGH, ["the event names no policy; review the change by hand"]),
+                "unavailable",
+                None,
+            )
         known = known_aws_managed(change.policy_arn)
         if known:
             return Analysis(known[0], [known[1]], [known[1]]), "known", change.version_id
@@ -180,9 +181,7 @@ class PolicyAlertResponder:
                 console_url=console_url(record.aws_region, record.event_id),
             ),
             actor=actor,
-            attempt=Attempt(
-                "denied" if record.denied else "succeeded", record.error_code, record.error_message
-            ),
+            attempt=Attempt("denied" if record.denied else "succeeded", record.error_code, record.error_message),
             allowlisted=allowlisted is not None,
             reasons=tuple(analysis.reasons),
             runbook_url=self.settings.runbook_url(NAME),
@@ -204,7 +203,11 @@ class PolicyAlertResponder:
         message_id = self.publisher.publish(finding)
         logger.info(
             "finding published",
-            extra={"finding_id": finding.finding_id, "severity": str(severity), "account": finding.event.account_id},
+            extra={
+                "finding_id": finding.finding_id,
+                "severity": str(severity),
+                "account": finding.event.account_id,
+            },
         )
         outcome.outcome = "alerted"
         outcome.severity = str(severity)

@@ -1,0 +1,654 @@
+"""template.yaml as a security engineer reviews it: delivery guarantees, encryption, alarms,
+least privilege, pinned dependencies, and the rule → queue → responder wiring.
+
+The template is read the way CloudFormation reads it (intrinsics in long form), so these checks
+hold for every responder added later, not only for policy-alerts.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cfnlint.api import lint_file
+from connect_guard_tools.template import TEMPLATE_PATH, load_template, rule_routes
+
+ROOT = Path(__file__).resolve().parents[2]
+SUITE_ROLE_PATH = "/connect-guard/"
+
+T = load_template()
+RESOURCES: dict[str, Any] = T["Resources"]
+
+
+# ---- helpers ------------------------------------------------------------------------------------
+def of_type(resource_type: str) -> dict[str, dict[str, Any]]:
+    return {name: r for name, r in RESOURCES.items() if r["Type"] == resource_type}
+
+
+def props(name: str) -> dict[str, Any]:
+    return RESOURCES[name].get("Properties", {})
+
+
+def target(value: Any) -> str | None:
+    """Logical ID behind `!Ref X` / `!GetAtt X.Attr`, else None."""
+    if isinstance(value, dict):
+        if "Ref" in value:
+            return str(value["Ref"])
+        if "Fn::GetAtt" in value:
+            att = value["Fn::GetAtt"]
+            return str(att[0] if isinstance(att, list) else att.split(".")[0])
+    return None
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def without_no_value(items: list[Any]) -> Iterator[Any]:
+    """List items, with `Fn::If` expanded to both branches (AWS::NoValue dropped)."""
+    for item in items:
+        if isinstance(item, dict) and "Fn::If" in item:
+            yield from without_no_value(item["Fn::If"][1:])
+        elif item != {"Ref": "AWS::NoValue"}:
+            yield item
+
+
+def walk(node: Any) -> Iterator[tuple[str, Any]]:
+    """Every (key, value) pair in a nested structure."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield key, value
+            yield from walk(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from walk(item)
+
+
+FUNCTIONS = of_type("AWS::Serverless::Function")
+QUEUES = of_type("AWS::SQS::Queue")
+RULES = of_type("AWS::Events::Rule")
+ALARMS = of_type("AWS::CloudWatch::Alarm")
+QUEUE_POLICIES = of_type("AWS::SQS::QueuePolicy")
+
+
+def function_role(function: str) -> tuple[str, dict[str, Any]]:
+    role = target(props(function).get("Role"))
+    assert role and RESOURCES[role]["Type"] == "AWS::IAM::Role", (
+        f"{function} must use an explicit role: SAM's generated one attaches AWS managed "
+        "policies (logs, sqs) that apply to every resource"
+    )
+    return role, props(role)
+
+
+def role_statements(role_props: dict[str, Any]) -> list[dict[str, Any]]:
+    statements = []
+    for policy in without_no_value(role_props.get("Policies", [])):
+        statements += as_list(policy["PolicyDocument"]["Statement"])
+    return statements
+
+
+def dead_letter_queues() -> set[str]:
+    dlqs = set()
+    for queue in QUEUES.values():
+        redrive = queue["Properties"].get("RedrivePolicy")
+        if redrive:
+            dlqs.add(target(redrive["deadLetterTargetArn"]))
+    for rule in RULES.values():
+        for tgt in rule["Properties"].get("Targets", []):
+            if "DeadLetterConfig" in tgt:
+                dlqs.add(target(tgt["DeadLetterConfig"]["Arn"]))
+    dlqs.discard(None)
+    return dlqs  # type: ignore[return-value]
+
+
+def queue_policy_statements(queue: str) -> list[dict[str, Any]]:
+    statements = []
+    for policy in QUEUE_POLICIES.values():
+        if queue in {target(q) for q in policy["Properties"]["Queues"]}:
+            statements += as_list(policy["Properties"]["PolicyDocument"]["Statement"])
+    return statements
+
+
+def references_suite_key(value: Any) -> bool:
+    return target(value) == "SuiteKey"
+
+
+# ---- contract: parameters, globals, outputs ------------------------------------------------------
+def test_transform_and_function_globals() -> None:
+    assert T["Transform"] == "AWS::Serverless-2016-10-31"
+    glob = T["Globals"]["Function"]
+    assert glob["Runtime"] == "python3.13"
+    assert glob["Architectures"] == ["arm64"]
+    assert glob["Timeout"] == 30
+    assert glob["MemorySize"] == 512
+    assert {"Ref": "CoreLayer"} in glob["Layers"]
+
+
+@pytest.mark.parametrize(
+    ("name", "default"),
+    [
+        ("Environment", "dev"),
+        ("ResponseMode", "detect"),
+        ("AllowlistedPrincipals", ""),
+        ("AlertEmail", ""),
+        ("MemberRoleName", ""),
+        ("RunbookBaseUrl", "https://github.com/connect-guard/connect-guard/blob/main/docs/runbooks"),
+        ("LogRetentionDays", 365),
+        ("PowertoolsLayerVersion", 27),
+        ("OrganizationId", ""),
+        ("PolicyAlertsConcurrency", 5),
+    ],
+)
+def test_parameters_and_defaults(name: str, default: Any) -> None:
+    assert T["Parameters"][name]["Default"] == default
+
+
+def test_allowed_values_are_the_intended_ones() -> None:
+    params = T["Parameters"]
+    assert params["Environment"]["AllowedValues"] == ["dev", "prod"]
+    assert params["ResponseMode"]["AllowedValues"] == ["detect", "enforce"]
+    assert 365 in params["LogRetentionDays"]["AllowedValues"]
+    # SQS event sources accept MaximumConcurrency 2..1000 only.
+    assert params["PolicyAlertsConcurrency"]["MinValue"] >= 2
+
+
+def test_outputs() -> None:
+    assert set(T["Outputs"]) >= {
+        "AlertTopicArn",
+        "DedupTableName",
+        "PolicyAlertsQueueUrl",
+        "PolicyAlertsDLQUrl",
+        "EventDeliveryDLQUrl",
+        "SuiteKeyArn",
+        "CoreLayerArn",
+    }
+
+
+# ---- event delivery ------------------------------------------------------------------------------
+def test_every_rule_target_has_retry_policy_and_dlq() -> None:
+    assert RULES
+    for name, rule in RULES.items():
+        targets = rule["Properties"]["Targets"]
+        assert targets, name
+        for tgt in targets:
+            retry = tgt["RetryPolicy"]
+            assert retry == {"MaximumRetryAttempts": 185, "MaximumEventAgeInSeconds": 86400}, name
+            dlq = target(tgt["DeadLetterConfig"]["Arn"])
+            assert dlq in QUEUES, f"{name}: DLQ must be a queue of this stack"
+            # Resource-policy targets must not carry a RoleArn: it breaks delivery to KMS queues.
+            assert "RoleArn" not in tgt, name
+
+
+def test_rules_are_enabled_on_the_default_bus() -> None:
+    for name, rule in RULES.items():
+        assert rule["Properties"]["State"] == "ENABLED", name
+        assert rule["Properties"].get("EventBusName", "default") == "default", name
+
+
+def test_every_queue_is_encrypted_with_the_suite_key() -> None:
+    assert QUEUES
+    for name, queue in QUEUES.items():
+        assert references_suite_key(queue["Properties"].get("KmsMasterKeyId")), name
+
+
+def test_every_non_dlq_queue_has_a_redrive_policy() -> None:
+    dlqs = dead_letter_queues()
+    assert {"PolicyAlertsDLQ", "EventDeliveryDLQ"} <= dlqs
+    for name, queue in QUEUES.items():
+        if name in dlqs:
+            assert queue["Properties"]["MessageRetentionPeriod"] == 14 * 24 * 3600, name
+            continue
+        redrive = queue["Properties"]["RedrivePolicy"]
+        dlq = target(redrive["deadLetterTargetArn"])
+        assert dlq in QUEUES and dlq != name, name
+        assert 1 < redrive["maxReceiveCount"] <= 10, name
+        # A message keeps its enqueue time in the DLQ: the DLQ must outlive the source queue.
+        source_retention = queue["Properties"].get("MessageRetentionPeriod", 4 * 24 * 3600)
+        assert QUEUES[dlq]["Properties"]["MessageRetentionPeriod"] > source_retention, name
+
+
+def test_queue_visibility_timeout_is_six_times_the_consumer_timeout() -> None:
+    timeout = T["Globals"]["Function"]["Timeout"]
+    for fn_name, fn in FUNCTIONS.items():
+        for event in fn["Properties"]["Events"].values():
+            if event["Type"] == "SQS":
+                queue = target(event["Properties"]["Queue"])
+                fn_timeout = fn["Properties"].get("Timeout", timeout)
+                assert QUEUES[queue]["Properties"]["VisibilityTimeout"] >= 6 * fn_timeout, fn_name
+
+
+def test_every_queue_denies_access_without_tls() -> None:
+    for name in QUEUES:
+        denies = [
+            s
+            for s in queue_policy_statements(name)
+            if s["Effect"] == "Deny"
+            and s["Principal"] == "*"
+            and s["Action"] in ("sqs:*", ["sqs:*"])
+            and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+        ]
+        assert denies, f"{name} has no deny-without-TLS statement"
+
+
+def test_eventbridge_may_send_only_on_behalf_of_the_rules_that_use_the_queue() -> None:
+    users: dict[str, set[str]] = {}
+    for rule_name, rule in RULES.items():
+        for tgt in rule["Properties"]["Targets"]:
+            users.setdefault(target(tgt["Arn"]) or "", set()).add(rule_name)
+            users.setdefault(target(tgt["DeadLetterConfig"]["Arn"]) or "", set()).add(rule_name)
+    for queue in QUEUES:
+        allows = [s for s in queue_policy_statements(queue) if s["Effect"] == "Allow"]
+        for statement in allows:
+            assert statement["Principal"] == {"Service": "events.amazonaws.com"}, queue
+            assert statement["Action"] in ("sqs:SendMessage", ["sqs:SendMessage"]), queue
+            sources = {target(a) for a in as_list(statement["Condition"]["ArnEquals"]["aws:SourceArn"])}
+            assert sources == users.get(queue, set()), queue
+        assert bool(allows) == (queue in users), f"{queue}: EventBridge access iff a rule uses it"
+
+
+# ---- alarms --------------------------------------------------------------------------------------
+def _notifies_topic(alarm: dict[str, Any]) -> bool:
+    p = alarm["Properties"]
+    return p["AlarmActions"] == [{"Ref": "AlertTopic"}] and p["OKActions"] == [{"Ref": "AlertTopic"}]
+
+
+def test_every_dlq_has_an_alarm_that_notifies_the_topic() -> None:
+    for dlq in dead_letter_queues():
+        alarms = [
+            a
+            for a in ALARMS.values()
+            if a["Properties"]["MetricName"] == "ApproximateNumberOfMessagesVisible"
+            and a["Properties"]["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": [dlq, "QueueName"]}}]
+        ]
+        assert len(alarms) == 1, f"{dlq} needs exactly one depth alarm"
+        p = alarms[0]["Properties"]
+        assert p["Namespace"] == "AWS/SQS"
+        assert (p["ComparisonOperator"], p["Threshold"]) == ("GreaterThanThreshold", 0)
+        assert (p["Period"], p["EvaluationPeriods"]) == (60, 1)
+        assert p["TreatMissingData"] == "notBreaching"
+        assert _notifies_topic(alarms[0])
+    assert "PolicyAlertsDLQAlarm" in ALARMS and "EventDeliveryDLQAlarm" in ALARMS
+
+
+def test_every_function_has_an_errors_alarm() -> None:
+    for name in FUNCTIONS:
+        alarms = [
+            a
+            for a in ALARMS.values()
+            if a["Properties"]["Namespace"] == "AWS/Lambda"
+            and a["Properties"]["MetricName"] == "Errors"
+            and a["Properties"]["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": name}}]
+        ]
+        assert len(alarms) == 1 and _notifies_topic(alarms[0]), name
+
+
+def test_every_alarm_notifies_the_topic_and_matches_the_topic_policy() -> None:
+    topic_policy = props("AlertTopicPolicy")["PolicyDocument"]["Statement"]
+    (cloudwatch,) = [s for s in topic_policy if s.get("Principal") == {"Service": "cloudwatch.amazonaws.com"}]
+    allowed_prefix = cloudwatch["Condition"]["ArnLike"]["aws:SourceArn"]["Fn::Sub"].split(":alarm:")[1]
+    assert allowed_prefix.endswith("*")
+    for name, alarm in ALARMS.items():
+        assert _notifies_topic(alarm), name
+        alarm_name = alarm["Properties"]["AlarmName"]["Fn::Sub"]
+        assert alarm_name.startswith(allowed_prefix[:-1]), f"{name}: topic policy would refuse it"
+
+
+# ---- functions: logs, concurrency, environment ----------------------------------------------------
+def test_every_function_has_its_own_encrypted_log_group_with_retention() -> None:
+    assert FUNCTIONS
+    for name, fn in FUNCTIONS.items():
+        group = target(fn["Properties"]["LoggingConfig"]["LogGroup"])
+        assert group and RESOURCES[group]["Type"] == "AWS::Logs::LogGroup", name
+        p = props(group)
+        assert p["RetentionInDays"] == {"Ref": "LogRetentionDays"}, name
+        assert references_suite_key(p["KmsKeyId"]), name
+        responder = Path(fn["Properties"]["CodeUri"]).name.replace("_", "-")
+        assert p["LogGroupName"] == {"Fn::Sub": f"/connect-guard/${{Environment}}/{responder}"}, name
+
+
+def test_key_policy_lets_logs_encrypt_exactly_the_suite_log_groups() -> None:
+    (logs,) = [
+        s
+        for s in props("SuiteKey")["KeyPolicy"]["Statement"]
+        if s["Principal"] == {"Service": {"Fn::Sub": "logs.${AWS::Region}.amazonaws.com"}}
+    ]
+    scope = logs["Condition"]["ArnLike"]["kms:EncryptionContext:aws:logs:arn"]["Fn::Sub"]
+    assert scope.endswith(":log-group:/connect-guard/*")
+    for fn in FUNCTIONS.values():
+        group = props(target(fn["Properties"]["LoggingConfig"]["LogGroup"]) or "")
+        assert group["LogGroupName"]["Fn::Sub"].startswith("/connect-guard/")
+
+
+def test_every_function_has_reserved_concurrency_and_a_bounded_event_source() -> None:
+    for name, fn in FUNCTIONS.items():
+        reserved = fn["Properties"]["ReservedConcurrentExecutions"]
+        assert reserved is not None, name
+        for event in fn["Properties"]["Events"].values():
+            if event["Type"] == "SQS":
+                p = event["Properties"]
+                # The poller must never want more than the reserved concurrency (throttling loops).
+                assert p["ScalingConfig"]["MaximumConcurrency"] == reserved, name
+                assert p["FunctionResponseTypes"] == ["ReportBatchItemFailures"], name
+                assert p["BatchSize"] == 10 and p["MaximumBatchingWindowInSeconds"] == 1, name
+
+
+def test_policy_alerts_function_contract() -> None:
+    p = props("PolicyAlertsFunction")
+    assert p["CodeUri"] == "functions/policy_alerts"
+    assert p["Handler"] == "app.lambda_handler"
+    assert p["ReservedConcurrentExecutions"] == {"Ref": "PolicyAlertsConcurrency"}
+    (event,) = p["Events"].values()
+    assert event["Type"] == "SQS"
+    assert event["Properties"]["Queue"] == {"Fn::GetAtt": ["PolicyAlertsQueue", "Arn"]}
+    env = p["Environment"]["Variables"]
+    assert env == {
+        "ENVIRONMENT": {"Ref": "Environment"},
+        "RESPONSE_MODE": {"Ref": "ResponseMode"},
+        "ALERT_TOPIC_ARN": {"Ref": "AlertTopic"},
+        "DEDUP_TABLE_NAME": {"Ref": "DedupTable"},
+        "ALLOWLISTED_PRINCIPALS": {"Ref": "AllowlistedPrincipals"},
+        "MEMBER_ROLE_NAME": {"Ref": "MemberRoleName"},
+        "RUNBOOK_BASE_URL": {"Ref": "RunbookBaseUrl"},
+        "SUITE_ROLE_PATH": SUITE_ROLE_PATH,
+        "POWERTOOLS_SERVICE_NAME": "policy-alerts",
+        "POWERTOOLS_METRICS_NAMESPACE": "ConnectGuard",
+        "POWERTOOLS_LOG_LEVEL": "INFO",
+    }
+
+
+def test_the_core_layer_builds_into_opt_python() -> None:
+    layer = RESOURCES["CoreLayer"]
+    assert layer["Type"] == "AWS::Serverless::LayerVersion"
+    assert layer["Metadata"] == {"BuildMethod": "python3.13", "BuildArchitecture": "arm64"}
+    p = layer["Properties"]
+    assert p["ContentUri"] == "layers/core"
+    assert (p["CompatibleRuntimes"], p["CompatibleArchitectures"]) == (["python3.13"], ["arm64"])
+    # The python3.13 builder copies ContentUri into python/: the package must sit right under it.
+    assert (ROOT / "layers/core/connect_guard/__init__.py").is_file()
+
+
+# ---- encryption at rest --------------------------------------------------------------------------
+def test_key_rotates_and_is_kept() -> None:
+    key = RESOURCES["SuiteKey"]
+    assert key["Properties"]["EnableKeyRotation"] is True
+    # The table is retained: the key that encrypts it must be too.
+    assert key["DeletionPolicy"] == key["UpdateReplacePolicy"] == "Retain"
+    assert props("SuiteKeyAlias")["AliasName"] == {"Fn::Sub": "alias/connect-guard-${Environment}"}
+
+
+# Services that encrypt for our own resources only; the queue and topic policies restrict who
+# can make them do so. Any other service principal must be conditioned.
+UNCONDITIONED_KEY_SERVICES = {"events.amazonaws.com", "cloudwatch.amazonaws.com"}
+
+
+def test_key_policy_grants_services_only_data_key_use() -> None:
+    for statement in props("SuiteKey")["KeyPolicy"]["Statement"]:
+        principal = statement["Principal"]
+        assert principal != "*" and principal != {"AWS": "*"}, statement["Sid"]
+        if "Service" in principal:
+            assert statement["Effect"] == "Allow", statement["Sid"]
+            assert set(as_list(statement["Action"])) <= {
+                "kms:GenerateDataKey*",
+                "kms:Decrypt",
+                "kms:Decrypt*",
+                "kms:Encrypt*",
+                "kms:ReEncrypt*",
+                "kms:Describe*",
+            }, statement["Sid"]
+            if not (isinstance(principal["Service"], str) and principal["Service"] in UNCONDITIONED_KEY_SERVICES):
+                assert statement.get("Condition"), statement["Sid"]
+        else:
+            assert principal == {"AWS": {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}}
+
+
+def test_topic_and_table_use_the_suite_key() -> None:
+    assert references_suite_key(props("AlertTopic")["KmsMasterKeyId"])
+    sse = props("DedupTable")["SSESpecification"]
+    assert sse["SSEEnabled"] is True and sse["SSEType"] == "KMS"
+    assert references_suite_key(sse["KMSMasterKeyId"])
+
+
+def test_dedup_table_matches_powertools_idempotency_defaults() -> None:
+    table = RESOURCES["DedupTable"]
+    p = table["Properties"]
+    assert table["DeletionPolicy"] == table["UpdateReplacePolicy"] == "Retain"
+    assert p["BillingMode"] == "PAY_PER_REQUEST"
+    assert p["KeySchema"] == [{"AttributeName": "id", "KeyType": "HASH"}]
+    assert p["AttributeDefinitions"] == [{"AttributeName": "id", "AttributeType": "S"}]
+    assert p["TimeToLiveSpecification"] == {"AttributeName": "expiration", "Enabled": True}
+    assert p["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+
+
+def test_alert_topic_refuses_publishing_without_tls() -> None:
+    statements = props("AlertTopicPolicy")["PolicyDocument"]["Statement"]
+    tls_only = {"Bool": {"aws:SecureTransport": "false"}}
+    assert any(s["Effect"] == "Deny" and s["Condition"] == tls_only for s in statements)
+    for s in statements:
+        if s["Effect"] == "Allow" and "Service" in s["Principal"]:
+            assert s["Condition"]["StringEquals"]["aws:SourceAccount"] == {"Ref": "AWS::AccountId"}
+
+
+STATEFUL = ("AWS::SQS::Queue", "AWS::DynamoDB::Table", "AWS::Logs::LogGroup", "AWS::KMS::Key")
+
+
+def test_stateful_resources_say_what_happens_to_their_data() -> None:
+    for name, resource in RESOURCES.items():
+        if resource["Type"] in STATEFUL:
+            assert resource.get("DeletionPolicy") in ("Delete", "Retain"), name
+            assert resource.get("UpdateReplacePolicy") == resource["DeletionPolicy"], name
+
+
+# ---- least privilege -----------------------------------------------------------------------------
+WRITE_VERBS = (
+    *("Put", "Update", "Delete", "Create", "Attach", "Detach", "Set", "Tag", "Untag", "Change"),
+    *("Send", "Publish", "Assume", "Pass", "Invoke", "Generate", "Encrypt", "ReEncrypt"),
+)
+
+POLICY_ALERTS_ACTIONS = {
+    # the function's own plumbing (what SAM's managed policies would grant on "*")
+    "logs:CreateLogStream": "PolicyAlertsLogGroup",
+    "logs:PutLogEvents": "PolicyAlertsLogGroup",
+    "sqs:ReceiveMessage": "PolicyAlertsQueue",
+    "sqs:DeleteMessage": "PolicyAlertsQueue",
+    "sqs:GetQueueAttributes": "PolicyAlertsQueue",
+    # the contract
+    "sns:Publish": "AlertTopic",
+    "kms:Decrypt": "SuiteKey",
+    "kms:GenerateDataKey": "SuiteKey",
+    "dynamodb:PutItem": "DedupTable",
+    "dynamodb:GetItem": "DedupTable",
+    "dynamodb:UpdateItem": "DedupTable",
+    "dynamodb:DeleteItem": "DedupTable",
+    "iam:GetPolicy": None,
+    "iam:GetPolicyVersion": None,
+    "sts:AssumeRole": None,
+}
+
+
+def test_every_function_role_is_explicit_under_the_suite_path() -> None:
+    for name in FUNCTIONS:
+        assert "Policies" not in props(name) and "RolePath" not in props(name), name
+        role, role_props = function_role(name)
+        assert role_props["Path"] == SUITE_ROLE_PATH, role
+        assert props(name)["Environment"]["Variables"]["SUITE_ROLE_PATH"] == SUITE_ROLE_PATH, name
+        assert "ManagedPolicyArns" not in role_props, f"{role}: managed policies are not scoped"
+        trust = role_props["AssumeRolePolicyDocument"]["Statement"]
+        assert [s["Principal"] for s in trust] == [{"Service": "lambda.amazonaws.com"}], role
+
+
+def test_function_statements_name_no_wildcard_resource() -> None:
+    for name in FUNCTIONS:
+        _, role_props = function_role(name)
+        for statement in role_statements(role_props):
+            assert statement["Effect"] == "Allow"
+            actions = as_list(statement["Action"])
+            assert not any("*" in a for a in actions), f"{name}: wildcard action in {statement['Sid']}"
+            for resource in as_list(statement["Resource"]):
+                assert resource != "*", f"{name}: {statement['Sid']} applies to every resource"
+                if any(a.split(":")[1].startswith(WRITE_VERBS) for a in actions):
+                    # Writes name one resource of this stack, or (AssumeRole) one role name.
+                    assert target(resource) or "${MemberRoleName}" in resource.get("Fn::Sub", ""), (
+                        f"{name}: {statement['Sid']} writes to a pattern"
+                    )
+
+
+def test_policy_alerts_has_exactly_the_contract_actions_on_their_resources() -> None:
+    _, role_props = function_role("PolicyAlertsFunction")
+    granted: dict[str, list[Any]] = {}
+    for statement in role_statements(role_props):
+        for action in as_list(statement["Action"]):
+            granted.setdefault(action, []).extend(as_list(statement["Resource"]))
+    assert set(granted) == set(POLICY_ALERTS_ACTIONS)
+    for action, resource in POLICY_ALERTS_ACTIONS.items():
+        if resource:
+            assert {target(r) for r in granted[action]} == {resource}, action
+    assert (
+        granted["iam:GetPolicy"]
+        == granted["iam:GetPolicyVersion"]
+        == [
+            {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:policy/*"},
+            {"Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/*"},
+        ]
+    )
+    assert granted["sts:AssumeRole"] == [{"Fn::Sub": "arn:${AWS::Partition}:iam::*:role/${MemberRoleName}"}]
+
+
+def test_member_role_is_assumed_only_when_configured() -> None:
+    _, role_props = function_role("PolicyAlertsFunction")
+    unconditional = [p for p in role_props["Policies"] if "Fn::If" not in p]
+    statements = [s for p in unconditional for s in p["PolicyDocument"]["Statement"]]
+    assert all("sts:AssumeRole" not in as_list(s["Action"]) for s in statements)
+    (conditional,) = [p["Fn::If"] for p in role_props["Policies"] if "Fn::If" in p]
+    assert conditional[0] == "HasMemberRole" and conditional[2] == {"Ref": "AWS::NoValue"}
+    assert T["Conditions"]["HasMemberRole"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "MemberRoleName"}, ""]}]}
+
+
+def test_organization_bus_policy_is_conditional_and_org_scoped() -> None:
+    policy = RESOURCES["OrganizationBusPolicy"]
+    assert policy["Condition"] == "HasOrganization"
+    statement = policy["Properties"]["Statement"]
+    assert statement["Action"] == "events:PutEvents"
+    assert statement["Condition"] == {"StringEquals": {"aws:PrincipalOrgID": {"Ref": "OrganizationId"}}}
+
+
+# ---- pinned dependencies -------------------------------------------------------------------------
+def _pyproject_pin(package: str) -> str:
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    (pin,) = [d for d in deps if re.match(rf"{re.escape(package)}(\[.*\])?==", d)]
+    return pin.split("==")[1]
+
+
+def test_powertools_layer_is_pinned_and_matches_pyproject() -> None:
+    (layer,) = [x for x in T["Globals"]["Function"]["Layers"] if "Fn::Sub" in x]
+    arn = layer["Fn::Sub"]
+    assert "latest" not in arn.lower()
+    assert re.fullmatch(
+        r"arn:\$\{AWS::Partition\}:lambda:\$\{AWS::Region\}:017000801446:layer:"
+        r"AWSLambdaPowertoolsPythonV3-python313-arm64:\$\{PowertoolsLayerVersion\}",
+        arn,
+    ), arn
+    param = T["Parameters"]["PowertoolsLayerVersion"]
+    documented = re.search(r"Layer (\d+) = aws-lambda-powertools (\d+\.\d+\.\d+)", param["Description"])
+    assert documented, "the Description must document the layer → package version mapping"
+    layer_version, package_version = int(documented[1]), documented[2]
+    assert param["Default"] == layer_version
+    assert _pyproject_pin("aws-lambda-powertools") == package_version
+
+
+def test_layer_name_matches_runtime_and_architecture() -> None:
+    glob = T["Globals"]["Function"]
+    runtime = glob["Runtime"].replace(".", "")  # python3.13 -> python313
+    (layer,) = [x for x in glob["Layers"] if "Fn::Sub" in x]
+    assert f"-{runtime}-{glob['Architectures'][0]}:" in layer["Fn::Sub"]
+
+
+# ---- rule patterns and routing -------------------------------------------------------------------
+POLICY_EVENTS = [
+    "AttachUserPolicy",
+    "AttachRolePolicy",
+    "AttachGroupPolicy",
+    "PutUserPolicy",
+    "PutRolePolicy",
+    "PutGroupPolicy",
+    "CreatePolicyVersion",
+    "SetDefaultPolicyVersion",
+]
+
+
+def test_policy_attachment_rule_pattern() -> None:
+    assert props("PolicyAttachmentRule")["EventPattern"] == {
+        "source": ["aws.iam"],
+        "detail-type": ["AWS API Call via CloudTrail"],
+        "detail": {"eventSource": ["iam.amazonaws.com"], "eventName": POLICY_EVENTS},
+    }
+
+
+def test_rule_patterns_are_literal_and_do_not_filter_on_error_code() -> None:
+    for name, rule in RULES.items():
+        pattern = rule["Properties"].get("EventPattern")
+        if pattern is None:
+            continue
+        assert isinstance(pattern, dict), f"{name}: write the pattern as a YAML mapping"
+        keys = [key for key, _ in walk(pattern)]
+        assert not any(k == "Ref" or k.startswith("Fn::") for k in keys), f"{name}: intrinsic in pattern"
+        # Denied calls carry detail.errorCode: filtering on it would hide the attempts.
+        assert "errorCode" not in keys, name
+
+
+def test_rule_routes_reach_the_policy_alerts_responder() -> None:
+    routes = {r.rule: r for r in rule_routes(T)}
+    route = routes["PolicyAttachmentRule"]
+    assert (route.queue, route.function, route.responder) == (
+        "PolicyAlertsQueue",
+        "PolicyAlertsFunction",
+        "policy_alerts",
+    )
+    # Every rule with a pattern ends in a responder, and every responder has code.
+    patterned = {n for n, r in RULES.items() if "EventPattern" in r["Properties"]}
+    assert set(routes) == patterned
+    for r in routes.values():
+        assert (ROOT / "functions" / r.responder).is_dir(), r.responder
+
+
+# ---- samconfig.toml ------------------------------------------------------------------------------
+SAMCONFIG = tomllib.loads((ROOT / "samconfig.toml").read_text())
+
+
+@pytest.mark.parametrize(
+    ("env", "stack", "mode", "confirm"),
+    [("default", "connect-guard-dev", "detect", False), ("prod", "connect-guard-prod", "enforce", True)],
+)
+def test_samconfig_environments(env: str, stack: str, mode: str, confirm: bool) -> None:
+    from connect_guard_tools.config import parse_overrides
+
+    config = SAMCONFIG[env]
+    assert config["global"]["parameters"] == {"stack_name": stack, "region": "us-east-1"}
+    deploy = config["deploy"]["parameters"]
+    assert deploy["capabilities"] == "CAPABILITY_IAM"
+    assert deploy["resolve_s3"] is True and deploy["confirm_changeset"] is confirm
+    assert config["build"]["parameters"] == {"cached": True, "parallel": True}
+    assert config["validate"]["parameters"] == {"lint": True}
+    overrides = parse_overrides(deploy["parameter_overrides"])
+    assert overrides["Environment"] == stack.rsplit("-", 1)[1]
+    assert overrides["ResponseMode"] == mode
+    for name, value in overrides.items():
+        spec = T["Parameters"][name]  # a typo here would be silently ignored by sam deploy
+        if "AllowedValues" in spec:
+            assert value in [str(v) for v in spec["AllowedValues"]], name
+
+
+def test_samconfig_dev_allowlists_the_demo_pipeline_role() -> None:
+    from connect_guard_tools.config import parse_overrides
+
+    overrides = parse_overrides(SAMCONFIG["default"]["deploy"]["parameters"]["parameter_overrides"])
+    assert overrides["AllowlistedPrincipals"] == "arn:aws:iam::111122223333:role/ConnectChangePipeline"
+
+
+# ---- cfn-lint ------------------------------------------------------------------------------------
+def test_cfn_lint_reports_nothing() -> None:
+    matches = lint_file(Path(TEMPLATE_PATH))
+    assert [f"{m.rule.id} {m.message} (line {m.linenumber})" for m in matches] == []
