@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from connect_guard_tools.local_aws import LocalAws
 
 ROOT = Path(__file__).resolve().parents[1]

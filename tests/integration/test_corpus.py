@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 import yaml
+
 from connect_guard_tools.config import replay_parameters, settings_values
 from connect_guard_tools.inputs import iter_inputs
 from connect_guard_tools.local_aws import LocalAws
 from connect_guard_tools.replay import Replayer, ReplayResult
-
 from tests.conftest import EVENTS
 
 EXPECTATIONS: dict[str, Any] = yaml.safe_load((EVENTS / "expectations.yaml").read_text())

@@ -7,9 +7,9 @@ import sys
 from typing import Any
 
 import pytest
+
 from connect_guard.responders import policy_alerts
 from connect_guard.runtime import lambda_handler_for
-
 from tests.conftest import ROOT, load_event, with_new_event_id
 
 ADMIN_ATTACH = "iam/attach-user-policy-administratoraccess.json"

@@ -6,12 +6,12 @@ import copy
 
 import pytest
 from botocore.stub import Stubber
+
 from connect_guard.clients import AwsClients
 from connect_guard.events import CloudTrailEvent
 from connect_guard.iam import PolicyReader
 from connect_guard.publisher import SnsPublisher
 from connect_guard.responders import policy_alerts
-
 from tests.conftest import load_event, with_new_event_id
 
 CUSTOMER_MANAGED = "iam/attach-group-policy-customer-managed.json"

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from cfnlint.api import lint_file
+
 from connect_guard_tools.template import TEMPLATE_PATH, load_template, rule_routes
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,6 +1,7 @@
 """Subjects SNS accepts, actors as an analyst reads them, and the suite's safety checks."""
 
 import pytest
+
 from connect_guard.errors import ConfigurationError
 from connect_guard.events import CloudTrailRecord
 from connect_guard.findings import sns_subject

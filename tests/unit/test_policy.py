@@ -3,6 +3,7 @@
 import json
 
 import pytest
+
 from connect_guard.errors import PoisonEventError
 from connect_guard.policy import MAX_DOCUMENT_CHARS, Severity, analyse, known_aws_managed, parse_document
 

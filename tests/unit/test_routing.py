@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
+from moto.events.models import EventPattern
+
 from connect_guard_tools.inputs import iter_inputs
 from connect_guard_tools.routing import Router, compile_pattern
 from connect_guard_tools.template import rule_routes
-from moto.events.models import EventPattern
-
 from tests.conftest import EVENTS
 
 CORPUS = [item.event for item in iter_inputs([EVENTS]) if item.event is not None]

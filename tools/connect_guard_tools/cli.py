@@ -12,9 +12,12 @@ import warnings
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from connect_guard_tools.template import PROJECT_ROOT
+
+if TYPE_CHECKING:
+    from connect_guard_tools.replay import ReplayResult
 
 PROGRESS_THRESHOLD = 200  # items before a progress bar appears (on a terminal)
 
@@ -51,23 +54,19 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _text_line(result: dict[str, object], out: TextIO) -> None:
-    mark = {"alerted": "!", "error": "x", "duplicate": "=", "ignored": "-"}.get(str(result["outcome"]), "*")
-    name = result["event_name"] or "?"
-    route = ", ".join(
-        f"{rule} -> {responder}" for rule, responder in zip(result["rules"], result["matched"], strict=False)
-    )  # type: ignore[call-overload]
-    severity = f" {result['severity']}" if result["severity"] else ""
-    out.write(f"[{mark}] {result['source']}\n      {name}  {route or 'no rule'}  => {result['outcome']}{severity}\n")
-    for alert in result["alerts"]:  # type: ignore[attr-defined]
+def _text_line(result: ReplayResult, out: TextIO) -> None:
+    mark = {"alerted": "!", "error": "x", "duplicate": "=", "ignored": "-"}.get(result.outcome, "*")
+    route = ", ".join(f"{rule} -> {responder}" for rule, responder in zip(result.rules, result.matched, strict=True))
+    severity = f" {result.severity}" if result.severity else ""
+    out.write(f"[{mark}] {result.source}\n")
+    out.write(f"      {result.event_name or '?'}  {route or 'no rule'}  => {result.outcome}{severity}\n")
+    for alert in result.alerts:
         out.write(f"      alert: {alert['subject']}\n")
-    if result["actions"]:
-        calls = ", ".join(f"{a['service']}:{a['operation']}" for a in result["actions"])  # type: ignore[attr-defined]
-        out.write(f"      calls: {calls}\n")
-    if (result["reason"] and result["outcome"] in ("error", "ignored", "duplicate") and result["rules"]) or result[
-        "outcome"
-    ] == "error":
-        out.write(f"      reason: {result['reason']}\n")
+    if result.actions:
+        out.write("      calls: " + ", ".join(f"{a['service']}:{a['operation']}" for a in result.actions) + "\n")
+    # Why an event that matched a rule produced no alert (noise needs no explanation).
+    if result.reason and (result.rules or result.outcome == "error"):
+        out.write(f"      reason: {result.reason}\n")
 
 
 def _progress(items: Iterator, enabled: bool) -> Iterator:  # type: ignore[type-arg]
@@ -117,7 +116,7 @@ def replay(args: argparse.Namespace, out: TextIO) -> int:
             if args.format == "json":
                 out.write(json.dumps(result.to_dict(with_finding=args.show_findings), ensure_ascii=False) + "\n")
                 continue
-            _text_line(result.to_dict(), out)
+            _text_line(result, out)
             for email in result.emails if args.show_findings else ():
                 out.write("\n" + "\n".join("      | " + line for line in email.splitlines()) + "\n\n")
         delivered = len(aws.inbox())
@@ -139,8 +138,12 @@ def replay(args: argparse.Namespace, out: TextIO) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if args.command == "replay":
-        return replay(args, sys.stdout)
+    try:
+        if args.command == "replay":
+            return replay(args, sys.stdout)
+    except BrokenPipeError:  # `connect-guard replay | head`: the reader has all it wants
+        sys.stderr.close()
+        return 0
     return 2
 
 

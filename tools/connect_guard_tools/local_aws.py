@@ -14,9 +14,10 @@ from typing import Any
 
 import boto3
 import yaml
+from moto import mock_aws
+
 from connect_guard.clients import AwsClients
 from connect_guard.settings import Settings
-from moto import mock_aws
 
 SECURITY_ACCOUNT = "123456789012"  # moto's default account plays the security account
 REGION = "us-east-1"  # IAM's CloudTrail events reach EventBridge only here

@@ -14,7 +14,6 @@ from connect_guard.errors import PoisonEventError
 from connect_guard.responders import policy_alerts
 from connect_guard.runtime import Pipeline, ResponderFactory, build_pipeline
 from connect_guard.settings import Settings
-
 from connect_guard_tools.inputs import InputItem
 from connect_guard_tools.local_aws import LocalAws
 from connect_guard_tools.routing import Router

@@ -1,0 +1,51 @@
+"""The replay command as a user runs it: mixed inputs, JSON output, errors that don't stop it."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+
+from connect_guard_tools import cli
+from tests.conftest import EVENTS, load_event, with_new_event_id
+
+
+def run(*argv: str) -> tuple[int, str]:
+    out = io.StringIO()
+    args = cli._parser().parse_args(["replay", *argv])
+    return cli.replay(args, out), out.getvalue()
+
+
+def test_json_output_has_the_documented_fields_for_every_event(tmp_path):
+    raw = with_new_event_id(load_event("iam/put-user-policy-inline-notaction.json"))["detail"]
+    (tmp_path / "trail.json.gz").write_bytes(gzip.compress(json.dumps({"Records": [raw]}).encode()))
+    (tmp_path / "lines.jsonl").write_text(
+        '{"broken": \n' + json.dumps(load_event("negatives/get-user-policy.json")) + "\n"
+    )
+    code, output = run(str(tmp_path), "--format", "json", "--no-progress")
+    rows = [json.loads(line) for line in output.splitlines()]
+    assert code == 0
+    assert [(r["source"].rsplit("/", 1)[-1], r["outcome"]) for r in rows] == [
+        ("lines.jsonl:1", "error"),
+        ("lines.jsonl:2", "ignored"),
+        ("trail.json.gz#0", "alerted"),
+    ]
+    alerted = rows[2]
+    assert alerted["matched"] == ["policy_alerts"] and alerted["severity"] == "HIGH"
+    assert alerted["alerts"][0]["subject"].startswith("[HIGH] inline policy EverythingButIam")
+    assert {"service": "sns", "operation": "Publish"} in alerted["actions"]
+    assert rows[0]["reason"].startswith("invalid JSON")
+    for row in rows:
+        assert {"event_id", "event_name", "matched", "outcome", "severity", "alerts", "actions"} <= set(row)
+
+
+def test_fail_on_error_and_enforce_override(tmp_path):
+    code, output = run(str(EVENTS / "malformed"), "--fail-on-error", "--parameter-overrides", "ResponseMode=enforce")
+    assert code == 1
+    assert "4 events, 2 matched a rule: 0 alerted" in output and "mode enforce" in output
+
+
+def test_show_findings_prints_the_email_text(tmp_path):
+    code, output = run(str(EVENTS / "iam" / "attach-role-policy-root.json"), "--show-findings")
+    assert code == 0
+    assert "| WHY THIS SEVERITY" in output and "root user of 111122223333" in output
