@@ -74,7 +74,7 @@ def test_deleted_policy_is_reported_not_retried(aws):
 
 def test_throttled_policy_read_raises_so_sqs_retries(aws):
     settings = aws.settings()
-    clients = AwsClients("us-east-1", aws.session)
+    clients = AwsClients("us-east-1", aws.session, "123456789012")
     iam = clients.member_client("iam", "111122223333", "connect-guard-member", "test")
     stubber = Stubber(iam)
     stubber.add_client_error("get_policy", service_error_code="Throttling", http_status_code=400)

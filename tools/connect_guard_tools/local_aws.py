@@ -84,7 +84,7 @@ class LocalAws:
         # Registered before any client exists: botocore copies the hooks into each client.
         self.recorder = CallRecorder()
         self.session.events.register("before-parameter-build", self.recorder)
-        self.clients = AwsClients(self.region, self.session)
+        self.clients = AwsClients(self.region, self.session, SECURITY_ACCOUNT)
         self._create_stack()
         return self
 

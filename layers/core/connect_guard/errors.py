@@ -17,3 +17,11 @@ class ConfigurationError(ConnectGuardError):
 
 class DocumentUnavailableError(ConnectGuardError):
     """A policy document could not be read (denied, deleted, other account without member role)."""
+
+
+class MemberAccessError(ConnectGuardError):
+    """Another account cannot be reached: no member role configured, or it cannot be assumed."""
+
+
+class ConnectResourceNotFoundError(ConnectGuardError):
+    """The Connect user, profile or instance named by an event no longer exists."""

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from connect_guard.events import CloudTrailEvent, CloudTrailRecord
 from connect_guard.policy import Severity
 from connect_guard.principals import Actor
 
@@ -32,12 +33,29 @@ class EventRef:
     region: str
     console_url: str
 
+    @classmethod
+    def of(cls, event: CloudTrailEvent) -> EventRef:
+        record = event.detail
+        return cls(
+            event_id=record.event_id,
+            event_name=record.event_name,
+            event_source=record.event_source,
+            event_time=record.event_time.isoformat().replace("+00:00", "Z"),
+            account_id=record.recipient_account_id or event.account,
+            region=record.aws_region,
+            console_url=console_url(record.aws_region, record.event_id),
+        )
+
 
 @dataclass(frozen=True)
 class Attempt:
     status: str  # succeeded | denied
     error_code: str | None = None
     error_message: str | None = None
+
+    @classmethod
+    def of(cls, record: CloudTrailRecord) -> Attempt:
+        return cls("denied" if record.denied else "succeeded", record.error_code, record.error_message)
 
 
 @dataclass(frozen=True)
@@ -56,6 +74,30 @@ class PolicyRef:
     set_as_default: bool | None = None
     document_source: str = "event"  # event | api | known | unavailable
     grants: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ConnectRef:
+    """Where in Amazon Connect: the instance, the user or profile, and the admin-website user."""
+
+    instance_id: str
+    instance_arn: str
+    user_id: str | None = None
+    username: str | None = None
+    security_profile_id: str | None = None
+    security_profile_name: str | None = None
+    actor_user_id: str | None = None
+    actor_username: str | None = None
+
+
+@dataclass(frozen=True)
+class Change:
+    """State before and after (after = what the rollback restores, or would restore)."""
+
+    before: tuple[str, ...]
+    after: tuple[str, ...]
+    gained: tuple[str, ...]
+    baseline: str  # approved | none
 
 
 @dataclass(frozen=True)
@@ -85,6 +127,8 @@ class Finding:
     mode: str
     target: Target | None = None
     policy: PolicyRef | None = None
+    connect: ConnectRef | None = None
+    change: Change | None = None
     actions: tuple[Action, ...] = ()
     created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
@@ -146,10 +190,25 @@ def render_text(finding: Finding) -> str:
         lines.append(_line("Policy", f"{p.arn or p.name} ({p.kind.replace('_', ' ')})"))
         lines.append(_line("Version", p.version_id and f"{p.version_id} (default: {p.set_as_default})"))
         lines.extend(_line("Grants" if i == 0 else "", g) for i, g in enumerate(p.grants[:10]))
+    if finding.connect:
+        c = finding.connect
+        lines.append(_line("Instance", c.instance_arn))
+        lines.append(_line("Connect user", c.username and f"{c.username} ({c.user_id})"))
+        lines.append(_line("Profile", c.security_profile_name and f"{c.security_profile_name} ({c.security_profile_id})"))
+    if finding.change:
+        ch = finding.change
+        lines.append(_line("Gained", ", ".join(ch.gained)))
+        lines.append(_line("Before", ", ".join(ch.before) or "(none)"))
+        lines.append(_line("After rollback", ", ".join(ch.after) or "(none)"))
+        lines.append(_line("Baseline", ch.baseline))
     lines += ["", "WHY THIS SEVERITY", *(f"  - {r}" for r in finding.reasons), "", "WHO"]
     lines += [
         _line("Principal", f"{a.arn or a.principal_id} ({a.type})"),
         _line("Person", a.source_identity or a.session_name),
+        _line(
+            "Connect user",
+            finding.connect and finding.connect.actor_username and f"{finding.connect.actor_username} (admin website)",
+        ),
         _line("Session issuer", a.session_issuer_arn),
         _line("Invoked by", a.invoked_by),
         _line("Source IP", a.source_ip),

@@ -17,6 +17,22 @@ def _split_list(value: object) -> object:
     return value
 
 
+# Identity and privilege control, and access to recordings and live calls.
+DEFAULT_PRIVILEGED_PERMISSIONS = (
+    "Users.Create",
+    "Users.Edit",
+    "Users.EditPermission",
+    "Users.Delete",
+    "SecurityProfiles.Create",
+    "SecurityProfiles.Edit",
+    "SecurityProfiles.Delete",
+    "ListenCallRecordings",
+    "DownloadCallRecordings",
+    "DeleteCallRecordings",
+    "ManagerListenIn",
+)
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -30,13 +46,32 @@ class Settings(BaseModel):
     suite_role_path: str = "/connect-guard/"
     # EventBridge retries a target for up to 24 h: remember eventIDs for twice that.
     dedup_ttl_seconds: int = Field(default=172_800, ge=3_600)
+    # Amazon Connect controls (profile rollback, baseline sweep).
+    baseline_table_name: str | None = None
+    audit_table_name: str | None = None
+    privileged_permissions: tuple[str, ...] = DEFAULT_PRIVILEGED_PERMISSIONS
+    privileged_profile_names: tuple[str, ...] = ("Admin",)
+    fallback_security_profile_name: str = "Agent"
+    connect_instance_arns: tuple[str, ...] = ()
 
-    _split = field_validator("allowlisted_principals", mode="before")(_split_list)
+    _split = field_validator(
+        "allowlisted_principals",
+        "privileged_permissions",
+        "privileged_profile_names",
+        "connect_instance_arns",
+        mode="before",
+    )(_split_list)
 
-    @field_validator("member_role_name", mode="before")
+    @field_validator("member_role_name", "baseline_table_name", "audit_table_name", mode="before")
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return value or None
+
+    def require(self, *fields: str) -> None:
+        """Fail closed when a responder's own configuration is missing."""
+        missing = [f.upper() for f in fields if not getattr(self, f)]
+        if missing:
+            raise ConfigurationError(f"missing configuration: {', '.join(missing)}")
 
     @property
     def own_account_id(self) -> str:
@@ -63,6 +98,12 @@ class Settings(BaseModel):
             "runbook_base_url": "RUNBOOK_BASE_URL",
             "suite_role_path": "SUITE_ROLE_PATH",
             "dedup_ttl_seconds": "DEDUP_TTL_SECONDS",
+            "baseline_table_name": "BASELINE_TABLE_NAME",
+            "audit_table_name": "AUDIT_TABLE_NAME",
+            "privileged_permissions": "PRIVILEGED_PERMISSIONS",
+            "privileged_profile_names": "PRIVILEGED_PROFILE_NAMES",
+            "fallback_security_profile_name": "FALLBACK_SECURITY_PROFILE_NAME",
+            "connect_instance_arns": "CONNECT_INSTANCE_ARNS",
         }
         values = {field: env[var] for field, var in names.items() if var in env and env[var] != ""}
         try:

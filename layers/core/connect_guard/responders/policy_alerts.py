@@ -13,7 +13,7 @@ from typing import Any
 from connect_guard.clients import AwsClients
 from connect_guard.errors import DocumentUnavailableError, PoisonEventError
 from connect_guard.events import CloudTrailEvent, CloudTrailRecord
-from connect_guard.findings import Attempt, EventRef, Finding, PolicyRef, Target, console_url
+from connect_guard.findings import Attempt, EventRef, Finding, PolicyRef, Target
 from connect_guard.iam import PolicyReader
 from connect_guard.observability import logger
 from connect_guard.outcome import Alert, Outcome
@@ -171,17 +171,9 @@ class PolicyAlertResponder:
             severity=severity,
             title=title_for(record, change, actor),
             summary=self._summary(record, change, actor, severity),
-            event=EventRef(
-                event_id=record.event_id,
-                event_name=record.event_name,
-                event_source=record.event_source,
-                event_time=record.event_time.isoformat().replace("+00:00", "Z"),
-                account_id=record.recipient_account_id or event.account,
-                region=record.aws_region,
-                console_url=console_url(record.aws_region, record.event_id),
-            ),
+            event=EventRef.of(event),
             actor=actor,
-            attempt=Attempt("denied" if record.denied else "succeeded", record.error_code, record.error_message),
+            attempt=Attempt.of(record),
             allowlisted=allowlisted is not None,
             reasons=tuple(analysis.reasons),
             runbook_url=self.settings.runbook_url(NAME),

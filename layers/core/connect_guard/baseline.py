@@ -1,0 +1,164 @@
+"""The approved (known-good) state of each Connect instance, in DynamoDB.
+
+One partition per instance (`pk = instance#<arn>`): an item per security profile
+(`profile#<id>`: name, permissions, applications), per user (`user#<id>`: security profile
+IDs), and a `meta` item. A responder reads one user or profile with a single GetItem; the sweep
+reads the whole instance with one Query.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+
+@dataclass(frozen=True)
+class ProfileBaseline:
+    id: str
+    name: str
+    permissions: frozenset[str]
+    applications: tuple[dict[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
+class UserBaseline:
+    id: str
+    username: str
+    security_profile_ids: frozenset[str]
+
+
+@dataclass
+class InstanceBaseline:
+    instance_arn: str
+    profiles: dict[str, ProfileBaseline] = field(default_factory=dict)
+    users: dict[str, UserBaseline] = field(default_factory=dict)
+    approved_at: str | None = None
+
+    @property
+    def empty(self) -> bool:
+        return not self.profiles and not self.users
+
+
+def _item(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: _serializer.serialize(v) for k, v in values.items() if v not in (None, set(), "")}
+
+
+def _plain(item: dict[str, Any]) -> dict[str, Any]:
+    return {k: _deserializer.deserialize(v) for k, v in item.items()}
+
+
+class BaselineStore:
+    def __init__(self, dynamodb: Any, table_name: str) -> None:
+        self._db = dynamodb
+        self._table = table_name
+
+    @staticmethod
+    def _pk(instance_arn: str) -> str:
+        return f"instance#{instance_arn}"
+
+    def _get(self, instance_arn: str, sk: str) -> dict[str, Any] | None:
+        item = self._db.get_item(
+            TableName=self._table, Key=_item({"pk": self._pk(instance_arn), "sk": sk}), ConsistentRead=True
+        ).get("Item")
+        return _plain(item) if item else None
+
+    def profile(self, instance_arn: str, profile_id: str) -> ProfileBaseline | None:
+        item = self._get(instance_arn, f"profile#{profile_id}")
+        return _profile(item) if item else None
+
+    def user(self, instance_arn: str, user_id: str) -> UserBaseline | None:
+        item = self._get(instance_arn, f"user#{user_id}")
+        return _user(item) if item else None
+
+    def instance(self, instance_arn: str) -> InstanceBaseline:
+        baseline = InstanceBaseline(instance_arn)
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "pk = :pk",
+            "ExpressionAttributeValues": {":pk": {"S": self._pk(instance_arn)}},
+            "ConsistentRead": True,
+        }
+        while True:
+            page = self._db.query(**kwargs)
+            for raw in page.get("Items", []):
+                item = _plain(raw)
+                if item["sk"].startswith("profile#"):
+                    profile = _profile(item)
+                    baseline.profiles[profile.id] = profile
+                elif item["sk"].startswith("user#"):
+                    user = _user(item)
+                    baseline.users[user.id] = user
+                elif item["sk"] == "meta":
+                    baseline.approved_at = item.get("approved_at")
+            if "LastEvaluatedKey" not in page:
+                return baseline
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def approve_profile(self, instance_arn: str, profile: ProfileBaseline, approved_by: str) -> None:
+        self._db.put_item(TableName=self._table, Item=self._profile_item(instance_arn, profile, approved_by))
+
+    def approve_user(self, instance_arn: str, user: UserBaseline, approved_by: str) -> None:
+        self._db.put_item(TableName=self._table, Item=self._user_item(instance_arn, user, approved_by))
+
+    def approve_instance(self, baseline: InstanceBaseline, approved_by: str) -> None:
+        """Replace an instance's whole baseline (first sweep, or an explicit approval)."""
+        current = self.instance(baseline.instance_arn)
+        items = [self._profile_item(baseline.instance_arn, p, approved_by) for p in baseline.profiles.values()]
+        items += [self._user_item(baseline.instance_arn, u, approved_by) for u in baseline.users.values()]
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        items.append(_item({"pk": self._pk(baseline.instance_arn), "sk": "meta", "approved_at": now, "approved_by": approved_by}))
+        requests: list[dict[str, Any]] = [{"PutRequest": {"Item": item}} for item in items]
+        stale = [f"profile#{i}" for i in current.profiles if i not in baseline.profiles]
+        stale += [f"user#{i}" for i in current.users if i not in baseline.users]
+        requests += [{"DeleteRequest": {"Key": _item({"pk": self._pk(baseline.instance_arn), "sk": sk})}} for sk in stale]
+        for start in range(0, len(requests), 25):
+            pending: dict[str, Any] = {self._table: requests[start : start + 25]}
+            while pending:
+                pending = self._db.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
+
+    def _profile_item(self, instance_arn: str, profile: ProfileBaseline, approved_by: str) -> dict[str, Any]:
+        return _item(
+            {
+                "pk": self._pk(instance_arn),
+                "sk": f"profile#{profile.id}",
+                "name": profile.name,
+                "permissions": sorted(profile.permissions),
+                "applications": json.dumps(list(profile.applications)),
+                "approved_by": approved_by,
+                "approved_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            }
+        )
+
+    def _user_item(self, instance_arn: str, user: UserBaseline, approved_by: str) -> dict[str, Any]:
+        return _item(
+            {
+                "pk": self._pk(instance_arn),
+                "sk": f"user#{user.id}",
+                "username": user.username,
+                "security_profile_ids": sorted(user.security_profile_ids),
+                "approved_by": approved_by,
+                "approved_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            }
+        )
+
+
+def _profile(item: dict[str, Any]) -> ProfileBaseline:
+    return ProfileBaseline(
+        item["sk"].removeprefix("profile#"),
+        item.get("name", ""),
+        frozenset(item.get("permissions") or []),
+        tuple(json.loads(item.get("applications") or "[]")),
+    )
+
+
+def _user(item: dict[str, Any]) -> UserBaseline:
+    return UserBaseline(
+        item["sk"].removeprefix("user#"), item.get("username", ""), frozenset(item.get("security_profile_ids") or [])
+    )

@@ -1,0 +1,119 @@
+"""Amazon Connect adapter: read users and security profiles, restore them.
+
+Connect's quotas are low (about 2 requests/s per API, shared with the admin website): clients
+use adaptive retries, pages are as large as the API allows, and a user's profiles come from
+one DescribeUser (or SearchUsers pages of 100), never a call per profile.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote
+
+from botocore.exceptions import ClientError
+
+from connect_guard.errors import ConnectResourceNotFoundError
+
+_NOT_FOUND = {"ResourceNotFoundException"}
+
+
+@dataclass(frozen=True)
+class InstanceRef:
+    account_id: str
+    region: str
+    instance_id: str
+
+    @property
+    def arn(self) -> str:
+        partition = "aws-cn" if self.region.startswith("cn-") else "aws"
+        return f"arn:{partition}:connect:{self.region}:{self.account_id}:instance/{self.instance_id}"
+
+    @classmethod
+    def parse(cls, value: str, account_id: str, region: str) -> InstanceRef:
+        """From an instance ID or ARN, URL-encoded as CloudTrail sometimes records it."""
+        text = unquote(value.strip())
+        if text.startswith("arn:"):
+            parts = text.split(":")
+            return cls(parts[4], parts[3], parts[5].split("/")[1])
+        return cls(account_id, region, text)
+
+
+@dataclass(frozen=True)
+class ConnectUser:
+    id: str
+    username: str
+    security_profile_ids: frozenset[str]
+    name: str = ""
+
+
+def _user(raw: dict[str, Any]) -> ConnectUser:
+    identity = raw.get("IdentityInfo") or {}
+    full_name = " ".join(p for p in (identity.get("FirstName"), identity.get("LastName")) if p)
+    return ConnectUser(raw["Id"], raw.get("Username", ""), frozenset(raw.get("SecurityProfileIds", [])), full_name)
+
+
+class ConnectGateway:
+    """One instance's users and profiles, through a client in the instance's account and region."""
+
+    def __init__(self, client: Any, instance: InstanceRef) -> None:
+        self._client = client
+        self.instance = instance
+        self._id = instance.instance_id
+
+    def _call(self, operation: str, **params: Any) -> Any:
+        try:
+            return getattr(self._client, operation)(InstanceId=self._id, **params)
+        except ClientError as error:
+            if error.response["Error"]["Code"] in _NOT_FOUND:
+                raise ConnectResourceNotFoundError(f"{operation}: {error.response['Error']['Message']}") from error
+            raise  # throttling, 5xx, access: retried by SQS, then the DLQ
+
+    def user(self, user_id: str) -> ConnectUser:
+        return _user(self._call("describe_user", UserId=user_id)["User"])
+
+    def users(self) -> Iterator[ConnectUser]:
+        token: dict[str, str] = {}
+        while True:
+            page = self._call("search_users", MaxResults=100, **token)
+            yield from (_user(raw) for raw in page.get("Users", []))
+            if not page.get("NextToken"):
+                return
+            token = {"NextToken": page["NextToken"]}
+
+    def profile_names(self) -> dict[str, str]:
+        names: dict[str, str] = {}
+        token: dict[str, str] = {}
+        while True:
+            page = self._call("list_security_profiles", MaxResults=1000, **token)
+            names.update({p["Id"]: p["Name"] for p in page.get("SecurityProfileSummaryList", [])})
+            if not page.get("NextToken"):
+                return names
+            token = {"NextToken": page["NextToken"]}
+
+    def _paged(self, operation: str, key: str, profile_id: str) -> list[Any]:
+        items: list[Any] = []
+        token: dict[str, str] = {}
+        while True:
+            page = self._call(operation, SecurityProfileId=profile_id, MaxResults=1000, **token)
+            items.extend(page.get(key, []))
+            if not page.get("NextToken"):
+                return items
+            token = {"NextToken": page["NextToken"]}
+
+    def permissions(self, profile_id: str) -> frozenset[str]:
+        return frozenset(self._paged("list_security_profile_permissions", "Permissions", profile_id))
+
+    def applications(self, profile_id: str) -> list[dict[str, Any]]:
+        return self._paged("list_security_profile_applications", "Applications", profile_id)
+
+    def describe_profile(self, profile_id: str) -> dict[str, Any]:
+        return dict(self._call("describe_security_profile", SecurityProfileId=profile_id)["SecurityProfile"])
+
+    def set_user_profiles(self, user_id: str, profile_ids: frozenset[str]) -> None:
+        self._call("update_user_security_profiles", UserId=user_id, SecurityProfileIds=sorted(profile_ids))
+
+    def set_permissions(self, profile_id: str, permissions: frozenset[str]) -> None:
+        """Replaces the whole permission set: Connect's update does not merge."""
+        self._call("update_security_profile", SecurityProfileId=profile_id, Permissions=sorted(permissions))
