@@ -9,6 +9,7 @@ reads the whole instance with one Query.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -77,29 +78,38 @@ class BaselineStore:
         item = self._get(instance_arn, f"user#{user_id}")
         return _user(item) if item else None
 
-    def instance(self, instance_arn: str) -> InstanceBaseline:
-        baseline = InstanceBaseline(instance_arn)
+    def _query(self, instance_arn: str, prefix: str = "") -> Iterator[dict[str, Any]]:
+        condition = "pk = :pk AND begins_with(sk, :prefix)" if prefix else "pk = :pk"
+        values = {":pk": {"S": self._pk(instance_arn)}} | ({":prefix": {"S": prefix}} if prefix else {})
         kwargs: dict[str, Any] = {
             "TableName": self._table,
-            "KeyConditionExpression": "pk = :pk",
-            "ExpressionAttributeValues": {":pk": {"S": self._pk(instance_arn)}},
+            "KeyConditionExpression": condition,
+            "ExpressionAttributeValues": values,
             "ConsistentRead": True,
         }
         while True:
             page = self._db.query(**kwargs)
-            for raw in page.get("Items", []):
-                item = _plain(raw)
-                if item["sk"].startswith("profile#"):
-                    profile = _profile(item)
-                    baseline.profiles[profile.id] = profile
-                elif item["sk"].startswith("user#"):
-                    user = _user(item)
-                    baseline.users[user.id] = user
-                elif item["sk"] == "meta":
-                    baseline.approved_at = item.get("approved_at")
+            yield from (_plain(raw) for raw in page.get("Items", []))
             if "LastEvaluatedKey" not in page:
-                return baseline
+                return
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def profiles(self, instance_arn: str) -> dict[str, ProfileBaseline]:
+        """Every approved profile of an instance (one Query): names and permissions."""
+        return {p.id: p for p in map(_profile, self._query(instance_arn, "profile#"))}
+
+    def instance(self, instance_arn: str) -> InstanceBaseline:
+        baseline = InstanceBaseline(instance_arn)
+        for item in self._query(instance_arn):
+            if item["sk"].startswith("profile#"):
+                profile = _profile(item)
+                baseline.profiles[profile.id] = profile
+            elif item["sk"].startswith("user#"):
+                user = _user(item)
+                baseline.users[user.id] = user
+            elif item["sk"] == "meta":
+                baseline.approved_at = item.get("approved_at")
+        return baseline
 
     def approve_profile(self, instance_arn: str, profile: ProfileBaseline, approved_by: str) -> None:
         self._db.put_item(TableName=self._table, Item=self._profile_item(instance_arn, profile, approved_by))
@@ -113,11 +123,15 @@ class BaselineStore:
         items = [self._profile_item(baseline.instance_arn, p, approved_by) for p in baseline.profiles.values()]
         items += [self._user_item(baseline.instance_arn, u, approved_by) for u in baseline.users.values()]
         now = datetime.now(UTC).isoformat(timespec="seconds")
-        items.append(_item({"pk": self._pk(baseline.instance_arn), "sk": "meta", "approved_at": now, "approved_by": approved_by}))
+        items.append(
+            _item({"pk": self._pk(baseline.instance_arn), "sk": "meta", "approved_at": now, "approved_by": approved_by})
+        )
         requests: list[dict[str, Any]] = [{"PutRequest": {"Item": item}} for item in items]
         stale = [f"profile#{i}" for i in current.profiles if i not in baseline.profiles]
         stale += [f"user#{i}" for i in current.users if i not in baseline.users]
-        requests += [{"DeleteRequest": {"Key": _item({"pk": self._pk(baseline.instance_arn), "sk": sk})}} for sk in stale]
+        requests += [
+            {"DeleteRequest": {"Key": _item({"pk": self._pk(baseline.instance_arn), "sk": sk})}} for sk in stale
+        ]
         for start in range(0, len(requests), 25):
             pending: dict[str, Any] = {self._table: requests[start : start + 25]}
             while pending:

@@ -194,7 +194,9 @@ def render_text(finding: Finding) -> str:
         c = finding.connect
         lines.append(_line("Instance", c.instance_arn))
         lines.append(_line("Connect user", c.username and f"{c.username} ({c.user_id})"))
-        lines.append(_line("Profile", c.security_profile_name and f"{c.security_profile_name} ({c.security_profile_id})"))
+        lines.append(
+            _line("Profile", c.security_profile_name and f"{c.security_profile_name} ({c.security_profile_id})")
+        )
     if finding.change:
         ch = finding.change
         lines.append(_line("Gained", ", ".join(ch.gained)))

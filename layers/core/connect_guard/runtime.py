@@ -114,7 +114,9 @@ def lambda_handler_for(factory: ResponderFactory) -> Callable[[dict[str, Any], L
     def pipeline() -> Pipeline:
         if not pipelines:
             settings = Settings.from_env()
-            pipelines.append(build_pipeline(factory, settings, AwsClients(settings.region, account_id=settings.own_account_id)))
+            pipelines.append(
+                build_pipeline(factory, settings, AwsClients(settings.region, account_id=settings.own_account_id))
+            )
         return pipelines[0]
 
     def handle(body: str | dict[str, Any]) -> dict[str, Any]:

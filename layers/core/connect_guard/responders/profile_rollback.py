@@ -1,0 +1,524 @@
+"""Responsive control: roll back Amazon Connect security-profile escalations.
+
+An escalation is a change, by an actor who is not allowlisted, that gives a user or a security
+profile a privileged permission (or a privileged profile) it did not have in the approved
+baseline. The responder re-reads the current state (CloudTrail parameters may be redacted,
+truncated or URL-encoded), acts only while it still differs from the baseline, and restores the
+baseline: in enforce mode it calls Connect, in detect mode it reports the exact call it would make.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from connect_guard.audit import AuditLog
+from connect_guard.baseline import BaselineStore, ProfileBaseline, UserBaseline
+from connect_guard.clients import AwsClients
+from connect_guard.connect import ConnectGateway, ConnectUser, InstanceRef
+from connect_guard.errors import ConnectResourceNotFoundError, MemberAccessError, PoisonEventError
+from connect_guard.events import CloudTrailEvent
+from connect_guard.findings import Action, Attempt, Change, ConnectRef, EventRef, Finding, Target
+from connect_guard.observability import logger
+from connect_guard.outcome import Alert, Outcome
+from connect_guard.policy import Severity
+from connect_guard.principals import Actor, allowlist_match, is_suite_principal
+from connect_guard.publisher import SnsPublisher
+from connect_guard.settings import Settings
+
+NAME = "profile_rollback"
+KIND = "connect.security_profile_change"
+USER_EVENTS = {"UpdateUserSecurityProfiles": "UserId", "CreateUser": "UserId"}
+PROFILE_EVENTS = {"UpdateSecurityProfile": "SecurityProfileId", "CreateSecurityProfile": "SecurityProfileId"}
+REPLICATION_SERVICE = "synchronization.connect.amazonaws.com"  # Global Resiliency
+CONNECT_SERVICE_ROLE = "AWSServiceRoleForAmazonConnect"  # admin-website changes arrive as this role
+
+
+@dataclass(frozen=True)
+class Rules:
+    privileged_permissions: frozenset[str]
+    privileged_profiles: frozenset[str]  # case-folded names
+    fallback_profile: str
+
+    @classmethod
+    def of(cls, settings: Settings) -> Rules:
+        return cls(
+            frozenset(settings.privileged_permissions),
+            frozenset(n.casefold() for n in settings.privileged_profile_names),
+            settings.fallback_security_profile_name,
+        )
+
+    def severity(self, gained: tuple[str, ...]) -> Severity:
+        """Identity and privilege control (or an admin profile) is CRITICAL; recordings and live calls HIGH."""
+        identity = any(
+            g.startswith(("Users.", "SecurityProfiles.")) or g.casefold() in self.privileged_profiles for g in gained
+        )
+        return Severity.CRITICAL if identity else Severity.HIGH
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What the rollback restores: pure output of the decision functions below."""
+
+    operation: str  # UpdateUserSecurityProfiles | UpdateSecurityProfile
+    target: frozenset[str]  # profile IDs for a user, permissions for a profile
+    gained: tuple[str, ...]
+    baseline: str  # approved | none
+    reasons: tuple[str, ...]
+
+
+def plan_user(
+    user: ConnectUser,
+    baseline: UserBaseline | None,
+    names: dict[str, str],
+    permissions: dict[str, frozenset[str]],
+    rules: Rules,
+) -> Plan | None:
+    """Restore a user's approved profiles when they gained a privileged one.
+
+    A gained profile is privileged by its name (e.g. Admin) or by the privileged permissions it
+    carries that the user's approved profiles did not already give.
+    """
+    approved = baseline.security_profile_ids if baseline else frozenset()
+    had = frozenset().union(*(permissions.get(p, frozenset()) for p in approved)) & rules.privileged_permissions
+    gained: set[str] = set()
+    privileged_profiles: set[str] = set()
+    for profile_id in user.security_profile_ids - approved:
+        name = names.get(profile_id, profile_id)
+        if name.casefold() in rules.privileged_profiles:
+            gained.add(name)
+            privileged_profiles.add(profile_id)
+            continue
+        extra = (permissions.get(profile_id, frozenset()) & rules.privileged_permissions) - had
+        if extra:
+            gained.update(extra)
+            privileged_profiles.add(profile_id)
+    if not gained:
+        return None
+    reasons: tuple[str, ...]
+    if baseline:
+        target, reasons = approved, ("restores the user's approved security profiles",)
+    else:
+        target = user.security_profile_ids - privileged_profiles
+        reasons = ("user not in the baseline: removes the privileged profiles",)
+        if not target:
+            fallback = next((i for i, n in names.items() if n == rules.fallback_profile), None)
+            if fallback is None:
+                raise ConnectResourceNotFoundError(f"fallback security profile {rules.fallback_profile!r} not found")
+            target = frozenset({fallback})
+            reasons += (f"no profile would remain: assigns the fallback profile {rules.fallback_profile}",)
+    if target == user.security_profile_ids:
+        return None
+    return Plan(
+        "UpdateUserSecurityProfiles", target, tuple(sorted(gained)), "approved" if baseline else "none", reasons
+    )
+
+
+def plan_profile(current: frozenset[str], baseline: ProfileBaseline | None, rules: Rules) -> Plan | None:
+    """Restore a profile's approved permissions (the update replaces the whole set)."""
+    approved = baseline.permissions if baseline else frozenset()
+    gained = tuple(sorted((current & rules.privileged_permissions) - approved))
+    if not gained:
+        return None
+    if baseline:
+        target, reasons = approved, ("restores the profile's full approved permission set",)
+    else:
+        target = current - rules.privileged_permissions
+        reasons = ("profile not in the baseline: strips its privileged permissions",)
+    return Plan("UpdateSecurityProfile", target, gained, "approved" if baseline else "none", reasons)
+
+
+@dataclass
+class _Subject:
+    """The user or profile an event is about, as it is now."""
+
+    kind: str  # connect_user | security_profile
+    id: str
+    name: str
+    arn: str
+    before: frozenset[str]  # profile IDs or permissions now
+    plan: Plan | None
+    names: dict[str, str]  # profile ID → name, for display
+
+
+class ProfileRollbackResponder:
+    name = NAME
+
+    def __init__(
+        self,
+        settings: Settings,
+        clients: AwsClients,
+        publisher: SnsPublisher,
+        baselines: BaselineStore,
+        audit: AuditLog,
+    ) -> None:
+        self.settings = settings
+        self.clients = clients
+        self.publisher = publisher
+        self.baselines = baselines
+        self.audit = audit
+        self.rules = Rules.of(settings)
+
+    # -- decide ---------------------------------------------------------------------------
+    def _gateway(self, instance: InstanceRef) -> ConnectGateway:
+        client = self.clients.for_account(
+            "connect", instance.account_id, instance.region, self.settings.member_role_name
+        )
+        return ConnectGateway(client, instance)
+
+    def _profiles(
+        self, gateway: ConnectGateway, ids: frozenset[str]
+    ) -> tuple[dict[str, str], dict[str, frozenset[str]]]:
+        """Names and permissions of profiles: the baseline's, then the API for unknown ones."""
+        approved = self.baselines.profiles(gateway.instance.arn)
+        names = {p.id: p.name for p in approved.values()}
+        permissions = {p.id: p.permissions for p in approved.values()}
+        unknown = [i for i in ids if i not in approved]
+        if unknown:
+            names.update(gateway.profile_names())
+            for profile_id in unknown:
+                permissions[profile_id] = gateway.permissions(profile_id)
+        return names, permissions
+
+    def _subject(self, gateway: ConnectGateway, kind: str, subject_id: str) -> _Subject:
+        instance = gateway.instance
+        if kind == "connect_user":
+            user = gateway.user(subject_id)
+            baseline = self.baselines.user(instance.arn, user.id)
+            ids = user.security_profile_ids | (baseline.security_profile_ids if baseline else frozenset())
+            names, permissions = self._profiles(gateway, ids)
+            plan = plan_user(user, baseline, names, permissions, self.rules)
+            return _Subject(
+                kind, user.id, user.username, f"{instance.arn}/agent/{user.id}", user.security_profile_ids, plan, names
+            )
+        current = gateway.permissions(subject_id)
+        baseline_profile = self.baselines.profile(instance.arn, subject_id)
+        name = (
+            baseline_profile.name
+            if baseline_profile
+            else gateway.describe_profile(subject_id).get("SecurityProfileName", "")
+        )
+        plan = plan_profile(current, baseline_profile, self.rules)
+        return _Subject(kind, subject_id, name, f"{instance.arn}/security-profile/{subject_id}", current, plan, {})
+
+    # -- act ------------------------------------------------------------------------------
+    def _execute(self, gateway: ConnectGateway, subject: _Subject) -> str:
+        """Apply the plan; 'taken', or 'failed: reason' when Connect refuses for good."""
+        assert subject.plan is not None
+        try:
+            if subject.kind == "connect_user":
+                gateway.set_user_profiles(subject.id, subject.plan.target)
+            else:
+                gateway.set_permissions(subject.id, subject.plan.target)
+        except ConnectResourceNotFoundError as error:
+            return f"failed: {error}"
+        except ClientError as error:
+            code = error.response["Error"]["Code"]
+            if code in ("InvalidParameterException", "InvalidRequestException", "AccessDeniedException"):
+                return f"failed: {code}: {error.response['Error']['Message']}"
+            raise  # throttling, 5xx: SQS retries; the last attempt alerts that nothing happened
+        return "taken"
+
+    def _approve(self, gateway: ConnectGateway, subject: _Subject, approved_by: str) -> None:
+        """An allowlisted actor's change becomes the new known-good state."""
+        instance = gateway.instance.arn
+        if subject.kind == "connect_user":
+            self.baselines.approve_user(instance, UserBaseline(subject.id, subject.name, subject.before), approved_by)
+        else:
+            self.baselines.approve_profile(
+                instance, ProfileBaseline(subject.id, subject.name, subject.before), approved_by
+            )
+
+    # -- the event ------------------------------------------------------------------------
+    def handle(self, event: CloudTrailEvent) -> Outcome:
+        self.settings.require("baseline_table_name", "audit_table_name")
+        record = event.detail
+        if record.event_name not in USER_EVENTS and record.event_name not in PROFILE_EVENTS:
+            raise PoisonEventError(f"unsupported event {record.event_name!r} for {NAME}")
+        actor = Actor.from_record(record)
+        outcome = Outcome(NAME, record.event_id, record.event_name, "ignored")
+        if is_suite_principal(actor, self.settings):
+            outcome.reason = "change made by connect-guard itself"
+            return outcome
+        if actor.invoked_by == REPLICATION_SERVICE:
+            outcome.reason = "Global Resiliency replication of a change already assessed in its source region"
+            return outcome
+
+        kind, subject_id, instance = self._target(event)
+        if record.denied or instance is None or subject_id is None:
+            return self._report_only(event, actor, outcome, instance, kind, subject_id)
+
+        try:
+            gateway = self._gateway(instance)
+            actor_user = self._admin_website_user(gateway, actor)
+            subject = self._subject(gateway, kind, subject_id)
+        except ConnectResourceNotFoundError as error:
+            outcome.reason = f"nothing to roll back: {error}"
+            return outcome
+        except MemberAccessError as error:  # fail closed: alert, don't act
+            return self._report_only(
+                event, actor, outcome, instance, kind, subject_id, f"cannot reach the instance: {error}"
+            )
+        connect = ConnectRef(instance.instance_id, instance.arn)
+        if actor_user:
+            connect = ConnectRef(
+                instance.instance_id, instance.arn, actor_user_id=actor_user.id, actor_username=actor_user.username
+            )
+        connect = self._with_subject(connect, subject)
+
+        allowlisted = allowlist_match(actor, self.settings.allowlisted_principals)
+        if allowlisted:
+            self._approve(gateway, subject, actor.arn or allowlisted)
+            self._audit("ApproveBaseline", "taken", actor, subject, "allowlisted actor: change approved", event, None)
+            finding = self._finding(
+                event,
+                actor,
+                Severity.INFO,
+                subject,
+                connect,
+                (),
+                True,
+                (f"actor is allowlisted ({allowlisted}): the change is now the approved baseline",),
+            )
+            return self._publish(finding, outcome, "alerted")
+
+        if subject.plan is None:
+            outcome.reason = "no privileged gain over the approved baseline (or already restored)"
+            return outcome
+
+        plan = subject.plan
+        status = "proposed"
+        if self.settings.response_mode == "enforce":
+            status = self._execute(gateway, subject)
+        parameters = self._parameters(instance, subject)
+        action = Action("connect", plan.operation, parameters, status.split(":")[0])
+        reasons = (f"gained {', '.join(plan.gained)} not in the approved baseline", *plan.reasons)
+        if status.startswith("failed"):
+            reasons = (f"ROLLBACK DID NOT HAPPEN: {status.removeprefix('failed: ')}", *reasons)
+        elif status == "proposed":
+            reasons = (*reasons, "detect mode: no change made; the action shows the exact call enforce mode makes")
+        finding = self._finding(
+            event, actor, self.rules.severity(plan.gained), subject, connect, (action,), False, reasons
+        )
+        if status != "proposed":
+            self._audit(plan.operation, action.status, actor, subject, reasons[0], event, finding.finding_id)
+        return self._publish(finding, outcome, "rolled_back" if status == "taken" else "alerted")
+
+    def give_up(self, event: CloudTrailEvent, error: Exception) -> None:
+        """Last delivery attempt failed: tell the SOC the rollback did not happen."""
+        record = event.detail
+        actor = Actor.from_record(record)
+        kind, subject_id, instance = self._target(event)
+        finding = Finding(
+            responder=NAME,
+            kind=KIND,
+            severity=Severity.CRITICAL,
+            title=f"Rollback FAILED for {record.event_name} in {record.recipient_account_id}",
+            summary=f"connect-guard could not complete the rollback after repeated attempts ({error}). "
+            "The event goes to the DLQ.",
+            event=EventRef.of(event),
+            actor=actor,
+            attempt=Attempt.of(record),
+            allowlisted=False,
+            reasons=(
+                f"ROLLBACK DID NOT HAPPEN: {type(error).__name__}: {error}",
+                "restore the baseline by hand (runbook)",
+            ),
+            runbook_url=self.settings.runbook_url(NAME),
+            environment=self.settings.environment,
+            mode=self.settings.response_mode,
+            target=Target(kind, subject_id),
+            connect=ConnectRef(instance.instance_id, instance.arn) if instance else None,
+        )
+        self.publisher.publish(finding)
+
+    # -- helpers ----------------------------------------------------------------------------
+    def _target(self, event: CloudTrailEvent) -> tuple[str, str | None, InstanceRef | None]:
+        record = event.detail
+        if record.event_name in USER_EVENTS:
+            kind, key = "connect_user", USER_EVENTS[record.event_name]
+        else:
+            kind, key = "security_profile", PROFILE_EVENTS[record.event_name]
+        subject_id = record.param(key) or (record.response_elements or {}).get(key)
+        # An ARN where an ID was expected: keep the ID. "***" is a redaction, not an ID.
+        subject_id = subject_id.rsplit("/", 1)[-1] if isinstance(subject_id, str) and subject_id != "***" else None
+        raw_instance = record.param("InstanceId")
+        instance = None
+        if isinstance(raw_instance, str) and raw_instance not in ("", "***"):
+            instance = InstanceRef.parse(raw_instance, record.recipient_account_id or event.account, record.aws_region)
+        return kind, subject_id, instance
+
+    def _admin_website_user(self, gateway: ConnectGateway, actor: Actor) -> ConnectUser | None:
+        """Admin-website changes carry the Connect user's ID as the service-linked role's session name."""
+        if not (actor.session_issuer_arn and CONNECT_SERVICE_ROLE in actor.session_issuer_arn and actor.session_name):
+            return None
+        try:
+            return gateway.user(actor.session_name)
+        except (ConnectResourceNotFoundError, ClientError):
+            return ConnectUser(actor.session_name, "", frozenset())
+
+    @staticmethod
+    def _with_subject(connect: ConnectRef, subject: _Subject) -> ConnectRef:
+        fields: dict[str, Any] = dict(connect.__dict__)
+        if subject.kind == "connect_user":
+            fields.update(user_id=subject.id, username=subject.name)
+        else:
+            fields.update(security_profile_id=subject.id, security_profile_name=subject.name)
+        return ConnectRef(**fields)
+
+    @staticmethod
+    def _parameters(instance: InstanceRef, subject: _Subject) -> dict[str, Any]:
+        assert subject.plan is not None
+        if subject.kind == "connect_user":
+            return {
+                "InstanceId": instance.instance_id,
+                "UserId": subject.id,
+                "SecurityProfileIds": sorted(subject.plan.target),
+            }
+        return {
+            "InstanceId": instance.instance_id,
+            "SecurityProfileId": subject.id,
+            "Permissions": sorted(subject.plan.target),
+        }
+
+    def _display(self, subject: _Subject, values: frozenset[str]) -> tuple[str, ...]:
+        return tuple(sorted(subject.names.get(v, v) for v in values))
+
+    def _finding(
+        self,
+        event: CloudTrailEvent,
+        actor: Actor,
+        severity: Severity,
+        subject: _Subject,
+        connect: ConnectRef,
+        actions: tuple[Action, ...],
+        allowlisted: bool,
+        reasons: tuple[str, ...],
+    ) -> Finding:
+        record = event.detail
+        plan = subject.plan
+        what = "user" if subject.kind == "connect_user" else "security profile"
+        if allowlisted:
+            title = f"Approved change to Connect {what} {subject.name} in {record.recipient_account_id}"
+        elif actions and actions[0].status == "taken":
+            title = f"Rolled back: Connect {what} {subject.name} gained {', '.join(plan.gained) if plan else '?'}"
+        else:
+            title = f"Escalation: Connect {what} {subject.name} gained {', '.join(plan.gained) if plan else '?'}"
+        change = None
+        if plan:
+            change = Change(
+                self._display(subject, subject.before), self._display(subject, plan.target), plan.gained, plan.baseline
+            )
+        by = (connect.actor_username and f"{connect.actor_username} (admin website)") or actor.display
+        return Finding(
+            responder=NAME,
+            kind=KIND,
+            severity=severity,
+            title=title,
+            summary=f"{by} ran {record.event_name} on Connect {what} {subject.name} in instance {connect.instance_id} "
+            f"(account {record.recipient_account_id}, {record.aws_region}). Severity {severity}.",
+            event=EventRef.of(event),
+            actor=actor,
+            attempt=Attempt.of(record),
+            allowlisted=allowlisted,
+            reasons=reasons,
+            runbook_url=self.settings.runbook_url(NAME),
+            environment=self.settings.environment,
+            mode=self.settings.response_mode,
+            target=Target(subject.kind, subject.name, subject.arn),
+            connect=connect,
+            change=change,
+            actions=actions,
+        )
+
+    def _report_only(
+        self,
+        event: CloudTrailEvent,
+        actor: Actor,
+        outcome: Outcome,
+        instance: InstanceRef | None,
+        kind: str,
+        subject_id: str | None,
+        problem: str | None = None,
+    ) -> Outcome:
+        """Denied attempts, unreachable instances, events too redacted to act on: alert, never act."""
+        record = event.detail
+        if problem:
+            severity = Severity.HIGH
+            reasons: tuple[str, ...] = (f"{problem}; no rollback attempted, review by hand",)
+            title = f"Connect change not assessed: {record.event_name} by {actor.display}"
+        elif record.denied:
+            severity = Severity.MEDIUM
+            reasons = (f"the call was denied ({record.error_code}): an attempt, not a change",)
+            title = f"Denied attempt: {record.event_name} by {actor.display} in {record.recipient_account_id}"
+        else:
+            severity = Severity.HIGH
+            reasons = ("the event does not say which instance, user or profile changed; review by hand",)
+            title = f"Unidentified Connect change: {record.event_name} by {actor.display}"
+        finding = Finding(
+            responder=NAME,
+            kind=KIND,
+            severity=severity,
+            title=title,
+            summary=f"{actor.display} called {record.event_name} in account {record.recipient_account_id} "
+            f"({record.aws_region}).",
+            event=EventRef.of(event),
+            actor=actor,
+            attempt=Attempt.of(record),
+            allowlisted=allowlist_match(actor, self.settings.allowlisted_principals) is not None,
+            reasons=reasons,
+            runbook_url=self.settings.runbook_url(NAME),
+            environment=self.settings.environment,
+            mode=self.settings.response_mode,
+            target=Target(kind, subject_id) if subject_id else None,
+            connect=ConnectRef(instance.instance_id, instance.arn) if instance else None,
+        )
+        return self._publish(finding, outcome, "alerted")
+
+    def _audit(
+        self,
+        action: str,
+        status: str,
+        actor: Actor,
+        subject: _Subject,
+        reason: str,
+        event: CloudTrailEvent,
+        finding_id: str | None,
+    ) -> None:
+        plan = subject.plan
+        self.audit.record(
+            responder=NAME,
+            action=action,
+            status=status,
+            actor=actor.arn,
+            target=subject.arn,
+            reason=reason,
+            before=sorted(subject.before),
+            after=sorted(plan.target) if plan and action != "ApproveBaseline" else sorted(subject.before),
+            event_id=event.detail.event_id,
+            finding_id=finding_id,
+            mode=self.settings.response_mode,
+        )
+
+    def _publish(self, finding: Finding, outcome: Outcome, result: str) -> Outcome:
+        message_id = self.publisher.publish(finding)
+        logger.info("finding published", extra={"finding_id": finding.finding_id, "severity": str(finding.severity)})
+        outcome.outcome = result
+        outcome.severity = str(finding.severity)
+        outcome.alerts.append(Alert(finding.subject, str(finding.severity), finding.finding_id, message_id))
+        outcome.finding = finding.to_dict()
+        return outcome
+
+
+def build(settings: Settings, clients: AwsClients) -> ProfileRollbackResponder:
+    settings.require("baseline_table_name", "audit_table_name")
+    assert settings.baseline_table_name and settings.audit_table_name
+    return ProfileRollbackResponder(
+        settings,
+        clients,
+        SnsPublisher(clients.sns, settings.alert_topic_arn),
+        BaselineStore(clients.dynamodb, settings.baseline_table_name),
+        AuditLog(clients.dynamodb, settings.audit_table_name),
+    )
