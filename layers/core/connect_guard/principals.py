@@ -42,6 +42,11 @@ class Actor:
             console_session=record.session_credential_from_console,
         )
 
+    @classmethod
+    def system(cls, name: str) -> Actor:
+        """No CloudTrail actor: a finding of the suite's own scheduled checks."""
+        return cls(None, "connect-guard", None, None, None, None, None, None, None, None, name, None)
+
     @property
     def display(self) -> str:
         """Short human name: the person behind a session where CloudTrail tells it."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from aws_lambda_powertools.metrics import MetricUnit
 
@@ -40,6 +40,16 @@ class Responder(Protocol):
     name: str
 
     def handle(self, event: CloudTrailEvent) -> Outcome: ...
+
+
+class GivesUp(Protocol):
+    """A responder that tells the SOC when its last attempt at an action failed."""
+
+    def give_up(self, event: CloudTrailEvent, error: Exception) -> None: ...
+
+
+# Must equal the queues' redrive maxReceiveCount in template.yaml (a template test checks it).
+MAX_RECEIVE_COUNT = 5
 
 
 ResponderFactory = Callable[[Settings, AwsClients], Responder]
@@ -119,12 +129,19 @@ def lambda_handler_for(factory: ResponderFactory) -> Callable[[dict[str, Any], L
             )
         return pipelines[0]
 
-    def handle(body: str | dict[str, Any]) -> dict[str, Any]:
+    def handle(body: str | dict[str, Any], final_attempt: bool = False) -> dict[str, Any]:
         try:
             result = pipeline().process(body)
         except PoisonEventError as error:
             metrics.add_metric(name="PoisonEvents", unit=MetricUnit.Count, value=1)
             logger.error("event rejected: it will end in the DLQ", extra={"reason": str(error)})
+            raise
+        except Exception as error:
+            logger.warning("event failed; SQS will retry it", extra={"error": f"{type(error).__name__}: {error}"})
+            responder = pipeline().responder
+            if final_attempt and hasattr(responder, "give_up"):
+                _, parsed = parse_event(body)
+                cast(GivesUp, responder).give_up(parsed, error)
             raise
         metrics.add_metric(name=f"Outcome_{result['outcome']}", unit=MetricUnit.Count, value=1)
         logger.info(
@@ -135,7 +152,8 @@ def lambda_handler_for(factory: ResponderFactory) -> Callable[[dict[str, Any], L
 
     def record_handler(record: SQSRecord) -> dict[str, Any]:
         logger.append_keys(sqs_message_id=record.message_id)
-        return handle(record.body)
+        receives = int(record.attributes.approximate_receive_count or 1)
+        return handle(record.body, final_attempt=receives >= MAX_RECEIVE_COUNT)
 
     @metrics.log_metrics
     @logger.inject_lambda_context(clear_state=True)

@@ -1,0 +1,24 @@
+"""Scheduled baseline snapshot and drift sweep of the configured Connect instances."""
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from connect_guard.clients import AwsClients
+from connect_guard.observability import logger, metrics
+from connect_guard.settings import Settings
+from connect_guard.sweep import build
+
+
+@metrics.log_metrics
+@logger.inject_lambda_context(clear_state=True)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    settings = Settings.from_env()
+    sweep = build(settings, AwsClients(settings.region, account_id=settings.own_account_id))
+    results = sweep.run()
+    summary = [
+        {"instance": r.instance_arn, "bootstrapped": r.bootstrapped, "drift": len(r.drift), "rollbacks": len(r.plans)}
+        for r in results
+    ]
+    logger.info("sweep finished", extra={"instances": summary})
+    return {"instances": summary}

@@ -1,0 +1,286 @@
+"""Baseline snapshot and drift sweep: the safety net for changes CloudTrail did not deliver.
+
+For each configured instance: snapshot profiles (permissions, applications) and users (profile
+assignments) within Connect's quotas, compare with the approved baseline, report drift, and in
+enforce mode roll back privileged drift exactly as the event-driven responder would. The first
+sweep of an instance records its state as the baseline.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from connect_guard.audit import AuditLog
+from connect_guard.baseline import BaselineStore, InstanceBaseline, ProfileBaseline, UserBaseline
+from connect_guard.clients import AwsClients
+from connect_guard.connect import ConnectGateway, ConnectUser, InstanceRef
+from connect_guard.findings import Action, Attempt, ConnectRef, EventRef, Finding
+from connect_guard.observability import logger
+from connect_guard.policy import Severity
+from connect_guard.principals import Actor
+from connect_guard.publisher import SnsPublisher
+from connect_guard.responders.profile_rollback import Plan, Rules, plan_profile, plan_user
+from connect_guard.settings import Settings
+
+NAME = "baseline_sweep"
+KIND = "connect.baseline_drift"
+
+
+def snapshot(gateway: ConnectGateway) -> InstanceBaseline:
+    """The instance as it is now: one ListSecurityProfiles, two pages per profile, SearchUsers by 100."""
+    current = InstanceBaseline(gateway.instance.arn)
+    for profile_id, name in gateway.profile_names().items():
+        permissions = gateway.permissions(profile_id)
+        current.profiles[profile_id] = ProfileBaseline(
+            profile_id, name, permissions, tuple(gateway.applications(profile_id))
+        )
+    for user in gateway.users():
+        current.users[user.id] = UserBaseline(user.id, user.username, user.security_profile_ids)
+    return current
+
+
+@dataclass(frozen=True)
+class Drift:
+    kind: str  # security_profile | connect_user
+    id: str
+    name: str
+    added: frozenset[str]
+    removed: frozenset[str]
+    new: bool  # not in the baseline at all
+
+
+def diff(current: InstanceBaseline, approved: InstanceBaseline) -> list[Drift]:
+    """Every difference between now and the approved baseline (pure)."""
+    drift: list[Drift] = []
+    for profile in current.profiles.values():
+        known = approved.profiles.get(profile.id)
+        before = known.permissions if known else frozenset()
+        if known is None or profile.permissions != before:
+            drift.append(
+                Drift(
+                    "security_profile",
+                    profile.id,
+                    profile.name,
+                    profile.permissions - before,
+                    before - profile.permissions,
+                    known is None,
+                )
+            )
+    for user in current.users.values():
+        known_user = approved.users.get(user.id)
+        ids = known_user.security_profile_ids if known_user else frozenset()
+        if known_user is None or user.security_profile_ids != ids:
+            drift.append(
+                Drift(
+                    "connect_user",
+                    user.id,
+                    user.username,
+                    user.security_profile_ids - ids,
+                    ids - user.security_profile_ids,
+                    known_user is None,
+                )
+            )
+    return drift
+
+
+@dataclass
+class SweepResult:
+    instance_arn: str
+    bootstrapped: bool = False
+    drift: list[Drift] = field(default_factory=list)
+    plans: list[tuple[Drift, Plan, str]] = field(default_factory=list)  # (drift, plan, status)
+    finding_id: str | None = None
+
+
+class BaselineSweep:
+    def __init__(
+        self,
+        settings: Settings,
+        clients: AwsClients,
+        publisher: SnsPublisher,
+        baselines: BaselineStore,
+        audit: AuditLog,
+    ) -> None:
+        self.settings = settings
+        self.clients = clients
+        self.publisher = publisher
+        self.baselines = baselines
+        self.audit = audit
+        self.rules = Rules.of(settings)
+
+    def gateway(self, instance: InstanceRef) -> ConnectGateway:
+        client = self.clients.for_account(
+            "connect", instance.account_id, instance.region, self.settings.member_role_name
+        )
+        return ConnectGateway(client, instance)
+
+    def run(self) -> list[SweepResult]:
+        results = []
+        for arn in self.settings.connect_instance_arns:
+            instance = InstanceRef.parse(arn, self.settings.own_account_id, self.settings.region)
+            results.append(self.sweep(instance))
+        return results
+
+    def sweep(self, instance: InstanceRef) -> SweepResult:
+        gateway = self.gateway(instance)
+        current = snapshot(gateway)
+        approved = self.baselines.instance(instance.arn)
+        result = SweepResult(instance.arn)
+        if approved.empty:
+            self.baselines.approve_instance(current, "connect-guard bootstrap")
+            result.bootstrapped = True
+            result.finding_id = self._publish(
+                instance,
+                result,
+                Severity.INFO,
+                f"Baseline recorded for Connect instance {instance.instance_id}",
+                (
+                    f"first sweep: {len(current.profiles)} profiles and {len(current.users)} users recorded "
+                    "as the approved baseline; approve later changes with `connect-guard approve-baseline`",
+                ),
+            )
+            return result
+        result.drift = diff(current, approved)
+        if not result.drift:
+            logger.info("no drift", extra={"instance": instance.arn})
+            return result
+        names = {p.id: p.name for p in (*approved.profiles.values(), *current.profiles.values())}
+        permissions = {p.id: p.permissions for p in approved.profiles.values()}
+        permissions.update({p.id: p.permissions for p in current.profiles.values() if p.id not in permissions})
+        for item in result.drift:
+            plan = self._plan(item, current, approved, names, permissions)
+            if plan is None:
+                continue
+            status = "proposed"
+            if self.settings.response_mode == "enforce":
+                if item.kind == "connect_user":
+                    gateway.set_user_profiles(item.id, plan.target)
+                else:
+                    gateway.set_permissions(item.id, plan.target)
+                status = "taken"
+                now_state = (
+                    current.users[item.id].security_profile_ids
+                    if item.kind == "connect_user"
+                    else current.profiles[item.id].permissions
+                )
+                self.audit.record(
+                    responder=NAME,
+                    action=plan.operation,
+                    status=status,
+                    actor=None,
+                    target=f"{instance.arn}/{item.kind}/{item.id}",
+                    reason=f"drift: gained {', '.join(plan.gained)}",
+                    before=sorted(now_state),
+                    after=sorted(plan.target),
+                    event_id=None,
+                    finding_id=None,
+                    mode="enforce",
+                )
+            result.plans.append((item, plan, status))
+        gained = tuple(g for _, plan, _ in result.plans for g in plan.gained)
+        severity = self.rules.severity(gained) if gained else Severity.LOW
+        reasons = [self._describe(item, names) for item in result.drift][:50]
+        if gained and self.settings.response_mode != "enforce":
+            reasons.append("detect mode: the actions show the calls enforce mode makes")
+        title = f"Connect baseline drift in {instance.instance_id}: {len(result.drift)} change(s)"
+        if gained:
+            title += f", privileged: {', '.join(sorted(set(gained)))}"
+        result.finding_id = self._publish(instance, result, severity, title, tuple(reasons))
+        return result
+
+    def _plan(
+        self,
+        item: Drift,
+        current: InstanceBaseline,
+        approved: InstanceBaseline,
+        names: dict[str, str],
+        permissions: dict[str, frozenset[str]],
+    ) -> Plan | None:
+        if item.kind == "connect_user":
+            user = current.users[item.id]
+            return plan_user(
+                ConnectUser(user.id, user.username, user.security_profile_ids),
+                approved.users.get(item.id),
+                names,
+                permissions,
+                self.rules,
+            )
+        return plan_profile(current.profiles[item.id].permissions, approved.profiles.get(item.id), self.rules)
+
+    @staticmethod
+    def _describe(item: Drift, names: dict[str, str]) -> str:
+        def show(values: frozenset[str]) -> str:
+            shown = (names.get(v, v) for v in values) if item.kind == "connect_user" else values
+            return ", ".join(sorted(shown))
+
+        what = "user" if item.kind == "connect_user" else "profile"
+        changes = " ".join(
+            part
+            for part in (
+                f"+[{show(item.added)}]" if item.added else "",
+                f"-[{show(item.removed)}]" if item.removed else "",
+            )
+            if part
+        )
+        return f"{'new ' if item.new else ''}{what} {item.name}: {changes or 'no permissions'}"
+
+    def _publish(
+        self, instance: InstanceRef, result: SweepResult, severity: Severity, title: str, reasons: tuple[str, ...]
+    ) -> str:
+        now = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+        actions = tuple(
+            Action(
+                "connect",
+                plan.operation,
+                {
+                    "InstanceId": instance.instance_id,
+                    **(
+                        {"UserId": item.id, "SecurityProfileIds": sorted(plan.target)}
+                        if item.kind == "connect_user"
+                        else {"SecurityProfileId": item.id, "Permissions": sorted(plan.target)}
+                    ),
+                },
+                status,
+            )
+            for item, plan, status in result.plans
+        )
+        finding = Finding(
+            responder=NAME,
+            kind=KIND,
+            severity=severity,
+            title=title,
+            summary=f"The scheduled sweep compared Connect instance {instance.arn} with its approved baseline.",
+            event=EventRef(
+                f"sweep:{instance.instance_id}:{now}",
+                "BaselineSweep",
+                "connect-guard",
+                now,
+                instance.account_id,
+                instance.region,
+                f"https://{instance.region}.console.aws.amazon.com/connect/v2/app/instances/{instance.instance_id}",
+            ),
+            actor=Actor.system("connect-guard baseline sweep"),
+            attempt=Attempt("succeeded"),
+            allowlisted=False,
+            reasons=reasons,
+            runbook_url=self.settings.runbook_url("profile_rollback"),
+            environment=self.settings.environment,
+            mode=self.settings.response_mode,
+            connect=ConnectRef(instance.instance_id, instance.arn),
+            actions=actions,
+        )
+        self.publisher.publish(finding)
+        return finding.finding_id
+
+
+def build(settings: Settings, clients: AwsClients) -> BaselineSweep:
+    settings.require("baseline_table_name", "audit_table_name")
+    assert settings.baseline_table_name and settings.audit_table_name
+    return BaselineSweep(
+        settings,
+        clients,
+        SnsPublisher(clients.sns, settings.alert_topic_arn),
+        BaselineStore(clients.dynamodb, settings.baseline_table_name),
+        AuditLog(clients.dynamodb, settings.audit_table_name),
+    )
