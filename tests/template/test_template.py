@@ -74,6 +74,9 @@ QUEUES = of_type("AWS::SQS::Queue")
 RULES = of_type("AWS::Events::Rule")
 ALARMS = of_type("AWS::CloudWatch::Alarm")
 QUEUE_POLICIES = of_type("AWS::SQS::QueuePolicy")
+SCHEDULES = of_type("AWS::Scheduler::Schedule")
+ROLES = of_type("AWS::IAM::Role")
+TABLES = of_type("AWS::DynamoDB::Table")
 
 
 def function_role(function: str) -> tuple[str, dict[str, Any]]:
@@ -102,6 +105,9 @@ def dead_letter_queues() -> set[str]:
         for tgt in rule["Properties"].get("Targets", []):
             if "DeadLetterConfig" in tgt:
                 dlqs.add(target(tgt["DeadLetterConfig"]["Arn"]))
+    for schedule in SCHEDULES.values():
+        if "DeadLetterConfig" in schedule["Properties"]["Target"]:
+            dlqs.add(target(schedule["Properties"]["Target"]["DeadLetterConfig"]["Arn"]))
     dlqs.discard(None)
     return dlqs  # type: ignore[return-value]
 
@@ -142,6 +148,17 @@ def test_transform_and_function_globals() -> None:
         ("PowertoolsLayerVersion", 27),
         ("OrganizationId", ""),
         ("PolicyAlertsConcurrency", 5),
+        (
+            "PrivilegedPermissions",
+            "Users.Create,Users.Edit,Users.EditPermission,Users.Delete,SecurityProfiles.Create,"
+            "SecurityProfiles.Edit,SecurityProfiles.Delete,ListenCallRecordings,DownloadCallRecordings,"
+            "DeleteCallRecordings,ManagerListenIn",
+        ),
+        ("PrivilegedProfileNames", "Admin"),
+        ("FallbackSecurityProfileName", "Agent"),
+        ("ConnectInstanceArns", ""),
+        ("BaselineSweepSchedule", "rate(1 hour)"),
+        ("ProfileRollbackConcurrency", 2),
     ],
 )
 def test_parameters_and_defaults(name: str, default: Any) -> None:
@@ -155,6 +172,15 @@ def test_allowed_values_are_the_intended_ones() -> None:
     assert 365 in params["LogRetentionDays"]["AllowedValues"]
     # SQS event sources accept MaximumConcurrency 2..1000 only.
     assert params["PolicyAlertsConcurrency"]["MinValue"] >= 2
+    assert params["ProfileRollbackConcurrency"]["MinValue"] == 2
+    assert params["ProfileRollbackConcurrency"]["Type"] == "Number"
+
+
+def test_privileged_permissions_default_matches_the_core_settings() -> None:
+    from connect_guard.settings import DEFAULT_PRIVILEGED_PERMISSIONS
+
+    default = T["Parameters"]["PrivilegedPermissions"]["Default"]
+    assert tuple(default.split(",")) == DEFAULT_PRIVILEGED_PERMISSIONS
 
 
 def test_outputs() -> None:
@@ -166,7 +192,15 @@ def test_outputs() -> None:
         "EventDeliveryDLQUrl",
         "SuiteKeyArn",
         "CoreLayerArn",
+        "BaselineTableName",
+        "AuditTableName",
+        "ProfileRollbackQueueUrl",
+        "ProfileRollbackDLQUrl",
     }
+    assert T["Outputs"]["BaselineTableName"]["Value"] == {"Ref": "BaselineTable"}
+    assert T["Outputs"]["AuditTableName"]["Value"] == {"Ref": "AuditTable"}
+    assert T["Outputs"]["ProfileRollbackQueueUrl"]["Value"] == {"Ref": "ProfileRollbackQueue"}
+    assert T["Outputs"]["ProfileRollbackDLQUrl"]["Value"] == {"Ref": "ProfileRollbackDLQ"}
 
 
 # ---- event delivery ------------------------------------------------------------------------------
@@ -198,7 +232,7 @@ def test_every_queue_is_encrypted_with_the_suite_key() -> None:
 
 def test_every_non_dlq_queue_has_a_redrive_policy() -> None:
     dlqs = dead_letter_queues()
-    assert {"PolicyAlertsDLQ", "EventDeliveryDLQ"} <= dlqs
+    assert {"PolicyAlertsDLQ", "EventDeliveryDLQ", "ProfileRollbackDLQ", "SweepDLQ"} <= dlqs
     for name, queue in QUEUES.items():
         if name in dlqs:
             assert queue["Properties"]["MessageRetentionPeriod"] == 14 * 24 * 3600, name
@@ -212,10 +246,20 @@ def test_every_non_dlq_queue_has_a_redrive_policy() -> None:
         assert QUEUES[dlq]["Properties"]["MessageRetentionPeriod"] > source_retention, name
 
 
+def test_max_receive_count_matches_the_runtimes_final_attempt() -> None:
+    # The handler alerts on the receive that SQS will not retry: the two counts must agree.
+    from connect_guard.runtime import MAX_RECEIVE_COUNT
+
+    for name, queue in QUEUES.items():
+        redrive = queue["Properties"].get("RedrivePolicy")
+        if redrive:
+            assert redrive["maxReceiveCount"] == MAX_RECEIVE_COUNT, name
+
+
 def test_queue_visibility_timeout_is_six_times_the_consumer_timeout() -> None:
     timeout = T["Globals"]["Function"]["Timeout"]
     for fn_name, fn in FUNCTIONS.items():
-        for event in fn["Properties"]["Events"].values():
+        for event in fn["Properties"].get("Events", {}).values():
             if event["Type"] == "SQS":
                 queue = target(event["Properties"]["Queue"])
                 fn_timeout = fn["Properties"].get("Timeout", timeout)
@@ -272,7 +316,20 @@ def test_every_dlq_has_an_alarm_that_notifies_the_topic() -> None:
         assert (p["Period"], p["EvaluationPeriods"]) == (60, 1)
         assert p["TreatMissingData"] == "notBreaching"
         assert _notifies_topic(alarms[0])
-    assert "PolicyAlertsDLQAlarm" in ALARMS and "EventDeliveryDLQAlarm" in ALARMS
+    assert {"PolicyAlertsDLQAlarm", "EventDeliveryDLQAlarm", "ProfileRollbackDLQAlarm", "SweepDLQAlarm"} <= set(ALARMS)
+
+
+def test_every_rule_has_a_delivery_failure_alarm() -> None:
+    # Delivery that fails even to the DLQ (e.g. a broken key policy) shows up only here.
+    for name in RULES:
+        alarms = [
+            a
+            for a in ALARMS.values()
+            if a["Properties"]["Namespace"] == "AWS/Events"
+            and a["Properties"]["MetricName"] == "FailedInvocations"
+            and a["Properties"]["Dimensions"] == [{"Name": "RuleName", "Value": {"Ref": name}}]
+        ]
+        assert len(alarms) == 1 and _notifies_topic(alarms[0]), name
 
 
 def test_every_function_has_an_errors_alarm() -> None:
@@ -324,17 +381,141 @@ def test_key_policy_lets_logs_encrypt_exactly_the_suite_log_groups() -> None:
         assert group["LogGroupName"]["Fn::Sub"].startswith("/connect-guard/")
 
 
+# Connect responders take small batches: each event may cost several calls against a ~2/s quota.
+SQS_BATCH_SIZES = {"PolicyAlertsFunction": 10, "ProfileRollbackFunction": 5}
+
+
 def test_every_function_has_reserved_concurrency_and_a_bounded_event_source() -> None:
     for name, fn in FUNCTIONS.items():
         reserved = fn["Properties"]["ReservedConcurrentExecutions"]
         assert reserved is not None, name
-        for event in fn["Properties"]["Events"].values():
+        for event in fn["Properties"].get("Events", {}).values():
             if event["Type"] == "SQS":
                 p = event["Properties"]
                 # The poller must never want more than the reserved concurrency (throttling loops).
                 assert p["ScalingConfig"]["MaximumConcurrency"] == reserved, name
                 assert p["FunctionResponseTypes"] == ["ReportBatchItemFailures"], name
-                assert p["BatchSize"] == 10 and p["MaximumBatchingWindowInSeconds"] == 1, name
+                assert p["BatchSize"] == SQS_BATCH_SIZES[name], name
+                assert p["MaximumBatchingWindowInSeconds"] == 1, name
+
+
+# Every function reads the same settings under the same names (connect_guard.settings.Settings).
+COMMON_ENV = {
+    "ENVIRONMENT": {"Ref": "Environment"},
+    "RESPONSE_MODE": {"Ref": "ResponseMode"},
+    "ALERT_TOPIC_ARN": {"Ref": "AlertTopic"},
+    "DEDUP_TABLE_NAME": {"Ref": "DedupTable"},
+    "ALLOWLISTED_PRINCIPALS": {"Ref": "AllowlistedPrincipals"},
+    "MEMBER_ROLE_NAME": {"Ref": "MemberRoleName"},
+    "RUNBOOK_BASE_URL": {"Ref": "RunbookBaseUrl"},
+    "SUITE_ROLE_PATH": SUITE_ROLE_PATH,
+    "POWERTOOLS_METRICS_NAMESPACE": "ConnectGuard",
+    "POWERTOOLS_LOG_LEVEL": "INFO",
+}
+CONNECT_ENV = {
+    "BASELINE_TABLE_NAME": {"Ref": "BaselineTable"},
+    "AUDIT_TABLE_NAME": {"Ref": "AuditTable"},
+    "PRIVILEGED_PERMISSIONS": {"Ref": "PrivilegedPermissions"},
+    "PRIVILEGED_PROFILE_NAMES": {"Ref": "PrivilegedProfileNames"},
+    "FALLBACK_SECURITY_PROFILE_NAME": {"Ref": "FallbackSecurityProfileName"},
+    "CONNECT_INSTANCE_ARNS": {"Ref": "ConnectInstanceArns"},
+}
+CONNECT_FUNCTIONS = {"ProfileRollbackFunction": "profile-rollback", "BaselineSweepFunction": "baseline-sweep"}
+
+
+def test_every_function_reads_the_common_settings_under_the_same_names() -> None:
+    for name, fn in FUNCTIONS.items():
+        env = fn["Properties"]["Environment"]["Variables"]
+        assert {k: env.get(k) for k in COMMON_ENV} == COMMON_ENV, name
+        assert env["POWERTOOLS_SERVICE_NAME"] == Path(fn["Properties"]["CodeUri"]).name.replace("_", "-"), name
+
+
+def test_every_environment_variable_is_a_setting_the_core_reads() -> None:
+    from connect_guard.settings import Settings
+
+    # Settings.from_env's mapping, read from its source so a rename on either side shows here.
+    source = Path(Settings.__module__.replace(".", "/") + ".py")
+    text = (ROOT / "layers/core" / source).read_text()
+    for name, fn in FUNCTIONS.items():
+        for var in fn["Properties"]["Environment"]["Variables"]:
+            if not var.startswith("POWERTOOLS_"):
+                assert f'"{var}"' in text, f"{name}: {var} is not read by connect_guard.settings"
+
+
+@pytest.mark.parametrize("function", sorted(CONNECT_FUNCTIONS))
+def test_connect_functions_environment(function: str) -> None:
+    env = props(function)["Environment"]["Variables"]
+    assert env == {**COMMON_ENV, **CONNECT_ENV, "POWERTOOLS_SERVICE_NAME": CONNECT_FUNCTIONS[function]}
+
+
+def test_profile_rollback_function_contract() -> None:
+    p = props("ProfileRollbackFunction")
+    assert p["CodeUri"] == "functions/profile_rollback"
+    assert p["Handler"] == "app.lambda_handler"
+    assert p["Timeout"] == 60
+    assert p["ReservedConcurrentExecutions"] == {"Ref": "ProfileRollbackConcurrency"}
+    assert p["Role"] == {"Fn::GetAtt": ["ProfileRollbackFunctionRole", "Arn"]}
+    (event,) = p["Events"].values()
+    assert event["Type"] == "SQS"
+    assert event["Properties"] == {
+        "Queue": {"Fn::GetAtt": ["ProfileRollbackQueue", "Arn"]},
+        "BatchSize": 5,
+        "MaximumBatchingWindowInSeconds": 1,
+        "FunctionResponseTypes": ["ReportBatchItemFailures"],
+        "ScalingConfig": {"MaximumConcurrency": {"Ref": "ProfileRollbackConcurrency"}},
+    }
+    assert props("ProfileRollbackQueue")["VisibilityTimeout"] == 6 * 60
+    assert props("ProfileRollbackQueue")["RedrivePolicy"]["deadLetterTargetArn"] == {
+        "Fn::GetAtt": ["ProfileRollbackDLQ", "Arn"]
+    }
+
+
+def test_baseline_sweep_function_contract() -> None:
+    p = props("BaselineSweepFunction")
+    assert p["CodeUri"] == "functions/baseline_sweep"
+    assert p["Handler"] == "app.lambda_handler"
+    assert p["Timeout"] == 900
+    assert p["ReservedConcurrentExecutions"] == 1
+    assert p["Role"] == {"Fn::GetAtt": ["BaselineSweepFunctionRole", "Arn"]}
+    assert "Events" not in p  # invoked by SweepSchedule only
+    # A failed sweep is not rerun at once by Lambda's async retries: the next run is the retry.
+    assert p["EventInvokeConfig"]["MaximumRetryAttempts"] == 0
+
+
+def test_sweep_schedule_has_retries_a_dlq_and_a_role_that_only_invokes_the_sweep() -> None:
+    (name,) = SCHEDULES
+    assert name == "SweepSchedule"
+    p = props(name)
+    assert p["ScheduleExpression"] == {"Ref": "BaselineSweepSchedule"}
+    assert p["FlexibleTimeWindow"] == {"Mode": "OFF"}
+    assert p["State"] == "ENABLED"
+    assert p["GroupName"] == {"Ref": "SweepScheduleGroup"}
+    tgt = p["Target"]
+    assert tgt["Arn"] == {"Fn::GetAtt": ["BaselineSweepFunction", "Arn"]}
+    assert tgt["RetryPolicy"]["MaximumRetryAttempts"] == 2
+    dlq = target(tgt["DeadLetterConfig"]["Arn"])
+    assert dlq == "SweepDLQ" and dlq in QUEUES
+    role = target(tgt["RoleArn"])
+    assert role == "SweepSchedulerRole"
+    role_props = props(role)
+    assert role_props["Path"] == SUITE_ROLE_PATH
+    (trust,) = role_props["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": "scheduler.amazonaws.com"}
+    assert trust["Condition"] == {
+        "StringEquals": {
+            "aws:SourceAccount": {"Ref": "AWS::AccountId"},
+            "aws:SourceArn": {"Fn::GetAtt": ["SweepScheduleGroup", "Arn"]},
+        }
+    }
+    granted = {action: [target(r) for r in resources] for action, resources in _granted(role_props).items()}
+    # Scheduler writes dead letters with the execution role, not through a queue policy: the role
+    # sends to its DLQ and uses the key that encrypts it.
+    assert granted == {
+        "lambda:InvokeFunction": ["BaselineSweepFunction"],
+        "sqs:SendMessage": ["SweepDLQ"],
+        "kms:Decrypt": ["SuiteKey"],
+        "kms:GenerateDataKey": ["SuiteKey"],
+    }
 
 
 def test_policy_alerts_function_contract() -> None:
@@ -406,11 +587,40 @@ def test_key_policy_grants_services_only_data_key_use() -> None:
             assert principal == {"AWS": {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}}
 
 
-def test_topic_and_table_use_the_suite_key() -> None:
+def test_topic_and_tables_use_the_suite_key() -> None:
     assert references_suite_key(props("AlertTopic")["KmsMasterKeyId"])
-    sse = props("DedupTable")["SSESpecification"]
-    assert sse["SSEEnabled"] is True and sse["SSEType"] == "KMS"
-    assert references_suite_key(sse["KMSMasterKeyId"])
+    assert {"DedupTable", "BaselineTable", "AuditTable"} <= set(TABLES)
+    for name in TABLES:
+        sse = props(name)["SSESpecification"]
+        assert sse["SSEEnabled"] is True and sse["SSEType"] == "KMS", name
+        assert references_suite_key(sse["KMSMasterKeyId"]), name
+
+
+def test_every_table_is_retained_with_point_in_time_recovery() -> None:
+    for name, table in TABLES.items():
+        assert table["DeletionPolicy"] == table["UpdateReplacePolicy"] == "Retain", name
+        assert table["Properties"]["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}, name
+        assert table["Properties"]["BillingMode"] == "PAY_PER_REQUEST", name
+
+
+@pytest.mark.parametrize("name", ["BaselineTable", "AuditTable"])
+def test_connect_state_tables_have_the_pk_sk_schema(name: str) -> None:
+    p = props(name)
+    assert p["KeySchema"] == [
+        {"AttributeName": "pk", "KeyType": "HASH"},
+        {"AttributeName": "sk", "KeyType": "RANGE"},
+    ]
+    assert p["AttributeDefinitions"] == [
+        {"AttributeName": "pk", "AttributeType": "S"},
+        {"AttributeName": "sk", "AttributeType": "S"},
+    ]
+
+
+def test_audit_records_may_expire_and_nothing_streams_them() -> None:
+    p = props("AuditTable")
+    assert p["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    assert "StreamSpecification" not in p
+    assert "TimeToLiveSpecification" not in props("BaselineTable")  # approved state never expires
 
 
 def test_dedup_table_matches_powertools_idempotency_defaults() -> None:
@@ -470,6 +680,18 @@ POLICY_ALERTS_ACTIONS = {
 }
 
 
+def test_every_role_of_the_stack_is_under_the_suite_path() -> None:
+    # Responders ignore changes made by principals under this path: none of ours may be elsewhere.
+    assert {"SweepSchedulerRole", "ProfileRollbackFunctionRole", "BaselineSweepFunctionRole"} <= set(ROLES)
+    for name, role in ROLES.items():
+        assert role["Properties"]["Path"] == SUITE_ROLE_PATH, name
+        assert "ManagedPolicyArns" not in role["Properties"], name
+        for statement in role_statements(role["Properties"]):
+            assert statement["Effect"] == "Allow", name
+            assert not any("*" in a for a in as_list(statement["Action"])), name
+            assert all(r != "*" for r in as_list(statement["Resource"])), f"{name}: {statement.get('Sid')}"
+
+
 def test_every_function_role_is_explicit_under_the_suite_path() -> None:
     for name in FUNCTIONS:
         assert "Policies" not in props(name) and "RolePath" not in props(name), name
@@ -479,6 +701,24 @@ def test_every_function_role_is_explicit_under_the_suite_path() -> None:
         assert "ManagedPolicyArns" not in role_props, f"{role}: managed policies are not scoped"
         trust = role_props["AssumeRolePolicyDocument"]["Statement"]
         assert [s["Principal"] for s in trust] == [{"Service": "lambda.amazonaws.com"}], role
+
+
+# This account's Connect instances (any region) and the sub-resources Connect authorizes against.
+OWN_CONNECT_RESOURCES = [
+    {"Fn::Sub": "arn:${AWS::Partition}:connect:*:${AWS::AccountId}:instance/*"},
+    {"Fn::Sub": "arn:${AWS::Partition}:connect:*:${AWS::AccountId}:instance/*/agent/*"},
+    {"Fn::Sub": "arn:${AWS::Partition}:connect:*:${AWS::AccountId}:instance/*/security-profile/*"},
+]
+CONNECT_READ_ACTIONS = {
+    "connect:DescribeUser",
+    "connect:SearchUsers",
+    "connect:ListUsers",
+    "connect:DescribeSecurityProfile",
+    "connect:ListSecurityProfiles",
+    "connect:ListSecurityProfilePermissions",
+    "connect:ListSecurityProfileApplications",
+}
+CONNECT_WRITE_ACTIONS = {"connect:UpdateUserSecurityProfiles", "connect:UpdateSecurityProfile"}
 
 
 def test_function_statements_name_no_wildcard_resource() -> None:
@@ -491,10 +731,81 @@ def test_function_statements_name_no_wildcard_resource() -> None:
             for resource in as_list(statement["Resource"]):
                 assert resource != "*", f"{name}: {statement['Sid']} applies to every resource"
                 if any(a.split(":")[1].startswith(WRITE_VERBS) for a in actions):
-                    # Writes name one resource of this stack, or (AssumeRole) one role name.
-                    assert target(resource) or "${MemberRoleName}" in resource.get("Fn::Sub", ""), (
-                        f"{name}: {statement['Sid']} writes to a pattern"
-                    )
+                    # Writes name one resource of this stack, or (AssumeRole) one role name, or
+                    # (Connect rollback) this account's instances: instances are not ours to name.
+                    connect_only = all(a.startswith("connect:") for a in actions)
+                    assert (
+                        target(resource)
+                        or "${MemberRoleName}" in resource.get("Fn::Sub", "")
+                        or (connect_only and resource in OWN_CONNECT_RESOURCES)
+                    ), f"{name}: {statement['Sid']} writes to a pattern"
+
+
+def test_connect_writes_only_in_the_rollback_and_sweep_roles_and_never_on_everything() -> None:
+    writers = set()
+    for name, role in ROLES.items():
+        for statement in role_statements(role["Properties"]):
+            connect = [a for a in as_list(statement["Action"]) if a.startswith("connect:")]
+            if not connect:
+                continue
+            assert set(connect) <= CONNECT_READ_ACTIONS | CONNECT_WRITE_ACTIONS, f"{name}: {connect}"
+            # Every Connect statement names this account's instances, nothing wider.
+            assert as_list(statement["Resource"]) == OWN_CONNECT_RESOURCES, f"{name}: {statement['Sid']}"
+            if set(connect) & CONNECT_WRITE_ACTIONS:
+                # Reads and writes live in separate statements, so each can be reviewed alone.
+                assert set(connect) <= CONNECT_WRITE_ACTIONS, f"{name}: {statement['Sid']}"
+                writers.add(name)
+    assert writers == {"ProfileRollbackFunctionRole", "BaselineSweepFunctionRole"}
+
+
+def _granted(role_props: dict[str, Any]) -> dict[str, list[Any]]:
+    granted: dict[str, list[Any]] = {}
+    for statement in role_statements(role_props):
+        for action in as_list(statement["Action"]):
+            granted.setdefault(action, []).extend(as_list(statement["Resource"]))
+    return granted
+
+
+CONNECT_RESPONDER_ACTIONS: dict[str, set[str] | None] = {
+    "logs:CreateLogStream": {"<log group>"},
+    "logs:PutLogEvents": {"<log group>"},
+    "sns:Publish": {"AlertTopic"},
+    "kms:Decrypt": {"SuiteKey"},
+    "kms:GenerateDataKey": {"SuiteKey"},
+    "dynamodb:GetItem": {"BaselineTable"},
+    "dynamodb:PutItem": {"BaselineTable", "AuditTable"},
+    "dynamodb:UpdateItem": {"BaselineTable"},
+    "dynamodb:Query": {"BaselineTable"},
+    "dynamodb:BatchWriteItem": {"BaselineTable"},
+    **dict.fromkeys(CONNECT_READ_ACTIONS | CONNECT_WRITE_ACTIONS),
+    "sts:AssumeRole": None,
+}
+
+
+@pytest.mark.parametrize(
+    ("function", "log_group", "queue"),
+    [
+        ("ProfileRollbackFunction", "ProfileRollbackLogGroup", "ProfileRollbackQueue"),
+        ("BaselineSweepFunction", "BaselineSweepLogGroup", None),
+    ],
+)
+def test_connect_responders_have_exactly_the_contract_actions(function: str, log_group: str, queue: str | None) -> None:
+    _, role_props = function_role(function)
+    granted = _granted(role_props)
+    expected = {a: ({log_group} if r == {"<log group>"} else r) for a, r in CONNECT_RESPONDER_ACTIONS.items()}
+    if queue:  # the SQS consumer also owns its queue and dedups on the eventID
+        expected |= {a: {queue} for a in ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes")}
+        expected["dynamodb:GetItem"] = {"BaselineTable", "DedupTable"}
+        expected["dynamodb:PutItem"] = {"BaselineTable", "AuditTable", "DedupTable"}
+        expected["dynamodb:UpdateItem"] = {"BaselineTable", "DedupTable"}
+        expected["dynamodb:DeleteItem"] = {"DedupTable"}
+    assert set(granted) == set(expected)
+    for action, resources in expected.items():
+        if resources is not None:
+            assert {target(r) for r in granted[action]} == resources, action
+    for action in CONNECT_READ_ACTIONS | CONNECT_WRITE_ACTIONS:
+        assert granted[action] == OWN_CONNECT_RESOURCES, action
+    assert granted["sts:AssumeRole"] == [{"Fn::Sub": "arn:${AWS::Partition}:iam::*:role/${MemberRoleName}"}]
 
 
 def test_policy_alerts_has_exactly_the_contract_actions_on_their_resources() -> None:
@@ -518,8 +829,9 @@ def test_policy_alerts_has_exactly_the_contract_actions_on_their_resources() -> 
     assert granted["sts:AssumeRole"] == [{"Fn::Sub": "arn:${AWS::Partition}:iam::*:role/${MemberRoleName}"}]
 
 
-def test_member_role_is_assumed_only_when_configured() -> None:
-    _, role_props = function_role("PolicyAlertsFunction")
+@pytest.mark.parametrize("function", ["PolicyAlertsFunction", "ProfileRollbackFunction", "BaselineSweepFunction"])
+def test_member_role_is_assumed_only_when_configured(function: str) -> None:
+    _, role_props = function_role(function)
     unconditional = [p for p in role_props["Policies"] if "Fn::If" not in p]
     statements = [s for p in unconditional for s in p["PolicyDocument"]["Statement"]]
     assert all("sts:AssumeRole" not in as_list(s["Action"]) for s in statements)
@@ -588,6 +900,45 @@ def test_policy_attachment_rule_pattern() -> None:
     }
 
 
+CONNECT_PROFILE_EVENTS = ["UpdateSecurityProfile", "CreateSecurityProfile", "UpdateUserSecurityProfiles", "CreateUser"]
+
+
+def test_profile_rollback_rule_pattern() -> None:
+    assert props("ProfileRollbackRule")["EventPattern"] == {
+        "source": ["aws.connect"],
+        "detail-type": ["AWS API Call via CloudTrail"],
+        "detail": {"eventSource": ["connect.amazonaws.com"], "eventName": CONNECT_PROFILE_EVENTS},
+    }
+
+
+def _cloudtrail_event(service: str, event_name: str) -> dict[str, Any]:
+    return {
+        "source": f"aws.{service}",
+        "detail-type": "AWS API Call via CloudTrail",
+        "detail": {"eventSource": f"{service}.amazonaws.com", "eventName": event_name},
+    }
+
+
+def test_connect_create_user_and_iam_create_user_reach_different_rules() -> None:
+    from connect_guard_tools.routing import compile_pattern
+
+    connect_rule = compile_pattern(props("ProfileRollbackRule")["EventPattern"])
+    iam_rule = compile_pattern(props("PolicyAttachmentRule")["EventPattern"])
+    connect_create_user = _cloudtrail_event("connect", "CreateUser")
+    iam_create_user = _cloudtrail_event("iam", "CreateUser")
+    assert connect_rule(connect_create_user)
+    assert not connect_rule(iam_create_user)
+    assert not iam_rule(connect_create_user)
+    # A forged mix (Connect source, IAM eventSource) matches neither.
+    mixed = {**connect_create_user, "detail": {"eventSource": "iam.amazonaws.com", "eventName": "CreateUser"}}
+    assert not connect_rule(mixed)
+    for event_name in CONNECT_PROFILE_EVENTS:
+        assert connect_rule(_cloudtrail_event("connect", event_name)), event_name
+        assert not iam_rule(_cloudtrail_event("connect", event_name)), event_name
+    for event_name in POLICY_EVENTS:
+        assert not connect_rule(_cloudtrail_event("iam", event_name)), event_name
+
+
 def test_rule_patterns_are_literal_and_do_not_filter_on_error_code() -> None:
     for name, rule in RULES.items():
         pattern = rule["Properties"].get("EventPattern")
@@ -600,7 +951,7 @@ def test_rule_patterns_are_literal_and_do_not_filter_on_error_code() -> None:
         assert "errorCode" not in keys, name
 
 
-def test_rule_routes_reach_the_policy_alerts_responder() -> None:
+def test_rule_routes_reach_their_responders() -> None:
     routes = {r.rule: r for r in rule_routes(T)}
     route = routes["PolicyAttachmentRule"]
     assert (route.queue, route.function, route.responder) == (
@@ -609,6 +960,12 @@ def test_rule_routes_reach_the_policy_alerts_responder() -> None:
         "policy_alerts",
     )
     # Every rule with a pattern ends in a responder, and every responder has code.
+    route = routes["ProfileRollbackRule"]
+    assert (route.queue, route.function, route.responder) == (
+        "ProfileRollbackQueue",
+        "ProfileRollbackFunction",
+        "profile_rollback",
+    )
     patterned = {n for n, r in RULES.items() if "EventPattern" in r["Properties"]}
     assert set(routes) == patterned
     for r in routes.values():

@@ -25,7 +25,9 @@ def user(*profiles: str) -> ConnectUser:
 
 
 def test_gaining_admin_restores_the_approved_profiles():
-    plan = plan_user(user("p-agent", "p-admin"), UserBaseline("u-1", "m.garcia", frozenset({"p-agent"})), NAMES, PERMS, RULES)
+    plan = plan_user(
+        user("p-agent", "p-admin"), UserBaseline("u-1", "m.garcia", frozenset({"p-agent"})), NAMES, PERMS, RULES
+    )
     assert plan is not None
     assert plan.target == {"p-agent"} and plan.gained == ("Admin",) and plan.baseline == "approved"
     assert RULES.severity(plan.gained) == Severity.CRITICAL
@@ -66,7 +68,9 @@ def test_already_restored_state_needs_no_action():
 
 def test_profile_rollback_restores_the_full_approved_set():
     approved = ProfileBaseline("p-mgr", "CallCenterManager", frozenset({"AccessMetrics", "Users.View"}))
-    current = frozenset({"AccessMetrics", "Users.View", "DownloadCallRecordings", "ListenCallRecordings", "Reports.View"})
+    current = frozenset(
+        {"AccessMetrics", "Users.View", "DownloadCallRecordings", "ListenCallRecordings", "Reports.View"}
+    )
     plan = plan_profile(current, approved, RULES)
     assert plan is not None
     assert plan.target == approved.permissions  # the non-privileged addition goes too: the update replaces
@@ -84,7 +88,10 @@ def test_new_profile_without_baseline_is_stripped_of_privileged_permissions_only
     [
         ("7c1d5a8e-2f4b", InstanceRef("111122223333", "us-east-1", "7c1d5a8e-2f4b")),
         ("arn:aws:connect:eu-west-2:444455556666:instance/abc", InstanceRef("444455556666", "eu-west-2", "abc")),
-        ("arn%3Aaws%3Aconnect%3Aeu-west-2%3A444455556666%3Ainstance%2Fabc", InstanceRef("444455556666", "eu-west-2", "abc")),
+        (
+            "arn%3Aaws%3Aconnect%3Aeu-west-2%3A444455556666%3Ainstance%2Fabc",
+            InstanceRef("444455556666", "eu-west-2", "abc"),
+        ),
     ],
 )
 def test_instance_ids_arns_and_url_encoded_arns(value, expected):

@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, TextIO
 from connect_guard_tools.template import PROJECT_ROOT
 
 if TYPE_CHECKING:
-    from connect_guard_tools.replay import ReplayResult
+    from connect_guard_tools.local_aws import LocalAws
+    from connect_guard_tools.replay import Replayer, ReplayResult
 
 PROGRESS_THRESHOLD = 200  # items before a progress bar appears (on a terminal)
 
@@ -51,6 +52,21 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("--show-findings", action="store_true", help="print each alert as email renders it")
     replay.add_argument("--fail-on-error", action="store_true", help="exit 1 if any event ends in error")
     replay.add_argument("--no-progress", action="store_true")
+    replay.add_argument(
+        "--sweep", action="store_true", help="after the events, run one baseline drift sweep of the demo instances"
+    )
+
+    approve = commands.add_parser(
+        "approve-baseline",
+        help="approve an instance's current Connect state as its known-good baseline (real AWS)",
+        description="Snapshot a Connect instance (profiles, permissions, applications, user assignments) with "
+        "your AWS credentials and store it as the approved baseline the rollback and drift sweep restore. "
+        "Use after reviewing a legitimate change.",
+    )
+    approve.add_argument("--instance-arn", required=True)
+    approve.add_argument("--table", required=True, help="BaselineTableName output of the stack")
+    approve.add_argument("--approved-by", default=os.environ.get("USER", "unknown"), help="recorded with the baseline")
+    approve.add_argument("--region", help="region of the stack's table (default: from the AWS config)")
     return parser
 
 
@@ -64,6 +80,11 @@ def _text_line(result: ReplayResult, out: TextIO) -> None:
         out.write(f"      alert: {alert['subject']}\n")
     if result.actions:
         out.write("      calls: " + ", ".join(f"{a['service']}:{a['operation']}" for a in result.actions) + "\n")
+    change = (result.finding or {}).get("change")
+    if change:
+        verb = "restored" if result.outcome == "rolled_back" else "would restore"
+        out.write(f"      before: {', '.join(change['before']) or '(none)'}\n")
+        out.write(f"      {verb}: {', '.join(change['after']) or '(none)'}  (baseline: {change['baseline']})\n")
     # Why an event that matched a rule produced no alert (noise needs no explanation).
     if result.reason and (result.rules or result.outcome == "error"):
         out.write(f"      reason: {result.reason}\n")
@@ -119,6 +140,8 @@ def replay(args: argparse.Namespace, out: TextIO) -> int:
             _text_line(result, out)
             for email in result.emails if args.show_findings else ():
                 out.write("\n" + "\n".join("      | " + line for line in email.splitlines()) + "\n\n")
+        if args.sweep:
+            _sweep(aws, replayer, out)
         delivered = len(aws.inbox())
     elapsed = time.perf_counter() - started
     total = sum(counts[k] for k in ("alerted", "ignored", "duplicate", "error", "rolled_back", "quarantined"))
@@ -136,11 +159,46 @@ def replay(args: argparse.Namespace, out: TextIO) -> int:
     return 1 if args.fail_on_error and counts["error"] else 0
 
 
+def _sweep(aws: LocalAws, replayer: Replayer, out: TextIO) -> None:
+    from connect_guard.connect import InstanceRef
+    from connect_guard.sweep import build
+
+    sweep = build(replayer.settings, aws.clients)
+    for result in sweep.run():
+        names = sweep.gateway(InstanceRef.parse(result.instance_arn, "", "")).profile_names()
+        out.write(f"\n[sweep] {result.instance_arn}: {len(result.drift)} drift item(s)\n")
+        for item in result.drift:
+            out.write(f"      {sweep.describe(item, names)}\n")
+        for item, plan, status in result.plans:
+            out.write(f"      {status}: {plan.operation} {item.name} (gained {', '.join(plan.gained)})\n")
+
+
+def approve_baseline(args: argparse.Namespace, out: TextIO) -> int:
+    import boto3
+
+    from connect_guard.baseline import BaselineStore
+    from connect_guard.connect import ConnectGateway, InstanceRef
+    from connect_guard.sweep import snapshot
+
+    session = boto3.session.Session(region_name=args.region)
+    instance = InstanceRef.parse(args.instance_arn, "", "")
+    gateway = ConnectGateway(session.client("connect", region_name=instance.region), instance)
+    current = snapshot(gateway)
+    BaselineStore(session.client("dynamodb"), args.table).approve_instance(current, args.approved_by)
+    out.write(
+        f"approved {len(current.profiles)} security profiles and {len(current.users)} users of "
+        f"{instance.arn} as the baseline (by {args.approved_by})\n"
+    )
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "replay":
             return replay(args, sys.stdout)
+        if args.command == "approve-baseline":
+            return approve_baseline(args, sys.stdout)
     except BrokenPipeError:  # `connect-guard replay | head`: the reader has all it wants
         sys.stderr.close()
         return 0

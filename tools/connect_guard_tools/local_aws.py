@@ -16,8 +16,10 @@ import boto3
 import yaml
 from moto import mock_aws
 
+from connect_guard.baseline import BaselineStore, InstanceBaseline, ProfileBaseline, UserBaseline
 from connect_guard.clients import AwsClients
 from connect_guard.settings import Settings
+from connect_guard_tools.connect_fake import ConnectFake, SeededInstance, seed_from_spec
 
 SECURITY_ACCOUNT = "123456789012"  # moto's default account plays the security account
 REGION = "us-east-1"  # IAM's CloudTrail events reach EventBridge only here
@@ -84,6 +86,10 @@ class LocalAws:
         # Registered before any client exists: botocore copies the hooks into each client.
         self.recorder = CallRecorder()
         self.session.events.register("before-parameter-build", self.recorder)
+        # moto has no Connect users or profiles: an in-memory fake answers Connect's calls.
+        self.connect = ConnectFake()
+        self.connect.install(self.session.events)
+        self.instances: list[SeededInstance] = []
         self.clients = AwsClients(self.region, self.session, SECURITY_ACCOUNT)
         self._create_stack()
         return self
@@ -109,18 +115,34 @@ class LocalAws:
         ]
         sns.subscribe(TopicArn=self.topic_arn, Protocol="sqs", Endpoint=inbox_arn)
         self.table_name = "connect-guard-dedup"
-        self.clients.dynamodb.create_table(
+        self.baseline_table = "connect-guard-baseline"
+        self.audit_table = "connect-guard-audit"
+        dynamodb = self.clients.dynamodb
+        dynamodb.create_table(
             TableName=self.table_name,
             KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
             AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
             BillingMode="PAY_PER_REQUEST",
         )
+        for table in (self.baseline_table, self.audit_table):
+            dynamodb.create_table(
+                TableName=table,
+                KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+                AttributeDefinitions=[
+                    {"AttributeName": "pk", "AttributeType": "S"},
+                    {"AttributeName": "sk", "AttributeType": "S"},
+                ],
+                BillingMode="PAY_PER_REQUEST",
+            )
 
     def settings(self, **overrides: Any) -> Settings:
         values: dict[str, Any] = {
             "alert_topic_arn": self.topic_arn,
             "dedup_table_name": self.table_name,
             "member_role_name": MEMBER_ROLE,
+            "baseline_table_name": self.baseline_table,
+            "audit_table_name": self.audit_table,
+            "connect_instance_arns": tuple(i.instance_arn for i in self.instances),
         }
         values.update(overrides)
         return Settings.model_validate(values)
@@ -152,9 +174,12 @@ class LocalAws:
         )
 
     def seed(self, state_file: Path) -> None:
-        """Create the demo IAM state: the member role and managed policies with their versions."""
+        """Create the demo state: per source account the member role, managed policies with their
+        versions, and Connect instances (current state in the fake, approved state as baseline)."""
         state = yaml.safe_load(state_file.read_text()) or {}
         for account_id, account in (state.get("accounts") or {}).items():
+            for spec in (account.get("connect") or {}).get("instances") or []:
+                self._seed_instance(str(account_id), spec)
             iam = self.account_session(str(account_id)).client("iam")
             trust = {
                 "Version": "2012-10-17",
@@ -179,3 +204,15 @@ class LocalAws:
                 default = policy.get("default_version", "v1")
                 if default != "v1":
                     iam.set_default_policy_version(PolicyArn=arn, VersionId=default)
+
+    def _seed_instance(self, account_id: str, spec: dict[str, Any]) -> None:
+        seeded = seed_from_spec(self.connect, account_id, spec)
+        self.instances.append(seeded)
+        baseline = InstanceBaseline(seeded.instance_arn)
+        for profile_id, profile in seeded.baseline["profiles"].items():
+            baseline.profiles[profile_id] = ProfileBaseline(
+                profile_id, profile["name"], frozenset(profile["permissions"]), tuple(profile.get("applications", ()))
+            )
+        for user_id, user in seeded.baseline["users"].items():
+            baseline.users[user_id] = UserBaseline(user_id, user["username"], frozenset(user["security_profile_ids"]))
+        BaselineStore(self.clients.dynamodb, self.baseline_table).approve_instance(baseline, "demo seed")

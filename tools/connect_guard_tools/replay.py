@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from connect_guard.errors import PoisonEventError
-from connect_guard.responders import policy_alerts
+from connect_guard.responders import policy_alerts, profile_rollback
 from connect_guard.runtime import Pipeline, ResponderFactory, build_pipeline
 from connect_guard.settings import Settings
 from connect_guard_tools.inputs import InputItem
@@ -20,6 +20,7 @@ from connect_guard_tools.routing import Router
 
 RESPONDERS: dict[str, ResponderFactory] = {
     "policy_alerts": policy_alerts.build,
+    "profile_rollback": profile_rollback.build,
 }
 
 
@@ -49,6 +50,8 @@ class ReplayResult:
 class Replayer:
     def __init__(self, aws: LocalAws, settings: Settings, router: Router | None = None) -> None:
         self.router = router or Router()
+        self.settings = settings
+        self.aws = aws
         self.pipelines: dict[str, Pipeline] = {}
         for route in self.router.routes:
             if route.responder not in RESPONDERS:

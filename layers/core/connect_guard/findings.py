@@ -143,7 +143,7 @@ class Finding:
         return sns_subject(f"[{self.severity}] {self.title}")
 
     def to_dict(self) -> dict[str, Any]:
-        body = asdict(self)
+        body = asdict(self, dict_factory=lambda items: {k: list(v) if isinstance(v, tuple) else v for k, v in items})
         body["severity"] = str(self.severity)
         body["actor"]["allowlisted"] = self.allowlisted
         body["actor"]["display"] = self.actor.display

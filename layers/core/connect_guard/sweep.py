@@ -180,7 +180,7 @@ class BaselineSweep:
             result.plans.append((item, plan, status))
         gained = tuple(g for _, plan, _ in result.plans for g in plan.gained)
         severity = self.rules.severity(gained) if gained else Severity.LOW
-        reasons = [self._describe(item, names) for item in result.drift][:50]
+        reasons = [self.describe(item, names) for item in result.drift][:50]
         if gained and self.settings.response_mode != "enforce":
             reasons.append("detect mode: the actions show the calls enforce mode makes")
         title = f"Connect baseline drift in {instance.instance_id}: {len(result.drift)} change(s)"
@@ -209,7 +209,7 @@ class BaselineSweep:
         return plan_profile(current.profiles[item.id].permissions, approved.profiles.get(item.id), self.rules)
 
     @staticmethod
-    def _describe(item: Drift, names: dict[str, str]) -> str:
+    def describe(item: Drift, names: dict[str, str]) -> str:
         def show(values: frozenset[str]) -> str:
             shown = (names.get(v, v) for v in values) if item.kind == "connect_user" else values
             return ", ".join(sorted(shown))

@@ -1,0 +1,253 @@
+"""Profile rollback end to end: CloudTrail event → re-read → decide → restore → audit → alert,
+against the embedded AWS and the in-memory Connect fake."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from connect_guard.baseline import BaselineStore, InstanceBaseline, ProfileBaseline, UserBaseline
+from connect_guard.events import CloudTrailEvent
+from connect_guard.responders import profile_rollback
+from connect_guard.runtime import Pipeline, build_pipeline
+
+ACCOUNT, REGION, INSTANCE = "111122223333", "us-east-1", "0d1e2f3a-4b5c-4d6e-8f90-a1b2c3d4e5f6"
+IAM_USER = {
+    "type": "IAMUser",
+    "arn": f"arn:aws:iam::{ACCOUNT}:user/mallory",
+    "accountId": ACCOUNT,
+    "userName": "mallory",
+}
+
+
+def assumed(role: str, session: str, path: str = "/") -> dict[str, Any]:
+    return {
+        "type": "AssumedRole",
+        "arn": f"arn:aws:sts::{ACCOUNT}:assumed-role/{role}/{session}",
+        "accountId": ACCOUNT,
+        "sessionContext": {"sessionIssuer": {"type": "Role", "arn": f"arn:aws:iam::{ACCOUNT}:role{path}{role}"}},
+    }
+
+
+def connect_event(
+    name: str, params: dict[str, Any] | None, identity: dict[str, Any] = IAM_USER, **detail: Any
+) -> dict[str, Any]:
+    event_id = str(uuid.uuid4())
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "AWS API Call via CloudTrail",
+        "source": "aws.connect",
+        "account": ACCOUNT,
+        "time": "2026-11-20T10:00:00Z",
+        "region": REGION,
+        "resources": [],
+        "detail": {
+            "eventVersion": "1.09",
+            "userIdentity": identity,
+            "eventTime": "2026-11-20T10:00:00Z",
+            "eventSource": "connect.amazonaws.com",
+            "eventName": name,
+            "awsRegion": REGION,
+            "sourceIPAddress": "198.51.100.7",
+            "userAgent": "aws-cli/2.17",
+            "requestParameters": params,
+            "responseElements": None,
+            "eventID": event_id,
+            "recipientAccountId": ACCOUNT,
+            **detail,
+        },
+    }
+
+
+class Instance:
+    """A small instance: Agent and Admin profiles, a manager profile, one agent user."""
+
+    def __init__(self, aws) -> None:
+        fake = aws.connect
+        self.client = aws.session.client("connect", region_name=REGION)
+        self.fake = fake
+        self.arn = fake.add_instance(ACCOUNT, REGION, INSTANCE, "test-centre")
+        self.agent = fake.add_security_profile(INSTANCE, "Agent", ["BasicAgentAccess", "OutboundCallAccess"])
+        self.admin = fake.add_security_profile(
+            INSTANCE, "Admin", ["Users.Edit", "Users.EditPermission", "SecurityProfiles.Edit"]
+        )
+        self.manager = fake.add_security_profile(INSTANCE, "CallCenterManager", ["AccessMetrics", "Users.View"])
+        self.website_admin = fake.add_user(INSTANCE, "it.admin", [self.admin], first_name="Ida", last_name="Admin")
+        self.user = fake.add_user(INSTANCE, "m.garcia", [self.agent])
+        baseline = InstanceBaseline(self.arn)
+        for pid in (self.agent, self.admin, self.manager):
+            p = fake.profile(INSTANCE, pid)
+            baseline.profiles[pid] = ProfileBaseline(pid, p["SecurityProfileName"], frozenset(p["Permissions"]))
+        for uid in (self.website_admin, self.user):
+            u = fake.user(INSTANCE, uid)
+            baseline.users[uid] = UserBaseline(uid, u["Username"], frozenset(u["SecurityProfileIds"]))
+        BaselineStore(aws.clients.dynamodb, aws.baseline_table).approve_instance(baseline, "test")
+
+    def escalate_user(self) -> dict[str, Any]:
+        """The change has happened (CloudTrail records it afterwards): Agent → Agent + Admin."""
+        self.client.update_user_security_profiles(
+            InstanceId=INSTANCE, UserId=self.user, SecurityProfileIds=[self.agent, self.admin]
+        )
+        return {
+            "InstanceId": f"arn%3Aaws%3Aconnect%3A{REGION}%3A{ACCOUNT}%3Ainstance%2F{INSTANCE}",
+            "UserId": self.user,
+            "SecurityProfileIds": [self.agent, self.admin],
+        }
+
+    def user_profiles(self) -> set[str]:
+        return set(self.fake.user(INSTANCE, self.user)["SecurityProfileIds"])
+
+    def updates(self) -> list[str]:
+        return [op for op, _ in self.fake.calls if op.startswith("Update")]
+
+
+@pytest.fixture
+def instance(aws):
+    return Instance(aws)
+
+
+def pipeline(aws, mode: str = "enforce", **overrides: Any) -> Pipeline:
+    return build_pipeline(profile_rollback.build, aws.settings(response_mode=mode, **overrides), aws.clients)
+
+
+def audit_items(aws) -> list[dict[str, Any]]:
+    return aws.clients.dynamodb.scan(TableName=aws.audit_table)["Items"]
+
+
+def test_enforce_restores_the_users_approved_profiles_with_an_audit_record(aws, instance):
+    params = instance.escalate_user()
+    result = pipeline(aws).process(connect_event("UpdateUserSecurityProfiles", params))
+
+    assert result["outcome"] == "rolled_back" and result["severity"] == "CRITICAL"
+    assert instance.user_profiles() == {instance.agent}
+    (alert,) = aws.inbox()
+    assert alert["Subject"].startswith("[CRITICAL] Rolled back: Connect user m.garcia gained Admin")
+    (audit,) = audit_items(aws)
+    assert audit["action"]["S"] == "UpdateUserSecurityProfiles" and audit["status"]["S"] == "taken"
+    assert instance.admin in audit["before"]["S"] and instance.admin not in audit["after"]["S"]
+
+
+def test_detect_mode_reports_the_exact_call_and_changes_nothing(aws, instance):
+    params = instance.escalate_user()
+    outcome = profile_rollback.build(aws.settings(response_mode="detect"), aws.clients).handle(
+        CloudTrailEvent.model_validate(connect_event("UpdateUserSecurityProfiles", params))
+    )
+    assert outcome.outcome == "alerted"
+    assert instance.user_profiles() == {instance.agent, instance.admin}
+    (action,) = outcome.finding["actions"]
+    assert action["status"] == "proposed"
+    assert action["parameters"] == {
+        "InstanceId": INSTANCE,
+        "UserId": instance.user,
+        "SecurityProfileIds": [instance.agent],
+    }
+    assert outcome.finding["change"] == {
+        "before": ["Admin", "Agent"],
+        "after": ["Agent"],
+        "gained": ["Admin"],
+        "baseline": "approved",
+    }
+    assert audit_items(aws) == []
+
+
+def test_a_second_delivery_and_an_already_restored_state_do_nothing(aws, instance):
+    event = connect_event("UpdateUserSecurityProfiles", instance.escalate_user())
+    rollback = pipeline(aws)
+    assert rollback.process(event)["outcome"] == "rolled_back"
+    assert rollback.process(event)["outcome"] == "duplicate"
+    # Same change delivered again as a different CloudTrail event: the state already matches.
+    again = connect_event("UpdateUserSecurityProfiles", event["detail"]["requestParameters"])
+    assert rollback.process(again)["outcome"] == "ignored"
+    assert instance.updates().count("UpdateUserSecurityProfiles") == 2  # the escalation + one rollback
+
+
+def test_the_suites_own_changes_and_replication_are_never_acted_on(aws, instance):
+    params = instance.escalate_user()
+    own = connect_event("UpdateUserSecurityProfiles", params, assumed("connect-guard-member", "connect-guard"))
+    replicated = connect_event(
+        "UpdateUserSecurityProfiles", params, {**IAM_USER, "invokedBy": "synchronization.connect.amazonaws.com"}
+    )
+    rollback = pipeline(aws)
+    assert rollback.process(own)["outcome"] == "ignored"
+    assert rollback.process(replicated)["outcome"] == "ignored"
+    assert instance.user_profiles() == {instance.agent, instance.admin}
+    assert aws.inbox() == []
+
+
+def test_allowlisted_change_becomes_the_baseline(aws, instance):
+    params = instance.escalate_user()
+    pipe = pipeline(aws, allowlisted_principals=(f"arn:aws:iam::{ACCOUNT}:role/ConnectChangePipeline",))
+    result = pipe.process(
+        connect_event("UpdateUserSecurityProfiles", params, assumed("ConnectChangePipeline", "deploy-1"))
+    )
+    assert result["outcome"] == "alerted" and result["severity"] == "INFO"
+    assert instance.user_profiles() == {instance.agent, instance.admin}
+    approved = BaselineStore(aws.clients.dynamodb, aws.baseline_table).user(instance.arn, instance.user)
+    assert approved is not None and approved.security_profile_ids == {instance.agent, instance.admin}
+
+
+def test_profile_update_restores_the_full_permission_set(aws, instance):
+    client = instance.client
+    client.update_security_profile(
+        InstanceId=INSTANCE,
+        SecurityProfileId=instance.manager,
+        Permissions=["AccessMetrics", "Users.View", "DownloadCallRecordings", "Reports.View"],
+    )
+    event = connect_event(
+        "UpdateSecurityProfile", {"InstanceId": INSTANCE, "SecurityProfileId": instance.manager, "Permissions": "***"}
+    )
+    result = pipeline(aws).process(event)
+    assert result["outcome"] == "rolled_back" and result["severity"] == "HIGH"
+    assert instance.fake.profile(INSTANCE, instance.manager)["Permissions"] == ["AccessMetrics", "Users.View"]
+
+
+def test_admin_website_changes_name_the_connect_user(aws, instance):
+    params = instance.escalate_user()
+    slr = assumed(
+        "AWSServiceRoleForAmazonConnect_a1b2c3", instance.website_admin, "/aws-service-role/connect.amazonaws.com/"
+    )
+    outcome = profile_rollback.build(aws.settings(response_mode="detect"), aws.clients).handle(
+        CloudTrailEvent.model_validate(connect_event("UpdateUserSecurityProfiles", params, slr))
+    )
+    assert outcome.finding["connect"]["actor_username"] == "it.admin"
+    assert "it.admin (admin website)" in outcome.finding["summary"]
+
+
+def test_denied_attempt_alerts_without_reading_or_acting(aws, instance):
+    calls_before = len(instance.fake.calls)
+    event = connect_event("UpdateUserSecurityProfiles", None, errorCode="AccessDenied", errorMessage="not authorized")
+    result = pipeline(aws).process(event)
+    assert result["outcome"] == "alerted" and result["severity"] == "MEDIUM"
+    assert len(instance.fake.calls) == calls_before
+
+
+def test_unreachable_account_fails_closed(aws, instance):
+    params = instance.escalate_user()
+    result = pipeline(aws, member_role_name=None).process(connect_event("UpdateUserSecurityProfiles", params))
+    assert result["outcome"] == "alerted" and result["severity"] == "HIGH"
+    assert instance.user_profiles() == {instance.agent, instance.admin}
+    assert "cannot reach the instance" in aws.inbox()[0]["Message"]
+
+
+def test_throttled_rollback_is_retried_and_the_last_attempt_says_it_did_not_happen(aws, instance):
+    params = instance.escalate_user()
+    event = CloudTrailEvent.model_validate(connect_event("UpdateUserSecurityProfiles", params))
+    responder = profile_rollback.build(aws.settings(response_mode="enforce"), aws.clients)
+    instance.fake.fail_next("UpdateUserSecurityProfiles", "InternalServiceException", times=10)
+    with pytest.raises(ClientError):
+        responder.handle(event)
+    responder.give_up(event, RuntimeError("InternalServiceException after 5 attempts"))
+    (alert,) = aws.inbox()
+    assert alert["Subject"].startswith("[CRITICAL] Rollback FAILED for UpdateUserSecurityProfiles")
+    assert instance.user_profiles() == {instance.agent, instance.admin}
+
+
+def test_missing_tables_fail_closed_at_build(aws):
+    from connect_guard.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="BASELINE_TABLE_NAME"):
+        profile_rollback.build(aws.settings(baseline_table_name=None), aws.clients)

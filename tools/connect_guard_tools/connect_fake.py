@@ -1,0 +1,603 @@
+"""An in-memory Amazon Connect (users and security profiles) behind ordinary boto3 clients.
+
+moto has no Connect users or security profiles. Like botocore's Stubber, this fake answers in
+`before-call`, after botocore has validated the parameters against the real API model, so the
+code under test keeps its real clients; operations it does not implement fall through to moto.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import copy
+import threading
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import cache
+from typing import Any
+
+import botocore.session
+from botocore import xform_name
+from botocore.awsrequest import AWSResponse
+
+DEFAULT_REGION = "us-east-1"
+_PARAMS_KEY = "connect_fake_params"  # where the API params wait, in the request context, for before-call
+# Codes the Connect model does not declare but callers (and botocore's retry logic) know.
+_EXTRA_STATUS = {"TooManyRequestsException": 429, "ThrottlingException": 429, "InternalServiceException": 500}
+_SEARCH_FIELDS: dict[str, Callable[[dict[str, Any]], Sequence[str]]] = {
+    "username": lambda u: [u["Username"]],
+    "firstname": lambda u: [u["IdentityInfo"].get("FirstName", "")],
+    "lastname": lambda u: [u["IdentityInfo"].get("LastName", "")],
+    "resourceid": lambda u: [u["Id"]],
+    "securityprofileid": lambda u: sorted(u["SecurityProfileIds"]),
+    "routingprofileid": lambda u: [u["RoutingProfileId"]],
+}
+
+
+class ConnectApiError(Exception):
+    """An error the fake answers with (becomes a botocore ClientError for the caller)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+def _not_found(message: str) -> ConnectApiError:
+    return ConnectApiError("ResourceNotFoundException", message)
+
+
+def _invalid(message: str) -> ConnectApiError:
+    return ConnectApiError("InvalidParameterException", message)
+
+
+@cache
+def _service_model() -> Any:
+    return botocore.session.get_session().get_service_model("connect")
+
+
+def _now() -> datetime:
+    # Connect returns epoch seconds with milliseconds.
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+def _partition(region: str) -> str:
+    return "aws-cn" if region.startswith("cn-") else "aws"
+
+
+def _check_limits(shape: Any, value: Any, path: str) -> None:
+    """botocore validates only the minimums of the model's constraints: the service checks the maximums."""
+    limit = shape.metadata.get("max")
+    if shape.type_name == "structure" and isinstance(value, Mapping):
+        for name, member in shape.members.items():
+            if name in value:
+                _check_limits(member, value[name], f"{path}.{name}" if path else name)
+        return
+    if shape.type_name == "list":
+        for index, item in enumerate(value):
+            _check_limits(shape.member, item, f"{path}[{index}]")
+    elif shape.type_name == "map":
+        for key, item in value.items():
+            _check_limits(shape.value, item, f"{path}.{key}")
+    if limit is None:
+        return
+    size = value if shape.type_name in ("integer", "long") else len(value)
+    if size > limit:
+        raise _invalid(f"{path}: {size} exceeds the maximum of {limit}")
+
+
+@dataclass
+class _Instance:
+    id: str
+    arn: str
+    account_id: str
+    region: str
+    alias: str
+    routing_profile_id: str  # the instance's "Basic Routing Profile", given to users created without one
+    users: dict[str, dict[str, Any]] = field(default_factory=dict)
+    profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+@dataclass
+class SeededInstance:
+    """What `seed_from_spec` created, and the approved (baseline) state the spec describes."""
+
+    instance_id: str
+    instance_arn: str
+    account_id: str
+    region: str
+    alias: str
+    # {"profiles": {id: {"name", "permissions", "applications"}}, "users": {id: {"username", "security_profile_ids"}}}
+    baseline: dict[str, Any] = field(default_factory=lambda: {"profiles": {}, "users": {}})
+
+
+class ConnectFake:
+    """Connect instances, users and security profiles in memory; see `install`."""
+
+    def __init__(self, clock: Callable[[], datetime] = _now) -> None:
+        self.calls: list[tuple[str, dict[str, Any]]] = []  # (operation, params) of every call the fake answered
+        self._clock = clock
+        self._instances: dict[str, _Instance] = {}
+        self._failures: dict[str, list[str]] = {}
+        self._lock = threading.RLock()  # the replay may call from several threads
+        self._operations: dict[str, Callable[[_Instance, dict[str, Any], str], dict[str, Any]]] = {
+            "DescribeUser": self._describe_user,
+            "SearchUsers": self._search_users,
+            "ListUsers": self._list_users,
+            "CreateUser": self._create_user,
+            "UpdateUserSecurityProfiles": self._update_user_security_profiles,
+            "ListSecurityProfiles": self._list_security_profiles,
+            "DescribeSecurityProfile": self._describe_security_profile,
+            "ListSecurityProfilePermissions": self._list_security_profile_permissions,
+            "ListSecurityProfileApplications": self._list_security_profile_applications,
+            "CreateSecurityProfile": self._create_security_profile,
+            "UpdateSecurityProfile": self._update_security_profile,
+        }
+
+    # -- wiring --------------------------------------------------------------------------------
+
+    @property
+    def operations(self) -> frozenset[str]:
+        """The Connect operations the fake answers; any other one goes on to moto."""
+        return frozenset(self._operations)
+
+    def install(self, emitter: Any) -> None:
+        """Hook into a botocore emitter: a boto3 Session's `events` (clients created afterwards
+        get the hooks, earlier ones do not) or one client's `meta.events`."""
+        emitter.register("before-parameter-build.connect", self._capture, unique_id=f"connect-fake-params-{id(self)}")
+        emitter.register("before-call.connect", self._answer, unique_id=f"connect-fake-call-{id(self)}")
+
+    def uninstall(self, emitter: Any) -> None:
+        emitter.unregister("before-parameter-build.connect", unique_id=f"connect-fake-params-{id(self)}")
+        emitter.unregister("before-call.connect", unique_id=f"connect-fake-call-{id(self)}")
+
+    def fail_next(self, operation_name: str, code: str = "ThrottlingException", times: int = 1) -> None:
+        """The next `times` calls of the operation (API name, e.g. "UpdateSecurityProfile", or the
+        client method name) fail with `code`. Any Connect operation, implemented by the fake or not."""
+        names = {xform_name(name): name for name in _service_model().operation_names}
+        name = names.get(operation_name, operation_name)
+        if name not in names.values():
+            raise ValueError(f"Connect has no operation {operation_name!r}")
+        with self._lock:
+            self._failures.setdefault(name, []).extend([code] * times)
+
+    def _capture(self, params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        # before-call only sees the serialised HTTP request: keep the API params for it.
+        context[_PARAMS_KEY] = params
+
+    def _answer(self, model: Any, context: dict[str, Any], **_: Any) -> tuple[AWSResponse, dict[str, Any]] | None:
+        name = model.name
+        with self._lock:
+            failures = self._failures.get(name)
+            injected = failures.pop(0) if failures else None
+            operation = self._operations.get(name)
+            if injected is None and operation is None:
+                return None  # not ours: botocore sends it on, to moto
+            params = copy.deepcopy(context.get(_PARAMS_KEY) or {})
+            self.calls.append((name, copy.deepcopy(params)))
+            try:
+                if injected is not None:
+                    raise ConnectApiError(injected, f"Injected failure of {name}")
+                assert operation is not None
+                _check_limits(model.input_shape, params, "")
+                region = context.get("client_region") or DEFAULT_REGION
+                instance = self._instance(params["InstanceId"], region)
+                parsed = copy.deepcopy(operation(instance, params, region))
+            except ConnectApiError as error:
+                return self._error(model, error)
+        parsed["ResponseMetadata"] = self._metadata(200)
+        return AWSResponse(None, 200, {}, None), parsed
+
+    def _error(self, model: Any, error: ConnectApiError) -> tuple[AWSResponse, dict[str, Any]]:
+        # The shape of Stubber.add_client_error, with the status the model declares for the code.
+        shape = model.service_model.shape_for_error_code(error.code)
+        status = (shape.metadata.get("error") or {}).get("httpStatusCode") if shape is not None else None
+        status = status or _EXTRA_STATUS.get(error.code, 400)
+        parsed = {"Error": {"Code": error.code, "Message": error.message}, "ResponseMetadata": self._metadata(status)}
+        return AWSResponse(None, status, {}, None), parsed
+
+    @staticmethod
+    def _metadata(status: int) -> dict[str, Any]:
+        return {"RequestId": str(uuid.uuid4()), "HTTPStatusCode": status, "HTTPHeaders": {}, "RetryAttempts": 0}
+
+    # -- lookups -------------------------------------------------------------------------------
+
+    def _instance(self, value: str, region: str | None = None) -> _Instance:
+        """By ID or ARN, as the API accepts both; in the caller's region only, as in AWS."""
+        instance_id = value.rsplit("/", 1)[-1] if value.startswith("arn:") else value
+        instance = self._instances.get(instance_id)
+        if instance is None or (value.startswith("arn:") and value != instance.arn):
+            raise _not_found(f"Instance not found: {value}")
+        if region is not None and region != instance.region:
+            raise _not_found(f"Instance not found in {region}: {value}")
+        return instance
+
+    @staticmethod
+    def _user(instance: _Instance, user_id: str) -> dict[str, Any]:
+        user = instance.users.get(user_id)
+        if user is None:
+            raise _not_found(f"User not found: {user_id}")
+        return user
+
+    @staticmethod
+    def _profile(instance: _Instance, profile_id: str) -> dict[str, Any]:
+        profile = instance.profiles.get(profile_id)
+        if profile is None:
+            raise _not_found(f"Security profile not found: {profile_id}")
+        return profile
+
+    @staticmethod
+    def _profile_ids(instance: _Instance, ids: Iterable[str]) -> set[str]:
+        wanted = set(ids)
+        if missing := sorted(wanted - instance.profiles.keys()):
+            raise _not_found(f"Security profiles not found: {', '.join(missing)}")
+        return wanted
+
+    # -- seeding and inspection ----------------------------------------------------------------
+
+    def add_instance(self, account_id: str, region: str, instance_id: str, alias: str) -> str:
+        """Returns the instance ARN."""
+        with self._lock:
+            if instance_id in self._instances:
+                raise ValueError(f"instance {instance_id} exists")
+            arn = f"arn:{_partition(region)}:connect:{region}:{account_id}:instance/{instance_id}"
+            routing = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{arn}/routing-profile/basic"))
+            self._instances[instance_id] = _Instance(instance_id, arn, account_id, region, alias, routing)
+            return arn
+
+    def add_security_profile(
+        self,
+        instance_id: str,
+        name: str,
+        permissions: Iterable[str],
+        *,
+        profile_id: str | None = None,
+        applications: Iterable[Mapping[str, Any]] = (),
+        tags: Mapping[str, str] | None = None,
+        description: str = "",
+    ) -> str:
+        """Returns the profile ID (generated when not given)."""
+        with self._lock:
+            instance = self._instance(instance_id)
+            profile_id = profile_id or str(uuid.uuid4())
+            if profile_id in instance.profiles or name in {
+                p["SecurityProfileName"] for p in instance.profiles.values()
+            }:
+                raise ValueError(f"security profile {name!r} ({profile_id}) exists in {instance.id}")
+            instance.profiles[profile_id] = {
+                "Id": profile_id,
+                "Arn": f"{instance.arn}/security-profile/{profile_id}",
+                "SecurityProfileName": name,
+                "Description": description,
+                "Permissions": set(permissions),
+                "Applications": [dict(a) for a in applications],
+                "Tags": dict(tags or {}),
+                "AllowedAccessControlTags": {},
+                "TagRestrictedResources": [],
+                "LastModifiedTime": self._clock(),
+                "LastModifiedRegion": instance.region,
+            }
+            return profile_id
+
+    def add_user(
+        self,
+        instance_id: str,
+        username: str,
+        security_profile_ids: Iterable[str],
+        *,
+        user_id: str | None = None,
+        first_name: str = "",
+        last_name: str = "",
+        email: str | None = None,
+    ) -> str:
+        """Returns the user ID (generated when not given). The profiles must exist."""
+        with self._lock:
+            instance = self._instance(instance_id)
+            user_id = user_id or str(uuid.uuid4())
+            if user_id in instance.users or username in {u["Username"] for u in instance.users.values()}:
+                raise ValueError(f"user {username!r} ({user_id}) exists in {instance.id}")
+            try:
+                profile_ids = self._profile_ids(instance, security_profile_ids)
+            except ConnectApiError as error:
+                raise ValueError(f"user {username!r}: {error.message}") from None
+            identity = {"FirstName": first_name, "LastName": last_name, **({"Email": email} if email else {})}
+            instance.users[user_id] = self._new_user(instance, user_id, username, profile_ids, identity)
+            return user_id
+
+    def _new_user(
+        self,
+        instance: _Instance,
+        user_id: str,
+        username: str,
+        profile_ids: set[str],
+        identity: dict[str, Any],
+        routing_profile_id: str | None = None,
+        phone_config: Mapping[str, Any] | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> dict[str, Any]:
+        return {
+            "Id": user_id,
+            "Arn": f"{instance.arn}/agent/{user_id}",
+            "Username": username,
+            "IdentityInfo": identity,
+            "PhoneConfig": dict(
+                phone_config or {"PhoneType": "SOFT_PHONE", "AutoAccept": False, "AfterContactWorkTimeLimit": 0}
+            ),
+            "SecurityProfileIds": profile_ids,
+            "RoutingProfileId": routing_profile_id or instance.routing_profile_id,
+            "Tags": dict(tags or {}),
+            "LastModifiedTime": self._clock(),
+            "LastModifiedRegion": instance.region,
+        }
+
+    def user(self, instance_id: str, user_id: str) -> dict[str, Any]:
+        """A copy of the user as it is now (DescribeUser's User; SecurityProfileIds sorted)."""
+        with self._lock:
+            return _user_view(self._user(self._instance(instance_id), user_id))
+
+    def profile(self, instance_id: str, profile_id: str) -> dict[str, Any]:
+        """A copy of the profile as it is now (DescribeSecurityProfile's fields plus sorted
+        Permissions and Applications)."""
+        with self._lock:
+            instance = self._instance(instance_id)
+            view = copy.deepcopy(self._profile(instance, profile_id))
+            view["Permissions"] = sorted(view["Permissions"])
+            view["OrganizationResourceId"] = instance.id
+            return view
+
+    def profile_id(self, instance_id: str, name: str) -> str:
+        with self._lock:
+            for profile in self._instance(instance_id).profiles.values():
+                if profile["SecurityProfileName"] == name:
+                    return str(profile["Id"])
+        raise KeyError(f"no security profile {name!r} in {instance_id}")
+
+    def user_id(self, instance_id: str, username: str) -> str:
+        with self._lock:
+            for user in self._instance(instance_id).users.values():
+                if user["Username"] == username:
+                    return str(user["Id"])
+        raise KeyError(f"no user {username!r} in {instance_id}")
+
+    # -- operations: users ---------------------------------------------------------------------
+
+    def _describe_user(self, instance: _Instance, params: dict[str, Any], region: str) -> dict[str, Any]:
+        return {"User": _user_view(self._user(instance, params["UserId"]))}
+
+    def _search_users(self, instance: _Instance, params: dict[str, Any], region: str) -> dict[str, Any]:
+        criteria = params.get("SearchCriteria")
+        users = [u for u in instance.users.values() if not criteria or _matches(u, criteria)]
+        page, token = _page(users, params, "SearchUsers", default=100)
+        fields = ("Id", "Arn", "Username", "SecurityProfileIds", "RoutingProfileId", "PhoneConfig", "Tags")
+        summaries = []
+        for user in page:
+            view = _user_view(user)
+            summary = {key: view[key] for key in fields}
+            identity = view["IdentityInfo"]
+            summary["IdentityInfo"] = {k: identity[k] for k in ("FirstName", "LastName") if k in identity}
+            summaries.append(summary)
+        return {"Users": summaries, "ApproximateTotalCount": len(users), **token}
+
+    def _list_users(self, instance: _Instance, params: dict[str, Any], region: str) -> dict[str, Any]:
+        page, token = _page(list(instance.users.values()), params, "ListUsers", default=100)
+        keys = ("Id", "Arn", "Username", "LastModifiedTime", "LastModifiedRegion")
+        return {"UserSummaryList": [{k: u[k] for k in keys} for u in page], **token}
+
+    def _create_user(self, instance: _Instance, params: dict[str, Any], region: str) -> dict[str, Any]:
+        username = params["Username"]
+        if username in {u["Username"] for u in instance.users.values()}:
+            raise ConnectApiError("DuplicateResourceException", f"User {username} already exists")
+        profile_ids = self._profile_ids(instance, params["SecurityProfileIds"])
+        user_id = str(uuid.uuid4())
+        identity = dict(params.get("IdentityInfo") or {"FirstName": "", "LastName": ""})
+        user = self._new_user(
+            instance,
+            user_id,
+            username,
+            profile_ids,
+            identity,
+            params["RoutingProfileId"],
+            params.get("PhoneConfig"),
+            params.get("Tags"),
+        )
+        instance.users[user_id] = user
+        return {"UserId": user_id, "UserArn": user["Arn"]}
+
+    def _update_user_security_profiles(
+        self, instance: _Instance, params: dict[str, Any], region: str
+    ) -> dict[str, Any]:
+        user = self._user(instance, params["UserId"])
+        user["SecurityProfileIds"] = self._profile_ids(instance, params["SecurityProfileIds"])
+        user["LastModifiedTime"], user["LastModifiedRegion"] = self._clock(), region
+        return {}
+
+    # -- operations: security profiles ---------------------------------------------------------
+
+    def _list_security_profiles(self, instance: _Instance, params: dict[str, Any], region: str) -> dict[str, Any]:
+        page, token = _page(list(instance.profiles.values()), params, "ListSecurityProfiles", default=100)
+        summaries = [
+            {
+                "Id": p["Id"],
+                "Arn": p["Arn"],
+                "Name": p["SecurityProfileName"],
+                "LastModifiedTime": p["LastModifiedTime"],
+                "LastModifiedRegion": p["LastModifiedRegion"],
+            }
+            for p in page
+        ]
+        return {"SecurityProfileSummaryList": summaries, **token}
+
+    def _describe_security_profile(self, instance: _Instance, params: dict[str, Any], region: str) -> dict[str, Any]:
+        profile = self._profile(instance, params["SecurityProfileId"])
+        view = {k: v for k, v in profile.items() if k not in ("Permissions", "Applications")}
+        view["OrganizationResourceId"] = instance.id
+        return {"SecurityProfile": view}
+
+    def _list_security_profile_permissions(
+        self, instance: _Instance, params: dict[str, Any], region: str
+    ) -> dict[str, Any]:
+        profile = self._profile(instance, params["SecurityProfileId"])
+        page, token = _page(sorted(profile["Permissions"]), params, "ListSecurityProfilePermissions", default=100)
+        return {"Permissions": page, **token, **_modified(profile)}
+
+    def _list_security_profile_applications(
+        self, instance: _Instance, params: dict[str, Any], region: str
+    ) -> dict[str, Any]:
+        profile = self._profile(instance, params["SecurityProfileId"])
+        page, token = _page(profile["Applications"], params, "ListSecurityProfileApplications", default=100)
+        return {"Applications": page, **token, **_modified(profile)}
+
+    def _create_security_profile(self, instance: _Instance, params: dict[str, Any], region: str) -> dict[str, Any]:
+        name = params["SecurityProfileName"]
+        if name in {p["SecurityProfileName"] for p in instance.profiles.values()}:
+            raise ConnectApiError("DuplicateResourceException", f"Security profile {name} already exists")
+        profile_id = self.add_security_profile(
+            instance.id,
+            name,
+            params.get("Permissions", ()),
+            applications=params.get("Applications", ()),
+            tags=params.get("Tags"),
+            description=params.get("Description", ""),
+        )
+        profile = instance.profiles[profile_id]
+        profile["AllowedAccessControlTags"] = dict(params.get("AllowedAccessControlTags") or {})
+        profile["TagRestrictedResources"] = list(params.get("TagRestrictedResources") or [])
+        profile["LastModifiedRegion"] = region
+        return {"SecurityProfileId": profile_id, "SecurityProfileArn": profile["Arn"]}
+
+    def _update_security_profile(self, instance: _Instance, params: dict[str, Any], region: str) -> dict[str, Any]:
+        profile = self._profile(instance, params["SecurityProfileId"])
+        # Connect replaces what is given, it does not merge: a rollback sends the full set.
+        if "Permissions" in params:
+            profile["Permissions"] = set(params["Permissions"])
+        if "Applications" in params:
+            profile["Applications"] = copy.deepcopy(params["Applications"])
+        if "AllowedAccessControlTags" in params:
+            profile["AllowedAccessControlTags"] = dict(params["AllowedAccessControlTags"])
+        if "TagRestrictedResources" in params:
+            profile["TagRestrictedResources"] = list(params["TagRestrictedResources"])
+        if "Description" in params:
+            profile["Description"] = params["Description"]
+        profile["LastModifiedTime"], profile["LastModifiedRegion"] = self._clock(), region
+        return {}
+
+
+def _user_view(user: dict[str, Any]) -> dict[str, Any]:
+    view = copy.deepcopy(user)
+    view["SecurityProfileIds"] = sorted(view["SecurityProfileIds"])
+    return view
+
+
+def _modified(profile: dict[str, Any]) -> dict[str, Any]:
+    return {"LastModifiedTime": profile["LastModifiedTime"], "LastModifiedRegion": profile["LastModifiedRegion"]}
+
+
+def _page(
+    items: Sequence[Any], params: dict[str, Any], operation: str, default: int
+) -> tuple[list[Any], dict[str, str]]:
+    """One page and, when more follow, the NextToken (opaque: the operation and an offset)."""
+    start = 0
+    if token := params.get("NextToken"):
+        try:
+            name, offset = base64.urlsafe_b64decode(token.encode()).decode().rsplit(":", 1)
+            start = int(offset)
+        except (binascii.Error, UnicodeDecodeError, ValueError):
+            raise _invalid("Invalid NextToken") from None
+        if name != operation or start < 0:
+            raise _invalid("Invalid NextToken")
+    end = start + params.get("MaxResults", default)
+    if end >= len(items):
+        return list(items[start:]), {}
+    return list(items[start:end]), {"NextToken": base64.urlsafe_b64encode(f"{operation}:{end}".encode()).decode()}
+
+
+def _matches(user: dict[str, Any], criteria: Mapping[str, Any]) -> bool:
+    """SearchUsers criteria: string conditions on the fields below, with And/Or; other conditions
+    (hierarchy, proficiency lists) match every user."""
+    if "AndConditions" in criteria and not all(_matches(user, c) for c in criteria["AndConditions"]):
+        return False
+    if "OrConditions" in criteria and not any(_matches(user, c) for c in criteria["OrConditions"]):
+        return False
+    condition = criteria.get("StringCondition")
+    if not condition:
+        return True
+    field_values = _SEARCH_FIELDS.get(str(condition.get("FieldName", "")).lower())
+    if field_values is None:
+        raise _invalid(f"Unsupported FieldName {condition.get('FieldName')!r}")
+    wanted, comparison = condition.get("Value", ""), condition.get("ComparisonType", "EXACT")
+    tests: dict[str, Callable[[str], bool]] = {
+        "EXACT": lambda v: v == wanted,
+        "STARTS_WITH": lambda v: v.startswith(wanted),
+        "CONTAINS": lambda v: wanted in v,
+    }
+    return any(tests[comparison](value) for value in field_values(user))
+
+
+_INSTANCE_KEYS = {"id", "alias", "region", "security_profiles", "users"}
+_PROFILE_KEYS = {"id", "name", "permissions", "current_permissions", "in_baseline"}
+_USER_KEYS = {
+    "id",
+    "username",
+    "first_name",
+    "last_name",
+    "security_profiles",
+    "current_security_profiles",
+    "in_baseline",
+}
+
+
+def _check_keys(kind: str, spec: Mapping[str, Any], allowed: set[str]) -> None:
+    # A misspelt current_* key would silently seed no drift: refuse it.
+    if unknown := sorted(set(spec) - allowed):
+        raise ValueError(f"{kind} {spec.get('name') or spec.get('username') or spec.get('id')}: unknown keys {unknown}")
+
+
+def seed_from_spec(fake: ConnectFake, account_id: str, spec: Mapping[str, Any]) -> SeededInstance:
+    """Create one `accounts.<account>.connect.instances[]` entry of demo-state.yaml in the fake:
+    the current state (current_* when given, else the approved values); return the approved
+    state of the entries with in_baseline true (the default)."""
+    _check_keys("instance", spec, _INSTANCE_KEYS)
+    instance_id, region = str(spec["id"]), str(spec.get("region") or DEFAULT_REGION)
+    arn = fake.add_instance(str(account_id), region, instance_id, str(spec.get("alias", "")))
+    seeded = SeededInstance(instance_id, arn, str(account_id), region, str(spec.get("alias", "")))
+    names: dict[str, str] = {}
+    for profile in spec.get("security_profiles") or []:
+        _check_keys("security profile", profile, _PROFILE_KEYS)
+        approved = sorted(str(p) for p in profile.get("permissions") or [])
+        current = profile.get("current_permissions")
+        name = str(profile["name"])
+        profile_id = fake.add_security_profile(
+            instance_id,
+            name,
+            approved if current is None else [str(p) for p in current],
+            profile_id=str(profile["id"]) if profile.get("id") else None,
+        )
+        names[name] = profile_id
+        if profile.get("in_baseline", True):
+            seeded.baseline["profiles"][profile_id] = {"name": name, "permissions": approved, "applications": []}
+
+    def resolve(user: str, profile_names: Iterable[Any]) -> list[str]:
+        unknown = [str(n) for n in profile_names if str(n) not in names]
+        if unknown:
+            raise ValueError(f"user {user}: no security profiles {unknown} in instance {instance_id}")
+        return sorted({names[str(n)] for n in profile_names})
+
+    for user in spec.get("users") or []:
+        _check_keys("user", user, _USER_KEYS)
+        username = str(user["username"])
+        approved = resolve(username, user.get("security_profiles") or [])
+        current = user.get("current_security_profiles")
+        user_id = fake.add_user(
+            instance_id,
+            username,
+            approved if current is None else resolve(username, current),
+            user_id=str(user["id"]) if user.get("id") else None,
+            first_name=str(user.get("first_name", "")),
+            last_name=str(user.get("last_name", "")),
+        )
+        if user.get("in_baseline", True):
+            seeded.baseline["users"][user_id] = {"username": username, "security_profile_ids": approved}
+    return seeded
