@@ -143,7 +143,7 @@ class Finding:
         return sns_subject(f"[{self.severity}] {self.title}")
 
     def to_dict(self) -> dict[str, Any]:
-        body = asdict(self, dict_factory=lambda items: {k: list(v) if isinstance(v, tuple) else v for k, v in items})
+        body: dict[str, Any] = asdict(self, dict_factory=_json_dict)
         body["severity"] = str(self.severity)
         body["actor"]["allowlisted"] = self.allowlisted
         body["actor"]["display"] = self.actor.display
@@ -152,6 +152,11 @@ class Finding:
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+def _json_dict(items: list[tuple[str, Any]]) -> dict[str, Any]:
+    """asdict() keeps tuples; machine subscribers and the replay get JSON-native lists."""
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in items}
 
 
 def sns_subject(text: str) -> str:
