@@ -251,3 +251,50 @@ def test_missing_tables_fail_closed_at_build(aws):
 
     with pytest.raises(ConfigurationError, match="BASELINE_TABLE_NAME"):
         profile_rollback.build(aws.settings(baseline_table_name=None), aws.clients)
+
+
+def test_lambda_handler_alerts_on_the_last_receive_only(aws, instance, monkeypatch, lambda_context):
+    import json
+
+    from connect_guard.runtime import MAX_RECEIVE_COUNT, lambda_handler_for
+
+    settings = aws.settings(response_mode="enforce")
+    for name, value in {
+        "ALERT_TOPIC_ARN": settings.alert_topic_arn,
+        "DEDUP_TABLE_NAME": settings.dedup_table_name,
+        "BASELINE_TABLE_NAME": aws.baseline_table,
+        "AUDIT_TABLE_NAME": aws.audit_table,
+        "MEMBER_ROLE_NAME": "connect-guard-member",
+        "RESPONSE_MODE": "enforce",
+    }.items():
+        monkeypatch.setenv(name, value)
+    from connect_guard import runtime
+    from connect_guard.clients import AwsClients
+
+    # The handler builds its clients from a new session: give it the one the Connect fake is on.
+    monkeypatch.setattr(runtime, "AwsClients", lambda region, account_id: AwsClients(region, aws.session, account_id))
+    handler = lambda_handler_for(profile_rollback.build)
+    body = json.dumps(connect_event("UpdateUserSecurityProfiles", instance.escalate_user()))
+    instance.fake.fail_next("UpdateUserSecurityProfiles", "ThrottlingException", times=2)
+
+    def batch(receives: int) -> dict[str, Any]:
+        record = {
+            "messageId": "m-0",
+            "receiptHandle": "r",
+            "body": body,
+            "md5OfBody": "",
+            "eventSource": "aws:sqs",
+            "attributes": {"ApproximateReceiveCount": str(receives)},
+            "messageAttributes": {},
+            "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:q",
+            "awsRegion": "us-east-1",
+        }
+        return {"Records": [record]}
+
+    assert handler(batch(1), lambda_context) == {"batchItemFailures": [{"itemIdentifier": "m-0"}]}
+    assert aws.inbox() == []  # an early failure is only retried
+    assert handler(batch(MAX_RECEIVE_COUNT), lambda_context) == {"batchItemFailures": [{"itemIdentifier": "m-0"}]}
+    (alert,) = aws.inbox()
+    assert "Rollback FAILED" in alert["Subject"]
+    assert handler(batch(MAX_RECEIVE_COUNT + 1), lambda_context) == {"batchItemFailures": []}  # a later redrive works
+    assert instance.user_profiles() == {instance.agent}
