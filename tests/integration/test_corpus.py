@@ -27,9 +27,9 @@ def _expected_items() -> Iterator[tuple[str, dict[str, Any]]]:
             yield path, expected
 
 
-def dig(body: dict[str, Any], dotted: str) -> Any:
+def dig(body: Any, dotted: str) -> Any:
     for part in dotted.split("."):
-        body = body[part]
+        body = body[int(part)] if isinstance(body, list) else body[part]
     return body
 
 
@@ -64,7 +64,9 @@ def test_sample_produces_the_expected_outcome(results, source, expected):
     if expected["outcome"] == "error":
         assert expected["error_contains"] in (result.reason or "").lower()
         return
-    if expected["outcome"] != "alerted":
+    if "reason_contains" in expected:
+        assert expected["reason_contains"] in (result.reason or "")
+    if expected["outcome"] not in ("alerted", "rolled_back"):
         assert result.alerts == [] and result.finding is None
         assert not [a for a in result.actions if a["service"] == "sns"]
         return
@@ -72,12 +74,13 @@ def test_sample_produces_the_expected_outcome(results, source, expected):
     assert [a["severity"] for a in result.alerts] == [expected["severity"]]
     for dotted, value in (expected.get("finding") or {}).items():
         assert dig(result.finding, dotted) == value, dotted
-    # AWS calls per alert: one publish, dedup claim + completion, nothing else mutating.
-    assert sorted(f"{a['service']}:{a['operation']}" for a in result.actions) == [
-        "dynamodb:PutItem",
-        "dynamodb:UpdateItem",
-        "sns:Publish",
-    ]
+    calls = [f"{a['service']}:{a['operation']}" for a in result.actions]
+    # One publish, the dedup claim and its completion; detect mode never changes Connect.
+    assert calls.count("sns:Publish") == 1
+    assert calls[0] == "dynamodb:PutItem" and calls[-1] == "dynamodb:UpdateItem"
+    assert not [c for c in calls if c.startswith("connect:")]
+    if result.matched == ["policy_alerts"]:
+        assert len(calls) == 3
 
 
 def test_every_alert_reached_the_soc_inbox_with_filterable_attributes(results):
@@ -87,6 +90,43 @@ def test_every_alert_reached_the_soc_inbox_with_filterable_attributes(results):
     for message in inbox:
         attributes = message["MessageAttributes"]
         assert set(attributes) == {"severity", "event_name", "account", "responder", "kind"}
-        assert attributes["responder"]["Value"] == "policy_alerts"
+        assert attributes["responder"]["Value"] in ("policy_alerts", "profile_rollback")
         subject = message["Subject"]
         assert subject.isascii() and len(subject) < 100 and "\n" not in subject
+
+
+def test_enforce_mode_rolls_back_every_escalation_sample_to_the_state_it_reports():
+    with LocalAws() as aws:
+        aws.seed(EVENTS / "demo-state.yaml")
+        parameters = replay_parameters("default", {"ResponseMode": "enforce"})
+        replayer = Replayer(aws, aws.settings(**settings_values(parameters)))
+        (instance,) = aws.instances
+        names = {
+            p["Id"]: p["Name"]
+            for p in aws.session.client("connect").list_security_profiles(InstanceId=instance.instance_id)[
+                "SecurityProfileSummaryList"
+            ]
+        }
+        rolled_back = 0
+        for item in iter_inputs([EVENTS / "connect"], root=EVENTS):
+            expected = EXPECTATIONS[item.source]
+            result = replayer.replay(item)
+            if "actions.0.operation" not in (expected.get("finding") or {}):
+                assert result.outcome == expected["outcome"], item.source
+                continue
+            rolled_back += 1
+            assert result.outcome == "rolled_back", (item.source, result.reason)
+            connect, change = result.finding["connect"], result.finding["change"]
+            if result.finding["target"]["kind"] == "connect_user":
+                now = aws.connect.user(instance.instance_id, connect["user_id"])["SecurityProfileIds"]
+                assert sorted(names[i] for i in now) == change["after"], item.source
+            else:
+                now = aws.connect.profile(instance.instance_id, connect["security_profile_id"])["Permissions"]
+                assert now == change["after"], item.source
+            assert set(change["gained"]).isdisjoint(change["after"])
+        assert rolled_back >= 6
+        audit = aws.clients.dynamodb.scan(TableName=aws.audit_table)["Items"]
+        assert (
+            len([a for a in audit if a["status"]["S"] == "taken" and a["action"]["S"] != "ApproveBaseline"])
+            == rolled_back
+        )

@@ -35,8 +35,8 @@ def test_matches_like_moto_on_every_corpus_event(pattern):
 
 def test_policy_attachment_rule_matches_denied_attempts_and_not_reads():
     router = Router()
-    by_name = {e["detail"].get("eventName"): e for e in CORPUS}
+    by_name = {e["detail"].get("eventName"): e for e in CORPUS if e["source"] == "aws.iam"}
     assert [r.rule for r in router.match(by_name["AttachUserPolicy"])] == ["PolicyAttachmentRule"]
     assert router.match(by_name["GetUserPolicy"]) == []
-    denied = next(e for e in CORPUS if e["detail"].get("errorCode") == "AccessDenied")
+    denied = next(e for e in CORPUS if e["source"] == "aws.iam" and e["detail"].get("errorCode") == "AccessDenied")
     assert [r.responder for r in router.match(denied)] == ["policy_alerts"]

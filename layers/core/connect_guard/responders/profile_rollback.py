@@ -407,7 +407,7 @@ class ProfileRollbackResponder:
         else:
             title = f"Escalation: Connect {what} {subject.name} gained {', '.join(plan.gained) if plan else '?'}"
         change = None
-        if plan:
+        if plan and not allowlisted:  # an approved change is kept, not restored
             change = Change(
                 self._display(subject, subject.before), self._display(subject, plan.target), plan.gained, plan.baseline
             )
