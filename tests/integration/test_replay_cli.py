@@ -49,3 +49,28 @@ def test_show_findings_prints_the_email_text(tmp_path):
     code, output = run(str(EVENTS / "iam" / "attach-role-policy-root.json"), "--show-findings")
     assert code == 0
     assert "| WHY THIS SEVERITY" in output and "root user of 111122223333" in output
+
+
+def test_approve_baseline_records_the_instances_current_state(aws):
+    from connect_guard.baseline import BaselineStore
+    from tests.integration.test_profile_rollback import INSTANCE, Instance
+
+    instance = Instance(aws)
+    instance.escalate_user()  # reviewed and accepted: Agent + Admin becomes the approved state
+    args = cli._parser().parse_args(
+        [
+            "approve-baseline",
+            "--instance-arn",
+            instance.arn,
+            "--table",
+            aws.baseline_table,
+            "--approved-by",
+            "soc@example.com",
+        ]
+    )
+    out = io.StringIO()
+    assert cli.approve_baseline(args, out, session=aws.session) == 0
+    approved = BaselineStore(aws.clients.dynamodb, aws.baseline_table).instance(instance.arn)
+    assert approved.users[instance.user].security_profile_ids == {instance.agent, instance.admin}
+    assert f"approved 3 security profiles and 2 users of {instance.arn}" in out.getvalue()
+    assert INSTANCE in instance.arn

@@ -12,7 +12,7 @@ import warnings
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from connect_guard_tools.template import PROJECT_ROOT
 
@@ -173,14 +173,14 @@ def _sweep(aws: LocalAws, replayer: Replayer, out: TextIO) -> None:
             out.write(f"      {status}: {plan.operation} {item.name} (gained {', '.join(plan.gained)})\n")
 
 
-def approve_baseline(args: argparse.Namespace, out: TextIO) -> int:
+def approve_baseline(args: argparse.Namespace, out: TextIO, session: Any = None) -> int:
     import boto3
 
     from connect_guard.baseline import BaselineStore
     from connect_guard.connect import ConnectGateway, InstanceRef
     from connect_guard.sweep import snapshot
 
-    session = boto3.session.Session(region_name=args.region)
+    session = session or boto3.session.Session(region_name=args.region)
     instance = InstanceRef.parse(args.instance_arn, "", "")
     gateway = ConnectGateway(session.client("connect", region_name=instance.region), instance)
     current = snapshot(gateway)
