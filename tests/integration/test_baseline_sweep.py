@@ -70,10 +70,13 @@ def test_non_privileged_drift_is_reported_low_and_left_alone(aws):
     instance = Instance(aws)
     aws.connect_arn = instance.arn
     instance.client.update_security_profile(
-        InstanceId=INSTANCE, SecurityProfileId=instance.agent, Permissions=["BasicAgentAccess"]
+        InstanceId=INSTANCE,
+        SecurityProfileId=instance.agent,
+        Permissions=["BasicAgentAccess"],
+        AllowedAccessControlTags={"Department": "Finance"},
     )
     result = sweep(aws, "enforce").run()[0]
     assert result.plans == []
     (finding,) = findings(aws)
     assert finding["severity"] == "LOW"
-    assert "profile Agent: -[OutboundCallAccess]" in finding["reasons"]
+    assert "profile Agent: +[tag:Department=Finance] -[OutboundCallAccess]" in finding["reasons"]

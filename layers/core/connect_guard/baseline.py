@@ -26,6 +26,8 @@ class ProfileBaseline:
     name: str
     permissions: frozenset[str]
     applications: tuple[dict[str, Any], ...] = ()
+    # AllowedAccessControlTags: which tagged resources the profile's users may reach.
+    access_control_tags: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -145,6 +147,7 @@ class BaselineStore:
                 "name": profile.name,
                 "permissions": sorted(profile.permissions),
                 "applications": json.dumps(list(profile.applications)),
+                "access_control_tags": json.dumps(dict(profile.access_control_tags)),
                 "approved_by": approved_by,
                 "approved_at": datetime.now(UTC).isoformat(timespec="seconds"),
             }
@@ -169,6 +172,7 @@ def _profile(item: dict[str, Any]) -> ProfileBaseline:
         item.get("name", ""),
         frozenset(item.get("permissions") or []),
         tuple(json.loads(item.get("applications") or "[]")),
+        tuple(sorted(json.loads(item.get("access_control_tags") or "{}").items())),
     )
 
 

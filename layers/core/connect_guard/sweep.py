@@ -28,12 +28,16 @@ KIND = "connect.baseline_drift"
 
 
 def snapshot(gateway: ConnectGateway) -> InstanceBaseline:
-    """The instance as it is now: one ListSecurityProfiles, two pages per profile, SearchUsers by 100."""
+    """The instance as it is now: ListSecurityProfiles, three calls per profile, SearchUsers by 100."""
     current = InstanceBaseline(gateway.instance.arn)
     for profile_id, name in gateway.profile_names().items():
-        permissions = gateway.permissions(profile_id)
+        tags = gateway.describe_profile(profile_id).get("AllowedAccessControlTags") or {}
         current.profiles[profile_id] = ProfileBaseline(
-            profile_id, name, permissions, tuple(gateway.applications(profile_id))
+            profile_id,
+            name,
+            gateway.permissions(profile_id),
+            tuple(gateway.applications(profile_id)),
+            tuple(sorted(tags.items())),
         )
     for user in gateway.users():
         current.users[user.id] = UserBaseline(user.id, user.username, user.security_profile_ids)
@@ -55,18 +59,11 @@ def diff(current: InstanceBaseline, approved: InstanceBaseline) -> list[Drift]:
     drift: list[Drift] = []
     for profile in current.profiles.values():
         known = approved.profiles.get(profile.id)
-        before = known.permissions if known else frozenset()
-        if known is None or profile.permissions != before:
-            drift.append(
-                Drift(
-                    "security_profile",
-                    profile.id,
-                    profile.name,
-                    profile.permissions - before,
-                    before - profile.permissions,
-                    known is None,
-                )
-            )
+        # Access-control tags drift too; shown as tag:key=value next to the permissions.
+        now = profile.permissions | {f"tag:{k}={v}" for k, v in profile.access_control_tags}
+        before = (known.permissions | {f"tag:{k}={v}" for k, v in known.access_control_tags}) if known else frozenset()
+        if known is None or now != before:
+            drift.append(Drift("security_profile", profile.id, profile.name, now - before, before - now, known is None))
     for user in current.users.values():
         known_user = approved.users.get(user.id)
         ids = known_user.security_profile_ids if known_user else frozenset()
