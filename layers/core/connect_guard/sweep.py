@@ -11,16 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from connect_guard.audit import AuditLog
-from connect_guard.baseline import BaselineStore, InstanceBaseline, ProfileBaseline, UserBaseline
+from connect_guard.baseline import InstanceBaseline, ProfileBaseline, UserBaseline
 from connect_guard.clients import AwsClients
 from connect_guard.connect import ConnectGateway, ConnectUser, InstanceRef
 from connect_guard.findings import Action, Attempt, ConnectRef, EventRef, Finding
 from connect_guard.observability import logger
 from connect_guard.policy import Severity
 from connect_guard.principals import Actor
-from connect_guard.publisher import SnsPublisher
-from connect_guard.responders.profile_rollback import Plan, Rules, plan_profile, plan_user
+from connect_guard.responders.profile_rollback import ConnectControl, Plan, plan_profile, plan_user
 from connect_guard.settings import Settings
 
 NAME = "baseline_sweep"
@@ -90,28 +88,7 @@ class SweepResult:
     finding_id: str | None = None
 
 
-class BaselineSweep:
-    def __init__(
-        self,
-        settings: Settings,
-        clients: AwsClients,
-        publisher: SnsPublisher,
-        baselines: BaselineStore,
-        audit: AuditLog,
-    ) -> None:
-        self.settings = settings
-        self.clients = clients
-        self.publisher = publisher
-        self.baselines = baselines
-        self.audit = audit
-        self.rules = Rules.of(settings)
-
-    def gateway(self, instance: InstanceRef) -> ConnectGateway:
-        client = self.clients.for_account(
-            "connect", instance.account_id, instance.region, self.settings.member_role_name
-        )
-        return ConnectGateway(client, instance)
-
+class BaselineSweep(ConnectControl):
     def run(self) -> list[SweepResult]:
         results = []
         for arn in self.settings.connect_instance_arns:
@@ -272,12 +249,4 @@ class BaselineSweep:
 
 
 def build(settings: Settings, clients: AwsClients) -> BaselineSweep:
-    settings.require("baseline_table_name", "audit_table_name")
-    assert settings.baseline_table_name and settings.audit_table_name
-    return BaselineSweep(
-        settings,
-        clients,
-        SnsPublisher(clients.sns, settings.alert_topic_arn),
-        BaselineStore(clients.dynamodb, settings.baseline_table_name),
-        AuditLog(clients.dynamodb, settings.audit_table_name),
-    )
+    return BaselineSweep.from_settings(settings, clients)

@@ -10,7 +10,7 @@ baseline: in enforce mode it calls Connect, in detect mode it reports the exact 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
 from botocore.exceptions import ClientError
 
@@ -143,8 +143,9 @@ class _Subject:
     names: dict[str, str]  # profile ID → name, for display
 
 
-class ProfileRollbackResponder:
-    name = NAME
+class ConnectControl:
+    """What the Connect controls (event-driven rollback, scheduled sweep) share: configuration,
+    the baseline, the audit log, the alert topic and a client per instance account and region."""
 
     def __init__(
         self,
@@ -161,12 +162,27 @@ class ProfileRollbackResponder:
         self.audit = audit
         self.rules = Rules.of(settings)
 
-    # -- decide ---------------------------------------------------------------------------
-    def _gateway(self, instance: InstanceRef) -> ConnectGateway:
+    @classmethod
+    def from_settings(cls, settings: Settings, clients: AwsClients) -> Self:
+        settings.require("baseline_table_name", "audit_table_name")
+        assert settings.baseline_table_name and settings.audit_table_name
+        return cls(
+            settings,
+            clients,
+            SnsPublisher(clients.sns, settings.alert_topic_arn),
+            BaselineStore(clients.dynamodb, settings.baseline_table_name),
+            AuditLog(clients.dynamodb, settings.audit_table_name),
+        )
+
+    def gateway(self, instance: InstanceRef) -> ConnectGateway:
         client = self.clients.for_account(
             "connect", instance.account_id, instance.region, self.settings.member_role_name
         )
         return ConnectGateway(client, instance)
+
+
+class ProfileRollbackResponder(ConnectControl):
+    name = NAME
 
     def _profiles(
         self, gateway: ConnectGateway, ids: frozenset[str]
@@ -251,7 +267,7 @@ class ProfileRollbackResponder:
             return self._report_only(event, actor, outcome, instance, kind, subject_id)
 
         try:
-            gateway = self._gateway(instance)
+            gateway = self.gateway(instance)
             actor_user = self._admin_website_user(gateway, actor)
             subject = self._subject(gateway, kind, subject_id)
         except ConnectResourceNotFoundError as error:
@@ -311,24 +327,18 @@ class ProfileRollbackResponder:
         record = event.detail
         actor = Actor.from_record(record)
         kind, subject_id, instance = self._target(event)
-        finding = Finding(
-            responder=NAME,
-            kind=KIND,
-            severity=Severity.CRITICAL,
-            title=f"Rollback FAILED for {record.event_name} in {record.recipient_account_id}",
-            summary=f"connect-guard could not complete the rollback after repeated attempts ({error}). "
+        finding = self._event_finding(
+            event,
+            actor,
+            Severity.CRITICAL,
+            f"Rollback FAILED for {record.event_name} in {record.recipient_account_id}",
+            f"connect-guard could not complete the rollback after repeated attempts ({error}). "
             "The event goes to the DLQ.",
-            event=EventRef.of(event),
-            actor=actor,
-            attempt=Attempt.of(record),
             allowlisted=False,
             reasons=(
                 f"ROLLBACK DID NOT HAPPEN: {type(error).__name__}: {error}",
                 "restore the baseline by hand (runbook)",
             ),
-            runbook_url=self.settings.runbook_url(NAME),
-            environment=self.settings.environment,
-            mode=self.settings.response_mode,
             target=Target(kind, subject_id),
             connect=ConnectRef(instance.instance_id, instance.arn) if instance else None,
         )
@@ -386,6 +396,25 @@ class ProfileRollbackResponder:
     def _display(self, subject: _Subject, values: frozenset[str]) -> tuple[str, ...]:
         return tuple(sorted(subject.names.get(v, v) for v in values))
 
+    def _event_finding(
+        self, event: CloudTrailEvent, actor: Actor, severity: Severity, title: str, summary: str, **details: Any
+    ) -> Finding:
+        """A finding about one CloudTrail event; `details` adds the Connect-specific parts."""
+        return Finding(
+            responder=NAME,
+            kind=KIND,
+            severity=severity,
+            title=title,
+            summary=summary,
+            event=EventRef.of(event),
+            actor=actor,
+            attempt=Attempt.of(event.detail),
+            runbook_url=self.settings.runbook_url(NAME),
+            environment=self.settings.environment,
+            mode=self.settings.response_mode,
+            **details,
+        )
+
     def _finding(
         self,
         event: CloudTrailEvent,
@@ -412,21 +441,15 @@ class ProfileRollbackResponder:
                 self._display(subject, subject.before), self._display(subject, plan.target), plan.gained, plan.baseline
             )
         by = (connect.actor_username and f"{connect.actor_username} (admin website)") or actor.display
-        return Finding(
-            responder=NAME,
-            kind=KIND,
-            severity=severity,
-            title=title,
-            summary=f"{by} ran {record.event_name} on Connect {what} {subject.name} in instance {connect.instance_id} "
+        return self._event_finding(
+            event,
+            actor,
+            severity,
+            title,
+            f"{by} ran {record.event_name} on Connect {what} {subject.name} in instance {connect.instance_id} "
             f"(account {record.recipient_account_id}, {record.aws_region}). Severity {severity}.",
-            event=EventRef.of(event),
-            actor=actor,
-            attempt=Attempt.of(record),
             allowlisted=allowlisted,
             reasons=reasons,
-            runbook_url=self.settings.runbook_url(NAME),
-            environment=self.settings.environment,
-            mode=self.settings.response_mode,
             target=Target(subject.kind, subject.name, subject.arn),
             connect=connect,
             change=change,
@@ -457,21 +480,15 @@ class ProfileRollbackResponder:
             severity = Severity.HIGH
             reasons = ("the event does not say which instance, user or profile changed; review by hand",)
             title = f"Unidentified Connect change: {record.event_name} by {actor.display}"
-        finding = Finding(
-            responder=NAME,
-            kind=KIND,
-            severity=severity,
-            title=title,
-            summary=f"{actor.display} called {record.event_name} in account {record.recipient_account_id} "
+        finding = self._event_finding(
+            event,
+            actor,
+            severity,
+            title,
+            f"{actor.display} called {record.event_name} in account {record.recipient_account_id} "
             f"({record.aws_region}).",
-            event=EventRef.of(event),
-            actor=actor,
-            attempt=Attempt.of(record),
             allowlisted=allowlist_match(actor, self.settings.allowlisted_principals) is not None,
             reasons=reasons,
-            runbook_url=self.settings.runbook_url(NAME),
-            environment=self.settings.environment,
-            mode=self.settings.response_mode,
             target=Target(kind, subject_id) if subject_id else None,
             connect=ConnectRef(instance.instance_id, instance.arn) if instance else None,
         )
@@ -513,12 +530,4 @@ class ProfileRollbackResponder:
 
 
 def build(settings: Settings, clients: AwsClients) -> ProfileRollbackResponder:
-    settings.require("baseline_table_name", "audit_table_name")
-    assert settings.baseline_table_name and settings.audit_table_name
-    return ProfileRollbackResponder(
-        settings,
-        clients,
-        SnsPublisher(clients.sns, settings.alert_topic_arn),
-        BaselineStore(clients.dynamodb, settings.baseline_table_name),
-        AuditLog(clients.dynamodb, settings.audit_table_name),
-    )
+    return ProfileRollbackResponder.from_settings(settings, clients)
