@@ -18,12 +18,14 @@ from moto import mock_aws
 
 from connect_guard.baseline import BaselineStore, InstanceBaseline, ProfileBaseline, UserBaseline
 from connect_guard.clients import AwsClients
+from connect_guard.quarantine import RoleSnapshot, RoleSnapshots
 from connect_guard.settings import Settings
 from connect_guard_tools.connect_fake import ConnectFake, SeededInstance, seed_from_spec
 
 SECURITY_ACCOUNT = "123456789012"  # moto's default account plays the security account
 REGION = "us-east-1"  # IAM's CloudTrail events reach EventBridge only here
 MEMBER_ROLE = "connect-guard-member"
+QUARANTINE_POLICY = "connect-guard-quarantine"
 FAKE_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
@@ -192,6 +194,14 @@ class LocalAws:
                 ],
             }
             iam.create_role(RoleName=MEMBER_ROLE, AssumeRolePolicyDocument=json.dumps(trust))
+            iam.create_policy(  # what member/template.yaml deploys in every source account
+                PolicyName=QUARANTINE_POLICY,
+                Path="/connect-guard/",
+                PolicyDocument=json.dumps(
+                    {"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Action": "*", "Resource": "*"}]}
+                ),
+            )
+            self._seed_iam(str(account_id), iam, account.get("iam") or {})
             for policy in account.get("managed_policies") or []:
                 versions = policy["versions"]
                 arn = iam.create_policy(
@@ -204,6 +214,39 @@ class LocalAws:
                 default = policy.get("default_version", "v1")
                 if default != "v1":
                     iam.set_default_policy_version(PolicyArn=arn, VersionId=default)
+
+    def _seed_iam(self, account_id: str, iam: Any, spec: dict[str, Any]) -> None:
+        """Users (with access keys) and roles; deleted roles leave only their snapshot."""
+        for user in spec.get("users") or []:
+            tags = [{"Key": k, "Value": str(v)} for k, v in (user.get("tags") or {}).items()]
+            iam.create_user(UserName=user["name"], Tags=tags)
+            for _ in range(int(user.get("access_keys", 0))):
+                iam.create_access_key(UserName=user["name"])
+        snapshots = RoleSnapshots(self.clients.dynamodb, self.baseline_table)
+        for role in spec.get("roles") or []:
+            tags = {k: str(v) for k, v in (role.get("tags") or {}).items()}
+            snapshot = RoleSnapshot(
+                account_id=account_id,
+                role_name=role["name"],
+                path=role.get("path", "/"),
+                arn=f"arn:aws:iam::{account_id}:role{role.get('path', '/')}{role['name']}",
+                trust_policy=role.get("trust") or {},
+                managed_policies=tuple(role.get("managed_policies") or ()),
+                inline_policies=dict(role.get("inline_policies") or {}),
+                tags=tags,
+                taken_at="2026-11-20T06:00:00+00:00",
+            )
+            if role.get("snapshot"):
+                snapshots.put(snapshot)
+            if role.get("exists", True):
+                iam.create_role(
+                    RoleName=role["name"],
+                    Path=snapshot.path,
+                    AssumeRolePolicyDocument=json.dumps(snapshot.trust_policy),
+                    Tags=[{"Key": k, "Value": v} for k, v in tags.items()],
+                )
+                for name, document in snapshot.inline_policies.items():
+                    iam.put_role_policy(RoleName=role["name"], PolicyName=name, PolicyDocument=json.dumps(document))
 
     def _seed_instance(self, account_id: str, spec: dict[str, Any]) -> None:
         seeded = seed_from_spec(self.connect, account_id, spec)

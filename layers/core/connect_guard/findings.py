@@ -130,6 +130,8 @@ class Finding:
     connect: ConnectRef | None = None
     change: Change | None = None
     actions: tuple[Action, ...] = ()
+    # Last snapshot of a deleted role: what `connect-guard restore-role` recreates.
+    snapshot: dict[str, Any] | None = None
     created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
     @property
@@ -233,6 +235,19 @@ def render_text(finding: Finding) -> str:
     if finding.actions:
         lines += ["", "ACTIONS"]
         lines += [f"  [{x.status}] {x.service}:{x.operation} {json.dumps(x.parameters)}" for x in finding.actions]
+    if finding.snapshot:
+        snap = finding.snapshot
+        lines += ["", f"LAST SNAPSHOT OF {snap.get('role_name')} (taken {snap.get('taken_at')})"]
+        lines.append(_line("Trust policy", json.dumps(snap.get("trust_policy"), sort_keys=True)))
+        lines.append(_line("Managed", ", ".join(snap.get("managed_policies") or []) or "(none)"))
+        lines.append(_line("Inline", ", ".join(snap.get("inline_policies") or {}) or "(none)"))
+        lines.append(_line("Tags", json.dumps(snap.get("tags") or {}, sort_keys=True)))
+        lines.append(
+            _line(
+                "Restore",
+                f"connect-guard restore-role --account {snap.get('account_id')} --role {snap.get('role_name')}",
+            )
+        )
     lines += [
         "",
         "EVIDENCE",

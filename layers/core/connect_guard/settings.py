@@ -53,12 +53,21 @@ class Settings(BaseModel):
     privileged_profile_names: tuple[str, ...] = ("Admin",)
     fallback_security_profile_name: str = "Agent"
     connect_instance_arns: tuple[str, ...] = ()
+    # Role-deletion quarantine.
+    protected_role_names: tuple[str, ...] = ("AWSServiceRoleForAmazonConnect*",)
+    protected_role_tag_key: str = "connect-guard:protected"
+    quarantine_on_tampering: bool = False
+    deactivate_access_keys: bool = False
+    quarantine_policy_name: str = "connect-guard-quarantine"
+    snapshot_account_ids: tuple[str, ...] = ()
 
     _split = field_validator(
         "allowlisted_principals",
         "privileged_permissions",
         "privileged_profile_names",
         "connect_instance_arns",
+        "protected_role_names",
+        "snapshot_account_ids",
         mode="before",
     )(_split_list)
 
@@ -104,6 +113,12 @@ class Settings(BaseModel):
             "privileged_profile_names": "PRIVILEGED_PROFILE_NAMES",
             "fallback_security_profile_name": "FALLBACK_SECURITY_PROFILE_NAME",
             "connect_instance_arns": "CONNECT_INSTANCE_ARNS",
+            "protected_role_names": "PROTECTED_ROLE_NAMES",
+            "protected_role_tag_key": "PROTECTED_ROLE_TAG_KEY",
+            "quarantine_on_tampering": "QUARANTINE_ON_TAMPERING",
+            "deactivate_access_keys": "DEACTIVATE_ACCESS_KEYS",
+            "quarantine_policy_name": "QUARANTINE_POLICY_NAME",
+            "snapshot_account_ids": "SNAPSHOT_ACCOUNT_IDS",
         }
         values = {field: env[var] for field, var in names.items() if var in env and env[var] != ""}
         try:

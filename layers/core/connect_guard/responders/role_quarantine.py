@@ -1,0 +1,376 @@
+"""Responsive control: quarantine principals that try to delete protected roles.
+
+Triggers: IAM DeleteRole / DeleteServiceLinkedRole and Connect DeleteInstance, succeeded or
+denied (a denied attempt, e.g. by an SCP, is the earliest sign of an attacker), and tampering
+with a protected role (alert HIGH; quarantine only when QuarantineOnTampering is set).
+IAM users get the quarantine policy; assumed roles (SSO permission sets included) have their
+sessions revoked. Root, service-linked roles, AWS services, the suite itself and allowlisted
+break-glass principals are never touched: the SOC is alerted instead.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from fnmatch import fnmatchcase
+
+from botocore.exceptions import ClientError
+
+from connect_guard.audit import AuditLog
+from connect_guard.clients import AwsClients
+from connect_guard.connect import InstanceRef
+from connect_guard.errors import MemberAccessError, PoisonEventError
+from connect_guard.events import CloudTrailEvent, CloudTrailRecord
+from connect_guard.findings import Action, Attempt, EventRef, Finding, Target
+from connect_guard.observability import logger
+from connect_guard.outcome import Alert, Outcome
+from connect_guard.policy import Severity
+from connect_guard.principals import Actor, allowlist_match, is_suite_principal
+from connect_guard.publisher import SnsPublisher
+from connect_guard.quarantine import QuarantineIam, RoleSnapshots
+from connect_guard.settings import Settings
+
+NAME = "role_quarantine"
+DELETIONS = {"DeleteRole", "DeleteServiceLinkedRole"}
+TAMPERING = {"DetachRolePolicy", "DeleteRolePolicy", "UpdateAssumeRolePolicy", "PutRolePermissionsBoundary"}
+INSTANCE_DELETION = "DeleteInstance"
+# Denied IAM calls often carry no parameters; the error message still names the resource.
+_DENIED_ROLE = re.compile(r"on resource:? (?:role )?(arn:aws[\w-]*:iam::\d{12}:role/[\w+=,.@/-]+)")
+
+
+def exemption(actor: Actor, settings: Settings) -> str | None:
+    """Why this actor must never be quarantined (None: it may be)."""
+    if actor.type == "Root":
+        return "the root user cannot be quarantined: follow the runbook (credentials, MFA, support case)"
+    if actor.invoked_by or actor.type == "AWSService":
+        return f"an AWS service ({actor.invoked_by or actor.principal_id}) made the call"
+    if actor.session_issuer_arn and ":role/aws-service-role/" in actor.session_issuer_arn:
+        return "a service-linked role made the call; its policies cannot be changed"
+    allowed = allowlist_match(actor, settings.allowlisted_principals)
+    if allowed:
+        return f"allowlisted break-glass principal ({allowed})"
+    return None
+
+
+def principal_to_quarantine(actor: Actor) -> tuple[str, str] | None:
+    """('user', name) or ('role', name) behind the actor, or None for other identity types."""
+    if actor.type == "IAMUser" and actor.arn:
+        return "user", actor.arn.rsplit("/", 1)[-1]
+    issuer = actor.session_issuer_arn
+    if actor.type == "AssumedRole" and issuer:
+        return "role", issuer.rsplit("/", 1)[-1]
+    if actor.type == "FederatedUser" and issuer and ":user/" in issuer:
+        return "user", issuer.rsplit("/", 1)[-1]  # a deny on the user also binds its federation tokens
+    return None
+
+
+@dataclass(frozen=True)
+class RoleTarget:
+    kind: str  # role | connect_instance
+    name: str | None
+    arn: str | None
+
+
+class RoleQuarantineResponder:
+    name = NAME
+
+    def __init__(
+        self,
+        settings: Settings,
+        clients: AwsClients,
+        publisher: SnsPublisher,
+        snapshots: RoleSnapshots,
+        audit: AuditLog,
+    ) -> None:
+        self.settings = settings
+        self.clients = clients
+        self.publisher = publisher
+        self.snapshots = snapshots
+        self.audit = audit
+
+    def iam_for(self, account_id: str) -> QuarantineIam:
+        iam = self.clients.for_account("iam", account_id, self.clients.region, self.settings.member_role_name)
+        return QuarantineIam(iam, account_id, self.settings.quarantine_policy_name)
+
+    # -- decide -----------------------------------------------------------------------------
+    def _target(self, record: CloudTrailRecord, account: str) -> RoleTarget:
+        if record.event_name == INSTANCE_DELETION:
+            raw = record.param("InstanceId")
+            if not isinstance(raw, str) or raw in ("", "***"):
+                return RoleTarget("connect_instance", None, None)
+            instance = InstanceRef.parse(raw, account, record.aws_region)
+            return RoleTarget("connect_instance", instance.instance_id, instance.arn)
+        name = record.param("roleName")
+        if not name and record.error_message:
+            match = _DENIED_ROLE.search(record.error_message)
+            if match:
+                name = match.group(1).rsplit("/", 1)[-1]
+        arn = f"arn:aws:iam::{account}:role/{name}" if name else None
+        return RoleTarget("role", name, arn)
+
+    def _protected(self, account: str, role: str) -> str | None:
+        """Why the role is protected, or None. Raises ClientError/MemberAccessError if unknowable."""
+        for pattern in self.settings.protected_role_names:
+            if fnmatchcase(role.lower(), pattern.lower()) or fnmatchcase(
+                f"arn:aws:iam::{account}:role/{role}".lower(), pattern.lower()
+            ):
+                return f"protected by name ({pattern})"
+        snapshot = self.snapshots.get(account, role)
+        tags = self.iam_for(account).role_tags(role)
+        if tags is None and snapshot:
+            tags = snapshot.tags  # already deleted: its last snapshot says how it was tagged
+        if tags and self.settings.protected_role_tag_key in tags:
+            return f"protected by tag {self.settings.protected_role_tag_key}"
+        return None
+
+    # -- the event --------------------------------------------------------------------------
+    def handle(self, event: CloudTrailEvent) -> Outcome:
+        self.settings.require("baseline_table_name", "audit_table_name")
+        record = event.detail
+        name = record.event_name
+        if name not in DELETIONS and name not in TAMPERING and name != INSTANCE_DELETION:
+            raise PoisonEventError(f"unsupported event {name!r} for {NAME}")
+        actor = Actor.from_record(record)
+        outcome = Outcome(NAME, record.event_id, name, "ignored")
+        if is_suite_principal(actor, self.settings):
+            outcome.reason = "change made by connect-guard itself"
+            return outcome
+        account = record.recipient_account_id or event.account
+        target = self._target(record, account)
+        reasons: list[str] = []
+        if target.kind == "role":
+            if target.name is None:
+                return self._alert(
+                    event,
+                    actor,
+                    outcome,
+                    Severity.HIGH,
+                    target,
+                    "iam.protected_role_deletion",
+                    ["the event does not say which role; review by hand"],
+                    [],
+                )
+            try:
+                why = self._protected(account, target.name)
+            except (ClientError, MemberAccessError) as error:  # fail closed: alert, don't act
+                return self._alert(
+                    event,
+                    actor,
+                    outcome,
+                    Severity.HIGH,
+                    target,
+                    "iam.protected_role_deletion",
+                    [f"could not tell whether {target.name} is protected ({error}); no action taken"],
+                    [],
+                )
+            if why is None:
+                outcome.reason = f"role {target.name} is not protected"
+                return outcome
+            reasons.append(f"{target.name} is {why}")
+        else:
+            reasons.append("deleting an Amazon Connect instance destroys its users, flows, queues and phone numbers")
+
+        tampering = name in TAMPERING
+        kind = {True: "iam.protected_role_tampering", False: "iam.protected_role_deletion"}[tampering]
+        if target.kind == "connect_instance":
+            kind = "connect.instance_deletion"
+        severity = Severity.HIGH if tampering else Severity.CRITICAL
+        verb = "tried to" if record.denied else "did"
+        reasons.insert(
+            0,
+            f"{actor.display} {verb} {name} ({'denied: ' + str(record.error_code) if record.denied else 'succeeded'})",
+        )
+
+        actions: list[Action] = []
+        exempt = exemption(actor, self.settings)
+        if tampering and not self.settings.quarantine_on_tampering:
+            reasons.append("tampering alerts only (QuarantineOnTampering is off)")
+        elif exempt:
+            reasons.append(f"not quarantined: {exempt}")
+            if actor.type != "Root":
+                severity = Severity.HIGH
+        else:
+            actions, note = self._quarantine(record, actor, account, target)
+            reasons.append(note)
+        return self._alert(event, actor, outcome, severity, target, kind, reasons, actions)
+
+    def _quarantine(
+        self, record: CloudTrailRecord, actor: Actor, account: str, target: RoleTarget
+    ) -> tuple[list[Action], str]:
+        principal = principal_to_quarantine(actor)
+        if principal is None:
+            return [], f"a {actor.type} principal cannot be quarantined automatically; act by hand"
+        kind, name = principal
+        try:
+            iam = self.iam_for(actor.account_id or account)
+            why = f"{record.event_name} on {target.kind} {target.name}"
+            if kind == "user":
+                if iam.user_quarantined(name):
+                    return [], f"IAM user {name} is already quarantined: nothing added"
+                planned = iam.user_actions(name, why, record.event_id, self.settings.deactivate_access_keys)
+            else:
+                if iam.role_revoked_since(name, record.event_time):
+                    return [], f"sessions of role {name} are already revoked past this event: nothing added"
+                # Every session issued up to now (the attacker's among them) stops working.
+                cutoff = max(datetime.now(UTC), record.event_time).replace(microsecond=0) + timedelta(seconds=1)
+                planned = iam.role_actions(name, cutoff, why, record.event_id)
+        except MemberAccessError as error:
+            return [], f"cannot reach account {account} to quarantine ({error}); act by hand"
+        if self.settings.response_mode != "enforce":
+            return planned, f"detect mode: the actions show what enforce mode does to {kind} {name}"
+        done = QuarantineIam.execute(iam, planned)
+        for action in done:
+            self.audit.record(
+                responder=NAME,
+                action=action.operation,
+                status=action.status,
+                actor=actor.arn,
+                target=f"{kind}/{name}",
+                reason=why,
+                before=None,
+                after=action.parameters,
+                event_id=record.event_id,
+                finding_id=None,
+                mode="enforce",
+            )
+        what = "quarantine policy attached to user" if kind == "user" else "active sessions revoked for role"
+        return done, f"{what} {name}" + (
+            " (some steps failed: see actions)" if any(a.status == "failed" for a in done) else ""
+        )
+
+    def _alert(
+        self,
+        event: CloudTrailEvent,
+        actor: Actor,
+        outcome: Outcome,
+        severity: Severity,
+        target: RoleTarget,
+        kind: str,
+        reasons: list[str],
+        actions: list[Action],
+    ) -> Outcome:
+        record = event.detail
+        snapshot = None
+        if record.event_name in DELETIONS and not record.denied and target.name:
+            stored = self.snapshots.get(record.recipient_account_id or event.account, target.name)
+            if stored:
+                snapshot = stored.to_dict()
+                reasons.append(
+                    "the role is gone: its last snapshot is attached; recreate it with connect-guard restore-role"
+                )
+            else:
+                reasons.append("the role is gone and no snapshot of it exists")
+        attempt = "Attempt to delete" if record.denied else "Deleted"
+        what = f"{target.kind.replace('_', ' ')} {target.name or '(unknown)'}"
+        title = (
+            f"{attempt} {what}" if record.event_name not in TAMPERING else f"Tampering with {what}: {record.event_name}"
+        )
+        taken = [a for a in actions if a.status == "taken"]
+        if taken:
+            title = f"Quarantined {actor.display}: {title}"
+        finding = Finding(
+            responder=NAME,
+            kind=kind,
+            severity=severity,
+            title=f"{title} in {record.recipient_account_id}",
+            summary=f"{actor.display} called {record.event_name} on {what} in account {record.recipient_account_id}.",
+            event=EventRef.of(event),
+            actor=actor,
+            attempt=Attempt.of(record),
+            allowlisted=allowlist_match(actor, self.settings.allowlisted_principals) is not None,
+            reasons=tuple(reasons),
+            runbook_url=self.settings.runbook_url(NAME),
+            environment=self.settings.environment,
+            mode=self.settings.response_mode,
+            target=Target(target.kind, target.name, target.arn),
+            actions=tuple(actions),
+            snapshot=snapshot,
+        )
+        message_id = self.publisher.publish(finding)
+        logger.info("finding published", extra={"finding_id": finding.finding_id, "severity": str(severity)})
+        outcome.outcome = "quarantined" if taken else "alerted"
+        outcome.severity = str(severity)
+        outcome.alerts.append(Alert(finding.subject, str(severity), finding.finding_id, message_id))
+        outcome.finding = finding.to_dict()
+        return outcome
+
+
+def release(
+    responder: RoleQuarantineResponder, account_id: str, *, user: str | None, role: str | None, by: str, reason: str
+) -> list[Action]:
+    """Lift a quarantine, record who released it and why, and tell the SOC."""
+    iam = responder.iam_for(account_id)
+    done = QuarantineIam.execute(iam, iam.release_actions(user=user, role=role))
+    subject = f"user/{user}" if user else f"role/{role}"
+    for action in done:
+        responder.audit.record(
+            responder=NAME,
+            action=action.operation,
+            status=action.status,
+            actor=by,
+            target=subject,
+            reason=f"released: {reason}",
+            before=None,
+            after=action.parameters,
+            event_id=None,
+            finding_id=None,
+            mode="release",
+        )
+    now = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    finding = Finding(
+        responder=NAME,
+        kind="iam.quarantine_release",
+        severity=Severity.CRITICAL,
+        title=f"Quarantine released: {subject} in {account_id} by {by}",
+        summary=f"{by} released the quarantine of {subject} in account {account_id}: {reason}",
+        event=EventRef(
+            f"release:{account_id}:{subject}:{now}",
+            "ReleaseQuarantine",
+            "connect-guard",
+            now,
+            account_id,
+            responder.clients.region,
+            "",
+        ),
+        actor=Actor.system(f"connect-guard release by {by}"),
+        attempt=Attempt("succeeded"),
+        allowlisted=False,
+        reasons=(f"released by {by}: {reason}",),
+        runbook_url=responder.settings.runbook_url(NAME),
+        environment=responder.settings.environment,
+        mode=responder.settings.response_mode,
+        target=Target("user" if user else "role", user or role),
+        actions=tuple(done),
+    )
+    responder.publisher.publish(finding)
+    return done
+
+
+def build(settings: Settings, clients: AwsClients) -> RoleQuarantineResponder:
+    settings.require("baseline_table_name", "audit_table_name")
+    assert settings.baseline_table_name and settings.audit_table_name
+    return RoleQuarantineResponder(
+        settings,
+        clients,
+        SnsPublisher(clients.sns, settings.alert_topic_arn),
+        RoleSnapshots(clients.dynamodb, settings.baseline_table_name),
+        AuditLog(clients.dynamodb, settings.audit_table_name),
+    )
+
+
+def snapshot_protected_roles(responder: RoleQuarantineResponder) -> dict[str, list[str]]:
+    """Snapshot every protected role of each configured account (the restore source)."""
+    from connect_guard.quarantine import take_snapshot
+
+    settings = responder.settings
+    taken: dict[str, list[str]] = {}
+    for account in settings.snapshot_account_ids or (settings.own_account_id,):
+        iam = responder.iam_for(account).client
+        taken[account] = []
+        for page in iam.get_paginator("list_roles").paginate():
+            for role in page["Roles"]:
+                if responder._protected(account, role["RoleName"]):
+                    responder.snapshots.put(take_snapshot(iam, account, role["RoleName"]))
+                    taken[account].append(role["RoleName"])
+    return taken
