@@ -74,3 +74,51 @@ def test_approve_baseline_records_the_instances_current_state(aws):
     assert approved.users[instance.user].security_profile_ids == {instance.agent, instance.admin}
     assert f"approved 3 security profiles and 2 users of {instance.arn}" in out.getvalue()
     assert INSTANCE in instance.arn
+
+
+def _stack(aws) -> str:
+    """A stand-in for the deployed stack: its outputs and parameters locate tables and topic."""
+    template = {
+        "Parameters": {"MemberRoleName": {"Type": "String", "Default": "connect-guard-member"}},
+        "Resources": {"Marker": {"Type": "AWS::SQS::Queue"}},
+        "Outputs": {
+            "AlertTopicArn": {"Value": aws.topic_arn},
+            "DedupTableName": {"Value": aws.table_name},
+            "BaselineTableName": {"Value": aws.baseline_table},
+            "AuditTableName": {"Value": aws.audit_table},
+        },
+    }
+    aws.session.client("cloudformation").create_stack(StackName="connect-guard-test", TemplateBody=json.dumps(template))
+    return "connect-guard-test"
+
+
+def test_release_and_restore_role_commands(aws):
+    from connect_guard.quarantine import RoleSnapshots, take_snapshot
+    from connect_guard.responders import role_quarantine
+    from tests.integration.test_role_quarantine import ACCOUNT, DENIED, iam_event, user
+
+    stack = _stack(aws)
+    iam = aws.account_session(ACCOUNT).client("iam")
+    iam.create_user(UserName="mallory")
+    role_quarantine.build(aws.settings(response_mode="enforce"), aws.clients).handle(
+        iam_event("DeleteServiceLinkedRole", user("mallory"), None, **DENIED)
+    )
+    out = io.StringIO()
+    args = cli._parser().parse_args(
+        ["release", "--stack", stack, "--account", ACCOUNT, "--user", "mallory", "--by", "soc", "--reason", "test"]
+    )
+    assert cli.release_command(args, out, session=aws.session) == 0
+    assert iam.list_attached_user_policies(UserName="mallory")["AttachedPolicies"] == []
+    assert "taken: DetachUserPolicy" in out.getvalue()
+
+    iam.create_role(
+        RoleName="ConnectAgentFederation",
+        AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}),
+    )
+    RoleSnapshots(aws.clients.dynamodb, aws.baseline_table).put(take_snapshot(iam, ACCOUNT, "ConnectAgentFederation"))
+    iam.delete_role(RoleName="ConnectAgentFederation")
+    args = cli._parser().parse_args(
+        ["restore-role", "--stack", stack, "--account", ACCOUNT, "--role", "ConnectAgentFederation"]
+    )
+    assert cli.restore_command(args, io.StringIO(), session=aws.session) == 0
+    assert iam.get_role(RoleName="ConnectAgentFederation")["Role"]["Path"] == "/"

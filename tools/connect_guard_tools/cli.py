@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from connect_guard_tools.template import PROJECT_ROOT
 
 if TYPE_CHECKING:
+    from connect_guard.settings import Settings
     from connect_guard_tools.local_aws import LocalAws
     from connect_guard_tools.replay import Replayer, ReplayResult
 
@@ -55,6 +56,9 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument(
         "--sweep", action="store_true", help="after the events, run one baseline drift sweep of the demo instances"
     )
+    replay.add_argument(
+        "--release", action="store_true", help="after the events, release every principal the replay quarantined"
+    )
 
     approve = commands.add_parser(
         "approve-baseline",
@@ -67,6 +71,32 @@ def _parser() -> argparse.ArgumentParser:
     approve.add_argument("--table", required=True, help="BaselineTableName output of the stack")
     approve.add_argument("--approved-by", default=os.environ.get("USER", "unknown"), help="recorded with the baseline")
     approve.add_argument("--region", help="region of the stack's table (default: from the AWS config)")
+
+    release = commands.add_parser(
+        "release",
+        help="lift a quarantine (real AWS): detach the quarantine policy or the session revocation",
+        description="Release a quarantined IAM user or role, record who released it and why (audit table), "
+        "and publish a CRITICAL finding.",
+    )
+    release.add_argument("--stack", required=True, help="connect-guard stack name (its outputs locate the tables)")
+    release.add_argument("--account", required=True, help="account of the quarantined principal")
+    who = release.add_mutually_exclusive_group(required=True)
+    who.add_argument("--user", help="IAM user name")
+    who.add_argument("--role", help="IAM role name")
+    release.add_argument("--by", required=True, help="who releases (recorded)")
+    release.add_argument("--reason", required=True, help="why (recorded)")
+    release.add_argument("--region", help="the stack's region")
+
+    restore = commands.add_parser(
+        "restore-role",
+        help="recreate a deleted protected role from its last snapshot (real AWS)",
+        description="Recreate a role (trust policy, path, managed and inline policies, tags) from the snapshot "
+        "the scheduled role snapshot took before it was deleted.",
+    )
+    restore.add_argument("--stack", required=True)
+    restore.add_argument("--account", required=True)
+    restore.add_argument("--role", required=True)
+    restore.add_argument("--region", help="the stack's region")
     return parser
 
 
@@ -142,6 +172,8 @@ def replay(args: argparse.Namespace, out: TextIO) -> int:
                 out.write("\n" + "\n".join("      | " + line for line in email.splitlines()) + "\n\n")
         if args.sweep:
             _sweep(aws, replayer, out)
+        if args.release:
+            _release_all(aws, replayer, out)
         delivered = len(aws.inbox())
     elapsed = time.perf_counter() - started
     total = sum(counts[k] for k in ("alerted", "ignored", "duplicate", "error", "rolled_back", "quarantined"))
@@ -173,6 +205,93 @@ def _sweep(aws: LocalAws, replayer: Replayer, out: TextIO) -> None:
             out.write(f"      {status}: {plan.operation} {item.name} (gained {', '.join(plan.gained)})\n")
 
 
+def _release_all(aws: LocalAws, replayer: Replayer, out: TextIO) -> None:
+    from connect_guard.responders import role_quarantine
+
+    responder = role_quarantine.build(replayer.settings, aws.clients)
+    for account in sorted({i.account_id for i in aws.instances} | {"111122223333"}):
+        iam = aws.account_session(account).client("iam")
+        policy = responder.iam_for(account).policy_arn
+        users = [u["UserName"] for u in iam.list_users()["Users"] if _has_policy(iam, u["UserName"], policy)]
+        roles = [r["RoleName"] for r in iam.list_roles()["Roles"] if _revoked(iam, r["RoleName"])]
+        for name in users:
+            role_quarantine.release(responder, account, user=name, role=None, by="replay", reason="demo release")
+            out.write(f"[release] user {name} in {account}: quarantine policy detached, tags removed\n")
+        for name in roles:
+            role_quarantine.release(responder, account, user=None, role=name, by="replay", reason="demo release")
+            out.write(f"[release] role {name} in {account}: session revocation removed\n")
+
+
+def _has_policy(iam: Any, user: str, policy_arn: str) -> bool:
+    return any(p["PolicyArn"] == policy_arn for p in iam.list_attached_user_policies(UserName=user)["AttachedPolicies"])
+
+
+def _revoked(iam: Any, role: str) -> bool:
+    from connect_guard.quarantine import REVOKE_POLICY_NAME
+
+    return REVOKE_POLICY_NAME in iam.list_role_policies(RoleName=role)["PolicyNames"]
+
+
+def _stack_settings(session: Any, stack: str) -> Settings:
+    """Settings of a deployed stack, from its outputs and parameters."""
+    from connect_guard.settings import Settings
+
+    described = session.client("cloudformation").describe_stacks(StackName=stack)["Stacks"][0]
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
+    parameters = {p["ParameterKey"]: p.get("ParameterValue", "") for p in described.get("Parameters", [])}
+    return Settings(
+        alert_topic_arn=outputs["AlertTopicArn"],
+        dedup_table_name=outputs["DedupTableName"],
+        baseline_table_name=outputs["BaselineTableName"],
+        audit_table_name=outputs["AuditTableName"],
+        member_role_name=parameters.get("MemberRoleName") or None,
+        quarantine_policy_name=parameters.get("QuarantinePolicyName") or "connect-guard-quarantine",
+        environment=parameters.get("Environment", "dev"),
+    )
+
+
+def release_command(args: argparse.Namespace, out: TextIO, session: Any = None) -> int:
+    import boto3
+
+    from connect_guard.clients import AwsClients
+    from connect_guard.responders import role_quarantine
+
+    session = session or boto3.session.Session(region_name=args.region)
+    settings = _stack_settings(session, args.stack)
+    clients = AwsClients(settings.region, session, settings.own_account_id)
+    done = role_quarantine.release(
+        role_quarantine.build(settings, clients),
+        args.account,
+        user=args.user,
+        role=args.role,
+        by=args.by,
+        reason=args.reason,
+    )
+    for action in done:
+        out.write(f"{action.status}: {action.operation} {action.parameters}\n")
+    return 0 if all(a.status == "taken" for a in done) else 1
+
+
+def restore_command(args: argparse.Namespace, out: TextIO, session: Any = None) -> int:
+    import boto3
+
+    from connect_guard.clients import AwsClients
+    from connect_guard.quarantine import RoleSnapshots, restore_role
+
+    session = session or boto3.session.Session(region_name=args.region)
+    settings = _stack_settings(session, args.stack)
+    assert settings.baseline_table_name
+    clients = AwsClients(settings.region, session, settings.own_account_id)
+    snapshot = RoleSnapshots(clients.dynamodb, settings.baseline_table_name).get(args.account, args.role)
+    if snapshot is None:
+        out.write(f"no snapshot of {args.role} in {args.account}\n")
+        return 1
+    iam = clients.for_account("iam", args.account, settings.region, settings.member_role_name)
+    for step in restore_role(iam, snapshot):
+        out.write(step + "\n")
+    return 0
+
+
 def approve_baseline(args: argparse.Namespace, out: TextIO, session: Any = None) -> int:
     import boto3
 
@@ -199,6 +318,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return replay(args, sys.stdout)
         if args.command == "approve-baseline":
             return approve_baseline(args, sys.stdout)
+        if args.command == "release":
+            return release_command(args, sys.stdout)
+        if args.command == "restore-role":
+            return restore_command(args, sys.stdout)
     except BrokenPipeError:  # `connect-guard replay | head`: the reader has all it wants
         sys.stderr.close()
         return 0
