@@ -90,7 +90,7 @@ def test_every_alert_reached_the_soc_inbox_with_filterable_attributes(results):
     for message in inbox:
         attributes = message["MessageAttributes"]
         assert set(attributes) == {"severity", "event_name", "account", "responder", "kind"}
-        assert attributes["responder"]["Value"] in ("policy_alerts", "profile_rollback")
+        assert attributes["responder"]["Value"] in ("policy_alerts", "profile_rollback", "role_quarantine")
         subject = message["Subject"]
         assert subject.isascii() and len(subject) < 100 and "\n" not in subject
 

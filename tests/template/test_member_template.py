@@ -26,6 +26,29 @@ OWN_CONNECT_RESOURCES = [
     {"Fn::Sub": "arn:${AWS::Partition}:connect:*:${AWS::AccountId}:instance/*/agent/*"},
     {"Fn::Sub": "arn:${AWS::Partition}:connect:*:${AWS::AccountId}:instance/*/security-profile/*"},
 ]
+# This account's IAM users and roles, and what the quarantine may do to them (as in the
+# security stack's QuarantineFunctionRole and RoleSnapshotFunctionRole).
+OWN_USERS = {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:user/*"}
+OWN_ROLES = {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/*"}
+SUITE_ROLES = {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/connect-guard/*"}
+MEMBER_ROLE_ITSELF = {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/${MemberRoleName}"}
+QUARANTINE_POLICY_ARN = {
+    "Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:policy/connect-guard/${QuarantinePolicyName}"
+}
+IAM_POLICY_ATTACHMENT = {"iam:AttachUserPolicy", "iam:DetachUserPolicy"}
+IAM_USER_WRITES = IAM_POLICY_ATTACHMENT | {"iam:UpdateAccessKey", "iam:TagUser", "iam:UntagUser"}
+IAM_ROLE_WRITES = {"iam:PutRolePolicy", "iam:DeleteRolePolicy", "iam:TagRole", "iam:UntagRole"}
+IAM_QUARANTINE_WRITES = IAM_USER_WRITES | IAM_ROLE_WRITES
+IAM_PRINCIPAL_READS = {
+    "iam:GetRole",
+    "iam:ListRoleTags",
+    "iam:GetUser",
+    "iam:ListAttachedUserPolicies",
+    "iam:ListAccessKeys",
+    "iam:GetRolePolicy",
+    "iam:ListAttachedRolePolicies",
+    "iam:ListRolePolicies",
+}
 
 
 def template() -> dict[str, Any]:
@@ -51,10 +74,13 @@ def test_forwarding_rules_use_the_security_stacks_patterns():
         for name, r in member().items()
         if r["Type"] == "AWS::Events::Rule"
     }
-    assert forwarded == {
-        "PolicyAttachmentRule": security["PolicyAttachmentRule"]["Properties"]["EventPattern"],
-        "ProfileRollbackRule": security["ProfileRollbackRule"]["Properties"]["EventPattern"],
+    rules = ("PolicyAttachmentRule", "ProfileRollbackRule", "RoleProtectionRule", "InstanceDeletionRule")
+    assert forwarded == {rule: security[rule]["Properties"]["EventPattern"] for rule in rules}
+    # Every rule of the security stack with a pattern is forwarded.
+    patterned = {
+        n for n, r in security.items() if r["Type"] == "AWS::Events::Rule" and "EventPattern" in r["Properties"]
     }
+    assert set(forwarded) == patterned
 
 
 def test_iam_is_forwarded_from_us_east_1_and_connect_from_every_region():
@@ -65,10 +91,18 @@ def test_iam_is_forwarded_from_us_east_1_and_connect_from_every_region():
     assert resources["ForwardRole"]["Condition"] == "IsUsEast1"
     assert resources["MemberRole"]["Condition"] == "IsUsEast1"
     assert resources["ForwardPolicyAttachmentRule"]["Condition"] == "ForwardsIam"
+    assert resources["ForwardRoleProtectionRule"]["Condition"] == "ForwardsIam"
     assert conditions["ForwardsIam"] == {"Fn::And": [{"Condition": "IsUsEast1"}, {"Condition": "ForwardsConnect"}]}
     # Connect events arrive in the instance's region: the rule exists wherever the stack does,
     # except on the security account's own bus (it would forward to itself).
     assert resources["ForwardProfileRollbackRule"]["Condition"] == "ForwardsConnect"
+    assert resources["ForwardInstanceDeletionRule"]["Condition"] == "ForwardsConnect"
+    # Every IAM-sourced rule is us-east-1 only; every Connect-sourced one is everywhere.
+    condition_by_source = {"aws.iam": "ForwardsIam", "aws.connect": "ForwardsConnect"}
+    for name, resource in resources.items():
+        if resource["Type"] == "AWS::Events::Rule":
+            (source,) = resource["Properties"]["EventPattern"]["source"]
+            assert resource["Condition"] == condition_by_source[source], name
     assert conditions["ForwardsConnect"] == {"Fn::Not": [{"Condition": "IsSecurityBus"}]}
     assert conditions["IsSecurityBus"] == {
         "Fn::And": [
@@ -112,28 +146,93 @@ def test_forward_role_may_only_put_events_on_the_security_bus():
     }
 
 
-def test_member_role_is_read_only_on_iam_and_writes_only_two_connect_actions():
+def _member_statements() -> list[dict[str, Any]]:
+    role = member()["MemberRole"]["Properties"]
+    return [s for p in role["Policies"] for s in p["PolicyDocument"]["Statement"]]
+
+
+def test_member_role_is_read_only_on_iam_except_the_quarantine_and_writes_only_two_connect_actions():
     role = member()["MemberRole"]["Properties"]
     (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
     assert trust["Condition"]["ArnLike"]["aws:PrincipalArn"]["Fn::Sub"].endswith(":role${SuiteRolePath}*")
-    statements = [s for p in role["Policies"] for s in p["PolicyDocument"]["Statement"]]
-    actions = {a for s in statements for a in as_list(s["Action"])}
-    assert all(s["Effect"] == "Allow" for s in statements)
+    statements = _member_statements()
+    allows = [s for s in statements if s["Effect"] == "Allow"]
+    actions = {a for s in allows for a in as_list(s["Action"])}
     assert not any("*" in a for a in actions), actions
     assert {a.split(":")[0] for a in actions} == {"iam", "connect"}
-    # Read-only on IAM.
+    # IAM: reads, plus exactly the quarantine's writes (checked statement by statement below).
     iam = {a for a in actions if a.startswith("iam:")}
-    assert all(a.split(":")[1].startswith(("Get", "List", "Describe")) for a in iam), iam
+    writes = {a for a in iam if not a.split(":")[1].startswith(("Get", "List", "Describe"))}
+    assert writes == IAM_QUARANTINE_WRITES, writes
+    assert iam - writes == IAM_PRINCIPAL_READS | {"iam:ListRoles", "iam:GetPolicy", "iam:GetPolicyVersion"}
     # On Connect: reads, and only the two updates a rollback makes.
     connect = {a for a in actions if a.startswith("connect:")}
     assert connect == CONNECT_READ_ACTIONS | CONNECT_WRITE_ACTIONS
     writes = {a for a in connect if not a.split(":")[1].startswith(("Get", "List", "Describe", "Search"))}
     assert writes == CONNECT_WRITE_ACTIONS
-    for statement in statements:
+    for statement in allows:
+        statement_actions = set(as_list(statement["Action"]))
         resources = as_list(statement["Resource"])
-        assert "*" not in resources, statement
-        if any(a.startswith("connect:") for a in as_list(statement["Action"])):
+        if "*" in resources:
+            # Only iam:ListRoles, which has no resource-level permissions, alone in its statement.
+            assert statement_actions == {"iam:ListRoles"} and resources == ["*"], statement
+            continue
+        if statement_actions & (CONNECT_READ_ACTIONS | CONNECT_WRITE_ACTIONS):
             # This account's instances and their users and profiles; never "*".
             assert resources == OWN_CONNECT_RESOURCES, statement
-            writes_here = set(as_list(statement["Action"])) & CONNECT_WRITE_ACTIONS
-            assert not writes_here or set(as_list(statement["Action"])) == CONNECT_WRITE_ACTIONS, statement
+            writes_here = statement_actions & CONNECT_WRITE_ACTIONS
+            assert not writes_here or statement_actions == CONNECT_WRITE_ACTIONS, statement
+        if statement_actions & IAM_QUARANTINE_WRITES:
+            # Quarantine writes live apart from reads, users apart from roles, all in this account.
+            if statement_actions & IAM_USER_WRITES:
+                assert statement_actions <= IAM_USER_WRITES and resources == [OWN_USERS], statement
+            else:
+                assert statement_actions <= IAM_ROLE_WRITES and resources == [OWN_ROLES], statement
+        elif statement_actions & IAM_PRINCIPAL_READS:
+            assert resources == [OWN_USERS, OWN_ROLES], statement
+
+
+def test_member_role_attaches_and_detaches_only_the_quarantine_policy():
+    attaching = [s for s in _member_statements() if set(as_list(s["Action"])) & IAM_POLICY_ATTACHMENT]
+    (statement,) = attaching
+    assert statement["Effect"] == "Allow"
+    assert set(as_list(statement["Action"])) == IAM_POLICY_ATTACHMENT
+    assert as_list(statement["Resource"]) == [OWN_USERS]
+    assert statement["Condition"] == {"ArnEquals": {"iam:PolicyARN": QUARANTINE_POLICY_ARN}}
+
+
+def test_member_role_never_modifies_the_suites_roles_or_itself():
+    denies = [s for s in _member_statements() if s["Effect"] != "Allow"]
+    (guard,) = denies
+    assert guard["Effect"] == "Deny"
+    assert set(as_list(guard["Action"])) == IAM_ROLE_WRITES
+    # The forwarding role (/connect-guard/) and this role (path /, so named).
+    assert guard["Resource"] == [SUITE_ROLES, MEMBER_ROLE_ITSELF]
+    assert "Condition" not in guard
+
+
+def test_member_quarantine_policy_matches_the_security_stacks():
+    security = load_template()["Resources"]["QuarantinePolicy"]["Properties"]
+    resource = member()["QuarantinePolicy"]
+    p = resource["Properties"]
+    assert resource["Type"] == "AWS::IAM::ManagedPolicy"
+    assert p == security  # same name parameter, path, description and deny-all document
+    (statement,) = as_list(p["PolicyDocument"]["Statement"])
+    assert (statement["Effect"], statement["Action"], statement["Resource"]) == ("Deny", "*", "*")
+    assert QUARANTINE_POLICY_ARN["Fn::Sub"] == (
+        "arn:${AWS::Partition}:iam::${AWS::AccountId}:policy" + p["Path"] + "${QuarantinePolicyName}"
+    )
+    params = template()["Parameters"]
+    assert params["QuarantinePolicyName"]["Default"] == "connect-guard-quarantine"
+    assert params["QuarantinePolicyName"]["Default"] == load_template()["Parameters"]["QuarantinePolicyName"]["Default"]
+
+
+def test_member_quarantine_policy_is_created_once_per_account_outside_the_security_account():
+    # IAM is global: us-east-1 only. In the security account the connect-guard stack owns it
+    # already (same name and path), so a member stack there must not create it again.
+    conditions = template()["Conditions"]
+    assert member()["QuarantinePolicy"]["Condition"] == "OwnsQuarantinePolicy"
+    assert conditions["OwnsQuarantinePolicy"] == {
+        "Fn::And": [{"Condition": "IsUsEast1"}, {"Fn::Not": [{"Condition": "IsSecurityAccount"}]}]
+    }
+    assert conditions["IsSecurityAccount"] == {"Fn::Equals": [{"Ref": "AWS::AccountId"}, {"Ref": "SecurityAccountId"}]}

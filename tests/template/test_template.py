@@ -7,6 +7,7 @@ hold for every responder added later, not only for policy-alerts.
 
 from __future__ import annotations
 
+import fnmatch
 import re
 import tomllib
 from collections.abc import Iterator
@@ -159,6 +160,14 @@ def test_transform_and_function_globals() -> None:
         ("ConnectInstanceArns", ""),
         ("BaselineSweepSchedule", "rate(1 hour)"),
         ("ProfileRollbackConcurrency", 2),
+        ("ProtectedRoleNames", "AWSServiceRoleForAmazonConnect*"),
+        ("ProtectedRoleTagKey", "connect-guard:protected"),
+        ("QuarantineOnTampering", "false"),
+        ("DeactivateAccessKeys", "false"),
+        ("QuarantinePolicyName", "connect-guard-quarantine"),
+        ("SnapshotAccountIds", ""),
+        ("RoleSnapshotSchedule", "rate(6 hours)"),
+        ("QuarantineConcurrency", 2),
     ],
 )
 def test_parameters_and_defaults(name: str, default: Any) -> None:
@@ -174,6 +183,50 @@ def test_allowed_values_are_the_intended_ones() -> None:
     assert params["PolicyAlertsConcurrency"]["MinValue"] >= 2
     assert params["ProfileRollbackConcurrency"]["MinValue"] == 2
     assert params["ProfileRollbackConcurrency"]["Type"] == "Number"
+    assert params["QuarantineConcurrency"]["MinValue"] == 2
+    assert params["QuarantineConcurrency"]["Type"] == "Number"
+    # Settings parses these as booleans: only the two spellings the template documents.
+    assert params["QuarantineOnTampering"]["AllowedValues"] == ["false", "true"]
+    assert params["DeactivateAccessKeys"]["AllowedValues"] == ["false", "true"]
+    assert params["RoleSnapshotSchedule"]["AllowedPattern"] == params["BaselineSweepSchedule"]["AllowedPattern"]
+
+
+def test_default_protected_role_names_cover_connects_service_linked_roles() -> None:
+    # Connect's service-linked roles are AWSServiceRoleForAmazonConnect_<suffix>, one per instance.
+    patterns = T["Parameters"]["ProtectedRoleNames"]["Default"].split(",")
+    for role in ("AWSServiceRoleForAmazonConnect", "AWSServiceRoleForAmazonConnect_AbCd1234EfGh"):
+        assert any(fnmatch.fnmatchcase(role, p.strip()) for p in patterns), role
+    assert not any(fnmatch.fnmatchcase("AWSServiceRoleForSupport", p.strip()) for p in patterns)
+
+
+def test_snapshot_account_ids_accept_only_account_id_lists() -> None:
+    pattern = re.compile(T["Parameters"]["SnapshotAccountIds"]["AllowedPattern"])
+    for ok in ("", "111122223333", "111122223333,444455556666", "111122223333, 444455556666"):
+        assert pattern.fullmatch(ok), ok
+    for bad in ("1111", "111122223333,", "arn:aws:iam::111122223333:root", "*"):
+        assert not pattern.fullmatch(bad), bad
+
+
+# Template parameter → the environment variable every function gets it as.
+QUARANTINE_PARAMETERS = {
+    "ProtectedRoleNames": "PROTECTED_ROLE_NAMES",
+    "ProtectedRoleTagKey": "PROTECTED_ROLE_TAG_KEY",
+    "QuarantineOnTampering": "QUARANTINE_ON_TAMPERING",
+    "DeactivateAccessKeys": "DEACTIVATE_ACCESS_KEYS",
+    "QuarantinePolicyName": "QUARANTINE_POLICY_NAME",
+    "SnapshotAccountIds": "SNAPSHOT_ACCOUNT_IDS",
+}
+
+
+@pytest.mark.parametrize(("parameter", "variable"), sorted(QUARANTINE_PARAMETERS.items()))
+def test_quarantine_defaults_match_the_core_settings(parameter: str, variable: str) -> None:
+    # The stack's default and the core's default are the same setting (read through from_env,
+    # so the check holds whatever the field is called).
+    from connect_guard.settings import Settings
+
+    minimal = {"ALERT_TOPIC_ARN": "arn:aws:sns:us-east-1:111122223333:alerts", "DEDUP_TABLE_NAME": "dedup"}
+    default = str(T["Parameters"][parameter]["Default"])
+    assert Settings.from_env({**minimal, variable: default}) == Settings.from_env(minimal), parameter
 
 
 def test_privileged_permissions_default_matches_the_core_settings() -> None:
@@ -196,7 +249,13 @@ def test_outputs() -> None:
         "AuditTableName",
         "ProfileRollbackQueueUrl",
         "ProfileRollbackDLQUrl",
+        "QuarantinePolicyArn",
+        "QuarantineQueueUrl",
+        "QuarantineDLQUrl",
     }
+    assert T["Outputs"]["QuarantinePolicyArn"]["Value"] == {"Ref": "QuarantinePolicy"}
+    assert T["Outputs"]["QuarantineQueueUrl"]["Value"] == {"Ref": "QuarantineQueue"}
+    assert T["Outputs"]["QuarantineDLQUrl"]["Value"] == {"Ref": "QuarantineDLQ"}
     assert T["Outputs"]["BaselineTableName"]["Value"] == {"Ref": "BaselineTable"}
     assert T["Outputs"]["AuditTableName"]["Value"] == {"Ref": "AuditTable"}
     assert T["Outputs"]["ProfileRollbackQueueUrl"]["Value"] == {"Ref": "ProfileRollbackQueue"}
@@ -232,7 +291,7 @@ def test_every_queue_is_encrypted_with_the_suite_key() -> None:
 
 def test_every_non_dlq_queue_has_a_redrive_policy() -> None:
     dlqs = dead_letter_queues()
-    assert {"PolicyAlertsDLQ", "EventDeliveryDLQ", "ProfileRollbackDLQ", "SweepDLQ"} <= dlqs
+    assert {"PolicyAlertsDLQ", "EventDeliveryDLQ", "ProfileRollbackDLQ", "SweepDLQ", "QuarantineDLQ"} <= dlqs
     for name, queue in QUEUES.items():
         if name in dlqs:
             assert queue["Properties"]["MessageRetentionPeriod"] == 14 * 24 * 3600, name
@@ -316,7 +375,13 @@ def test_every_dlq_has_an_alarm_that_notifies_the_topic() -> None:
         assert (p["Period"], p["EvaluationPeriods"]) == (60, 1)
         assert p["TreatMissingData"] == "notBreaching"
         assert _notifies_topic(alarms[0])
-    assert {"PolicyAlertsDLQAlarm", "EventDeliveryDLQAlarm", "ProfileRollbackDLQAlarm", "SweepDLQAlarm"} <= set(ALARMS)
+    assert {
+        "PolicyAlertsDLQAlarm",
+        "EventDeliveryDLQAlarm",
+        "ProfileRollbackDLQAlarm",
+        "SweepDLQAlarm",
+        "QuarantineDLQAlarm",
+    } <= set(ALARMS)
 
 
 def test_every_rule_has_a_delivery_failure_alarm() -> None:
@@ -382,7 +447,7 @@ def test_key_policy_lets_logs_encrypt_exactly_the_suite_log_groups() -> None:
 
 
 # Connect responders take small batches: each event may cost several calls against a ~2/s quota.
-SQS_BATCH_SIZES = {"PolicyAlertsFunction": 10, "ProfileRollbackFunction": 5}
+SQS_BATCH_SIZES = {"PolicyAlertsFunction": 10, "ProfileRollbackFunction": 5, "QuarantineFunction": 5}
 
 
 def test_every_function_has_reserved_concurrency_and_a_bounded_event_source() -> None:
@@ -411,6 +476,7 @@ COMMON_ENV = {
     "SUITE_ROLE_PATH": SUITE_ROLE_PATH,
     "POWERTOOLS_METRICS_NAMESPACE": "ConnectGuard",
     "POWERTOOLS_LOG_LEVEL": "INFO",
+    **{variable: {"Ref": parameter} for parameter, variable in QUARANTINE_PARAMETERS.items()},
 }
 CONNECT_ENV = {
     "BASELINE_TABLE_NAME": {"Ref": "BaselineTable"},
@@ -420,7 +486,13 @@ CONNECT_ENV = {
     "FALLBACK_SECURITY_PROFILE_NAME": {"Ref": "FallbackSecurityProfileName"},
     "CONNECT_INSTANCE_ARNS": {"Ref": "ConnectInstanceArns"},
 }
-CONNECT_FUNCTIONS = {"ProfileRollbackFunction": "profile-rollback", "BaselineSweepFunction": "baseline-sweep"}
+# The functions that use the baseline and audit tables get the whole Connect set too.
+CONNECT_FUNCTIONS = {
+    "ProfileRollbackFunction": "profile-rollback",
+    "BaselineSweepFunction": "baseline-sweep",
+    "QuarantineFunction": "role-quarantine",
+    "RoleSnapshotFunction": "role-snapshot",
+}
 
 
 def test_every_function_reads_the_common_settings_under_the_same_names() -> None:
@@ -482,16 +554,58 @@ def test_baseline_sweep_function_contract() -> None:
     assert p["EventInvokeConfig"]["MaximumRetryAttempts"] == 0
 
 
-def test_sweep_schedule_has_retries_a_dlq_and_a_role_that_only_invokes_the_sweep() -> None:
-    (name,) = SCHEDULES
-    assert name == "SweepSchedule"
+def test_quarantine_function_contract() -> None:
+    p = props("QuarantineFunction")
+    assert p["CodeUri"] == "functions/role_quarantine"
+    assert p["Handler"] == "app.lambda_handler"
+    assert p["Timeout"] == 60
+    assert p["ReservedConcurrentExecutions"] == {"Ref": "QuarantineConcurrency"}
+    assert p["Role"] == {"Fn::GetAtt": ["QuarantineFunctionRole", "Arn"]}
+    assert props("QuarantineLogGroup")["LogGroupName"] == {"Fn::Sub": "/connect-guard/${Environment}/role-quarantine"}
+    (event,) = p["Events"].values()
+    assert event["Type"] == "SQS"
+    assert event["Properties"] == {
+        "Queue": {"Fn::GetAtt": ["QuarantineQueue", "Arn"]},
+        "BatchSize": 5,
+        "MaximumBatchingWindowInSeconds": 1,
+        "FunctionResponseTypes": ["ReportBatchItemFailures"],
+        "ScalingConfig": {"MaximumConcurrency": {"Ref": "QuarantineConcurrency"}},
+    }
+    assert props("QuarantineQueue")["VisibilityTimeout"] == 6 * 60
+    assert props("QuarantineQueue")["RedrivePolicy"]["deadLetterTargetArn"] == {"Fn::GetAtt": ["QuarantineDLQ", "Arn"]}
+
+
+def test_role_snapshot_function_contract() -> None:
+    p = props("RoleSnapshotFunction")
+    assert p["CodeUri"] == "functions/role_snapshot"
+    assert p["Handler"] == "app.lambda_handler"
+    assert p["Timeout"] == 300
+    assert p["ReservedConcurrentExecutions"] == 1
+    assert p["Role"] == {"Fn::GetAtt": ["RoleSnapshotFunctionRole", "Arn"]}
+    assert props("RoleSnapshotLogGroup")["LogGroupName"] == {"Fn::Sub": "/connect-guard/${Environment}/role-snapshot"}
+    assert "Events" not in p  # invoked by SnapshotSchedule only
+    # IAM reads are cheap and a missed snapshot leaves a deleted role unrecognised: Lambda retries.
+    assert p["EventInvokeConfig"]["MaximumRetryAttempts"] == 2
+
+
+# schedule → (expression parameter, function): one group, one execution role, one DLQ.
+SCHEDULED = {
+    "SweepSchedule": ("BaselineSweepSchedule", "BaselineSweepFunction"),
+    "SnapshotSchedule": ("RoleSnapshotSchedule", "RoleSnapshotFunction"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SCHEDULED))
+def test_schedules_have_retries_a_dlq_and_a_role_that_only_invokes_the_scheduled_functions(name: str) -> None:
+    assert set(SCHEDULES) == set(SCHEDULED)
+    expression, function = SCHEDULED[name]
     p = props(name)
-    assert p["ScheduleExpression"] == {"Ref": "BaselineSweepSchedule"}
+    assert p["ScheduleExpression"] == {"Ref": expression}
     assert p["FlexibleTimeWindow"] == {"Mode": "OFF"}
     assert p["State"] == "ENABLED"
     assert p["GroupName"] == {"Ref": "SweepScheduleGroup"}
     tgt = p["Target"]
-    assert tgt["Arn"] == {"Fn::GetAtt": ["BaselineSweepFunction", "Arn"]}
+    assert tgt["Arn"] == {"Fn::GetAtt": [function, "Arn"]}
     assert tgt["RetryPolicy"]["MaximumRetryAttempts"] == 2
     dlq = target(tgt["DeadLetterConfig"]["Arn"])
     assert dlq == "SweepDLQ" and dlq in QUEUES
@@ -511,7 +625,7 @@ def test_sweep_schedule_has_retries_a_dlq_and_a_role_that_only_invokes_the_sweep
     # Scheduler writes dead letters with the execution role, not through a queue policy: the role
     # sends to its DLQ and uses the key that encrypts it.
     assert granted == {
-        "lambda:InvokeFunction": ["BaselineSweepFunction"],
+        "lambda:InvokeFunction": ["BaselineSweepFunction", "RoleSnapshotFunction"],
         "sqs:SendMessage": ["SweepDLQ"],
         "kms:Decrypt": ["SuiteKey"],
         "kms:GenerateDataKey": ["SuiteKey"],
@@ -536,6 +650,12 @@ def test_policy_alerts_function_contract() -> None:
         "MEMBER_ROLE_NAME": {"Ref": "MemberRoleName"},
         "RUNBOOK_BASE_URL": {"Ref": "RunbookBaseUrl"},
         "SUITE_ROLE_PATH": SUITE_ROLE_PATH,
+        "PROTECTED_ROLE_NAMES": {"Ref": "ProtectedRoleNames"},
+        "PROTECTED_ROLE_TAG_KEY": {"Ref": "ProtectedRoleTagKey"},
+        "QUARANTINE_ON_TAMPERING": {"Ref": "QuarantineOnTampering"},
+        "DEACTIVATE_ACCESS_KEYS": {"Ref": "DeactivateAccessKeys"},
+        "QUARANTINE_POLICY_NAME": {"Ref": "QuarantinePolicyName"},
+        "SNAPSHOT_ACCOUNT_IDS": {"Ref": "SnapshotAccountIds"},
         "POWERTOOLS_SERVICE_NAME": "policy-alerts",
         "POWERTOOLS_METRICS_NAMESPACE": "ConnectGuard",
         "POWERTOOLS_LOG_LEVEL": "INFO",
@@ -680,15 +800,61 @@ POLICY_ALERTS_ACTIONS = {
 }
 
 
+# This account's IAM users and roles (any path): what the quarantine and the snapshot work on.
+OWN_USERS = {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:user/*"}
+OWN_ROLES = {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/*"}
+SUITE_ROLES = {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:role" + SUITE_ROLE_PATH + "*"}
+MEMBER_ROLE_HERE = {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/${MemberRoleName}"}
+QUARANTINE_POLICY_ARN = {
+    "Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:policy/connect-guard/${QuarantinePolicyName}"
+}
+IAM_POLICY_ATTACHMENT = {"iam:AttachUserPolicy", "iam:DetachUserPolicy"}
+IAM_USER_WRITES = IAM_POLICY_ATTACHMENT | {"iam:UpdateAccessKey", "iam:TagUser", "iam:UntagUser"}
+IAM_ROLE_WRITES = {"iam:PutRolePolicy", "iam:DeleteRolePolicy", "iam:TagRole", "iam:UntagRole"}
+# Actions without resource-level permissions (no resource type in the Service Authorization
+# Reference): the only ones a statement may grant on "*", and alone in that statement.
+UNSCOPABLE_READS = {"iam:ListRoles"}
+
+
+def is_unscopable_read(statement: dict[str, Any]) -> bool:
+    return (
+        statement["Effect"] == "Allow"
+        and set(as_list(statement["Action"])) <= UNSCOPABLE_READS
+        and as_list(statement["Resource"]) == ["*"]
+        and "Condition" not in statement
+    )
+
+
+def is_suite_role_guard(statement: dict[str, Any]) -> bool:
+    """The one Deny a role may hold: no role writes on the suite's own roles (nor the member role)."""
+    resources = list(without_no_value(as_list(statement["Resource"])))
+    return (
+        statement["Effect"] == "Deny"
+        and set(as_list(statement["Action"])) == IAM_ROLE_WRITES
+        and SUITE_ROLES in resources
+        and all(r in (SUITE_ROLES, MEMBER_ROLE_HERE) for r in resources)
+    )
+
+
 def test_every_role_of_the_stack_is_under_the_suite_path() -> None:
     # Responders ignore changes made by principals under this path: none of ours may be elsewhere.
-    assert {"SweepSchedulerRole", "ProfileRollbackFunctionRole", "BaselineSweepFunctionRole"} <= set(ROLES)
+    assert {
+        "SweepSchedulerRole",
+        "ProfileRollbackFunctionRole",
+        "BaselineSweepFunctionRole",
+        "QuarantineFunctionRole",
+        "RoleSnapshotFunctionRole",
+    } <= set(ROLES)
     for name, role in ROLES.items():
         assert role["Properties"]["Path"] == SUITE_ROLE_PATH, name
         assert "ManagedPolicyArns" not in role["Properties"], name
         for statement in role_statements(role["Properties"]):
+            if is_suite_role_guard(statement):
+                continue
             assert statement["Effect"] == "Allow", name
             assert not any("*" in a for a in as_list(statement["Action"])), name
+            if is_unscopable_read(statement):
+                continue
             assert all(r != "*" for r in as_list(statement["Resource"])), f"{name}: {statement.get('Sid')}"
 
 
@@ -725,19 +891,28 @@ def test_function_statements_name_no_wildcard_resource() -> None:
     for name in FUNCTIONS:
         _, role_props = function_role(name)
         for statement in role_statements(role_props):
+            if is_suite_role_guard(statement):
+                continue
             assert statement["Effect"] == "Allow"
             actions = as_list(statement["Action"])
             assert not any("*" in a for a in actions), f"{name}: wildcard action in {statement['Sid']}"
+            if is_unscopable_read(statement):
+                continue
             for resource in as_list(statement["Resource"]):
                 assert resource != "*", f"{name}: {statement['Sid']} applies to every resource"
                 if any(a.split(":")[1].startswith(WRITE_VERBS) for a in actions):
                     # Writes name one resource of this stack, or (AssumeRole) one role name, or
-                    # (Connect rollback) this account's instances: instances are not ours to name.
+                    # (Connect rollback) this account's instances, or (quarantine) this account's
+                    # users or roles: instances and principals are not ours to name.
                     connect_only = all(a.startswith("connect:") for a in actions)
+                    users_only = set(actions) <= IAM_USER_WRITES
+                    roles_only = set(actions) <= IAM_ROLE_WRITES
                     assert (
                         target(resource)
                         or "${MemberRoleName}" in resource.get("Fn::Sub", "")
                         or (connect_only and resource in OWN_CONNECT_RESOURCES)
+                        or (users_only and resource == OWN_USERS)
+                        or (roles_only and resource == OWN_ROLES)
                     ), f"{name}: {statement['Sid']} writes to a pattern"
 
 
@@ -759,8 +934,11 @@ def test_connect_writes_only_in_the_rollback_and_sweep_roles_and_never_on_everyt
 
 
 def _granted(role_props: dict[str, Any]) -> dict[str, list[Any]]:
+    """Allowed action → resources (Deny statements are checked on their own)."""
     granted: dict[str, list[Any]] = {}
     for statement in role_statements(role_props):
+        if statement["Effect"] != "Allow":
+            continue
         for action in as_list(statement["Action"]):
             granted.setdefault(action, []).extend(as_list(statement["Resource"]))
     return granted
@@ -810,10 +988,7 @@ def test_connect_responders_have_exactly_the_contract_actions(function: str, log
 
 def test_policy_alerts_has_exactly_the_contract_actions_on_their_resources() -> None:
     _, role_props = function_role("PolicyAlertsFunction")
-    granted: dict[str, list[Any]] = {}
-    for statement in role_statements(role_props):
-        for action in as_list(statement["Action"]):
-            granted.setdefault(action, []).extend(as_list(statement["Resource"]))
+    granted = _granted(role_props)
     assert set(granted) == set(POLICY_ALERTS_ACTIONS)
     for action, resource in POLICY_ALERTS_ACTIONS.items():
         if resource:
@@ -829,7 +1004,7 @@ def test_policy_alerts_has_exactly_the_contract_actions_on_their_resources() -> 
     assert granted["sts:AssumeRole"] == [{"Fn::Sub": "arn:${AWS::Partition}:iam::*:role/${MemberRoleName}"}]
 
 
-@pytest.mark.parametrize("function", ["PolicyAlertsFunction", "ProfileRollbackFunction", "BaselineSweepFunction"])
+@pytest.mark.parametrize("function", sorted(FUNCTIONS))
 def test_member_role_is_assumed_only_when_configured(function: str) -> None:
     _, role_props = function_role(function)
     unconditional = [p for p in role_props["Policies"] if "Fn::If" not in p]
@@ -838,6 +1013,143 @@ def test_member_role_is_assumed_only_when_configured(function: str) -> None:
     (conditional,) = [p["Fn::If"] for p in role_props["Policies"] if "Fn::If" in p]
     assert conditional[0] == "HasMemberRole" and conditional[2] == {"Ref": "AWS::NoValue"}
     assert T["Conditions"]["HasMemberRole"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "MemberRoleName"}, ""]}]}
+
+
+# ---- role-deletion quarantine: what it may do to IAM -----------------------------------------------
+def test_quarantine_policy_denies_everything() -> None:
+    policy = RESOURCES["QuarantinePolicy"]
+    assert policy["Type"] == "AWS::IAM::ManagedPolicy"
+    p = policy["Properties"]
+    assert p["ManagedPolicyName"] == {"Ref": "QuarantinePolicyName"}
+    assert p["Path"] == SUITE_ROLE_PATH
+    assert "quarantined IAM users" in p["Description"]
+    (statement,) = as_list(p["PolicyDocument"]["Statement"])
+    # AWS's compromised-key policies deny a list without connect:*: this one denies everything.
+    assert (statement["Effect"], statement["Action"], statement["Resource"]) == ("Deny", "*", "*")
+    assert "Condition" not in statement and "NotAction" not in statement
+    # Attached to nobody by the template: the responder attaches it, under the condition below.
+    for name, resource in RESOURCES.items():
+        if resource["Type"] == "AWS::IAM::Role":
+            assert "ManagedPolicyArns" not in resource["Properties"], name
+    assert {k: v for k, v in p.items() if k in ("Users", "Roles", "Groups")} == {}
+    # The ARN the roles' attach condition names is this policy's (path and name).
+    assert QUARANTINE_POLICY_ARN["Fn::Sub"] == (
+        "arn:${AWS::Partition}:iam::${AWS::AccountId}:policy" + p["Path"] + "${QuarantinePolicyName}"
+    )
+
+
+QUARANTINE_IAM_READS = (
+    *("iam:GetRole", "iam:ListRoleTags", "iam:GetRolePolicy"),
+    *("iam:GetUser", "iam:ListAttachedUserPolicies", "iam:ListAccessKeys"),
+)
+SNAPSHOT_IAM_READS = (
+    *("iam:GetRole", "iam:ListRoleTags", "iam:GetRolePolicy"),
+    *("iam:ListAttachedRolePolicies", "iam:ListRolePolicies"),
+)
+
+QUARANTINE_ACTIONS: dict[str, Any] = {
+    "logs:CreateLogStream": {"QuarantineLogGroup"},
+    "logs:PutLogEvents": {"QuarantineLogGroup"},
+    "sqs:ReceiveMessage": {"QuarantineQueue"},
+    "sqs:DeleteMessage": {"QuarantineQueue"},
+    "sqs:GetQueueAttributes": {"QuarantineQueue"},
+    "sns:Publish": {"AlertTopic"},
+    "kms:Decrypt": {"SuiteKey"},
+    "kms:GenerateDataKey": {"SuiteKey"},
+    "dynamodb:PutItem": {"DedupTable", "AuditTable"},
+    "dynamodb:GetItem": {"DedupTable", "BaselineTable", "AuditTable"},
+    "dynamodb:UpdateItem": {"DedupTable"},
+    "dynamodb:DeleteItem": {"DedupTable"},
+    "dynamodb:Query": {"BaselineTable", "AuditTable"},
+    **{action: [OWN_USERS, OWN_ROLES] for action in QUARANTINE_IAM_READS},
+    **{action: [OWN_USERS] for action in IAM_USER_WRITES},
+    **{action: [OWN_ROLES] for action in IAM_ROLE_WRITES},
+    "sts:AssumeRole": [{"Fn::Sub": "arn:${AWS::Partition}:iam::*:role/${MemberRoleName}"}],
+}
+
+ROLE_SNAPSHOT_ACTIONS: dict[str, Any] = {
+    "logs:CreateLogStream": {"RoleSnapshotLogGroup"},
+    "logs:PutLogEvents": {"RoleSnapshotLogGroup"},
+    "kms:Decrypt": {"SuiteKey"},
+    "kms:GenerateDataKey": {"SuiteKey"},
+    **{f"dynamodb:{verb}": {"BaselineTable"} for verb in ("PutItem", "BatchWriteItem", "Query", "DeleteItem")},
+    "iam:ListRoles": ["*"],
+    **{action: [OWN_ROLES] for action in SNAPSHOT_IAM_READS},
+    "sts:AssumeRole": [{"Fn::Sub": "arn:${AWS::Partition}:iam::*:role/${MemberRoleName}"}],
+}
+
+
+@pytest.mark.parametrize(
+    ("function", "contract"),
+    [("QuarantineFunction", QUARANTINE_ACTIONS), ("RoleSnapshotFunction", ROLE_SNAPSHOT_ACTIONS)],
+)
+def test_iam_responders_have_exactly_the_contract_actions(function: str, contract: dict[str, Any]) -> None:
+    _, role_props = function_role(function)
+    granted = _granted(role_props)
+    assert set(granted) == set(contract)
+    for action, expected in contract.items():
+        if isinstance(expected, set):  # resources of this stack
+            assert {target(r) for r in granted[action]} == expected, action
+        else:  # patterns: exactly these, in this account (the member role for the others)
+            assert granted[action] == expected, action
+
+
+def test_the_snapshot_only_reads_iam() -> None:
+    _, role_props = function_role("RoleSnapshotFunction")
+    iam = {a for a in _granted(role_props) if a.startswith("iam:")}
+    assert iam and all(a.split(":")[1].startswith(("Get", "List")) for a in iam), iam
+
+
+def test_iam_writes_only_in_the_quarantine_role() -> None:
+    writers = {}
+    for name, role in ROLES.items():
+        for statement in role_statements(role["Properties"]):
+            if statement["Effect"] != "Allow":
+                continue
+            iam = [a for a in as_list(statement["Action"]) if a.startswith("iam:")]
+            writes = {a for a in iam if a.split(":")[1].startswith(WRITE_VERBS)}
+            if writes:
+                writers.setdefault(name, set()).update(writes)
+    assert writers == {"QuarantineFunctionRole": IAM_USER_WRITES | IAM_ROLE_WRITES}
+
+
+def test_only_the_quarantine_policy_can_be_attached_or_detached() -> None:
+    attaching = []
+    for name, role in ROLES.items():
+        for statement in role_statements(role["Properties"]):
+            actions = set(as_list(statement["Action"]))
+            if not actions & IAM_POLICY_ATTACHMENT or statement["Effect"] != "Allow":
+                continue
+            attaching.append(name)
+            # Alone in their statement, on users, and only for the quarantine policy's ARN.
+            assert actions == IAM_POLICY_ATTACHMENT, f"{name}: {statement['Sid']}"
+            assert as_list(statement["Resource"]) == [OWN_USERS], f"{name}: {statement['Sid']}"
+            assert statement["Condition"] == {"ArnEquals": {"iam:PolicyARN": QUARANTINE_POLICY_ARN}}, name
+    assert attaching == ["QuarantineFunctionRole"]
+
+
+def test_the_quarantine_never_modifies_the_suites_own_roles() -> None:
+    # Code keeps the quarantine off /connect-guard/ roles; the role enforces it whatever the code does.
+    _, role_props = function_role("QuarantineFunction")
+    denies = [s for s in role_statements(role_props) if s["Effect"] == "Deny"]
+    (guard,) = denies
+    assert is_suite_role_guard(guard)
+    assert set(as_list(guard["Action"])) == IAM_ROLE_WRITES
+    # The suite's roles, and the member role (under / in this account) when one is configured.
+    assert guard["Resource"] == [
+        SUITE_ROLES,
+        {"Fn::If": ["HasMemberRole", MEMBER_ROLE_HERE, {"Ref": "AWS::NoValue"}]},
+    ]
+    assert SUITE_ROLES["Fn::Sub"].endswith(":role/connect-guard/*")
+    # Every role write the function holds is one the guard covers; beyond them, only reads.
+    granted = _granted(role_props)
+    iam = [a for a in granted if a.startswith("iam:")]
+    role_writes = {a for a in iam if "Role" in a and a.split(":")[1].startswith(WRITE_VERBS)}
+    assert role_writes == IAM_ROLE_WRITES
+    # No other role of the stack holds a Deny (nothing else needs one).
+    for name, role in ROLES.items():
+        if name != "QuarantineFunctionRole":
+            assert all(s["Effect"] == "Allow" for s in role_statements(role["Properties"])), name
 
 
 def test_organization_bus_policy_is_conditional_and_org_scoped() -> None:
@@ -911,6 +1223,32 @@ def test_profile_rollback_rule_pattern() -> None:
     }
 
 
+ROLE_PROTECTION_EVENTS = [
+    "DeleteRole",
+    "DeleteServiceLinkedRole",
+    "DetachRolePolicy",
+    "DeleteRolePolicy",
+    "UpdateAssumeRolePolicy",
+    "PutRolePermissionsBoundary",
+]
+
+
+def test_role_protection_rule_pattern() -> None:
+    assert props("RoleProtectionRule")["EventPattern"] == {
+        "source": ["aws.iam"],
+        "detail-type": ["AWS API Call via CloudTrail"],
+        "detail": {"eventSource": ["iam.amazonaws.com"], "eventName": ROLE_PROTECTION_EVENTS},
+    }
+
+
+def test_instance_deletion_rule_pattern() -> None:
+    assert props("InstanceDeletionRule")["EventPattern"] == {
+        "source": ["aws.connect"],
+        "detail-type": ["AWS API Call via CloudTrail"],
+        "detail": {"eventSource": ["connect.amazonaws.com"], "eventName": ["DeleteInstance"]},
+    }
+
+
 def _cloudtrail_event(service: str, event_name: str) -> dict[str, Any]:
     return {
         "source": f"aws.{service}",
@@ -937,6 +1275,29 @@ def test_connect_create_user_and_iam_create_user_reach_different_rules() -> None
         assert not iam_rule(_cloudtrail_event("connect", event_name)), event_name
     for event_name in POLICY_EVENTS:
         assert not connect_rule(_cloudtrail_event("iam", event_name)), event_name
+
+
+def test_quarantine_events_reach_exactly_one_rule_succeeded_or_denied() -> None:
+    from connect_guard_tools.routing import compile_pattern
+
+    matchers = {n: compile_pattern(r["Properties"]["EventPattern"]) for n, r in RULES.items()}
+
+    def matching(event: dict[str, Any]) -> set[str]:
+        return {n for n, m in matchers.items() if m(event)}
+
+    cases = [("iam", name, "RoleProtectionRule") for name in ROLE_PROTECTION_EVENTS]
+    cases.append(("connect", "DeleteInstance", "InstanceDeletionRule"))
+    for service, event_name, rule in cases:
+        event = _cloudtrail_event(service, event_name)
+        assert matching(event) == {rule}, event_name
+        # A denied attempt carries errorCode and often no requestParameters: still delivered.
+        denied = {**event, "detail": {**event["detail"], "errorCode": "AccessDenied", "requestParameters": None}}
+        assert matching(denied) == {rule}, event_name
+    # Neighbouring calls are noise for the quarantine, and a Connect source never matches the IAM rule.
+    for service, event_name in [("iam", "CreateRole"), ("iam", "DeleteUser"), ("connect", "CreateInstance")]:
+        assert not matching(_cloudtrail_event(service, event_name)) & {"RoleProtectionRule", "InstanceDeletionRule"}
+    assert not matching(_cloudtrail_event("connect", "DeleteRole"))
+    assert not matching(_cloudtrail_event("iam", "DeleteInstance"))
 
 
 def test_rule_patterns_are_literal_and_do_not_filter_on_error_code() -> None:
@@ -966,6 +1327,13 @@ def test_rule_routes_reach_their_responders() -> None:
         "ProfileRollbackFunction",
         "profile_rollback",
     )
+    for rule in ("RoleProtectionRule", "InstanceDeletionRule"):
+        route = routes[rule]
+        assert (route.queue, route.function, route.responder) == (
+            "QuarantineQueue",
+            "QuarantineFunction",
+            "role_quarantine",
+        )
     patterned = {n for n, r in RULES.items() if "EventPattern" in r["Properties"]}
     assert set(routes) == patterned
     for r in routes.values():
@@ -1003,7 +1371,25 @@ def test_samconfig_dev_allowlists_the_demo_pipeline_role() -> None:
     from connect_guard_tools.config import parse_overrides
 
     overrides = parse_overrides(SAMCONFIG["default"]["deploy"]["parameters"]["parameter_overrides"])
-    assert overrides["AllowlistedPrincipals"] == "arn:aws:iam::111122223333:role/ConnectChangePipeline"
+    # The demo corpus (events/) replays with this configuration: its change pipeline and its
+    # break-glass role are expected actors.
+    assert overrides["AllowlistedPrincipals"].split(",") == [
+        "arn:aws:iam::111122223333:role/ConnectChangePipeline",
+        "arn:aws:iam::111122223333:role/ConnectBreakGlass",
+    ]
+
+
+def test_samconfig_dev_protects_the_demo_role_and_keeps_the_default_patterns() -> None:
+    from connect_guard_tools.config import parse_overrides
+
+    overrides = parse_overrides(SAMCONFIG["default"]["deploy"]["parameters"]["parameter_overrides"])
+    protected = overrides["ProtectedRoleNames"].split(",")
+    default = T["Parameters"]["ProtectedRoleNames"]["Default"].split(",")
+    assert protected[: len(default)] == default  # an override replaces the default: restate it
+    assert protected[len(default) :] == ["ConnectAgentFederation"]
+    # prod keeps the template's defaults for the quarantine: nothing acts until the operator says so.
+    prod = parse_overrides(SAMCONFIG["prod"]["deploy"]["parameters"]["parameter_overrides"])
+    assert not set(prod) & set(QUARANTINE_PARAMETERS)
 
 
 # ---- cfn-lint ------------------------------------------------------------------------------------

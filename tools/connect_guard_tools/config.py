@@ -19,6 +19,14 @@ SETTINGS_FROM_PARAMETERS = {
     "AllowlistedPrincipals": "allowlisted_principals",
     "MemberRoleName": "member_role_name",
     "RunbookBaseUrl": "runbook_base_url",
+    "PrivilegedPermissions": "privileged_permissions",
+    "PrivilegedProfileNames": "privileged_profile_names",
+    "FallbackSecurityProfileName": "fallback_security_profile_name",
+    "ProtectedRoleNames": "protected_role_names",
+    "ProtectedRoleTagKey": "protected_role_tag_key",
+    "QuarantineOnTampering": "quarantine_on_tampering",
+    "DeactivateAccessKeys": "deactivate_access_keys",
+    "QuarantinePolicyName": "quarantine_policy_name",
 }
 
 

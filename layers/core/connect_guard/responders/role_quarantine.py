@@ -36,7 +36,7 @@ DELETIONS = {"DeleteRole", "DeleteServiceLinkedRole"}
 TAMPERING = {"DetachRolePolicy", "DeleteRolePolicy", "UpdateAssumeRolePolicy", "PutRolePermissionsBoundary"}
 INSTANCE_DELETION = "DeleteInstance"
 # Denied IAM calls often carry no parameters; the error message still names the resource.
-_DENIED_ROLE = re.compile(r"on resource:? (?:role )?(arn:aws[\w-]*:iam::\d{12}:role/[\w+=,.@/-]+)")
+_DENIED_ROLE = re.compile(r"on resource:? (?:arn:aws[\w-]*:iam::\d{12}:role/|role )([\w+=,.@/-]+)")
 
 
 def exemption(actor: Actor, settings: Settings) -> str | None:
