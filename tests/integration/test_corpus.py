@@ -130,3 +130,30 @@ def test_enforce_mode_rolls_back_every_escalation_sample_to_the_state_it_reports
             len([a for a in audit if a["status"]["S"] == "taken" and a["action"]["S"] != "ApproveBaseline"])
             == rolled_back
         )
+
+
+def test_enforce_mode_quarantines_the_sample_actors_and_release_lifts_it():
+    from connect_guard.quarantine import REVOKE_POLICY_NAME
+    from connect_guard.responders import role_quarantine
+
+    with LocalAws() as aws:
+        aws.seed(EVENTS / "demo-state.yaml")
+        settings = aws.settings(**settings_values(replay_parameters("default", {"ResponseMode": "enforce"})))
+        replayer = Replayer(aws, settings)
+        outcomes = {
+            item.source: replayer.replay(item).outcome for item in iter_inputs([EVENTS / "quarantine"], root=EVENTS)
+        }
+        assert outcomes["quarantine/delete-role-connect-slr-denied-iam-user.json"] == "quarantined"
+        assert outcomes["quarantine/delete-role-by-root.json"] == "alerted"
+        iam = aws.account_session("111122223333").client("iam")
+        policy = "arn:aws:iam::111122223333:policy/connect-guard/connect-guard-quarantine"
+        attached = [p["PolicyArn"] for p in iam.list_attached_user_policies(UserName="mallory.ops")["AttachedPolicies"]]
+        assert attached == [policy]
+        sso = "AWSReservedSSO_AdministratorAccess_5e4e8d7a17fe85dc"
+        assert iam.list_role_policies(RoleName=sso)["PolicyNames"] == [REVOKE_POLICY_NAME]
+
+        responder = role_quarantine.build(settings, aws.clients)
+        role_quarantine.release(responder, "111122223333", user="mallory.ops", role=None, by="soc", reason="cleared")
+        role_quarantine.release(responder, "111122223333", user=None, role=sso, by="soc", reason="cleared")
+        assert iam.list_attached_user_policies(UserName="mallory.ops")["AttachedPolicies"] == []
+        assert iam.list_role_policies(RoleName=sso)["PolicyNames"] == []

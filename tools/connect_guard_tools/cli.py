@@ -110,6 +110,10 @@ def _text_line(result: ReplayResult, out: TextIO) -> None:
         out.write(f"      alert: {alert['subject']}\n")
     if result.actions:
         out.write("      calls: " + ", ".join(f"{a['service']}:{a['operation']}" for a in result.actions) + "\n")
+    for action in (result.finding or {}).get("actions") or []:
+        if action["service"] == "iam":
+            who = action["parameters"].get("UserName") or action["parameters"].get("RoleName")
+            out.write(f"      {action['status']}: iam:{action['operation']} on {who}\n")
     change = (result.finding or {}).get("change")
     if change:
         verb = "restored" if result.outcome == "rolled_back" else "would restore"
@@ -181,9 +185,10 @@ def replay(args: argparse.Namespace, out: TextIO) -> int:
         by_severity = ", ".join(
             f"{s} {severities[s]}" for s in ("CRITICAL", "HIGH", "MEDIUM", "LOW", "INFO") if severities[s]
         )
+        acted = "".join(f", {counts[k]} {k.replace('_', ' ')}" for k in ("rolled_back", "quarantined") if counts[k])
         out.write(
-            f"\n{total} events, {counts['matched']} matched a rule: {counts['alerted']} alerted"
-            f"{f' ({by_severity})' if by_severity else ''}, {counts['ignored']} ignored, "
+            f"\n{total} events, {counts['matched']} matched a rule: {counts['alerted']} alerted{acted}"
+            f"{f' (alerts: {by_severity})' if by_severity else ''}, {counts['ignored']} ignored, "
             f"{counts['duplicate']} duplicate, {counts['error']} error\n"
             f"SOC inbox (SQS subscribed to the alert topic) received {delivered} message(s); "
             f"mode {parameters.get('ResponseMode')}, config env {args.config_env}; {elapsed:.2f}s\n"
