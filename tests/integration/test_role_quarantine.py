@@ -231,3 +231,45 @@ def test_release_lifts_the_quarantine_and_records_who_and_why(aws, iam):
     assert any("false positive" in a["reason"]["S"] for a in releases)
     subjects = [m["Subject"] for m in aws.inbox()]
     assert "[CRITICAL] Quarantine released: user/mallory in 111122223333 by soc@example.com" in subjects
+
+
+def test_scheduled_snapshot_covers_protected_roles_only(aws, iam):
+    taken = role_quarantine.snapshot_protected_roles(responder(aws, snapshot_account_ids=(ACCOUNT,)))
+    assert "ConnectAgentFederation" in taken[ACCOUNT]  # by tag
+    assert "AWSServiceRoleForAmazonConnect_4vQy7ZkR2mXbTn8LpWd3" in taken[ACCOUNT]  # by name (demo state)
+    assert not {"ConnectOps", "tmp-build"} & set(taken[ACCOUNT])
+    snapshot = RoleSnapshots(aws.clients.dynamodb, aws.baseline_table).get(ACCOUNT, "ConnectAgentFederation")
+    assert snapshot is not None and snapshot.tags == {"connect-guard:protected": "true"}
+    assert "saml" in snapshot.inline_policies
+
+
+def test_quarantine_on_tampering_is_critical(aws, iam):
+    event = iam_event("DeleteRolePolicy", user("mallory"), {"roleName": "ConnectAgentFederation", "policyName": "saml"})
+    assert responder(aws, quarantine_on_tampering=True).handle(event).severity == "CRITICAL"
+
+
+@pytest.mark.parametrize(
+    ("identity", "expected"),
+    [
+        (user("mallory"), ("user", "mallory")),
+        (
+            assumed("AWSReservedSSO_Admin_0a1b", "zoe@example.com", "/aws-reserved/sso.amazonaws.com/"),
+            ("role", "AWSReservedSSO_Admin_0a1b"),
+        ),
+        (
+            {
+                "type": "FederatedUser",
+                "arn": f"arn:aws:sts::{ACCOUNT}:federated-user/bob",
+                "accountId": ACCOUNT,
+                "sessionContext": {"sessionIssuer": {"type": "IAMUser", "arn": f"arn:aws:iam::{ACCOUNT}:user/broker"}},
+            },
+            ("user", "broker"),
+        ),
+        ({"type": "WebIdentityUser", "principalId": "cognito:x"}, None),
+    ],
+)
+def test_who_gets_quarantined_for_each_principal_type(identity, expected):
+    from connect_guard.principals import Actor
+
+    record = iam_event("DeleteRole", identity, {"roleName": "x"}).detail
+    assert role_quarantine.principal_to_quarantine(Actor.from_record(record)) == expected

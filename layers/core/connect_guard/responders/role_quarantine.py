@@ -269,6 +269,7 @@ class RoleQuarantineResponder:
         taken = [a for a in actions if a.status == "taken"]
         if taken:
             title = f"Quarantined {actor.display}: {title}"
+            severity = Severity.CRITICAL  # every quarantine is CRITICAL, tampering included
         finding = Finding(
             responder=NAME,
             kind=kind,
