@@ -153,7 +153,7 @@ def replay_acting(count: int = 300) -> float:
 
 def main() -> int:
     print(f"python {sys.version.split()[0]} on {os.uname().machine}; budget from DESIGN.md in brackets\n")
-    for responder in ("policy_alerts", "profile_rollback"):
+    for responder in ("policy_alerts", "profile_rollback", "role_quarantine"):
         runs = cold_init(responder)
         print(
             f"cold init {responder} (imports + sns/dynamodb clients), {COLD_RUNS} runs: "
