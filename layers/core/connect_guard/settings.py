@@ -60,6 +60,14 @@ class Settings(BaseModel):
     deactivate_access_keys: bool = False
     quarantine_policy_name: str = "connect-guard-quarantine"
     snapshot_account_ids: tuple[str, ...] = ()
+    # Log archive.
+    archive_bucket_name: str | None = None
+    export_log_groups: tuple[str, ...] = ()
+    export_lag_hours: int = Field(default=12, ge=0)
+    export_max_window_hours: int = Field(default=24, ge=1)
+    archive_behind_alert_hours: int = Field(default=48, ge=1)
+    checkpoint_table_name: str | None = None
+    findings_archive_queue_url: str | None = None
 
     _split = field_validator(
         "allowlisted_principals",
@@ -68,10 +76,19 @@ class Settings(BaseModel):
         "connect_instance_arns",
         "protected_role_names",
         "snapshot_account_ids",
+        "export_log_groups",
         mode="before",
     )(_split_list)
 
-    @field_validator("member_role_name", "baseline_table_name", "audit_table_name", mode="before")
+    @field_validator(
+        "member_role_name",
+        "baseline_table_name",
+        "audit_table_name",
+        "archive_bucket_name",
+        "checkpoint_table_name",
+        "findings_archive_queue_url",
+        mode="before",
+    )
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return value or None
@@ -119,6 +136,13 @@ class Settings(BaseModel):
             "deactivate_access_keys": "DEACTIVATE_ACCESS_KEYS",
             "quarantine_policy_name": "QUARANTINE_POLICY_NAME",
             "snapshot_account_ids": "SNAPSHOT_ACCOUNT_IDS",
+            "archive_bucket_name": "ARCHIVE_BUCKET_NAME",
+            "export_log_groups": "EXPORT_LOG_GROUPS",
+            "export_lag_hours": "EXPORT_LAG_HOURS",
+            "export_max_window_hours": "EXPORT_MAX_WINDOW_HOURS",
+            "archive_behind_alert_hours": "ARCHIVE_BEHIND_ALERT_HOURS",
+            "checkpoint_table_name": "CHECKPOINT_TABLE_NAME",
+            "findings_archive_queue_url": "FINDINGS_ARCHIVE_QUEUE_URL",
         }
         values = {field: env[var] for field, var in names.items() if var in env and env[var] != ""}
         try:

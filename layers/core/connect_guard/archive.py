@@ -1,0 +1,360 @@
+"""Log archive: export log groups to S3 window by window, checkpointed and gap-free, and land
+the suite's own findings and audit records there as JSON Lines, so evidence outlives log
+retention.
+
+CloudWatch Logs runs one export task per account at a time (running or pending), and data can
+take hours to become exportable. So: at most one task of ours is in flight; a log group's
+checkpoint moves only when its task COMPLETED; FAILED or CANCELLED windows are simply tried
+again; windows are bounded (catch-up after downtime) and stop `lag` hours before now.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from connect_guard.clients import AwsClients
+from connect_guard.findings import Attempt, EventRef, Finding
+from connect_guard.policy import Severity
+from connect_guard.principals import Actor
+from connect_guard.publisher import SnsPublisher
+from connect_guard.settings import Settings
+
+HOUR_MS = 3_600_000
+ACTIVE = {"PENDING", "RUNNING", "PENDING_CANCEL"}
+FAILURES_BEFORE_ALERT = 3
+
+
+@dataclass
+class Checkpoint:
+    log_group: str
+    exported_to: int  # epoch ms: everything before this is in the archive
+    task_id: str | None = None  # the export task in flight for [exported_to, pending_to)
+    pending_to: int | None = None
+    failures: int = 0
+    last_error: str | None = None
+
+
+class CheckpointStore:
+    """One item per log group (`pk = export#<log group>`), in the baseline table."""
+
+    def __init__(self, dynamodb: Any, table_name: str) -> None:
+        self._db = dynamodb
+        self._table = table_name
+
+    def get(self, log_group: str) -> Checkpoint | None:
+        item = self._db.get_item(
+            TableName=self._table,
+            Key={"pk": {"S": f"export#{log_group}"}, "sk": {"S": "checkpoint"}},
+            ConsistentRead=True,
+        ).get("Item")
+        if not item:
+            return None
+        body = json.loads(item["checkpoint"]["S"])
+        return Checkpoint(**body)
+
+    def put(self, checkpoint: Checkpoint) -> None:
+        self._db.put_item(
+            TableName=self._table,
+            Item={
+                "pk": {"S": f"export#{checkpoint.log_group}"},
+                "sk": {"S": "checkpoint"},
+                "checkpoint": {"S": json.dumps(checkpoint.__dict__)},
+            },
+        )
+
+
+@dataclass
+class ExportReport:
+    started: list[tuple[str, int, int]] = field(default_factory=list)  # (log group, from, to)
+    completed: list[tuple[str, int, int]] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (log group, reason)
+    waiting: str | None = None  # why no new task was started
+    behind: list[tuple[str, float]] = field(default_factory=list)  # (log group, hours behind)
+    archived_objects: list[str] = field(default_factory=list)
+
+
+def prefix_for(log_group: str, start_ms: int) -> str:
+    """`logs/<log group>/<yyyy>/<mm>/<dd>`, the day the window starts (UTC)."""
+    day = datetime.fromtimestamp(start_ms / 1000, UTC)
+    return f"logs/{log_group.strip('/')}/{day:%Y/%m/%d}"
+
+
+def next_window(exported_to: int, now_ms: int, lag_hours: int, max_window_hours: int) -> tuple[int, int] | None:
+    """The next [from, to) window after the checkpoint, bounded and clear of the lag (pure)."""
+    ceiling = now_ms - lag_hours * HOUR_MS
+    end = min(exported_to + max_window_hours * HOUR_MS, ceiling)
+    return (exported_to, end) if end > exported_to else None
+
+
+class LogExporter:
+    def __init__(
+        self,
+        logs: Any,
+        store: CheckpointStore,
+        bucket: str,
+        log_groups: tuple[str, ...],
+        *,
+        lag_hours: int,
+        max_window_hours: int,
+        behind_alert_hours: int,
+        clock: Callable[[], float] = time.time,
+        poll_seconds: float = 5.0,
+        budget_seconds: float = 240.0,
+    ) -> None:
+        self.logs = logs
+        self.store = store
+        self.bucket = bucket
+        self.log_groups = log_groups
+        self.lag_hours = lag_hours
+        self.max_window_hours = max_window_hours
+        self.behind_alert_hours = behind_alert_hours
+        self.clock = clock
+        self.poll_seconds = poll_seconds
+        self.budget_seconds = budget_seconds
+
+    def _now_ms(self) -> int:
+        return int(self.clock() * 1000)
+
+    def _status(self, task_id: str) -> tuple[str, str]:
+        tasks = self.logs.describe_export_tasks(taskId=task_id).get("exportTasks", [])
+        if not tasks:
+            return "CANCELLED", "export task no longer exists"
+        status = tasks[0].get("status", {})
+        return str(status.get("code", "RUNNING")), str(status.get("message", ""))
+
+    def _settle(self, checkpoint: Checkpoint, report: ExportReport, deadline: float) -> bool:
+        """Wait (within the budget) for the task in flight; True when it is no longer active."""
+        assert checkpoint.task_id is not None and checkpoint.pending_to is not None
+        while True:
+            code, message = self._status(checkpoint.task_id)
+            if code == "COMPLETED":
+                report.completed.append((checkpoint.log_group, checkpoint.exported_to, checkpoint.pending_to))
+                checkpoint.exported_to, checkpoint.failures, checkpoint.last_error = checkpoint.pending_to, 0, None
+            elif code in ("FAILED", "CANCELLED"):
+                # The checkpoint stays: the same window is exported again on the next attempt.
+                checkpoint.failures += 1
+                checkpoint.last_error = f"{code}: {message}"
+                report.failed.append((checkpoint.log_group, checkpoint.last_error))
+            elif code in ACTIVE and self.clock() + self.poll_seconds < deadline:
+                time.sleep(self.poll_seconds)
+                continue
+            else:
+                report.waiting = f"export task {checkpoint.task_id} for {checkpoint.log_group} is {code}"
+                return False
+            checkpoint.task_id, checkpoint.pending_to = None, None
+            self.store.put(checkpoint)
+            return True
+
+    def _initial(self, log_group: str) -> Checkpoint:
+        """A new log group starts at its creation (hour-aligned): nothing is skipped."""
+        groups = self.logs.describe_log_groups(logGroupNamePrefix=log_group).get("logGroups", [])
+        created = next((g["creationTime"] for g in groups if g["logGroupName"] == log_group), None)
+        if created is None:
+            raise LookupError(f"log group {log_group} does not exist")
+        return Checkpoint(log_group, int(created) // HOUR_MS * HOUR_MS)
+
+    def run(self) -> ExportReport:
+        report = ExportReport()
+        deadline = self.clock() + self.budget_seconds
+        checkpoints: dict[str, Checkpoint] = {}
+        for group in self.log_groups:
+            try:
+                checkpoints[group] = self.store.get(group) or self._initial(group)
+            except LookupError as error:
+                report.failed.append((group, str(error)))
+        # Settle whatever is in flight first: never start a second task beside it.
+        for checkpoint in checkpoints.values():
+            if checkpoint.task_id and not self._settle(checkpoint, report, deadline):
+                return self._finish(checkpoints, report)
+        first = True  # one task per run even without time to wait for it
+        while first or self.clock() < deadline:
+            first = False
+            candidates = [
+                (c, w)
+                for c in checkpoints.values()
+                if (w := next_window(c.exported_to, self._now_ms(), self.lag_hours, self.max_window_hours))
+            ]
+            if not candidates:
+                break
+            checkpoint, (start, end) = min(candidates, key=lambda cw: cw[0].exported_to)  # furthest behind first
+            try:
+                task_id = self.logs.create_export_task(
+                    taskName=f"connect-guard-{uuid.uuid4().hex[:12]}",
+                    logGroupName=checkpoint.log_group,
+                    fromTime=start,
+                    to=end - 1,  # `to` is inclusive; windows are half-open so they never overlap
+                    destination=self.bucket,
+                    destinationPrefix=prefix_for(checkpoint.log_group, start),
+                )["taskId"]
+            except ClientError as error:
+                code = error.response["Error"]["Code"]
+                if code == "LimitExceededException":
+                    report.waiting = "another export task is running in this account; trying next run"
+                    break
+                checkpoint.failures += 1
+                checkpoint.last_error = f"{code}: {error.response['Error'].get('Message', '')}"
+                report.failed.append((checkpoint.log_group, checkpoint.last_error))
+                self.store.put(checkpoint)
+                checkpoints.pop(checkpoint.log_group)  # untouched checkpoint; other groups go on
+                continue
+            checkpoint.task_id, checkpoint.pending_to = task_id, end
+            self.store.put(checkpoint)
+            report.started.append((checkpoint.log_group, start, end))
+            if not self._settle(checkpoint, report, deadline):
+                break
+            if checkpoint.task_id is None and checkpoint.last_error:
+                checkpoints.pop(checkpoint.log_group)  # failed this run: retried next run, not in a loop
+        return self._finish(checkpoints, report)
+
+    def _finish(self, checkpoints: dict[str, Checkpoint], report: ExportReport) -> ExportReport:
+        now = self._now_ms()
+        for checkpoint in checkpoints.values():
+            behind = (now - checkpoint.exported_to) / HOUR_MS
+            if behind > self.behind_alert_hours + self.lag_hours:
+                report.behind.append((checkpoint.log_group, round(behind, 1)))
+        return report
+
+
+class JsonLinesArchiver:
+    """Findings (drained from the topic's archive queue) and audit records as JSON Lines in S3."""
+
+    def __init__(self, s3: Any, bucket: str, clock: Callable[[], float] = time.time) -> None:
+        self.s3 = s3
+        self.bucket = bucket
+        self.clock = clock
+
+    def _put(self, kind: str, day: datetime, lines: list[str]) -> str:
+        key = f"{kind}/{day:%Y/%m/%d}/{datetime.fromtimestamp(self.clock(), UTC):%H%M%S}-{uuid.uuid4().hex[:8]}.jsonl"
+        self.s3.put_object(
+            Bucket=self.bucket, Key=key, Body=("\n".join(lines) + "\n").encode(), ContentType="application/x-ndjson"
+        )
+        return key
+
+    def findings(self, sqs: Any, queue_url: str, max_batches: int = 100) -> list[str]:
+        """Drain the queue; a message is deleted only after the object holding it is written."""
+        keys = []
+        for _ in range(max_batches):
+            messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get(
+                "Messages", []
+            )
+            if not messages:
+                break
+            by_day: dict[str, list[dict[str, Any]]] = {}
+            for message in messages:
+                body = message["Body"]
+                try:
+                    created = json.loads(body).get("created_at", "")[:10]
+                except (ValueError, AttributeError):
+                    created = ""
+                by_day.setdefault(created or datetime.now(UTC).strftime("%Y-%m-%d"), []).append(message)
+            for day, batch in by_day.items():
+                keys.append(self._put("findings", datetime.fromisoformat(day), [m["Body"] for m in batch]))
+                sqs.delete_message_batch(
+                    QueueUrl=queue_url,
+                    Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)],
+                )
+        return keys
+
+    def audit(self, dynamodb: Any, audit_table: str, store_db: Any, checkpoint_table: str, days: int = 7) -> list[str]:
+        """Audit records newer than the last archived one, per day partition."""
+        keys = []
+        today = datetime.fromtimestamp(self.clock(), UTC)
+        for offset in range(days, -1, -1):
+            day = today - timedelta(days=offset)
+            marker_key = {"pk": {"S": "export#audit"}, "sk": {"S": f"{day:%Y-%m-%d}"}}
+            marker = store_db.get_item(TableName=checkpoint_table, Key=marker_key).get("Item")
+            values = {":pk": {"S": f"audit#{day:%Y-%m-%d}"}}
+            condition = "pk = :pk"
+            if marker:
+                condition += " AND sk > :after"
+                values[":after"] = marker["last_sk"]
+            kwargs: dict[str, Any] = {
+                "TableName": audit_table,
+                "KeyConditionExpression": condition,
+                "ExpressionAttributeValues": values,
+            }
+            items: list[dict[str, Any]] = []
+            while True:
+                page = dynamodb.query(**kwargs)
+                items += page.get("Items", [])
+                if "LastEvaluatedKey" not in page:
+                    break
+                kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+            if not items:
+                continue
+            lines = [json.dumps({k: v.get("S", v) for k, v in item.items()}, sort_keys=True) for item in items]
+            keys.append(self._put("audit", day, lines))
+            store_db.put_item(TableName=checkpoint_table, Item={**marker_key, "last_sk": {"S": items[-1]["sk"]["S"]}})
+        return keys
+
+
+def archive_cycle(settings: Settings, clients: AwsClients, clock: Callable[[], float] = time.time) -> ExportReport:
+    """One scheduled run: export log windows, archive findings and audit records, alert on trouble."""
+    settings.require("archive_bucket_name", "checkpoint_table_name")
+    assert settings.archive_bucket_name and settings.checkpoint_table_name
+    store = CheckpointStore(clients.dynamodb, settings.checkpoint_table_name)
+    exporter = LogExporter(
+        clients.client("logs"),
+        store,
+        settings.archive_bucket_name,
+        settings.export_log_groups,
+        lag_hours=settings.export_lag_hours,
+        max_window_hours=settings.export_max_window_hours,
+        behind_alert_hours=settings.archive_behind_alert_hours,
+        clock=clock,
+    )
+    report = exporter.run()
+    archiver = JsonLinesArchiver(clients.client("s3"), settings.archive_bucket_name, clock)
+    if settings.findings_archive_queue_url:
+        report.archived_objects += archiver.findings(clients.client("sqs"), settings.findings_archive_queue_url)
+    if settings.audit_table_name:
+        report.archived_objects += archiver.audit(
+            clients.dynamodb, settings.audit_table_name, clients.dynamodb, settings.checkpoint_table_name
+        )
+    problems = _problems(report, store)
+    if problems:
+        _alert(settings, clients, problems, clock)
+    return report
+
+
+def _problems(report: ExportReport, store: CheckpointStore) -> list[str]:
+    problems = []
+    for group, reason in report.failed:
+        checkpoint = store.get(group)
+        persistent = checkpoint is None or checkpoint.failures >= FAILURES_BEFORE_ALERT
+        transient = reason.startswith(("FAILED", "CANCELLED"))
+        if persistent or not transient:  # missing group, bucket policy or KMS denial: say so at once
+            problems.append(f"{group}: export failed ({reason}); its checkpoint did not move")
+    problems += [f"{group}: archive is {hours} h behind" for group, hours in report.behind]
+    return problems
+
+
+def _alert(settings: Settings, clients: AwsClients, problems: list[str], clock: Callable[[], float]) -> None:
+    now = datetime.fromtimestamp(clock(), UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    finding = Finding(
+        responder="log_export",
+        kind="archive.export_problem",
+        severity=Severity.HIGH,
+        title=f"Log archive needs attention: {len(problems)} problem(s)",
+        summary="The scheduled export to the archive bucket could not complete: "
+        "evidence may expire before it is archived.",
+        event=EventRef(
+            f"export:{now}", "LogExport", "connect-guard", now, settings.own_account_id, settings.region, ""
+        ),
+        actor=Actor.system("connect-guard log export"),
+        attempt=Attempt("succeeded"),
+        allowlisted=False,
+        reasons=tuple(problems[:50]),
+        runbook_url=settings.runbook_url("log_export"),
+        environment=settings.environment,
+        mode=settings.response_mode,
+    )
+    SnsPublisher(clients.sns, settings.alert_topic_arn).publish(finding)
