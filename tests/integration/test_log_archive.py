@@ -187,3 +187,9 @@ def test_findings_and_audit_records_land_as_json_lines(aws, archive):
     assert (
         archiver.audit(aws.clients.dynamodb, aws.audit_table, aws.clients.dynamodb, aws.baseline_table) == []
     )  # checkpointed
+
+
+def test_windows_are_whole_hours_so_a_moving_clock_adds_no_slivers():
+    now = 100 * HOUR_MS + 59 * 60_000
+    assert next_window(80 * HOUR_MS, now, 12, 24) == (80 * HOUR_MS, 88 * HOUR_MS)
+    assert next_window(88 * HOUR_MS, now + 1, 12, 24) is None

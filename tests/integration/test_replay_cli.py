@@ -122,3 +122,10 @@ def test_release_and_restore_role_commands(aws):
     )
     assert cli.restore_command(args, io.StringIO(), session=aws.session) == 0
     assert iam.get_role(RoleName="ConnectAgentFederation")["Role"]["Path"] == "/"
+
+
+def test_replay_export_shows_what_landed_in_the_archive():
+    code, output = run(str(EVENTS / "iam" / "attach-role-policy-root.json"), "--export")
+    assert code == 0
+    assert "exported /connect-guard/dev/policy-alerts" in output
+    assert "s3://connect-guard-archive/findings/" in output  # the replay's alert, as JSON Lines

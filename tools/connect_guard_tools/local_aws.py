@@ -126,6 +126,16 @@ class LocalAws:
             AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
             BillingMode="PAY_PER_REQUEST",
         )
+        # The archive: bucket, and the queue that keeps every finding for it (raw delivery).
+        self.archive_bucket = "connect-guard-archive"
+        self.session.client("s3").create_bucket(Bucket=self.archive_bucket)
+        self.findings_archive_url = sqs.create_queue(QueueName="findings-archive")["QueueUrl"]
+        archive_arn = sqs.get_queue_attributes(QueueUrl=self.findings_archive_url, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
+        sns.subscribe(
+            TopicArn=self.topic_arn, Protocol="sqs", Endpoint=archive_arn, Attributes={"RawMessageDelivery": "true"}
+        )
         for table in (self.baseline_table, self.audit_table):
             dynamodb.create_table(
                 TableName=table,
@@ -145,6 +155,9 @@ class LocalAws:
             "baseline_table_name": self.baseline_table,
             "audit_table_name": self.audit_table,
             "connect_instance_arns": tuple(i.instance_arn for i in self.instances),
+            "archive_bucket_name": self.archive_bucket,
+            "checkpoint_table_name": self.baseline_table,
+            "findings_archive_queue_url": self.findings_archive_url,
         }
         values.update(overrides)
         return Settings.model_validate(values)

@@ -88,8 +88,11 @@ def prefix_for(log_group: str, start_ms: int) -> str:
 
 
 def next_window(exported_to: int, now_ms: int, lag_hours: int, max_window_hours: int) -> tuple[int, int] | None:
-    """The next [from, to) window after the checkpoint, bounded and clear of the lag (pure)."""
-    ceiling = now_ms - lag_hours * HOUR_MS
+    """The next [from, to) window after the checkpoint: whole hours, bounded, clear of the lag (pure).
+
+    Whole hours keep windows (and their S3 prefixes) stable while the clock moves on.
+    """
+    ceiling = (now_ms - lag_hours * HOUR_MS) // HOUR_MS * HOUR_MS
     end = min(exported_to + max_window_hours * HOUR_MS, ceiling)
     return (exported_to, end) if end > exported_to else None
 
