@@ -59,6 +59,27 @@ def without_no_value(items: list[Any]) -> Iterator[Any]:
             yield item
 
 
+def resources_of(statement: dict[str, Any]) -> list[Any]:
+    """A statement's resources, `Fn::If` branches (list or single) expanded, AWS::NoValue dropped."""
+    expanded: list[Any] = []
+    for resource in as_list(statement["Resource"]):
+        if isinstance(resource, dict) and "Fn::If" in resource:
+            for branch in resource["Fn::If"][1:]:
+                expanded += resources_of({"Resource": branch})
+        elif resource != {"Ref": "AWS::NoValue"}:
+            expanded.append(resource)
+    return expanded
+
+
+def objects_of(value: Any) -> str | None:
+    """Logical ID of the bucket behind `!Sub ${Bucket.Arn}/*` (its objects), else None."""
+    if isinstance(value, dict) and isinstance(value.get("Fn::Sub"), str):
+        match = re.fullmatch(r"\$\{(\w+)\.Arn\}/\*", value["Fn::Sub"])
+        if match and match[1] in RESOURCES:
+            return match[1]
+    return None
+
+
 def walk(node: Any) -> Iterator[tuple[str, Any]]:
     """Every (key, value) pair in a nested structure."""
     if isinstance(node, dict):
@@ -168,6 +189,19 @@ def test_transform_and_function_globals() -> None:
         ("SnapshotAccountIds", ""),
         ("RoleSnapshotSchedule", "rate(6 hours)"),
         ("QuarantineConcurrency", 2),
+        ("ArchiveTransitionIaDays", 30),
+        ("ArchiveTransitionGlacierDays", 90),
+        ("ArchiveTransitionDeepArchiveDays", 180),
+        ("ArchiveExpirationDays", 2555),
+        ("ArchiveNoncurrentExpirationDays", 30),
+        ("ObjectLockMode", "NONE"),
+        ("ObjectLockRetentionDays", 365),
+        ("ExportLogGroups", ""),
+        ("ConnectInstanceAlias", ""),
+        ("ExportSchedule", "rate(1 hour)"),
+        ("ExportLagHours", 12),
+        ("ExportMaxWindowHours", 24),
+        ("ArchiveBehindAlertHours", 48),
     ],
 )
 def test_parameters_and_defaults(name: str, default: Any) -> None:
@@ -189,6 +223,13 @@ def test_allowed_values_are_the_intended_ones() -> None:
     assert params["QuarantineOnTampering"]["AllowedValues"] == ["false", "true"]
     assert params["DeactivateAccessKeys"]["AllowedValues"] == ["false", "true"]
     assert params["RoleSnapshotSchedule"]["AllowedPattern"] == params["BaselineSweepSchedule"]["AllowedPattern"]
+    assert params["ExportSchedule"]["AllowedPattern"] == params["BaselineSweepSchedule"]["AllowedPattern"]
+    assert params["ObjectLockMode"]["AllowedValues"] == ["NONE", "GOVERNANCE", "COMPLIANCE"]
+    for name in ("ArchiveTransitionIaDays", "ExportLagHours", "ExportMaxWindowHours", "ArchiveBehindAlertHours"):
+        assert params[name]["Type"] == "Number", name
+    assert params["ArchiveTransitionIaDays"]["MinValue"] == 30  # S3 refuses Standard-IA before 30 days
+    # CloudWatch Logs data can take up to 12 h to become exportable: no window closer to now.
+    assert params["ExportLagHours"]["MinValue"] >= 12
 
 
 def test_default_protected_role_names_cover_connects_service_linked_roles() -> None:
@@ -252,7 +293,13 @@ def test_outputs() -> None:
         "QuarantinePolicyArn",
         "QuarantineQueueUrl",
         "QuarantineDLQUrl",
+        "ArchiveBucketName",
+        "ArchiveKeyArn",
+        "FindingsArchiveQueueUrl",
     }
+    assert T["Outputs"]["ArchiveBucketName"]["Value"] == {"Ref": "ArchiveBucket"}
+    assert T["Outputs"]["ArchiveKeyArn"]["Value"] == {"Fn::GetAtt": ["ArchiveKey", "Arn"]}
+    assert T["Outputs"]["FindingsArchiveQueueUrl"]["Value"] == {"Ref": "FindingsArchiveQueue"}
     assert T["Outputs"]["QuarantinePolicyArn"]["Value"] == {"Ref": "QuarantinePolicy"}
     assert T["Outputs"]["QuarantineQueueUrl"]["Value"] == {"Ref": "QuarantineQueue"}
     assert T["Outputs"]["QuarantineDLQUrl"]["Value"] == {"Ref": "QuarantineDLQ"}
@@ -289,11 +336,16 @@ def test_every_queue_is_encrypted_with_the_suite_key() -> None:
         assert references_suite_key(queue["Properties"].get("KmsMasterKeyId")), name
 
 
+# Queues nothing processes, only copies into the archive: a DLQ would have to outlive SQS's
+# 14-day maximum retention. An age alarm watches them instead (test_findings_archive_queue...).
+ARCHIVE_BUFFERS = {"FindingsArchiveQueue"}
+
+
 def test_every_non_dlq_queue_has_a_redrive_policy() -> None:
     dlqs = dead_letter_queues()
     assert {"PolicyAlertsDLQ", "EventDeliveryDLQ", "ProfileRollbackDLQ", "SweepDLQ", "QuarantineDLQ"} <= dlqs
     for name, queue in QUEUES.items():
-        if name in dlqs:
+        if name in dlqs or name in ARCHIVE_BUFFERS:
             assert queue["Properties"]["MessageRetentionPeriod"] == 14 * 24 * 3600, name
             continue
         redrive = queue["Properties"]["RedrivePolicy"]
@@ -344,14 +396,24 @@ def test_eventbridge_may_send_only_on_behalf_of_the_rules_that_use_the_queue() -
         for tgt in rule["Properties"]["Targets"]:
             users.setdefault(target(tgt["Arn"]) or "", set()).add(rule_name)
             users.setdefault(target(tgt["DeadLetterConfig"]["Arn"]) or "", set()).add(rule_name)
+    topics: dict[str, set[str]] = {}  # queue -> the topics subscribed to it
+    for subscription in of_type("AWS::SNS::Subscription").values():
+        p = subscription["Properties"]
+        if p["Protocol"] == "sqs":
+            topics.setdefault(target(p["Endpoint"]) or "", set()).add(target(p["TopicArn"]) or "")
     for queue in QUEUES:
         allows = [s for s in queue_policy_statements(queue) if s["Effect"] == "Allow"]
+        senders = {"Service": "events.amazonaws.com"}, {"Service": "sns.amazonaws.com"}
         for statement in allows:
-            assert statement["Principal"] == {"Service": "events.amazonaws.com"}, queue
+            assert statement["Principal"] in senders, queue
             assert statement["Action"] in ("sqs:SendMessage", ["sqs:SendMessage"]), queue
             sources = {target(a) for a in as_list(statement["Condition"]["ArnEquals"]["aws:SourceArn"])}
-            assert sources == users.get(queue, set()), queue
-        assert bool(allows) == (queue in users), f"{queue}: EventBridge access iff a rule uses it"
+            expected = users if statement["Principal"] == senders[0] else topics
+            assert sources == expected.get(queue, set()), queue
+        events = [s for s in allows if s["Principal"] == senders[0]]
+        sns = [s for s in allows if s["Principal"] == senders[1]]
+        assert bool(events) == (queue in users), f"{queue}: EventBridge access iff a rule uses it"
+        assert bool(sns) == (queue in topics), f"{queue}: SNS access iff a topic delivers to it"
 
 
 # ---- alarms --------------------------------------------------------------------------------------
@@ -464,6 +526,40 @@ def test_every_function_has_reserved_concurrency_and_a_bounded_event_source() ->
                 assert p["MaximumBatchingWindowInSeconds"] == 1, name
 
 
+# The suite's own log groups are always exported (one per function, LogExportFunction's too);
+# then the Connect instance's flow logs and the operator's groups, each only when set.
+SUITE_LOG_GROUPS = ",".join(
+    f"/connect-guard/${{Environment}}/{name}"
+    for name in (
+        "policy-alerts",
+        "profile-rollback",
+        "baseline-sweep",
+        "role-quarantine",
+        "role-snapshot",
+        "log-export",
+    )
+)
+EXPORT_LOG_GROUPS = {
+    "Fn::Join": [
+        "",
+        [
+            {"Fn::Sub": SUITE_LOG_GROUPS},
+            {"Fn::If": ["HasConnectInstanceAlias", {"Fn::Sub": ",/aws/connect/${ConnectInstanceAlias}"}, ""]},
+            {"Fn::If": ["HasExportLogGroups", {"Fn::Sub": ",${ExportLogGroups}"}, ""]},
+        ],
+    ]
+}
+ARCHIVE_ENV = {
+    "ARCHIVE_BUCKET_NAME": {"Ref": "ArchiveBucket"},
+    "EXPORT_LOG_GROUPS": EXPORT_LOG_GROUPS,
+    "EXPORT_LAG_HOURS": {"Ref": "ExportLagHours"},
+    "EXPORT_MAX_WINDOW_HOURS": {"Ref": "ExportMaxWindowHours"},
+    "ARCHIVE_BEHIND_ALERT_HOURS": {"Ref": "ArchiveBehindAlertHours"},
+    # The exporter keeps its checkpoints (pk "export#<log group>") in the baseline table.
+    "CHECKPOINT_TABLE_NAME": {"Ref": "BaselineTable"},
+    "FINDINGS_ARCHIVE_QUEUE_URL": {"Ref": "FindingsArchiveQueue"},
+}
+
 # Every function reads the same settings under the same names (connect_guard.settings.Settings).
 COMMON_ENV = {
     "ENVIRONMENT": {"Ref": "Environment"},
@@ -477,6 +573,7 @@ COMMON_ENV = {
     "POWERTOOLS_METRICS_NAMESPACE": "ConnectGuard",
     "POWERTOOLS_LOG_LEVEL": "INFO",
     **{variable: {"Ref": parameter} for parameter, variable in QUARANTINE_PARAMETERS.items()},
+    **ARCHIVE_ENV,
 }
 CONNECT_ENV = {
     "BASELINE_TABLE_NAME": {"Ref": "BaselineTable"},
@@ -492,6 +589,7 @@ CONNECT_FUNCTIONS = {
     "BaselineSweepFunction": "baseline-sweep",
     "QuarantineFunction": "role-quarantine",
     "RoleSnapshotFunction": "role-snapshot",
+    "LogExportFunction": "log-export",  # queries the audit table
 }
 
 
@@ -592,6 +690,7 @@ def test_role_snapshot_function_contract() -> None:
 SCHEDULED = {
     "SweepSchedule": ("BaselineSweepSchedule", "BaselineSweepFunction"),
     "SnapshotSchedule": ("RoleSnapshotSchedule", "RoleSnapshotFunction"),
+    "LogExportSchedule": ("ExportSchedule", "LogExportFunction"),
 }
 
 
@@ -625,7 +724,7 @@ def test_schedules_have_retries_a_dlq_and_a_role_that_only_invokes_the_scheduled
     # Scheduler writes dead letters with the execution role, not through a queue policy: the role
     # sends to its DLQ and uses the key that encrypts it.
     assert granted == {
-        "lambda:InvokeFunction": ["BaselineSweepFunction", "RoleSnapshotFunction"],
+        "lambda:InvokeFunction": ["BaselineSweepFunction", "RoleSnapshotFunction", "LogExportFunction"],
         "sqs:SendMessage": ["SweepDLQ"],
         "kms:Decrypt": ["SuiteKey"],
         "kms:GenerateDataKey": ["SuiteKey"],
@@ -659,6 +758,7 @@ def test_policy_alerts_function_contract() -> None:
         "POWERTOOLS_SERVICE_NAME": "policy-alerts",
         "POWERTOOLS_METRICS_NAMESPACE": "ConnectGuard",
         "POWERTOOLS_LOG_LEVEL": "INFO",
+        **ARCHIVE_ENV,
     }
 
 
@@ -683,17 +783,20 @@ def test_key_rotates_and_is_kept() -> None:
 
 
 # Services that encrypt for our own resources only; the queue and topic policies restrict who
-# can make them do so. Any other service principal must be conditioned.
-UNCONDITIONED_KEY_SERVICES = {"events.amazonaws.com", "cloudwatch.amazonaws.com"}
+# can make them do so (EventBridge: our rules; CloudWatch: our alarms; SNS: our topic). Any other
+# service principal must be conditioned.
+UNCONDITIONED_KEY_SERVICES = {"events.amazonaws.com", "cloudwatch.amazonaws.com", "sns.amazonaws.com"}
 
 
-def test_key_policy_grants_services_only_data_key_use() -> None:
-    for statement in props("SuiteKey")["KeyPolicy"]["Statement"]:
+@pytest.mark.parametrize("key", ["SuiteKey", "ArchiveKey"])
+def test_key_policy_grants_services_only_data_key_use(key: str) -> None:
+    for statement in props(key)["KeyPolicy"]["Statement"]:
         principal = statement["Principal"]
         assert principal != "*" and principal != {"AWS": "*"}, statement["Sid"]
         if "Service" in principal:
             assert statement["Effect"] == "Allow", statement["Sid"]
             assert set(as_list(statement["Action"])) <= {
+                "kms:GenerateDataKey",
                 "kms:GenerateDataKey*",
                 "kms:Decrypt",
                 "kms:Decrypt*",
@@ -763,7 +866,7 @@ def test_alert_topic_refuses_publishing_without_tls() -> None:
             assert s["Condition"]["StringEquals"]["aws:SourceAccount"] == {"Ref": "AWS::AccountId"}
 
 
-STATEFUL = ("AWS::SQS::Queue", "AWS::DynamoDB::Table", "AWS::Logs::LogGroup", "AWS::KMS::Key")
+STATEFUL = ("AWS::SQS::Queue", "AWS::DynamoDB::Table", "AWS::Logs::LogGroup", "AWS::KMS::Key", "AWS::S3::Bucket")
 
 
 def test_stateful_resources_say_what_happens_to_their_data() -> None:
@@ -812,17 +915,35 @@ IAM_POLICY_ATTACHMENT = {"iam:AttachUserPolicy", "iam:DetachUserPolicy"}
 IAM_USER_WRITES = IAM_POLICY_ATTACHMENT | {"iam:UpdateAccessKey", "iam:TagUser", "iam:UntagUser"}
 IAM_ROLE_WRITES = {"iam:PutRolePolicy", "iam:DeleteRolePolicy", "iam:TagRole", "iam:UntagRole"}
 # Actions without resource-level permissions (no resource type in the Service Authorization
-# Reference): the only ones a statement may grant on "*", and alone in that statement.
-UNSCOPABLE_READS = {"iam:ListRoles"}
+# Reference): the only ones a statement may grant on "*", each alone in its statement. All are
+# reads: a write that can't be scoped (e.g. logs:CancelExportTask) is not granted at all.
+UNSCOPABLE_READS = {"iam:ListRoles", "logs:DescribeExportTasks", "logs:DescribeLogGroups"}
+UNSCOPABLE_WRITES = {"logs:CancelExportTask"}
+UNSCOPABLE = UNSCOPABLE_READS | UNSCOPABLE_WRITES
 
 
-def is_unscopable_read(statement: dict[str, Any]) -> bool:
+def is_unscopable(statement: dict[str, Any]) -> bool:
+    actions = as_list(statement["Action"])
     return (
         statement["Effect"] == "Allow"
-        and set(as_list(statement["Action"])) <= UNSCOPABLE_READS
+        and len(actions) == 1
+        and actions[0] in UNSCOPABLE
         and as_list(statement["Resource"]) == ["*"]
         and "Condition" not in statement
     )
+
+
+# What logs:CreateExportTask may name (it is authorized on the exported log group, this region):
+# the suite's groups and the Connect instance's flow logs (`log-group:<name>` and its `:*` form),
+# or, once ExportLogGroups names other groups, every group of this account and region.
+LOG_GROUP_ARN = "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:"
+ACCOUNT_LOG_GROUPS = {"Fn::Sub": LOG_GROUP_ARN + "*"}
+SUITE_LOG_GROUPS_HERE = {"Fn::Sub": LOG_GROUP_ARN + "/connect-guard/${Environment}/*"}
+CONNECT_FLOW_LOGS = [
+    {"Fn::Sub": LOG_GROUP_ARN + "/aws/connect/${ConnectInstanceAlias}"},
+    {"Fn::Sub": LOG_GROUP_ARN + "/aws/connect/${ConnectInstanceAlias}:*"},
+]
+EXPORTABLE_LOG_GROUPS = [ACCOUNT_LOG_GROUPS, SUITE_LOG_GROUPS_HERE, *CONNECT_FLOW_LOGS]
 
 
 def is_suite_role_guard(statement: dict[str, Any]) -> bool:
@@ -853,9 +974,9 @@ def test_every_role_of_the_stack_is_under_the_suite_path() -> None:
                 continue
             assert statement["Effect"] == "Allow", name
             assert not any("*" in a for a in as_list(statement["Action"])), name
-            if is_unscopable_read(statement):
+            if is_unscopable(statement):
                 continue
-            assert all(r != "*" for r in as_list(statement["Resource"])), f"{name}: {statement.get('Sid')}"
+            assert all(r != "*" for r in resources_of(statement)), f"{name}: {statement.get('Sid')}"
 
 
 def test_every_function_role_is_explicit_under_the_suite_path() -> None:
@@ -896,24 +1017,40 @@ def test_function_statements_name_no_wildcard_resource() -> None:
             assert statement["Effect"] == "Allow"
             actions = as_list(statement["Action"])
             assert not any("*" in a for a in actions), f"{name}: wildcard action in {statement['Sid']}"
-            if is_unscopable_read(statement):
+            if is_unscopable(statement):
                 continue
-            for resource in as_list(statement["Resource"]):
+            for resource in resources_of(statement):
                 assert resource != "*", f"{name}: {statement['Sid']} applies to every resource"
                 if any(a.split(":")[1].startswith(WRITE_VERBS) for a in actions):
-                    # Writes name one resource of this stack, or (AssumeRole) one role name, or
-                    # (Connect rollback) this account's instances, or (quarantine) this account's
-                    # users or roles: instances and principals are not ours to name.
+                    # Writes name one resource of this stack (or the objects of its bucket), or
+                    # (AssumeRole) one role name, or (Connect rollback) this account's instances,
+                    # or (quarantine) this account's users or roles, or (export) the log groups
+                    # exported: instances, principals and log groups are not ours to name.
                     connect_only = all(a.startswith("connect:") for a in actions)
                     users_only = set(actions) <= IAM_USER_WRITES
                     roles_only = set(actions) <= IAM_ROLE_WRITES
+                    export_only = set(actions) == {"logs:CreateExportTask"}
                     assert (
                         target(resource)
+                        or objects_of(resource)
                         or "${MemberRoleName}" in resource.get("Fn::Sub", "")
                         or (connect_only and resource in OWN_CONNECT_RESOURCES)
                         or (users_only and resource == OWN_USERS)
                         or (roles_only and resource == OWN_ROLES)
+                        or (export_only and resource in EXPORTABLE_LOG_GROUPS)
                     ), f"{name}: {statement['Sid']} writes to a pattern"
+
+
+def test_no_role_holds_a_write_on_everything() -> None:
+    # CancelExportTask has no resource type: granted on "*" it could cancel any export task of
+    # the account, so no role holds it.
+    holders = {
+        name
+        for name, role in ROLES.items()
+        for statement in role_statements(role["Properties"])
+        if is_unscopable(statement) and set(as_list(statement["Action"])) & UNSCOPABLE_WRITES
+    }
+    assert holders == set()
 
 
 def test_connect_writes_only_in_the_rollback_and_sweep_roles_and_never_on_everything() -> None:
@@ -940,7 +1077,7 @@ def _granted(role_props: dict[str, Any]) -> dict[str, list[Any]]:
         if statement["Effect"] != "Allow":
             continue
         for action in as_list(statement["Action"]):
-            granted.setdefault(action, []).extend(as_list(statement["Resource"]))
+            granted.setdefault(action, []).extend(resources_of(statement))
     return granted
 
 
@@ -1004,7 +1141,18 @@ def test_policy_alerts_has_exactly_the_contract_actions_on_their_resources() -> 
     assert granted["sts:AssumeRole"] == [{"Fn::Sub": "arn:${AWS::Partition}:iam::*:role/${MemberRoleName}"}]
 
 
-@pytest.mark.parametrize("function", sorted(FUNCTIONS))
+# Functions that never leave this account: no member role, whatever the configuration.
+OWN_ACCOUNT_ONLY = {"LogExportFunction"}
+
+
+@pytest.mark.parametrize("function", sorted(OWN_ACCOUNT_ONLY))
+def test_own_account_functions_never_assume_a_role(function: str) -> None:
+    _, role_props = function_role(function)
+    assert all("Fn::If" not in p for p in role_props["Policies"])
+    assert not any(a.startswith("sts:") for a in _granted(role_props))
+
+
+@pytest.mark.parametrize("function", sorted(set(FUNCTIONS) - OWN_ACCOUNT_ONLY))
 def test_member_role_is_assumed_only_when_configured(function: str) -> None:
     _, role_props = function_role(function)
     unconditional = [p for p in role_props["Policies"] if "Fn::If" not in p]
@@ -1338,6 +1486,396 @@ def test_rule_routes_reach_their_responders() -> None:
     assert set(routes) == patterned
     for r in routes.values():
         assert (ROOT / "functions" / r.responder).is_dir(), r.responder
+
+
+# ---- log archive ---------------------------------------------------------------------------------
+# Template values as CloudFormation resolves them, for the few checks that need a concrete
+# deployment: parameters (defaults, then overrides), conditions, Ref/Sub/Join/If. Stack resources
+# resolve to placeholders, the alert topic to an ARN the settings accept.
+ACCOUNT, REGION = "111122223333", "us-east-1"
+PSEUDO = {"AWS::AccountId": ACCOUNT, "AWS::Region": REGION, "AWS::Partition": "aws", "AWS::StackName": "connect-guard"}
+RESOLVED_RESOURCES = {"AlertTopic": f"arn:aws:sns:{REGION}:{ACCOUNT}:connect-guard-alerts"}
+NO_VALUE = object()
+
+
+def parameters(**overrides: Any) -> dict[str, str]:
+    values = {name: str(spec.get("Default", "")) for name, spec in T["Parameters"].items()}
+    return values | {name: str(value) for name, value in overrides.items()}
+
+
+def condition(name: str, params: dict[str, str]) -> bool:
+    def holds(node: Any) -> bool:
+        (fn, args), *_ = node.items()
+        if fn == "Fn::Not":
+            return not holds(args[0])
+        if fn == "Fn::Equals":
+            return str(resolve(args[0], params)) == str(resolve(args[1], params))
+        if fn == "Fn::And":
+            return all(holds(a) for a in args)
+        if fn == "Fn::Or":
+            return any(holds(a) for a in args)
+        if fn == "Condition":
+            return condition(args, params)
+        raise AssertionError(f"unexpected condition function {fn}")
+
+    return holds(T["Conditions"][name])
+
+
+def resolve(node: Any, params: dict[str, str]) -> Any:
+    def ref(name: str) -> str:
+        base, _, attribute = name.partition(".")
+        if attribute:
+            return f"<{base}.{attribute}>"
+        if name in params:
+            return params[name]
+        return PSEUDO.get(name) or RESOLVED_RESOURCES.get(name, f"<{name}>")
+
+    if isinstance(node, list):
+        return [v for v in (resolve(item, params) for item in node) if v is not NO_VALUE]
+    if not isinstance(node, dict):
+        return node
+    if node == {"Ref": "AWS::NoValue"}:
+        return NO_VALUE
+    if "Ref" in node:
+        return ref(node["Ref"])
+    if "Fn::Sub" in node:
+        return re.sub(r"\$\{([\w:.]+)\}", lambda m: ref(m[1]), node["Fn::Sub"])
+    if "Fn::Join" in node:
+        separator, items = node["Fn::Join"]
+        return separator.join(str(v) for v in resolve(items, params))
+    if "Fn::If" in node:
+        name, yes, no = node["Fn::If"]
+        return resolve(yes if condition(name, params) else no, params)
+    if "Fn::GetAtt" in node:
+        att = node["Fn::GetAtt"]
+        return f"<{att[0]}.{att[1]}>" if isinstance(att, list) else f"<{att}>"
+    return {key: resolve(value, params) for key, value in node.items()}
+
+
+def test_archive_bucket_is_encrypted_with_its_own_rotating_key() -> None:
+    (rule,) = props("ArchiveBucket")["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert rule["ServerSideEncryptionByDefault"] == {
+        "SSEAlgorithm": "aws:kms",
+        "KMSMasterKeyID": {"Fn::GetAtt": ["ArchiveKey", "Arn"]},
+    }
+    assert rule["BucketKeyEnabled"] is True  # one data key per bucket key period, not per object
+    key = RESOURCES["ArchiveKey"]
+    # Not the suite key: evidence stays readable even if SuiteKey is scheduled for deletion.
+    assert key["Type"] == "AWS::KMS::Key" and key["Properties"]["EnableKeyRotation"] is True
+    assert key["DeletionPolicy"] == key["UpdateReplacePolicy"] == "Retain"
+    assert props("ArchiveKeyAlias") == {
+        "AliasName": {"Fn::Sub": "alias/connect-guard-${Environment}-archive"},
+        "TargetKeyId": {"Ref": "ArchiveKey"},
+    }
+
+
+def test_archive_key_admits_the_logs_service_only_for_this_bucket() -> None:
+    statements = props("ArchiveKey")["KeyPolicy"]["Statement"]
+    services = [s for s in statements if "Service" in s["Principal"]]
+    (logs,) = services
+    assert logs["Principal"] == {"Service": {"Fn::Sub": "logs.${AWS::Region}.amazonaws.com"}}
+    assert logs["Action"] == ["kms:GenerateDataKey", "kms:Decrypt"]
+    # S3 asks KMS with the encryption context aws:s3:arn (the bucket with a bucket key, else the
+    # object): pinned to this bucket, no other bucket (no other account's) can use the key.
+    bucket = props("ArchiveBucket")["BucketName"]["Fn::Sub"]
+    assert logs["Condition"] == {
+        "ArnLike": {
+            "kms:EncryptionContext:aws:s3:arn": [
+                {"Fn::Sub": f"arn:${{AWS::Partition}}:s3:::{bucket}"},
+                {"Fn::Sub": f"arn:${{AWS::Partition}}:s3:::{bucket}/*"},
+            ]
+        }
+    }
+    # A bucket name is at most 63 characters, even with the longest region names (14).
+    name = resolve(props("ArchiveBucket")["BucketName"], parameters(Environment="prod"))
+    assert len(name.replace(REGION, "ap-southeast-2")) <= 63
+
+
+def test_archive_bucket_is_versioned_private_owner_enforced_and_retained() -> None:
+    bucket = RESOURCES["ArchiveBucket"]
+    assert bucket["DeletionPolicy"] == bucket["UpdateReplacePolicy"] == "Retain"
+    p = bucket["Properties"]
+    assert p["VersioningConfiguration"] == {"Status": "Enabled"}
+    assert p["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True,
+        "BlockPublicPolicy": True,
+        "IgnorePublicAcls": True,
+        "RestrictPublicBuckets": True,
+    }
+    assert p["OwnershipControls"] == {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}
+
+
+def _archive_bucket_statements() -> list[dict[str, Any]]:
+    policy = props("ArchiveBucketPolicy")
+    assert policy["Bucket"] == {"Ref": "ArchiveBucket"}
+    return as_list(policy["PolicyDocument"]["Statement"])
+
+
+def test_archive_bucket_refuses_access_without_tls() -> None:
+    (deny,) = [s for s in _archive_bucket_statements() if s["Effect"] == "Deny"]
+    assert (deny["Principal"], deny["Action"]) == ("*", "s3:*")
+    assert deny["Resource"] == [{"Fn::GetAtt": ["ArchiveBucket", "Arn"]}, {"Fn::Sub": "${ArchiveBucket.Arn}/*"}]
+    assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+
+
+def test_logs_service_writes_exports_only_for_this_account() -> None:
+    allows = [s for s in _archive_bucket_statements() if s["Effect"] == "Allow"]
+    assert {s["Action"] for s in allows} == {"s3:GetBucketAcl", "s3:PutObject"}
+    this_account = {
+        "StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}},
+        "ArnLike": {"aws:SourceArn": ACCOUNT_LOG_GROUPS},
+    }
+    for statement in allows:
+        # Only the regional CloudWatch Logs principal, and only for this account's log groups.
+        assert statement["Principal"] == {"Service": {"Fn::Sub": "logs.${AWS::Region}.amazonaws.com"}}
+        conditions = statement["Condition"]
+        assert conditions["ArnLike"] == this_account["ArnLike"], statement["Sid"]
+        assert conditions["StringEquals"]["aws:SourceAccount"] == {"Ref": "AWS::AccountId"}, statement["Sid"]
+        if statement["Action"] == "s3:GetBucketAcl":
+            assert statement["Resource"] == {"Fn::GetAtt": ["ArchiveBucket", "Arn"]}
+            assert conditions == this_account
+        else:
+            assert statement["Resource"] == {"Fn::Sub": "${ArchiveBucket.Arn}/*"}
+            # The ACL AWS documents for export tasks (accepted with ACLs disabled).
+            assert conditions["StringEquals"] == {
+                "s3:x-amz-acl": "bucket-owner-full-control",
+                "aws:SourceAccount": {"Ref": "AWS::AccountId"},
+            }
+
+
+# S3's minimum storage durations, days: what an object pays for at least in each class.
+MINIMUM_STORAGE_DAYS = {"STANDARD_IA": 30, "GLACIER": 90, "DEEP_ARCHIVE": 180}
+TRANSITION_PARAMETERS = {
+    "STANDARD_IA": "ArchiveTransitionIaDays",
+    "GLACIER": "ArchiveTransitionGlacierDays",
+    "DEEP_ARCHIVE": "ArchiveTransitionDeepArchiveDays",
+}
+
+
+def _lifecycle_days(values: dict[str, int]) -> None:
+    """IA >= 30; each next class after the previous one's minimum; expiry after Deep Archive's."""
+    ia, glacier = values["ArchiveTransitionIaDays"], values["ArchiveTransitionGlacierDays"]
+    deep, expiry = values["ArchiveTransitionDeepArchiveDays"], values["ArchiveExpirationDays"]
+    assert ia >= MINIMUM_STORAGE_DAYS["STANDARD_IA"]
+    assert glacier >= ia + MINIMUM_STORAGE_DAYS["STANDARD_IA"]
+    assert deep >= glacier + MINIMUM_STORAGE_DAYS["GLACIER"]
+    assert expiry > deep + MINIMUM_STORAGE_DAYS["DEEP_ARCHIVE"]
+
+
+def test_lifecycle_tiers_in_order_with_valid_defaults() -> None:
+    (rule,) = props("ArchiveBucket")["LifecycleConfiguration"]["Rules"]
+    assert rule["Status"] == "Enabled" and "Prefix" not in rule and "Filter" not in rule  # the whole bucket
+    assert [t["StorageClass"] for t in rule["Transitions"]] == ["STANDARD_IA", "GLACIER", "DEEP_ARCHIVE"]
+    for transition in rule["Transitions"]:
+        assert transition["TransitionInDays"] == {"Ref": TRANSITION_PARAMETERS[transition["StorageClass"]]}
+    assert rule["ExpirationInDays"] == {"Ref": "ArchiveExpirationDays"}
+    assert rule["NoncurrentVersionExpiration"] == {"NoncurrentDays": {"Ref": "ArchiveNoncurrentExpirationDays"}}
+    assert rule["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 7}
+    params = T["Parameters"]
+    names = [*TRANSITION_PARAMETERS.values(), "ArchiveExpirationDays"]
+    # CloudFormation Rules can't compare numbers: the defaults hold the chain, and so do the
+    # MinValues (each the lowest value the chain allows with the others at their minimums).
+    _lifecycle_days({n: params[n]["Default"] for n in names})
+    _lifecycle_days({n: params[n]["MinValue"] for n in names})
+    for name in names:
+        assert params[name]["Type"] == "Number", name
+    # Locked versions outlive their expiry anyway: the default lock ends before it.
+    assert params["ObjectLockRetentionDays"]["Default"] <= params["ArchiveExpirationDays"]["Default"]
+    assert params["ArchiveExpirationDays"]["Default"] == 2555  # 7 years
+
+
+def test_object_lock_only_when_its_mode_is_not_none() -> None:
+    assert T["Conditions"]["HasObjectLock"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "ObjectLockMode"}, "NONE"]}]}
+    p = props("ArchiveBucket")
+    assert p["ObjectLockEnabled"] == {"Fn::If": ["HasObjectLock", True, {"Ref": "AWS::NoValue"}]}
+    assert p["ObjectLockConfiguration"] == {
+        "Fn::If": [
+            "HasObjectLock",
+            {
+                "ObjectLockEnabled": "Enabled",
+                "Rule": {
+                    "DefaultRetention": {"Mode": {"Ref": "ObjectLockMode"}, "Days": {"Ref": "ObjectLockRetentionDays"}}
+                },
+            },
+            {"Ref": "AWS::NoValue"},
+        ]
+    }
+    for mode, locked in [("NONE", False), ("GOVERNANCE", True), ("COMPLIANCE", True)]:
+        params = parameters(ObjectLockMode=mode)
+        assert condition("HasObjectLock", params) is locked, mode
+        resolved = resolve(p["ObjectLockConfiguration"], params)
+        assert (resolved is not NO_VALUE) is locked, mode
+        if locked:
+            assert resolved["Rule"]["DefaultRetention"] == {"Mode": mode, "Days": "365"}
+    # The operator is told what compliance mode means before choosing it.
+    description = " ".join(T["Parameters"]["ObjectLockMode"]["Description"].split())
+    assert "COMPLIANCE" in description and "root" in description
+
+
+def test_findings_archive_queue_gets_every_alert_raw_and_an_age_alarm() -> None:
+    queue = props("FindingsArchiveQueue")
+    assert queue["MessageRetentionPeriod"] == 14 * 24 * 3600
+    assert references_suite_key(queue["KmsMasterKeyId"])
+    # One exporter run never reads a message twice.
+    assert queue["VisibilityTimeout"] > props("LogExportFunction")["Timeout"]
+    (subscription,) = [
+        s
+        for s in of_type("AWS::SNS::Subscription").values()
+        if target(s["Properties"]["Endpoint"]) == "FindingsArchiveQueue"
+    ]
+    assert subscription["Properties"] == {
+        "TopicArn": {"Ref": "AlertTopic"},
+        "Protocol": "sqs",
+        "Endpoint": {"Fn::GetAtt": ["FindingsArchiveQueue", "Arn"]},
+        "RawMessageDelivery": True,
+    }
+    assert subscription["DependsOn"] == "FindingsArchiveQueuePolicy"
+    # SNS encrypts into the queue with the suite key (the queue policy names the topic).
+    (sns,) = [
+        s for s in props("SuiteKey")["KeyPolicy"]["Statement"] if s["Principal"] == {"Service": "sns.amazonaws.com"}
+    ]
+    assert set(sns["Action"]) == {"kms:GenerateDataKey*", "kms:Decrypt"}
+    queue_name = [{"Name": "QueueName", "Value": {"Fn::GetAtt": ["FindingsArchiveQueue", "QueueName"]}}]
+    (alarm,) = [
+        a["Properties"]
+        for a in ALARMS.values()
+        if a["Properties"]["MetricName"] == "ApproximateAgeOfOldestMessage"
+        and a["Properties"]["Dimensions"] == queue_name
+    ]
+    # Two export intervals (hourly) without a drain.
+    assert (alarm["Namespace"], alarm["Statistic"]) == ("AWS/SQS", "Maximum")
+    assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("GreaterThanThreshold", 7200)
+    assert T["Parameters"]["ExportSchedule"]["Default"] == "rate(1 hour)"
+
+
+def test_log_export_function_contract() -> None:
+    p = props("LogExportFunction")
+    assert p["CodeUri"] == "functions/log_export"
+    assert p["Handler"] == "app.lambda_handler"
+    assert p["Timeout"] == 300
+    # CloudWatch Logs runs one export task per account at a time: one exporter at a time.
+    assert p["ReservedConcurrentExecutions"] == 1
+    assert p["Role"] == {"Fn::GetAtt": ["LogExportFunctionRole", "Arn"]}
+    assert props("LogExportLogGroup")["LogGroupName"] == {"Fn::Sub": "/connect-guard/${Environment}/log-export"}
+    assert "Events" not in p  # invoked by LogExportSchedule only
+    # The next run resumes from the checkpoints: no immediate rerun against a pending task.
+    assert p["EventInvokeConfig"]["MaximumRetryAttempts"] == 0
+
+
+LOG_EXPORT_ACTIONS: dict[str, Any] = {
+    "logs:CreateLogStream": {"LogExportLogGroup"},
+    "logs:PutLogEvents": {"LogExportLogGroup"},
+    "logs:CreateExportTask": EXPORTABLE_LOG_GROUPS,
+    "logs:DescribeExportTasks": ["*"],
+    "logs:DescribeLogGroups": ["*"],
+    "s3:PutObject": [{"Fn::Sub": "${ArchiveBucket.Arn}/*"}],
+    "s3:GetBucketAcl": {"ArchiveBucket"},
+    "s3:ListBucket": {"ArchiveBucket"},
+    "kms:Decrypt": {"ArchiveKey", "SuiteKey"},
+    "kms:GenerateDataKey": {"ArchiveKey", "SuiteKey"},
+    "sqs:ReceiveMessage": {"FindingsArchiveQueue"},
+    "sqs:DeleteMessage": {"FindingsArchiveQueue"},
+    "sqs:GetQueueAttributes": {"FindingsArchiveQueue"},
+    **{f"dynamodb:{verb}": {"BaselineTable"} for verb in ("GetItem", "PutItem", "UpdateItem")},
+    "dynamodb:Query": {"BaselineTable", "AuditTable"},
+    "sns:Publish": {"AlertTopic"},
+}
+
+
+def test_log_export_has_exactly_the_contract_actions() -> None:
+    _, role_props = function_role("LogExportFunction")
+    granted = _granted(role_props)
+    assert set(granted) == set(LOG_EXPORT_ACTIONS)
+    for action, expected in LOG_EXPORT_ACTIONS.items():
+        if isinstance(expected, set):
+            assert {target(r) for r in granted[action]} == expected, action
+        else:
+            assert granted[action] == expected, action
+    # Export tasks: the suite's and Connect's groups, every group only once the operator names others.
+    (export,) = [s for s in role_statements(role_props) if s["Action"] == "logs:CreateExportTask"]
+    assert export["Resource"] == {
+        "Fn::If": [
+            "HasExportLogGroups",
+            [ACCOUNT_LOG_GROUPS],
+            [
+                SUITE_LOG_GROUPS_HERE,
+                {"Fn::If": ["HasConnectInstanceAlias", CONNECT_FLOW_LOGS[0], {"Ref": "AWS::NoValue"}]},
+                {"Fn::If": ["HasConnectInstanceAlias", CONNECT_FLOW_LOGS[1], {"Ref": "AWS::NoValue"}]},
+            ],
+        ]
+    }
+
+
+def _exported(params: dict[str, str]) -> list[str]:
+    return resolve(props("LogExportFunction")["Environment"]["Variables"]["EXPORT_LOG_GROUPS"], params).split(",")
+
+
+def _may_export(group: str, params: dict[str, str]) -> bool:
+    _, role_props = function_role("LogExportFunction")
+    (export,) = [s for s in role_statements(role_props) if s["Action"] == "logs:CreateExportTask"]
+    patterns = as_list(resolve(export["Resource"], params))
+    arn = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{group}"
+    return all(any(fnmatch.fnmatchcase(a, p) for p in patterns) for a in (arn, arn + ":*"))
+
+
+@pytest.mark.parametrize(
+    ("alias", "extra", "expected_extra"),
+    [
+        ("", "", []),
+        ("contoso-prod", "", ["/aws/connect/contoso-prod"]),
+        ("", "/aws/lambda/intake, /custom/siem", ["/aws/lambda/intake", "/custom/siem"]),
+        ("contoso", "/aws/lambda/intake", ["/aws/connect/contoso", "/aws/lambda/intake"]),
+    ],
+)
+def test_exported_log_groups_are_the_suites_and_the_configured_ones(
+    alias: str, extra: str, expected_extra: list[str]
+) -> None:
+    from connect_guard.settings import Settings
+
+    params = parameters(Environment="prod", ConnectInstanceAlias=alias, ExportLogGroups=extra)
+    groups = [target(fn["Properties"]["LoggingConfig"]["LogGroup"]) or "" for fn in FUNCTIONS.values()]
+    suite = [resolve(props(group)["LogGroupName"], params) for group in groups]
+    assert all(group.startswith("/connect-guard/prod/") for group in suite)
+    env = {k: str(resolve(v, params)) for k, v in props("LogExportFunction")["Environment"]["Variables"].items()}
+    # Every function's log group, then the Connect flow logs, then the operator's: as the core reads them.
+    settings = Settings.from_env(env)
+    assert sorted(settings.export_log_groups[: len(suite)]) == sorted(suite)
+    assert list(settings.export_log_groups[len(suite) :]) == expected_extra
+    assert "" not in _exported(params)  # no empty entry whatever is unset
+    # The exporter's role may export exactly what it is told to, and the suite's groups always.
+    for group in settings.export_log_groups:
+        assert _may_export(group, params), group
+    assert _may_export("/aws/lambda/someone-else", params) is bool(extra)
+
+
+def test_archive_settings_read_from_the_template_environment() -> None:
+    from connect_guard.settings import Settings
+
+    params = parameters()
+    for name in FUNCTIONS:
+        env = {k: str(resolve(v, params)) for k, v in props(name)["Environment"]["Variables"].items()}
+        settings = Settings.from_env(env)
+        assert settings.archive_bucket_name == "<ArchiveBucket>", name
+        # The exporter's checkpoints live in the baseline table (pk "export#<log group>").
+        assert settings.checkpoint_table_name == "<BaselineTable>", name
+        if "BASELINE_TABLE_NAME" in env:
+            assert settings.baseline_table_name == settings.checkpoint_table_name, name
+        assert settings.findings_archive_queue_url == "<FindingsArchiveQueue>", name
+        assert (settings.export_lag_hours, settings.export_max_window_hours) == (12, 24), name
+        assert settings.archive_behind_alert_hours == 48, name
+    # An alert on every run helps nobody: the default threshold is past the lag and one interval.
+    p = T["Parameters"]
+    assert p["ArchiveBehindAlertHours"]["Default"] > p["ExportLagHours"]["Default"] + 1
+
+
+def test_rule_routes_ignore_the_scheduled_functions() -> None:
+    routes = rule_routes(T)
+    scheduled = {function for _, function in SCHEDULED.values()}
+    assert "LogExportFunction" in scheduled
+    assert not {r.function for r in routes} & scheduled
+    for function in scheduled:
+        assert "Events" not in props(function), function  # invoked by their schedules only
+    assert {r.rule for r in routes} == {n for n, r in RULES.items() if "EventPattern" in r["Properties"]}
 
 
 # ---- samconfig.toml ------------------------------------------------------------------------------
