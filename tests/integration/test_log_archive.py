@@ -193,3 +193,34 @@ def test_windows_are_whole_hours_so_a_moving_clock_adds_no_slivers():
     now = 100 * HOUR_MS + 59 * 60_000
     assert next_window(80 * HOUR_MS, now, 12, 24) == (80 * HOUR_MS, 88 * HOUR_MS)
     assert next_window(88 * HOUR_MS, now + 1, 12, 24) is None
+
+
+@pytest.mark.parametrize("code", ["AccessDeniedException", "InvalidParameterException"])  # bucket policy, KMS
+def test_a_refused_export_alerts_at_once_and_keeps_the_checkpoint(aws, archive, monkeypatch, code):
+    def refuse(**kwargs: Any) -> dict[str, Any]:
+        raise ClientError(
+            {"Error": {"Code": code, "Message": "refused by the bucket policy or KMS key"}}, "CreateExportTask"
+        )
+
+    monkeypatch.setattr(archive["logs"], "create_export_task", refuse)
+    settings = aws.settings(
+        archive_bucket_name="connect-guard-archive",
+        checkpoint_table_name=aws.baseline_table,
+        export_log_groups=(GROUP,),
+    )
+    monkeypatch.setattr(
+        aws.clients,
+        "client",
+        lambda service, *a, **k: archive["logs"] if service == "logs" else aws.session.client(service),
+    )
+    archive_cycle(settings, aws.clients, clock=lambda: (archive["created"] + 40 * HOUR_MS) / 1000)
+    assert checkpoint(aws).exported_to == archive["created"] and checkpoint(aws).task_id is None
+    (alert,) = aws.inbox()
+    assert code in json.loads(alert["Message"])["reasons"][0]
+
+
+def test_an_archive_that_falls_behind_alerts(aws, archive):
+    logs = archive["logs"]
+    logs.limit_exceeded = True  # someone else's export holds the account's only slot for days
+    report = exporter(aws, archive, (archive["created"] + 80 * HOUR_MS) / 1000).run()
+    assert report.behind == [(GROUP, 80.0)]
