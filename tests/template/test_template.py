@@ -130,6 +130,10 @@ def dead_letter_queues() -> set[str]:
     for schedule in SCHEDULES.values():
         if "DeadLetterConfig" in schedule["Properties"]["Target"]:
             dlqs.add(target(schedule["Properties"]["Target"]["DeadLetterConfig"]["Arn"]))
+    for subscription in of_type("AWS::SNS::Subscription").values():
+        redrive = subscription["Properties"].get("RedrivePolicy")
+        if redrive:
+            dlqs.add(target(redrive["deadLetterTargetArn"]))
     dlqs.discard(None)
     return dlqs  # type: ignore[return-value]
 
@@ -401,6 +405,9 @@ def test_eventbridge_may_send_only_on_behalf_of_the_rules_that_use_the_queue() -
         p = subscription["Properties"]
         if p["Protocol"] == "sqs":
             topics.setdefault(target(p["Endpoint"]) or "", set()).add(target(p["TopicArn"]) or "")
+        if "RedrivePolicy" in p:  # SNS sends what it can't deliver to the subscription's DLQ
+            dlq = target(p["RedrivePolicy"]["deadLetterTargetArn"]) or ""
+            topics.setdefault(dlq, set()).add(target(p["TopicArn"]) or "")
     for queue in QUEUES:
         allows = [s for s in queue_policy_statements(queue) if s["Effect"] == "Allow"]
         senders = {"Service": "events.amazonaws.com"}, {"Service": "sns.amazonaws.com"}
@@ -1728,7 +1735,9 @@ def test_findings_archive_queue_gets_every_alert_raw_and_an_age_alarm() -> None:
         "Protocol": "sqs",
         "Endpoint": {"Fn::GetAtt": ["FindingsArchiveQueue", "Arn"]},
         "RawMessageDelivery": True,
+        "RedrivePolicy": {"deadLetterTargetArn": {"Fn::GetAtt": ["FindingsArchiveDLQ", "Arn"]}},
     }
+    assert "FindingsArchiveDLQAlarm" in ALARMS and "AlertTopicDeliveryFailuresAlarm" in ALARMS
     assert subscription["DependsOn"] == "FindingsArchiveQueuePolicy"
     # SNS encrypts into the queue with the suite key (the queue policy names the topic).
     (sns,) = [

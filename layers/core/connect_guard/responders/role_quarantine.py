@@ -140,30 +140,17 @@ class RoleQuarantineResponder:
         target = self._target(record, account)
         reasons: list[str] = []
         if target.kind == "role":
+
+            def review_by_hand(reason: str) -> Outcome:  # fail closed: alert, don't act
+                kind = "iam.protected_role_deletion"
+                return self._alert(event, actor, outcome, Severity.HIGH, target, kind, [reason], [])
+
             if target.name is None:
-                return self._alert(
-                    event,
-                    actor,
-                    outcome,
-                    Severity.HIGH,
-                    target,
-                    "iam.protected_role_deletion",
-                    ["the event does not say which role; review by hand"],
-                    [],
-                )
+                return review_by_hand("the event does not say which role; review by hand")
             try:
                 why = self._protected(account, target.name)
-            except (ClientError, MemberAccessError) as error:  # fail closed: alert, don't act
-                return self._alert(
-                    event,
-                    actor,
-                    outcome,
-                    Severity.HIGH,
-                    target,
-                    "iam.protected_role_deletion",
-                    [f"could not tell whether {target.name} is protected ({error}); no action taken"],
-                    [],
-                )
+            except (ClientError, MemberAccessError) as error:
+                return review_by_hand(f"could not tell whether {target.name} is protected ({error}); no action taken")
             if why is None:
                 outcome.reason = f"role {target.name} is not protected"
                 return outcome
