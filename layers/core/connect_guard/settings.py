@@ -68,6 +68,10 @@ class Settings(BaseModel):
     archive_behind_alert_hours: int = Field(default=48, ge=1)
     checkpoint_table_name: str | None = None
     findings_archive_queue_url: str | None = None
+    # Slack delivery.
+    slack_webhook_secret_arn: str | None = None
+    slack_digest_window_seconds: int = Field(default=300, ge=10)
+    slack_digest_threshold: int = Field(default=3, ge=1)
 
     _split = field_validator(
         "allowlisted_principals",
@@ -87,6 +91,7 @@ class Settings(BaseModel):
         "archive_bucket_name",
         "checkpoint_table_name",
         "findings_archive_queue_url",
+        "slack_webhook_secret_arn",
         mode="before",
     )
     @classmethod
@@ -143,6 +148,9 @@ class Settings(BaseModel):
             "archive_behind_alert_hours": "ARCHIVE_BEHIND_ALERT_HOURS",
             "checkpoint_table_name": "CHECKPOINT_TABLE_NAME",
             "findings_archive_queue_url": "FINDINGS_ARCHIVE_QUEUE_URL",
+            "slack_webhook_secret_arn": "SLACK_WEBHOOK_SECRET_ARN",
+            "slack_digest_window_seconds": "SLACK_DIGEST_WINDOW_SECONDS",
+            "slack_digest_threshold": "SLACK_DIGEST_THRESHOLD",
         }
         values = {field: env[var] for field, var in names.items() if var in env and env[var] != ""}
         try:

@@ -1,0 +1,206 @@
+"""Slack delivery of findings: Block Kit messages through an incoming webhook, with flood control.
+
+The webhook URL lives in Secrets Manager (read through Powertools parameters, cached). slack_sdk's
+retry handlers absorb 429s (honouring Retry-After), connection errors and 5xx; a post that still
+fails raises, so Lambda retries the SNS invocation and finally sends it to the DLQ: no alert is
+lost. A burst of similar findings (same responder, actor and kind within a window) becomes one
+digest message in Slack, while SNS still carries every finding.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from slack_sdk.http_retry.builtin_handlers import (
+    ConnectionErrorRetryHandler,
+    RateLimitErrorRetryHandler,
+    ServerErrorRetryHandler,
+)
+from slack_sdk.webhook import WebhookClient
+
+from connect_guard.clients import AwsClients
+from connect_guard.settings import Settings
+
+STYLE = {  # severity → (emoji, attachment colour)
+    "CRITICAL": (":rotating_light:", "#b00020"),
+    "HIGH": (":red_circle:", "#e8590c"),
+    "MEDIUM": (":large_orange_diamond:", "#f2c744"),
+    "LOW": (":large_blue_circle:", "#1c7ed6"),
+    "INFO": (":information_source:", "#868e96"),
+}
+_MAX_TEXT = 2900  # Block Kit section text limit is 3000 characters
+
+
+class SlackDeliveryError(Exception):
+    """Slack refused the message after the retries: Lambda retries, then the DLQ keeps it."""
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= _MAX_TEXT else text[: _MAX_TEXT - 1] + "…"
+
+
+def _section(text: str) -> dict[str, Any]:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": _cut(text)}}
+
+
+def render(finding: dict[str, Any]) -> dict[str, Any]:
+    """The webhook payload for one finding: header, who/what/where/when, change, actions, links."""
+    severity = str(finding.get("severity", "INFO"))
+    emoji, colour = STYLE.get(severity, STYLE["INFO"])
+    actor, event = finding.get("actor") or {}, finding.get("event") or {}
+    target = finding.get("target") or {}
+    fields = [
+        f"*Who*\n{actor.get('display') or actor.get('arn') or 'unknown'}"
+        + (f"\n`{actor['arn']}`" if actor.get("arn") else ""),
+        f"*What*\n{event.get('event_name', '?')}"
+        + (f" on {target.get('kind')} *{target.get('name')}*" if target.get("name") else "")
+        + (" (DENIED)" if (finding.get("attempt") or {}).get("status") == "denied" else ""),
+        f"*Where*\naccount {event.get('account_id', '?')}, {event.get('region', '?')}",
+        f"*When*\n{event.get('event_time', '?')}",
+    ]
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": {"type": "plain_text", "text": f"{severity}: {finding.get('title', '')}"[:150]}},
+        {"type": "section", "fields": [{"type": "mrkdwn", "text": _cut(f)} for f in fields]},
+    ]
+    reasons = finding.get("reasons") or []
+    if reasons:
+        blocks.append(_section("*Why*\n" + "\n".join(f"• {r}" for r in reasons[:8])))
+    change = finding.get("change")
+    if change:
+        blocks.append(
+            _section(
+                f"*Gained* {', '.join(change.get('gained') or [])}\n"
+                f"*Before* {', '.join(change.get('before') or []) or '(none)'}\n"
+                f"*After* {', '.join(change.get('after') or []) or '(none)'}"
+            )
+        )
+    actions = finding.get("actions") or []
+    if actions:
+        verb = {"taken": "Done", "proposed": "Proposed (detect mode)", "failed": "FAILED"}
+        lines = [f"• {verb.get(a['status'], a['status'])}: `{a['service']}:{a['operation']}`" for a in actions[:8]]
+        blocks.append(_section("*Action*\n" + "\n".join(lines)))
+    links = [
+        f"<{url}|{label}>"
+        for label, url in (("CloudTrail event", event.get("console_url")), ("Runbook", finding.get("runbook_url")))
+        if url
+    ]
+    blocks.append(
+        {
+            "type": "context",
+            "elements": [
+                {
+                    "type": "mrkdwn",
+                    "text": " · ".join(
+                        [*links, f"`{finding.get('finding_id', '')}`", f"mode {finding.get('mode', '?')}"]
+                    ),
+                }
+            ],
+        }
+    )
+    text = f"{emoji} [{severity}] {finding.get('title', '')}"
+    return {"text": text, "attachments": [{"color": colour, "blocks": blocks}]}
+
+
+def render_digest(finding: dict[str, Any], count: int, window_seconds: int) -> dict[str, Any]:
+    """One message for a burst: what is repeating and where the full record is."""
+    severity = str(finding.get("severity", "INFO"))
+    emoji, colour = STYLE.get(severity, STYLE["INFO"])
+    actor = (finding.get("actor") or {}).get("display") or "unknown actor"
+    text = (
+        f"{emoji} Flood control: {count} similar {finding.get('kind')} findings from {actor} within "
+        f"{window_seconds // 60} min. Further ones in this window are not posted here; every finding "
+        "is still on the alert topic, in email and in the archive."
+    )
+    return {"text": text, "attachments": [{"color": colour, "blocks": [_section(text)]}]}
+
+
+def render_text(payload: dict[str, Any]) -> str:
+    """Plain-text view of a payload, as the replay shows it."""
+    lines = [payload["text"]]
+    for attachment in payload.get("attachments", []):
+        for block in attachment["blocks"]:
+            if block["type"] == "section" and "fields" in block:
+                lines += [f["text"].replace("\n", ": ", 1) for f in block["fields"]]
+            elif block["type"] == "section":
+                lines.append(block["text"]["text"])
+            elif block["type"] == "context":
+                lines.append(block["elements"][0]["text"])
+    return "\n".join(lines)
+
+
+class FloodGate:
+    """Counts similar findings per window in DynamoDB (one atomic ADD per finding)."""
+
+    def __init__(
+        self, dynamodb: Any, table: str, window_seconds: int, threshold: int, clock: Callable[[], float] = time.time
+    ) -> None:
+        self._db = dynamodb
+        self._table = table
+        self.window_seconds = window_seconds
+        self.threshold = threshold
+        self._clock = clock
+
+    def count(self, finding: dict[str, Any]) -> int:
+        window = int(self._clock()) // self.window_seconds
+        actor = (finding.get("actor") or {}).get("arn") or (finding.get("actor") or {}).get("display") or "?"
+        key = f"slack-flood#{finding.get('responder')}#{finding.get('kind')}#{actor}#{window}"
+        response = self._db.update_item(
+            TableName=self._table,
+            Key={"id": {"S": key}},
+            UpdateExpression="ADD seen :one SET expiration = :expires",
+            ExpressionAttributeValues={
+                ":one": {"N": "1"},
+                ":expires": {"N": str(int(self._clock()) + 2 * self.window_seconds)},
+            },
+            ReturnValues="UPDATED_NEW",
+        )
+        return int(response["Attributes"]["seen"]["N"])
+
+
+class SlackNotifier:
+    def __init__(self, webhook_url: str, gate: FloodGate | None = None, max_retries: int = 3) -> None:
+        self.client = WebhookClient(
+            webhook_url,
+            timeout=10,
+            retry_handlers=[
+                ConnectionErrorRetryHandler(max_retry_count=max_retries),
+                RateLimitErrorRetryHandler(max_retry_count=max_retries),
+                ServerErrorRetryHandler(max_retry_count=max_retries),
+            ],
+        )
+        self.gate = gate
+
+    def deliver(self, finding: dict[str, Any]) -> str:
+        """Post the finding (or its burst's digest); 'posted', 'digest' or 'suppressed'."""
+        if self.gate is not None:
+            seen = self.gate.count(finding)
+            if seen == self.gate.threshold + 1:
+                self._post(render_digest(finding, seen, self.gate.window_seconds))
+                return "digest"
+            if seen > self.gate.threshold + 1:
+                return "suppressed"
+        self._post(render(finding))
+        return "posted"
+
+    def _post(self, payload: dict[str, Any]) -> None:
+        response = self.client.send_dict(payload)
+        if response.status_code != 200:
+            raise SlackDeliveryError(f"Slack answered {response.status_code}: {response.body[:200]}")
+
+
+def notifier_from_settings(settings: Settings, clients: AwsClients) -> SlackNotifier:
+    """The webhook URL from Secrets Manager, cached by Powertools for five minutes."""
+    from aws_lambda_powertools.utilities import parameters
+
+    settings.require("slack_webhook_secret_arn")
+    assert settings.slack_webhook_secret_arn
+    url = parameters.get_secret(settings.slack_webhook_secret_arn, max_age=300)
+    gate = FloodGate(
+        clients.dynamodb,
+        settings.dedup_table_name,
+        settings.slack_digest_window_seconds,
+        settings.slack_digest_threshold,
+    )
+    return SlackNotifier(str(url).strip(), gate)

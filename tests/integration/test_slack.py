@@ -1,0 +1,120 @@
+"""Slack delivery against a real HTTP server on 127.0.0.1 standing in for Slack's webhook."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from connect_guard.events import CloudTrailEvent
+from connect_guard.responders import policy_alerts, role_quarantine
+from connect_guard.slack import FloodGate, SlackDeliveryError, SlackNotifier, notifier_from_settings, render_text
+from tests.conftest import load_event, with_new_event_id
+
+pytestmark = pytest.mark.allow_hosts(["127.0.0.1"])
+
+
+class FakeSlack:
+    """Records posted payloads; answers from a script of status codes (then 200 'ok')."""
+
+    def __init__(self) -> None:
+        self.posts: list[dict[str, Any]] = []
+        self.script: list[tuple[int, dict[str, str]]] = []
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                status, headers = fake.script.pop(0) if fake.script else (200, {})
+                if status == 200:
+                    fake.posts.append(body)
+                self.send_response(status)
+                for key, value in headers.items():
+                    self.send_header(key, value)
+                self.end_headers()
+                self.wfile.write(b"ok" if status == 200 else b"rate_limited")
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/services/T000/B000/XXXX"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+@pytest.fixture
+def slack() -> Iterator[FakeSlack]:
+    fake = FakeSlack()
+    yield fake
+    fake.server.shutdown()
+
+
+def finding(aws, relative: str, responder=policy_alerts, **settings: Any) -> dict[str, Any]:
+    event = CloudTrailEvent.model_validate(with_new_event_id(load_event(relative)))
+    outcome = responder.build(aws.settings(**settings), aws.clients).handle(event)
+    assert outcome.finding is not None
+    return outcome.finding
+
+
+def test_critical_alert_renders_severity_who_what_where_when_and_links(aws, slack):
+    alert = finding(aws, "iam/attach-user-policy-administratoraccess.json")
+    assert SlackNotifier(slack.url).deliver(alert) == "posted"
+    (payload,) = slack.posts
+    assert payload["text"] == ":rotating_light: [CRITICAL] AdministratorAccess attached to user alice in 111122223333"
+    attachment = payload["attachments"][0]
+    assert attachment["color"] == "#b00020"
+    text = json.dumps(attachment["blocks"])
+    for expected in (
+        "*Who*",
+        "*What*",
+        "AttachUserPolicy on user *alice*",
+        "account 111122223333",
+        "*When*",
+        "cloudtrailv2/home?region=us-east-1#/events/",
+        "policy-alerts.md|Runbook",
+    ):
+        assert expected in text, expected
+
+
+def test_quarantine_alert_shows_the_action_and_detect_mode_says_proposed(aws, slack):
+    alert = finding(
+        aws, "quarantine/delete-role-connect-slr-denied-iam-user.json", role_quarantine, response_mode="detect"
+    )
+    SlackNotifier(slack.url).deliver(alert)
+    rendered = render_text(slack.posts[0])
+    assert "Proposed (detect mode): `iam:AttachUserPolicy`" in rendered
+    assert "(DENIED)" in rendered
+
+
+def test_429_with_retry_after_and_5xx_are_retried(aws, slack):
+    slack.script = [(429, {"Retry-After": "1"}), (503, {})]
+    assert SlackNotifier(slack.url).deliver(finding(aws, "iam/put-role-policy-passrole-star.json")) == "posted"
+    assert len(slack.posts) == 1
+
+
+def test_repeated_failure_raises_so_lambda_retries_and_the_dlq_keeps_it(aws, slack):
+    slack.script = [(500, {})] * 10
+    with pytest.raises(SlackDeliveryError, match="500"):
+        SlackNotifier(slack.url, max_retries=2).deliver(finding(aws, "iam/put-role-policy-passrole-star.json"))
+    assert slack.posts == []
+
+
+def test_a_burst_of_similar_findings_becomes_one_digest(aws, slack):
+    gate = FloodGate(aws.clients.dynamodb, aws.table_name, window_seconds=300, threshold=2, clock=lambda: 1_000_000.0)
+    notifier = SlackNotifier(slack.url, gate)
+    results = [notifier.deliver(finding(aws, "iam/attach-user-policy-administratoraccess.json")) for _ in range(5)]
+    assert results == ["posted", "posted", "digest", "suppressed", "suppressed"]
+    assert len(slack.posts) == 3 and slack.posts[2]["text"].startswith(":rotating_light: Flood control: 3 similar")
+    other = finding(aws, "iam/put-user-policy-inline-notaction.json")  # another actor: not in that burst
+    assert notifier.deliver(other) == "posted"
+
+
+def test_webhook_url_comes_from_secrets_manager(aws, slack):
+    secret = aws.session.client("secretsmanager").create_secret(Name="connect-guard/slack", SecretString=slack.url)
+    settings = aws.settings(slack_webhook_secret_arn=secret["ARN"])
+    notifier = notifier_from_settings(settings, aws.clients)
+    assert notifier.deliver(finding(aws, "iam/attach-role-policy-root.json")) == "posted"
