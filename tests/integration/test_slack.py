@@ -118,3 +118,11 @@ def test_webhook_url_comes_from_secrets_manager(aws, slack):
     settings = aws.settings(slack_webhook_secret_arn=secret["ARN"])
     notifier = notifier_from_settings(settings, aws.clients)
     assert notifier.deliver(finding(aws, "iam/attach-role-policy-root.json")) == "posted"
+
+
+def test_admin_website_changes_name_the_connect_user_in_slack(aws, slack):
+    from connect_guard.responders import profile_rollback
+
+    alert = finding(aws, "connect/update-user-security-profiles-admin-website.json", profile_rollback)
+    SlackNotifier(slack.url).deliver(alert)
+    assert "*Who*: r.osei (Connect admin website)" in render_text(slack.posts[0])

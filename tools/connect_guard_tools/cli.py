@@ -51,6 +51,8 @@ def _parser() -> argparse.ArgumentParser:
         help="IAM state to create in the embedded AWS (default: events/demo-state.yaml)",
     )
     replay.add_argument("--show-findings", action="store_true", help="print each alert as email renders it")
+    replay.add_argument("--slack", action="store_true", help="print each alert as the Slack message (text view)")
+    replay.add_argument("--slack-webhook", metavar="URL", help="also post each alert to this Slack incoming webhook")
     replay.add_argument("--fail-on-error", action="store_true", help="exit 1 if any event ends in error")
     replay.add_argument("--no-progress", action="store_true")
     replay.add_argument(
@@ -179,6 +181,8 @@ def replay(args: argparse.Namespace, out: TextIO) -> int:
             _text_line(result, out)
             for email in result.emails if args.show_findings else ():
                 out.write("\n" + "\n".join("      | " + line for line in email.splitlines()) + "\n\n")
+            if result.finding and (args.slack or args.slack_webhook):
+                _slack(result.finding, args, out)
         if args.sweep:
             _sweep(aws, replayer, out)
         if args.release:
@@ -215,6 +219,17 @@ def _sweep(aws: LocalAws, replayer: Replayer, out: TextIO) -> None:
             out.write(f"      {sweep.describe(item, names)}\n")
         for item, plan, status in result.plans:
             out.write(f"      {status}: {plan.operation} {item.name} (gained {', '.join(plan.gained)})\n")
+
+
+def _slack(finding: dict[str, Any], args: argparse.Namespace, out: TextIO) -> None:
+    from connect_guard.slack import SlackNotifier, render, render_text
+
+    if args.slack:
+        text = render_text(render(finding))
+        out.write("\n" + "\n".join("      # " + line for line in text.splitlines()) + "\n\n")
+    if args.slack_webhook:
+        SlackNotifier(args.slack_webhook).deliver(finding)
+        out.write("      slack: posted to the webhook\n")
 
 
 def _export(aws: LocalAws, replayer: Replayer, out: TextIO) -> None:

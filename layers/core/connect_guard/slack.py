@@ -51,9 +51,10 @@ def render(finding: dict[str, Any]) -> dict[str, Any]:
     emoji, colour = STYLE.get(severity, STYLE["INFO"])
     actor, event = finding.get("actor") or {}, finding.get("event") or {}
     target = finding.get("target") or {}
+    website_user = (finding.get("connect") or {}).get("actor_username")
+    who = f"{website_user} (Connect admin website)" if website_user else actor.get("display") or "unknown"
     fields = [
-        f"*Who*\n{actor.get('display') or actor.get('arn') or 'unknown'}"
-        + (f"\n`{actor['arn']}`" if actor.get("arn") else ""),
+        f"*Who*\n{who}" + (f"\n`{actor['arn']}`" if actor.get("arn") else ""),
         f"*What*\n{event.get('event_name', '?')}"
         + (f" on {target.get('kind')} *{target.get('name')}*" if target.get("name") else "")
         + (" (DENIED)" if (finding.get("attempt") or {}).get("status") == "denied" else ""),
