@@ -134,6 +134,10 @@ def dead_letter_queues() -> set[str]:
         redrive = subscription["Properties"].get("RedrivePolicy")
         if redrive:
             dlqs.add(target(redrive["deadLetterTargetArn"]))
+    for function in FUNCTIONS.values():  # Lambda's on-failure destination of async invocations
+        on_failure = function["Properties"].get("EventInvokeConfig", {}).get("DestinationConfig", {}).get("OnFailure")
+        if on_failure and on_failure["Type"] == "SQS":
+            dlqs.add(target(on_failure["Destination"]))
     dlqs.discard(None)
     return dlqs  # type: ignore[return-value]
 
@@ -206,6 +210,8 @@ def test_transform_and_function_globals() -> None:
         ("ExportLagHours", 12),
         ("ExportMaxWindowHours", 24),
         ("ArchiveBehindAlertHours", 48),
+        ("SlackWebhookSecretArn", ""),
+        ("SlackMinimumSeverity", "HIGH"),
     ],
 )
 def test_parameters_and_defaults(name: str, default: Any) -> None:
@@ -234,6 +240,10 @@ def test_allowed_values_are_the_intended_ones() -> None:
     assert params["ArchiveTransitionIaDays"]["MinValue"] == 30  # S3 refuses Standard-IA before 30 days
     # CloudWatch Logs data can take up to 12 h to become exportable: no window closer to now.
     assert params["ExportLagHours"]["MinValue"] >= 12
+    # The severity names the publisher puts in the `severity` message attribute.
+    from connect_guard.policy import Severity
+
+    assert set(params["SlackMinimumSeverity"]["AllowedValues"]) == {s.name for s in Severity}
 
 
 def test_default_protected_role_names_cover_connects_service_linked_roles() -> None:
@@ -300,6 +310,12 @@ def test_outputs() -> None:
         "ArchiveBucketName",
         "ArchiveKeyArn",
         "FindingsArchiveQueueUrl",
+        "SlackNotifierFunctionArn",
+    }
+    assert T["Outputs"]["SlackNotifierFunctionArn"] == {
+        "Condition": "HasSlack",
+        "Description": T["Outputs"]["SlackNotifierFunctionArn"]["Description"],
+        "Value": {"Fn::GetAtt": ["SlackNotifierFunction", "Arn"]},
     }
     assert T["Outputs"]["ArchiveBucketName"]["Value"] == {"Ref": "ArchiveBucket"}
     assert T["Outputs"]["ArchiveKeyArn"]["Value"] == {"Fn::GetAtt": ["ArchiveKey", "Arn"]}
@@ -450,6 +466,7 @@ def test_every_dlq_has_an_alarm_that_notifies_the_topic() -> None:
         "ProfileRollbackDLQAlarm",
         "SweepDLQAlarm",
         "QuarantineDLQAlarm",
+        "SlackNotifierDLQAlarm",
     } <= set(ALARMS)
 
 
@@ -551,6 +568,8 @@ EXPORT_LOG_GROUPS = {
         "",
         [
             {"Fn::Sub": SUITE_LOG_GROUPS},
+            # The Slack notifier's group exists only when it is deployed.
+            {"Fn::If": ["HasSlack", {"Fn::Sub": ",/connect-guard/${Environment}/slack-notifier"}, ""]},
             {"Fn::If": ["HasConnectInstanceAlias", {"Fn::Sub": ",/aws/connect/${ConnectInstanceAlias}"}, ""]},
             {"Fn::If": ["HasExportLogGroups", {"Fn::Sub": ",${ExportLogGroups}"}, ""]},
         ],
@@ -565,6 +584,12 @@ ARCHIVE_ENV = {
     # The exporter keeps its checkpoints (pk "export#<log group>") in the baseline table.
     "CHECKPOINT_TABLE_NAME": {"Ref": "BaselineTable"},
     "FINDINGS_ARCHIVE_QUEUE_URL": {"Ref": "FindingsArchiveQueue"},
+}
+# Slack delivery (connect_guard.settings: slack_webhook_secret_arn, slack_digest_*).
+SLACK_ENV = {
+    "SLACK_WEBHOOK_SECRET_ARN": {"Ref": "SlackWebhookSecretArn"},
+    "SLACK_DIGEST_WINDOW_SECONDS": "300",
+    "SLACK_DIGEST_THRESHOLD": "3",
 }
 
 # Every function reads the same settings under the same names (connect_guard.settings.Settings).
@@ -581,6 +606,7 @@ COMMON_ENV = {
     "POWERTOOLS_LOG_LEVEL": "INFO",
     **{variable: {"Ref": parameter} for parameter, variable in QUARANTINE_PARAMETERS.items()},
     **ARCHIVE_ENV,
+    **SLACK_ENV,
 }
 CONNECT_ENV = {
     "BASELINE_TABLE_NAME": {"Ref": "BaselineTable"},
@@ -766,6 +792,7 @@ def test_policy_alerts_function_contract() -> None:
         "POWERTOOLS_METRICS_NAMESPACE": "ConnectGuard",
         "POWERTOOLS_LOG_LEVEL": "INFO",
         **ARCHIVE_ENV,
+        **SLACK_ENV,
     }
 
 
@@ -1149,7 +1176,7 @@ def test_policy_alerts_has_exactly_the_contract_actions_on_their_resources() -> 
 
 
 # Functions that never leave this account: no member role, whatever the configuration.
-OWN_ACCOUNT_ONLY = {"LogExportFunction"}
+OWN_ACCOUNT_ONLY = {"LogExportFunction", "SlackNotifierFunction"}
 
 
 @pytest.mark.parametrize("function", sorted(OWN_ACCOUNT_ONLY))
@@ -1528,6 +1555,12 @@ def condition(name: str, params: dict[str, str]) -> bool:
     return holds(T["Conditions"][name])
 
 
+def deployed(name: str, params: dict[str, str]) -> bool:
+    """Whether a resource (conditional ones are in RESOURCES too) exists with these parameters."""
+    resource_condition = RESOURCES[name].get("Condition")
+    return resource_condition is None or condition(resource_condition, params)
+
+
 def resolve(node: Any, params: dict[str, str]) -> Any:
     def ref(name: str) -> str:
         base, _, attribute = name.partition(".")
@@ -1827,6 +1860,10 @@ def _may_export(group: str, params: dict[str, str]) -> bool:
     return all(any(fnmatch.fnmatchcase(a, p) for p in patterns) for a in (arn, arn + ":*"))
 
 
+SLACK_SECRET_ARN = "arn:aws:secretsmanager:us-east-1:111122223333:secret:connect-guard/slack-AbCdEf"
+
+
+@pytest.mark.parametrize("slack", ["", SLACK_SECRET_ARN])
 @pytest.mark.parametrize(
     ("alias", "extra", "expected_extra"),
     [
@@ -1837,12 +1874,20 @@ def _may_export(group: str, params: dict[str, str]) -> bool:
     ],
 )
 def test_exported_log_groups_are_the_suites_and_the_configured_ones(
-    alias: str, extra: str, expected_extra: list[str]
+    alias: str, extra: str, expected_extra: list[str], slack: str
 ) -> None:
     from connect_guard.settings import Settings
 
-    params = parameters(Environment="prod", ConnectInstanceAlias=alias, ExportLogGroups=extra)
-    groups = [target(fn["Properties"]["LoggingConfig"]["LogGroup"]) or "" for fn in FUNCTIONS.values()]
+    params = parameters(
+        Environment="prod", ConnectInstanceAlias=alias, ExportLogGroups=extra, SlackWebhookSecretArn=slack
+    )
+    # The functions deployed with these parameters: a conditional one's group exists only with it.
+    groups = [
+        target(fn["Properties"]["LoggingConfig"]["LogGroup"]) or ""
+        for name, fn in FUNCTIONS.items()
+        if deployed(name, params)
+    ]
+    assert ("SlackNotifierLogGroup" in groups) is bool(slack)
     suite = [resolve(props(group)["LogGroupName"], params) for group in groups]
     assert all(group.startswith("/connect-guard/prod/") for group in suite)
     env = {k: str(resolve(v, params)) for k, v in props("LogExportFunction")["Environment"]["Variables"].items()}
@@ -1885,6 +1930,158 @@ def test_rule_routes_ignore_the_scheduled_functions() -> None:
     for function in scheduled:
         assert "Events" not in props(function), function  # invoked by their schedules only
     assert {r.rule for r in routes} == {n for n, r in RULES.items() if "EventPattern" in r["Properties"]}
+
+
+# ---- Slack notifier (optional: HasSlack) ---------------------------------------------------------
+SLACK_RESOURCES = {
+    "SlackNotifierDLQ": "AWS::SQS::Queue",
+    "SlackNotifierDLQPolicy": "AWS::SQS::QueuePolicy",
+    "SlackNotifierLogGroup": "AWS::Logs::LogGroup",
+    "SlackNotifierFunctionRole": "AWS::IAM::Role",
+    "SlackNotifierFunction": "AWS::Serverless::Function",
+    "SlackNotifierPermission": "AWS::Lambda::Permission",
+    "SlackNotifierSubscription": "AWS::SNS::Subscription",
+    "SlackNotifierDLQAlarm": "AWS::CloudWatch::Alarm",
+    "SlackNotifierErrorsAlarm": "AWS::CloudWatch::Alarm",
+}
+
+
+def _references(node: Any) -> set[str]:
+    """Logical IDs a node points at (Ref, GetAtt, ${X} / ${X.Attr} in Sub)."""
+    found = set()
+    for key, value in walk(node):
+        if key == "Ref" and isinstance(value, str):
+            found.add(value)
+        elif key == "Fn::GetAtt":
+            found.add(value[0] if isinstance(value, list) else value.split(".")[0])
+        elif key == "Fn::Sub":
+            text = value if isinstance(value, str) else value[0]
+            found |= {m.split(".")[0] for m in re.findall(r"\$\{([\w:.]+)\}", text)}
+    return found
+
+
+def test_slack_resources_exist_only_with_a_webhook_secret() -> None:
+    assert T["Conditions"]["HasSlack"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "SlackWebhookSecretArn"}, ""]}]}
+    for name, resource_type in SLACK_RESOURCES.items():
+        assert RESOURCES[name]["Type"] == resource_type, name
+        assert RESOURCES[name]["Condition"] == "HasSlack", name
+    # Whatever points at a Slack resource is itself conditional (else the stack fails without Slack).
+    for name, resource in RESOURCES.items():
+        if _references(resource) & set(SLACK_RESOURCES):
+            assert resource.get("Condition") == "HasSlack", name
+    assert not deployed("SlackNotifierFunction", parameters())
+    assert deployed("SlackNotifierFunction", parameters(SlackWebhookSecretArn=SLACK_SECRET_ARN))
+
+
+def test_slack_webhook_secret_arn_must_be_a_complete_secret_arn() -> None:
+    # IAM matches the complete ARN: a partial one (no random suffix) would be granted nothing.
+    pattern = re.compile(T["Parameters"]["SlackWebhookSecretArn"]["AllowedPattern"])
+    for ok in ("", SLACK_SECRET_ARN, "arn:aws-us-gov:secretsmanager:us-gov-west-1:111122223333:secret:slack-x1Y2z3"):
+        assert pattern.fullmatch(ok), ok
+    for bad in (
+        "arn:aws:secretsmanager:us-east-1:111122223333:secret:connect-guard/slack",
+        "arn:aws:secretsmanager:us-east-1:111122223333:secret:*",
+        "arn:aws:ssm:us-east-1:111122223333:parameter/slack",
+        "https://hooks.slack.com/services/T000/B000/XXXX",
+        "*",
+    ):
+        assert not pattern.fullmatch(bad), bad
+
+
+@pytest.mark.parametrize("minimum", T["Parameters"]["SlackMinimumSeverity"]["AllowedValues"])
+def test_slack_filter_policy_admits_the_severities_at_or_above_the_minimum(minimum: str) -> None:
+    from connect_guard.policy import Severity
+
+    subscription = props("SlackNotifierSubscription")
+    assert subscription["FilterPolicyScope"] == "MessageAttributes"
+    params = parameters(SlackWebhookSecretArn=SLACK_SECRET_ARN, SlackMinimumSeverity=minimum)
+    policy = resolve(subscription["FilterPolicy"], params)
+    expected = {s.name for s in Severity if s >= Severity[minimum]}
+    assert set(policy) == {"severity"}  # the attribute connect_guard.publisher sets
+    assert set(policy["severity"]) == expected
+    assert len(policy["severity"]) == len(expected)
+
+
+def test_slack_notifier_function_contract() -> None:
+    p = props("SlackNotifierFunction")
+    assert p["CodeUri"] == "functions/slack_notifier"
+    assert p["Handler"] == "app.lambda_handler"
+    assert p["Timeout"] == 30
+    assert p["ReservedConcurrentExecutions"] == 2
+    assert p["Role"] == {"Fn::GetAtt": ["SlackNotifierFunctionRole", "Arn"]}
+    assert "Events" not in p  # invoked by the alert topic's subscription only
+    assert props("SlackNotifierLogGroup")["LogGroupName"] == {"Fn::Sub": "/connect-guard/${Environment}/slack-notifier"}
+    assert p["Environment"]["Variables"] == {**COMMON_ENV, "POWERTOOLS_SERVICE_NAME": "slack-notifier"}
+    permission = props("SlackNotifierPermission")
+    assert permission == {
+        "FunctionName": {"Fn::GetAtt": ["SlackNotifierFunction", "Arn"]},
+        "Action": "lambda:InvokeFunction",
+        "Principal": "sns.amazonaws.com",
+        "SourceArn": {"Ref": "AlertTopic"},
+    }
+
+
+def test_slack_notifier_failures_end_in_its_dlq_with_an_alarm() -> None:
+    # Lambda's async retries, then its on-failure destination: a failed post is kept, not lost.
+    assert props("SlackNotifierFunction")["EventInvokeConfig"] == {
+        "MaximumRetryAttempts": 2,
+        "MaximumEventAgeInSeconds": 21600,
+        "DestinationConfig": {"OnFailure": {"Type": "SQS", "Destination": {"Fn::GetAtt": ["SlackNotifierDLQ", "Arn"]}}},
+    }
+    # SNS's own delivery failures (it could not invoke the function) go to the same queue.
+    subscription = RESOURCES["SlackNotifierSubscription"]
+    assert subscription["Properties"]["TopicArn"] == {"Ref": "AlertTopic"}
+    assert subscription["Properties"]["Protocol"] == "lambda"
+    assert subscription["Properties"]["Endpoint"] == {"Fn::GetAtt": ["SlackNotifierFunction", "Arn"]}
+    assert subscription["Properties"]["RedrivePolicy"] == {
+        "deadLetterTargetArn": {"Fn::GetAtt": ["SlackNotifierDLQ", "Arn"]}
+    }
+    assert set(as_list(subscription["DependsOn"])) == {"SlackNotifierPermission", "SlackNotifierDLQPolicy"}
+    assert "SlackNotifierDLQ" in dead_letter_queues()
+    dlq = props("SlackNotifierDLQ")
+    assert dlq["MessageRetentionPeriod"] == 14 * 24 * 3600 and references_suite_key(dlq["KmsMasterKeyId"])
+    # The destination sends with the function's role; the queue policy admits SNS from the topic only.
+    granted = _granted(props("SlackNotifierFunctionRole"))
+    assert [target(r) for r in granted["sqs:SendMessage"]] == ["SlackNotifierDLQ"]
+    assert {target(r) for r in granted["kms:GenerateDataKey"]} == {"SuiteKey"}
+    (sns,) = [s for s in queue_policy_statements("SlackNotifierDLQ") if s["Effect"] == "Allow"]
+    assert sns["Principal"] == {"Service": "sns.amazonaws.com"}
+    assert sns["Condition"] == {"ArnEquals": {"aws:SourceArn": {"Ref": "AlertTopic"}}}
+    alarm = ALARMS["SlackNotifierDLQAlarm"]["Properties"]
+    assert alarm["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": ["SlackNotifierDLQ", "QueueName"]}}]
+    assert alarm["AlarmName"] == {"Fn::Sub": "connect-guard-${Environment}-slack-notifier-dlq"}
+    assert ALARMS["SlackNotifierErrorsAlarm"]["Properties"]["AlarmName"] == {
+        "Fn::Sub": "connect-guard-${Environment}-slack-notifier-errors"
+    }
+
+
+SLACK_NOTIFIER_ACTIONS = {
+    "logs:CreateLogStream": {"SlackNotifierLogGroup"},
+    "logs:PutLogEvents": {"SlackNotifierLogGroup"},
+    "secretsmanager:GetSecretValue": {"SlackWebhookSecretArn"},  # the parameter: that one secret
+    "kms:Decrypt": {"SuiteKey"},
+    "kms:GenerateDataKey": {"SuiteKey"},
+    "sqs:SendMessage": {"SlackNotifierDLQ"},
+    "dynamodb:GetItem": {"DedupTable"},  # digest counters (pk id)
+    "dynamodb:PutItem": {"DedupTable"},
+    "dynamodb:UpdateItem": {"DedupTable"},
+}
+
+
+def test_slack_notifier_has_exactly_the_contract_actions() -> None:
+    _, role_props = function_role("SlackNotifierFunction")
+    granted = _granted(role_props)
+    assert set(granted) == set(SLACK_NOTIFIER_ACTIONS)
+    for action, expected in SLACK_NOTIFIER_ACTIONS.items():
+        assert {target(r) for r in granted[action]} == expected, action
+    # The secret permission is the parameter itself, nothing wider, and no condition to widen it.
+    (secret,) = [s for s in role_statements(role_props) if "secretsmanager:GetSecretValue" in as_list(s["Action"])]
+    assert secret["Action"] == "secretsmanager:GetSecretValue"
+    assert secret["Resource"] == {"Ref": "SlackWebhookSecretArn"} and "Condition" not in secret
+    # No other role of the stack reads secrets.
+    for name, role in ROLES.items():
+        if name != "SlackNotifierFunctionRole":
+            assert not any(a.startswith("secretsmanager:") for a in _granted(role["Properties"])), name
 
 
 # ---- samconfig.toml ------------------------------------------------------------------------------
