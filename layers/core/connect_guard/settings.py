@@ -72,6 +72,7 @@ class Settings(BaseModel):
     slack_webhook_secret_arn: str | None = None
     slack_digest_window_seconds: int = Field(default=300, ge=10)
     slack_digest_threshold: int = Field(default=3, ge=1)
+    chat_topic_arn: str | None = None
 
     _split = field_validator(
         "allowlisted_principals",
@@ -92,6 +93,7 @@ class Settings(BaseModel):
         "checkpoint_table_name",
         "findings_archive_queue_url",
         "slack_webhook_secret_arn",
+        "chat_topic_arn",
         mode="before",
     )
     @classmethod
@@ -151,6 +153,7 @@ class Settings(BaseModel):
             "slack_webhook_secret_arn": "SLACK_WEBHOOK_SECRET_ARN",
             "slack_digest_window_seconds": "SLACK_DIGEST_WINDOW_SECONDS",
             "slack_digest_threshold": "SLACK_DIGEST_THRESHOLD",
+            "chat_topic_arn": "CHAT_TOPIC_ARN",
         }
         values = {field: env[var] for field, var in names.items() if var in env and env[var] != ""}
         try:
