@@ -126,3 +126,20 @@ def test_admin_website_changes_name_the_connect_user_in_slack(aws, slack):
     alert = finding(aws, "connect/update-user-security-profiles-admin-website.json", profile_rollback)
     SlackNotifier(slack.url).deliver(alert)
     assert "*Who*: r.osei (Connect admin website)" in render_text(slack.posts[0])
+
+
+@pytest.mark.parametrize(
+    ("relative", "severity", "colour"),
+    [
+        ("iam/attach-user-policy-administratoraccess.json", "CRITICAL", "#b00020"),
+        ("iam/put-user-policy-inline-notaction.json", "HIGH", "#e8590c"),
+        ("iam/put-group-policy-connect-read-only.json", "MEDIUM", "#f2c744"),
+        ("iam/attach-role-policy-allowlisted-pipeline.json", "INFO", "#868e96"),
+    ],
+)
+def test_each_severity_has_its_colour_and_emoji(aws, slack, relative, severity, colour):
+    alert = finding(aws, relative, allowlisted_principals=("arn:aws:iam::111122223333:role/ConnectChangePipeline",))
+    SlackNotifier(slack.url).deliver(alert)
+    (payload,) = slack.posts
+    assert payload["attachments"][0]["color"] == colour
+    assert f"[{severity}]" in payload["text"]
