@@ -7,6 +7,7 @@ import boto3
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from connect_guard.clients import RETRY_CONFIG
+from connect_guard.findings import SCHEMA_ID as FINDING_SCHEMA
 from connect_guard.integrations import to_asff
 from connect_guard.observability import logger
 from connect_guard.settings import Settings
@@ -24,9 +25,16 @@ def _securityhub(region: str) -> Any:
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """A refused import raises: Lambda retries, then the DLQ keeps the notification."""
     settings = Settings.from_env()
-    findings = [
-        to_asff(json.loads(r["Sns"]["Message"]), settings.own_account_id, settings.region) for r in event["Records"]
-    ]
+    findings = []
+    for record in event["Records"]:
+        message = json.loads(record["Sns"]["Message"])
+        if not isinstance(message, dict) or message.get("schema") != FINDING_SCHEMA:
+            # CloudWatch alarms share the topic: they are not findings and stay out of Security Hub.
+            logger.info("not a finding: skipped", extra={"subject": record["Sns"].get("Subject")})
+            continue
+        findings.append(to_asff(message, settings.own_account_id, settings.region))
+    if not findings:
+        return {"imported": 0}
     response = _securityhub(settings.region).batch_import_findings(Findings=findings)
     if response.get("FailedCount"):
         raise RuntimeError(f"Security Hub refused findings: {response.get('FailedFindings')}")

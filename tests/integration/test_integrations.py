@@ -69,3 +69,11 @@ def test_chat_notifications_use_the_custom_notification_format(aws, monkeypatch,
     assert notification["version"] == "1.0" and notification["source"] == "custom"
     assert notification["content"]["textType"] == "client-markdown"
     assert notification["content"]["title"].startswith("[CRITICAL] AdministratorAccess attached to user alice")
+
+
+def test_alarm_notifications_on_the_topic_are_not_imported(aws, monkeypatch, lambda_context):
+    monkeypatch.setenv("ALERT_TOPIC_ARN", aws.topic_arn)
+    monkeypatch.setenv("DEDUP_TABLE_NAME", aws.table_name)
+    alarm = {"AlarmName": "connect-guard-dev-policy-alerts-dlq", "NewStateValue": "ALARM"}
+    assert function("securityhub_import").lambda_handler(sns_event(alarm), lambda_context) == {"imported": 0}
+    assert aws.session.client("securityhub").get_findings()["Findings"] == []

@@ -212,6 +212,8 @@ def test_transform_and_function_globals() -> None:
         ("ArchiveBehindAlertHours", 48),
         ("SlackWebhookSecretArn", ""),
         ("SlackMinimumSeverity", "HIGH"),
+        ("EnableSecurityHub", "false"),
+        ("EnableChat", "false"),
     ],
 )
 def test_parameters_and_defaults(name: str, default: Any) -> None:
@@ -232,6 +234,8 @@ def test_allowed_values_are_the_intended_ones() -> None:
     # Settings parses these as booleans: only the two spellings the template documents.
     assert params["QuarantineOnTampering"]["AllowedValues"] == ["false", "true"]
     assert params["DeactivateAccessKeys"]["AllowedValues"] == ["false", "true"]
+    assert params["EnableSecurityHub"]["AllowedValues"] == ["false", "true"]
+    assert params["EnableChat"]["AllowedValues"] == ["false", "true"]
     assert params["RoleSnapshotSchedule"]["AllowedPattern"] == params["BaselineSweepSchedule"]["AllowedPattern"]
     assert params["ExportSchedule"]["AllowedPattern"] == params["BaselineSweepSchedule"]["AllowedPattern"]
     assert params["ObjectLockMode"]["AllowedValues"] == ["NONE", "GOVERNANCE", "COMPLIANCE"]
@@ -311,6 +315,18 @@ def test_outputs() -> None:
         "ArchiveKeyArn",
         "FindingsArchiveQueueUrl",
         "SlackNotifierFunctionArn",
+        "ChatTopicArn",
+        "SecurityHubImportFunctionArn",
+    }
+    assert T["Outputs"]["ChatTopicArn"] == {
+        "Condition": "HasChat",
+        "Description": T["Outputs"]["ChatTopicArn"]["Description"],
+        "Value": {"Ref": "ChatTopic"},
+    }
+    assert T["Outputs"]["SecurityHubImportFunctionArn"] == {
+        "Condition": "HasSecurityHub",
+        "Description": T["Outputs"]["SecurityHubImportFunctionArn"]["Description"],
+        "Value": {"Fn::GetAtt": ["SecurityHubImportFunction", "Arn"]},
     }
     assert T["Outputs"]["SlackNotifierFunctionArn"] == {
         "Condition": "HasSlack",
@@ -467,6 +483,8 @@ def test_every_dlq_has_an_alarm_that_notifies_the_topic() -> None:
         "SweepDLQAlarm",
         "QuarantineDLQAlarm",
         "SlackNotifierDLQAlarm",
+        "SecurityHubImportDLQAlarm",
+        "ChatNotifierDLQAlarm",
     } <= set(ALARMS)
 
 
@@ -570,6 +588,8 @@ EXPORT_LOG_GROUPS = {
             {"Fn::Sub": SUITE_LOG_GROUPS},
             # The Slack notifier's group exists only when it is deployed.
             {"Fn::If": ["HasSlack", {"Fn::Sub": ",/connect-guard/${Environment}/slack-notifier"}, ""]},
+            {"Fn::If": ["HasSecurityHub", {"Fn::Sub": ",/connect-guard/${Environment}/securityhub-import"}, ""]},
+            {"Fn::If": ["HasChat", {"Fn::Sub": ",/connect-guard/${Environment}/chat-notifier"}, ""]},
             {"Fn::If": ["HasConnectInstanceAlias", {"Fn::Sub": ",/aws/connect/${ConnectInstanceAlias}"}, ""]},
             {"Fn::If": ["HasExportLogGroups", {"Fn::Sub": ",${ExportLogGroups}"}, ""]},
         ],
@@ -591,6 +611,8 @@ SLACK_ENV = {
     "SLACK_DIGEST_WINDOW_SECONDS": "300",
     "SLACK_DIGEST_THRESHOLD": "3",
 }
+# Chat delivery (connect_guard.settings: chat_topic_arn): empty when the chat topic is not deployed.
+CHAT_ENV = {"CHAT_TOPIC_ARN": {"Fn::If": ["HasChat", {"Ref": "ChatTopic"}, ""]}}
 
 # Every function reads the same settings under the same names (connect_guard.settings.Settings).
 COMMON_ENV = {
@@ -607,6 +629,7 @@ COMMON_ENV = {
     **{variable: {"Ref": parameter} for parameter, variable in QUARANTINE_PARAMETERS.items()},
     **ARCHIVE_ENV,
     **SLACK_ENV,
+    **CHAT_ENV,
 }
 CONNECT_ENV = {
     "BASELINE_TABLE_NAME": {"Ref": "BaselineTable"},
@@ -793,6 +816,7 @@ def test_policy_alerts_function_contract() -> None:
         "POWERTOOLS_LOG_LEVEL": "INFO",
         **ARCHIVE_ENV,
         **SLACK_ENV,
+        **CHAT_ENV,
     }
 
 
@@ -1176,7 +1200,7 @@ def test_policy_alerts_has_exactly_the_contract_actions_on_their_resources() -> 
 
 
 # Functions that never leave this account: no member role, whatever the configuration.
-OWN_ACCOUNT_ONLY = {"LogExportFunction", "SlackNotifierFunction"}
+OWN_ACCOUNT_ONLY = {"LogExportFunction", "SlackNotifierFunction", "SecurityHubImportFunction", "ChatNotifierFunction"}
 
 
 @pytest.mark.parametrize("function", sorted(OWN_ACCOUNT_ONLY))
@@ -1863,6 +1887,9 @@ def _may_export(group: str, params: dict[str, str]) -> bool:
 SLACK_SECRET_ARN = "arn:aws:secretsmanager:us-east-1:111122223333:secret:connect-guard/slack-AbCdEf"
 
 
+@pytest.mark.parametrize(
+    ("securityhub", "chat"), [("false", "false"), ("true", "false"), ("false", "true"), ("true", "true")]
+)
 @pytest.mark.parametrize("slack", ["", SLACK_SECRET_ARN])
 @pytest.mark.parametrize(
     ("alias", "extra", "expected_extra"),
@@ -1874,12 +1901,17 @@ SLACK_SECRET_ARN = "arn:aws:secretsmanager:us-east-1:111122223333:secret:connect
     ],
 )
 def test_exported_log_groups_are_the_suites_and_the_configured_ones(
-    alias: str, extra: str, expected_extra: list[str], slack: str
+    alias: str, extra: str, expected_extra: list[str], slack: str, securityhub: str, chat: str
 ) -> None:
     from connect_guard.settings import Settings
 
     params = parameters(
-        Environment="prod", ConnectInstanceAlias=alias, ExportLogGroups=extra, SlackWebhookSecretArn=slack
+        Environment="prod",
+        ConnectInstanceAlias=alias,
+        ExportLogGroups=extra,
+        SlackWebhookSecretArn=slack,
+        EnableSecurityHub=securityhub,
+        EnableChat=chat,
     )
     # The functions deployed with these parameters: a conditional one's group exists only with it.
     groups = [
@@ -1888,6 +1920,8 @@ def test_exported_log_groups_are_the_suites_and_the_configured_ones(
         if deployed(name, params)
     ]
     assert ("SlackNotifierLogGroup" in groups) is bool(slack)
+    assert ("SecurityHubImportLogGroup" in groups) is (securityhub == "true")
+    assert ("ChatNotifierLogGroup" in groups) is (chat == "true")
     suite = [resolve(props(group)["LogGroupName"], params) for group in groups]
     assert all(group.startswith("/connect-guard/prod/") for group in suite)
     env = {k: str(resolve(v, params)) for k, v in props("LogExportFunction")["Environment"]["Variables"].items()}
@@ -2082,6 +2116,252 @@ def test_slack_notifier_has_exactly_the_contract_actions() -> None:
     for name, role in ROLES.items():
         if name != "SlackNotifierFunctionRole":
             assert not any(a.startswith("secretsmanager:") for a in _granted(role["Properties"])), name
+
+
+# ---- Security Hub import and chat notifier (optional: HasSecurityHub, HasChat) ---------------------
+SECURITYHUB_RESOURCES = {
+    "SecurityHubImportDLQ": "AWS::SQS::Queue",
+    "SecurityHubImportDLQPolicy": "AWS::SQS::QueuePolicy",
+    "SecurityHubImportLogGroup": "AWS::Logs::LogGroup",
+    "SecurityHubImportFunctionRole": "AWS::IAM::Role",
+    "SecurityHubImportFunction": "AWS::Serverless::Function",
+    "SecurityHubImportPermission": "AWS::Lambda::Permission",
+    "SecurityHubImportSubscription": "AWS::SNS::Subscription",
+    "SecurityHubImportDLQAlarm": "AWS::CloudWatch::Alarm",
+    "SecurityHubImportErrorsAlarm": "AWS::CloudWatch::Alarm",
+}
+CHAT_RESOURCES = {
+    "ChatTopic": "AWS::SNS::Topic",
+    "ChatTopicPolicy": "AWS::SNS::TopicPolicy",
+    "ChatNotifierDLQ": "AWS::SQS::Queue",
+    "ChatNotifierDLQPolicy": "AWS::SQS::QueuePolicy",
+    "ChatNotifierLogGroup": "AWS::Logs::LogGroup",
+    "ChatNotifierFunctionRole": "AWS::IAM::Role",
+    "ChatNotifierFunction": "AWS::Serverless::Function",
+    "ChatNotifierPermission": "AWS::Lambda::Permission",
+    "ChatNotifierSubscription": "AWS::SNS::Subscription",
+    "ChatNotifierDLQAlarm": "AWS::CloudWatch::Alarm",
+    "ChatNotifierErrorsAlarm": "AWS::CloudWatch::Alarm",
+}
+# Integration → (condition, its parameter, its resources, the log group's last path segment).
+INTEGRATIONS = {
+    "SecurityHubImport": ("HasSecurityHub", "EnableSecurityHub", SECURITYHUB_RESOURCES, "securityhub-import"),
+    "ChatNotifier": ("HasChat", "EnableChat", CHAT_RESOURCES, "chat-notifier"),
+}
+
+
+def _unguarded_references(node: Any, guard: str) -> set[str]:
+    """_references, minus what sits in the true branch of `Fn::If [guard, ...]` (safe when guard fails)."""
+    if isinstance(node, dict):
+        if "Fn::If" in node and node["Fn::If"][0] == guard:
+            return _unguarded_references(node["Fn::If"][2], guard)
+        if set(node) & {"Ref", "Fn::GetAtt", "Fn::Sub"}:
+            return _references(node)
+        return set().union(*(_unguarded_references(v, guard) for v in node.values()))
+    if isinstance(node, list):
+        return set().union(*(_unguarded_references(v, guard) for v in node))
+    return set()
+
+
+@pytest.mark.parametrize("integration", sorted(INTEGRATIONS))
+def test_integration_resources_exist_only_when_enabled(integration: str) -> None:
+    guard, parameter, resources, _ = INTEGRATIONS[integration]
+    assert T["Conditions"][guard] == {"Fn::Equals": [{"Ref": parameter}, "true"]}
+    for name, resource_type in resources.items():
+        assert RESOURCES[name]["Type"] == resource_type, name
+        assert RESOURCES[name]["Condition"] == guard, name
+    # Whatever points at one of them is conditional too, or points at it only under `Fn::If [guard]`
+    # (CHAT_TOPIC_ARN in every function): else the stack fails with the integration off.
+    for name, resource in RESOURCES.items():
+        if resource.get("Condition") != guard:
+            assert not _unguarded_references(resource, guard) & set(resources), name
+    for name, output in T["Outputs"].items():
+        if output.get("Condition") != guard:
+            assert not _unguarded_references(output, guard) & set(resources), name
+    function = f"{integration}Function"
+    assert not deployed(function, parameters())
+    assert deployed(function, parameters(**{parameter: "true"}))
+
+
+def test_integration_parameters_say_chat_shares_the_slack_severity() -> None:
+    params = T["Parameters"]
+    for name in ("SlackMinimumSeverity", "EnableChat"):
+        assert "minimum severity for Slack and chat" in params[name]["Description"], name
+
+
+@pytest.mark.parametrize("chat", ["false", "true"])
+def test_every_function_gets_the_chat_topic_only_when_deployed(chat: str) -> None:
+    from connect_guard.settings import Settings
+
+    params = parameters(EnableChat=chat)
+    for name in FUNCTIONS:
+        env = {k: str(resolve(v, params)) for k, v in props(name)["Environment"]["Variables"].items()}
+        expected = "<ChatTopic>" if chat == "true" else None
+        assert Settings.from_env(env).chat_topic_arn == expected, name
+
+
+@pytest.mark.parametrize(
+    ("function", "code", "role", "log_group", "service"),
+    [
+        (
+            "SecurityHubImportFunction",
+            "functions/securityhub_import",
+            "SecurityHubImportFunctionRole",
+            "SecurityHubImportLogGroup",
+            "securityhub-import",
+        ),
+        (
+            "ChatNotifierFunction",
+            "functions/chat_notifier",
+            "ChatNotifierFunctionRole",
+            "ChatNotifierLogGroup",
+            "chat-notifier",
+        ),
+    ],
+)
+def test_integration_function_contract(function: str, code: str, role: str, log_group: str, service: str) -> None:
+    p = props(function)
+    assert p["CodeUri"] == code and (ROOT / code / "app.py").is_file()
+    assert p["Handler"] == "app.lambda_handler"
+    assert p["Timeout"] == 30
+    assert p["ReservedConcurrentExecutions"] == 2
+    assert p["Role"] == {"Fn::GetAtt": [role, "Arn"]}
+    assert "Events" not in p  # invoked by the alert topic's subscription only
+    assert p["LoggingConfig"] == {"LogGroup": {"Ref": log_group}}
+    assert props(log_group)["LogGroupName"] == {"Fn::Sub": f"/connect-guard/${{Environment}}/{service}"}
+    assert p["Environment"]["Variables"] == {**COMMON_ENV, "POWERTOOLS_SERVICE_NAME": service}
+    permission = function.removesuffix("Function") + "Permission"
+    assert props(permission) == {
+        "FunctionName": {"Fn::GetAtt": [function, "Arn"]},
+        "Action": "lambda:InvokeFunction",
+        "Principal": "sns.amazonaws.com",
+        "SourceArn": {"Ref": "AlertTopic"},
+    }
+
+
+def test_securityhub_subscription_gets_every_finding() -> None:
+    # ASFF updates by finding Id: a redelivery updates the imported finding, no filter needed.
+    p = props("SecurityHubImportSubscription")
+    assert "FilterPolicy" not in p and "FilterPolicyScope" not in p
+
+
+@pytest.mark.parametrize("minimum", T["Parameters"]["SlackMinimumSeverity"]["AllowedValues"])
+def test_chat_subscription_uses_the_slack_filter(minimum: str) -> None:
+    chat, slack = props("ChatNotifierSubscription"), props("SlackNotifierSubscription")
+    assert chat["FilterPolicyScope"] == slack["FilterPolicyScope"] == "MessageAttributes"
+    assert chat["FilterPolicy"] == slack["FilterPolicy"]  # the same expression, not a copy that may drift
+    params = parameters(SlackWebhookSecretArn=SLACK_SECRET_ARN, EnableChat="true", SlackMinimumSeverity=minimum)
+    assert resolve(chat["FilterPolicy"], params) == resolve(slack["FilterPolicy"], params)
+
+
+@pytest.mark.parametrize("integration", sorted(INTEGRATIONS))
+def test_integration_failures_end_in_its_dlq_with_alarms(integration: str) -> None:
+    _, _, _, slug = INTEGRATIONS[integration]
+    function, dlq = f"{integration}Function", f"{integration}DLQ"
+    # Lambda's async retries, then its on-failure destination.
+    assert props(function)["EventInvokeConfig"] == {
+        "MaximumRetryAttempts": 2,
+        "MaximumEventAgeInSeconds": 21600,
+        "DestinationConfig": {"OnFailure": {"Type": "SQS", "Destination": {"Fn::GetAtt": [dlq, "Arn"]}}},
+    }
+    # SNS's own delivery failures go to the same queue.
+    subscription = RESOURCES[f"{integration}Subscription"]
+    assert subscription["Properties"]["TopicArn"] == {"Ref": "AlertTopic"}
+    assert subscription["Properties"]["Protocol"] == "lambda"
+    assert subscription["Properties"]["Endpoint"] == {"Fn::GetAtt": [function, "Arn"]}
+    assert subscription["Properties"]["RedrivePolicy"] == {"deadLetterTargetArn": {"Fn::GetAtt": [dlq, "Arn"]}}
+    assert set(as_list(subscription["DependsOn"])) == {f"{integration}Permission", f"{integration}DLQPolicy"}
+    assert dlq in dead_letter_queues()
+    queue = RESOURCES[dlq]
+    assert queue["Properties"]["MessageRetentionPeriod"] == 14 * 24 * 3600
+    assert references_suite_key(queue["Properties"]["KmsMasterKeyId"])
+    assert queue["DeletionPolicy"] == queue["UpdateReplacePolicy"] == "Delete"
+    granted = _granted(props(f"{function}Role"))
+    assert [target(r) for r in granted["sqs:SendMessage"]] == [dlq]
+    (sns,) = [s for s in queue_policy_statements(dlq) if s["Effect"] == "Allow"]
+    assert sns["Principal"] == {"Service": "sns.amazonaws.com"}
+    assert sns["Action"] == "sqs:SendMessage"
+    assert sns["Condition"] == {"ArnEquals": {"aws:SourceArn": {"Ref": "AlertTopic"}}}
+    dlq_alarm = ALARMS[f"{integration}DLQAlarm"]["Properties"]
+    assert dlq_alarm["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": [dlq, "QueueName"]}}]
+    assert dlq_alarm["AlarmName"] == {"Fn::Sub": f"connect-guard-${{Environment}}-{slug}-dlq"}
+    errors = ALARMS[f"{integration}ErrorsAlarm"]["Properties"]
+    assert errors["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": function}}]
+    assert errors["AlarmName"] == {"Fn::Sub": f"connect-guard-${{Environment}}-{slug}-errors"}
+    assert _notifies_topic(ALARMS[f"{integration}DLQAlarm"]) and _notifies_topic(ALARMS[f"{integration}ErrorsAlarm"])
+
+
+DEFAULT_PRODUCT_ARN = {
+    "Fn::Sub": "arn:${AWS::Partition}:securityhub:${AWS::Region}:${AWS::AccountId}:product/${AWS::AccountId}/default"
+}
+SECURITYHUB_IMPORT_ACTIONS: dict[str, Any] = {
+    "logs:CreateLogStream": {"SecurityHubImportLogGroup"},
+    "logs:PutLogEvents": {"SecurityHubImportLogGroup"},
+    "securityhub:BatchImportFindings": [DEFAULT_PRODUCT_ARN],
+    "kms:Decrypt": {"SuiteKey"},
+    "kms:GenerateDataKey": {"SuiteKey"},
+    "sqs:SendMessage": {"SecurityHubImportDLQ"},
+}
+CHAT_NOTIFIER_ACTIONS: dict[str, Any] = {
+    "logs:CreateLogStream": {"ChatNotifierLogGroup"},
+    "logs:PutLogEvents": {"ChatNotifierLogGroup"},
+    "sns:Publish": {"ChatTopic"},
+    "kms:Decrypt": {"SuiteKey"},
+    "kms:GenerateDataKey": {"SuiteKey"},
+    "sqs:SendMessage": {"ChatNotifierDLQ"},
+}
+
+
+@pytest.mark.parametrize(
+    ("function", "contract"),
+    [("SecurityHubImportFunction", SECURITYHUB_IMPORT_ACTIONS), ("ChatNotifierFunction", CHAT_NOTIFIER_ACTIONS)],
+)
+def test_integration_roles_have_exactly_the_contract_actions(function: str, contract: dict[str, Any]) -> None:
+    _, role_props = function_role(function)
+    assert all("Fn::If" not in policy for policy in role_props["Policies"])  # nothing conditional added
+    granted = _granted(role_props)
+    assert set(granted) == set(contract)
+    for action, expected in contract.items():
+        if isinstance(expected, set):
+            assert {target(r) for r in granted[action]} == expected, action
+        else:
+            assert granted[action] == expected, action
+    for statement in role_statements(role_props):
+        assert "Condition" not in statement and "NotResource" not in statement, statement["Sid"]
+
+
+def test_only_the_import_reaches_security_hub_and_only_the_chat_notifier_publishes_to_chat() -> None:
+    for name, role in ROLES.items():
+        for statement in role_statements(role["Properties"]):
+            actions = as_list(statement["Action"])
+            if any(a.startswith("securityhub:") for a in actions):
+                assert name == "SecurityHubImportFunctionRole", name
+                assert actions == ["securityhub:BatchImportFindings"]
+                assert as_list(statement["Resource"]) == [DEFAULT_PRODUCT_ARN]
+            if "ChatTopic" in {target(r) for r in resources_of(statement)}:
+                assert name == "ChatNotifierFunctionRole", name
+    # The chat notifier never publishes to the alert topic (which invokes it: a loop).
+    assert "AlertTopic" not in {target(r) for r in _granted(props("ChatNotifierFunctionRole"))["sns:Publish"]}
+
+
+def test_chat_topic_is_encrypted_named_and_refuses_publishing_without_tls() -> None:
+    p = props("ChatTopic")
+    assert references_suite_key(p["KmsMasterKeyId"])
+    assert p["TopicName"] == {"Fn::Sub": "connect-guard-${Environment}-chat"}
+    policy = props("ChatTopicPolicy")
+    assert policy["Topics"] == [{"Ref": "ChatTopic"}]
+    (statement,) = as_list(policy["PolicyDocument"]["Statement"])  # nothing granted to anyone
+    assert statement == {
+        "Sid": "DenyInsecureTransport",
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": "sns:Publish",
+        "Resource": {"Ref": "ChatTopic"},
+        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+    }
+    # Nothing subscribes to it here: the chat channel configuration does, outside the stack.
+    for subscription in of_type("AWS::SNS::Subscription").values():
+        assert target(subscription["Properties"]["TopicArn"]) != "ChatTopic"
 
 
 # ---- samconfig.toml ------------------------------------------------------------------------------
