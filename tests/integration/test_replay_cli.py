@@ -129,3 +129,10 @@ def test_replay_export_shows_what_landed_in_the_archive():
     assert code == 0
     assert "exported /connect-guard/dev/policy-alerts" in output
     assert "s3://connect-guard-archive/findings/" in output  # the replay's alert, as JSON Lines
+
+
+def test_replay_renders_alerts_as_slack_shows_them():
+    code, output = run(str(EVENTS / "iam" / "attach-user-policy-administratoraccess.json"), "--slack")
+    assert code == 0
+    assert "# :rotating_light: [CRITICAL] AdministratorAccess attached to user alice" in output
+    assert "# *Where*: account 111122223333, us-east-1" in output

@@ -238,7 +238,7 @@ class BaselineSweep(ConnectControl):
             attempt=Attempt("succeeded"),
             allowlisted=False,
             reasons=reasons,
-            runbook_url=self.settings.runbook_url("profile_rollback"),
+            runbook_url=self.settings.runbook_url(NAME),
             environment=self.settings.environment,
             mode=self.settings.response_mode,
             connect=ConnectRef(instance.instance_id, instance.arn),
