@@ -10,12 +10,20 @@ from connect_guard.integrations import to_chat_notification
 from connect_guard.observability import logger
 from connect_guard.settings import Settings
 
+_state: list[tuple[Settings, Any]] = []  # built on the first invocation, kept while the container lives
+
+
+def _setup() -> tuple[Settings, Any]:
+    if not _state:
+        settings = Settings.from_env()
+        settings.require("chat_topic_arn")
+        _state.append((settings, AwsClients(settings.region, account_id=settings.own_account_id).sns))
+    return _state[0]
+
 
 @logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    settings = Settings.from_env()
-    settings.require("chat_topic_arn")
-    sns = AwsClients(settings.region, account_id=settings.own_account_id).sns
+    settings, sns = _setup()
     for record in event["Records"]:
         notification = to_chat_notification(json.loads(record["Sns"]["Message"]))
         sns.publish(TopicArn=settings.chat_topic_arn, Message=json.dumps(notification))

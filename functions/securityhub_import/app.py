@@ -13,6 +13,13 @@ from connect_guard.observability import logger
 from connect_guard.settings import Settings
 
 _clients: list[Any] = []
+_loaded: list[Settings] = []
+
+
+def _settings() -> Settings:
+    if not _loaded:
+        _loaded.append(Settings.from_env())
+    return _loaded[0]
 
 
 def _securityhub(region: str) -> Any:
@@ -24,7 +31,7 @@ def _securityhub(region: str) -> Any:
 @logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """A refused import raises: Lambda retries, then the DLQ keeps the notification."""
-    settings = Settings.from_env()
+    settings = _settings()
     findings = []
     for record in event["Records"]:
         message = json.loads(record["Sns"]["Message"])

@@ -8,24 +8,10 @@ from typing import Any
 from cfnlint.api import lint_file
 
 from connect_guard_tools.template import PROJECT_ROOT, load_template
+from tests.template.test_template import CONNECT_READ_ACTIONS, CONNECT_WRITE_ACTIONS, OWN_CONNECT_RESOURCES
 
 MEMBER = PROJECT_ROOT / "member" / "template.yaml"
 
-CONNECT_READ_ACTIONS = {
-    "connect:DescribeUser",
-    "connect:SearchUsers",
-    "connect:ListUsers",
-    "connect:DescribeSecurityProfile",
-    "connect:ListSecurityProfiles",
-    "connect:ListSecurityProfilePermissions",
-    "connect:ListSecurityProfileApplications",
-}
-CONNECT_WRITE_ACTIONS = {"connect:UpdateUserSecurityProfiles", "connect:UpdateSecurityProfile"}
-OWN_CONNECT_RESOURCES = [
-    {"Fn::Sub": "arn:${AWS::Partition}:connect:*:${AWS::AccountId}:instance/*"},
-    {"Fn::Sub": "arn:${AWS::Partition}:connect:*:${AWS::AccountId}:instance/*/agent/*"},
-    {"Fn::Sub": "arn:${AWS::Partition}:connect:*:${AWS::AccountId}:instance/*/security-profile/*"},
-]
 # This account's IAM users and roles, and what the quarantine may do to them (as in the
 # security stack's QuarantineFunctionRole and RoleSnapshotFunctionRole).
 OWN_USERS = {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:user/*"}

@@ -488,28 +488,26 @@ def test_every_dlq_has_an_alarm_that_notifies_the_topic() -> None:
     } <= set(ALARMS)
 
 
+def _alarms_on(namespace: str, metric: str, dimension: str, resource: str) -> list[dict[str, Any]]:
+    return [
+        a
+        for a in ALARMS.values()
+        if a["Properties"]["Namespace"] == namespace
+        and a["Properties"]["MetricName"] == metric
+        and a["Properties"]["Dimensions"] == [{"Name": dimension, "Value": {"Ref": resource}}]
+    ]
+
+
 def test_every_rule_has_a_delivery_failure_alarm() -> None:
     # Delivery that fails even to the DLQ (e.g. a broken key policy) shows up only here.
     for name in RULES:
-        alarms = [
-            a
-            for a in ALARMS.values()
-            if a["Properties"]["Namespace"] == "AWS/Events"
-            and a["Properties"]["MetricName"] == "FailedInvocations"
-            and a["Properties"]["Dimensions"] == [{"Name": "RuleName", "Value": {"Ref": name}}]
-        ]
+        alarms = _alarms_on("AWS/Events", "FailedInvocations", "RuleName", name)
         assert len(alarms) == 1 and _notifies_topic(alarms[0]), name
 
 
 def test_every_function_has_an_errors_alarm() -> None:
     for name in FUNCTIONS:
-        alarms = [
-            a
-            for a in ALARMS.values()
-            if a["Properties"]["Namespace"] == "AWS/Lambda"
-            and a["Properties"]["MetricName"] == "Errors"
-            and a["Properties"]["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": name}}]
-        ]
+        alarms = _alarms_on("AWS/Lambda", "Errors", "FunctionName", name)
         assert len(alarms) == 1 and _notifies_topic(alarms[0]), name
 
 
