@@ -103,6 +103,9 @@ def _parser() -> argparse.ArgumentParser:
     restore.add_argument("--stack", required=True)
     restore.add_argument("--account", required=True)
     restore.add_argument("--role", required=True)
+    restore.add_argument(
+        "--assume-role-arn", help="your role in that account that may create roles (default: these credentials)"
+    )
     restore.add_argument("--region", help="the stack's region")
     return parser
 
@@ -308,7 +311,7 @@ def _stack_settings(session: Any, stack: str) -> Settings:
         dedup_table_name=outputs["DedupTableName"],
         baseline_table_name=outputs["BaselineTableName"],
         audit_table_name=outputs["AuditTableName"],
-        member_role_name=parameters.get("MemberRoleName") or None,
+        member_account_ids=parameters.get("MemberAccountIds", ""),
         quarantine_policy_name=parameters.get("QuarantinePolicyName") or "connect-guard-quarantine",
         environment=parameters.get("Environment", "dev"),
     )
@@ -350,7 +353,19 @@ def restore_command(args: argparse.Namespace, out: TextIO, session: Any = None) 
     if snapshot is None:
         out.write(f"no snapshot of {args.role} in {args.account}\n")
         return 1
-    iam = clients.for_account("iam", args.account, settings.region, settings.member_role_name)
+    # Re-creating a role is a grant no suite role holds: it runs with the operator's own
+    # credentials in that account (the session's, or a role of theirs there).
+    if args.assume_role_arn:
+        iam = clients.member_client("iam", args.assume_role_arn)
+    else:
+        caller = session.client("sts").get_caller_identity()["Account"]
+        if caller != args.account:
+            out.write(
+                f"these credentials are for account {caller}: pass --assume-role-arn with a role of yours in "
+                f"{args.account} that may create roles\n"
+            )
+            return 2
+        iam = clients.iam
     for step in restore_role(iam, snapshot):
         out.write(step + "\n")
     return 0

@@ -17,7 +17,7 @@ SETTINGS_FROM_PARAMETERS = {
     "Environment": "environment",
     "ResponseMode": "response_mode",
     "AllowlistedPrincipals": "allowlisted_principals",
-    "MemberRoleName": "member_role_name",
+    "MemberAccountIds": "member_account_ids",
     "RunbookBaseUrl": "runbook_base_url",
     "PrivilegedPermissions": "privileged_permissions",
     "PrivilegedProfileNames": "privileged_profile_names",
@@ -50,14 +50,13 @@ def stack_parameters(
 
 
 def settings_values(parameters: dict[str, str]) -> dict[str, str]:
-    return {field: parameters[name] for name, field in SETTINGS_FROM_PARAMETERS.items() if name in parameters}
+    values = {field: parameters[name] for name, field in SETTINGS_FROM_PARAMETERS.items() if name in parameters}
+    if not values.get("member_account_ids"):
+        values.pop("member_account_ids", None)  # the replay enrols the accounts it seeds
+    return values
 
 
 def replay_parameters(config_env: str = "default", overrides: dict[str, str] | None = None) -> dict[str, str]:
-    """Parameters for the local replay: the embedded source accounts have the member role, so
-    use it unless the configuration names another."""
-    from connect_guard_tools.local_aws import MEMBER_ROLE
-
-    parameters = stack_parameters(config_env, overrides)
-    parameters["MemberRoleName"] = parameters.get("MemberRoleName") or MEMBER_ROLE
-    return parameters
+    """Parameters for the local replay: the embedded source accounts are enrolled (their member
+    roles exist) unless the configuration names the accounts itself."""
+    return stack_parameters(config_env, overrides)

@@ -19,12 +19,12 @@ from moto import mock_aws
 from connect_guard.baseline import BaselineStore, InstanceBaseline, ProfileBaseline, UserBaseline
 from connect_guard.clients import AwsClients
 from connect_guard.quarantine import RoleSnapshot, RoleSnapshots
-from connect_guard.settings import Settings
+from connect_guard.settings import MEMBER_ROLE_PATH, SUITE_WRITER_ROLES, Settings, member_role_name, suite_role_name
 from connect_guard_tools.connect_fake import ConnectFake, SeededInstance, seed_from_spec
 
 SECURITY_ACCOUNT = "123456789012"  # moto's default account plays the security account
 REGION = "us-east-1"  # IAM's CloudTrail events reach EventBridge only here
-MEMBER_ROLE = "connect-guard-member"
+ENVIRONMENT = "dev"
 QUARANTINE_POLICY = "connect-guard-quarantine"
 FAKE_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -92,6 +92,7 @@ class LocalAws:
         self.connect = ConnectFake()
         self.connect.install(self.session.events)
         self.instances: list[SeededInstance] = []
+        self.member_accounts: list[str] = []
         self.clients = AwsClients(self.region, self.session, SECURITY_ACCOUNT)
         self._create_stack()
         return self
@@ -151,7 +152,13 @@ class LocalAws:
         values: dict[str, Any] = {
             "alert_topic_arn": self.topic_arn,
             "dedup_table_name": self.table_name,
-            "member_role_name": MEMBER_ROLE,
+            "member_account_ids": tuple(self.member_accounts),
+            # The security stack's writing roles, as template.yaml names them (moto's default
+            # credentials stand in for each function's own role).
+            "suite_role_arns": tuple(
+                f"arn:aws:iam::{SECURITY_ACCOUNT}:role/connect-guard/{suite_role_name(ENVIRONMENT, control)}"
+                for control in SUITE_WRITER_ROLES
+            ),
             "baseline_table_name": self.baseline_table,
             "audit_table_name": self.audit_table,
             "connect_instance_arns": tuple(i.instance_arn for i in self.instances),
@@ -175,11 +182,11 @@ class LocalAws:
                 sqs.delete_message(QueueUrl=self.inbox_url, ReceiptHandle=message["ReceiptHandle"])
 
     def account_session(self, account_id: str) -> boto3.session.Session:
-        """A session acting in another (moto) account, as the member role would."""
+        """A session acting in another (moto) account (moto lets any role there be assumed)."""
         if account_id == SECURITY_ACCOUNT:
             return self.session
         creds = self.session.client("sts").assume_role(
-            RoleArn=f"arn:aws:iam::{account_id}:role/{MEMBER_ROLE}", RoleSessionName="seed"
+            RoleArn=f"arn:aws:iam::{account_id}:role/seed", RoleSessionName="seed"
         )["Credentials"]
         return boto3.session.Session(
             aws_access_key_id=creds["AccessKeyId"],
@@ -196,17 +203,8 @@ class LocalAws:
             for spec in (account.get("connect") or {}).get("instances") or []:
                 self._seed_instance(str(account_id), spec)
             iam = self.account_session(str(account_id)).client("iam")
-            trust = {
-                "Version": "2012-10-17",
-                "Statement": [
-                    {
-                        "Effect": "Allow",
-                        "Principal": {"AWS": f"arn:aws:iam::{SECURITY_ACCOUNT}:root"},
-                        "Action": "sts:AssumeRole",
-                    }
-                ],
-            }
-            iam.create_role(RoleName=MEMBER_ROLE, AssumeRolePolicyDocument=json.dumps(trust))
+            self.member_accounts.append(str(account_id))
+            self._seed_member_roles(iam)
             iam.create_policy(  # what member/template.yaml deploys in every source account
                 PolicyName=QUARANTINE_POLICY,
                 Path="/connect-guard/",
@@ -227,6 +225,26 @@ class LocalAws:
                 default = policy.get("default_version", "v1")
                 if default != "v1":
                     iam.set_default_policy_version(PolicyArn=arn, VersionId=default)
+
+    @staticmethod
+    def _seed_member_roles(iam: Any) -> None:
+        """The member stack's roles (member/template.yaml) in a source account."""
+        trust = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"AWS": f"arn:aws:iam::{SECURITY_ACCOUNT}:root"},
+                    "Action": "sts:AssumeRole",
+                }
+            ],
+        }
+        for purpose in ("read", "rollback", "quarantine", "forward"):
+            iam.create_role(
+                RoleName=member_role_name(ENVIRONMENT, purpose),
+                Path=MEMBER_ROLE_PATH,
+                AssumeRolePolicyDocument=json.dumps(trust),
+            )
 
     def _seed_iam(self, account_id: str, iam: Any, spec: dict[str, Any]) -> None:
         """Users (with access keys) and roles; deleted roles leave only their snapshot."""

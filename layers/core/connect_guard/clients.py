@@ -1,7 +1,8 @@
 """Boto3 clients, built lazily with explicit retry settings; tests and the replay swap them.
 
 One botocore session is shared so service models load once per container. Clients for a
-source account come from the member role, assumed on first use and cached until shortly
+source account come from the member stack's role for the purpose (read, rollback,
+quarantine), assumed on first use and cached until shortly
 before its credentials expire.
 """
 
@@ -13,8 +14,10 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import ClientError
 
 from connect_guard.errors import MemberAccessError
+from connect_guard.settings import MemberPurpose, Settings
 
 RETRY_CONFIG = Config(
     retries={"mode": "adaptive", "max_attempts": 5},
@@ -22,6 +25,7 @@ RETRY_CONFIG = Config(
     read_timeout=10,
 )
 MEMBER_SESSION_SECONDS = 900
+_STS_REFUSALS = {"AccessDenied", "AccessDeniedException", "RegionDisabledException", "ExpiredTokenException"}
 
 
 class AwsClients:
@@ -29,22 +33,27 @@ class AwsClients:
         self.region = region
         self.account_id = account_id  # the security account (from settings): reached without a role
         self.session = session or boto3.session.Session(region_name=region)
-        self._member: dict[tuple[str, str, str, str], tuple[float, Any]] = {}
+        self._member: dict[tuple[str, str, str], tuple[float, Any]] = {}
         self._regional: dict[tuple[str, str, str], Any] = {}
 
     def client(self, service: str, region: str | None = None, **credentials: str) -> Any:
         return self.session.client(service, region_name=region or self.region, config=RETRY_CONFIG, **credentials)
 
-    def for_account(self, service: str, account_id: str, region: str, role_name: str | None) -> Any:
-        """A client acting in `account_id`: our own credentials there, else the member role."""
+    def for_account(
+        self, service: str, account_id: str, region: str, settings: Settings, purpose: MemberPurpose
+    ) -> Any:
+        """A client acting in `account_id`: our own role there, else the member role for `purpose`.
+
+        Only enrolled accounts are reached: an event naming any other account gets no action.
+        """
         key = (service, account_id, region)
         if account_id == self.account_id:
             if key not in self._regional:
                 self._regional[key] = self.client(service, region)
             return self._regional[key]
-        if not role_name:
-            raise MemberAccessError(f"account {account_id} needs a member role (MemberRoleName) to be reached")
-        return self.member_client(service, account_id, role_name, "connect-guard", region)
+        if not settings.enrolled(account_id):
+            raise MemberAccessError(f"account {account_id} is not enrolled (MemberAccountIds)")
+        return self.member_client(service, settings.member_role_arn(account_id, purpose), region)
 
     @cached_property
     def sns(self) -> Any:
@@ -62,21 +71,22 @@ class AwsClients:
     def sts(self) -> Any:
         return self.client("sts")
 
-    def member_client(
-        self, service: str, account_id: str, role_name: str, session_name: str, region: str | None = None
-    ) -> Any:
-        """A client acting in `account_id` through the suite's member role there."""
+    def member_client(self, service: str, role_arn: str, region: str | None = None) -> Any:
+        """A client acting through a member-stack role (credentials cached per role)."""
         region = region or self.region
-        key = (service, account_id, role_name, region)
+        key = (service, role_arn, region)
         cached = self._member.get(key)
         if cached and cached[0] > time.time():
             return cached[1]
-        partition = "aws-cn" if self.region.startswith("cn-") else "aws"
-        credentials = self.sts.assume_role(
-            RoleArn=f"arn:{partition}:iam::{account_id}:role/{role_name}",
-            RoleSessionName=session_name[:64],
-            DurationSeconds=MEMBER_SESSION_SECONDS,
-        )["Credentials"]
+        try:
+            credentials = self.sts.assume_role(
+                RoleArn=role_arn, RoleSessionName="connect-guard", DurationSeconds=MEMBER_SESSION_SECONDS
+            )["Credentials"]
+        except ClientError as error:
+            code = error.response["Error"]["Code"]
+            if code in _STS_REFUSALS:  # the role is missing or does not trust us: retrying won't help
+                raise MemberAccessError(f"cannot assume {role_arn}: {code}") from error
+            raise
         client = self.client(
             service,
             region,

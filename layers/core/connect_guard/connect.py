@@ -7,7 +7,7 @@ one DescribeUser (or SearchUsers pages of 100), never a call per profile.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
@@ -55,16 +55,19 @@ def _user(raw: dict[str, Any]) -> ConnectUser:
 
 
 class ConnectGateway:
-    """One instance's users and profiles, through a client in the instance's account and region."""
+    """One instance's users and profiles, through a client in the instance's account and region
+    (reads) and a writer built on first use (the rollback role in a source account)."""
 
-    def __init__(self, client: Any, instance: InstanceRef) -> None:
+    def __init__(self, client: Any, instance: InstanceRef, writer: Callable[[], Any] | None = None) -> None:
         self._client = client
+        self._writer = writer or (lambda: client)
         self.instance = instance
         self._id = instance.instance_id
 
-    def _call(self, operation: str, **params: Any) -> Any:
+    def _call(self, operation: str, *, write: bool = False, **params: Any) -> Any:
+        client = self._writer() if write else self._client
         try:
-            return getattr(self._client, operation)(InstanceId=self._id, **params)
+            return getattr(client, operation)(InstanceId=self._id, **params)
         except ClientError as error:
             if error.response["Error"]["Code"] in _NOT_FOUND:
                 raise ConnectResourceNotFoundError(f"{operation}: {error.response['Error']['Message']}") from error
@@ -112,8 +115,8 @@ class ConnectGateway:
         return dict(self._call("describe_security_profile", SecurityProfileId=profile_id)["SecurityProfile"])
 
     def set_user_profiles(self, user_id: str, profile_ids: frozenset[str]) -> None:
-        self._call("update_user_security_profiles", UserId=user_id, SecurityProfileIds=sorted(profile_ids))
+        self._call("update_user_security_profiles", write=True, UserId=user_id, SecurityProfileIds=sorted(profile_ids))
 
     def set_permissions(self, profile_id: str, permissions: frozenset[str]) -> None:
         """Replaces the whole permission set: Connect's update does not merge."""
-        self._call("update_security_profile", SecurityProfileId=profile_id, Permissions=sorted(permissions))
+        self._call("update_security_profile", write=True, SecurityProfileId=profile_id, Permissions=sorted(permissions))

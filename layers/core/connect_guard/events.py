@@ -55,6 +55,16 @@ class UserIdentity(_Model):
         return issuer.arn if issuer else None
 
     @property
+    def session_issuer_principal_id(self) -> str | None:
+        """The issuing role's unique ID (AROA...): it changes when a role is deleted and re-created."""
+        issuer = self.session_context.session_issuer if self.session_context else None
+        if issuer and issuer.principal_id:
+            return issuer.principal_id
+        if self.type == "AssumedRole" and self.principal_id and ":" in self.principal_id:
+            return self.principal_id.split(":", 1)[0]
+        return None
+
+    @property
     def session_name(self) -> str | None:
         """The part after the role name in an assumed-role ARN (SSO: the user's name)."""
         if self.type == "AssumedRole" and self.arn and self.arn.count("/") >= 2:

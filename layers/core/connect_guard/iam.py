@@ -1,4 +1,4 @@
-"""IAM adapter: reads policy documents, in the security account or through the member role."""
+"""IAM adapter: reads policy documents, in the security account or through the member read role."""
 
 from __future__ import annotations
 
@@ -7,32 +7,26 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from connect_guard.clients import AwsClients
-from connect_guard.errors import DocumentUnavailableError
+from connect_guard.errors import DocumentUnavailableError, MemberAccessError
+from connect_guard.settings import Settings
 
 # Errors that will not go away on retry: report them in the finding instead of failing.
 _FINAL = {"AccessDenied", "AccessDeniedException", "NoSuchEntity", "InvalidInput", "ValidationError"}
 
 
 class PolicyReader:
-    def __init__(self, clients: AwsClients, own_account_id: str, member_role_name: str | None) -> None:
+    def __init__(self, clients: AwsClients, settings: Settings) -> None:
         self._clients = clients
-        self._own_account = own_account_id
-        self._member_role = member_role_name
+        self._settings = settings
 
     def _iam_for(self, policy_arn: str) -> Any:
         account = policy_arn.split(":")[4]
-        if account in ("aws", self._own_account):
+        if account == "aws":
             return self._clients.iam
-        if not self._member_role:
-            raise DocumentUnavailableError(
-                f"policy is in account {account} and no member role is configured (MemberRoleName)"
-            )
         try:
-            return self._clients.member_client("iam", account, self._member_role, "connect-guard-read")
-        except ClientError as error:
-            raise DocumentUnavailableError(
-                f"cannot assume {self._member_role} in {account}: {error.response['Error']['Code']}"
-            ) from error
+            return self._clients.for_account("iam", account, self._clients.region, self._settings, "read")
+        except MemberAccessError as error:
+            raise DocumentUnavailableError(str(error)) from error
 
     def document(self, policy_arn: str, version_id: str | None = None) -> tuple[dict[str, Any], str]:
         """The document of `version_id`, or of the default version: (document, version id)."""

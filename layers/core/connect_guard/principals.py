@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
 from connect_guard.events import CloudTrailRecord
-from connect_guard.settings import Settings
+from connect_guard.settings import WRITE_PURPOSES, Settings
 
 
 @dataclass(frozen=True)
@@ -16,6 +16,7 @@ class Actor:
     account_id: str | None
     principal_id: str | None
     session_issuer_arn: str | None
+    session_issuer_id: str | None
     session_name: str | None
     source_identity: str | None
     source_ip: str | None
@@ -33,6 +34,7 @@ class Actor:
             account_id=identity.account_id,
             principal_id=identity.principal_id,
             session_issuer_arn=identity.session_issuer_arn,
+            session_issuer_id=identity.session_issuer_principal_id,
             session_name=identity.session_name,
             source_identity=identity.source_identity,
             source_ip=record.source_ip_address,
@@ -45,7 +47,7 @@ class Actor:
     @classmethod
     def system(cls, name: str) -> Actor:
         """No CloudTrail actor: a finding of the suite's own scheduled checks."""
-        return cls(None, "connect-guard", None, None, None, None, None, None, None, None, name, None)
+        return cls(None, "connect-guard", None, None, None, None, None, None, None, None, None, name, None)
 
     @property
     def display(self) -> str:
@@ -65,25 +67,23 @@ class Actor:
         return tuple(arn for arn in (self.arn, self.session_issuer_arn) if arn)
 
 
-def _role_path(role_arn: str) -> str:
-    """`arn:aws:iam::1:role/connect-guard/x` → `/connect-guard/`."""
-    resource = role_arn.split(":", 5)[-1]  # role/connect-guard/x
-    parts = resource.split("/")
-    return "/" + "/".join(parts[1:-1]) + "/" if len(parts) > 2 else "/"
-
-
 def is_suite_principal(actor: Actor, settings: Settings) -> bool:
-    """The suite's own roles (role path in the security account, member role elsewhere).
+    """The suite's own writing roles, recognised by exact identity only.
 
-    Matched on the session issuer, which CloudTrail derives from the role itself: a session
-    name is chosen by the caller and proves nothing.
+    In the security account: the session issuer's exact ARN, and its unique ID (which a role
+    deleted and re-created under the same name does not keep). In an enrolled source account:
+    the exact ARN of a member-stack write role. A path, a name pattern or a session name proves
+    nothing: whoever creates or assumes a role chooses them.
     """
     issuer = actor.session_issuer_arn
-    if not issuer or ":role/" not in issuer:
+    if actor.type != "AssumedRole" or not issuer:
         return False
-    if issuer.split(":")[4] == settings.own_account_id and _role_path(issuer).startswith(settings.suite_role_path):
-        return True
-    return bool(settings.member_role_name) and issuer.rsplit("/", 1)[-1] == settings.member_role_name
+    if issuer in settings.suite_role_arns:
+        return not settings.suite_role_ids or actor.session_issuer_id in settings.suite_role_ids
+    account = issuer.split(":")[4] if issuer.count(":") >= 5 else ""
+    if account == settings.own_account_id or account not in settings.member_account_ids:
+        return False
+    return issuer in {settings.member_role_arn(account, purpose) for purpose in WRITE_PURPOSES}
 
 
 def allowlist_match(actor: Actor, patterns: tuple[str, ...]) -> str | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from typing import Literal
 
@@ -33,6 +34,25 @@ DEFAULT_PRIVILEGED_PERMISSIONS = (
 )
 
 
+# The member stack's roles (member/template.yaml): one that reads, one per responsive control
+# that writes (created only in enforce mode), and the one its forwarding rules use.
+MEMBER_ROLE_PATH = "/connect-guard/"
+MemberPurpose = Literal["read", "rollback", "quarantine", "forward"]
+WRITE_PURPOSES: tuple[MemberPurpose, ...] = ("rollback", "quarantine")
+
+
+# The security stack's function roles that write (template.yaml names them): own changes.
+SUITE_WRITER_ROLES = ("profile-rollback", "baseline-sweep", "role-quarantine")
+
+
+def member_role_name(environment: str, purpose: MemberPurpose) -> str:
+    return f"connect-guard-{environment}-member-{purpose}"
+
+
+def suite_role_name(environment: str, control: str) -> str:
+    return f"connect-guard-{environment}-{control}"
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -41,9 +61,14 @@ class Settings(BaseModel):
     alert_topic_arn: str = Field(pattern=r"^arn:aws[\w-]*:sns:[\w-]+:\d{12}:[\w-]+$")
     dedup_table_name: str = Field(min_length=3)
     allowlisted_principals: tuple[str, ...] = ()
-    member_role_name: str | None = None
+    # Enrolled source accounts (the member stack is deployed there); the security account is
+    # always in scope and is reached with the functions' own roles.
+    member_account_ids: tuple[str, ...] = ()
+    # The suite's own identity: exact ARNs (and unique IDs, AROA...) of the security stack's
+    # roles that write. Never a path or a name pattern: anyone with iam:CreateRole picks those.
+    suite_role_arns: tuple[str, ...] = ()
+    suite_role_ids: tuple[str, ...] = ()
     runbook_base_url: str = "https://github.com/connect-guard/connect-guard/blob/main/docs/runbooks"
-    suite_role_path: str = "/connect-guard/"
     # EventBridge retries a target for up to 24 h: remember eventIDs for twice that.
     dedup_ttl_seconds: int = Field(default=172_800, ge=3_600)
     # Amazon Connect controls (profile rollback, baseline sweep).
@@ -75,6 +100,9 @@ class Settings(BaseModel):
     chat_topic_arn: str | None = None
 
     _split = field_validator(
+        "member_account_ids",
+        "suite_role_arns",
+        "suite_role_ids",
         "allowlisted_principals",
         "privileged_permissions",
         "privileged_profile_names",
@@ -85,8 +113,23 @@ class Settings(BaseModel):
         mode="before",
     )(_split_list)
 
+    @field_validator("member_account_ids", "snapshot_account_ids")
+    @classmethod
+    def _account_ids(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [v for v in value if not (len(v) == 12 and v.isdigit())]
+        if bad:
+            raise ValueError(f"not 12-digit account IDs: {', '.join(bad)}")
+        return value
+
+    @field_validator("suite_role_arns")
+    @classmethod
+    def _role_arns(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [v for v in value if not re.fullmatch(r"arn:aws[\w-]*:iam::\d{12}:role/[\w+=,.@/-]+", v)]
+        if bad:
+            raise ValueError(f"not IAM role ARNs: {', '.join(bad)}")
+        return value
+
     @field_validator(
-        "member_role_name",
         "baseline_table_name",
         "audit_table_name",
         "archive_bucket_name",
@@ -115,6 +158,18 @@ class Settings(BaseModel):
     def region(self) -> str:
         return self.alert_topic_arn.split(":")[3]
 
+    @property
+    def partition(self) -> str:
+        return self.alert_topic_arn.split(":")[1]
+
+    def enrolled(self, account_id: str) -> bool:
+        """The security account, or a source account with the member stack."""
+        return account_id == self.own_account_id or account_id in self.member_account_ids
+
+    def member_role_arn(self, account_id: str, purpose: MemberPurpose) -> str:
+        """The member stack's role for one purpose in a source account (member/template.yaml)."""
+        return f"arn:{self.partition}:iam::{account_id}:role{MEMBER_ROLE_PATH}{member_role_name(self.environment, purpose)}"
+
     def runbook_url(self, responder: str) -> str:
         return f"{self.runbook_base_url.rstrip('/')}/{responder.replace('_', '-')}.md"
 
@@ -127,9 +182,10 @@ class Settings(BaseModel):
             "alert_topic_arn": "ALERT_TOPIC_ARN",
             "dedup_table_name": "DEDUP_TABLE_NAME",
             "allowlisted_principals": "ALLOWLISTED_PRINCIPALS",
-            "member_role_name": "MEMBER_ROLE_NAME",
+            "member_account_ids": "MEMBER_ACCOUNT_IDS",
+            "suite_role_arns": "SUITE_ROLE_ARNS",
+            "suite_role_ids": "SUITE_ROLE_IDS",
             "runbook_base_url": "RUNBOOK_BASE_URL",
-            "suite_role_path": "SUITE_ROLE_PATH",
             "dedup_ttl_seconds": "DEDUP_TTL_SECONDS",
             "baseline_table_name": "BASELINE_TABLE_NAME",
             "audit_table_name": "AUDIT_TABLE_NAME",

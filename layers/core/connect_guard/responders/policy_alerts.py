@@ -221,5 +221,5 @@ def build(settings: Settings, clients: AwsClients) -> PolicyAlertResponder:
     return PolicyAlertResponder(
         settings,
         SnsPublisher(clients.sns, settings.alert_topic_arn),
-        PolicyReader(clients, settings.own_account_id, settings.member_role_name),
+        PolicyReader(clients, settings),
     )

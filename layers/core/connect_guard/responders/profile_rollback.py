@@ -26,7 +26,7 @@ from connect_guard.outcome import Alert, Outcome
 from connect_guard.policy import Severity
 from connect_guard.principals import Actor, allowlist_match, is_suite_principal
 from connect_guard.publisher import SnsPublisher
-from connect_guard.settings import Settings
+from connect_guard.settings import MemberPurpose, Settings
 
 NAME = "profile_rollback"
 KIND = "connect.security_profile_change"
@@ -175,10 +175,11 @@ class ConnectControl:
         )
 
     def gateway(self, instance: InstanceRef) -> ConnectGateway:
-        client = self.clients.for_account(
-            "connect", instance.account_id, instance.region, self.settings.member_role_name
-        )
-        return ConnectGateway(client, instance)
+        def client(purpose: MemberPurpose) -> Any:
+            return self.clients.for_account("connect", instance.account_id, instance.region, self.settings, purpose)
+
+        # Reads through the read role; the write role (enforce deployments only) on the first write.
+        return ConnectGateway(client("read"), instance, writer=lambda: client("rollback"))
 
 
 class ProfileRollbackResponder(ConnectControl):
@@ -228,7 +229,7 @@ class ProfileRollbackResponder(ConnectControl):
                 gateway.set_user_profiles(subject.id, subject.plan.target)
             else:
                 gateway.set_permissions(subject.id, subject.plan.target)
-        except ConnectResourceNotFoundError as error:
+        except (ConnectResourceNotFoundError, MemberAccessError) as error:
             return f"failed: {error}"
         except ClientError as error:
             code = error.response["Error"]["Code"]

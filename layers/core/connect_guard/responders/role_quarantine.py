@@ -29,7 +29,7 @@ from connect_guard.policy import Severity
 from connect_guard.principals import Actor, allowlist_match, is_suite_principal
 from connect_guard.publisher import SnsPublisher
 from connect_guard.quarantine import QuarantineIam, RoleSnapshots
-from connect_guard.settings import Settings
+from connect_guard.settings import MemberPurpose, Settings
 
 NAME = "role_quarantine"
 DELETIONS = {"DeleteRole", "DeleteServiceLinkedRole"}
@@ -89,9 +89,10 @@ class RoleQuarantineResponder:
         self.snapshots = snapshots
         self.audit = audit
 
-    def iam_for(self, account_id: str) -> QuarantineIam:
-        iam = self.clients.for_account("iam", account_id, self.clients.region, self.settings.member_role_name)
-        return QuarantineIam(iam, account_id, self.settings.quarantine_policy_name)
+    def iam_for(self, account_id: str, purpose: MemberPurpose = "read") -> QuarantineIam:
+        """IAM in `account_id`: the read role to decide, the quarantine role (enforce only) to act."""
+        iam = self.clients.for_account("iam", account_id, self.clients.region, self.settings, purpose)
+        return QuarantineIam(iam, account_id, self.settings.quarantine_policy_name, self.settings.partition)
 
     # -- decide -----------------------------------------------------------------------------
     def _target(self, record: CloudTrailRecord, account: str) -> RoleTarget:
@@ -206,7 +207,11 @@ class RoleQuarantineResponder:
             return [], f"cannot reach account {account} to quarantine ({error}); act by hand"
         if self.settings.response_mode != "enforce":
             return planned, f"detect mode: the actions show what enforce mode does to {kind} {name}"
-        done = QuarantineIam.execute(iam, planned)
+        try:
+            writer = self.iam_for(actor.account_id or account, "quarantine")
+        except MemberAccessError as error:
+            return planned, f"cannot reach account {account} to quarantine ({error}); act by hand"
+        done = writer.execute(planned)
         for action in done:
             self.audit.record(
                 responder=NAME,
@@ -288,8 +293,8 @@ def release(
     responder: RoleQuarantineResponder, account_id: str, *, user: str | None, role: str | None, by: str, reason: str
 ) -> list[Action]:
     """Lift a quarantine, record who released it and why, and tell the SOC."""
-    iam = responder.iam_for(account_id)
-    done = QuarantineIam.execute(iam, iam.release_actions(user=user, role=role))
+    iam = responder.iam_for(account_id, "quarantine")
+    done = iam.execute(iam.release_actions(user=user, role=role))
     subject = f"user/{user}" if user else f"role/{role}"
     for action in done:
         responder.audit.record(
