@@ -23,18 +23,39 @@ def event(relative: str, **identity_changes) -> CloudTrailEvent:
     return CloudTrailEvent.model_validate(raw)
 
 
+def by_role(role_arn: str, session: str = "quarantine") -> dict:
+    account, name = role_arn.split(":")[4], role_arn.rsplit("/", 1)[-1]
+    return {
+        "type": "AssumedRole",
+        "arn": f"arn:aws:sts::{account}:assumed-role/{name}/{session}",
+        "sessionContext": {"sessionIssuer": {"type": "Role", "arn": role_arn, "accountId": account}},
+    }
+
+
 def test_the_suites_own_change_publishes_nothing(aws):
     responder = policy_alerts.build(aws.settings(), aws.clients)
-    own_role = "arn:aws:iam::123456789012:role/connect-guard/connect-guard-dev-QuarantineRole-1A2B"
-    suite_event = event(
-        "iam/attach-role-policy-root.json",
-        type="AssumedRole",
-        arn="arn:aws:sts::123456789012:assumed-role/connect-guard-dev-QuarantineRole-1A2B/quarantine",
-        sessionContext={"sessionIssuer": {"type": "Role", "arn": own_role, "accountId": "123456789012"}},
-    )
-    outcome = responder.handle(suite_event)
+    own_role = "arn:aws:iam::123456789012:role/connect-guard/connect-guard-dev-role-quarantine"
+    assert own_role in aws.settings().suite_role_arns
+    outcome = responder.handle(event("iam/attach-role-policy-root.json", **by_role(own_role)))
     assert outcome.outcome == "ignored" and "connect-guard itself" in (outcome.reason or "")
     assert aws.inbox() == []
+
+
+@pytest.mark.parametrize(
+    "role_arn",
+    [
+        # Under the suite's path, named like a suite role, in the security account.
+        "arn:aws:iam::123456789012:role/connect-guard/connect-guard-dev-QuarantineRole-1A2B",
+        # The member write role's exact name and path, in an account that is not enrolled.
+        "arn:aws:iam::999988887777:role/connect-guard/connect-guard-dev-member-quarantine",
+    ],
+)
+def test_a_look_alike_of_the_suite_is_alerted_like_anyone(aws, role_arn):
+    responder = policy_alerts.build(aws.settings(), aws.clients)
+    outcome = responder.handle(event("iam/attach-role-policy-root.json", **by_role(role_arn, "connect-guard")))
+    assert outcome.outcome == "alerted" and outcome.severity == "CRITICAL"
+    (message,) = aws.inbox()
+    assert "AdministratorAccess" in message["Subject"]
 
 
 def test_allowlisted_actor_alerts_at_info_and_says_what_it_would_have_been(aws):
@@ -48,12 +69,12 @@ def test_allowlisted_actor_alerts_at_info_and_says_what_it_would_have_been(aws):
     assert "would otherwise be HIGH" in outcome.finding["reasons"][0]
 
 
-def test_policy_in_another_account_without_member_role_is_high_and_says_why(aws):
-    responder = policy_alerts.build(aws.settings(member_role_name=None), aws.clients)
+def test_policy_in_an_account_that_is_not_enrolled_is_high_and_says_why(aws):
+    responder = policy_alerts.build(aws.settings(member_account_ids=()), aws.clients)
     outcome = responder.handle(event(CUSTOMER_MANAGED))
     assert outcome.severity == "HIGH"
     assert outcome.finding["policy"]["document_source"] == "unavailable"
-    assert "no member role is configured" in outcome.finding["reasons"][0]
+    assert "account 111122223333 is not enrolled" in outcome.finding["reasons"][0]
 
 
 def test_document_read_uses_the_member_role_and_reports_the_version(aws):
@@ -75,13 +96,11 @@ def test_deleted_policy_is_reported_not_retried(aws):
 def test_throttled_policy_read_raises_so_sqs_retries(aws):
     settings = aws.settings()
     clients = AwsClients("us-east-1", aws.session, "123456789012")
-    iam = clients.member_client("iam", "111122223333", "connect-guard-member", "test")
+    iam = clients.member_client("iam", settings.member_role_arn("111122223333", "read"))
     stubber = Stubber(iam)
     stubber.add_client_error("get_policy", service_error_code="Throttling", http_status_code=400)
     responder = policy_alerts.PolicyAlertResponder(
-        settings,
-        SnsPublisher(clients.sns, settings.alert_topic_arn),
-        PolicyReader(clients, "123456789012", "connect-guard-member"),
+        settings, SnsPublisher(clients.sns, settings.alert_topic_arn), PolicyReader(clients, settings)
     )
     with stubber, pytest.raises(Exception, match="Throttling"):
         responder.handle(event(CUSTOMER_MANAGED))

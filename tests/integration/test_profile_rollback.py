@@ -167,7 +167,11 @@ def test_a_second_delivery_and_an_already_restored_state_do_nothing(aws, instanc
 
 def test_the_suites_own_changes_and_replication_are_never_acted_on(aws, instance):
     params = instance.escalate_user()
-    own = connect_event("UpdateUserSecurityProfiles", params, assumed("connect-guard-member", "connect-guard"))
+    own = connect_event(
+        "UpdateUserSecurityProfiles",
+        params,
+        assumed("connect-guard-dev-member-rollback", "connect-guard", "/connect-guard/"),
+    )
     replicated = connect_event(
         "UpdateUserSecurityProfiles", params, {**IAM_USER, "invokedBy": "synchronization.connect.amazonaws.com"}
     )
@@ -176,6 +180,23 @@ def test_the_suites_own_changes_and_replication_are_never_acted_on(aws, instance
     assert rollback.process(replicated)["outcome"] == "ignored"
     assert instance.user_profiles() == {instance.agent, instance.admin}
     assert aws.inbox() == []
+
+
+@pytest.mark.parametrize(
+    ("role", "path"),
+    [
+        ("connect-guard-dev-member-rollback", "/"),  # the write role's name, without its path
+        ("connect-guard-dev-member-read", "/connect-guard/"),  # the read role never writes
+        ("anything", "/connect-guard/"),  # the suite's path, chosen by whoever created the role
+    ],
+)
+def test_a_look_alike_of_the_suite_is_rolled_back_like_anyone(aws, instance, role, path):
+    params = instance.escalate_user()
+    result = pipeline(aws).process(
+        connect_event("UpdateUserSecurityProfiles", params, assumed(role, "connect-guard", path))
+    )
+    assert result["outcome"] == "rolled_back" and result["severity"] == "CRITICAL"
+    assert instance.user_profiles() == {instance.agent}
 
 
 def test_allowlisted_change_becomes_the_baseline(aws, instance):
@@ -227,7 +248,7 @@ def test_denied_attempt_alerts_without_reading_or_acting(aws, instance):
 
 def test_unreachable_account_fails_closed(aws, instance):
     params = instance.escalate_user()
-    result = pipeline(aws, member_role_name=None).process(connect_event("UpdateUserSecurityProfiles", params))
+    result = pipeline(aws, member_account_ids=()).process(connect_event("UpdateUserSecurityProfiles", params))
     assert result["outcome"] == "alerted" and result["severity"] == "HIGH"
     assert instance.user_profiles() == {instance.agent, instance.admin}
     assert "cannot reach the instance" in aws.inbox()[0]["Message"]
@@ -264,7 +285,7 @@ def test_lambda_handler_alerts_on_the_last_receive_only(aws, instance, monkeypat
         "DEDUP_TABLE_NAME": settings.dedup_table_name,
         "BASELINE_TABLE_NAME": aws.baseline_table,
         "AUDIT_TABLE_NAME": aws.audit_table,
-        "MEMBER_ROLE_NAME": "connect-guard-member",
+        "MEMBER_ACCOUNT_IDS": ",".join(settings.member_account_ids),
         "RESPONSE_MODE": "enforce",
     }.items():
         monkeypatch.setenv(name, value)

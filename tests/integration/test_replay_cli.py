@@ -79,7 +79,7 @@ def test_approve_baseline_records_the_instances_current_state(aws):
 def _stack(aws) -> str:
     """A stand-in for the deployed stack: its outputs and parameters locate tables and topic."""
     template = {
-        "Parameters": {"MemberRoleName": {"Type": "String", "Default": "connect-guard-member"}},
+        "Parameters": {"MemberAccountIds": {"Type": "String", "Default": "111122223333"}},
         "Resources": {"Marker": {"Type": "AWS::SQS::Queue"}},
         "Outputs": {
             "AlertTopicArn": {"Value": aws.topic_arn},
@@ -117,10 +117,13 @@ def test_release_and_restore_role_commands(aws):
     )
     RoleSnapshots(aws.clients.dynamodb, aws.baseline_table).put(take_snapshot(iam, ACCOUNT, "ConnectAgentFederation"))
     iam.delete_role(RoleName="ConnectAgentFederation")
-    args = cli._parser().parse_args(
-        ["restore-role", "--stack", stack, "--account", ACCOUNT, "--role", "ConnectAgentFederation"]
-    )
-    assert cli.restore_command(args, io.StringIO(), session=aws.session) == 0
+    restore = ["restore-role", "--stack", stack, "--account", ACCOUNT, "--role", "ConnectAgentFederation"]
+    # Re-creating a role is a grant no suite role holds: the operator's own credentials there do it.
+    refused = io.StringIO()
+    assert cli.restore_command(cli._parser().parse_args(restore), refused, session=aws.session) == 2
+    assert "pass --assume-role-arn" in refused.getvalue()
+    operator = ["--assume-role-arn", f"arn:aws:iam::{ACCOUNT}:role/OperatorAdmin"]
+    assert cli.restore_command(cli._parser().parse_args(restore + operator), io.StringIO(), session=aws.session) == 0
     assert iam.get_role(RoleName="ConnectAgentFederation")["Role"]["Path"] == "/"
 
 

@@ -8,10 +8,14 @@ from connect_guard.findings import sns_subject
 from connect_guard.principals import Actor, allowlist_match, is_suite_principal
 from connect_guard.settings import Settings
 
+OWN_ROLLBACK = "arn:aws:iam::123456789012:role/connect-guard/connect-guard-dev-profile-rollback"
+OWN_ROLLBACK_ID = "AROAOWNROLLBACK000001"
 SETTINGS = Settings(
     alert_topic_arn="arn:aws:sns:us-east-1:123456789012:alerts",
     dedup_table_name="dedup",
-    member_role_name="connect-guard-member",
+    member_account_ids=("111122223333",),
+    suite_role_arns=(OWN_ROLLBACK,),
+    suite_role_ids=(OWN_ROLLBACK_ID,),
 )
 
 
@@ -28,16 +32,17 @@ def record(identity: dict) -> CloudTrailRecord:
     )
 
 
-def assumed(role_arn: str, session: str, account: str = "111122223333") -> Actor:
+def assumed(role_arn: str, session: str, account: str = "111122223333", role_id: str = "AROAEXAMPLE") -> Actor:
     role_name = role_arn.rsplit("/", 1)[-1]
     return Actor.from_record(
         record(
             {
                 "type": "AssumedRole",
+                "principalId": f"{role_id}:{session}",
                 "arn": f"arn:aws:sts::{account}:assumed-role/{role_name}/{session}",
                 "accountId": account,
                 "sessionContext": {
-                    "sessionIssuer": {"type": "Role", "arn": role_arn, "accountId": account},
+                    "sessionIssuer": {"type": "Role", "principalId": role_id, "arn": role_arn, "accountId": account},
                     "attributes": {"mfaAuthenticated": "true"},
                 },
             }
@@ -72,19 +77,36 @@ def test_root_and_long_term_key_actors_have_no_session():
     assert root.session_issuer_arn is None and root.mfa_authenticated is None
 
 
-def test_suite_principals_are_recognised_by_role_path_and_member_role():
-    own = assumed(
-        "arn:aws:iam::123456789012:role/connect-guard/connect-guard-dev-PolicyAlertsRole-ABC",
-        "x",
-        "123456789012",
+def test_suite_principals_are_recognised_by_exact_role_arn_and_unique_id_only():
+    own = assumed(OWN_ROLLBACK, "profile-rollback", "123456789012", OWN_ROLLBACK_ID)
+    member_writer = assumed(
+        "arn:aws:iam::111122223333:role/connect-guard/connect-guard-dev-member-rollback", "connect-guard"
     )
-    member = assumed("arn:aws:iam::111122223333:role/connect-guard-member", "connect-guard-read")
-    lookalike_path_elsewhere = assumed("arn:aws:iam::111122223333:role/connect-guard/evil", "x")
-    session_name_only = assumed("arn:aws:iam::111122223333:role/Attacker", "connect-guard-read")
     assert is_suite_principal(own, SETTINGS)
-    assert is_suite_principal(member, SETTINGS)
-    assert not is_suite_principal(lookalike_path_elsewhere, SETTINGS)
-    assert not is_suite_principal(session_name_only, SETTINGS)
+    assert is_suite_principal(member_writer, SETTINGS)
+
+
+@pytest.mark.parametrize(
+    ("role_arn", "account", "role_id", "session"),
+    [
+        # A role of anyone's making under the suite's path, in the security account.
+        ("arn:aws:iam::123456789012:role/connect-guard/connect-guard-dev-policy-alerts-x", "123456789012", "AROAX", "s"),
+        # The suite's role name, deleted and re-created by an attacker: same ARN, new unique ID.
+        (OWN_ROLLBACK, "123456789012", "AROARECREATED0000001", "profile-rollback"),
+        # The member write role's exact name in an account that is not enrolled.
+        ("arn:aws:iam::999988887777:role/connect-guard/connect-guard-dev-member-rollback", "999988887777", "A", "s"),
+        # The member read role: it never writes, so its "changes" are not the suite's.
+        ("arn:aws:iam::111122223333:role/connect-guard/connect-guard-dev-member-read", "111122223333", "A", "s"),
+        # The member role name without the suite's path, in an enrolled account.
+        ("arn:aws:iam::111122223333:role/connect-guard-dev-member-rollback", "111122223333", "A", "s"),
+        # The old path-based identity: any role under /connect-guard/ in a member account.
+        ("arn:aws:iam::111122223333:role/connect-guard/evil", "111122223333", "A", "s"),
+        # A session named like the suite, on an ordinary role.
+        ("arn:aws:iam::111122223333:role/Attacker", "111122223333", "A", "connect-guard"),
+    ],
+)
+def test_look_alike_roles_and_sessions_are_judged_like_anyone(role_arn, account, role_id, session):
+    assert not is_suite_principal(assumed(role_arn, session, account, role_id), SETTINGS)
 
 
 def test_allowlist_matches_role_and_session_patterns_case_insensitively():
@@ -108,9 +130,24 @@ def test_settings_from_env_parses_lists_and_empty_values():
             "ALERT_TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:alerts",
             "DEDUP_TABLE_NAME": "dedup",
             "ALLOWLISTED_PRINCIPALS": " arn:a , arn:b ,,",
-            "MEMBER_ROLE_NAME": "",
+            "MEMBER_ACCOUNT_IDS": "",
+            "SUITE_ROLE_ARNS": OWN_ROLLBACK,
         }
     )
     assert settings.allowlisted_principals == ("arn:a", "arn:b")
-    assert settings.member_role_name is None
+    assert settings.member_account_ids == ()
+    assert settings.suite_role_arns == (OWN_ROLLBACK,)
     assert settings.own_account_id == "123456789012"
+
+
+def test_settings_refuse_malformed_account_ids_and_role_arns():
+    with pytest.raises(ConfigurationError) as error:
+        Settings.from_env(
+            {
+                "ALERT_TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:alerts",
+                "DEDUP_TABLE_NAME": "dedup",
+                "MEMBER_ACCOUNT_IDS": "11112222333,abc",
+                "SUITE_ROLE_ARNS": "connect-guard-dev-profile-rollback",
+            }
+        )
+    assert "MEMBER_ACCOUNT_IDS" in str(error.value) and "SUITE_ROLE_ARNS" in str(error.value)

@@ -168,7 +168,8 @@ class Settings(BaseModel):
 
     def member_role_arn(self, account_id: str, purpose: MemberPurpose) -> str:
         """The member stack's role for one purpose in a source account (member/template.yaml)."""
-        return f"arn:{self.partition}:iam::{account_id}:role{MEMBER_ROLE_PATH}{member_role_name(self.environment, purpose)}"
+        name = member_role_name(self.environment, purpose)
+        return f"arn:{self.partition}:iam::{account_id}:role{MEMBER_ROLE_PATH}{name}"
 
     def runbook_url(self, responder: str) -> str:
         return f"{self.runbook_base_url.rstrip('/')}/{responder.replace('_', '-')}.md"
