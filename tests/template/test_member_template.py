@@ -17,7 +17,6 @@ MEMBER = PROJECT_ROOT / "member" / "template.yaml"
 OWN_USERS = {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:user/*"}
 OWN_ROLES = {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/*"}
 SUITE_ROLES = {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/connect-guard/*"}
-MEMBER_ROLE_ITSELF = {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/${MemberRoleName}"}
 QUARANTINE_POLICY_ARN = {
     "Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:policy/connect-guard/${QuarantinePolicyName}"
 }
@@ -75,7 +74,7 @@ def test_iam_is_forwarded_from_us_east_1_and_connect_from_every_region():
     # IAM delivers to EventBridge only in us-east-1; IAM roles are global: created once, there.
     assert conditions["IsUsEast1"] == {"Fn::Equals": [{"Ref": "AWS::Region"}, "us-east-1"]}
     assert resources["ForwardRole"]["Condition"] == "IsUsEast1"
-    assert resources["MemberRole"]["Condition"] == "IsUsEast1"
+    assert resources["ReadRole"]["Condition"] == "HasMemberRoles"
     assert resources["ForwardPolicyAttachmentRule"]["Condition"] == "ForwardsIam"
     assert resources["ForwardRoleProtectionRule"]["Condition"] == "ForwardsIam"
     assert conditions["ForwardsIam"] == {"Fn::And": [{"Condition": "IsUsEast1"}, {"Condition": "ForwardsConnect"}]}
@@ -101,10 +100,11 @@ def test_iam_is_forwarded_from_us_east_1_and_connect_from_every_region():
 def test_forwarding_targets_the_security_accounts_default_bus_with_a_role():
     resources = member()
     role = resources["ForwardRole"]["Properties"]
-    # A fixed name and path, so the stacks outside us-east-1 can build its ARN.
-    assert role["RoleName"] == {"Ref": "ForwardRoleName"}
+    # A fixed name and path, so the stacks outside us-east-1 (and the bus policy) can build its ARN.
+    assert role["RoleName"] == {"Fn::Sub": "connect-guard-${Environment}-member-forward"}
     assert role["Path"] == "/connect-guard/"
-    constructed = {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/connect-guard/${ForwardRoleName}"}
+    forward = "connect-guard-${Environment}-member-forward"
+    constructed = {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/connect-guard/" + forward}
     for name, resource in resources.items():
         if resource["Type"] != "AWS::Events::Rule":
             continue
@@ -132,54 +132,121 @@ def test_forward_role_may_only_put_events_on_the_security_bus():
     }
 
 
-def _member_statements() -> list[dict[str, Any]]:
-    role = member()["MemberRole"]["Properties"]
-    return [s for p in role["Policies"] for s in p["PolicyDocument"]["Statement"]]
+def _without_no_value(items: list[Any]) -> list[Any]:
+    """List items with `Fn::If` expanded to both branches (AWS::NoValue dropped)."""
+    out: list[Any] = []
+    for item in items:
+        if isinstance(item, dict) and "Fn::If" in item:
+            out += _without_no_value(item["Fn::If"][1:])
+        elif item != {"Ref": "AWS::NoValue"}:
+            out.append(item)
+    return out
 
 
-def test_member_role_is_read_only_on_iam_except_the_quarantine_and_writes_only_two_connect_actions():
-    role = member()["MemberRole"]["Properties"]
-    (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
-    assert trust["Condition"]["ArnLike"]["aws:PrincipalArn"]["Fn::Sub"].endswith(":role${SuiteRolePath}*")
-    statements = _member_statements()
-    allows = [s for s in statements if s["Effect"] == "Allow"]
-    actions = {a for s in allows for a in as_list(s["Action"])}
+def _statements(role: str) -> list[dict[str, Any]]:
+    properties = member()[role]["Properties"]
+    return [s for p in properties["Policies"] for s in _without_no_value(as_list(p["PolicyDocument"]["Statement"]))]
+
+
+def _actions(role: str) -> set[str]:
+    return {a for s in _statements(role) if s["Effect"] == "Allow" for a in as_list(s["Action"])}
+
+
+def _function_role(slug: str) -> dict[str, str]:
+    return {
+        "Fn::Sub": "arn:${AWS::Partition}:iam::${SecurityAccountId}:role/connect-guard/connect-guard-${Environment}-"
+        + slug
+    }
+
+
+MEMBER_ROLES = {
+    # role: (purpose in its name, the security stack's function roles it trusts)
+    "ReadRole": ("read", ["policy-alerts", "profile-rollback", "baseline-sweep", "role-quarantine", "role-snapshot"]),
+    "RollbackRole": ("rollback", ["profile-rollback", "baseline-sweep"]),
+    "QuarantineRole": ("quarantine", ["role-quarantine"]),
+}
+
+
+def test_member_roles_trust_only_the_exact_function_roles_that_need_them():
+    from connect_guard.settings import MEMBER_ROLE_PATH, member_role_name
+
+    security_roles = {
+        r["Properties"]["RoleName"]["Fn::Sub"]
+        for r in load_template()["Resources"].values()
+        if r["Type"] == "AWS::IAM::Role"
+    }
+    for name, (purpose, trusted) in MEMBER_ROLES.items():
+        role = member()[name]["Properties"]
+        # The name and path the security stack's code builds its ARN from.
+        assert role["RoleName"] == {"Fn::Sub": member_role_name("${Environment}", purpose)}, name  # type: ignore[arg-type]
+        assert role["Path"] == MEMBER_ROLE_PATH == "/connect-guard/", name
+        (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
+        assert trust["Principal"] == {"AWS": {"Fn::Sub": "arn:${AWS::Partition}:iam::${SecurityAccountId}:root"}}
+        assert trust["Action"] == "sts:AssumeRole"
+        # Exact ARNs: no ArnLike, no wildcard, no path prefix.
+        (operator,) = trust["Condition"]
+        assert operator == "ArnEquals", name
+        principals = _without_no_value(trust["Condition"]["ArnEquals"]["aws:PrincipalArn"])
+        operator_role = {"Ref": "OperatorRoleArn"}
+        assert [p for p in principals if p != operator_role] == [_function_role(t) for t in trusted], name
+        assert (operator_role in principals) == (name == "QuarantineRole"), name
+        for principal in principals:
+            assert "*" not in str(principal), name
+        # Each trusted ARN is one the security stack really names.
+        for slug in trusted:
+            assert f"connect-guard-${{Environment}}-{slug}" in security_roles, slug
+
+
+def test_only_the_read_role_exists_in_detect_mode_and_none_in_the_security_account():
+    conditions = template()["Conditions"]
+    assert member()["ReadRole"]["Condition"] == "HasMemberRoles"
+    assert member()["RollbackRole"]["Condition"] == member()["QuarantineRole"]["Condition"] == "HasWriteRoles"
+    assert conditions["HasMemberRoles"] == {
+        "Fn::And": [{"Condition": "IsUsEast1"}, {"Fn::Not": [{"Condition": "IsSecurityAccount"}]}]
+    }
+    assert conditions["HasWriteRoles"] == {"Fn::And": [{"Condition": "HasMemberRoles"}, {"Condition": "IsEnforce"}]}
+    assert conditions["IsEnforce"] == {"Fn::Equals": [{"Ref": "ResponseMode"}, "enforce"]}
+    assert template()["Parameters"]["ResponseMode"]["Default"] == "detect"
+    # Nothing else in the stack can write to IAM or Connect.
+    for name, resource in member().items():
+        if resource["Type"] == "AWS::IAM::Role" and name not in MEMBER_ROLES:
+            assert name == "ForwardRole"
+            assert _actions(name) == {"events:PutEvents"}
+
+
+def test_the_read_role_only_reads():
+    actions = _actions("ReadRole")
     assert not any("*" in a for a in actions), actions
-    assert {a.split(":")[0] for a in actions} == {"iam", "connect"}
-    # IAM: reads, plus exactly the quarantine's writes (checked statement by statement below).
-    iam = {a for a in actions if a.startswith("iam:")}
-    writes = {a for a in iam if not a.split(":")[1].startswith(("Get", "List", "Describe"))}
-    assert writes == IAM_QUARANTINE_WRITES, writes
-    assert iam - writes == IAM_PRINCIPAL_READS | {"iam:ListRoles", "iam:GetPolicy", "iam:GetPolicyVersion"}
-    # On Connect: reads, and only the two updates a rollback makes.
-    connect = {a for a in actions if a.startswith("connect:")}
-    assert connect == CONNECT_READ_ACTIONS | CONNECT_WRITE_ACTIONS
-    writes = {a for a in connect if not a.split(":")[1].startswith(("Get", "List", "Describe", "Search"))}
-    assert writes == CONNECT_WRITE_ACTIONS
-    for statement in allows:
-        statement_actions = set(as_list(statement["Action"]))
+    assert all(a.split(":")[1].startswith(("Get", "List", "Describe", "Search")) for a in actions), actions
+    assert {a for a in actions if a.startswith("iam:")} == IAM_PRINCIPAL_READS | {
+        "iam:ListRoles",
+        "iam:GetPolicy",
+        "iam:GetPolicyVersion",
+    }
+    assert {a for a in actions if a.startswith("connect:")} == CONNECT_READ_ACTIONS
+    for statement in _statements("ReadRole"):
         resources = as_list(statement["Resource"])
+        statement_actions = set(as_list(statement["Action"]))
         if "*" in resources:
             # Only iam:ListRoles, which has no resource-level permissions, alone in its statement.
             assert statement_actions == {"iam:ListRoles"} and resources == ["*"], statement
-            continue
-        if statement_actions & (CONNECT_READ_ACTIONS | CONNECT_WRITE_ACTIONS):
-            # This account's instances and their users and profiles; never "*".
+        elif statement_actions & CONNECT_READ_ACTIONS:
             assert resources == OWN_CONNECT_RESOURCES, statement
-            writes_here = statement_actions & CONNECT_WRITE_ACTIONS
-            assert not writes_here or statement_actions == CONNECT_WRITE_ACTIONS, statement
-        if statement_actions & IAM_QUARANTINE_WRITES:
-            # Quarantine writes live apart from reads, users apart from roles, all in this account.
-            if statement_actions & IAM_USER_WRITES:
-                assert statement_actions <= IAM_USER_WRITES and resources == [OWN_USERS], statement
-            else:
-                assert statement_actions <= IAM_ROLE_WRITES and resources == [OWN_ROLES], statement
         elif statement_actions & IAM_PRINCIPAL_READS:
             assert resources == [OWN_USERS, OWN_ROLES], statement
 
 
-def test_member_role_attaches_and_detaches_only_the_quarantine_policy():
-    attaching = [s for s in _member_statements() if set(as_list(s["Action"])) & IAM_POLICY_ATTACHMENT]
+def test_the_rollback_role_holds_exactly_the_two_connect_updates():
+    (statement,) = _statements("RollbackRole")
+    assert statement["Effect"] == "Allow"
+    assert set(as_list(statement["Action"])) == CONNECT_WRITE_ACTIONS
+    assert as_list(statement["Resource"]) == OWN_CONNECT_RESOURCES
+
+
+def test_the_quarantine_role_attaches_and_detaches_only_the_quarantine_policy():
+    actions = _actions("QuarantineRole")
+    assert {a.split(":")[0] for a in actions} == {"iam"}
+    attaching = [s for s in _statements("QuarantineRole") if set(as_list(s["Action"])) & IAM_POLICY_ATTACHMENT]
     (statement,) = attaching
     assert statement["Effect"] == "Allow"
     assert set(as_list(statement["Action"])) == IAM_POLICY_ATTACHMENT
@@ -187,14 +254,26 @@ def test_member_role_attaches_and_detaches_only_the_quarantine_policy():
     assert statement["Condition"] == {"ArnEquals": {"iam:PolicyARN": QUARANTINE_POLICY_ARN}}
 
 
-def test_member_role_never_modifies_the_suites_roles_or_itself():
-    denies = [s for s in _member_statements() if s["Effect"] != "Allow"]
+def test_the_quarantine_role_never_modifies_the_suites_roles():
+    denies = [s for s in _statements("QuarantineRole") if s["Effect"] != "Allow"]
     (guard,) = denies
     assert guard["Effect"] == "Deny"
     assert set(as_list(guard["Action"])) == IAM_ROLE_WRITES
-    # The forwarding role (/connect-guard/) and this role (path /, so named).
-    assert guard["Resource"] == [SUITE_ROLES, MEMBER_ROLE_ITSELF]
+    # Every member-stack role (read, writers, forward) is under /connect-guard/.
+    assert guard["Resource"] == SUITE_ROLES
     assert "Condition" not in guard
+
+
+def test_access_keys_can_be_updated_only_where_the_stack_deactivates_them():
+    (statement,) = [s for s in _statements("QuarantineRole") if "iam:UpdateAccessKey" in as_list(s["Action"])]
+    (wrapped,) = [
+        s["Fn::If"]
+        for p in member()["QuarantineRole"]["Properties"]["Policies"]
+        for s in p["PolicyDocument"]["Statement"]
+        if isinstance(s, dict) and "Fn::If" in s
+    ]
+    assert wrapped[0] == "DeactivatesKeys" and wrapped[1] == statement and wrapped[2] == {"Ref": "AWS::NoValue"}
+    assert as_list(statement["Action"]) == ["iam:UpdateAccessKey"]
 
 
 def test_member_quarantine_policy_matches_the_security_stacks():

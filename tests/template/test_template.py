@@ -111,9 +111,10 @@ def function_role(function: str) -> tuple[str, dict[str, Any]]:
 
 
 def role_statements(role_props: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every statement any deployment may hold (both branches of `Fn::If`; see detect tests)."""
     statements = []
     for policy in without_no_value(role_props.get("Policies", [])):
-        statements += as_list(policy["PolicyDocument"]["Statement"])
+        statements += without_no_value(as_list(policy["PolicyDocument"]["Statement"]))
     return statements
 
 
@@ -165,6 +166,34 @@ def test_transform_and_function_globals() -> None:
     assert {"Ref": "CoreLayer"} in glob["Layers"]
 
 
+def test_every_function_knows_the_suites_exact_identity_and_the_enrolled_accounts() -> None:
+    from connect_guard.settings import SUITE_WRITER_ROLES
+
+    env = T["Globals"]["Function"]["Environment"]["Variables"]
+    assert env["MEMBER_ACCOUNT_IDS"] == {"Ref": "MemberAccountIds"}
+    # Exactly the roles that write, by ARN and by unique ID: never a path or a name pattern.
+    writers = [
+        name
+        for name, role in ROLES.items()
+        if any(w in role["Properties"]["RoleName"]["Fn::Sub"] for w in SUITE_WRITER_ROLES)
+    ]
+    assert sorted(writers) == ["BaselineSweepFunctionRole", "ProfileRollbackFunctionRole", "QuarantineFunctionRole"]
+    assert env["SUITE_ROLE_ARNS"] == {"Fn::Join": [",", [{"Fn::GetAtt": [r, "Arn"]} for r in _writer_order(env)]]}
+    assert env["SUITE_ROLE_IDS"] == {"Fn::Join": [",", [{"Fn::GetAtt": [r, "RoleId"]} for r in _writer_order(env)]]}
+    assert set(_writer_order(env)) == set(writers)
+
+
+def _writer_order(env: dict[str, Any]) -> list[str]:
+    return [item["Fn::GetAtt"][0] for item in env["SUITE_ROLE_ARNS"]["Fn::Join"][1]]
+
+
+def test_suite_role_names_match_the_core() -> None:
+    from connect_guard.settings import SUITE_WRITER_ROLES, suite_role_name
+
+    names = {resolve(role["Properties"]["RoleName"], parameters()) for role in ROLES.values()}
+    assert {suite_role_name("dev", control) for control in SUITE_WRITER_ROLES} <= names
+
+
 @pytest.mark.parametrize(
     ("name", "default"),
     [
@@ -172,7 +201,7 @@ def test_transform_and_function_globals() -> None:
         ("ResponseMode", "detect"),
         ("AllowlistedPrincipals", ""),
         ("AlertEmail", ""),
-        ("MemberRoleName", ""),
+        ("MemberAccountIds", ""),
         ("RunbookBaseUrl", "https://github.com/connect-guard/connect-guard/blob/main/docs/runbooks"),
         ("LogRetentionDays", 365),
         ("PowertoolsLayerVersion", 27),
@@ -619,9 +648,7 @@ COMMON_ENV = {
     "ALERT_TOPIC_ARN": {"Ref": "AlertTopic"},
     "DEDUP_TABLE_NAME": {"Ref": "DedupTable"},
     "ALLOWLISTED_PRINCIPALS": {"Ref": "AllowlistedPrincipals"},
-    "MEMBER_ROLE_NAME": {"Ref": "MemberRoleName"},
     "RUNBOOK_BASE_URL": {"Ref": "RunbookBaseUrl"},
-    "SUITE_ROLE_PATH": SUITE_ROLE_PATH,
     "POWERTOOLS_METRICS_NAMESPACE": "ConnectGuard",
     "POWERTOOLS_LOG_LEVEL": "INFO",
     **{variable: {"Ref": parameter} for parameter, variable in QUARANTINE_PARAMETERS.items()},
@@ -800,9 +827,7 @@ def test_policy_alerts_function_contract() -> None:
         "ALERT_TOPIC_ARN": {"Ref": "AlertTopic"},
         "DEDUP_TABLE_NAME": {"Ref": "DedupTable"},
         "ALLOWLISTED_PRINCIPALS": {"Ref": "AllowlistedPrincipals"},
-        "MEMBER_ROLE_NAME": {"Ref": "MemberRoleName"},
         "RUNBOOK_BASE_URL": {"Ref": "RunbookBaseUrl"},
-        "SUITE_ROLE_PATH": SUITE_ROLE_PATH,
         "PROTECTED_ROLE_NAMES": {"Ref": "ProtectedRoleNames"},
         "PROTECTED_ROLE_TAG_KEY": {"Ref": "ProtectedRoleTagKey"},
         "QUARANTINE_ON_TAMPERING": {"Ref": "QuarantineOnTampering"},
@@ -963,7 +988,13 @@ POLICY_ALERTS_ACTIONS = {
 OWN_USERS = {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:user/*"}
 OWN_ROLES = {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/*"}
 SUITE_ROLES = {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:role" + SUITE_ROLE_PATH + "*"}
-MEMBER_ROLE_HERE = {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/${MemberRoleName}"}
+
+
+def member_role(purpose: str) -> dict[str, str]:
+    """The member stack's role for one purpose, in any account (member/template.yaml names it)."""
+    return {"Fn::Sub": "arn:${AWS::Partition}:iam::*:role/connect-guard/connect-guard-${Environment}-member-" + purpose}
+
+
 QUARANTINE_POLICY_ARN = {
     "Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:policy/connect-guard/${QuarantinePolicyName}"
 }
@@ -1003,13 +1034,12 @@ EXPORTABLE_LOG_GROUPS = [ACCOUNT_LOG_GROUPS, SUITE_LOG_GROUPS_HERE, *CONNECT_FLO
 
 
 def is_suite_role_guard(statement: dict[str, Any]) -> bool:
-    """The one Deny a role may hold: no role writes on the suite's own roles (nor the member role)."""
+    """The one Deny a role may hold: no role writes on the suite's own roles."""
     resources = list(without_no_value(as_list(statement["Resource"])))
     return (
         statement["Effect"] == "Deny"
         and set(as_list(statement["Action"])) == IAM_ROLE_WRITES
-        and SUITE_ROLES in resources
-        and all(r in (SUITE_ROLES, MEMBER_ROLE_HERE) for r in resources)
+        and resources == [SUITE_ROLES]
     )
 
 
@@ -1040,7 +1070,10 @@ def test_every_function_role_is_explicit_under_the_suite_path() -> None:
         assert "Policies" not in props(name) and "RolePath" not in props(name), name
         role, role_props = function_role(name)
         assert role_props["Path"] == SUITE_ROLE_PATH, role
-        assert props(name)["Environment"]["Variables"]["SUITE_ROLE_PATH"] == SUITE_ROLE_PATH, name
+        # A fixed name: member stacks trust this exact ARN, and the suite knows itself by it.
+        slug = Path(props(name)["CodeUri"]).name.replace("_", "-")
+        assert role_props["RoleName"] == {"Fn::Sub": f"connect-guard-${{Environment}}-{slug}"}, role
+        assert "SUITE_ROLE_PATH" not in props(name)["Environment"]["Variables"], name
         assert "ManagedPolicyArns" not in role_props, f"{role}: managed policies are not scoped"
         trust = role_props["AssumeRolePolicyDocument"]["Statement"]
         assert [s["Principal"] for s in trust] == [{"Service": "lambda.amazonaws.com"}], role
@@ -1089,7 +1122,7 @@ def test_function_statements_name_no_wildcard_resource() -> None:
                     assert (
                         target(resource)
                         or objects_of(resource)
-                        or "${MemberRoleName}" in resource.get("Fn::Sub", "")
+                        or resource in [member_role(p) for p in ("read", "rollback", "quarantine")]
                         or (connect_only and resource in OWN_CONNECT_RESOURCES)
                         or (users_only and resource == OWN_USERS)
                         or (roles_only and resource == OWN_ROLES)
@@ -1176,7 +1209,7 @@ def test_connect_responders_have_exactly_the_contract_actions(function: str, log
             assert {target(r) for r in granted[action]} == resources, action
     for action in CONNECT_READ_ACTIONS | CONNECT_WRITE_ACTIONS:
         assert granted[action] == OWN_CONNECT_RESOURCES, action
-    assert granted["sts:AssumeRole"] == [{"Fn::Sub": "arn:${AWS::Partition}:iam::*:role/${MemberRoleName}"}]
+    assert granted["sts:AssumeRole"] == [member_role("read"), member_role("rollback")]
 
 
 def test_policy_alerts_has_exactly_the_contract_actions_on_their_resources() -> None:
@@ -1194,7 +1227,7 @@ def test_policy_alerts_has_exactly_the_contract_actions_on_their_resources() -> 
             {"Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/*"},
         ]
     )
-    assert granted["sts:AssumeRole"] == [{"Fn::Sub": "arn:${AWS::Partition}:iam::*:role/${MemberRoleName}"}]
+    assert granted["sts:AssumeRole"] == [member_role("read")]  # never a write role
 
 
 # Functions that never leave this account: no member role, whatever the configuration.
@@ -1209,14 +1242,20 @@ def test_own_account_functions_never_assume_a_role(function: str) -> None:
 
 
 @pytest.mark.parametrize("function", sorted(set(FUNCTIONS) - OWN_ACCOUNT_ONLY))
-def test_member_role_is_assumed_only_when_configured(function: str) -> None:
+def test_member_roles_are_assumed_only_with_enrolled_accounts(function: str) -> None:
     _, role_props = function_role(function)
     unconditional = [p for p in role_props["Policies"] if "Fn::If" not in p]
-    statements = [s for p in unconditional for s in p["PolicyDocument"]["Statement"]]
+    statements = [s for p in unconditional for s in without_no_value(p["PolicyDocument"]["Statement"])]
     assert all("sts:AssumeRole" not in as_list(s["Action"]) for s in statements)
     (conditional,) = [p["Fn::If"] for p in role_props["Policies"] if "Fn::If" in p]
-    assert conditional[0] == "HasMemberRole" and conditional[2] == {"Ref": "AWS::NoValue"}
-    assert T["Conditions"]["HasMemberRole"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "MemberRoleName"}, ""]}]}
+    assert conditional[0] == "HasMemberAccounts" and conditional[2] == {"Ref": "AWS::NoValue"}
+    assert T["Conditions"]["HasMemberAccounts"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "MemberAccountIds"}, ""]}]}
+    # The read role always; a write role only inside IsEnforce.
+    read, *writers = conditional[1]["PolicyDocument"]["Statement"]
+    assert read["Resource"] == member_role("read")
+    for writer in writers:
+        assert writer["Fn::If"][0] == "IsEnforce" and writer["Fn::If"][2] == {"Ref": "AWS::NoValue"}
+        assert writer["Fn::If"][1]["Resource"] in (member_role("rollback"), member_role("quarantine"))
 
 
 # ---- role-deletion quarantine: what it may do to IAM -----------------------------------------------
@@ -1268,7 +1307,7 @@ QUARANTINE_ACTIONS: dict[str, Any] = {
     **{action: [OWN_USERS, OWN_ROLES] for action in QUARANTINE_IAM_READS},
     **{action: [OWN_USERS] for action in IAM_USER_WRITES},
     **{action: [OWN_ROLES] for action in IAM_ROLE_WRITES},
-    "sts:AssumeRole": [{"Fn::Sub": "arn:${AWS::Partition}:iam::*:role/${MemberRoleName}"}],
+    "sts:AssumeRole": [member_role("read"), member_role("quarantine")],
 }
 
 ROLE_SNAPSHOT_ACTIONS: dict[str, Any] = {
@@ -1279,7 +1318,7 @@ ROLE_SNAPSHOT_ACTIONS: dict[str, Any] = {
     **{f"dynamodb:{verb}": {"BaselineTable"} for verb in ("PutItem", "BatchWriteItem", "Query", "DeleteItem")},
     "iam:ListRoles": ["*"],
     **{action: [OWN_ROLES] for action in SNAPSHOT_IAM_READS},
-    "sts:AssumeRole": [{"Fn::Sub": "arn:${AWS::Partition}:iam::*:role/${MemberRoleName}"}],
+    "sts:AssumeRole": [member_role("read")],
 }
 
 
@@ -1339,11 +1378,8 @@ def test_the_quarantine_never_modifies_the_suites_own_roles() -> None:
     (guard,) = denies
     assert is_suite_role_guard(guard)
     assert set(as_list(guard["Action"])) == IAM_ROLE_WRITES
-    # The suite's roles, and the member role (under / in this account) when one is configured.
-    assert guard["Resource"] == [
-        SUITE_ROLES,
-        {"Fn::If": ["HasMemberRole", MEMBER_ROLE_HERE, {"Ref": "AWS::NoValue"}]},
-    ]
+    # The suite's roles (the member stack's roles in this account are under the same path).
+    assert guard["Resource"] == [SUITE_ROLES]
     assert SUITE_ROLES["Fn::Sub"].endswith(":role/connect-guard/*")
     # Every role write the function holds is one the guard covers; beyond them, only reads.
     granted = _granted(role_props)
@@ -2376,7 +2412,7 @@ def test_samconfig_environments(env: str, stack: str, mode: str, confirm: bool) 
     config = SAMCONFIG[env]
     assert config["global"]["parameters"] == {"stack_name": stack, "region": "us-east-1"}
     deploy = config["deploy"]["parameters"]
-    assert deploy["capabilities"] == "CAPABILITY_IAM"
+    assert deploy["capabilities"] == "CAPABILITY_NAMED_IAM"
     assert deploy["resolve_s3"] is True and deploy["confirm_changeset"] is confirm
     assert config["build"]["parameters"] == {"cached": True, "parallel": True}
     assert config["validate"]["parameters"] == {"lint": True}
@@ -2387,6 +2423,43 @@ def test_samconfig_environments(env: str, stack: str, mode: str, confirm: bool) 
         spec = T["Parameters"][name]  # a typo here would be silently ignored by sam deploy
         if "AllowedValues" in spec:
             assert value in [str(v) for v in spec["AllowedValues"]], name
+
+
+# Named IAM resources (a RoleName, ManagedPolicyName, UserName or GroupName) make CloudFormation
+# require CAPABILITY_NAMED_IAM: without it `sam deploy` fails with InsufficientCapabilities.
+NAMED_IAM = {
+    "AWS::IAM::Role": "RoleName",
+    "AWS::IAM::ManagedPolicy": "ManagedPolicyName",
+    "AWS::IAM::User": "UserName",
+    "AWS::IAM::Group": "GroupName",
+    "AWS::IAM::InstanceProfile": "InstanceProfileName",
+}
+
+
+def named_iam_resources(template: dict[str, Any]) -> list[str]:
+    return [
+        name
+        for name, resource in template["Resources"].items()
+        if NAMED_IAM.get(resource["Type"]) in resource.get("Properties", {})
+    ]
+
+
+def test_every_samconfig_environment_can_deploy_the_named_iam_resources() -> None:
+    assert named_iam_resources(T), "the stack names its roles: member stacks trust their exact ARNs"
+    deploys = {
+        env: config["deploy"]["parameters"]
+        for env, config in SAMCONFIG.items()
+        if isinstance(config, dict) and "deploy" in config
+    }
+    assert set(deploys) == {"default", "prod"}
+    for env, deploy in deploys.items():
+        assert "CAPABILITY_NAMED_IAM" in deploy["capabilities"].split(), env
+
+
+def test_the_named_iam_check_would_catch_a_missing_capability() -> None:
+    template = {"Resources": {"R": {"Type": "AWS::IAM::Role", "Properties": {"RoleName": "x"}}}}
+    assert named_iam_resources(template) == ["R"]
+    assert named_iam_resources({"Resources": {"R": {"Type": "AWS::IAM::Role", "Properties": {}}}}) == []
 
 
 def test_samconfig_dev_allowlists_the_demo_pipeline_role() -> None:

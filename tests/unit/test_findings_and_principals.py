@@ -90,7 +90,12 @@ def test_suite_principals_are_recognised_by_exact_role_arn_and_unique_id_only():
     ("role_arn", "account", "role_id", "session"),
     [
         # A role of anyone's making under the suite's path, in the security account.
-        ("arn:aws:iam::123456789012:role/connect-guard/connect-guard-dev-policy-alerts-x", "123456789012", "AROAX", "s"),
+        (
+            "arn:aws:iam::123456789012:role/connect-guard/connect-guard-dev-policy-alerts-x",
+            "123456789012",
+            "AROAX",
+            "s",
+        ),
         # The suite's role name, deleted and re-created by an attacker: same ARN, new unique ID.
         (OWN_ROLLBACK, "123456789012", "AROARECREATED0000001", "profile-rollback"),
         # The member write role's exact name in an account that is not enrolled.

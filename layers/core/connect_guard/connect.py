@@ -64,8 +64,13 @@ class ConnectGateway:
         self.instance = instance
         self._id = instance.instance_id
 
-    def _call(self, operation: str, *, write: bool = False, **params: Any) -> Any:
-        client = self._writer() if write else self._client
+    def _call(self, operation: str, **params: Any) -> Any:
+        return self._invoke(self._client, operation, params)
+
+    def _write(self, operation: str, **params: Any) -> Any:
+        return self._invoke(self._writer(), operation, params)
+
+    def _invoke(self, client: Any, operation: str, params: dict[str, Any]) -> Any:
         try:
             return getattr(client, operation)(InstanceId=self._id, **params)
         except ClientError as error:
@@ -115,8 +120,8 @@ class ConnectGateway:
         return dict(self._call("describe_security_profile", SecurityProfileId=profile_id)["SecurityProfile"])
 
     def set_user_profiles(self, user_id: str, profile_ids: frozenset[str]) -> None:
-        self._call("update_user_security_profiles", write=True, UserId=user_id, SecurityProfileIds=sorted(profile_ids))
+        self._write("update_user_security_profiles", UserId=user_id, SecurityProfileIds=sorted(profile_ids))
 
     def set_permissions(self, profile_id: str, permissions: frozenset[str]) -> None:
         """Replaces the whole permission set: Connect's update does not merge."""
-        self._call("update_security_profile", write=True, SecurityProfileId=profile_id, Permissions=sorted(permissions))
+        self._write("update_security_profile", SecurityProfileId=profile_id, Permissions=sorted(permissions))
