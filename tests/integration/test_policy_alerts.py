@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from typing import Any
 
 import pytest
 from botocore.stub import Stubber
@@ -23,7 +24,7 @@ def event(relative: str, **identity_changes) -> CloudTrailEvent:
     return CloudTrailEvent.model_validate(raw)
 
 
-def by_role(role_arn: str, session: str = "quarantine") -> dict:
+def by_role(role_arn: str, session: str = "quarantine") -> dict[str, Any]:
     account, name = role_arn.split(":")[4], role_arn.rsplit("/", 1)[-1]
     return {
         "type": "AssumedRole",
@@ -32,13 +33,31 @@ def by_role(role_arn: str, session: str = "quarantine") -> dict:
     }
 
 
-def test_the_suites_own_change_publishes_nothing(aws):
-    responder = policy_alerts.build(aws.settings(), aws.clients)
-    own_role = "arn:aws:iam::123456789012:role/connect-guard/connect-guard-dev-role-quarantine"
-    assert own_role in aws.settings().suite_role_arns
-    outcome = responder.handle(event("iam/attach-role-policy-root.json", **by_role(own_role)))
+OWN_QUARANTINE_ROLE = "arn:aws:iam::123456789012:role/connect-guard/connect-guard-dev-role-quarantine"
+
+
+def quarantine_attachment(account: str = "111122223333") -> CloudTrailEvent:
+    raw = with_new_event_id(load_event("iam/attach-user-policy-administratoraccess.json"))
+    raw["detail"]["requestParameters"]["policyArn"] = (
+        f"arn:aws:iam::{account}:policy/connect-guard/connect-guard-quarantine"
+    )
+    raw["detail"]["userIdentity"] = by_role(OWN_QUARANTINE_ROLE)
+    return CloudTrailEvent.model_validate(raw)
+
+
+def test_the_suites_own_quarantine_attachment_publishes_nothing(aws):
+    assert OWN_QUARANTINE_ROLE in aws.settings().suite_role_arns
+    outcome = policy_alerts.build(aws.settings(), aws.clients).handle(quarantine_attachment())
     assert outcome.outcome == "ignored" and "connect-guard itself" in (outcome.reason or "")
     assert aws.inbox() == []
+
+
+def test_anything_else_the_suites_role_does_is_critical(aws):
+    # The suite's roles can only attach the quarantine policy: anything else means a compromise.
+    responder = policy_alerts.build(aws.settings(), aws.clients)
+    outcome = responder.handle(event("iam/attach-role-policy-root.json", **by_role(OWN_QUARANTINE_ROLE)))
+    assert outcome.outcome == "alerted" and outcome.severity == "CRITICAL"
+    assert "treat the role as compromised" in outcome.finding["reasons"][0]
 
 
 @pytest.mark.parametrize(
@@ -123,3 +142,45 @@ def test_unsupported_event_name_is_rejected_as_poison(aws):
     raw["detail"]["eventName"] = "DetachGroupPolicy"
     with pytest.raises(PoisonEventError, match="unsupported event"):
         policy_alerts.build(aws.settings(), aws.clients).handle(CloudTrailEvent.model_validate(raw))
+
+
+def role_attachment(role: str, **identity_changes: Any) -> CloudTrailEvent:
+    raw = with_new_event_id(load_event("iam/attach-role-policy-allowlisted-pipeline.json"))
+    raw["detail"]["requestParameters"]["roleName"] = role
+    raw["detail"]["userIdentity"].update(identity_changes)
+    return CloudTrailEvent.model_validate(raw)
+
+
+@pytest.mark.parametrize(
+    "role", ["connect-guard-dev-member-read", "connect-guard-dev-member-forward", "CONNECT-GUARD-DEV-MEMBER-QUARANTINE"]
+)
+def test_a_change_to_the_suites_own_roles_is_critical_even_from_an_allowlisted_actor(aws, role):
+    pipeline_role = "arn:aws:iam::111122223333:role/ConnectChangePipeline"
+    responder = policy_alerts.build(aws.settings(allowlisted_principals=(pipeline_role,)), aws.clients)
+    outcome = responder.handle(role_attachment(role))
+    assert outcome.severity == "CRITICAL"
+    assert "one of connect-guard's own roles" in outcome.finding["reasons"][0]
+
+
+def test_a_suite_role_name_in_an_account_that_is_not_enrolled_is_judged_as_usual(aws):
+    responder = policy_alerts.build(aws.settings(member_account_ids=()), aws.clients)
+    outcome = responder.handle(role_attachment("connect-guard-dev-member-read"))
+    assert not any("connect-guard's own roles" in r for r in outcome.finding["reasons"])
+
+
+def test_a_suite_role_changed_through_cloudformation_is_high_and_asks_to_confirm(aws):
+    outcome = policy_alerts.build(aws.settings(), aws.clients).handle(
+        role_attachment("connect-guard-dev-member-read", invokedBy="cloudformation.amazonaws.com")
+    )
+    assert outcome.severity == "HIGH"
+    assert "confirm it was a deployment" in outcome.finding["reasons"][0]
+
+
+def test_a_new_version_of_the_quarantine_policy_is_critical(aws):
+    raw = with_new_event_id(load_event("iam/create-policy-version-iam-put-wildcard.json"))
+    raw["detail"]["requestParameters"]["policyArn"] = (
+        "arn:aws:iam::111122223333:policy/connect-guard/connect-guard-quarantine"
+    )
+    outcome = policy_alerts.build(aws.settings(), aws.clients).handle(CloudTrailEvent.model_validate(raw))
+    assert outcome.severity == "CRITICAL"
+    assert "quarantine policy changed" in outcome.finding["reasons"][0]

@@ -319,3 +319,11 @@ def test_lambda_handler_alerts_on_the_last_receive_only(aws, instance, monkeypat
     assert "Rollback FAILED" in alert["Subject"]
     assert handler(batch(MAX_RECEIVE_COUNT + 1), lambda_context) == {"batchItemFailures": []}  # a later redrive works
     assert instance.user_profiles() == {instance.agent}
+
+
+def test_a_user_created_by_the_suites_own_role_is_judged_like_anyone(aws, instance):
+    # The suite only restores profiles: a CreateUser from its role is not its own doing.
+    params = instance.escalate_user()
+    writer = assumed("connect-guard-dev-member-rollback", "connect-guard", "/connect-guard/")
+    result = pipeline(aws, mode="detect").process(connect_event("CreateUser", {**params, "Username": "x"}, writer))
+    assert result["outcome"] == "alerted"

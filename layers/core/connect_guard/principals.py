@@ -6,7 +6,16 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
 from connect_guard.events import CloudTrailRecord
-from connect_guard.settings import WRITE_PURPOSES, Settings
+from connect_guard.settings import (
+    MEMBER_PURPOSES,
+    SUITE_ROLES,
+    WRITE_PURPOSES,
+    Settings,
+    member_role_name,
+    suite_role_name,
+)
+
+CLOUDFORMATION = "cloudformation.amazonaws.com"
 
 
 @dataclass(frozen=True)
@@ -84,6 +93,20 @@ def is_suite_principal(actor: Actor, settings: Settings) -> bool:
     if account == settings.own_account_id or account not in settings.member_account_ids:
         return False
     return issuer in {settings.member_role_arn(account, purpose) for purpose in WRITE_PURPOSES}
+
+
+def suite_role(account_id: str | None, role_name: str | None, settings: Settings) -> bool:
+    """Whether a role is one of the suite's own (its stack's, or a member stack's in an enrolled
+    account). These are protected like Connect's roles: whoever changes them can blind the suite."""
+    if not account_id or not role_name:
+        return False
+    env, name = settings.environment, role_name.lower()
+    names: set[str] = set()
+    if account_id == settings.own_account_id:
+        names |= {suite_role_name(env, control) for control in SUITE_ROLES} | {member_role_name(env, "forward")}
+    if account_id in settings.member_account_ids:
+        names |= {member_role_name(env, purpose) for purpose in MEMBER_PURPOSES}
+    return name in {n.lower() for n in names}
 
 
 def allowlist_match(actor: Actor, patterns: tuple[str, ...]) -> str | None:

@@ -43,6 +43,13 @@ WRITE_PURPOSES: tuple[MemberPurpose, ...] = ("rollback", "quarantine")
 
 # The security stack's function roles that write (template.yaml names them): own changes.
 SUITE_WRITER_ROLES = ("profile-rollback", "baseline-sweep", "role-quarantine")
+# Every role the security stack creates (connect-guard-<env>-<control>): protected like Connect's.
+SUITE_ROLES = (
+    *SUITE_WRITER_ROLES,
+    *("policy-alerts", "role-snapshot", "log-export", "scheduler"),
+    *("slack-notifier", "securityhub-import", "chat-notifier"),
+)
+MEMBER_PURPOSES: tuple[MemberPurpose, ...] = ("read", "rollback", "quarantine", "forward")
 
 
 def member_role_name(environment: str, purpose: MemberPurpose) -> str:
@@ -170,6 +177,9 @@ class Settings(BaseModel):
         """The member stack's role for one purpose in a source account (member/template.yaml)."""
         name = member_role_name(self.environment, purpose)
         return f"arn:{self.partition}:iam::{account_id}:role{MEMBER_ROLE_PATH}{name}"
+
+    def quarantine_policy_arn(self, account_id: str) -> str:
+        return f"arn:{self.partition}:iam::{account_id}:policy/connect-guard/{self.quarantine_policy_name}"
 
     def runbook_url(self, responder: str) -> str:
         return f"{self.runbook_base_url.rstrip('/')}/{responder.replace('_', '-')}.md"

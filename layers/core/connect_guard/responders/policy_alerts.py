@@ -18,7 +18,7 @@ from connect_guard.iam import PolicyReader
 from connect_guard.observability import logger
 from connect_guard.outcome import Alert, Outcome
 from connect_guard.policy import Analysis, Severity, analyse, known_aws_managed, parse_document
-from connect_guard.principals import Actor, allowlist_match, is_suite_principal
+from connect_guard.principals import CLOUDFORMATION, Actor, allowlist_match, is_suite_principal, suite_role
 from connect_guard.publisher import SnsPublisher
 from connect_guard.settings import Settings
 
@@ -146,8 +146,9 @@ class PolicyAlertResponder:
         actor = Actor.from_record(record)
         change = describe_change(record)
         outcome = Outcome(NAME, record.event_id, record.event_name, "ignored")
-        if is_suite_principal(actor, self.settings):
-            outcome.reason = "change made by connect-guard itself"
+        own = is_suite_principal(actor, self.settings)
+        if own and self._is_quarantine(record, change):
+            outcome.reason = "change made by connect-guard itself (quarantine policy attached)"
             logger.info("ignoring the suite's own change")
             return outcome
 
@@ -164,6 +165,11 @@ class PolicyAlertResponder:
         if allowlisted:
             analysis.reasons.insert(0, f"actor is allowlisted ({allowlisted}); would otherwise be {severity}")
             severity = Severity.INFO
+        guarded = self._guards_the_suite(record, change, actor, own)
+        if guarded:
+            # Never softened by the allowlist: the suite's own roles and policy are not exempt.
+            severity, reason = guarded
+            analysis.reasons.insert(0, reason)
 
         finding = Finding(
             responder=NAME,
@@ -206,6 +212,42 @@ class PolicyAlertResponder:
         outcome.alerts.append(Alert(finding.subject, str(severity), finding.finding_id, message_id))
         outcome.finding = finding.to_dict()
         return outcome
+
+    def _is_quarantine(self, record: CloudTrailRecord, change: PolicyChange | None) -> bool:
+        """The one IAM write the suite makes: attaching its quarantine policy."""
+        return (
+            change is not None
+            and change.change == "attach"
+            and change.policy_arn == self.settings.quarantine_policy_arn(str(record.recipient_account_id))
+        )
+
+    def _guards_the_suite(
+        self, record: CloudTrailRecord, change: PolicyChange | None, actor: Actor, own: bool
+    ) -> tuple[Severity, str] | None:
+        """A change aimed at the suite itself, or one its own role should never make."""
+        account = record.recipient_account_id
+        if own:
+            return Severity.CRITICAL, (
+                f"made by connect-guard's own role ({actor.session_issuer_arn}), which never makes this change: "
+                "treat the role as compromised"
+            )
+        if change is None:
+            return None
+        if change.change in ("new_version", "set_default") and change.policy_arn == self.settings.quarantine_policy_arn(
+            str(account)
+        ):
+            return Severity.CRITICAL, "the suite's quarantine policy changed: quarantines may no longer deny"
+        if change.target.kind == "role" and suite_role(account, change.target.name, self.settings):
+            if actor.invoked_by == CLOUDFORMATION:
+                return Severity.HIGH, (
+                    f"{change.target.name} is one of connect-guard's own roles; changed through CloudFormation: "
+                    "confirm it was a deployment of the connect-guard stacks"
+                )
+            return Severity.CRITICAL, (
+                f"{change.target.name} is one of connect-guard's own roles: "
+                "a change to it can blind or subvert the suite"
+            )
+        return None
 
     @staticmethod
     def _summary(record: CloudTrailRecord, change: PolicyChange | None, actor: Actor, severity: Severity) -> str:

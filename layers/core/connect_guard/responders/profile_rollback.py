@@ -33,6 +33,7 @@ KIND = "connect.security_profile_change"
 USER_EVENTS = {"UpdateUserSecurityProfiles": "UserId", "CreateUser": "UserId"}
 PROFILE_EVENTS = {"UpdateSecurityProfile": "SecurityProfileId", "CreateSecurityProfile": "SecurityProfileId"}
 REPLICATION_SERVICE = "synchronization.connect.amazonaws.com"  # Global Resiliency
+SUITE_WRITES = {"UpdateUserSecurityProfiles", "UpdateSecurityProfile"}  # what a rollback calls
 CONNECT_SERVICE_ROLE = "AWSServiceRoleForAmazonConnect"  # admin-website changes arrive as this role
 
 
@@ -256,7 +257,9 @@ class ProfileRollbackResponder(ConnectControl):
             raise PoisonEventError(f"unsupported event {record.event_name!r} for {NAME}")
         actor = Actor.from_record(record)
         outcome = Outcome(NAME, record.event_id, record.event_name, "ignored")
-        if is_suite_principal(actor, self.settings):
+        # Exempt only the two updates a rollback makes: anything else by a suite role is judged
+        # (and rolled back) like anyone's, since the suite never creates users or profiles.
+        if record.event_name in SUITE_WRITES and is_suite_principal(actor, self.settings):
             outcome.reason = "change made by connect-guard itself"
             return outcome
         if actor.invoked_by == REPLICATION_SERVICE:
