@@ -187,13 +187,6 @@ def _writer_order(env: dict[str, Any]) -> list[str]:
     return [item["Fn::GetAtt"][0] for item in env["SUITE_ROLE_ARNS"]["Fn::Join"][1]]
 
 
-def test_suite_role_names_match_the_core() -> None:
-    from connect_guard.settings import SUITE_WRITER_ROLES, suite_role_name
-
-    names = {resolve(role["Properties"]["RoleName"], parameters()) for role in ROLES.values()}
-    assert {suite_role_name("dev", control) for control in SUITE_WRITER_ROLES} <= names
-
-
 @pytest.mark.parametrize(
     ("name", "default"),
     [
@@ -2491,3 +2484,44 @@ def test_samconfig_dev_protects_the_demo_role_and_keeps_the_default_patterns() -
 def test_cfn_lint_reports_nothing() -> None:
     matches = lint_file(Path(TEMPLATE_PATH))
     assert [f"{m.rule.id} {m.message} (line {m.linenumber})" for m in matches] == []
+
+
+# ---- detect is enforced by IAM ----------------------------------------------------------------------
+def resolved_statements(role: str, params: dict[str, str]) -> list[dict[str, Any]]:
+    """A role's statements as CloudFormation would deploy them with these parameters."""
+    statements: list[dict[str, Any]] = []
+    for policy in resolve(props(role).get("Policies", []), params):
+        statements += as_list(policy["PolicyDocument"]["Statement"])
+    return statements
+
+
+CONTROL_WRITES = ("iam:", "connect:")
+
+
+@pytest.mark.parametrize("mode", ["detect", "enforce"])
+def test_a_detect_deployment_holds_no_iam_or_connect_write_and_no_write_role(mode: str) -> None:
+    params = parameters(ResponseMode=mode, MemberAccountIds="111122223333", DeactivateAccessKeys="true")
+    writes: dict[str, set[str]] = {}
+    assumable: set[str] = set()
+    for role in ROLES:
+        for statement in resolved_statements(role, params):
+            if statement["Effect"] != "Allow":
+                continue
+            for action in as_list(statement["Action"]):
+                if action.startswith(CONTROL_WRITES) and action.split(":")[1].startswith(WRITE_VERBS):
+                    writes.setdefault(role, set()).add(action)
+                if action == "sts:AssumeRole":
+                    assumable |= {r.rsplit("-", 1)[-1] for r in as_list(statement["Resource"])}
+    if mode == "detect":
+        assert writes == {}
+        assert assumable == {"read"}
+    else:
+        assert set(writes) == {"ProfileRollbackFunctionRole", "BaselineSweepFunctionRole", "QuarantineFunctionRole"}
+        assert assumable == {"read", "rollback", "quarantine"}
+
+
+def test_the_core_knows_every_role_the_stack_names() -> None:
+    from connect_guard.settings import SUITE_ROLES, suite_role_name
+
+    names = {resolve(role["Properties"]["RoleName"], parameters()) for role in ROLES.values()}
+    assert names == {suite_role_name("dev", control) for control in SUITE_ROLES}
