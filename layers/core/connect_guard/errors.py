@@ -16,11 +16,11 @@ class ConfigurationError(ConnectGuardError):
 
 
 class DocumentUnavailableError(ConnectGuardError):
-    """A policy document could not be read (denied, deleted, other account without member role)."""
+    """A policy document could not be read (denied, deleted, an account that is not enrolled)."""
 
 
 class MemberAccessError(ConnectGuardError):
-    """Another account cannot be reached: no member role configured, or it cannot be assumed."""
+    """Another account cannot be reached: not enrolled, or its member role cannot be assumed."""
 
 
 class ConnectResourceNotFoundError(ConnectGuardError):
