@@ -2525,3 +2525,16 @@ def test_the_core_knows_every_role_the_stack_names() -> None:
 
     names = {resolve(role["Properties"]["RoleName"], parameters()) for role in ROLES.values()}
     assert names == {suite_role_name("dev", control) for control in SUITE_ROLES}
+
+
+def test_every_functions_environment_fits_lambdas_4_kb_with_100_enrolled_accounts() -> None:
+    # Lambda refuses a function whose variables (names and values) exceed 4 KB in all.
+    accounts = ",".join(f"{n:012d}" for n in range(100))
+    params = parameters(MemberAccountIds=accounts, SlackWebhookSecretArn="x" * 90, EnableChat="true")
+    shared = resolve(T["Globals"]["Function"]["Environment"]["Variables"], params)
+    for name, fn in FUNCTIONS.items():
+        env = {**shared, **resolve(fn["Properties"]["Environment"]["Variables"], params)}
+        text = "".join(k + str(v) for k, v in env.items())
+        # Placeholders stand for ARNs and IDs: count each as a long one (90 characters).
+        size = len(re.sub(r"<[\w.]+>", "x" * 90, text))
+        assert size <= 4096, f"{name}: {size} bytes of environment"
