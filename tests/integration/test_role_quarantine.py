@@ -385,3 +385,22 @@ def test_who_gets_quarantined_for_each_principal_type(identity, expected):
 
     record = iam_event("DeleteRole", identity, {"roleName": "x"}).detail
     assert role_quarantine.principal_to_quarantine(Actor.from_record(record)) == expected
+
+
+def test_in_the_security_account_its_own_quarantine_policy_is_checked_and_attached(aws):
+    from connect_guard_tools.local_aws import SECURITY_ACCOUNT
+
+    own = aws.session.client("iam")
+    own.create_user(UserName="insider")
+    here = {**DENIED, "recipientAccountId": SECURITY_ACCOUNT}
+    actor = {**user("insider"), "arn": f"arn:aws:iam::{SECURITY_ACCOUNT}:user/insider", "accountId": SECURITY_ACCOUNT}
+    outcome = responder(aws).handle(iam_event("DeleteServiceLinkedRole", actor, None, **here))
+    policy = f"arn:aws:iam::{SECURITY_ACCOUNT}:policy/connect-guard/connect-guard-quarantine"
+    assert outcome.outcome == "quarantined" and attached(own, "insider") == [policy]
+
+    own.create_policy_version(PolicyArn=policy, PolicyDocument=json.dumps(ALLOW_ALL), SetAsDefault=True)
+    own.create_user(UserName="accomplice")
+    actor = {**actor, "arn": f"arn:aws:iam::{SECURITY_ACCOUNT}:user/accomplice"}
+    outcome = responder(aws).handle(iam_event("DeleteServiceLinkedRole", actor, None, **here))
+    assert outcome.severity == "CRITICAL" and attached(own, "accomplice") == []
+    assert f"the quarantine policy {policy} was tampered with" in reasons(outcome)

@@ -21,6 +21,7 @@ from urllib.parse import unquote
 
 from botocore.exceptions import ClientError
 
+from connect_guard.errors import PoisonEventError
 from connect_guard.findings import Action
 from connect_guard.policy import parse_document
 
@@ -66,7 +67,7 @@ def deny_all_deviation(document: str | dict[str, Any]) -> str | None:
             return None
     try:
         parsed = parse_document(document)
-    except ValueError as error:
+    except (ValueError, PoisonEventError) as error:  # the event is fine: the policy is not
         return f"is not a valid policy ({error})"
     allowed = [s.describe().removeprefix("Allow ") for s in parsed if s.effect == "Allow"]
     if allowed:
@@ -134,7 +135,7 @@ class QuarantineIam:
             if _code(error) in _RETRYABLE:
                 raise
             if _code(error) == "NoSuchEntity":
-                return PolicyCheck(f"the quarantine policy {arn} is missing (deleted?)", tampered=True)
+                return PolicyCheck(f"the quarantine policy {arn} is missing", tampered=True)
             return PolicyCheck(f"the quarantine policy {arn} could not be read ({_code(error)})")
         deviation = deny_all_deviation(version["Document"])
         if deviation is None:
