@@ -133,7 +133,7 @@ def test_enforce_mode_rolls_back_every_escalation_sample_to_the_state_it_reports
 
 
 def test_enforce_mode_quarantines_the_sample_actors_and_release_lifts_it():
-    from connect_guard.quarantine import REVOKE_POLICY_NAME
+    from connect_guard.quarantine import SUITE_TAG_KEYS
     from connect_guard.responders import role_quarantine
 
     with LocalAws() as aws:
@@ -150,10 +150,22 @@ def test_enforce_mode_quarantines_the_sample_actors_and_release_lifts_it():
         attached = [p["PolicyArn"] for p in iam.list_attached_user_policies(UserName="mallory.ops")["AttachedPolicies"]]
         assert attached == [policy]
         sso = "AWSReservedSSO_AdministratorAccess_5e4e8d7a17fe85dc"
-        assert iam.list_role_policies(RoleName=sso)["PolicyNames"] == [REVOKE_POLICY_NAME]
+
+        def quarantined(role: str) -> bool:
+            return policy in [
+                p["PolicyArn"] for p in iam.list_attached_role_policies(RoleName=role)["AttachedPolicies"]
+            ]
+
+        # The roles behind the two assumed-role samples get the policy; no inline policy is written.
+        assert {r["RoleName"] for r in iam.list_roles()["Roles"] if quarantined(r["RoleName"])} == {
+            sso,
+            "ConnectOpsAutomation",
+        }
+        assert iam.list_role_policies(RoleName=sso)["PolicyNames"] == []
 
         responder = role_quarantine.build(settings, aws.clients)
         role_quarantine.release(responder, "111122223333", user="mallory.ops", role=None, by="soc", reason="cleared")
         role_quarantine.release(responder, "111122223333", user=None, role=sso, by="soc", reason="cleared")
         assert iam.list_attached_user_policies(UserName="mallory.ops")["AttachedPolicies"] == []
-        assert iam.list_role_policies(RoleName=sso)["PolicyNames"] == []
+        assert not quarantined(sso)
+        assert not set(SUITE_TAG_KEYS) & {t["Key"] for t in iam.list_role_tags(RoleName=sso)["Tags"]}

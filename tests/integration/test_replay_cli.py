@@ -79,7 +79,7 @@ def test_approve_baseline_records_the_instances_current_state(aws):
 def _stack(aws) -> str:
     """A stand-in for the deployed stack: its outputs and parameters locate tables and topic."""
     template = {
-        "Parameters": {"MemberAccountIds": {"Type": "String", "Default": "111122223333"}},
+        "Parameters": {"MemberAccountIds": {"Type": "String", "Default": ",".join(aws.member_accounts)}},
         "Resources": {"Marker": {"Type": "AWS::SQS::Queue"}},
         "Outputs": {
             "AlertTopicArn": {"Value": aws.topic_arn},
@@ -95,7 +95,7 @@ def _stack(aws) -> str:
 def test_release_and_restore_role_commands(aws):
     from connect_guard.quarantine import RoleSnapshots, take_snapshot
     from connect_guard.responders import role_quarantine
-    from tests.integration.test_role_quarantine import ACCOUNT, DENIED, iam_event, user
+    from tests.integration.test_role_quarantine import ACCOUNT, DENIED, POLICY_ARN, iam_event, user
 
     stack = _stack(aws)
     iam = aws.account_session(ACCOUNT).client("iam")
@@ -115,14 +115,14 @@ def test_release_and_restore_role_commands(aws):
         RoleName="ConnectAgentFederation",
         AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}),
     )
-    RoleSnapshots(aws.clients.dynamodb, aws.baseline_table).put(take_snapshot(iam, ACCOUNT, "ConnectAgentFederation"))
+    snapshot = take_snapshot(iam, ACCOUNT, "ConnectAgentFederation", quarantine_policy_arn=POLICY_ARN)
+    RoleSnapshots(aws.clients.dynamodb, aws.baseline_table).put(snapshot)
     iam.delete_role(RoleName="ConnectAgentFederation")
     restore = ["restore-role", "--stack", stack, "--account", ACCOUNT, "--role", "ConnectAgentFederation"]
-    # Re-creating a role is a grant no suite role holds: the operator's own credentials there do it.
-    refused = io.StringIO()
-    assert cli.restore_command(cli._parser().parse_args(restore), refused, session=aws.session) == 2
-    assert "pass --assume-role-arn" in refused.getvalue()
-    operator = ["--assume-role-arn", f"arn:aws:iam::{ACCOUNT}:role/OperatorAdmin"]
+    out = io.StringIO()  # the security account's credentials cannot create roles in the source account
+    assert cli.restore_command(cli._parser().parse_args(restore), out, session=aws.session) == 2
+    assert "pass --assume-role-arn" in out.getvalue()
+    operator = ["--assume-role-arn", f"arn:aws:iam::{ACCOUNT}:role/operator"]
     assert cli.restore_command(cli._parser().parse_args(restore + operator), io.StringIO(), session=aws.session) == 0
     assert iam.get_role(RoleName="ConnectAgentFederation")["Role"]["Path"] == "/"
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from connect_guard.events import CloudTrailEvent
-from connect_guard.quarantine import REVOKE_POLICY_NAME, RoleSnapshots, restore_role, take_snapshot
+from connect_guard.quarantine import SUITE_TAG_KEYS, RoleSnapshots, restore_role, take_snapshot
 from connect_guard.responders import role_quarantine
 
 ACCOUNT = "111122223333"
@@ -108,6 +108,27 @@ def attached(iam, name: str) -> list[str]:
     return [p["PolicyArn"] for p in iam.list_attached_user_policies(UserName=name)["AttachedPolicies"]]
 
 
+def attached_to_role(iam, name: str) -> list[str]:
+    return [p["PolicyArn"] for p in iam.list_attached_role_policies(RoleName=name)["AttachedPolicies"]]
+
+
+def role_tags(iam, name: str) -> dict[str, str]:
+    return {t["Key"]: t["Value"] for t in iam.list_role_tags(RoleName=name)["Tags"]}
+
+
+def tamper(iam, document: dict[str, Any]) -> None:
+    """What an attacker with iam:CreatePolicyVersion does to the quarantine policy."""
+    iam.create_policy_version(PolicyArn=POLICY_ARN, PolicyDocument=json.dumps(document), SetAsDefault=True)
+
+
+def reasons(outcome) -> str:
+    return "\n".join(outcome.finding["reasons"])
+
+
+ALLOW_ALL = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+SSO_DELETION = ("DeleteRole", {"roleName": "ConnectAgentFederation"})
+
+
 def test_denied_slr_deletion_by_a_user_attaches_the_quarantine_policy_and_tags_them(aws, iam):
     outcome = responder(aws).handle(iam_event("DeleteServiceLinkedRole", user("mallory"), None, **DENIED))
     assert outcome.outcome == "quarantined" and outcome.severity == "CRITICAL"
@@ -137,20 +158,111 @@ def test_access_keys_are_deactivated_when_configured(aws, iam):
     assert [k["Status"] for k in iam.list_access_keys(UserName="mallory")["AccessKeyMetadata"]] == ["Inactive"]
 
 
-def test_assumed_role_sessions_are_revoked_and_the_person_is_named(aws, iam):
+def test_assumed_role_gets_the_quarantine_policy_on_its_role_and_the_person_is_named(aws, iam):
     actor = assumed("ConnectOps", "j.smith@example.com", sourceIdentity="j.smith")
     outcome = responder(aws).handle(iam_event("DeleteRole", actor, {"roleName": "ConnectAgentFederation"}))
-    assert outcome.outcome == "quarantined"
-    document = iam.get_role_policy(RoleName="ConnectOps", PolicyName=REVOKE_POLICY_NAME)["PolicyDocument"]
-    statement = document["Statement"][0]
-    assert statement["Effect"] == "Deny" and statement["Action"] == "*"
-    assert statement["Condition"]["DateLessThan"]["aws:TokenIssueTime"] > "2026-11-20T10:00:00Z"
+    assert outcome.outcome == "quarantined" and outcome.severity == "CRITICAL"
+    # The deny-all is attached to the role: every session, the attacker's next one included.
+    assert attached_to_role(iam, "ConnectOps") == [POLICY_ARN]
+    assert iam.list_role_policies(RoleName="ConnectOps")["PolicyNames"] == []  # no inline policy written
+    assert role_tags(iam, "ConnectOps")["connect-guard:quarantined"] == outcome.event_id
     assert outcome.finding["actor"]["display"] == "j.smith via role ConnectOps"
+    assert "every session of the role, current and new" in reasons(outcome)
+    assert [(a["operation"], a["status"]) for a in outcome.finding["actions"]] == [
+        ("AttachRolePolicy", "taken"),
+        ("TagRole", "taken"),
+    ]
+
+
+def test_a_second_attempt_through_a_quarantined_role_adds_nothing(aws, iam):
+    quarantine = responder(aws)
+    actor = assumed("ConnectOps", "x")
+    quarantine.handle(iam_event("DeleteRole", actor, {"roleName": "ConnectAgentFederation"}))
+    again = quarantine.handle(iam_event("DeleteRole", actor, {"roleName": "ConnectAgentFederation"}))
+    assert again.outcome == "alerted" and again.finding["actions"] == []
+    assert "role ConnectOps is already quarantined" in reasons(again)
+    assert attached_to_role(iam, "ConnectOps") == [POLICY_ARN]
+
+
+def test_a_tampered_quarantine_policy_is_never_attached_and_the_alert_says_what_it_allows(aws, iam):
+    tamper(iam, ALLOW_ALL)
+    outcome = responder(aws).handle(iam_event("DeleteServiceLinkedRole", user("mallory"), None, **DENIED))
+    assert outcome.outcome == "alerted" and outcome.severity == "CRITICAL"
+    assert attached(iam, "mallory") == [] and iam.list_user_tags(UserName="mallory")["Tags"] == []
+    assert outcome.finding["actions"] == []
+    reason = reasons(outcome)
+    assert f"the quarantine policy {POLICY_ARN} was tampered with" in reason
+    assert "default version v2 allows * on *" in reason and "nothing attached, act by hand" in reason
+    assert outcome.finding["target"]["name"] == SLR  # the rest of the finding as usual
+    (message,) = aws.inbox()
+    assert message["Subject"].startswith("[CRITICAL] Attempt to delete role " + SLR)
+
+
+def test_a_narrowed_deny_is_tampering_too(aws, iam):
+    tamper(
+        iam,
+        {
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Deny", "NotAction": "iam:*", "Resource": "*"}],
+        },
+    )
+    outcome = responder(aws).handle(iam_event(*SSO_DELETION[:1], assumed("ConnectOps", "x"), SSO_DELETION[1]))
+    assert outcome.severity == "CRITICAL" and attached_to_role(iam, "ConnectOps") == []
+    assert "no longer denies everything: Deny every action except iam:* on *" in reasons(outcome)
+
+
+def test_a_missing_quarantine_policy_is_critical_and_nothing_is_attached(aws, iam):
+    iam.delete_policy(PolicyArn=POLICY_ARN)
+    event = iam_event("DeleteRolePolicy", user("mallory"), {"roleName": "ConnectAgentFederation", "policyName": "saml"})
+    outcome = responder(aws, quarantine_on_tampering=True).handle(event)  # tampering alone would be HIGH
+    assert outcome.outcome == "alerted" and outcome.severity == "CRITICAL"
+    assert f"the quarantine policy {POLICY_ARN} is missing" in reasons(outcome)
+    assert attached(iam, "mallory") == [] and outcome.finding["actions"] == []
+
+
+def test_detect_mode_checks_the_policy_before_proposing_it(aws, iam):
+    tamper(iam, ALLOW_ALL)
+    outcome = responder(aws, "detect").handle(iam_event(*SSO_DELETION[:1], assumed("ConnectOps", "x"), SSO_DELETION[1]))
+    assert outcome.severity == "CRITICAL" and outcome.finding["actions"] == []
+    assert "was tampered with" in reasons(outcome)
+
+
+def test_a_burst_reads_the_policy_document_once_and_a_later_tampering_is_still_caught(aws, iam):
+    reads: list[str] = []
+    aws.session.events.register("before-call.iam.GetPolicyVersion", lambda **_: reads.append("read"))
+    quarantine = responder(aws)
+    quarantine.handle(iam_event("DeleteServiceLinkedRole", user("mallory"), None, **DENIED))
+    quarantine.handle(iam_event(*SSO_DELETION[:1], assumed("ConnectOps", "x"), SSO_DELETION[1]))
+    assert len(reads) == 1  # the second quarantine trusted the first check of the same version
+    assert attached(iam, "mallory") == [POLICY_ARN] and attached_to_role(iam, "ConnectOps") == [POLICY_ARN]
+
+    tamper(iam, ALLOW_ALL)  # a new default version: the cached check does not cover it
+    outcome = quarantine.handle(iam_event(*SSO_DELETION[:1], assumed("tmp-build", "y"), SSO_DELETION[1]))
+    assert len(reads) == 2 and attached_to_role(iam, "tmp-build") == []
+    assert outcome.severity == "CRITICAL" and "tampered" in reasons(outcome)
+
+
+def test_a_role_with_no_room_for_another_managed_policy_is_reported_not_quarantined(aws, iam):
+    for n in range(10):  # IAM's default quota: 10 managed policies per role
+        arn = iam.create_policy(PolicyName=f"ops-{n}", PolicyDocument=json.dumps(ALLOW_ALL))["Policy"]["Arn"]
+        iam.attach_role_policy(RoleName="ConnectOps", PolicyArn=arn)
+    outcome = responder(aws).handle(iam_event(*SSO_DELETION[:1], assumed("ConnectOps", "x"), SSO_DELETION[1]))
+    assert outcome.outcome == "alerted" and outcome.severity == "CRITICAL"
+    assert POLICY_ARN not in attached_to_role(iam, "ConnectOps") and len(attached_to_role(iam, "ConnectOps")) == 10
+    (action,) = outcome.finding["actions"]  # no quarantine tag either: it would claim a quarantine
+    assert (action["operation"], action["status"]) == ("AttachRolePolicy", "failed")
+    assert action["parameters"]["error"].startswith("LimitExceeded: Cannot exceed quota for PoliciesPerRole: 10")
+    (reason,) = [r for r in outcome.finding["reasons"] if r.startswith("role ConnectOps not quarantined")]
+    assert reason.startswith("role ConnectOps not quarantined: AttachRolePolicy LimitExceeded")
+    assert "no room left" in reason and reason.endswith("act by hand")
+    assert "connect-guard:quarantined" not in role_tags(iam, "ConnectOps")
+    audit = aws.clients.dynamodb.scan(TableName=aws.audit_table)["Items"]
+    assert [(a["action"]["S"], a["status"]["S"]) for a in audit] == [("AttachRolePolicy", "failed")]
 
 
 def test_succeeded_deletion_carries_the_snapshot_and_restore_recreates_the_role(aws, iam):
     snapshots = RoleSnapshots(aws.clients.dynamodb, aws.baseline_table)
-    snapshots.put(take_snapshot(iam, ACCOUNT, "ConnectAgentFederation"))
+    snapshots.put(take_snapshot(iam, ACCOUNT, "ConnectAgentFederation", quarantine_policy_arn=POLICY_ARN))
     iam.delete_role_policy(RoleName="ConnectAgentFederation", PolicyName="saml")
     iam.delete_role(RoleName="ConnectAgentFederation")
 
@@ -191,7 +303,7 @@ def test_excluded_principals_are_alerted_never_quarantined(aws, iam, actor, seve
 
 
 def test_suite_changes_and_unprotected_roles_are_ignored(aws, iam):
-    own = assumed("connect-guard-member", "connect-guard")
+    own = assumed("connect-guard-dev-member-quarantine", "connect-guard", "/connect-guard/")
     assert responder(aws).handle(iam_event("DeleteRole", own, {"roleName": SLR})).outcome == "ignored"
     other = responder(aws).handle(iam_event("DeleteRole", user("mallory"), {"roleName": "tmp-build"}))
     assert other.outcome == "ignored" and "not protected" in (other.reason or "")
@@ -210,7 +322,7 @@ def test_tampering_alerts_high_and_quarantines_only_when_configured(aws, iam):
 
 def test_unreadable_protection_fails_closed(aws, iam):
     event = iam_event("DeleteRole", user("mallory"), {"roleName": "SomeRole"})
-    outcome = responder(aws, member_role_name=None).handle(event)  # the member account can't be read
+    outcome = responder(aws, member_account_ids=()).handle(event)  # the account is not enrolled: unreadable
     assert outcome.outcome == "alerted" and outcome.severity == "HIGH"
     assert "could not tell whether SomeRole is protected" in outcome.finding["reasons"][0]
     assert attached(iam, "mallory") == []
@@ -224,8 +336,8 @@ def test_release_lifts_the_quarantine_and_records_who_and_why(aws, iam):
         quarantine, ACCOUNT, user="mallory", role=None, by="soc@example.com", reason="false positive"
     )
     role_quarantine.release(quarantine, ACCOUNT, user=None, role="ConnectOps", by="soc@example.com", reason="rotated")
-    assert attached(iam, "mallory") == []
-    assert iam.list_role_policies(RoleName="ConnectOps")["PolicyNames"] == []
+    assert attached(iam, "mallory") == [] and attached_to_role(iam, "ConnectOps") == []
+    assert not set(SUITE_TAG_KEYS) & set(role_tags(iam, "ConnectOps"))
     releases = [a for a in aws.clients.dynamodb.scan(TableName=aws.audit_table)["Items"] if a["mode"]["S"] == "release"]
     assert {a["actor"]["S"] for a in releases} == {"soc@example.com"}
     assert any("false positive" in a["reason"]["S"] for a in releases)
@@ -273,3 +385,22 @@ def test_who_gets_quarantined_for_each_principal_type(identity, expected):
 
     record = iam_event("DeleteRole", identity, {"roleName": "x"}).detail
     assert role_quarantine.principal_to_quarantine(Actor.from_record(record)) == expected
+
+
+def test_in_the_security_account_its_own_quarantine_policy_is_checked_and_attached(aws):
+    from connect_guard_tools.local_aws import SECURITY_ACCOUNT
+
+    own = aws.session.client("iam")
+    own.create_user(UserName="insider")
+    here = {**DENIED, "recipientAccountId": SECURITY_ACCOUNT}
+    actor = {**user("insider"), "arn": f"arn:aws:iam::{SECURITY_ACCOUNT}:user/insider", "accountId": SECURITY_ACCOUNT}
+    outcome = responder(aws).handle(iam_event("DeleteServiceLinkedRole", actor, None, **here))
+    policy = f"arn:aws:iam::{SECURITY_ACCOUNT}:policy/connect-guard/connect-guard-quarantine"
+    assert outcome.outcome == "quarantined" and attached(own, "insider") == [policy]
+
+    own.create_policy_version(PolicyArn=policy, PolicyDocument=json.dumps(ALLOW_ALL), SetAsDefault=True)
+    own.create_user(UserName="accomplice")
+    actor = {**actor, "arn": f"arn:aws:iam::{SECURITY_ACCOUNT}:user/accomplice"}
+    outcome = responder(aws).handle(iam_event("DeleteServiceLinkedRole", actor, None, **here))
+    assert outcome.severity == "CRITICAL" and attached(own, "accomplice") == []
+    assert f"the quarantine policy {policy} was tampered with" in reasons(outcome)

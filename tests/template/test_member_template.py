@@ -8,7 +8,12 @@ from typing import Any
 from cfnlint.api import lint_file
 
 from connect_guard_tools.template import PROJECT_ROOT, load_template
-from tests.template.test_template import CONNECT_READ_ACTIONS, CONNECT_WRITE_ACTIONS, OWN_CONNECT_RESOURCES
+from tests.template.test_template import (
+    CONNECT_READ_ACTIONS,
+    CONNECT_WRITE_ACTIONS,
+    OWN_CONNECT_RESOURCES,
+    suite_tag_keys_only,
+)
 
 MEMBER = PROJECT_ROOT / "member" / "template.yaml"
 
@@ -21,8 +26,9 @@ QUARANTINE_POLICY_ARN = {
     "Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:policy/connect-guard/${QuarantinePolicyName}"
 }
 IAM_POLICY_ATTACHMENT = {"iam:AttachUserPolicy", "iam:DetachUserPolicy"}
+IAM_ROLE_POLICY_ATTACHMENT = {"iam:AttachRolePolicy", "iam:DetachRolePolicy"}
 IAM_USER_WRITES = IAM_POLICY_ATTACHMENT | {"iam:UpdateAccessKey", "iam:TagUser", "iam:UntagUser"}
-IAM_ROLE_WRITES = {"iam:PutRolePolicy", "iam:DeleteRolePolicy", "iam:TagRole", "iam:UntagRole"}
+IAM_ROLE_WRITES = IAM_ROLE_POLICY_ATTACHMENT | {"iam:TagRole", "iam:UntagRole"}
 IAM_QUARANTINE_WRITES = IAM_USER_WRITES | IAM_ROLE_WRITES
 IAM_PRINCIPAL_READS = {
     "iam:GetRole",
@@ -243,25 +249,73 @@ def test_the_rollback_role_holds_exactly_the_two_connect_updates():
     assert as_list(statement["Resource"]) == OWN_CONNECT_RESOURCES
 
 
-def test_the_quarantine_role_attaches_and_detaches_only_the_quarantine_policy():
-    actions = _actions("QuarantineRole")
-    assert {a.split(":")[0] for a in actions} == {"iam"}
-    attaching = [s for s in _statements("QuarantineRole") if set(as_list(s["Action"])) & IAM_POLICY_ATTACHMENT]
-    (statement,) = attaching
-    assert statement["Effect"] == "Allow"
-    assert set(as_list(statement["Action"])) == IAM_POLICY_ATTACHMENT
-    assert as_list(statement["Resource"]) == [OWN_USERS]
-    assert statement["Condition"] == {"ArnEquals": {"iam:PolicyARN": QUARANTINE_POLICY_ARN}}
+def test_member_quarantine_role_exists_only_in_enforce_mode_and_holds_only_the_quarantines_writes():
+    resource = member()["QuarantineRole"]
+    assert resource["Condition"] == "HasWriteRoles"
+    assert template()["Conditions"]["HasWriteRoles"] == {
+        "Fn::And": [{"Condition": "HasMemberRoles"}, {"Condition": "IsEnforce"}]
+    }
+    allows = [s for s in _statements("QuarantineRole") if s["Effect"] == "Allow"]
+    actions = {a for s in allows for a in as_list(s["Action"])}
+    # No inline policy is ever written, nothing is read here (the read role decides).
+    assert actions == IAM_QUARANTINE_WRITES
+    for statement in allows:
+        statement_actions = set(as_list(statement["Action"]))
+        resources = as_list(statement["Resource"])
+        # Users apart from roles, all in this account.
+        if statement_actions <= IAM_USER_WRITES:
+            assert resources == [OWN_USERS], statement["Sid"]
+        else:
+            assert statement_actions <= IAM_ROLE_WRITES and resources == [OWN_ROLES], statement["Sid"]
 
 
-def test_the_quarantine_role_never_modifies_the_suites_roles():
+def test_member_quarantine_role_attaches_and_detaches_only_the_quarantine_policy():
+    for attaching, resource in ((IAM_POLICY_ATTACHMENT, OWN_USERS), (IAM_ROLE_POLICY_ATTACHMENT, OWN_ROLES)):
+        allows = [s for s in _statements("QuarantineRole") if s["Effect"] == "Allow"]
+        (statement,) = [s for s in allows if set(as_list(s["Action"])) & attaching]
+        assert set(as_list(statement["Action"])) == attaching
+        assert as_list(statement["Resource"]) == [resource]
+        assert statement["Condition"] == {"ArnEquals": {"iam:PolicyARN": QUARANTINE_POLICY_ARN}}
+
+
+def test_member_quarantine_role_tags_only_with_the_suites_own_keys():
+    allows = [s for s in _statements("QuarantineRole") if s["Effect"] == "Allow"]
+    tagging = [s for s in allows if any("Tag" in a for a in as_list(s["Action"]))]
+    assert {a for s in tagging for a in as_list(s["Action"])} == {
+        "iam:TagUser",
+        "iam:UntagUser",
+        "iam:TagRole",
+        "iam:UntagRole",
+    }
+    for statement in tagging:
+        assert suite_tag_keys_only(statement), statement["Sid"]
+
+
+def test_member_quarantine_role_never_modifies_the_suites_roles():
     denies = [s for s in _statements("QuarantineRole") if s["Effect"] != "Allow"]
     (guard,) = denies
     assert guard["Effect"] == "Deny"
     assert set(as_list(guard["Action"])) == IAM_ROLE_WRITES
-    # Every member-stack role (read, writers, forward) is under /connect-guard/.
-    assert guard["Resource"] == SUITE_ROLES
+    # Every member role (forward, read, rollback, this one) is under /connect-guard/.
+    assert as_list(guard["Resource"]) == [SUITE_ROLES]
     assert "Condition" not in guard
+    for name, resource in member().items():
+        if resource["Type"] == "AWS::IAM::Role":
+            assert resource["Properties"]["Path"] == "/connect-guard/", name
+
+
+def test_member_read_role_reads_what_the_quarantine_checks():
+    granted: dict[str, list[Any]] = {}
+    for statement in _statements("ReadRole"):
+        for action in as_list(statement["Action"]):
+            granted.setdefault(action, []).extend(as_list(statement["Resource"]))
+    # Already quarantined? (the policy among the principal's attached policies)
+    for action in ("iam:ListAttachedUserPolicies", "iam:ListAttachedRolePolicies"):
+        assert granted[action] == [OWN_USERS, OWN_ROLES], action
+    # The policy's default version, compared with the deny-all before attaching.
+    own_policies = {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:policy/*"}
+    for action in ("iam:GetPolicy", "iam:GetPolicyVersion"):
+        assert granted[action] == [own_policies], action
 
 
 def test_access_keys_can_be_updated_only_where_the_stack_deactivates_them():

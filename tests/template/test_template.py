@@ -17,6 +17,8 @@ from typing import Any
 import pytest
 from cfnlint.api import lint_file
 
+from connect_guard.quarantine import QUARANTINE_TAG, REASON_TAG, SUITE_TAG_KEYS, deny_all_deviation
+from connect_guard_tools.local_aws import QUARANTINE_DOCUMENT
 from connect_guard_tools.template import TEMPLATE_PATH, load_template, rule_routes
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -992,8 +994,9 @@ QUARANTINE_POLICY_ARN = {
     "Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:policy/connect-guard/${QuarantinePolicyName}"
 }
 IAM_POLICY_ATTACHMENT = {"iam:AttachUserPolicy", "iam:DetachUserPolicy"}
+IAM_ROLE_POLICY_ATTACHMENT = {"iam:AttachRolePolicy", "iam:DetachRolePolicy"}
 IAM_USER_WRITES = IAM_POLICY_ATTACHMENT | {"iam:UpdateAccessKey", "iam:TagUser", "iam:UntagUser"}
-IAM_ROLE_WRITES = {"iam:PutRolePolicy", "iam:DeleteRolePolicy", "iam:TagRole", "iam:UntagRole"}
+IAM_ROLE_WRITES = IAM_ROLE_POLICY_ATTACHMENT | {"iam:TagRole", "iam:UntagRole"}
 # Actions without resource-level permissions (no resource type in the Service Authorization
 # Reference): the only ones a statement may grant on "*", each alone in its statement. All are
 # reads: a write that can't be scoped (e.g. logs:CancelExportTask) is not granted at all.
@@ -1263,6 +1266,9 @@ def test_quarantine_policy_denies_everything() -> None:
     # AWS's compromised-key policies deny a list without connect:*: this one denies everything.
     assert (statement["Effect"], statement["Action"], statement["Resource"]) == ("Deny", "*", "*")
     assert "Condition" not in statement and "NotAction" not in statement
+    # What the stack deploys is what the quarantine's check accepts, and what the embedded AWS holds.
+    assert deny_all_deviation(p["PolicyDocument"]) is None
+    assert p["PolicyDocument"] == QUARANTINE_DOCUMENT
     # Attached to nobody by the template: the responder attaches it, under the condition below.
     for name, resource in RESOURCES.items():
         if resource["Type"] == "AWS::IAM::Role":
@@ -1274,8 +1280,10 @@ def test_quarantine_policy_denies_everything() -> None:
     )
 
 
+# The quarantine reads principals (protection tags, attached policies, keys) and the quarantine
+# policy itself; no inline policy (iam:GetRolePolicy is the snapshot's, in its own role).
 QUARANTINE_IAM_READS = (
-    *("iam:GetRole", "iam:ListRoleTags", "iam:GetRolePolicy"),
+    *("iam:GetRole", "iam:ListRoleTags", "iam:ListAttachedRolePolicies"),
     *("iam:GetUser", "iam:ListAttachedUserPolicies", "iam:ListAccessKeys"),
 )
 SNAPSHOT_IAM_READS = (
@@ -1298,6 +1306,8 @@ QUARANTINE_ACTIONS: dict[str, Any] = {
     "dynamodb:DeleteItem": {"DedupTable"},
     "dynamodb:Query": {"BaselineTable", "AuditTable"},
     **{action: [OWN_USERS, OWN_ROLES] for action in QUARANTINE_IAM_READS},
+    "iam:GetPolicy": [QUARANTINE_POLICY_ARN],
+    "iam:GetPolicyVersion": [QUARANTINE_POLICY_ARN],
     **{action: [OWN_USERS] for action in IAM_USER_WRITES},
     **{action: [OWN_ROLES] for action in IAM_ROLE_WRITES},
     "sts:AssumeRole": [member_role("read"), member_role("quarantine")],
@@ -1326,7 +1336,7 @@ def test_iam_responders_have_exactly_the_contract_actions(function: str, contrac
     for action, expected in contract.items():
         if isinstance(expected, set):  # resources of this stack
             assert {target(r) for r in granted[action]} == expected, action
-        else:  # patterns: exactly these, in this account (the member role for the others)
+        else:  # patterns: exactly these, in this account (the member roles for the others)
             assert granted[action] == expected, action
 
 
@@ -1346,33 +1356,86 @@ def test_iam_writes_only_in_the_quarantine_role() -> None:
             writes = {a for a in iam if a.split(":")[1].startswith(WRITE_VERBS)}
             if writes:
                 writers.setdefault(name, set()).update(writes)
+    # No inline policy is ever written: iam:PutRolePolicy on any role could grant anything.
     assert writers == {"QuarantineFunctionRole": IAM_USER_WRITES | IAM_ROLE_WRITES}
 
 
-def test_only_the_quarantine_policy_can_be_attached_or_detached() -> None:
-    attaching = []
+def _quarantine_statements() -> list[dict[str, Any]]:
+    """The quarantine role's policy statements as written, `Fn::If` wrappers kept."""
+    _, role_props = function_role("QuarantineFunction")
+    (own,) = [p for p in role_props["Policies"] if "Fn::If" not in p]
+    return list(own["PolicyDocument"]["Statement"])
+
+
+def test_the_quarantines_iam_writes_exist_only_in_enforce_mode() -> None:
+    # Detect deployments hold no IAM write: every one (and the guard) is in an IsEnforce branch.
+    enforce_only = T["Conditions"]["DeactivatesKeysInEnforce"]["Fn::And"]
+    assert {"Condition": "IsEnforce"} in enforce_only
+    for item in _quarantine_statements():
+        if "Fn::If" not in item:
+            actions = as_list(item["Action"])
+            assert all(a.split(":")[1].startswith(("Get", "List")) for a in actions if a.startswith("iam:")), item
+            continue
+        condition, statement, otherwise = item["Fn::If"]
+        assert condition in ("IsEnforce", "DeactivatesKeysInEnforce") and otherwise == {"Ref": "AWS::NoValue"}
+        assert all(a.startswith("iam:") for a in as_list(statement["Action"])), statement["Sid"]
+
+
+@pytest.mark.parametrize(
+    ("attaching", "resource"), [(IAM_POLICY_ATTACHMENT, OWN_USERS), (IAM_ROLE_POLICY_ATTACHMENT, OWN_ROLES)]
+)
+def test_only_the_quarantine_policy_can_be_attached_or_detached(attaching: set[str], resource: Any) -> None:
+    holders = []
     for name, role in ROLES.items():
         for statement in role_statements(role["Properties"]):
             actions = set(as_list(statement["Action"]))
-            if not actions & IAM_POLICY_ATTACHMENT or statement["Effect"] != "Allow":
+            if not actions & attaching or statement["Effect"] != "Allow":
                 continue
-            attaching.append(name)
-            # Alone in their statement, on users, and only for the quarantine policy's ARN.
-            assert actions == IAM_POLICY_ATTACHMENT, f"{name}: {statement['Sid']}"
-            assert as_list(statement["Resource"]) == [OWN_USERS], f"{name}: {statement['Sid']}"
+            holders.append(name)
+            # Alone in their statement, on users (or roles), and only for the quarantine policy's ARN.
+            assert actions == attaching, f"{name}: {statement['Sid']}"
+            assert as_list(statement["Resource"]) == [resource], f"{name}: {statement['Sid']}"
             assert statement["Condition"] == {"ArnEquals": {"iam:PolicyARN": QUARANTINE_POLICY_ARN}}, name
-    assert attaching == ["QuarantineFunctionRole"]
+    assert holders == ["QuarantineFunctionRole"]
+
+
+TAG_WRITES = {"iam:TagUser", "iam:UntagUser", "iam:TagRole", "iam:UntagRole"}
+
+
+def suite_tag_keys_only(statement: dict[str, Any]) -> bool:
+    """Every key a tag or untag request names is one of the suite's own, and it names one."""
+    return statement.get("Condition") == {
+        "ForAllValues:StringEquals": {"aws:TagKeys": list(SUITE_TAG_KEYS)},
+        "Null": {"aws:TagKeys": "false"},
+    }
+
+
+def test_tags_are_written_only_with_the_suites_own_keys() -> None:
+    tagging = [
+        (name, statement)
+        for name, role in ROLES.items()
+        for statement in role_statements(role["Properties"])
+        if statement["Effect"] == "Allow" and set(as_list(statement["Action"])) & TAG_WRITES
+    ]
+    assert {name for name, _ in tagging} == {"QuarantineFunctionRole"}
+    assert {a for _, s in tagging for a in as_list(s["Action"])} == TAG_WRITES
+    for _, statement in tagging:
+        assert set(as_list(statement["Action"])) in ({"iam:TagUser", "iam:UntagUser"}, {"iam:TagRole", "iam:UntagRole"})
+        assert as_list(statement["Resource"]) in ([OWN_USERS], [OWN_ROLES]), statement["Sid"]
+        assert suite_tag_keys_only(statement), statement["Sid"]
+    # The keys the code writes, and never the one that marks a role protected.
+    assert SUITE_TAG_KEYS == (QUARANTINE_TAG, REASON_TAG)
+    assert T["Parameters"]["ProtectedRoleTagKey"]["Default"] not in SUITE_TAG_KEYS
 
 
 def test_the_quarantine_never_modifies_the_suites_own_roles() -> None:
-    # Code keeps the quarantine off /connect-guard/ roles; the role enforces it whatever the code does.
+    # Code keeps the quarantine off the suite's roles; the role enforces it whatever the code does.
     _, role_props = function_role("QuarantineFunction")
     denies = [s for s in role_statements(role_props) if s["Effect"] == "Deny"]
     (guard,) = denies
     assert is_suite_role_guard(guard)
     assert set(as_list(guard["Action"])) == IAM_ROLE_WRITES
-    # The suite's roles (the member stack's roles in this account are under the same path).
-    assert guard["Resource"] == [SUITE_ROLES]
+    assert guard["Resource"] == [SUITE_ROLES] and "Condition" not in guard
     assert SUITE_ROLES["Fn::Sub"].endswith(":role/connect-guard/*")
     # Every role write the function holds is one the guard covers; beyond them, only reads.
     granted = _granted(role_props)

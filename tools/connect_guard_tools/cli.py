@@ -81,7 +81,7 @@ def _parser() -> argparse.ArgumentParser:
 
     release = commands.add_parser(
         "release",
-        help="lift a quarantine (real AWS): detach the quarantine policy or the session revocation",
+        help="lift a quarantine (real AWS): detach the quarantine policy from a user or role",
         description="Release a quarantined IAM user or role, record who released it and why (audit table), "
         "and publish a CRITICAL finding.",
     )
@@ -279,24 +279,22 @@ def _release_all(aws: LocalAws, replayer: Replayer, out: TextIO) -> None:
     for account in sorted({i.account_id for i in aws.instances} | {"111122223333"}):
         iam = aws.account_session(account).client("iam")
         policy = responder.iam_for(account).policy_arn
-        users = [u["UserName"] for u in iam.list_users()["Users"] if _has_policy(iam, u["UserName"], policy)]
-        roles = [r["RoleName"] for r in iam.list_roles()["Roles"] if _revoked(iam, r["RoleName"])]
+        users = [u["UserName"] for u in iam.list_users()["Users"] if _has_policy(iam, "user", u["UserName"], policy)]
+        roles = [r["RoleName"] for r in iam.list_roles()["Roles"] if _has_policy(iam, "role", r["RoleName"], policy)]
         for name in users:
             role_quarantine.release(responder, account, user=name, role=None, by="replay", reason="demo release")
             out.write(f"[release] user {name} in {account}: quarantine policy detached, tags removed\n")
         for name in roles:
             role_quarantine.release(responder, account, user=None, role=name, by="replay", reason="demo release")
-            out.write(f"[release] role {name} in {account}: session revocation removed\n")
+            out.write(f"[release] role {name} in {account}: quarantine policy detached, tags removed\n")
 
 
-def _has_policy(iam: Any, user: str, policy_arn: str) -> bool:
-    return any(p["PolicyArn"] == policy_arn for p in iam.list_attached_user_policies(UserName=user)["AttachedPolicies"])
-
-
-def _revoked(iam: Any, role: str) -> bool:
-    from connect_guard.quarantine import REVOKE_POLICY_NAME
-
-    return REVOKE_POLICY_NAME in iam.list_role_policies(RoleName=role)["PolicyNames"]
+def _has_policy(iam: Any, kind: str, name: str, policy_arn: str) -> bool:
+    if kind == "user":
+        attached = iam.list_attached_user_policies(UserName=name)["AttachedPolicies"]
+    else:
+        attached = iam.list_attached_role_policies(RoleName=name)["AttachedPolicies"]
+    return any(p["PolicyArn"] == policy_arn for p in attached)
 
 
 def _stack_settings(session: Any, stack: str) -> Settings:

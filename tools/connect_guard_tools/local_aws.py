@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import boto3
 import yaml
 from moto import mock_aws
+from moto.iam.exceptions import LimitExceededException
+from moto.iam.models import IAMBackend
 
 from connect_guard.baseline import BaselineStore, InstanceBaseline, ProfileBaseline, UserBaseline
 from connect_guard.clients import AwsClients
@@ -71,12 +75,62 @@ class CallRecorder:
             self.findings.append(json.loads(message["default"]))
 
 
+# The stacks' QuarantinePolicy (template.yaml, member/template.yaml).
+QUARANTINE_DOCUMENT = {
+    "Version": "2012-10-17",
+    "Statement": [{"Sid": "QuarantineDeniesEverything", "Effect": "Deny", "Action": "*", "Resource": "*"}],
+}
+
+
+def _create_quarantine_policy(iam: Any) -> None:
+    iam.create_policy(
+        PolicyName=QUARANTINE_POLICY, Path="/connect-guard/", PolicyDocument=json.dumps(QUARANTINE_DOCUMENT)
+    )
+
+
+class IamQuotas:
+    """IAM's quota on managed policies attached to one user or role (10 by default), which moto
+    does not enforce: an attachment beyond it fails with LimitExceeded and IAM's message.
+
+    Enforced in moto's IAM backend, where the attachments live, so every account and every
+    client (member roles included) sees it, as in IAM.
+    """
+
+    MANAGED_POLICIES_PER_PRINCIPAL = 10
+
+    def __init__(self) -> None:
+        self._patches = [
+            mock.patch.object(IAMBackend, "attach_user_policy", _limited(IAMBackend.attach_user_policy, "User")),
+            mock.patch.object(IAMBackend, "attach_role_policy", _limited(IAMBackend.attach_role_policy, "Role")),
+        ]
+
+    def start(self) -> None:
+        for patch in self._patches:
+            patch.start()
+
+    def stop(self) -> None:
+        for patch in self._patches:
+            patch.stop()
+
+
+def _limited(attach: Callable[[IAMBackend, str, str], None], kind: str) -> Callable[[IAMBackend, str, str], None]:
+    def attach_within_quota(backend: IAMBackend, policy_arn: str, name: str) -> None:
+        principal = backend.get_user(name) if kind == "User" else backend.get_role(name)
+        limit = IamQuotas.MANAGED_POLICIES_PER_PRINCIPAL
+        if policy_arn not in principal.managed_policies and len(principal.managed_policies) >= limit:
+            raise LimitExceededException(f"Cannot exceed quota for PoliciesPer{kind}: {limit}")
+        attach(backend, policy_arn, name)
+
+    return attach_within_quota
+
+
 class LocalAws:
     """Start with `with LocalAws() as aws:`; nothing leaves the process."""
 
     def __init__(self, region: str = REGION) -> None:
         self.region = region
         self._mock = mock_aws()
+        self._quotas = IamQuotas()
         self._saved_env: dict[str, str | None] = {}
 
     def __enter__(self) -> LocalAws:
@@ -84,6 +138,7 @@ class LocalAws:
             self._saved_env[key] = os.environ.get(key)
             os.environ[key] = value
         self._mock.start()
+        self._quotas.start()
         self.session = boto3.session.Session(region_name=self.region)
         # Registered before any client exists: botocore copies the hooks into each client.
         self.recorder = CallRecorder()
@@ -98,6 +153,7 @@ class LocalAws:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self._quotas.stop()
         self._mock.stop()
         for key, value in self._saved_env.items():
             if value is None:
@@ -137,6 +193,7 @@ class LocalAws:
         sns.subscribe(
             TopicArn=self.topic_arn, Protocol="sqs", Endpoint=archive_arn, Attributes={"RawMessageDelivery": "true"}
         )
+        _create_quarantine_policy(self.clients.iam)  # template.yaml's QuarantinePolicy
         for table in (self.baseline_table, self.audit_table):
             dynamodb.create_table(
                 TableName=table,
@@ -205,13 +262,7 @@ class LocalAws:
             iam = self.account_session(str(account_id)).client("iam")
             self.member_accounts.append(str(account_id))
             self._seed_member_roles(iam)
-            iam.create_policy(  # what member/template.yaml deploys in every source account
-                PolicyName=QUARANTINE_POLICY,
-                Path="/connect-guard/",
-                PolicyDocument=json.dumps(
-                    {"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Action": "*", "Resource": "*"}]}
-                ),
-            )
+            _create_quarantine_policy(iam)  # what member/template.yaml deploys in every source account
             self._seed_iam(str(account_id), iam, account.get("iam") or {})
             for policy in account.get("managed_policies") or []:
                 versions = policy["versions"]

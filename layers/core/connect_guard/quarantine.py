@@ -1,14 +1,19 @@
 """IAM adapter for quarantines, and snapshots of protected roles.
 
-A quarantined IAM user gets the stack's quarantine policy (an explicit deny of every action,
-`connect:*` included) and a tag naming the reason and eventID. An assumed role gets an inline
-deny on every session issued before a cut-off (`aws:TokenIssueTime`), which is how AWS revokes
-active sessions: it affects every session of that role, the attacker's included.
+A quarantined IAM user or role gets the stack's quarantine policy attached (a fixed managed
+policy denying every action, `connect:*` included) and tags naming the reason and eventID. On a
+role the deny binds every session, current and new, until the policy is detached: stronger than
+revoking the sessions issued so far, which the attacker undoes by assuming the role again. No
+inline policy is ever written: `iam:PutRolePolicy` on any role would let the suite grant anything.
+Before it is attached, the policy's default version is read and compared with the deny-all: a
+policy that now allows something is reported, never attached.
 """
 
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -16,34 +21,92 @@ from urllib.parse import unquote
 
 from botocore.exceptions import ClientError
 
+from connect_guard.errors import PoisonEventError
 from connect_guard.findings import Action
+from connect_guard.policy import parse_document
 
-REVOKE_POLICY_NAME = "connect-guard-revoke-sessions"
 QUARANTINE_TAG = "connect-guard:quarantined"
 REASON_TAG = "connect-guard:quarantine-reason"
+# The only tag keys the suite writes: the templates' tag statements allow exactly these
+# (aws:TagKeys), so the protected-role tag key is never the suite's to set or remove.
+SUITE_TAG_KEYS = (QUARANTINE_TAG, REASON_TAG)
+ATTACH_OPERATIONS = {"AttachUserPolicy", "AttachRolePolicy"}
+_RETRYABLE = {"Throttling", "ServiceFailure", "InternalFailure"}
+# Statement keys the deny-all may carry; any other (Condition, NotAction, NotResource,
+# Principal) narrows the deny.
+_DENY_ALL_KEYS = {"Sid", "Effect", "Action", "Resource"}
 
 
 def _code(error: ClientError) -> str:
     return str(error.response["Error"]["Code"])
 
 
-def revoke_document(cutoff: datetime) -> dict[str, Any]:
-    return {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Sid": "ConnectGuardRevokeOlderSessions",
-                "Effect": "Deny",
-                "Action": "*",
-                "Resource": "*",
-                "Condition": {"DateLessThan": {"aws:TokenIssueTime": cutoff.strftime("%Y-%m-%dT%H:%M:%SZ")}},
-            }
-        ],
-    }
+def _is_everything(value: object) -> bool:
+    return value in ("*", ["*"])
+
+
+def deny_all_deviation(document: str | dict[str, Any]) -> str | None:
+    """None when `document` is the quarantine policy's deny-all; else what it says instead."""
+    if isinstance(document, str):
+        try:
+            document = json.loads(unquote(document))
+        except json.JSONDecodeError:
+            return "is not a JSON policy document"
+    statements = document.get("Statement") if isinstance(document, dict) else None
+    if isinstance(statements, dict):
+        statements = [statements]
+    if isinstance(statements, list) and len(statements) == 1:
+        (only,) = statements
+        if (
+            isinstance(only, dict)
+            and set(only) <= _DENY_ALL_KEYS
+            and only.get("Effect") == "Deny"
+            and _is_everything(only.get("Action"))
+            and _is_everything(only.get("Resource"))
+        ):
+            return None
+    try:
+        parsed = parse_document(document)
+    except (ValueError, PoisonEventError) as error:  # the event is fine: the policy is not
+        return f"is not a valid policy ({error})"
+    allowed = [s.describe().removeprefix("Allow ") for s in parsed if s.effect == "Allow"]
+    if allowed:
+        return "allows " + "; ".join(allowed[:5])
+    return "no longer denies everything: " + "; ".join(s.describe() for s in parsed[:5])
+
+
+@dataclass(frozen=True)
+class PolicyCheck:
+    """Whether the quarantine policy may be attached; `problem` says why not."""
+
+    problem: str | None = None
+    tampered: bool = False  # missing or altered: an incident in itself, not a configuration gap
+
+
+class VerifiedPolicies:
+    """Successful checks of the quarantine policy, per account, kept for a few minutes.
+
+    Keyed on the policy's unique ID and default version: a tampering always changes one of
+    them (a new default version, SetDefaultPolicyVersion, or delete and re-create), and IAM
+    policy versions are immutable, so a cached pass never covers a tampered document. GetPolicy
+    is still called for every quarantine (it yields the key); what a burst saves is one
+    GetPolicyVersion each. The TTL bounds how long a container trusts its own earlier read.
+    """
+
+    def __init__(self, ttl_seconds: float = 300.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self._ttl = ttl_seconds
+        self._clock = clock
+        self._until: dict[tuple[str, str, str], float] = {}
+
+    def fresh(self, key: tuple[str, str, str]) -> bool:
+        return self._until.get(key, 0.0) > self._clock()
+
+    def remember(self, key: tuple[str, str, str]) -> None:
+        self._until[key] = self._clock() + self._ttl
 
 
 class QuarantineIam:
-    """Quarantine and release principals in one account (own credentials or the member role)."""
+    """Quarantine and release principals in one account (own credentials or a member role)."""
 
     def __init__(self, iam: Any, account_id: str, policy_name: str, partition: str = "aws") -> None:
         self.client = iam
@@ -55,18 +118,33 @@ class QuarantineIam:
         attached = self.client.list_attached_user_policies(UserName=user)["AttachedPolicies"]
         return any(p["PolicyArn"] == self.policy_arn for p in attached)
 
-    def role_revoked_since(self, role: str, cutoff: datetime) -> bool:
-        """True when a revocation already covers sessions issued before `cutoff`."""
+    def role_quarantined(self, role: str) -> bool:
+        attached = self.client.list_attached_role_policies(RoleName=role)["AttachedPolicies"]
+        return any(p["PolicyArn"] == self.policy_arn for p in attached)
+
+    def check_policy(self, verified: VerifiedPolicies) -> PolicyCheck:
+        """Read the quarantine policy's default version and compare it with the deny-all."""
+        arn = self.policy_arn
         try:
-            document = self.client.get_role_policy(RoleName=role, PolicyName=REVOKE_POLICY_NAME)["PolicyDocument"]
+            policy = self.client.get_policy(PolicyArn=arn)["Policy"]
+            key = (self.account_id, policy["PolicyId"], policy["DefaultVersionId"])
+            if verified.fresh(key):
+                return PolicyCheck()
+            version = self.client.get_policy_version(PolicyArn=arn, VersionId=key[2])["PolicyVersion"]
         except ClientError as error:
+            if _code(error) in _RETRYABLE:
+                raise
             if _code(error) == "NoSuchEntity":
-                return False
-            raise
-        if isinstance(document, str):
-            document = json.loads(unquote(document))
-        existing = document["Statement"][0]["Condition"]["DateLessThan"]["aws:TokenIssueTime"]
-        return bool(existing >= cutoff.strftime("%Y-%m-%dT%H:%M:%SZ"))
+                return PolicyCheck(f"the quarantine policy {arn} is missing", tampered=True)
+            return PolicyCheck(f"the quarantine policy {arn} could not be read ({_code(error)})")
+        deviation = deny_all_deviation(version["Document"])
+        if deviation is None:
+            verified.remember(key)
+            return PolicyCheck()
+        return PolicyCheck(
+            f"the quarantine policy {arn} was tampered with: its default version {key[2]} {deviation}",
+            tampered=True,
+        )
 
     def role_tags(self, role: str) -> dict[str, str] | None:
         """The role's tags, or None when the role no longer exists."""
@@ -91,44 +169,46 @@ class QuarantineIam:
                     actions.append(Action("iam", "UpdateAccessKey", parameters, "proposed"))
         return actions
 
-    def role_actions(self, role: str, cutoff: datetime, reason: str, event_id: str) -> list[Action]:
-        document = json.dumps(revoke_document(cutoff), separators=(",", ":"))
+    def role_actions(self, role: str, reason: str, event_id: str) -> list[Action]:
         return [
-            Action(
-                "iam",
-                "PutRolePolicy",
-                {"RoleName": role, "PolicyName": REVOKE_POLICY_NAME, "PolicyDocument": document},
-                "proposed",
-            ),
+            Action("iam", "AttachRolePolicy", {"RoleName": role, "PolicyArn": self.policy_arn}, "proposed"),
             Action("iam", "TagRole", {"RoleName": role, "Tags": _tags(reason, event_id)}, "proposed"),
         ]
 
     def release_actions(self, user: str | None = None, role: str | None = None) -> list[Action]:
-        keys = [QUARANTINE_TAG, REASON_TAG]
+        keys = list(SUITE_TAG_KEYS)
         if user:
             return [
                 Action("iam", "DetachUserPolicy", {"UserName": user, "PolicyArn": self.policy_arn}, "proposed"),
                 Action("iam", "UntagUser", {"UserName": user, "TagKeys": keys}, "proposed"),
             ]
         return [
-            Action("iam", "DeleteRolePolicy", {"RoleName": role, "PolicyName": REVOKE_POLICY_NAME}, "proposed"),
+            Action("iam", "DetachRolePolicy", {"RoleName": role, "PolicyArn": self.policy_arn}, "proposed"),
             Action("iam", "UntagRole", {"RoleName": role, "TagKeys": keys}, "proposed"),
         ]
 
     # -- act --------------------------------------------------------------------------------
     def execute(self, actions: list[Action]) -> list[Action]:
-        """Run each action; a refusal that retrying cannot fix is recorded as failed, not raised."""
+        """Run each action; a refusal that retrying cannot fix is recorded as failed, not raised.
+
+        When the attachment is refused (e.g. LimitExceeded: 10 managed policies already), the
+        quarantine tags are not written: they would claim a quarantine that is not there.
+        """
         done = []
+        attach_failed = False
         for action in actions:
+            if attach_failed and action.operation in ("TagUser", "TagRole"):
+                continue
             method = "".join("_" + c.lower() if c.isupper() else c for c in action.operation).lstrip("_")
             try:
                 getattr(self.client, method)(**action.parameters)
                 done.append(Action(action.service, action.operation, action.parameters, "taken"))
             except ClientError as error:
-                if _code(error) in ("Throttling", "ServiceFailure", "InternalFailure"):
+                if _code(error) in _RETRYABLE:
                     raise
                 failed = {**action.parameters, "error": f"{_code(error)}: {error.response['Error'].get('Message', '')}"}
                 done.append(Action(action.service, action.operation, failed, "failed"))
+                attach_failed = attach_failed or action.operation in ATTACH_OPERATIONS
         return done
 
 
@@ -160,16 +240,16 @@ class RoleSnapshot:
         return body
 
 
-def take_snapshot(iam: Any, account_id: str, role_name: str) -> RoleSnapshot:
+def take_snapshot(iam: Any, account_id: str, role_name: str, *, quarantine_policy_arn: str) -> RoleSnapshot:
+    """The role as it is, less our own quarantine (policy and tags): a restore must not re-apply it."""
     role = iam.get_role(RoleName=role_name)["Role"]
     managed = []
     for page in iam.get_paginator("list_attached_role_policies").paginate(RoleName=role_name):
-        managed += [p["PolicyArn"] for p in page["AttachedPolicies"]]
+        managed += [p["PolicyArn"] for p in page["AttachedPolicies"] if p["PolicyArn"] != quarantine_policy_arn]
     inline = {}
     for page in iam.get_paginator("list_role_policies").paginate(RoleName=role_name):
         for name in page["PolicyNames"]:
-            if name != REVOKE_POLICY_NAME:  # our own quarantine is not part of the role
-                inline[name] = iam.get_role_policy(RoleName=role_name, PolicyName=name)["PolicyDocument"]
+            inline[name] = iam.get_role_policy(RoleName=role_name, PolicyName=name)["PolicyDocument"]
     tags = {t["Key"]: t["Value"] for t in iam.list_role_tags(RoleName=role_name)["Tags"]}
     trust = role["AssumeRolePolicyDocument"]
     return RoleSnapshot(
@@ -180,7 +260,7 @@ def take_snapshot(iam: Any, account_id: str, role_name: str) -> RoleSnapshot:
         trust_policy=json.loads(unquote(trust)) if isinstance(trust, str) else trust,
         managed_policies=tuple(sorted(managed)),
         inline_policies=inline,
-        tags={k: v for k, v in tags.items() if not k.startswith("connect-guard:quarantine")},
+        tags={k: v for k, v in tags.items() if k not in SUITE_TAG_KEYS},
         description=role.get("Description", ""),
         max_session_duration=int(role.get("MaxSessionDuration", 3600)),
         taken_at=datetime.now(UTC).isoformat(timespec="seconds"),

@@ -3,16 +3,17 @@
 Triggers: IAM DeleteRole / DeleteServiceLinkedRole and Connect DeleteInstance, succeeded or
 denied (a denied attempt, e.g. by an SCP, is the earliest sign of an attacker), and tampering
 with a protected role (alert HIGH; quarantine only when QuarantineOnTampering is set).
-IAM users get the quarantine policy; assumed roles (SSO permission sets included) have their
-sessions revoked. Root, service-linked roles, AWS services, the suite itself and allowlisted
-break-glass principals are never touched: the SOC is alerted instead.
+IAM users and the roles behind assumed sessions (SSO permission sets included) get the deny-all
+quarantine policy attached, once its document has been checked; a missing or tampered policy is
+a CRITICAL alert, never an attachment. Root, service-linked roles, AWS services, the suite itself
+and allowlisted break-glass principals are never touched: the SOC is alerted instead.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from fnmatch import fnmatchcase
 
 from botocore.exceptions import ClientError
@@ -28,7 +29,7 @@ from connect_guard.outcome import Alert, Outcome
 from connect_guard.policy import Severity
 from connect_guard.principals import Actor, allowlist_match, is_suite_principal
 from connect_guard.publisher import SnsPublisher
-from connect_guard.quarantine import QuarantineIam, RoleSnapshots
+from connect_guard.quarantine import ATTACH_OPERATIONS, QuarantineIam, RoleSnapshots, VerifiedPolicies
 from connect_guard.settings import MemberPurpose, Settings
 
 NAME = "role_quarantine"
@@ -72,6 +73,21 @@ class RoleTarget:
     arn: str | None
 
 
+@dataclass(frozen=True)
+class QuarantineResult:
+    note: str  # the finding's reason: what was done, or why nothing was
+    actions: list[Action] = field(default_factory=list)
+    critical: bool = False  # the SOC must act now: the policy is tampered or the quarantine failed
+
+
+# What a quarantine does, said in the finding (a role's deny binds every session, old and new).
+_EFFECT = {
+    "user": "every call it makes is denied until released",
+    "role": "every session of the role, current and new, is denied everything until released "
+    "(stronger than revoking its sessions: assuming the role again does not help)",
+}
+
+
 class RoleQuarantineResponder:
     name = NAME
 
@@ -88,6 +104,7 @@ class RoleQuarantineResponder:
         self.publisher = publisher
         self.snapshots = snapshots
         self.audit = audit
+        self.verified = VerifiedPolicies()  # per container: see VerifiedPolicies
 
     def iam_for(self, account_id: str, purpose: MemberPurpose = "read") -> QuarantineIam:
         """IAM in `account_id`: the read role to decide, the quarantine role (enforce only) to act."""
@@ -179,38 +196,44 @@ class RoleQuarantineResponder:
             if actor.type != "Root":
                 severity = Severity.HIGH
         else:
-            actions, note = self._quarantine(record, actor, account, target)
-            reasons.append(note)
+            result = self._quarantine(record, actor, account, target)
+            actions = result.actions
+            reasons.append(result.note)
+            if result.critical:
+                severity = Severity.CRITICAL
         return self._alert(event, actor, outcome, severity, target, kind, reasons, actions)
 
-    def _quarantine(
-        self, record: CloudTrailRecord, actor: Actor, account: str, target: RoleTarget
-    ) -> tuple[list[Action], str]:
+    def _quarantine(self, record: CloudTrailRecord, actor: Actor, account: str, target: RoleTarget) -> QuarantineResult:
         principal = principal_to_quarantine(actor)
         if principal is None:
-            return [], f"a {actor.type} principal cannot be quarantined automatically; act by hand"
+            return QuarantineResult(f"a {actor.type} principal cannot be quarantined automatically; act by hand")
         kind, name = principal
+        where = actor.account_id or account
+        why = f"{record.event_name} on {target.kind} {target.name}"
         try:
-            iam = self.iam_for(actor.account_id or account)
-            why = f"{record.event_name} on {target.kind} {target.name}"
+            iam = self.iam_for(where)
+            if iam.user_quarantined(name) if kind == "user" else iam.role_quarantined(name):
+                return QuarantineResult(f"{kind} {name} is already quarantined: nothing added")
+            check = iam.check_policy(self.verified)
+            if check.problem:
+                return QuarantineResult(
+                    f"{kind} {name} not quarantined: {check.problem}; nothing attached, act by hand",
+                    critical=check.tampered,
+                )
             if kind == "user":
-                if iam.user_quarantined(name):
-                    return [], f"IAM user {name} is already quarantined: nothing added"
                 planned = iam.user_actions(name, why, record.event_id, self.settings.deactivate_access_keys)
             else:
-                if iam.role_revoked_since(name, record.event_time):
-                    return [], f"sessions of role {name} are already revoked past this event: nothing added"
-                # Every session issued up to now (the attacker's among them) stops working.
-                cutoff = max(datetime.now(UTC), record.event_time).replace(microsecond=0) + timedelta(seconds=1)
-                planned = iam.role_actions(name, cutoff, why, record.event_id)
+                planned = iam.role_actions(name, why, record.event_id)
         except MemberAccessError as error:
-            return [], f"cannot reach account {account} to quarantine ({error}); act by hand"
+            return QuarantineResult(f"cannot reach account {where} to quarantine ({error}); act by hand")
         if self.settings.response_mode != "enforce":
-            return planned, f"detect mode: the actions show what enforce mode does to {kind} {name}"
+            return QuarantineResult(
+                f"detect mode: the actions show what enforce mode does to {kind} {name} ({_EFFECT[kind]})", planned
+            )
         try:
-            writer = self.iam_for(actor.account_id or account, "quarantine")
+            writer = self.iam_for(where, "quarantine")
         except MemberAccessError as error:
-            return planned, f"cannot reach account {account} to quarantine ({error}); act by hand"
+            return QuarantineResult(f"cannot reach account {where} to quarantine ({error}); act by hand", planned)
         done = writer.execute(planned)
         for action in done:
             self.audit.record(
@@ -226,10 +249,16 @@ class RoleQuarantineResponder:
                 finding_id=None,
                 mode="enforce",
             )
-        what = "quarantine policy attached to user" if kind == "user" else "active sessions revoked for role"
-        return done, f"{what} {name}" + (
-            " (some steps failed: see actions)" if any(a.status == "failed" for a in done) else ""
-        )
+        failed = "; ".join(f"{a.operation} {a.parameters['error']}" for a in done if a.status == "failed")
+        if not _attached(done):
+            return QuarantineResult(
+                f"{kind} {name} not quarantined: {failed}{_LIMIT_HINT if 'LimitExceeded' in failed else ''}; "
+                "act by hand",
+                done,
+                critical=True,
+            )
+        note = f"quarantine policy attached to {kind} {name}: {_EFFECT[kind]}"
+        return QuarantineResult(note + (f" (some steps failed: {failed})" if failed else ""), done)
 
     def _alert(
         self,
@@ -258,7 +287,7 @@ class RoleQuarantineResponder:
         title = (
             f"{attempt} {what}" if record.event_name not in TAMPERING else f"Tampering with {what}: {record.event_name}"
         )
-        taken = [a for a in actions if a.status == "taken"]
+        taken = _attached(actions)
         if taken:
             title = f"Quarantined {actor.display}: {title}"
             severity = Severity.CRITICAL  # every quarantine is CRITICAL, tampering included
@@ -287,6 +316,14 @@ class RoleQuarantineResponder:
         outcome.alerts.append(Alert(finding.subject, str(severity), finding.finding_id, message_id))
         outcome.finding = finding.to_dict()
         return outcome
+
+
+_LIMIT_HINT = " (IAM allows 10 managed policies per user or role by default: the principal has no room left)"
+
+
+def _attached(actions: list[Action]) -> bool:
+    """The quarantine policy was attached: a quarantine took effect."""
+    return any(a.operation in ATTACH_OPERATIONS and a.status == "taken" for a in actions)
 
 
 def release(
@@ -359,11 +396,15 @@ def snapshot_protected_roles(responder: RoleQuarantineResponder) -> dict[str, li
     settings = responder.settings
     taken: dict[str, list[str]] = {}
     for account in settings.snapshot_account_ids or (settings.own_account_id,):
-        iam = responder.iam_for(account).client
+        quarantine = responder.iam_for(account)
+        iam = quarantine.client
         taken[account] = []
         for page in iam.get_paginator("list_roles").paginate():
             for role in page["Roles"]:
                 if responder._protected(account, role["RoleName"]):
-                    responder.snapshots.put(take_snapshot(iam, account, role["RoleName"]))
+                    snapshot = take_snapshot(
+                        iam, account, role["RoleName"], quarantine_policy_arn=quarantine.policy_arn
+                    )
+                    responder.snapshots.put(snapshot)
                     taken[account].append(role["RoleName"])
     return taken
