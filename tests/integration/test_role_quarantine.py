@@ -302,12 +302,57 @@ def test_excluded_principals_are_alerted_never_quarantined(aws, iam, actor, seve
     assert attached(iam, "mallory") == []
 
 
-def test_suite_changes_and_unprotected_roles_are_ignored(aws, iam):
-    own = assumed("connect-guard-dev-member-quarantine", "connect-guard", "/connect-guard/")
-    assert responder(aws).handle(iam_event("DeleteRole", own, {"roleName": SLR})).outcome == "ignored"
+OWN_QUARANTINE_ROLE = assumed("connect-guard-dev-member-quarantine", "connect-guard", "/connect-guard/")
+
+
+def test_the_suites_release_is_ignored_and_unprotected_roles_too(aws, iam):
+    release = iam_event("DetachRolePolicy", OWN_QUARANTINE_ROLE, {"roleName": SLR, "policyArn": POLICY_ARN})
+    assert responder(aws).handle(release).outcome == "ignored"
     other = responder(aws).handle(iam_event("DeleteRole", user("mallory"), {"roleName": "tmp-build"}))
     assert other.outcome == "ignored" and "not protected" in (other.reason or "")
     assert aws.inbox() == [] and attached(iam, "mallory") == []
+
+
+@pytest.mark.parametrize("role", [SLR, "tmp-build"])
+def test_a_role_deletion_by_the_suites_own_role_is_critical_and_never_self_quarantined(aws, iam, role):
+    # The suite deletes no role: its role doing so (protected target or not) is compromised.
+    outcome = responder(aws).handle(iam_event("DeleteRole", OWN_QUARANTINE_ROLE, {"roleName": role}))
+    assert outcome.outcome == "alerted" and outcome.severity == "CRITICAL"
+    assert outcome.finding["actions"] == []
+    assert any("treat the role as compromised" in r for r in outcome.finding["reasons"])
+
+
+SUITE_ROLES_HERE = [
+    "connect-guard-dev-member-read",
+    "connect-guard-dev-member-rollback",
+    "connect-guard-dev-member-forward",
+]
+
+
+@pytest.mark.parametrize("role", SUITE_ROLES_HERE)
+@pytest.mark.parametrize("event_name", ["DeleteRole", "UpdateAssumeRolePolicy", "DetachRolePolicy"])
+def test_any_change_to_the_suites_own_roles_is_critical_and_quarantines_in_enforce_mode(aws, iam, role, event_name):
+    iam.create_user(UserName="eve")
+    outcome = responder(aws).handle(iam_event(event_name, user("eve"), {"roleName": role}))
+    assert outcome.severity == "CRITICAL"
+    assert any("one of connect-guard's own roles" in r for r in outcome.finding["reasons"])
+    # Tampering with the suite quarantines without QuarantineOnTampering: it is as grave as a deletion.
+    assert attached(iam, "eve") == [POLICY_ARN]
+
+
+def test_a_change_to_the_suites_roles_by_an_allowlisted_actor_stays_critical_but_is_not_acted_on(aws, iam):
+    quarantine = responder(aws, allowlisted_principals=(f"arn:aws:iam::{ACCOUNT}:role/ConnectBreakGlass",))
+    actor = assumed("ConnectBreakGlass", "incident-7")
+    outcome = quarantine.handle(iam_event("DeleteRole", actor, {"roleName": "connect-guard-dev-member-read"}))
+    assert outcome.severity == "CRITICAL" and outcome.finding["actions"] == []
+
+
+def test_a_look_alike_suite_role_name_in_an_account_that_is_not_enrolled_is_not_protected(aws, iam):
+    outcome = responder(aws, member_account_ids=()).handle(
+        iam_event("DeleteRole", user("mallory"), {"roleName": "connect-guard-dev-member-read"})
+    )
+    assert outcome.outcome == "alerted"  # unenrolled: protection can't be read, review by hand
+    assert not any("connect-guard's own roles" in r for r in outcome.finding["reasons"])
 
 
 def test_tampering_alerts_high_and_quarantines_only_when_configured(aws, iam):
@@ -404,3 +449,12 @@ def test_in_the_security_account_its_own_quarantine_policy_is_checked_and_attach
     outcome = responder(aws).handle(iam_event("DeleteServiceLinkedRole", actor, None, **here))
     assert outcome.severity == "CRITICAL" and attached(own, "accomplice") == []
     assert f"the quarantine policy {policy} was tampered with" in reasons(outcome)
+
+
+def test_a_change_to_the_suites_roles_through_cloudformation_is_high_and_not_acted_on(aws, iam):
+    deployer = {**user("mallory"), "invokedBy": "cloudformation.amazonaws.com"}
+    outcome = responder(aws).handle(
+        iam_event("UpdateAssumeRolePolicy", deployer, {"roleName": "connect-guard-dev-member-read"})
+    )
+    assert outcome.severity == "HIGH" and outcome.finding["actions"] == []
+    assert attached(iam, "mallory") == []

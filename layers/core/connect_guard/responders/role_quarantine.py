@@ -27,7 +27,7 @@ from connect_guard.findings import Action, Attempt, EventRef, Finding, Target
 from connect_guard.observability import logger
 from connect_guard.outcome import Alert, Outcome
 from connect_guard.policy import Severity
-from connect_guard.principals import Actor, allowlist_match, is_suite_principal
+from connect_guard.principals import Actor, allowlist_match, is_suite_principal, suite_role
 from connect_guard.publisher import SnsPublisher
 from connect_guard.quarantine import ATTACH_OPERATIONS, QuarantineIam, RoleSnapshots, VerifiedPolicies
 from connect_guard.settings import MemberPurpose, Settings
@@ -127,8 +127,16 @@ class RoleQuarantineResponder:
         arn = f"arn:aws:iam::{account}:role/{name}" if name else None
         return RoleTarget("role", name, arn)
 
+    def _is_release(self, record: CloudTrailRecord, account: str) -> bool:
+        """The one role change the suite makes: detaching its quarantine policy on release."""
+        return record.event_name == "DetachRolePolicy" and record.param(
+            "policyArn"
+        ) == self.settings.quarantine_policy_arn(account)
+
     def _protected(self, account: str, role: str) -> str | None:
         """Why the role is protected, or None. Raises ClientError/MemberAccessError if unknowable."""
+        if suite_role(account, role, self.settings):
+            return "one of connect-guard's own roles (protected by default: changing it can blind the suite)"
         for pattern in self.settings.protected_role_names:
             if fnmatchcase(role.lower(), pattern.lower()) or fnmatchcase(
                 f"arn:aws:iam::{account}:role/{role}".lower(), pattern.lower()
@@ -151,10 +159,11 @@ class RoleQuarantineResponder:
             raise PoisonEventError(f"unsupported event {name!r} for {NAME}")
         actor = Actor.from_record(record)
         outcome = Outcome(NAME, record.event_id, name, "ignored")
-        if is_suite_principal(actor, self.settings):
-            outcome.reason = "change made by connect-guard itself"
-            return outcome
         account = record.recipient_account_id or event.account
+        own = is_suite_principal(actor, self.settings)
+        if own and self._is_release(record, account):
+            outcome.reason = "change made by connect-guard itself (quarantine policy detached on release)"
+            return outcome
         target = self._target(record, account)
         reasons: list[str] = []
         if target.kind == "role":
@@ -169,14 +178,17 @@ class RoleQuarantineResponder:
                 why = self._protected(account, target.name)
             except (ClientError, MemberAccessError) as error:
                 return review_by_hand(f"could not tell whether {target.name} is protected ({error}); no action taken")
-            if why is None:
+            if why is None and not own:
                 outcome.reason = f"role {target.name} is not protected"
                 return outcome
-            reasons.append(f"{target.name} is {why}")
+            if why:
+                reasons.append(f"{target.name} is {why}")
         else:
             reasons.append("deleting an Amazon Connect instance destroys its users, flows, queues and phone numbers")
 
-        tampering = name in TAMPERING
+        # A change to the suite's own roles blinds or subverts it: as grave as a deletion.
+        guards_suite = target.kind == "role" and suite_role(account, target.name, self.settings)
+        tampering = name in TAMPERING and not guards_suite
         kind = {True: "iam.protected_role_tampering", False: "iam.protected_role_deletion"}[tampering]
         if target.kind == "connect_instance":
             kind = "connect.instance_deletion"
@@ -189,11 +201,21 @@ class RoleQuarantineResponder:
 
         actions: list[Action] = []
         exempt = exemption(actor, self.settings)
-        if tampering and not self.settings.quarantine_on_tampering:
+        if own:
+            # The suite deletes and changes no role: its own role doing so is compromised. It is
+            # never quarantined by the suite itself (its roles deny that): the SOC acts.
+            severity = Severity.CRITICAL
+            reasons.append(
+                f"made by connect-guard's own role ({actor.session_issuer_arn}), which never does this: "
+                "treat the role as compromised; not quarantined automatically, act by hand"
+            )
+        elif tampering and not self.settings.quarantine_on_tampering:
             reasons.append("tampering alerts only (QuarantineOnTampering is off)")
         elif exempt:
             reasons.append(f"not quarantined: {exempt}")
-            if actor.type != "Root":
+            # Only an AWS service (CloudFormation deploying the stacks) softens a change to the suite.
+            by_aws = bool(actor.invoked_by) or actor.type == "AWSService"
+            if actor.type != "Root" and (by_aws or not guards_suite):
                 severity = Severity.HIGH
         else:
             result = self._quarantine(record, actor, account, target)
