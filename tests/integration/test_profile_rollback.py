@@ -168,8 +168,10 @@ def test_a_second_delivery_and_an_already_restored_state_do_nothing(aws, instanc
 def test_the_suites_own_changes_and_replication_are_never_acted_on(aws, instance):
     params = instance.escalate_user()
     own = connect_event("UpdateUserSecurityProfiles", params, assumed("connect-guard-member", "connect-guard"))
-    replicated = connect_event(
-        "UpdateUserSecurityProfiles", params, {**IAM_USER, "invokedBy": "synchronization.connect.amazonaws.com"}
+    replicated = connect_event(  # as Global Resiliency records it: the service itself
+        "UpdateUserSecurityProfiles",
+        params,
+        {"type": "AWSService", "invokedBy": "synchronization.connect.amazonaws.com"},
     )
     rollback = pipeline(aws)
     assert rollback.process(own)["outcome"] == "ignored"

@@ -4,8 +4,8 @@ Triggers: IAM DeleteRole / DeleteServiceLinkedRole and Connect DeleteInstance, s
 denied (a denied attempt, e.g. by an SCP, is the earliest sign of an attacker), and tampering
 with a protected role (alert HIGH; quarantine only when QuarantineOnTampering is set).
 IAM users get the quarantine policy; assumed roles (SSO permission sets included) have their
-sessions revoked. Root, service-linked roles, AWS services, the suite itself and allowlisted
-break-glass principals are never touched: the SOC is alerted instead.
+sessions revoked. Root, service-linked roles, CloudFormation stack operations, the suite itself
+and allowlisted break-glass principals are never touched: the SOC is alerted instead.
 """
 
 from __future__ import annotations
@@ -26,7 +26,14 @@ from connect_guard.findings import Action, Attempt, EventRef, Finding, Target
 from connect_guard.observability import logger
 from connect_guard.outcome import Alert, Outcome
 from connect_guard.policy import Severity
-from connect_guard.principals import Actor, allowlist_match, is_suite_principal
+from connect_guard.principals import (
+    CLOUDFORMATION,
+    EXEMPT_SERVICES,
+    Actor,
+    allowlist_match,
+    exempt_service,
+    is_suite_principal,
+)
 from connect_guard.publisher import SnsPublisher
 from connect_guard.quarantine import QuarantineIam, RoleSnapshots
 from connect_guard.settings import MemberPurpose, Settings
@@ -35,6 +42,8 @@ NAME = "role_quarantine"
 DELETIONS = {"DeleteRole", "DeleteServiceLinkedRole"}
 TAMPERING = {"DetachRolePolicy", "DeleteRolePolicy", "UpdateAssumeRolePolicy", "PutRolePermissionsBoundary"}
 INSTANCE_DELETION = "DeleteInstance"
+# Services whose calls are alerted, never quarantined (connect_guard.principals says why).
+QUARANTINE_EXEMPT_SERVICES = (CLOUDFORMATION,)
 # Denied IAM calls often carry no parameters; the error message still names the resource.
 _DENIED_ROLE = re.compile(r"on resource:? (?:arn:aws[\w-]*:iam::\d{12}:role/|role )([\w+=,.@/-]+)")
 
@@ -43,8 +52,9 @@ def exemption(actor: Actor, settings: Settings) -> str | None:
     """Why this actor must never be quarantined (None: it may be)."""
     if actor.type == "Root":
         return "the root user cannot be quarantined: follow the runbook (credentials, MFA, support case)"
-    if actor.invoked_by or actor.type == "AWSService":
-        return f"an AWS service ({actor.invoked_by or actor.principal_id}) made the call"
+    service = exempt_service(actor, QUARANTINE_EXEMPT_SERVICES)
+    if service:
+        return f"an AWS service ({service}) made the call: {EXEMPT_SERVICES[service]}"
     if actor.session_issuer_arn and ":role/aws-service-role/" in actor.session_issuer_arn:
         return "a service-linked role made the call; its policies cannot be changed"
     allowed = allowlist_match(actor, settings.allowlisted_principals)
