@@ -1361,7 +1361,8 @@ def test_organization_bus_policy_is_conditional_and_org_scoped() -> None:
     assert policy["Condition"] == "HasOrganization"
     statement = policy["Properties"]["Statement"]
     assert statement["Action"] == "events:PutEvents"
-    assert statement["Condition"] == {"StringEquals": {"aws:PrincipalOrgID": {"Ref": "OrganizationId"}}}
+    # Only the member stacks' forwarding role (tests/template/test_inputs.py checks the name).
+    assert statement["Condition"]["StringEquals"] == {"aws:PrincipalOrgID": {"Ref": "OrganizationId"}}
 
 
 # ---- pinned dependencies -------------------------------------------------------------------------
@@ -1610,7 +1611,10 @@ def resolve(node: Any, params: dict[str, str]) -> Any:
         return resolve(yes if condition(name, params) else no, params)
     if "Fn::GetAtt" in node:
         att = node["Fn::GetAtt"]
-        return f"<{att[0]}.{att[1]}>" if isinstance(att, list) else f"<{att}>"
+        base, attribute = att if isinstance(att, list) else att.split(".", 1)
+        if attribute == "Arn" and RESOURCES.get(base, {}).get("Type") == "AWS::SQS::Queue":
+            return f"arn:aws:sqs:{REGION}:{ACCOUNT}:connect-guard-{base}"  # SOURCE_QUEUE_ARN is validated
+        return f"<{base}.{attribute}>"
     return {key: resolve(value, params) for key, value in node.items()}
 
 
