@@ -15,7 +15,7 @@ from connect_guard.events import CloudTrailEvent
 from connect_guard.policy import Severity
 from connect_guard.scope import KIND, NAME, TITLE, out_of_scope, rejection_finding
 from connect_guard.settings import Settings
-from tests.conftest import delivered_at, load_event
+from tests.conftest import ROOT, delivered_at, load_event
 
 NOW = datetime(2026, 12, 1, 9, 30, tzinfo=UTC)
 MEMBER = "111122223333"
@@ -50,9 +50,7 @@ def test_the_security_account_is_always_in_scope() -> None:
 
 def test_an_unenrolled_account_is_out_of_scope() -> None:
     stranger = event(account="999988887777", detail__recipientAccountId="999988887777")
-    assert out_of_scope(stranger, SETTINGS, NOW) == (
-        "account 999988887777 is not enrolled (not the security account, not in MemberAccountIds)"
-    )
+    assert out_of_scope(stranger, SETTINGS, NOW) == ("account 999988887777 is not enrolled (MemberAccountIds)")
 
 
 def test_a_record_in_another_accounts_envelope_is_out_of_scope() -> None:
@@ -113,6 +111,7 @@ def test_the_rejection_finding_tells_the_soc_what_was_claimed_and_why_it_was_ref
     assert finding.actor.display == "mallory.ops"  # what the event claims, shown as a claim
     assert finding.event.event_id == forged.detail.event_id
     assert finding.runbook_url.endswith("/event-scope.md")
+    assert (ROOT / "docs" / "runbooks" / "event-scope.md").is_file()
     # Never the real event's finding ID: a forged copy must not overwrite it downstream.
     assert finding.finding_id != replace(finding, responder="role_quarantine").finding_id
 

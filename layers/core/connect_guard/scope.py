@@ -49,7 +49,7 @@ def out_of_scope(event: CloudTrailEvent, settings: Settings, now: datetime) -> s
     """Why the suite must not act on this event, or None when it may."""
     account = event.account
     if not settings.enrolled(account):
-        return f"account {account} is not enrolled (not the security account, not in MemberAccountIds)"
+        return f"account {account} is not enrolled (MemberAccountIds)"
     recipient = event.detail.recipient_account_id
     if recipient is not None and recipient != account:
         return f"recipientAccountId {recipient} is not the event's account {account}"
