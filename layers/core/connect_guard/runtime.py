@@ -1,4 +1,4 @@
-"""The path every responder shares: parse → dedup → decide/act → report.
+"""The path every responder shares: parse → scope → dedup → decide/act → report.
 
 `Pipeline.process` is what both the Lambda handler (per SQS record from the function's own
 queue, or one event on a local direct invocation such as `sam local invoke -e events/...`) and
@@ -146,8 +146,9 @@ class Pipeline:
             "event out of scope: reported, not acted on", extra={"reason": reason, "finding_id": finding.finding_id}
         )
         record = parsed.detail
-        outcome = Outcome(self.responder.name, record.event_id, record.event_name, "rejected", "CRITICAL", reason)
-        outcome.alerts.append(Alert(finding.subject, str(finding.severity), finding.finding_id, message_id))
+        severity = str(finding.severity)
+        outcome = Outcome(self.responder.name, record.event_id, record.event_name, "rejected", severity, reason)
+        outcome.alerts.append(Alert(finding.subject, severity, finding.finding_id, message_id))
         outcome.finding = finding.to_dict()
         return outcome.to_dict()
 
