@@ -7,6 +7,7 @@ import json
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,20 @@ def with_new_event_id(event: dict[str, Any]) -> dict[str, Any]:
     event["id"] = str(uuid.uuid4())
     event["detail"]["eventID"] = str(uuid.uuid4())
     return event
+
+
+def delivered_at(event: dict[str, Any], moment: datetime) -> dict[str, Any]:
+    """The event as CloudTrail and EventBridge would have stamped it at `moment`."""
+    event = copy.deepcopy(event)
+    stamp = moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    event["time"] = stamp
+    event["detail"]["eventTime"] = stamp
+    return event
+
+
+def delivered_now(event: dict[str, Any], ago: timedelta = timedelta(seconds=5)) -> dict[str, Any]:
+    """A sample as the deployed path sees it: fresh (the handler refuses events past the horizon)."""
+    return delivered_at(event, datetime.now(UTC) - ago)
 
 
 @dataclass

@@ -66,7 +66,7 @@ def test_sample_produces_the_expected_outcome(results, source, expected):
         return
     if "reason_contains" in expected:
         assert expected["reason_contains"] in (result.reason or "")
-    if expected["outcome"] not in ("alerted", "rolled_back"):
+    if expected["outcome"] not in ("alerted", "rolled_back", "rejected"):
         assert result.alerts == [] and result.finding is None
         assert not [a for a in result.actions if a["service"] == "sns"]
         return
@@ -84,13 +84,18 @@ def test_sample_produces_the_expected_outcome(results, source, expected):
 
 
 def test_every_alert_reached_the_soc_inbox_with_filterable_attributes(results):
-    alerted = [r for k, r in results.items() if k != "__inbox__" and r.outcome == "alerted"]
+    alerted = [r for k, r in results.items() if k != "__inbox__" and r.outcome in ("alerted", "rejected")]
     inbox = results["__inbox__"]
     assert len(inbox) == len(alerted)
     for message in inbox:
         attributes = message["MessageAttributes"]
         assert set(attributes) == {"severity", "event_name", "account", "responder", "kind"}
-        assert attributes["responder"]["Value"] in ("policy_alerts", "profile_rollback", "role_quarantine")
+        assert attributes["responder"]["Value"] in (
+            "policy_alerts",
+            "profile_rollback",
+            "role_quarantine",
+            "event_scope",
+        )
         subject = message["Subject"]
         assert subject.isascii() and len(subject) < 100 and "\n" not in subject
 

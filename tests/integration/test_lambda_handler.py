@@ -10,12 +10,17 @@ import pytest
 
 from connect_guard.responders import policy_alerts
 from connect_guard.runtime import lambda_handler_for
-from tests.conftest import ROOT, load_event, with_new_event_id
+from tests.conftest import ROOT, delivered_now, load_event, with_new_event_id
 
 ADMIN_ATTACH = "iam/attach-user-policy-administratoraccess.json"
+QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:connect-guard-dev-PolicyAlertsQueue"
 
 
-def sqs_batch(*bodies: str) -> dict[str, Any]:
+def fresh(relative: str) -> str:
+    return json.dumps(delivered_now(load_event(relative)))
+
+
+def sqs_batch(*bodies: str, source: str = QUEUE_ARN) -> dict[str, Any]:
     return {
         "Records": [
             {
@@ -26,7 +31,7 @@ def sqs_batch(*bodies: str) -> dict[str, Any]:
                 "messageAttributes": {},
                 "md5OfBody": "",
                 "eventSource": "aws:sqs",
-                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:connect-guard-dev-PolicyAlertsQueue",
+                "eventSourceARN": source,
                 "awsRegion": "us-east-1",
             }
             for i, body in enumerate(bodies)
@@ -39,7 +44,8 @@ def handler(aws, monkeypatch):
     settings = aws.settings()
     monkeypatch.setenv("ALERT_TOPIC_ARN", settings.alert_topic_arn)
     monkeypatch.setenv("DEDUP_TABLE_NAME", settings.dedup_table_name)
-    monkeypatch.setenv("MEMBER_ROLE_NAME", "connect-guard-member")
+    monkeypatch.setenv("MEMBER_ACCOUNT_IDS", ",".join(settings.member_account_ids))
+    monkeypatch.setenv("SOURCE_QUEUE_ARN", QUEUE_ARN)
     monkeypatch.setenv("ALLOWLISTED_PRINCIPALS", "arn:aws:iam::111122223333:role/ConnectChangePipeline")
     monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "policy-alerts")
     return lambda_handler_for(policy_alerts.build)
@@ -55,8 +61,8 @@ def test_the_function_module_exposes_the_handler():
 
 
 def test_a_malformed_record_fails_alone_and_is_logged_with_its_reason(aws, handler, lambda_context, caplog):
-    good = json.dumps(load_event(ADMIN_ATTACH))
-    other = json.dumps(load_event("iam/put-user-policy-inline-notaction.json"))
+    good = fresh(ADMIN_ATTACH)
+    other = fresh("iam/put-user-policy-inline-notaction.json")
     response = handler(sqs_batch(good, '{"version": "0", "detail-type": "AWS API Call', other), lambda_context)
 
     assert response == {"batchItemFailures": [{"itemIdentifier": "m-1"}]}
@@ -69,14 +75,14 @@ def test_a_malformed_record_fails_alone_and_is_logged_with_its_reason(aws, handl
 
 
 def test_the_same_event_twice_publishes_one_alert(aws, handler, lambda_context):
-    body = json.dumps(load_event(ADMIN_ATTACH))
+    body = fresh(ADMIN_ATTACH)
     assert handler(sqs_batch(body), lambda_context) == {"batchItemFailures": []}
     assert handler(sqs_batch(body), lambda_context) == {"batchItemFailures": []}
     assert len(aws.inbox()) == 1
 
 
 def test_published_alert_carries_attributes_subject_and_both_renderings(aws, handler, lambda_context):
-    handler(sqs_batch(json.dumps(load_event(ADMIN_ATTACH))), lambda_context)
+    handler(sqs_batch(fresh(ADMIN_ATTACH)), lambda_context)
     (message,) = aws.inbox()
     attributes = {k: v["Value"] for k, v in message["MessageAttributes"].items()}
     assert attributes == {
@@ -95,8 +101,9 @@ def test_published_alert_carries_attributes_subject_and_both_renderings(aws, han
     assert message["Subject"] == "[CRITICAL] AdministratorAccess attached to user alice in 111122223333"
 
 
-def test_direct_invocation_processes_one_event_like_sam_local_invoke(aws, handler, lambda_context):
-    result = handler(load_event(ADMIN_ATTACH), lambda_context)
+def test_direct_invocation_processes_one_event_under_sam_local_invoke(aws, handler, lambda_context, monkeypatch):
+    monkeypatch.setenv("AWS_SAM_LOCAL", "true")  # what `sam local invoke` sets
+    result = handler(load_event(ADMIN_ATTACH), lambda_context)  # the sample as is: history is fine locally
     assert result["outcome"] == "alerted" and result["severity"] == "CRITICAL"
     assert len(aws.inbox()) == 1
 
@@ -104,7 +111,7 @@ def test_direct_invocation_processes_one_event_like_sam_local_invoke(aws, handle
 def test_retryable_failure_releases_the_dedup_claim_so_the_retry_alerts(aws, handler, lambda_context, monkeypatch):
     from connect_guard.publisher import SnsPublisher
 
-    body = json.dumps(with_new_event_id(load_event(ADMIN_ATTACH)))
+    body = json.dumps(delivered_now(with_new_event_id(load_event(ADMIN_ATTACH))))
     original = SnsPublisher.publish
     monkeypatch.setattr(
         SnsPublisher, "publish", lambda self, finding: (_ for _ in ()).throw(TimeoutError("SNS timed out"))

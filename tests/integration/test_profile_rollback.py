@@ -172,8 +172,10 @@ def test_the_suites_own_changes_and_replication_are_never_acted_on(aws, instance
         params,
         assumed("connect-guard-dev-member-rollback", "connect-guard", "/connect-guard/"),
     )
-    replicated = connect_event(
-        "UpdateUserSecurityProfiles", params, {**IAM_USER, "invokedBy": "synchronization.connect.amazonaws.com"}
+    replicated = connect_event(  # as Global Resiliency records it: the service itself
+        "UpdateUserSecurityProfiles",
+        params,
+        {"type": "AWSService", "invokedBy": "synchronization.connect.amazonaws.com"},
     )
     rollback = pipeline(aws)
     assert rollback.process(own)["outcome"] == "ignored"
@@ -247,11 +249,25 @@ def test_denied_attempt_alerts_without_reading_or_acting(aws, instance):
 
 
 def test_unreachable_account_fails_closed(aws, instance):
+    # Enrolled, but its read role refuses us (deleted, or its trust policy rewritten).
+    from botocore.stub import Stubber
+
     params = instance.escalate_user()
-    result = pipeline(aws, member_account_ids=()).process(connect_event("UpdateUserSecurityProfiles", params))
+    rollback = pipeline(aws)
+    with Stubber(aws.clients.sts) as sts:
+        sts.add_client_error("assume_role", service_error_code="AccessDenied", http_status_code=403)
+        result = rollback.process(connect_event("UpdateUserSecurityProfiles", params))
     assert result["outcome"] == "alerted" and result["severity"] == "HIGH"
     assert instance.user_profiles() == {instance.agent, instance.admin}
     assert "cannot reach the instance" in aws.inbox()[0]["Message"]
+
+
+def test_an_event_from_an_account_that_is_not_enrolled_is_rejected_without_reading_it(aws, instance):
+    params = instance.escalate_user()
+    calls_before = len(instance.fake.calls)
+    result = pipeline(aws, member_account_ids=()).process(connect_event("UpdateUserSecurityProfiles", params))
+    assert result["outcome"] == "rejected"
+    assert len(instance.fake.calls) == calls_before and instance.user_profiles() == {instance.agent, instance.admin}
 
 
 def test_throttled_rollback_is_retried_and_the_last_attempt_says_it_did_not_happen(aws, instance):
@@ -286,6 +302,8 @@ def test_lambda_handler_alerts_on_the_last_receive_only(aws, instance, monkeypat
         "BASELINE_TABLE_NAME": aws.baseline_table,
         "AUDIT_TABLE_NAME": aws.audit_table,
         "MEMBER_ACCOUNT_IDS": ",".join(settings.member_account_ids),
+        "SOURCE_QUEUE_ARN": "arn:aws:sqs:us-east-1:123456789012:q",
+        "MAX_EVENT_AGE_HOURS": str(24 * 365),  # the sample's eventTime is fixed in the past
         "RESPONSE_MODE": "enforce",
     }.items():
         monkeypatch.setenv(name, value)

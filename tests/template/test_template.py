@@ -637,6 +637,7 @@ SLACK_ENV = {
 CHAT_ENV = {"CHAT_TOPIC_ARN": {"Fn::If": ["HasChat", {"Ref": "ChatTopic"}, ""]}}
 
 # Every function reads the same settings under the same names (connect_guard.settings.Settings).
+# Settings only one function uses stay with it: Lambda allows 4 KB of environment per function.
 COMMON_ENV = {
     "ENVIRONMENT": {"Ref": "Environment"},
     "RESPONSE_MODE": {"Ref": "ResponseMode"},
@@ -647,9 +648,19 @@ COMMON_ENV = {
     "POWERTOOLS_METRICS_NAMESPACE": "ConnectGuard",
     "POWERTOOLS_LOG_LEVEL": "INFO",
     **{variable: {"Ref": parameter} for parameter, variable in QUARANTINE_PARAMETERS.items()},
-    **ARCHIVE_ENV,
-    **SLACK_ENV,
-    **CHAT_ENV,
+}
+# Each responder reads only its own queue's records (connect_guard.runtime).
+SOURCE_QUEUES = {
+    "PolicyAlertsFunction": "PolicyAlertsQueue",
+    "ProfileRollbackFunction": "ProfileRollbackQueue",
+    "QuarantineFunction": "QuarantineQueue",
+}
+# Settings one function alone reads.
+OWN_ENV = {
+    "LogExportFunction": ARCHIVE_ENV,
+    "SlackNotifierFunction": SLACK_ENV,
+    "ChatNotifierFunction": CHAT_ENV,
+    **{fn: {"SOURCE_QUEUE_ARN": {"Fn::GetAtt": [queue, "Arn"]}} for fn, queue in SOURCE_QUEUES.items()},
 }
 CONNECT_ENV = {
     "BASELINE_TABLE_NAME": {"Ref": "BaselineTable"},
@@ -691,7 +702,16 @@ def test_every_environment_variable_is_a_setting_the_core_reads() -> None:
 @pytest.mark.parametrize("function", sorted(CONNECT_FUNCTIONS))
 def test_connect_functions_environment(function: str) -> None:
     env = props(function)["Environment"]["Variables"]
-    assert env == {**COMMON_ENV, **CONNECT_ENV, "POWERTOOLS_SERVICE_NAME": CONNECT_FUNCTIONS[function]}
+    own = OWN_ENV.get(function, {})
+    assert env == {**COMMON_ENV, **CONNECT_ENV, **own, "POWERTOOLS_SERVICE_NAME": CONNECT_FUNCTIONS[function]}
+
+
+def test_settings_one_function_reads_stay_with_it() -> None:
+    for name, fn in FUNCTIONS.items():
+        env = fn["Properties"]["Environment"]["Variables"]
+        for owner, variables in OWN_ENV.items():
+            if owner != name and owner not in SOURCE_QUEUES:
+                assert not set(variables) & set(env), f"{name} carries {owner}'s settings"
 
 
 def test_profile_rollback_function_contract() -> None:
@@ -832,9 +852,7 @@ def test_policy_alerts_function_contract() -> None:
         "POWERTOOLS_SERVICE_NAME": "policy-alerts",
         "POWERTOOLS_METRICS_NAMESPACE": "ConnectGuard",
         "POWERTOOLS_LOG_LEVEL": "INFO",
-        **ARCHIVE_ENV,
-        **SLACK_ENV,
-        **CHAT_ENV,
+        **OWN_ENV["PolicyAlertsFunction"],
     }
 
 
@@ -1453,7 +1471,8 @@ def test_organization_bus_policy_is_conditional_and_org_scoped() -> None:
     assert policy["Condition"] == "HasOrganization"
     statement = policy["Properties"]["Statement"]
     assert statement["Action"] == "events:PutEvents"
-    assert statement["Condition"] == {"StringEquals": {"aws:PrincipalOrgID": {"Ref": "OrganizationId"}}}
+    # Only the member stacks' forwarding role (tests/template/test_inputs.py checks the name).
+    assert statement["Condition"]["StringEquals"] == {"aws:PrincipalOrgID": {"Ref": "OrganizationId"}}
 
 
 # ---- pinned dependencies -------------------------------------------------------------------------
@@ -1702,7 +1721,10 @@ def resolve(node: Any, params: dict[str, str]) -> Any:
         return resolve(yes if condition(name, params) else no, params)
     if "Fn::GetAtt" in node:
         att = node["Fn::GetAtt"]
-        return f"<{att[0]}.{att[1]}>" if isinstance(att, list) else f"<{att}>"
+        base, attribute = att if isinstance(att, list) else att.split(".", 1)
+        if attribute == "Arn" and RESOURCES.get(base, {}).get("Type") == "AWS::SQS::Queue":
+            return f"arn:aws:sqs:{REGION}:{ACCOUNT}:connect-guard-{base}"  # SOURCE_QUEUE_ARN is validated
+        return f"<{base}.{attribute}>"
     return {key: resolve(value, params) for key, value in node.items()}
 
 
@@ -2030,7 +2052,7 @@ def test_archive_settings_read_from_the_template_environment() -> None:
     from connect_guard.settings import Settings
 
     params = parameters()
-    for name in FUNCTIONS:
+    for name in ["LogExportFunction"]:  # the archive's settings stay with the exporter
         env = {k: str(resolve(v, params)) for k, v in props(name)["Environment"]["Variables"].items()}
         settings = Settings.from_env(env)
         assert settings.archive_bucket_name == "<ArchiveBucket>", name
@@ -2135,7 +2157,7 @@ def test_slack_notifier_function_contract() -> None:
     assert p["Role"] == {"Fn::GetAtt": ["SlackNotifierFunctionRole", "Arn"]}
     assert "Events" not in p  # invoked by the alert topic's subscription only
     assert props("SlackNotifierLogGroup")["LogGroupName"] == {"Fn::Sub": "/connect-guard/${Environment}/slack-notifier"}
-    assert p["Environment"]["Variables"] == {**COMMON_ENV, "POWERTOOLS_SERVICE_NAME": "slack-notifier"}
+    assert p["Environment"]["Variables"] == {**COMMON_ENV, **SLACK_ENV, "POWERTOOLS_SERVICE_NAME": "slack-notifier"}
     permission = props("SlackNotifierPermission")
     assert permission == {
         "FunctionName": {"Fn::GetAtt": ["SlackNotifierFunction", "Arn"]},
@@ -2280,11 +2302,11 @@ def test_integration_parameters_say_chat_shares_the_slack_severity() -> None:
 
 
 @pytest.mark.parametrize("chat", ["false", "true"])
-def test_every_function_gets_the_chat_topic_only_when_deployed(chat: str) -> None:
+def test_the_chat_notifier_gets_the_chat_topic_only_when_deployed(chat: str) -> None:
     from connect_guard.settings import Settings
 
     params = parameters(EnableChat=chat)
-    for name in FUNCTIONS:
+    for name in ["ChatNotifierFunction"]:
         env = {k: str(resolve(v, params)) for k, v in props(name)["Environment"]["Variables"].items()}
         expected = "<ChatTopic>" if chat == "true" else None
         assert Settings.from_env(env).chat_topic_arn == expected, name
@@ -2319,7 +2341,11 @@ def test_integration_function_contract(function: str, code: str, role: str, log_
     assert "Events" not in p  # invoked by the alert topic's subscription only
     assert p["LoggingConfig"] == {"LogGroup": {"Ref": log_group}}
     assert props(log_group)["LogGroupName"] == {"Fn::Sub": f"/connect-guard/${{Environment}}/{service}"}
-    assert p["Environment"]["Variables"] == {**COMMON_ENV, "POWERTOOLS_SERVICE_NAME": service}
+    assert p["Environment"]["Variables"] == {
+        **COMMON_ENV,
+        **OWN_ENV.get(function, {}),
+        "POWERTOOLS_SERVICE_NAME": service,
+    }
     permission = function.removesuffix("Function") + "Permission"
     assert props(permission) == {
         "FunctionName": {"Fn::GetAtt": [function, "Arn"]},

@@ -38,5 +38,9 @@ def test_policy_attachment_rule_matches_denied_attempts_and_not_reads():
     by_name = {e["detail"].get("eventName"): e for e in CORPUS if e["source"] == "aws.iam"}
     assert [r.rule for r in router.match(by_name["AttachUserPolicy"])] == ["PolicyAttachmentRule"]
     assert router.match(by_name["GetUserPolicy"]) == []
-    denied = next(e for e in CORPUS if e["source"] == "aws.iam" and e["detail"].get("errorCode") == "AccessDenied")
+    denied = next(
+        e
+        for e in CORPUS
+        if e["source"] == "aws.iam" and e["detail"]["eventName"].startswith("Attach") and e["detail"].get("errorCode")
+    )
     assert [r.responder for r in router.match(denied)] == ["policy_alerts"]

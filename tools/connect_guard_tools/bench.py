@@ -76,9 +76,17 @@ def warm_handler() -> dict[str, float]:
     from connect_guard.runtime import Pipeline
     from connect_guard.settings import Settings
 
-    settings = Settings(alert_topic_arn="arn:aws:sns:us-east-1:123456789012:alerts", dedup_table_name="dedup")
-    responder = PolicyAlertResponder(settings, _FakePublisher(), PolicyReader(None, "123456789012", None))  # type: ignore[arg-type]
-    pipeline = Pipeline(responder, persistence=None, ttl=3600)  # dedup is an AWS call: excluded
+    # The sample is history: no age limit, so the scope checks pass and the responder runs.
+    settings = Settings(
+        alert_topic_arn="arn:aws:sns:us-east-1:123456789012:alerts",
+        dedup_table_name="dedup",
+        member_account_ids=("111122223333",),
+        max_event_age_hours=None,
+    )
+    publisher = _FakePublisher()
+    responder = PolicyAlertResponder(settings, publisher, PolicyReader(None, settings))  # type: ignore[arg-type]
+    # Dedup is an AWS call: excluded. The scope checks are part of the measured CPU.
+    pipeline = Pipeline(responder, persistence=None, ttl=3600, settings=settings, publisher=publisher)  # type: ignore[arg-type]
     acting = (EVENTS / "iam" / "attach-user-policy-administratoraccess.json").read_text()
     own = json.loads(acting)
     own["detail"]["userIdentity"] = {

@@ -111,7 +111,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _text_line(result: ReplayResult, out: TextIO) -> None:
-    mark = {"alerted": "!", "error": "x", "duplicate": "=", "ignored": "-"}.get(result.outcome, "*")
+    mark = {"alerted": "!", "error": "x", "duplicate": "=", "ignored": "-", "rejected": "!"}.get(result.outcome, "*")
     route = ", ".join(f"{rule} -> {responder}" for rule, responder in zip(result.rules, result.matched, strict=True))
     severity = f" {result.severity}" if result.severity else ""
     out.write(f"[{mark}] {result.source}\n")
@@ -194,12 +194,16 @@ def replay(args: argparse.Namespace, out: TextIO) -> int:
             _export(aws, replayer, out)
         delivered = len(aws.inbox())
     elapsed = time.perf_counter() - started
-    total = sum(counts[k] for k in ("alerted", "ignored", "duplicate", "error", "rolled_back", "quarantined"))
+    total = sum(
+        counts[k] for k in ("alerted", "ignored", "duplicate", "error", "rolled_back", "quarantined", "rejected")
+    )
     if args.format == "text":
         by_severity = ", ".join(
             f"{s} {severities[s]}" for s in ("CRITICAL", "HIGH", "MEDIUM", "LOW", "INFO") if severities[s]
         )
-        acted = "".join(f", {counts[k]} {k.replace('_', ' ')}" for k in ("rolled_back", "quarantined") if counts[k])
+        acted = "".join(
+            f", {counts[k]} {k.replace('_', ' ')}" for k in ("rolled_back", "quarantined", "rejected") if counts[k]
+        )
         out.write(
             f"\n{total} events, {counts['matched']} matched a rule: {counts['alerted']} alerted{acted}"
             f"{f' (alerts: {by_severity})' if by_severity else ''}, {counts['ignored']} ignored, "

@@ -222,6 +222,8 @@ class LocalAws:
             "archive_bucket_name": self.archive_bucket,
             "checkpoint_table_name": self.baseline_table,
             "findings_archive_queue_url": self.findings_archive_url,
+            # The replay and the tests run recorded history: no delivery horizon on its age.
+            "max_event_age_hours": None,
         }
         values.update(overrides)
         return Settings.model_validate(values)

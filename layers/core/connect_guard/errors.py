@@ -25,3 +25,7 @@ class MemberAccessError(ConnectGuardError):
 
 class ConnectResourceNotFoundError(ConnectGuardError):
     """The Connect user, profile or instance named by an event no longer exists."""
+
+
+class DirectInvocationError(ConnectGuardError):
+    """A responder was invoked directly, outside a local run: it takes only its queue's batches."""

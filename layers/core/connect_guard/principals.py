@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
@@ -14,8 +15,6 @@ from connect_guard.settings import (
     member_role_name,
     suite_role_name,
 )
-
-CLOUDFORMATION = "cloudformation.amazonaws.com"
 
 
 @dataclass(frozen=True)
@@ -74,6 +73,28 @@ class Actor:
     def identities(self) -> tuple[str, ...]:
         """Every ARN that names this actor: the session and the role behind it."""
         return tuple(arn for arn in (self.arn, self.session_issuer_arn) if arn)
+
+
+# The AWS service principals whose calls a responder may leave alone, each for a stated reason.
+# `invokedBy` is a plain string in the record: any other value (`attacker.example.com`,
+# `evil.amazonaws.com`), and the AWSService identity type by itself, exempt nothing.
+CLOUDFORMATION = "cloudformation.amazonaws.com"
+CONNECT_REPLICATION = "synchronization.connect.amazonaws.com"
+EXEMPT_SERVICES: dict[str, str] = {
+    # A stack operation: the stack's service role (or its deployer) acts through CloudFormation;
+    # revoking it mid-deployment is the SOC's call, so the alert stays and the quarantine waits.
+    CLOUDFORMATION: "a CloudFormation stack operation; the SOC decides on the stack's role",
+    # Global Resiliency replays, in the replica region, a change already assessed in its source region.
+    CONNECT_REPLICATION: "Amazon Connect Global Resiliency replication of a change assessed in its source region",
+}
+
+
+def exempt_service(actor: Actor, honoured: Collection[str]) -> str | None:
+    """The AWS service that made the call, when it is one of `honoured` (all in EXEMPT_SERVICES)."""
+    service = actor.invoked_by
+    if service is None or service not in honoured or service not in EXEMPT_SERVICES:
+        return None
+    return service
 
 
 def is_suite_principal(actor: Actor, settings: Settings) -> bool:

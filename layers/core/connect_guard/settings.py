@@ -105,6 +105,16 @@ class Settings(BaseModel):
     slack_digest_window_seconds: int = Field(default=300, ge=10)
     slack_digest_threshold: int = Field(default=3, ge=1)
     chat_topic_arn: str | None = None
+    # Inputs (connect_guard.scope, runtime.lambda_handler_for). The queue this function consumes:
+    # a record from any other queue is refused.
+    source_queue_arn: str | None = Field(default=None, pattern=r"^arn:aws[\w-]*:sqs:[\w-]+:\d{12}:[\w.-]+$")
+    # A direct invocation (no SQS batch) is refused unless the run is local: `sam local invoke`
+    # sets AWS_SAM_LOCAL; CONNECT_GUARD_ALLOW_DIRECT_INVOCATION says so explicitly.
+    sam_local: bool = False
+    allow_direct_invocation: bool = False
+    # EventBridge retries a target for 24 h: an older event was not delivered by it (margin for
+    # CloudTrail's delivery and the queue's retries). None: no limit, for replays of history.
+    max_event_age_hours: int | None = Field(default=48, ge=1)
 
     _split = field_validator(
         "member_account_ids",
@@ -144,6 +154,7 @@ class Settings(BaseModel):
         "findings_archive_queue_url",
         "slack_webhook_secret_arn",
         "chat_topic_arn",
+        "source_queue_arn",
         mode="before",
     )
     @classmethod
@@ -168,6 +179,11 @@ class Settings(BaseModel):
     @property
     def partition(self) -> str:
         return self.alert_topic_arn.split(":")[1]
+
+    @property
+    def local_run(self) -> bool:
+        """A run outside the deployed trigger path, where direct invocations are accepted."""
+        return self.sam_local or self.allow_direct_invocation
 
     def enrolled(self, account_id: str) -> bool:
         """The security account, or a source account with the member stack."""
@@ -221,10 +237,18 @@ class Settings(BaseModel):
             "slack_digest_window_seconds": "SLACK_DIGEST_WINDOW_SECONDS",
             "slack_digest_threshold": "SLACK_DIGEST_THRESHOLD",
             "chat_topic_arn": "CHAT_TOPIC_ARN",
+            "source_queue_arn": "SOURCE_QUEUE_ARN",
+            "sam_local": "AWS_SAM_LOCAL",
+            "allow_direct_invocation": "CONNECT_GUARD_ALLOW_DIRECT_INVOCATION",
+            "max_event_age_hours": "MAX_EVENT_AGE_HOURS",
         }
         values = {field: env[var] for field, var in names.items() if var in env and env[var] != ""}
         try:
-            return cls.model_validate(values)
+            settings = cls.model_validate(values)
         except ValidationError as error:
             problems = "; ".join(f"{names.get(str(e['loc'][0]), e['loc'][0])}: {e['msg']}" for e in error.errors())
             raise ConfigurationError(f"invalid configuration: {problems}") from error
+        if settings.sam_local and "max_event_age_hours" not in values:
+            # `sam local invoke -e events/...` runs the sample corpus, which is history.
+            settings = settings.model_copy(update={"max_event_age_hours": None})
+        return settings

@@ -24,7 +24,7 @@ from connect_guard.findings import Action, Attempt, Change, ConnectRef, EventRef
 from connect_guard.observability import logger
 from connect_guard.outcome import Alert, Outcome
 from connect_guard.policy import Severity
-from connect_guard.principals import Actor, allowlist_match, is_suite_principal
+from connect_guard.principals import CONNECT_REPLICATION, Actor, allowlist_match, exempt_service, is_suite_principal
 from connect_guard.publisher import SnsPublisher
 from connect_guard.settings import MemberPurpose, Settings
 
@@ -262,7 +262,8 @@ class ProfileRollbackResponder(ConnectControl):
         if record.event_name in SUITE_WRITES and is_suite_principal(actor, self.settings):
             outcome.reason = "change made by connect-guard itself"
             return outcome
-        if actor.invoked_by == REPLICATION_SERVICE:
+        # Replication arrives as the service itself; the same invokedBy on anyone else exempts nothing.
+        if actor.type == "AWSService" and exempt_service(actor, (CONNECT_REPLICATION,)):
             outcome.reason = "Global Resiliency replication of a change already assessed in its source region"
             return outcome
 

@@ -5,7 +5,7 @@ denied (a denied attempt, e.g. by an SCP, is the earliest sign of an attacker), 
 with a protected role (alert HIGH; quarantine only when QuarantineOnTampering is set).
 IAM users and the roles behind assumed sessions (SSO permission sets included) get the deny-all
 quarantine policy attached, once its document has been checked; a missing or tampered policy is
-a CRITICAL alert, never an attachment. Root, service-linked roles, AWS services, the suite itself
+a CRITICAL alert, never an attachment. Root, service-linked roles, CloudFormation stack operations, the suite itself
 and allowlisted break-glass principals are never touched: the SOC is alerted instead.
 """
 
@@ -27,7 +27,15 @@ from connect_guard.findings import Action, Attempt, EventRef, Finding, Target
 from connect_guard.observability import logger
 from connect_guard.outcome import Alert, Outcome
 from connect_guard.policy import Severity
-from connect_guard.principals import Actor, allowlist_match, is_suite_principal, suite_role
+from connect_guard.principals import (
+    CLOUDFORMATION,
+    EXEMPT_SERVICES,
+    Actor,
+    allowlist_match,
+    exempt_service,
+    is_suite_principal,
+    suite_role,
+)
 from connect_guard.publisher import SnsPublisher
 from connect_guard.quarantine import ATTACH_OPERATIONS, QuarantineIam, RoleSnapshots, VerifiedPolicies
 from connect_guard.settings import MemberPurpose, Settings
@@ -36,6 +44,8 @@ NAME = "role_quarantine"
 DELETIONS = {"DeleteRole", "DeleteServiceLinkedRole"}
 TAMPERING = {"DetachRolePolicy", "DeleteRolePolicy", "UpdateAssumeRolePolicy", "PutRolePermissionsBoundary"}
 INSTANCE_DELETION = "DeleteInstance"
+# Services whose calls are alerted, never quarantined (connect_guard.principals says why).
+QUARANTINE_EXEMPT_SERVICES = (CLOUDFORMATION,)
 # Denied IAM calls often carry no parameters; the error message still names the resource.
 _DENIED_ROLE = re.compile(r"on resource:? (?:arn:aws[\w-]*:iam::\d{12}:role/|role )([\w+=,.@/-]+)")
 
@@ -44,8 +54,9 @@ def exemption(actor: Actor, settings: Settings) -> str | None:
     """Why this actor must never be quarantined (None: it may be)."""
     if actor.type == "Root":
         return "the root user cannot be quarantined: follow the runbook (credentials, MFA, support case)"
-    if actor.invoked_by or actor.type == "AWSService":
-        return f"an AWS service ({actor.invoked_by or actor.principal_id}) made the call"
+    service = exempt_service(actor, QUARANTINE_EXEMPT_SERVICES)
+    if service:
+        return f"an AWS service ({service}) made the call: {EXEMPT_SERVICES[service]}"
     if actor.session_issuer_arn and ":role/aws-service-role/" in actor.session_issuer_arn:
         return "a service-linked role made the call; its policies cannot be changed"
     allowed = allowlist_match(actor, settings.allowlisted_principals)
@@ -213,9 +224,9 @@ class RoleQuarantineResponder:
             reasons.append("tampering alerts only (QuarantineOnTampering is off)")
         elif exempt:
             reasons.append(f"not quarantined: {exempt}")
-            # Only an AWS service (CloudFormation deploying the stacks) softens a change to the suite.
-            by_aws = bool(actor.invoked_by) or actor.type == "AWSService"
-            if actor.type != "Root" and (by_aws or not guards_suite):
+            # Only CloudFormation (deploying the stacks) softens a change to the suite's own roles.
+            by_stack = exempt_service(actor, {CLOUDFORMATION}) is not None
+            if actor.type != "Root" and (by_stack or not guards_suite):
                 severity = Severity.HIGH
         else:
             result = self._quarantine(record, actor, account, target)
