@@ -20,6 +20,7 @@ from cfnlint.api import lint_file
 from connect_guard.quarantine import QUARANTINE_TAG, REASON_TAG, SUITE_TAG_KEYS, deny_all_deviation
 from connect_guard_tools.local_aws import QUARANTINE_DOCUMENT
 from connect_guard_tools.template import TEMPLATE_PATH, load_template, rule_routes
+from tests.template import cfn
 
 ROOT = Path(__file__).resolve().parents[2]
 SUITE_ROLE_PATH = "/connect-guard/"
@@ -1656,76 +1657,38 @@ def test_rule_routes_reach_their_responders() -> None:
 
 
 # ---- log archive ---------------------------------------------------------------------------------
-# Template values as CloudFormation resolves them, for the few checks that need a concrete
-# deployment: parameters (defaults, then overrides), conditions, Ref/Sub/Join/If. Stack resources
-# resolve to placeholders, the alert topic to an ARN the settings accept.
+# Template values as CloudFormation resolves them (tests/template/cfn.py), for the few checks that
+# need a concrete deployment. Stack resources resolve to placeholders, the alert topic to an ARN
+# the settings accept.
 ACCOUNT, REGION = "111122223333", "us-east-1"
 PSEUDO = {"AWS::AccountId": ACCOUNT, "AWS::Region": REGION, "AWS::Partition": "aws", "AWS::StackName": "connect-guard"}
-RESOLVED_RESOURCES = {"AlertTopic": f"arn:aws:sns:{REGION}:{ACCOUNT}:connect-guard-alerts"}
-NO_VALUE = object()
+RESOLVED_RESOURCES = {
+    "AlertTopic": f"arn:aws:sns:{REGION}:{ACCOUNT}:connect-guard-alerts",
+    # Queue ARNs get a real shape: SOURCE_QUEUE_ARN is validated as one.
+    **{f"{queue}.Arn": f"arn:aws:sqs:{REGION}:{ACCOUNT}:connect-guard-{queue}" for queue in QUEUES},
+}
+NO_VALUE = cfn.NO_VALUE
 
 
 def parameters(**overrides: Any) -> dict[str, str]:
-    values = {name: str(spec.get("Default", "")) for name, spec in T["Parameters"].items()}
-    return values | {name: str(value) for name, value in overrides.items()}
+    return cfn.parameters(T, **overrides)
+
+
+def _resolver(params: dict[str, str]) -> cfn.Resolver:
+    return cfn.Resolver(T, params, PSEUDO, RESOLVED_RESOURCES)
 
 
 def condition(name: str, params: dict[str, str]) -> bool:
-    def holds(node: Any) -> bool:
-        (fn, args), *_ = node.items()
-        if fn == "Fn::Not":
-            return not holds(args[0])
-        if fn == "Fn::Equals":
-            return str(resolve(args[0], params)) == str(resolve(args[1], params))
-        if fn == "Fn::And":
-            return all(holds(a) for a in args)
-        if fn == "Fn::Or":
-            return any(holds(a) for a in args)
-        if fn == "Condition":
-            return condition(args, params)
-        raise AssertionError(f"unexpected condition function {fn}")
-
-    return holds(T["Conditions"][name])
+    return _resolver(params).condition(name)
 
 
 def deployed(name: str, params: dict[str, str]) -> bool:
     """Whether a resource (conditional ones are in RESOURCES too) exists with these parameters."""
-    resource_condition = RESOURCES[name].get("Condition")
-    return resource_condition is None or condition(resource_condition, params)
+    return _resolver(params).deployed(name)
 
 
 def resolve(node: Any, params: dict[str, str]) -> Any:
-    def ref(name: str) -> str:
-        base, _, attribute = name.partition(".")
-        if attribute:
-            return f"<{base}.{attribute}>"
-        if name in params:
-            return params[name]
-        return PSEUDO.get(name) or RESOLVED_RESOURCES.get(name, f"<{name}>")
-
-    if isinstance(node, list):
-        return [v for v in (resolve(item, params) for item in node) if v is not NO_VALUE]
-    if not isinstance(node, dict):
-        return node
-    if node == {"Ref": "AWS::NoValue"}:
-        return NO_VALUE
-    if "Ref" in node:
-        return ref(node["Ref"])
-    if "Fn::Sub" in node:
-        return re.sub(r"\$\{([\w:.]+)\}", lambda m: ref(m[1]), node["Fn::Sub"])
-    if "Fn::Join" in node:
-        separator, items = node["Fn::Join"]
-        return separator.join(str(v) for v in resolve(items, params))
-    if "Fn::If" in node:
-        name, yes, no = node["Fn::If"]
-        return resolve(yes if condition(name, params) else no, params)
-    if "Fn::GetAtt" in node:
-        att = node["Fn::GetAtt"]
-        base, attribute = att if isinstance(att, list) else att.split(".", 1)
-        if attribute == "Arn" and RESOURCES.get(base, {}).get("Type") == "AWS::SQS::Queue":
-            return f"arn:aws:sqs:{REGION}:{ACCOUNT}:connect-guard-{base}"  # SOURCE_QUEUE_ARN is validated
-        return f"<{base}.{attribute}>"
-    return {key: resolve(value, params) for key, value in node.items()}
+    return _resolver(params).resolve(node)
 
 
 def test_archive_bucket_is_encrypted_with_its_own_rotating_key() -> None:
