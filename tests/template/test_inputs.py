@@ -19,25 +19,12 @@ from cfnlint.decode import cfn_yaml
 
 from connect_guard.settings import MEMBER_ROLE_PATH, member_role_name
 from connect_guard_tools.template import PROJECT_ROOT, load_template, rule_routes
+from tests.template.test_template import as_list, target
 
 T = load_template()
 RESOURCES: dict[str, Any] = T["Resources"]
 ROUTES = rule_routes(T)
 EVENTS = {"Service": "events.amazonaws.com"}
-
-
-def target(value: Any) -> str | None:
-    if isinstance(value, dict):
-        if "Ref" in value:
-            return str(value["Ref"])
-        if "Fn::GetAtt" in value:
-            att = value["Fn::GetAtt"]
-            return str(att[0] if isinstance(att, list) else att.split(".")[0])
-    return None
-
-
-def as_list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else [value]
 
 
 def feeders() -> dict[str, set[str]]:
