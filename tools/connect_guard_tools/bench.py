@@ -77,10 +77,12 @@ def warm_handler() -> dict[str, float]:
     from connect_guard.settings import Settings
 
     # The sample is history: no age limit, so the scope checks pass and the responder runs.
+    own_role = "arn:aws:iam::123456789012:role/connect-guard/connect-guard-dev-role-quarantine"
     settings = Settings(
         alert_topic_arn="arn:aws:sns:us-east-1:123456789012:alerts",
         dedup_table_name="dedup",
         member_account_ids=("111122223333",),
+        suite_role_arns=(own_role,),
         max_event_age_hours=None,
     )
     publisher = _FakePublisher()
@@ -88,14 +90,14 @@ def warm_handler() -> dict[str, float]:
     # Dedup is an AWS call: excluded. The scope checks are part of the measured CPU.
     pipeline = Pipeline(responder, persistence=None, ttl=3600, settings=settings, publisher=publisher)  # type: ignore[arg-type]
     acting = (EVENTS / "iam" / "attach-user-policy-administratoraccess.json").read_text()
+    # Not acting: the suite's own quarantine-policy attachment, by its exact role.
     own = json.loads(acting)
     own["detail"]["userIdentity"] = {
         "type": "AssumedRole",
-        "arn": "arn:aws:sts::123456789012:assumed-role/connect-guard-dev-Role/x",
-        "sessionContext": {
-            "sessionIssuer": {"arn": "arn:aws:iam::123456789012:role/connect-guard/connect-guard-dev-Role"}
-        },
+        "arn": "arn:aws:sts::123456789012:assumed-role/connect-guard-dev-role-quarantine/x",
+        "sessionContext": {"sessionIssuer": {"arn": own_role}},
     }
+    own["detail"]["requestParameters"]["policyArn"] = settings.quarantine_policy_arn("111122223333")
     not_acting = json.dumps(own)
     results = {}
     for label, body in (("acting", acting), ("not acting (suite's own change)", not_acting)):
@@ -151,7 +153,7 @@ def replay_acting(count: int = 300) -> float:
         event["detail"]["eventID"] = str(uuid.UUID(int=i + 1))
         items.append(InputItem(f"bench#{i}", event))
     with LocalAws() as aws:
-        replayer = Replayer(aws, aws.settings())
+        replayer = Replayer(aws, aws.settings(member_account_ids=("111122223333",)))
         start = time.perf_counter()
         outcomes = [replayer.replay(item).outcome for item in items]
         rate = count / (time.perf_counter() - start)
