@@ -458,3 +458,19 @@ def test_a_change_to_the_suites_roles_through_cloudformation_is_high_and_not_act
     )
     assert outcome.severity == "HIGH" and outcome.finding["actions"] == []
     assert attached(iam, "mallory") == []
+
+
+@pytest.mark.parametrize(
+    ("role", "path"),
+    [
+        # (IAM role names are unique per account whatever the path: the member stack's own names
+        # can't be taken while it exists, and its roles are matched by exact ARN.)
+        ("connect-guard-dev-member-quarantine-2", "/connect-guard/"),  # a name like the write role's
+        ("build-agent", "/connect-guard/"),  # the suite's path, chosen by whoever made the role
+    ],
+)
+def test_a_look_alike_of_the_suite_is_quarantined_like_anyone(aws, iam, role, path):
+    iam.create_role(RoleName=role, Path=path, AssumeRolePolicyDocument="{}")
+    outcome = responder(aws).handle(iam_event("DeleteRole", assumed(role, "connect-guard", path), {"roleName": SLR}))
+    assert outcome.outcome == "quarantined" and outcome.severity == "CRITICAL"
+    assert attached_to_role(iam, role) == [POLICY_ARN]
