@@ -444,38 +444,6 @@ KNOWN_GAPS: set[Gap] = {
         "the snapshot decides protection by tag with the role's last snapshot (RoleSnapshots.get): "
         "AccessDenied fails the run; grant GetItem in #RoleSnapshots",
     ),
-    # Connect controls.
-    *_unused(
-        "ProfileRollbackFunctionRole",
-        "ReadConnect",
-        "SearchUsers and applications are the sweep's; " + _UNUSED,
-        "connect:ListUsers connect:SearchUsers connect:ListSecurityProfileApplications",
-    ),
-    *_unused(
-        "ProfileRollbackFunctionRole",
-        "BaselineRecords",
-        "baselines are approved item by item (PutItem); " + _UNUSED,
-        "dynamodb:BatchWriteItem dynamodb:UpdateItem",
-    ),
-    *_unused(
-        "BaselineSweepFunctionRole",
-        "ReadConnect",
-        "users come from SearchUsers pages; " + _UNUSED,
-        "connect:ListUsers connect:DescribeUser",
-    ),
-    *_unused(
-        "BaselineSweepFunctionRole",
-        "BaselineRecords",
-        "the sweep reads with Query and records a first baseline with BatchWriteItem; " + _UNUSED,
-        "dynamodb:GetItem dynamodb:PutItem dynamodb:UpdateItem",
-    ),
-    *_unused(
-        "BaselineSweepFunctionRole",
-        "AuditRecords",
-        "written in enforce mode only: put it in !If IsEnforce",
-        "dynamodb:PutItem",
-        DETECT,
-    ),
     # IAM controls.
     *_unused(
         "QuarantineFunctionRole",
@@ -542,7 +510,6 @@ KNOWN_GAPS: set[Gap] = {
         "dynamodb:GetItem dynamodb:PutItem",
     ),
     # Member stack.
-    *_unused("member:ReadRole", "ReadConnect", _UNUSED, "connect:ListUsers"),
     *_unused("member:ReadRole", "ReadIamPrincipals", _UNUSED, "iam:GetUser"),
 }
 ACCEPTED = NOT_CALLED | KNOWN_GAPS

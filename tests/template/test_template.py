@@ -1100,10 +1100,10 @@ OWN_CONNECT_RESOURCES = [
     {"Fn::Sub": "arn:${AWS::Partition}:connect:*:${AWS::AccountId}:instance/*/agent/*"},
     {"Fn::Sub": "arn:${AWS::Partition}:connect:*:${AWS::AccountId}:instance/*/security-profile/*"},
 ]
+# Every Connect read a control makes: one user (rollback), users by page (sweep), profiles.
 CONNECT_READ_ACTIONS = {
     "connect:DescribeUser",
     "connect:SearchUsers",
-    "connect:ListUsers",
     "connect:DescribeSecurityProfile",
     "connect:ListSecurityProfiles",
     "connect:ListSecurityProfilePermissions",
@@ -1191,13 +1191,41 @@ CONNECT_RESPONDER_ACTIONS: dict[str, set[str] | None] = {
     "sns:Publish": {"AlertTopic"},
     "kms:Decrypt": {"SuiteKey"},
     "kms:GenerateDataKey": {"SuiteKey"},
-    "dynamodb:GetItem": {"BaselineTable"},
-    "dynamodb:PutItem": {"BaselineTable", "AuditTable"},
-    "dynamodb:UpdateItem": {"BaselineTable"},
+    "dynamodb:PutItem": {"AuditTable"},
     "dynamodb:Query": {"BaselineTable"},
-    "dynamodb:BatchWriteItem": {"BaselineTable"},
-    **dict.fromkeys(CONNECT_READ_ACTIONS | CONNECT_WRITE_ACTIONS),
+    **dict.fromkeys(CONNECT_WRITE_ACTIONS),
     "sts:AssumeRole": None,
+}
+# The rollback reads one user or profile and its baseline by key, approves item by item, and
+# dedups on the eventID; the sweep pages through users and profiles (applications included)
+# and records a first baseline in one batch.
+CONNECT_RESPONDER_OWN: dict[str, dict[str, set[str] | None]] = {
+    "ProfileRollbackFunction": {
+        **dict.fromkeys(
+            (
+                "connect:DescribeUser",
+                "connect:DescribeSecurityProfile",
+                "connect:ListSecurityProfiles",
+                "connect:ListSecurityProfilePermissions",
+            )
+        ),
+        "dynamodb:GetItem": {"BaselineTable", "DedupTable"},
+        "dynamodb:PutItem": {"BaselineTable", "AuditTable", "DedupTable"},
+        "dynamodb:UpdateItem": {"DedupTable"},
+        "dynamodb:DeleteItem": {"DedupTable"},
+    },
+    "BaselineSweepFunction": {
+        **dict.fromkeys(
+            (
+                "connect:SearchUsers",
+                "connect:DescribeSecurityProfile",
+                "connect:ListSecurityProfiles",
+                "connect:ListSecurityProfilePermissions",
+                "connect:ListSecurityProfileApplications",
+            )
+        ),
+        "dynamodb:BatchWriteItem": {"BaselineTable"},
+    },
 }
 
 
@@ -1212,17 +1240,14 @@ def test_connect_responders_have_exactly_the_contract_actions(function: str, log
     _, role_props = function_role(function)
     granted = _granted(role_props)
     expected = {a: ({log_group} if r == {"<log group>"} else r) for a, r in CONNECT_RESPONDER_ACTIONS.items()}
-    if queue:  # the SQS consumer also owns its queue and dedups on the eventID
+    expected |= CONNECT_RESPONDER_OWN[function]
+    if queue:  # the SQS consumer also owns its queue
         expected |= {a: {queue} for a in ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes")}
-        expected["dynamodb:GetItem"] = {"BaselineTable", "DedupTable"}
-        expected["dynamodb:PutItem"] = {"BaselineTable", "AuditTable", "DedupTable"}
-        expected["dynamodb:UpdateItem"] = {"BaselineTable", "DedupTable"}
-        expected["dynamodb:DeleteItem"] = {"DedupTable"}
     assert set(granted) == set(expected)
     for action, resources in expected.items():
         if resources is not None:
             assert {target(r) for r in granted[action]} == resources, action
-    for action in CONNECT_READ_ACTIONS | CONNECT_WRITE_ACTIONS:
+    for action in {a for a in expected if a.startswith("connect:")}:
         assert granted[action] == OWN_CONNECT_RESOURCES, action
     assert granted["sts:AssumeRole"] == [member_role("read"), member_role("rollback")]
 
