@@ -436,47 +436,6 @@ NOT_CALLED: set[Gap] = {
 # entry that no longer occurs.
 _UNUSED = "no code path calls it: remove it"
 KNOWN_GAPS: set[Gap] = {
-    Gap(
-        "not granted",
-        "RoleSnapshotFunctionRole",
-        "dynamodb:GetItem",
-        "table/connect-guard-baseline",
-        "the snapshot decides protection by tag with the role's last snapshot (RoleSnapshots.get): "
-        "AccessDenied fails the run; grant GetItem in #RoleSnapshots",
-    ),
-    # IAM controls.
-    *_unused(
-        "QuarantineFunctionRole",
-        "ReadIamPrincipals",
-        "GetRole is the snapshot's, GetUser nobody's; " + _UNUSED,
-        "iam:GetRole iam:GetUser",
-    ),
-    *_unused(
-        "QuarantineFunctionRole",
-        "AuditRecords",
-        "audit records are only written; " + _UNUSED,
-        "dynamodb:GetItem dynamodb:Query",
-    ),
-    *_unused(
-        "QuarantineFunctionRole",
-        "AuditRecords",
-        "written in enforce mode only: put it in !If IsEnforce",
-        "dynamodb:PutItem",
-        DETECT,
-    ),
-    *_unused("QuarantineFunctionRole", "ReadRoleSnapshots", "snapshots are read by key; " + _UNUSED, "dynamodb:Query"),
-    *_unused(
-        "RoleSnapshotFunctionRole",
-        "RoleSnapshots",
-        "one PutItem per role; " + _UNUSED,
-        "dynamodb:BatchWriteItem dynamodb:DeleteItem dynamodb:Query",
-    ),
-    *_unused(
-        "RoleSnapshotFunctionRole",
-        "UseSuiteKey",
-        "no topic or queue: DynamoDB only decrypts its table key; " + _UNUSED,
-        "kms:GenerateDataKey",
-    ),
     # Archive and notifications.
     *_unused(
         "LogExportFunctionRole",
@@ -509,8 +468,6 @@ KNOWN_GAPS: set[Gap] = {
         "the flood gate counts with one UpdateItem (ADD); " + _UNUSED,
         "dynamodb:GetItem dynamodb:PutItem",
     ),
-    # Member stack.
-    *_unused("member:ReadRole", "ReadIamPrincipals", _UNUSED, "iam:GetUser"),
 }
 ACCEPTED = NOT_CALLED | KNOWN_GAPS
 
@@ -574,6 +531,39 @@ def test_each_member_role_trusts_exactly_the_functions_that_assume_it(run: Run) 
         trusted = {own.arn for own in run.stacks.own.values() if trusts(role, own.arn)}
         assert trusted == assumed.get(role.arn, set()), role.label
     assert set(assumed) <= {role.arn for role in member}, "a function assumed a role no member stack deploys"
+
+
+_READ_VERBS = ("Get", "List", "Describe", "Search")
+
+
+def _is_write(action: str, resources: tuple[str, ...]) -> bool:
+    """An IAM or Connect write, or an audit record (of one)."""
+    service, name = action.split(":")
+    if service in ("iam", "connect"):
+        return not name.startswith(_READ_VERBS)
+    return action == "dynamodb:PutItem" and any("table/connect-guard-audit" in r for r in resources)
+
+
+def test_a_detect_deployment_holds_no_write(run: Run) -> None:
+    """Detect mode is enforced by IAM: no write role in the member stack, no IAM or Connect write
+    (nor an audit record of one) in any role a function acts as."""
+    roles = run.stacks.in_scope()
+    member = {role.label for account, role in roles if account != SECURITY_ACCOUNT}
+    writes = {
+        f"{role.label}: {action}"
+        for _, role in roles
+        for s in role.statements
+        if s.effect == "Allow"
+        for action in s.actions
+        if _is_write(action, s.resources)
+    }
+    if run.mode == "detect":
+        assert member == {"member:ReadRole"}
+        # The rollback records an allowlisted change it approves, in either mode.
+        assert writes == {"ProfileRollbackFunctionRole: dynamodb:PutItem"}
+    else:
+        assert member == {"member:ReadRole", "member:RollbackRole", "member:QuarantineRole"}
+        assert writes > {"ProfileRollbackFunctionRole: dynamodb:PutItem"}
 
 
 # ---- what the statements refuse ------------------------------------------------------------------

@@ -1252,6 +1252,23 @@ def test_connect_responders_have_exactly_the_contract_actions(function: str, log
     assert granted["sts:AssumeRole"] == [member_role("read"), member_role("rollback")]
 
 
+def test_the_sweep_and_the_quarantine_record_audit_entries_only_in_enforce_mode() -> None:
+    # They write audit records only for what they did; the rollback also records an allowlisted
+    # change it approves as the new baseline, in either mode.
+    for function in ("BaselineSweepFunction", "QuarantineFunction"):
+        _, role_props = function_role(function)
+        (own,) = [p for p in role_props["Policies"] if "Fn::If" not in p]
+        plain = [s for s in own["PolicyDocument"]["Statement"] if "Fn::If" not in s]
+        assert not any(s["Sid"] == "AuditRecords" for s in plain), function
+        (audit,) = [
+            s["Fn::If"]
+            for s in own["PolicyDocument"]["Statement"]
+            if "Fn::If" in s and s["Fn::If"][1]["Sid"] == "AuditRecords"
+        ]
+        assert audit[0] == "IsEnforce" and audit[2] == {"Ref": "AWS::NoValue"}, function
+        assert audit[1]["Action"] == "dynamodb:PutItem" and target(audit[1]["Resource"]) == "AuditTable", function
+
+
 def test_policy_alerts_has_exactly_the_contract_actions_on_their_resources() -> None:
     _, role_props = function_role("PolicyAlertsFunction")
     granted = _granted(role_props)
@@ -1325,10 +1342,11 @@ def test_quarantine_policy_denies_everything() -> None:
 
 
 # The quarantine reads principals (protection tags, attached policies, keys) and the quarantine
-# policy itself; no inline policy (iam:GetRolePolicy is the snapshot's, in its own role).
+# policy itself; no role or user document (iam:GetRole and inline policies are the snapshot's,
+# in its own role).
 QUARANTINE_IAM_READS = (
-    *("iam:GetRole", "iam:ListRoleTags", "iam:ListAttachedRolePolicies"),
-    *("iam:GetUser", "iam:ListAttachedUserPolicies", "iam:ListAccessKeys"),
+    *("iam:ListRoleTags", "iam:ListAttachedRolePolicies"),
+    *("iam:ListAttachedUserPolicies", "iam:ListAccessKeys"),
 )
 SNAPSHOT_IAM_READS = (
     *("iam:GetRole", "iam:ListRoleTags", "iam:GetRolePolicy"),
@@ -1345,10 +1363,9 @@ QUARANTINE_ACTIONS: dict[str, Any] = {
     "kms:Decrypt": {"SuiteKey"},
     "kms:GenerateDataKey": {"SuiteKey"},
     "dynamodb:PutItem": {"DedupTable", "AuditTable"},
-    "dynamodb:GetItem": {"DedupTable", "BaselineTable", "AuditTable"},
+    "dynamodb:GetItem": {"DedupTable", "BaselineTable"},  # the eventID claim; a role's snapshot
     "dynamodb:UpdateItem": {"DedupTable"},
     "dynamodb:DeleteItem": {"DedupTable"},
-    "dynamodb:Query": {"BaselineTable", "AuditTable"},
     **{action: [OWN_USERS, OWN_ROLES] for action in QUARANTINE_IAM_READS},
     "iam:GetPolicy": [QUARANTINE_POLICY_ARN],
     "iam:GetPolicyVersion": [QUARANTINE_POLICY_ARN],
@@ -1360,9 +1377,8 @@ QUARANTINE_ACTIONS: dict[str, Any] = {
 ROLE_SNAPSHOT_ACTIONS: dict[str, Any] = {
     "logs:CreateLogStream": {"RoleSnapshotLogGroup"},
     "logs:PutLogEvents": {"RoleSnapshotLogGroup"},
-    "kms:Decrypt": {"SuiteKey"},
-    "kms:GenerateDataKey": {"SuiteKey"},
-    **{f"dynamodb:{verb}": {"BaselineTable"} for verb in ("PutItem", "BatchWriteItem", "Query", "DeleteItem")},
+    "kms:Decrypt": {"SuiteKey"},  # the baseline table's key: nothing here to encrypt for
+    **{f"dynamodb:{verb}": {"BaselineTable"} for verb in ("GetItem", "PutItem")},
     "iam:ListRoles": ["*"],
     **{action: [OWN_ROLES] for action in SNAPSHOT_IAM_READS},
     "sts:AssumeRole": [member_role("read")],
@@ -1422,6 +1438,8 @@ def test_the_quarantines_iam_writes_exist_only_in_enforce_mode() -> None:
             continue
         condition, statement, otherwise = item["Fn::If"]
         assert condition in ("IsEnforce", "DeactivatesKeysInEnforce") and otherwise == {"Ref": "AWS::NoValue"}
+        if statement["Sid"] == "AuditRecords":  # the record of what enforce mode did
+            continue
         assert all(a.startswith("iam:") for a in as_list(statement["Action"])), statement["Sid"]
 
 
