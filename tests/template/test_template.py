@@ -1952,16 +1952,13 @@ LOG_EXPORT_ACTIONS: dict[str, Any] = {
     "logs:CreateExportTask": EXPORTABLE_LOG_GROUPS,
     "logs:DescribeExportTasks": ["*"],
     "logs:DescribeLogGroups": ["*"],
-    "s3:PutObject": [{"Fn::Sub": "${ArchiveBucket.Arn}/*"}],
-    "s3:GetBucketAcl": {"ArchiveBucket"},
-    "s3:ListBucket": {"ArchiveBucket"},
-    "kms:Decrypt": {"ArchiveKey", "SuiteKey"},
+    "s3:PutObject": [{"Fn::Sub": "${ArchiveBucket.Arn}/*"}],  # no read of the bucket or the archive
+    "kms:Decrypt": {"SuiteKey"},
     "kms:GenerateDataKey": {"ArchiveKey", "SuiteKey"},
     "sqs:ReceiveMessage": {"FindingsArchiveQueue"},
     "sqs:DeleteMessage": {"FindingsArchiveQueue"},
-    "sqs:GetQueueAttributes": {"FindingsArchiveQueue"},
-    **{f"dynamodb:{verb}": {"BaselineTable"} for verb in ("GetItem", "PutItem", "UpdateItem")},
-    "dynamodb:Query": {"BaselineTable", "AuditTable"},
+    **{f"dynamodb:{verb}": {"BaselineTable"} for verb in ("GetItem", "PutItem")},  # checkpoints, by key
+    "dynamodb:Query": {"AuditTable"},
     "sns:Publish": {"AlertTopic"},
 }
 
@@ -2214,9 +2211,7 @@ SLACK_NOTIFIER_ACTIONS = {
     "kms:Decrypt": {"SuiteKey"},
     "kms:GenerateDataKey": {"SuiteKey"},
     "sqs:SendMessage": {"SlackNotifierDLQ"},
-    "dynamodb:GetItem": {"DedupTable"},  # digest counters (pk id)
-    "dynamodb:PutItem": {"DedupTable"},
-    "dynamodb:UpdateItem": {"DedupTable"},
+    "dynamodb:UpdateItem": {"DedupTable"},  # digest counters (pk id): one atomic ADD
 }
 
 
