@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import copy
+import hashlib
 import os
 import re
 from collections.abc import Callable, Iterator
@@ -149,32 +150,40 @@ class Request:
     call: Call
     action: str
     resource: str | None  # None: the call does not name it (only the action is checked)
-    context: dict[str, str] = field(default_factory=dict)
+    context: Context = field(default_factory=dict)
     via: str | None = None  # the call AWS made this KMS request for, on the caller's behalf
 
 
 _NEGATED = ("StringNotEquals", "StringNotEqualsIgnoreCase", "StringNotLike", "ArnNotEquals", "ArnNotLike")
+Context = dict[str, str | tuple[str, ...]]  # a tuple: a multivalued key (aws:TagKeys)
 
 
-def _condition_holds(operator: str, key: str, expected: Any, context: dict[str, str]) -> bool:
-    values = [str(v).lower() if isinstance(v, bool) else str(v) for v in as_list(expected)]
-    if operator == "Null":
-        return (key not in context) == (values[0].lower() == "true")
-    base = operator.split(":")[-1].removesuffix("IfExists")  # ForAnyValue: single values here
-    if key not in context:  # IAM: a missing key fails the condition, unless negated or ...IfExists
-        return operator.endswith("IfExists") or base in _NEGATED
-    actual = context[key]
+def _matches(base: str, actual: str, values: list[str]) -> bool:
     if base in ("StringEquals", "StringNotEquals"):
-        found = actual in values
-    elif base in ("StringEqualsIgnoreCase", "StringNotEqualsIgnoreCase"):
-        found = actual.lower() in {v.lower() for v in values}
-    elif base in ("StringLike", "StringNotLike", "ArnEquals", "ArnLike", "ArnNotEquals", "ArnNotLike"):
-        found = any(resource_matches(v, actual) for v in values)
-    elif base == "Bool":
-        found = actual.lower() in {v.lower() for v in values}
-    else:
-        raise NotImplementedError(f"condition operator {operator} is not modelled")
-    return not found if base in _NEGATED else found
+        return actual in values
+    if base in ("StringEqualsIgnoreCase", "StringNotEqualsIgnoreCase"):
+        return actual.lower() in {v.lower() for v in values}
+    if base in ("StringLike", "StringNotLike", "ArnEquals", "ArnLike", "ArnNotEquals", "ArnNotLike"):
+        return any(resource_matches(v, actual) for v in values)
+    if base == "Bool":
+        return actual.lower() in {v.lower() for v in values}
+    raise NotImplementedError(f"condition operator {base} is not modelled")
+
+
+def _condition_holds(operator: str, key: str, expected: Any, context: Context) -> bool:
+    values = [str(v).lower() if isinstance(v, bool) else str(v) for v in as_list(expected)]
+    qualifier, _, name = operator.rpartition(":")
+    if name == "Null":
+        return (key not in context) == (values[0].lower() == "true")
+    base = name.removesuffix("IfExists")
+    if key not in context:
+        # IAM: a missing key fails the condition, unless negated or ...IfExists; ForAllValues
+        # holds over an empty set (hence the Null check beside it).
+        return qualifier == "ForAllValues" or name.endswith("IfExists") or base in _NEGATED
+    actual = context[key]
+    actuals = actual if isinstance(actual, tuple) else (actual,)
+    hits = [_matches(base, a, values) != (base in _NEGATED) for a in actuals]
+    return all(hits) if qualifier == "ForAllValues" else any(hits)
 
 
 @dataclass(frozen=True)
@@ -213,7 +222,7 @@ class Statement:
             return self.effect == "Allow" or (self.resources == ("*",) and not self.not_resource)
         return any(resource_matches(p, resource) for p in self.resources) != self.not_resource
 
-    def conditions_hold(self, context: dict[str, str]) -> bool:
+    def conditions_hold(self, context: Context) -> bool:
         return all(
             _condition_holds(operator, key, expected, context)
             for operator, keys in self.condition.items()
@@ -260,6 +269,8 @@ ACTION_NAMES = {
 UNAUTHORIZED_ACTIONS = {"sts:GetCallerIdentity"}
 # Operations whose PolicyArn is the attached policy (condition key iam:PolicyARN), not the resource.
 _ATTACHMENTS = {f"{verb}{kind}Policy" for verb in ("Attach", "Detach") for kind in ("User", "Role", "Group")}
+# Operations whose tag keys are the condition key aws:TagKeys.
+_TAGGING = {f"{verb}{kind}" for verb in ("Tag", "Untag") for kind in ("User", "Role", "Policy")}
 
 ArnLookup = Callable[[str, str, str], str]  # (account, "user" | "role" | "group", name) → ARN with its path
 
@@ -333,9 +344,13 @@ def requests_of(call: Call, lookup: ArnLookup) -> list[Request]:
     action = f"{call.service}:{ACTION_NAMES.get((call.service, call.operation), call.operation)}"
     if action in UNAUTHORIZED_ACTIONS:
         return []
-    context = {"aws:RequestedRegion": call.region, "aws:SecureTransport": "true"}
+    context: Context = {"aws:RequestedRegion": call.region, "aws:SecureTransport": "true"}
     if call.operation in _ATTACHMENTS and "PolicyArn" in call.params:
         context["iam:PolicyARN"] = call.params["PolicyArn"]
+    if call.operation in _TAGGING:  # the keys a request names (none: the key is missing)
+        keys = [t["Key"] for t in call.params.get("Tags", [])] + list(call.params.get("TagKeys", []))
+        if keys:
+            context["aws:TagKeys"] = tuple(keys)
     if call.service == "dynamodb" and "TransactItems" in call.params:
         return [
             Request(call, f"dynamodb:{kind}Item", resource, context)
@@ -426,7 +441,7 @@ def encryption_keys(security: Resolver) -> dict[str, str]:
     return keys
 
 
-def implied_requests(request: Request, keys: dict[str, str]) -> list[Request]:
+def _kms_behind(request: Request, keys: dict[str, str]) -> list[Request]:
     if request.resource is None:
         return []
     service = request.action.split(":")[0]
@@ -437,6 +452,26 @@ def implied_requests(request: Request, keys: dict[str, str]) -> list[Request]:
         return []
     context = {**request.context, "kms:ViaService": f"{service}.{request.call.region}.amazonaws.com"}
     return [Request(request.call, f"kms:{a}", key, context, via=request.action) for a in actions]
+
+
+def _export_write(request: Request) -> list[Request]:
+    """CreateExportTask needs the caller to be allowed to write to the destination (the API
+    reference: "credentials that have permission to write to the S3 bucket"); CloudWatch Logs
+    first writes its test object there."""
+    if request.action != "logs:CreateExportTask":
+        return []
+    params = request.call.params
+    prefix = str(params.get("destinationPrefix", "")).strip("/")
+    key = f"{prefix}/aws-logs-write-test" if prefix else "aws-logs-write-test"
+    resource = f"arn:aws:s3:::{params['destination']}/{key}"
+    return [Request(request.call, "s3:PutObject", resource, request.context, via=request.action)]
+
+
+def implied_requests(request: Request, keys: dict[str, str]) -> list[Request]:
+    """The requests AWS makes with the caller's permissions behind one request: the write an
+    export task checks, and the KMS requests behind encrypted resources."""
+    implied = _export_write(request)
+    return implied + [k for r in (request, *implied) for k in _kms_behind(r, keys)]
 
 
 # ---- templates → roles --------------------------------------------------------------------------
@@ -479,7 +514,9 @@ def default_physical(template: dict[str, Any], params: dict[str, str], pseudo: d
             physical[logical] = f"arn:{partition}:iam::{account}:policy{path}{name('ManagedPolicyName')}"
         elif kind == "AWS::IAM::Role":
             path, role = str(names.resolve(props.get("Path", "/"))), name("RoleName")[:64]
-            physical |= {logical: role, f"{logical}.Arn": f"arn:{partition}:iam::{account}:role{path}{role}"}
+            arn = f"arn:{partition}:iam::{account}:role{path}{role}"
+            unique = "AROA" + hashlib.sha256(arn.encode()).hexdigest()[:17].upper()  # IAM's RoleId form
+            physical |= {logical: role, f"{logical}.Arn": arn, f"{logical}.RoleId": unique}
     return physical
 
 
@@ -531,7 +568,7 @@ class Stacks:
 
     def __init__(self, security: Resolver, member: Callable[[str], Resolver], member_accounts: list[str]) -> None:
         self.security = security
-        self._member = member
+        self.member = member  # account → the member template resolved for it
         self.member_accounts = member_accounts
         resources = security.template["Resources"]
         self.functions: dict[str, str] = {}
@@ -547,7 +584,7 @@ class Stacks:
     def member_roles(self, account: str) -> dict[str, Role]:
         """RoleName → role, as the member stack deploys them in `account` (us-east-1 holds IAM)."""
         if account not in self._members:
-            resolver = self._member(account)
+            resolver = self.member(account)
             self._members[account] = {
                 resolver.ref(name): template_role(resolver, name, f"member:{name}")
                 for name, resource in resolver.template["Resources"].items()
@@ -572,6 +609,14 @@ class Stacks:
                 if any(_account_of(p) == own_account for s in role.trust for p in s.principals):
                     scoped.append((account, role))
         return scoped
+
+
+def trusts(target: Role, principal_arn: str) -> bool:
+    """Whether the role's trust policy lets `principal_arn` (a role's ARN) assume it."""
+    context: Context = {"aws:PrincipalArn": principal_arn, "aws:PrincipalAccount": principal_arn.split(":")[4]}
+    call = Call("-", "trust", "sts", "AssumeRole", {}, principal_arn.split(":")[4], None, "-")
+    request = Request(call, "sts:AssumeRole", None, context)
+    return evaluate(request, [s for s in target.trust if s.admits(principal_arn)])[0] == "allowed"
 
 
 def _account_of(principal: str) -> str:
@@ -610,9 +655,7 @@ def check(requests: list[Request], stacks: Stacks) -> list[Mismatch]:
         if decision == "allowed" and statement and request.action == "sts:AssumeRole" and request.resource:
             assumed = replace(request.call, role=request.resource, account=request.resource.split(":")[4])
             target = stacks.role_of(assumed)
-            principal = {"aws:PrincipalArn": role.arn, "aws:PrincipalAccount": role.arn.split(":")[4]}
-            trust = Request(request.call, request.action, None, principal)
-            if target is None or evaluate(trust, [s for s in target.trust if s.admits(role.arn)])[0] != "allowed":
+            if target is None or not trusts(target, role.arn):
                 decision = "not trusted" if target else "unknown role"
         if decision != "allowed":
             found.setdefault((decision, role.label, request.action, str(request.resource)), []).append(request)

@@ -33,7 +33,6 @@ IAM_QUARANTINE_WRITES = IAM_USER_WRITES | IAM_ROLE_WRITES
 IAM_PRINCIPAL_READS = {
     "iam:GetRole",
     "iam:ListRoleTags",
-    "iam:GetUser",
     "iam:ListAttachedUserPolicies",
     "iam:ListAccessKeys",
     "iam:GetRolePolicy",

@@ -1100,10 +1100,10 @@ OWN_CONNECT_RESOURCES = [
     {"Fn::Sub": "arn:${AWS::Partition}:connect:*:${AWS::AccountId}:instance/*/agent/*"},
     {"Fn::Sub": "arn:${AWS::Partition}:connect:*:${AWS::AccountId}:instance/*/security-profile/*"},
 ]
+# Every Connect read a control makes: one user (rollback), users by page (sweep), profiles.
 CONNECT_READ_ACTIONS = {
     "connect:DescribeUser",
     "connect:SearchUsers",
-    "connect:ListUsers",
     "connect:DescribeSecurityProfile",
     "connect:ListSecurityProfiles",
     "connect:ListSecurityProfilePermissions",
@@ -1191,13 +1191,41 @@ CONNECT_RESPONDER_ACTIONS: dict[str, set[str] | None] = {
     "sns:Publish": {"AlertTopic"},
     "kms:Decrypt": {"SuiteKey"},
     "kms:GenerateDataKey": {"SuiteKey"},
-    "dynamodb:GetItem": {"BaselineTable"},
-    "dynamodb:PutItem": {"BaselineTable", "AuditTable"},
-    "dynamodb:UpdateItem": {"BaselineTable"},
+    "dynamodb:PutItem": {"AuditTable"},
     "dynamodb:Query": {"BaselineTable"},
-    "dynamodb:BatchWriteItem": {"BaselineTable"},
-    **dict.fromkeys(CONNECT_READ_ACTIONS | CONNECT_WRITE_ACTIONS),
+    **dict.fromkeys(CONNECT_WRITE_ACTIONS),
     "sts:AssumeRole": None,
+}
+# The rollback reads one user or profile and its baseline by key, approves item by item, and
+# dedups on the eventID; the sweep pages through users and profiles (applications included)
+# and records a first baseline in one batch.
+CONNECT_RESPONDER_OWN: dict[str, dict[str, set[str] | None]] = {
+    "ProfileRollbackFunction": {
+        **dict.fromkeys(
+            (
+                "connect:DescribeUser",
+                "connect:DescribeSecurityProfile",
+                "connect:ListSecurityProfiles",
+                "connect:ListSecurityProfilePermissions",
+            )
+        ),
+        "dynamodb:GetItem": {"BaselineTable", "DedupTable"},
+        "dynamodb:PutItem": {"BaselineTable", "AuditTable", "DedupTable"},
+        "dynamodb:UpdateItem": {"DedupTable"},
+        "dynamodb:DeleteItem": {"DedupTable"},
+    },
+    "BaselineSweepFunction": {
+        **dict.fromkeys(
+            (
+                "connect:SearchUsers",
+                "connect:DescribeSecurityProfile",
+                "connect:ListSecurityProfiles",
+                "connect:ListSecurityProfilePermissions",
+                "connect:ListSecurityProfileApplications",
+            )
+        ),
+        "dynamodb:BatchWriteItem": {"BaselineTable"},
+    },
 }
 
 
@@ -1212,19 +1240,33 @@ def test_connect_responders_have_exactly_the_contract_actions(function: str, log
     _, role_props = function_role(function)
     granted = _granted(role_props)
     expected = {a: ({log_group} if r == {"<log group>"} else r) for a, r in CONNECT_RESPONDER_ACTIONS.items()}
-    if queue:  # the SQS consumer also owns its queue and dedups on the eventID
+    expected |= CONNECT_RESPONDER_OWN[function]
+    if queue:  # the SQS consumer also owns its queue
         expected |= {a: {queue} for a in ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes")}
-        expected["dynamodb:GetItem"] = {"BaselineTable", "DedupTable"}
-        expected["dynamodb:PutItem"] = {"BaselineTable", "AuditTable", "DedupTable"}
-        expected["dynamodb:UpdateItem"] = {"BaselineTable", "DedupTable"}
-        expected["dynamodb:DeleteItem"] = {"DedupTable"}
     assert set(granted) == set(expected)
     for action, resources in expected.items():
         if resources is not None:
             assert {target(r) for r in granted[action]} == resources, action
-    for action in CONNECT_READ_ACTIONS | CONNECT_WRITE_ACTIONS:
+    for action in {a for a in expected if a.startswith("connect:")}:
         assert granted[action] == OWN_CONNECT_RESOURCES, action
     assert granted["sts:AssumeRole"] == [member_role("read"), member_role("rollback")]
+
+
+def test_the_sweep_and_the_quarantine_record_audit_entries_only_in_enforce_mode() -> None:
+    # They write audit records only for what they did; the rollback also records an allowlisted
+    # change it approves as the new baseline, in either mode.
+    for function in ("BaselineSweepFunction", "QuarantineFunction"):
+        _, role_props = function_role(function)
+        (own,) = [p for p in role_props["Policies"] if "Fn::If" not in p]
+        plain = [s for s in own["PolicyDocument"]["Statement"] if "Fn::If" not in s]
+        assert not any(s["Sid"] == "AuditRecords" for s in plain), function
+        (audit,) = [
+            s["Fn::If"]
+            for s in own["PolicyDocument"]["Statement"]
+            if "Fn::If" in s and s["Fn::If"][1]["Sid"] == "AuditRecords"
+        ]
+        assert audit[0] == "IsEnforce" and audit[2] == {"Ref": "AWS::NoValue"}, function
+        assert audit[1]["Action"] == "dynamodb:PutItem" and target(audit[1]["Resource"]) == "AuditTable", function
 
 
 def test_policy_alerts_has_exactly_the_contract_actions_on_their_resources() -> None:
@@ -1300,10 +1342,11 @@ def test_quarantine_policy_denies_everything() -> None:
 
 
 # The quarantine reads principals (protection tags, attached policies, keys) and the quarantine
-# policy itself; no inline policy (iam:GetRolePolicy is the snapshot's, in its own role).
+# policy itself; no role or user document (iam:GetRole and inline policies are the snapshot's,
+# in its own role).
 QUARANTINE_IAM_READS = (
-    *("iam:GetRole", "iam:ListRoleTags", "iam:ListAttachedRolePolicies"),
-    *("iam:GetUser", "iam:ListAttachedUserPolicies", "iam:ListAccessKeys"),
+    *("iam:ListRoleTags", "iam:ListAttachedRolePolicies"),
+    *("iam:ListAttachedUserPolicies", "iam:ListAccessKeys"),
 )
 SNAPSHOT_IAM_READS = (
     *("iam:GetRole", "iam:ListRoleTags", "iam:GetRolePolicy"),
@@ -1320,10 +1363,9 @@ QUARANTINE_ACTIONS: dict[str, Any] = {
     "kms:Decrypt": {"SuiteKey"},
     "kms:GenerateDataKey": {"SuiteKey"},
     "dynamodb:PutItem": {"DedupTable", "AuditTable"},
-    "dynamodb:GetItem": {"DedupTable", "BaselineTable", "AuditTable"},
+    "dynamodb:GetItem": {"DedupTable", "BaselineTable"},  # the eventID claim; a role's snapshot
     "dynamodb:UpdateItem": {"DedupTable"},
     "dynamodb:DeleteItem": {"DedupTable"},
-    "dynamodb:Query": {"BaselineTable", "AuditTable"},
     **{action: [OWN_USERS, OWN_ROLES] for action in QUARANTINE_IAM_READS},
     "iam:GetPolicy": [QUARANTINE_POLICY_ARN],
     "iam:GetPolicyVersion": [QUARANTINE_POLICY_ARN],
@@ -1335,9 +1377,8 @@ QUARANTINE_ACTIONS: dict[str, Any] = {
 ROLE_SNAPSHOT_ACTIONS: dict[str, Any] = {
     "logs:CreateLogStream": {"RoleSnapshotLogGroup"},
     "logs:PutLogEvents": {"RoleSnapshotLogGroup"},
-    "kms:Decrypt": {"SuiteKey"},
-    "kms:GenerateDataKey": {"SuiteKey"},
-    **{f"dynamodb:{verb}": {"BaselineTable"} for verb in ("PutItem", "BatchWriteItem", "Query", "DeleteItem")},
+    "kms:Decrypt": {"SuiteKey"},  # the baseline table's key: nothing here to encrypt for
+    **{f"dynamodb:{verb}": {"BaselineTable"} for verb in ("GetItem", "PutItem")},
     "iam:ListRoles": ["*"],
     **{action: [OWN_ROLES] for action in SNAPSHOT_IAM_READS},
     "sts:AssumeRole": [member_role("read")],
@@ -1397,6 +1438,8 @@ def test_the_quarantines_iam_writes_exist_only_in_enforce_mode() -> None:
             continue
         condition, statement, otherwise = item["Fn::If"]
         assert condition in ("IsEnforce", "DeactivatesKeysInEnforce") and otherwise == {"Ref": "AWS::NoValue"}
+        if statement["Sid"] == "AuditRecords":  # the record of what enforce mode did
+            continue
         assert all(a.startswith("iam:") for a in as_list(statement["Action"])), statement["Sid"]
 
 
@@ -1909,16 +1952,13 @@ LOG_EXPORT_ACTIONS: dict[str, Any] = {
     "logs:CreateExportTask": EXPORTABLE_LOG_GROUPS,
     "logs:DescribeExportTasks": ["*"],
     "logs:DescribeLogGroups": ["*"],
-    "s3:PutObject": [{"Fn::Sub": "${ArchiveBucket.Arn}/*"}],
-    "s3:GetBucketAcl": {"ArchiveBucket"},
-    "s3:ListBucket": {"ArchiveBucket"},
-    "kms:Decrypt": {"ArchiveKey", "SuiteKey"},
+    "s3:PutObject": [{"Fn::Sub": "${ArchiveBucket.Arn}/*"}],  # no read of the bucket or the archive
+    "kms:Decrypt": {"SuiteKey"},
     "kms:GenerateDataKey": {"ArchiveKey", "SuiteKey"},
     "sqs:ReceiveMessage": {"FindingsArchiveQueue"},
     "sqs:DeleteMessage": {"FindingsArchiveQueue"},
-    "sqs:GetQueueAttributes": {"FindingsArchiveQueue"},
-    **{f"dynamodb:{verb}": {"BaselineTable"} for verb in ("GetItem", "PutItem", "UpdateItem")},
-    "dynamodb:Query": {"BaselineTable", "AuditTable"},
+    **{f"dynamodb:{verb}": {"BaselineTable"} for verb in ("GetItem", "PutItem")},  # checkpoints, by key
+    "dynamodb:Query": {"AuditTable"},
     "sns:Publish": {"AlertTopic"},
 }
 
@@ -2171,9 +2211,7 @@ SLACK_NOTIFIER_ACTIONS = {
     "kms:Decrypt": {"SuiteKey"},
     "kms:GenerateDataKey": {"SuiteKey"},
     "sqs:SendMessage": {"SlackNotifierDLQ"},
-    "dynamodb:GetItem": {"DedupTable"},  # digest counters (pk id)
-    "dynamodb:PutItem": {"DedupTable"},
-    "dynamodb:UpdateItem": {"DedupTable"},
+    "dynamodb:UpdateItem": {"DedupTable"},  # digest counters (pk id): one atomic ADD
 }
 
 

@@ -262,9 +262,10 @@ class LocalAws:
             for spec in (account.get("connect") or {}).get("instances") or []:
                 self._seed_instance(str(account_id), spec)
             iam = self.account_session(str(account_id)).client("iam")
-            self.member_accounts.append(str(account_id))
-            self._seed_member_roles(iam)
-            _create_quarantine_policy(iam)  # what member/template.yaml deploys in every source account
+            if str(account_id) != SECURITY_ACCOUNT:  # the security stack holds its own policy, and no member roles
+                self.member_accounts.append(str(account_id))
+                self._seed_member_roles(iam)
+                _create_quarantine_policy(iam)  # what member/template.yaml deploys in every source account
             self._seed_iam(str(account_id), iam, account.get("iam") or {})
             for policy in account.get("managed_policies") or []:
                 versions = policy["versions"]
