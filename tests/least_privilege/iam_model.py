@@ -562,6 +562,11 @@ def template_role(resolver: Resolver, logical_id: str, label: str) -> Role:
     return Role(label, resolver.ref(f"{logical_id}.Arn"), statements, trust)
 
 
+# A person running `connect-guard release` (or restore-role): their own credentials are theirs,
+# not the suite's, so only what they reach through a member role is checked (and its trust).
+OPERATOR = "Operator"
+
+
 class Stacks:
     """The roles the two templates deploy for one parameter set: each function's own role in the
     security account, and the member roles (by RoleName) in each source account."""
@@ -642,11 +647,26 @@ def _where(request: Request, count: int) -> str:
     return f"{request.call.function} <- {request.call.path}{via}{more}"
 
 
+def _check_operator(request: Request, stacks: Stacks, found: dict[tuple[str, str, str, str], list[Request]]) -> None:
+    """An operator's own call: only a member role they assume must trust them (OperatorRoleArn)."""
+    if request.action != "sts:AssumeRole" or not request.resource:
+        return
+    assumed = replace(request.call, role=request.resource, account=request.resource.split(":")[4])
+    target = stacks.role_of(assumed)
+    operator = stacks.member(assumed.account).params.get("OperatorRoleArn", "")
+    if target is None or not operator or not trusts(target, operator):
+        kind = "not trusted" if target else "unknown role"
+        found.setdefault((kind, OPERATOR, request.action, request.resource), []).append(request)
+
+
 def check(requests: list[Request], stacks: Stacks) -> list[Mismatch]:
     """Every request granted (and trusted, for sts:AssumeRole), and every grant requested."""
     found: dict[tuple[str, str, str, str], list[Request]] = {}
     used: set[tuple[str, str, str]] = set()  # (account, statement source, action pattern)
     for request in requests:
+        if request.call.function == OPERATOR and request.call.role is None:
+            _check_operator(request, stacks, found)
+            continue
         role = stacks.role_of(request.call)
         if role is None:
             found.setdefault(("unknown role", str(request.call.role), request.action, "-"), []).append(request)

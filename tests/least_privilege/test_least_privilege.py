@@ -55,6 +55,7 @@ from tests.integration.test_integrations import function as function_module
 from tests.integration.test_integrations import sns_event
 from tests.integration.test_slack import FakeSlack
 from tests.least_privilege.iam_model import (
+    OPERATOR,
     Call,
     CallLog,
     Mismatch,
@@ -78,6 +79,7 @@ pytestmark = pytest.mark.allow_hosts(["127.0.0.1"])  # the Slack webhook stand-i
 SECURITY = load_template()
 MEMBER = load_template(PROJECT_ROOT / "member" / "template.yaml")
 SOURCE_ACCOUNT = "111122223333"  # the corpus' source account
+OPERATOR_ROLE = "arn:aws:iam::123456789012:role/SecurityOperator"  # the member stack's OperatorRoleArn
 DEMO_INSTANCE = "f3c95789-ace1-4954-ac5d-6baed2eac902"
 OWN_INSTANCE = "5e6f7a8b-9c0d-4e1f-a2b3-c4d5e6f7a8b9"  # its twin in the security account
 FRESH_INSTANCE = "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d"  # no baseline yet: the sweep records one
@@ -117,6 +119,11 @@ class Run:
     def mismatches(self) -> list[Mismatch]:
         return check(self.requests, self.stacks)
 
+    @property
+    def suite_calls(self) -> list[Call]:
+        """The calls a suite role made: all but an operator's with their own credentials."""
+        return [c for c in self.calls if c.function != OPERATOR or c.role is not None]
+
 
 # ---- the embedded stack, as the template names it -----------------------------------------------
 def physical_resources(aws: LocalAws, archive_key: str, chat_topic: str) -> dict[str, str]:
@@ -148,7 +155,9 @@ def stacks_for(params: dict[str, str], physical: dict[str, str]) -> Stacks:
     own = {**PSEUDO, "AWS::AccountId": SECURITY_ACCOUNT, "AWS::StackName": "connect-guard-dev"}
     security = Resolver(SECURITY, params, own, default_physical(SECURITY, params, own) | physical)
     shared = {k: v for k, v in params.items() if k in MEMBER["Parameters"]}
-    member_params = parameters(MEMBER, **shared, SecurityAccountId=SECURITY_ACCOUNT, SecurityRegion=REGION)
+    member_params = parameters(
+        MEMBER, **shared, SecurityAccountId=SECURITY_ACCOUNT, SecurityRegion=REGION, OperatorRoleArn=OPERATOR_ROLE
+    )
 
     def member(account: str) -> Resolver:
         pseudo = {**PSEUDO, "AWS::AccountId": account, "AWS::StackName": "connect-guard-member"}
@@ -296,7 +305,8 @@ def release_quarantines(aws: LocalAws, log: CallLog, stacks: Stacks) -> None:
             )
         ]
         for user, role in [(u, None) for u in users] + [(None, r) for r in roles]:
-            with log.running("QuarantineFunction", f"release {user or role} in {account}"):
+            # An operator's act, never the function's: it holds no detach or untag.
+            with log.running(OPERATOR, f"release {user or role} in {account}"):
                 role_quarantine.release(responder, account, user=user, role=role, by="soc", reason="checked")
 
 
@@ -467,7 +477,7 @@ def test_every_grant_is_called(run: Run) -> None:
 
 def test_every_deployed_function_ran(run: Run) -> None:
     ran = {c.function for c in run.calls if not c.path.startswith("Lambda runtime")}
-    assert ran == set(run.stacks.functions), "a function without a driver here is not checked"
+    assert ran - {OPERATOR} == set(run.stacks.functions), "a function without a driver here is not checked"
 
 
 def test_the_write_paths_ran(run: Run) -> None:
@@ -488,6 +498,8 @@ def test_each_member_role_trusts_exactly_the_functions_that_assume_it(run: Run) 
     no other function role may (the embedded AWS lets anyone assume anything: the templates decide)."""
     assumed: dict[str, set[str]] = {}
     for call in run.calls:
+        if call.function == OPERATOR:
+            continue  # trusted through OperatorRoleArn, checked with the operator's own calls
         if call.operation == "AssumeRole" and call.role is None and not call.error:
             own = run.stacks.own[run.stacks.functions[call.function]]
             assumed.setdefault(call.params["RoleArn"], set()).add(own.arn)
@@ -545,7 +557,7 @@ def distinct(calls: list[Call]) -> list[Call]:
 
 
 def test_no_policy_but_the_quarantine_policy_can_be_attached(run: Run) -> None:
-    attachments = distinct([c for c in run.calls if c.service == "iam" and c.operation.startswith("Attach")])
+    attachments = distinct([c for c in run.suite_calls if c.service == "iam" and c.operation.startswith("Attach")])
     if run.mode == "detect":
         assert attachments == []
         return
@@ -557,7 +569,7 @@ def test_no_policy_but_the_quarantine_policy_can_be_attached(run: Run) -> None:
 
 
 def test_only_the_suites_tag_keys_can_be_written(run: Run) -> None:
-    tagging = distinct([c for c in run.calls if c.service == "iam" and c.operation.startswith(("Tag", "Untag"))])
+    tagging = distinct([c for c in run.suite_calls if c.service == "iam" and c.operation.startswith(("Tag", "Untag"))])
     assert bool(tagging) == (run.mode == "enforce")
     protected = settings_of(run.stacks, "QuarantineFunction").protected_role_tag_key
     for call in tagging:
@@ -574,7 +586,7 @@ def test_the_suites_own_roles_are_never_modified(run: Run) -> None:
     writes = distinct(
         [
             c
-            for c in run.calls
+            for c in run.suite_calls
             if c.service == "iam" and "RoleName" in c.params and not c.operation.startswith(("Get", "List"))
         ]
     )
@@ -691,3 +703,21 @@ def test_an_export_task_needs_the_write_to_its_destination() -> None:
         ("s3:PutObject", "arn:aws:s3:::bucket/logs/g/aws-logs-write-test"),
         ("kms:GenerateDataKey", "arn:aws:kms:us-east-1:123456789012:key/k"),
     ]
+
+
+def test_only_the_configured_operator_role_may_release_through_the_member_quarantine_role(run: Run) -> None:
+    if run.mode == "detect":
+        return
+    quarantine = run.stacks.member_roles(SOURCE_ACCOUNT)["connect-guard-dev-member-quarantine"]
+    released = [c for c in run.calls if c.function == OPERATOR and c.role == quarantine.arn]
+    assert {c.operation for c in released} >= {"DetachUserPolicy", "UntagUser"}
+    assert trusts(quarantine, OPERATOR_ROLE)
+    assert not trusts(quarantine, "arn:aws:iam::123456789012:role/SecurityOperator2")
+    # The function itself can't release: no detach or untag in its own role.
+    own = run.stacks.own["QuarantineFunctionRole"]
+    assert not {a for s in own.statements if s.effect == "Allow" for a in s.actions} & {
+        "iam:DetachUserPolicy",
+        "iam:DetachRolePolicy",
+        "iam:UntagUser",
+        "iam:UntagRole",
+    }

@@ -1016,6 +1016,10 @@ IAM_POLICY_ATTACHMENT = {"iam:AttachUserPolicy", "iam:DetachUserPolicy"}
 IAM_ROLE_POLICY_ATTACHMENT = {"iam:AttachRolePolicy", "iam:DetachRolePolicy"}
 IAM_USER_WRITES = IAM_POLICY_ATTACHMENT | {"iam:UpdateAccessKey", "iam:TagUser", "iam:UntagUser"}
 IAM_ROLE_WRITES = IAM_ROLE_POLICY_ATTACHMENT | {"iam:TagRole", "iam:UntagRole"}
+# What the quarantine function holds of those: quarantine, never release (detach, untag).
+RELEASES = {"iam:DetachUserPolicy", "iam:DetachRolePolicy", "iam:UntagUser", "iam:UntagRole"}
+FUNCTION_USER_WRITES = IAM_USER_WRITES - RELEASES
+FUNCTION_ROLE_WRITES = IAM_ROLE_WRITES - RELEASES
 # Actions without resource-level permissions (no resource type in the Service Authorization
 # Reference): the only ones a statement may grant on "*", each alone in its statement. All are
 # reads: a write that can't be scoped (e.g. logs:CancelExportTask) is not granted at all.
@@ -1369,8 +1373,8 @@ QUARANTINE_ACTIONS: dict[str, Any] = {
     **{action: [OWN_USERS, OWN_ROLES] for action in QUARANTINE_IAM_READS},
     "iam:GetPolicy": [QUARANTINE_POLICY_ARN],
     "iam:GetPolicyVersion": [QUARANTINE_POLICY_ARN],
-    **{action: [OWN_USERS] for action in IAM_USER_WRITES},
-    **{action: [OWN_ROLES] for action in IAM_ROLE_WRITES},
+    **{action: [OWN_USERS] for action in FUNCTION_USER_WRITES},
+    **{action: [OWN_ROLES] for action in FUNCTION_ROLE_WRITES},
     "sts:AssumeRole": [member_role("read"), member_role("quarantine")],
 }
 
@@ -1416,8 +1420,9 @@ def test_iam_writes_only_in_the_quarantine_role() -> None:
             writes = {a for a in iam if a.split(":")[1].startswith(WRITE_VERBS)}
             if writes:
                 writers.setdefault(name, set()).update(writes)
-    # No inline policy is ever written: iam:PutRolePolicy on any role could grant anything.
-    assert writers == {"QuarantineFunctionRole": IAM_USER_WRITES | IAM_ROLE_WRITES}
+    # No inline policy is ever written: iam:PutRolePolicy on any role could grant anything. And
+    # no release: a compromised function can't lift a quarantine.
+    assert writers == {"QuarantineFunctionRole": FUNCTION_USER_WRITES | FUNCTION_ROLE_WRITES}
 
 
 def _quarantine_statements() -> list[dict[str, Any]]:
@@ -1455,7 +1460,7 @@ def test_only_the_quarantine_policy_can_be_attached_or_detached(attaching: set[s
                 continue
             holders.append(name)
             # Alone in their statement, on users (or roles), and only for the quarantine policy's ARN.
-            assert actions == attaching, f"{name}: {statement['Sid']}"
+            assert actions == attaching - RELEASES, f"{name}: {statement['Sid']}"
             assert as_list(statement["Resource"]) == [resource], f"{name}: {statement['Sid']}"
             assert statement["Condition"] == {"ArnEquals": {"iam:PolicyARN": QUARANTINE_POLICY_ARN}}, name
     assert holders == ["QuarantineFunctionRole"]
@@ -1480,9 +1485,9 @@ def test_tags_are_written_only_with_the_suites_own_keys() -> None:
         if statement["Effect"] == "Allow" and set(as_list(statement["Action"])) & TAG_WRITES
     ]
     assert {name for name, _ in tagging} == {"QuarantineFunctionRole"}
-    assert {a for _, s in tagging for a in as_list(s["Action"])} == TAG_WRITES
+    assert {a for _, s in tagging for a in as_list(s["Action"])} == TAG_WRITES - RELEASES
     for _, statement in tagging:
-        assert set(as_list(statement["Action"])) in ({"iam:TagUser", "iam:UntagUser"}, {"iam:TagRole", "iam:UntagRole"})
+        assert set(as_list(statement["Action"])) in ({"iam:TagUser"}, {"iam:TagRole"})
         assert as_list(statement["Resource"]) in ([OWN_USERS], [OWN_ROLES]), statement["Sid"]
         assert suite_tag_keys_only(statement), statement["Sid"]
     # The keys the code writes, and never the one that marks a role protected.
@@ -1503,7 +1508,7 @@ def test_the_quarantine_never_modifies_the_suites_own_roles() -> None:
     granted = _granted(role_props)
     iam = [a for a in granted if a.startswith("iam:")]
     role_writes = {a for a in iam if "Role" in a and a.split(":")[1].startswith(WRITE_VERBS)}
-    assert role_writes == IAM_ROLE_WRITES
+    assert role_writes == FUNCTION_ROLE_WRITES and role_writes <= set(as_list(guard["Action"]))
     # No other role of the stack holds a Deny (nothing else needs one).
     for name, role in ROLES.items():
         if name != "QuarantineFunctionRole":
