@@ -19,7 +19,7 @@ from cfnlint.decode import cfn_yaml
 
 from connect_guard.settings import MEMBER_ROLE_PATH, member_role_name
 from connect_guard_tools.template import PROJECT_ROOT, load_template, rule_routes
-from tests.template.test_template import as_list, target
+from tests.template.stack import as_list, target
 
 T = load_template()
 RESOURCES: dict[str, Any] = T["Resources"]

@@ -8,7 +8,7 @@ from typing import Any
 from cfnlint.api import lint_file
 
 from connect_guard_tools.template import PROJECT_ROOT, load_template
-from tests.template.test_template import (
+from tests.template.stack import (
     CONNECT_READ_ACTIONS,
     CONNECT_WRITE_ACTIONS,
     OWN_CONNECT_RESOURCES,

@@ -1,0 +1,146 @@
+"""Profile rollback and the baseline sweep: what counts as privileged, their functions, and the
+only Connect writes of the stack, with exactly the actions their roles hold."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.template.stack import (
+    CONNECT_READ_ACTIONS,
+    CONNECT_WRITE_ACTIONS,
+    OWN_CONNECT_RESOURCES,
+    ROLES,
+    T,
+    as_list,
+    function_role,
+    grants,
+    member_role,
+    props,
+    role_statements,
+    target,
+)
+
+
+def test_privileged_permissions_default_matches_the_core_settings() -> None:
+    from connect_guard.settings import DEFAULT_PRIVILEGED_PERMISSIONS
+
+    default = T["Parameters"]["PrivilegedPermissions"]["Default"]
+    assert tuple(default.split(",")) == DEFAULT_PRIVILEGED_PERMISSIONS
+
+
+def test_profile_rollback_function_contract() -> None:
+    p = props("ProfileRollbackFunction")
+    assert p["CodeUri"] == "functions/profile_rollback"
+    assert p["Handler"] == "app.lambda_handler"
+    assert p["Timeout"] == 60
+    assert p["ReservedConcurrentExecutions"] == {"Ref": "ProfileRollbackConcurrency"}
+    assert p["Role"] == {"Fn::GetAtt": ["ProfileRollbackFunctionRole", "Arn"]}
+    (event,) = p["Events"].values()
+    assert event["Type"] == "SQS"
+    assert event["Properties"] == {
+        "Queue": {"Fn::GetAtt": ["ProfileRollbackQueue", "Arn"]},
+        "BatchSize": 5,
+        "MaximumBatchingWindowInSeconds": 1,
+        "FunctionResponseTypes": ["ReportBatchItemFailures"],
+        "ScalingConfig": {"MaximumConcurrency": {"Ref": "ProfileRollbackConcurrency"}},
+    }
+    assert props("ProfileRollbackQueue")["VisibilityTimeout"] == 6 * 60
+    assert props("ProfileRollbackQueue")["RedrivePolicy"]["deadLetterTargetArn"] == {
+        "Fn::GetAtt": ["ProfileRollbackDLQ", "Arn"]
+    }
+
+
+def test_baseline_sweep_function_contract() -> None:
+    p = props("BaselineSweepFunction")
+    assert p["CodeUri"] == "functions/baseline_sweep"
+    assert p["Handler"] == "app.lambda_handler"
+    assert p["Timeout"] == 900
+    assert p["ReservedConcurrentExecutions"] == 1
+    assert p["Role"] == {"Fn::GetAtt": ["BaselineSweepFunctionRole", "Arn"]}
+    assert "Events" not in p  # invoked by SweepSchedule only
+    # A failed sweep is not rerun at once by Lambda's async retries: the next run is the retry.
+    assert p["EventInvokeConfig"]["MaximumRetryAttempts"] == 0
+
+
+def test_connect_writes_only_in_the_rollback_and_sweep_roles_and_never_on_everything() -> None:
+    writers = set()
+    for name, role in ROLES.items():
+        for statement in role_statements(role["Properties"]):
+            connect = [a for a in as_list(statement["Action"]) if a.startswith("connect:")]
+            if not connect:
+                continue
+            assert set(connect) <= CONNECT_READ_ACTIONS | CONNECT_WRITE_ACTIONS, f"{name}: {connect}"
+            # Every Connect statement names this account's instances, nothing wider.
+            assert as_list(statement["Resource"]) == OWN_CONNECT_RESOURCES, f"{name}: {statement['Sid']}"
+            if set(connect) & CONNECT_WRITE_ACTIONS:
+                # Reads and writes live in separate statements, so each can be reviewed alone.
+                assert set(connect) <= CONNECT_WRITE_ACTIONS, f"{name}: {statement['Sid']}"
+                writers.add(name)
+    assert writers == {"ProfileRollbackFunctionRole", "BaselineSweepFunctionRole"}
+
+
+CONNECT_RESPONDER_ACTIONS: dict[str, set[str] | None] = {
+    "logs:CreateLogStream": {"<log group>"},
+    "logs:PutLogEvents": {"<log group>"},
+    "sns:Publish": {"AlertTopic"},
+    "kms:Decrypt": {"SuiteKey"},
+    "kms:GenerateDataKey": {"SuiteKey"},
+    "dynamodb:PutItem": {"AuditTable"},
+    "dynamodb:Query": {"BaselineTable"},
+    **dict.fromkeys(CONNECT_WRITE_ACTIONS),
+    "sts:AssumeRole": None,
+}
+# The rollback reads one user or profile and its baseline by key, approves item by item, and
+# dedups on the eventID; the sweep pages through users and profiles (applications included)
+# and records a first baseline in one batch.
+CONNECT_RESPONDER_OWN: dict[str, dict[str, set[str] | None]] = {
+    "ProfileRollbackFunction": {
+        **dict.fromkeys(
+            (
+                "connect:DescribeUser",
+                "connect:DescribeSecurityProfile",
+                "connect:ListSecurityProfiles",
+                "connect:ListSecurityProfilePermissions",
+            )
+        ),
+        "dynamodb:GetItem": {"BaselineTable", "DedupTable"},
+        "dynamodb:PutItem": {"BaselineTable", "AuditTable", "DedupTable"},
+        "dynamodb:UpdateItem": {"DedupTable"},
+        "dynamodb:DeleteItem": {"DedupTable"},
+    },
+    "BaselineSweepFunction": {
+        **dict.fromkeys(
+            (
+                "connect:SearchUsers",
+                "connect:DescribeSecurityProfile",
+                "connect:ListSecurityProfiles",
+                "connect:ListSecurityProfilePermissions",
+                "connect:ListSecurityProfileApplications",
+            )
+        ),
+        "dynamodb:BatchWriteItem": {"BaselineTable"},
+    },
+}
+
+
+@pytest.mark.parametrize(
+    ("function", "log_group", "queue"),
+    [
+        ("ProfileRollbackFunction", "ProfileRollbackLogGroup", "ProfileRollbackQueue"),
+        ("BaselineSweepFunction", "BaselineSweepLogGroup", None),
+    ],
+)
+def test_connect_responders_have_exactly_the_contract_actions(function: str, log_group: str, queue: str | None) -> None:
+    _, role_props = function_role(function)
+    granted = grants(role_props)
+    expected = {a: ({log_group} if r == {"<log group>"} else r) for a, r in CONNECT_RESPONDER_ACTIONS.items()}
+    expected |= CONNECT_RESPONDER_OWN[function]
+    if queue:  # the SQS consumer also owns its queue
+        expected |= {a: {queue} for a in ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes")}
+    assert set(granted) == set(expected)
+    for action, resources in expected.items():
+        if resources is not None:
+            assert {target(r) for r in granted[action]} == resources, action
+    for action in {a for a in expected if a.startswith("connect:")}:
+        assert granted[action] == OWN_CONNECT_RESOURCES, action
+    assert granted["sts:AssumeRole"] == [member_role("read"), member_role("rollback")]
