@@ -11,24 +11,23 @@ from connect_guard_tools.template import PROJECT_ROOT, load_template
 from tests.template.stack import (
     CONNECT_READ_ACTIONS,
     CONNECT_WRITE_ACTIONS,
+    IAM_POLICY_ATTACHMENT,
+    IAM_ROLE_POLICY_ATTACHMENT,
+    IAM_ROLE_WRITES,
+    IAM_USER_WRITES,
     OWN_CONNECT_RESOURCES,
+    OWN_ROLES,
+    OWN_USERS,
+    QUARANTINE_POLICY_ARN,
+    SUITE_ROLES,
+    as_list,
     suite_tag_keys_only,
 )
 
 MEMBER = PROJECT_ROOT / "member" / "template.yaml"
 
-# This account's IAM users and roles, and what the quarantine may do to them (as in the
-# security stack's QuarantineFunctionRole and RoleSnapshotFunctionRole).
-OWN_USERS = {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:user/*"}
-OWN_ROLES = {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/*"}
-SUITE_ROLES = {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/connect-guard/*"}
-QUARANTINE_POLICY_ARN = {
-    "Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:policy/connect-guard/${QuarantinePolicyName}"
-}
-IAM_POLICY_ATTACHMENT = {"iam:AttachUserPolicy", "iam:DetachUserPolicy"}
-IAM_ROLE_POLICY_ATTACHMENT = {"iam:AttachRolePolicy", "iam:DetachRolePolicy"}
-IAM_USER_WRITES = IAM_POLICY_ATTACHMENT | {"iam:UpdateAccessKey", "iam:TagUser", "iam:UntagUser"}
-IAM_ROLE_WRITES = IAM_ROLE_POLICY_ATTACHMENT | {"iam:TagRole", "iam:UntagRole"}
+# What the quarantine may do to this account's IAM users and roles, and what it reads of them
+# (as in the security stack's QuarantineFunctionRole and RoleSnapshotFunctionRole).
 IAM_QUARANTINE_WRITES = IAM_USER_WRITES | IAM_ROLE_WRITES
 IAM_PRINCIPAL_READS = {
     "iam:GetRole",
@@ -47,10 +46,6 @@ def template() -> dict[str, Any]:
 
 def member() -> dict[str, Any]:
     return template()["Resources"]
-
-
-def as_list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else [value]
 
 
 def test_member_template_is_lint_clean():
