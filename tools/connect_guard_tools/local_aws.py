@@ -88,6 +88,50 @@ def _create_quarantine_policy(iam: Any) -> None:
     )
 
 
+class SnsPublishLimit:
+    """SNS's 256 KB limit on a Publish (message and attributes together), which moto does not
+    enforce: a larger one fails with InvalidParameter, as in SNS, before anything records it.
+
+    A botocore hook: `install(session)` before creating clients, and every SNS client has it.
+    """
+
+    MAX_BYTES = 262_144
+
+    def __init__(self, session: boto3.session.Session) -> None:
+        # The session's own exception classes: `sns.exceptions.InvalidParameterException` catches it.
+        self._exceptions = session._session._get_internal_component("exceptions_factory")
+
+    def install(self, session: boto3.session.Session) -> None:
+        # The most specific event name runs first: before the CallRecorder's generic hook.
+        session.events.register("before-parameter-build.sns.Publish", self)
+
+    @staticmethod
+    def size(params: dict[str, Any]) -> int:
+        attributes = params.get("MessageAttributes") or {}
+        values = (
+            len(name.encode()) + len(str(a.get("DataType", "")).encode()) + len(_attribute_value(a))
+            for name, a in attributes.items()
+        )
+        return len(str(params.get("Message", "")).encode()) + sum(values)
+
+    def __call__(self, params: dict[str, Any], model: Any, **_: Any) -> None:
+        size = self.size(params)
+        if size > self.MAX_BYTES:
+            error = self._exceptions.create_client_exceptions(model.service_model).from_code("InvalidParameter")
+            raise error(
+                {
+                    "Error": {"Code": "InvalidParameter", "Message": "Invalid parameter: Message too long"},
+                    "ResponseMetadata": {"HTTPStatusCode": 400},
+                },
+                model.name,
+            )
+
+
+def _attribute_value(attribute: dict[str, Any]) -> bytes:
+    binary = attribute.get("BinaryValue")
+    return bytes(binary) if binary is not None else str(attribute.get("StringValue", "")).encode()
+
+
 class IamQuotas:
     """IAM's quota on managed policies attached to one user or role (10 by default), which moto
     does not enforce: an attachment beyond it fails with LimitExceeded and IAM's message.
@@ -141,6 +185,7 @@ class LocalAws:
         self._quotas.start()
         self.session = boto3.session.Session(region_name=self.region)
         # Registered before any client exists: botocore copies the hooks into each client.
+        SnsPublishLimit(self.session).install(self.session)
         self.recorder = CallRecorder()
         self.session.events.register("before-parameter-build", self.recorder)
         # moto has no Connect users or profiles: an in-memory fake answers Connect's calls.
