@@ -13,12 +13,13 @@ import unicodedata
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 from connect_guard.events import CloudTrailEvent, CloudTrailRecord
 from connect_guard.policy import Severity
 from connect_guard.principals import Actor
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
 SCHEMA_ID = "connect-guard/finding"
 SUBJECT_MAX = 99  # SNS: under 100 characters
 
@@ -74,6 +75,7 @@ class PolicyRef:
     set_as_default: bool | None = None
     document_source: str = "event"  # event | api | known | unavailable
     grants: tuple[str, ...] = ()
+    grants_total: int | None = None  # statements in the document (grants lists at most 20)
 
 
 @dataclass(frozen=True)
@@ -132,6 +134,8 @@ class Finding:
     actions: tuple[Action, ...] = ()
     # Last snapshot of a deleted role: what `connect-guard restore-role` recreates.
     snapshot: dict[str, Any] | None = None
+    # Fields shortened to fit SNS's message limit (publisher.fit), e.g. "policy.grants".
+    truncated: tuple[str, ...] = ()
     created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
     @property
@@ -196,6 +200,8 @@ def render_text(finding: Finding) -> str:
         p = finding.policy
         lines.append(_line("Policy", f"{p.arn or p.name} ({p.kind.replace('_', ' ')})"))
         lines.append(_line("Version", p.version_id and f"{p.version_id} (default: {p.set_as_default})"))
+        if "policy.grants" in finding.truncated:
+            lines.append(_line("Grants", f"{p.grants_total} statements, summarised to fit SNS's 256 KB limit"))
         lines.extend(_line("Grants" if i == 0 else "", g) for i, g in enumerate(p.grants[:10]))
     if finding.connect:
         c = finding.connect
@@ -258,9 +264,12 @@ def render_text(finding: Finding) -> str:
             "Finding",
             f"{finding.finding_id} ({SCHEMA_ID} v{SCHEMA_VERSION}, mode {finding.mode}, {finding.environment})",
         ),
+        _line("Shortened", finding.truncated and f"{', '.join(finding.truncated)} (to fit SNS's 256 KB limit)"),
     ]
     return "\n".join(line for line in lines if line is not None) + "\n"
 
 
 def console_url(region: str, event_id: str) -> str:
+    # Both come from the event: quoted, so a forged value cannot point the link elsewhere.
+    region, event_id = quote(region, safe=""), quote(event_id, safe="")
     return f"https://{region}.console.aws.amazon.com/cloudtrailv2/home?region={region}#/events/{event_id}"

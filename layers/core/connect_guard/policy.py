@@ -8,6 +8,7 @@ subtracted: an alert that overstates a grant is safer than one that misses it.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import dataclass, field
 from enum import IntEnum
 from fnmatch import fnmatchcase
@@ -86,6 +87,10 @@ KNOWN_AWS_MANAGED = {
 }
 
 
+EVERY_ACTION_EXCEPT = "every action except "
+_READ_VERBS = ("get", "list", "describe", "search", "query", "scan", "batchget", "head", "view", "lookup")
+
+
 @dataclass(frozen=True)
 class Statement:
     effect: str
@@ -103,7 +108,7 @@ class Statement:
 
     def describe(self) -> str:
         verbs = (
-            "every action except " + ", ".join(self.not_actions)
+            EVERY_ACTION_EXCEPT + ", ".join(self.not_actions)
             if self.not_actions is not None
             else ", ".join(self.actions)
         )
@@ -117,6 +122,7 @@ class Analysis:
     severity: Severity
     reasons: list[str] = field(default_factory=list)
     grants: list[str] = field(default_factory=list)
+    grants_total: int | None = None  # statements in the document; grants lists at most 20
 
 
 def _as_tuple(value: Any) -> tuple[str, ...]:
@@ -176,7 +182,7 @@ def parse_document(document: str | dict[str, Any]) -> list[Statement]:
 def analyse(statements: list[Statement]) -> Analysis:
     """Severity of a set of statements and the reasons a SOC analyst can check."""
     allows = [s for s in statements if s.effect == "Allow"]
-    analysis = Analysis(severity=Severity.MEDIUM, grants=[s.describe() for s in statements][:20])
+    analysis = Analysis(Severity.MEDIUM, grants=[s.describe() for s in statements][:20], grants_total=len(statements))
     critical: list[str] = []
     for statement in allows:
         if statement.any_resource and statement.not_actions is None and "*" in statement.actions:
@@ -201,6 +207,41 @@ def analyse(statements: list[Statement]) -> Analysis:
         return analysis
     analysis.reasons = ["no administrator, IAM escalation or Connect write permissions"]
     return analysis
+
+
+def action_risk(pattern: str) -> int:
+    """0 (riskiest) to 4: escalation, Connect writes, service wildcards, other writes, reads."""
+    p = pattern.lower()
+    if p == "*" or any(fnmatchcase(a.lower(), p) for a in (*ESCALATION_ACTIONS, *ESCALATION_ON_ANY_RESOURCE)):
+        return 0
+    if any(fnmatchcase(a.lower(), p) for a in CONNECT_WRITE_ACTIONS):
+        return 1
+    verb = p.partition(":")[2]
+    if verb.startswith("*"):
+        return 2
+    return 4 if verb.startswith(_READ_VERBS) else 3
+
+
+def summarise_grant(grant: str, full_document: str, shown: int = 12) -> str:
+    """A `Statement.describe()` line listing many actions, in a few hundred characters and always
+    the same way: action and service counts, the riskiest actions first, the largest services."""
+    effect, _, rest = grant.partition(" ")
+    prefix = EVERY_ACTION_EXCEPT if rest.startswith(EVERY_ACTION_EXCEPT) else ""
+    verbs, _, where = rest.removeprefix(prefix).partition(" on ")  # actions hold no spaces
+    actions = [a for a in verbs.split(", ") if a]
+    ranked = sorted(dict.fromkeys(actions), key=lambda a: (action_risk(a), a.lower()))
+    services = Counter(a.partition(":")[0].lower() for a in actions)
+    largest = sorted(services.items(), key=lambda kv: (-kv[1], kv[0]))[:15]
+    where = where if len(where) <= 300 else where[:300] + "…"
+    more = len(ranked) - shown
+    return (
+        f"{effect} {prefix}{len(actions):,} actions in {len(services):,} services on {where}: "
+        + ", ".join(ranked[:shown])
+        + (f" … and {more:,} more (full document: {full_document})" if more > 0 else "")
+        + "; per service: "
+        + ", ".join(f"{service} {count:,}" for service, count in largest)
+        + (" …" if len(services) > len(largest) else "")
+    )
 
 
 def known_aws_managed(policy_arn: str) -> tuple[Severity, str] | None:

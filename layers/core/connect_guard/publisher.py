@@ -1,14 +1,27 @@
-"""SNS publisher: one message, readable text for email, the JSON finding for machines."""
+"""SNS publisher: one message, readable text for email, the JSON finding for machines.
+
+SNS refuses a Publish over 256 KB (message and attributes together), and a refused publish is
+a lost alert. `fit` is the one place that keeps a finding within that budget: first it
+summarises large policy grants, then, should that not do, it cuts long strings and lists,
+each time saying in `truncated` what was shortened.
+"""
 
 from __future__ import annotations
 
 import json
+from dataclasses import fields, is_dataclass, replace
 from typing import Any
 
 from connect_guard.findings import Finding, render_text
+from connect_guard.policy import summarise_grant
 
-# SNS's limit is 256 KiB for the whole message; keep headroom for attributes and envelope.
-MAX_MESSAGE_BYTES = 250_000
+SNS_MAX_PUBLISH_BYTES = 262_144  # message + message attributes
+# Headroom for the subject and for SNS's own accounting: never meet the limit exactly.
+SAFETY_MARGIN = 16_384
+BUDGET = SNS_MAX_PUBLISH_BYTES - SAFETY_MARGIN
+GRANT_SUMMARY_OVER = 400  # characters: grant lines longer than this are summarised
+# (characters per string, items per list) tried in turn after the grants summary.
+CUTS = ((4096, 50), (1024, 20), (256, 10), (64, 5))
 
 
 def message_attributes(finding: Finding) -> dict[str, dict[str, str]]:
@@ -24,15 +37,78 @@ def message_attributes(finding: Finding) -> dict[str, dict[str, str]]:
 
 
 def sns_message(finding: Finding) -> str:
-    """Per-protocol message: email gets text, everything else the JSON finding."""
-    machine = finding.to_json()
-    text = render_text(finding)
-    body = {"default": machine, "email": text, "sqs": machine, "lambda": machine, "https": machine}
-    message = json.dumps(body, ensure_ascii=False)
-    if len(message.encode()) > MAX_MESSAGE_BYTES:  # pathological grants lists: trim the text copy
-        body["email"] = text[:20_000] + "\n[truncated: see the JSON finding]\n"
-        message = json.dumps(body, ensure_ascii=False)
-    return message
+    """Per-protocol message: email gets text; every other protocol falls back to `default`."""
+    return json.dumps({"default": finding.to_json(), "email": render_text(finding)}, ensure_ascii=False)
+
+
+def publish_bytes(message: str, attributes: dict[str, dict[str, str]], subject: str = "") -> int:
+    """What SNS counts against its limit (the subject too, to be safe)."""
+    sizes = [len(k.encode()) + sum(len(v.encode()) for v in a.values()) for k, a in attributes.items()]
+    return len(message.encode()) + sum(sizes) + len(subject.encode())
+
+
+def _size(finding: Finding) -> int:
+    return publish_bytes(sns_message(finding), message_attributes(finding), finding.subject)
+
+
+def fit(finding: Finding) -> Finding:
+    """The finding as published: itself when it fits BUDGET, else a deterministic shortening."""
+    if _size(finding) <= BUDGET:
+        return finding
+    finding = _summarise_grants(finding)
+    if _size(finding) <= BUDGET:
+        return finding
+    shortened = finding
+    for chars, items in CUTS:
+        cut: list[str] = []
+        shortened = _cut(finding, chars, items, "", cut)
+        shortened = replace(shortened, truncated=tuple(dict.fromkeys([*finding.truncated, *cut])))
+        if _size(shortened) <= BUDGET:
+            break
+    return shortened
+
+
+def _summarise_grants(finding: Finding) -> Finding:
+    policy = finding.policy
+    if policy is None or not any(len(g) > GRANT_SUMMARY_OVER for g in policy.grants):
+        return finding
+    if policy.document_source == "api":
+        where = f"aws iam get-policy-version --policy-arn {policy.arn} --version-id {policy.version_id}"
+    elif policy.document_source == "event":
+        where = f"requestParameters.policyDocument of CloudTrail event {finding.event.event_id}"
+    else:
+        where = "the policy in IAM"
+    grants = tuple(summarise_grant(g, where) if len(g) > GRANT_SUMMARY_OVER else g for g in policy.grants)
+    return replace(finding, policy=replace(policy, grants=grants), truncated=(*finding.truncated, "policy.grants"))
+
+
+def _cut(value: Any, chars: int, items: int, path: str, cut: list[str]) -> Any:
+    """`value` with strings over `chars` and lists or objects over `items` shortened, visibly."""
+    if is_dataclass(value) and not isinstance(value, type):
+        prefix = f"{path}." if path else ""
+        return replace(
+            value, **{f.name: _cut(getattr(value, f.name), chars, items, prefix + f.name, cut) for f in fields(value)}
+        )
+    if isinstance(value, str):
+        if len(value) <= chars:
+            return value
+        cut.append(path)
+        return f"{value[:chars]}… [{len(value) - chars:,} characters cut]"
+    if isinstance(value, list | tuple):
+        kept = [_cut(v, chars, items, f"{path}[]", cut) for v in value[:items]]
+        if len(value) > items:
+            cut.append(path)
+            if all(isinstance(v, str) for v in value):
+                kept.append(f"… and {len(value) - items:,} more")
+        return type(value)(kept)
+    if isinstance(value, dict):
+        entries = list(value.items())
+        kept_dict = {str(k)[:chars]: _cut(v, chars, items, f"{path}.{k}", cut) for k, v in entries[:items]}
+        if len(entries) > items:
+            cut.append(path)
+            kept_dict["…"] = f"{len(entries) - items:,} more"
+        return kept_dict
+    return value
 
 
 class SnsPublisher:
@@ -41,6 +117,7 @@ class SnsPublisher:
         self._topic_arn = topic_arn
 
     def publish(self, finding: Finding) -> str:
+        finding = fit(finding)
         response = self._sns.publish(
             TopicArn=self._topic_arn,
             Subject=finding.subject,

@@ -194,6 +194,7 @@ class PolicyAlertResponder:
                 set_as_default=change.set_as_default,
                 document_source=source,
                 grants=tuple(analysis.grants),
+                grants_total=analysis.grants_total,
             )
             if change
             else None,
