@@ -30,91 +30,144 @@ STYLE = {  # severity → (emoji, attachment colour)
     "LOW": (":large_blue_circle:", "#1c7ed6"),
     "INFO": (":information_source:", "#868e96"),
 }
-_MAX_TEXT = 2900  # Block Kit section text limit is 3000 characters
+# Block Kit's limits: Slack refuses a message over any of them.
+SECTION_TEXT_MAX = 3000
+FIELD_TEXT_MAX = 2000
+FIELDS_MAX = 10
+HEADER_MAX = 150
+CONTEXT_ELEMENTS_MAX = 10
+BLOCKS_MAX = 50
+TRUNCATED = "… [truncated: the email and the archive have the whole finding]"
 
 
 class SlackDeliveryError(Exception):
     """Slack refused the message after the retries: Lambda retries, then the DLQ keeps it."""
 
 
-def _cut(text: str) -> str:
-    return text if len(text) <= _MAX_TEXT else text[: _MAX_TEXT - 1] + "…"
+def escape(value: object) -> str:
+    """Slack's three control characters as entities: a value from an event (a role named
+    `<!channel>`, a disguised link `<https://evil|AWS console>`) then shows as text."""
+    return str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def link(url: str, label: str) -> str:
+    """One of the suite's own links; what the URL holds from an event cannot end it early."""
+    for raw, encoded in (("|", "%7C"), ("<", "%3C"), (">", "%3E"), (" ", "%20")):
+        url = url.replace(raw, encoded)
+    return f"<{url.replace('&', '&amp;')}|{escape(label)}>"
+
+
+def cut(text: str, limit: int) -> str:
+    """`text` within `limit` characters, with a visible marker, never ending in half an entity."""
+    if len(text) <= limit:
+        return text
+    head = text[: limit - len(TRUNCATED)]
+    amp = head.rfind("&")
+    if amp != -1 and ";" not in head[amp:]:
+        head = head[:amp]
+    return head + TRUNCATED
 
 
 def _section(text: str) -> dict[str, Any]:
-    return {"type": "section", "text": {"type": "mrkdwn", "text": _cut(text)}}
+    return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
+
+
+def within_limits(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The blocks cut to Block Kit's limits: every message passes through here before posting."""
+    if len(blocks) > BLOCKS_MAX:
+        more = len(blocks) - BLOCKS_MAX + 1
+        blocks = [*blocks[: BLOCKS_MAX - 1], _section(f"… and {more} more blocks {TRUNCATED}")]
+    fitted = []
+    for block in blocks:
+        block = dict(block)
+        if block["type"] == "header":
+            text = block["text"]["text"]
+            block["text"] = {**block["text"], "text": text if len(text) <= HEADER_MAX else text[: HEADER_MAX - 1] + "…"}
+        elif block["type"] == "section":
+            if "text" in block:
+                block["text"] = {**block["text"], "text": cut(block["text"]["text"], SECTION_TEXT_MAX)}
+            if "fields" in block:
+                block["fields"] = [{**f, "text": cut(f["text"], FIELD_TEXT_MAX)} for f in block["fields"][:FIELDS_MAX]]
+        elif block["type"] == "context":
+            elements = block["elements"][:CONTEXT_ELEMENTS_MAX]
+            block["elements"] = [
+                {**e, "text": cut(e["text"], SECTION_TEXT_MAX)} if "text" in e else e for e in elements
+            ]
+        fitted.append(block)
+    return fitted
+
+
+def _list(values: list[Any] | None) -> str:
+    return ", ".join(escape(v) for v in values or []) or "(none)"
 
 
 def render(finding: dict[str, Any]) -> dict[str, Any]:
-    """The webhook payload for one finding: header, who/what/where/when, change, actions, links."""
+    """The webhook payload for one finding: header, who/what/where/when, change, actions, links.
+
+    Every value from the finding is escaped: the finding repeats what the event said."""
     severity = str(finding.get("severity", "INFO"))
     emoji, colour = STYLE.get(severity, STYLE["INFO"])
     actor, event = finding.get("actor") or {}, finding.get("event") or {}
     target = finding.get("target") or {}
     website_user = (finding.get("connect") or {}).get("actor_username")
-    who = f"{website_user} (Connect admin website)" if website_user else actor.get("display") or "unknown"
+    who = (
+        f"{escape(website_user)} (Connect admin website)" if website_user else escape(actor.get("display") or "unknown")
+    )
     fields = [
-        f"*Who*\n{who}" + (f"\n`{actor['arn']}`" if actor.get("arn") else ""),
-        f"*What*\n{event.get('event_name', '?')}"
-        + (f" on {target.get('kind')} *{target.get('name')}*" if target.get("name") else "")
+        f"*Who*\n{who}" + (f"\n`{escape(actor['arn'])}`" if actor.get("arn") else ""),
+        f"*What*\n{escape(event.get('event_name', '?'))}"
+        + (f" on {escape(target.get('kind'))} *{escape(target.get('name'))}*" if target.get("name") else "")
         + (" (DENIED)" if (finding.get("attempt") or {}).get("status") == "denied" else ""),
-        f"*Where*\naccount {event.get('account_id', '?')}, {event.get('region', '?')}",
-        f"*When*\n{event.get('event_time', '?')}",
+        f"*Where*\naccount {escape(event.get('account_id', '?'))}, {escape(event.get('region', '?'))}",
+        f"*When*\n{escape(event.get('event_time', '?'))}",
     ]
     blocks: list[dict[str, Any]] = [
-        {"type": "header", "text": {"type": "plain_text", "text": f"{severity}: {finding.get('title', '')}"[:150]}},
-        {"type": "section", "fields": [{"type": "mrkdwn", "text": _cut(f)} for f in fields]},
+        # plain_text: Slack parses no mentions or links there, so the title goes as it is.
+        {"type": "header", "text": {"type": "plain_text", "text": f"{severity}: {finding.get('title', '')}"}},
+        {"type": "section", "fields": [{"type": "mrkdwn", "text": f} for f in fields]},
     ]
     reasons = finding.get("reasons") or []
     if reasons:
-        blocks.append(_section("*Why*\n" + "\n".join(f"• {r}" for r in reasons[:8])))
+        blocks.append(_section("*Why*\n" + "\n".join(f"• {escape(r)}" for r in reasons[:8])))
     change = finding.get("change")
     if change:
         blocks.append(
             _section(
-                f"*Gained* {', '.join(change.get('gained') or [])}\n"
-                f"*Before* {', '.join(change.get('before') or []) or '(none)'}\n"
-                f"*After* {', '.join(change.get('after') or []) or '(none)'}"
+                f"*Gained* {_list(change.get('gained'))}\n"
+                f"*Before* {_list(change.get('before'))}\n"
+                f"*After* {_list(change.get('after'))}"
             )
         )
     actions = finding.get("actions") or []
     if actions:
         verb = {"taken": "Done", "proposed": "Proposed (detect mode)", "failed": "FAILED"}
-        lines = [f"• {verb.get(a['status'], a['status'])}: `{a['service']}:{a['operation']}`" for a in actions[:8]]
+        lines = [
+            f"• {escape(verb.get(a['status'], a['status']))}: `{escape(a['service'])}:{escape(a['operation'])}`"
+            for a in actions[:8]
+        ]
         blocks.append(_section("*Action*\n" + "\n".join(lines)))
     links = [
-        f"<{url}|{label}>"
+        link(url, label)
         for label, url in (("CloudTrail event", event.get("console_url")), ("Runbook", finding.get("runbook_url")))
         if url
     ]
-    blocks.append(
-        {
-            "type": "context",
-            "elements": [
-                {
-                    "type": "mrkdwn",
-                    "text": " · ".join(
-                        [*links, f"`{finding.get('finding_id', '')}`", f"mode {finding.get('mode', '?')}"]
-                    ),
-                }
-            ],
-        }
-    )
-    text = f"{emoji} [{severity}] {finding.get('title', '')}"
-    return {"text": text, "attachments": [{"color": colour, "blocks": blocks}]}
+    footer = [*links, f"`{escape(finding.get('finding_id', ''))}`", f"mode {escape(finding.get('mode', '?'))}"]
+    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": " · ".join(footer)}]})
+    text = cut(f"{emoji} [{severity}] {escape(finding.get('title', ''))}", SECTION_TEXT_MAX)
+    return {"text": text, "attachments": [{"color": colour, "blocks": within_limits(blocks)}]}
 
 
 def render_digest(finding: dict[str, Any], count: int, window_seconds: int) -> dict[str, Any]:
     """One message for a burst: what is repeating and where the full record is."""
     severity = str(finding.get("severity", "INFO"))
     emoji, colour = STYLE.get(severity, STYLE["INFO"])
-    actor = (finding.get("actor") or {}).get("display") or "unknown actor"
+    actor = escape((finding.get("actor") or {}).get("display") or "unknown actor")
     text = (
-        f"{emoji} Flood control: {count} similar {finding.get('kind')} findings from {actor} within "
+        f"{emoji} Flood control: {count} similar {escape(finding.get('kind'))} findings from {actor} within "
         f"{window_seconds // 60} min. Further ones in this window are not posted here; every finding "
         "is still on the alert topic, in email and in the archive."
     )
-    return {"text": text, "attachments": [{"color": colour, "blocks": [_section(text)]}]}
+    return {"text": text, "attachments": [{"color": colour, "blocks": within_limits([_section(text)])}]}
 
 
 def render_text(payload: dict[str, Any]) -> str:
