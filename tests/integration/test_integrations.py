@@ -77,3 +77,29 @@ def test_alarm_notifications_on_the_topic_are_not_imported(aws, monkeypatch, lam
     alarm = {"AlarmName": "connect-guard-dev-policy-alerts-dlq", "NewStateValue": "ALARM"}
     assert function("securityhub_import").lambda_handler(sns_event(alarm), lambda_context) == {"imported": 0}
     assert aws.session.client("securityhub").get_findings()["Findings"] == []
+
+
+def test_chat_notifications_neutralise_mentions_links_and_markdown_from_the_event(aws):
+    evil = "<!channel> <https://evil.example|AWS console> [AWS console](https://evil.example)\n# <@U0123ABCD>"
+    finding = a_finding(aws)
+    finding["title"] = f"AdministratorAccess attached to user {evil}"
+    finding["actor"]["display"] = evil
+    finding["reasons"] = [evil]
+    finding["actions"] = [{"status": "taken", "service": evil, "operation": "Op", "parameters": {}}]
+    content = to_chat_notification(finding)["content"]
+    shown = (
+        "\u2039!channel\u203a \u2039https://evil.example|AWS console\u203a "
+        "[AWS console]\u200b(https://evil.example) # \u2039@U0123ABCD\u203a"
+    )
+    assert content["title"] == f"[CRITICAL] AdministratorAccess attached to user {shown}"
+    assert content["description"].splitlines() == [
+        f"*Who* {shown}",
+        "*Where* account 111122223333, us-east-1 at 2026-11-20T10:15:30Z",
+        f"• {shown}",
+    ]
+    assert content["nextSteps"][0] == f"taken: {shown}:Op"
+    text = json.dumps(content, ensure_ascii=False)
+    assert "<" not in text and "](" not in text
+    # The suite's own links stay plain URLs.
+    assert content["nextSteps"][1].startswith("Runbook: https://") and "/docs/runbooks/policy-alerts.md" in text
+    assert content["nextSteps"][2].startswith("CloudTrail: https://us-east-1.console.aws.amazon.com/cloudtrailv2/")

@@ -66,33 +66,43 @@ def to_asff(finding: dict[str, Any], account_id: str, region: str, partition: st
     }
 
 
+def chat_text(value: object) -> str:
+    """A value from the event, inert in the chat platform's markdown (client-markdown renders
+    Slack's mrkdwn in Slack, Markdown in Teams): no `<!channel>`, `<@U…>` or `<url|label>`, no HTML,
+    no `[label](url)` link, no line of its own (a heading, a quote, a link definition)."""
+    text = " ".join(str(value).split())
+    # Angle quotation marks read as the brackets did but parse as nothing on either platform;
+    # a zero-width space after `]` breaks `](`.
+    return text.replace("<", "\u2039").replace(">", "\u203a").replace("]", "]\u200b")
+
+
 def to_chat_notification(finding: dict[str, Any]) -> dict[str, Any]:
     """Amazon Q Developer in chat applications' custom-notification JSON."""
     event, actor = finding.get("event") or {}, finding.get("actor") or {}
     reasons = finding.get("reasons") or []
-    actions = [f"{a['status']}: {a['service']}:{a['operation']}" for a in finding.get("actions") or []]
-    description = "\n".join(
-        [
-            f"*Who* {actor.get('display') or actor.get('arn') or 'unknown'}",
-            f"*Where* account {event.get('account_id')}, {event.get('region')} at {event.get('event_time')}",
-            *[f"• {r}" for r in reasons[:5]],
-        ]
-    )
-    next_steps = [*actions[:3], f"Runbook: {finding.get('runbook_url')}", f"CloudTrail: {event.get('console_url')}"]
+    actions = [chat_text(f"{a['status']}: {a['service']}:{a['operation']}") for a in (finding.get("actions") or [])[:3]]
+    who = chat_text(actor.get("display") or actor.get("arn") or "unknown")
+    where = chat_text(f"account {event.get('account_id')}, {event.get('region')} at {event.get('event_time')}")
+    description = "\n".join([f"*Who* {who}", f"*Where* {where}", *[f"• {chat_text(r)}" for r in reasons[:5]]])
+    # The suite's own links: the runbook from its settings, the console URL quoted when built.
+    next_steps = [*actions, f"Runbook: {finding.get('runbook_url')}", f"CloudTrail: {event.get('console_url')}"]
+    title = chat_text(finding.get("title", ""))
     return {
         "version": "1.0",
         "source": "custom",
         "id": finding.get("finding_id"),
         "content": {
             "textType": "client-markdown",
-            "title": f"[{finding.get('severity')}] {finding.get('title', '')}"[:250],
+            "title": f"[{finding.get('severity')}] {title}"[:250],
             "description": description[:3000],
             "nextSteps": [s for s in next_steps if s and not s.endswith("None")],
-            "keywords": [str(finding.get("severity")), str(finding.get("responder")), str(event.get("account_id"))],
+            "keywords": [
+                chat_text(k) for k in (finding.get("severity"), finding.get("responder"), event.get("account_id"))
+            ],
         },
         "metadata": {
             "threadId": finding.get("finding_id"),
-            "summary": str(finding.get("title", ""))[:250],
-            "eventType": str(finding.get("kind")),
+            "summary": title[:250],
+            "eventType": chat_text(finding.get("kind")),
         },
     }
