@@ -103,3 +103,12 @@ def test_chat_notifications_neutralise_mentions_links_and_markdown_from_the_even
     # The suite's own links stay plain URLs.
     assert content["nextSteps"][1].startswith("Runbook: https://") and "/docs/runbooks/policy-alerts.md" in text
     assert content["nextSteps"][2].startswith("CloudTrail: https://us-east-1.console.aws.amazon.com/cloudtrailv2/")
+
+
+def test_chat_notifications_stay_small_whatever_the_finding_holds(aws):
+    finding = a_finding(aws)
+    finding["actions"] = [{"status": "taken", "service": "s" * 100_000, "operation": "Op", "parameters": {}}] * 5
+    finding["event"]["account_id"] = "1" * 100_000
+    finding["title"] = finding["summary"] = "t" * 100_000
+    finding["reasons"] = ["r" * 100_000] * 10
+    assert len(json.dumps(to_chat_notification(finding)).encode()) < 10_000

@@ -95,14 +95,15 @@ def to_chat_notification(finding: dict[str, Any]) -> dict[str, Any]:
             "textType": "client-markdown",
             "title": f"[{finding.get('severity')}] {title}"[:250],
             "description": description[:3000],
-            "nextSteps": [s for s in next_steps if s and not s.endswith("None")],
+            # Bounded like the rest, so the chat topic's message stays far below SNS's 256 KB.
+            "nextSteps": [s[:1000] for s in next_steps if s and not s.endswith("None")],
             "keywords": [
-                chat_text(k) for k in (finding.get("severity"), finding.get("responder"), event.get("account_id"))
+                chat_text(k)[:100] for k in (finding.get("severity"), finding.get("responder"), event.get("account_id"))
             ],
         },
         "metadata": {
             "threadId": finding.get("finding_id"),
             "summary": title[:250],
-            "eventType": chat_text(finding.get("kind")),
+            "eventType": chat_text(finding.get("kind"))[:100],
         },
     }
