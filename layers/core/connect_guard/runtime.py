@@ -34,7 +34,7 @@ from connect_guard.events import CloudTrailEvent
 from connect_guard.findings import Finding
 from connect_guard.observability import logger, metrics
 from connect_guard.outcome import Alert, Outcome
-from connect_guard.publisher import SnsPublisher
+from connect_guard.publisher import SnsPublisher, fit
 from connect_guard.settings import Settings
 
 # EventBridge drops events over 256 KB; anything bigger did not come from it.
@@ -149,7 +149,7 @@ class Pipeline:
         severity = str(finding.severity)
         outcome = Outcome(self.responder.name, record.event_id, record.event_name, "rejected", severity, reason)
         outcome.alerts.append(Alert(finding.subject, severity, finding.finding_id, message_id))
-        outcome.finding = finding.to_dict()
+        outcome.finding = fit(finding).to_dict()  # as published
         return outcome.to_dict()
 
     def process(self, body: str | bytes | dict[str, Any]) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from connect_guard.observability import logger
 from connect_guard.outcome import Alert, Outcome
 from connect_guard.policy import Analysis, Severity, analyse, known_aws_managed, parse_document
 from connect_guard.principals import CLOUDFORMATION, Actor, allowlist_match, is_suite_principal, suite_role
-from connect_guard.publisher import SnsPublisher
+from connect_guard.publisher import SnsPublisher, fit
 from connect_guard.settings import Settings
 
 NAME = "policy_alerts"
@@ -211,7 +211,7 @@ class PolicyAlertResponder:
         outcome.outcome = "alerted"
         outcome.severity = str(severity)
         outcome.alerts.append(Alert(finding.subject, str(severity), finding.finding_id, message_id))
-        outcome.finding = finding.to_dict()
+        outcome.finding = fit(finding).to_dict()  # as published
         return outcome
 
     def _is_quarantine(self, record: CloudTrailRecord, change: PolicyChange | None) -> bool:

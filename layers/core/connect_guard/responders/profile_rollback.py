@@ -25,7 +25,7 @@ from connect_guard.observability import logger
 from connect_guard.outcome import Alert, Outcome
 from connect_guard.policy import Severity
 from connect_guard.principals import CONNECT_REPLICATION, Actor, allowlist_match, exempt_service, is_suite_principal
-from connect_guard.publisher import SnsPublisher
+from connect_guard.publisher import SnsPublisher, fit
 from connect_guard.settings import MemberPurpose, Settings
 
 NAME = "profile_rollback"
@@ -530,7 +530,7 @@ class ProfileRollbackResponder(ConnectControl):
         outcome.outcome = result
         outcome.severity = str(finding.severity)
         outcome.alerts.append(Alert(finding.subject, str(finding.severity), finding.finding_id, message_id))
-        outcome.finding = finding.to_dict()
+        outcome.finding = fit(finding).to_dict()  # as published
         return outcome
 
 

@@ -36,7 +36,7 @@ from connect_guard.principals import (
     is_suite_principal,
     suite_role,
 )
-from connect_guard.publisher import SnsPublisher
+from connect_guard.publisher import SnsPublisher, fit
 from connect_guard.quarantine import ATTACH_OPERATIONS, QuarantineIam, RoleSnapshots, VerifiedPolicies
 from connect_guard.settings import MemberPurpose, Settings
 
@@ -347,7 +347,7 @@ class RoleQuarantineResponder:
         outcome.outcome = "quarantined" if taken else "alerted"
         outcome.severity = str(severity)
         outcome.alerts.append(Alert(finding.subject, str(severity), finding.finding_id, message_id))
-        outcome.finding = finding.to_dict()
+        outcome.finding = fit(finding).to_dict()  # as published
         return outcome
 
 
