@@ -62,8 +62,8 @@ def test_approve_baseline_records_the_instances_current_state(aws):
             "approve-baseline",
             "--instance-arn",
             instance.arn,
-            "--table",
-            aws.baseline_table,
+            "--stack",
+            _stack(aws),
             "--approved-by",
             "soc@example.com",
         ]
@@ -74,6 +74,11 @@ def test_approve_baseline_records_the_instances_current_state(aws):
     assert approved.users[instance.user].security_profile_ids == {instance.agent, instance.admin}
     assert f"approved 3 security profiles and 2 users of {instance.arn}" in out.getvalue()
     assert INSTANCE in instance.arn
+    # Every approval is audited and alerted: this one approves Admin for m.garcia.
+    (alert,) = aws.inbox()
+    assert alert["Subject"].startswith("[HIGH] Baseline approved by soc@example.com")
+    (audit,) = aws.clients.dynamodb.scan(TableName=aws.audit_table)["Items"]
+    assert audit["action"]["S"] == "ApproveBaseline"
 
 
 def _stack(aws) -> str:

@@ -75,9 +75,9 @@ def _parser() -> argparse.ArgumentParser:
         "Use after reviewing a legitimate change.",
     )
     approve.add_argument("--instance-arn", required=True)
-    approve.add_argument("--table", required=True, help="BaselineTableName output of the stack")
-    approve.add_argument("--approved-by", default=os.environ.get("USER", "unknown"), help="recorded with the baseline")
-    approve.add_argument("--region", help="region of the stack's table (default: from the AWS config)")
+    approve.add_argument("--stack", required=True, help="connect-guard stack name (its outputs locate the tables)")
+    approve.add_argument("--approved-by", required=True, help="who approves (recorded, audited and alerted)")
+    approve.add_argument("--region", help="the stack's region")
 
     release = commands.add_parser(
         "release",
@@ -376,18 +376,21 @@ def restore_command(args: argparse.Namespace, out: TextIO, session: Any = None) 
 def approve_baseline(args: argparse.Namespace, out: TextIO, session: Any = None) -> int:
     import boto3
 
-    from connect_guard.baseline import BaselineStore
+    from connect_guard.clients import AwsClients
     from connect_guard.connect import ConnectGateway, InstanceRef
-    from connect_guard.sweep import snapshot
+    from connect_guard.sweep import build
 
     session = session or boto3.session.Session(region_name=args.region)
+    settings = _stack_settings(session, args.stack)
     instance = InstanceRef.parse(args.instance_arn, "", "")
+    # The operator's own credentials read the instance; the approval is audited and alerted.
     gateway = ConnectGateway(session.client("connect", region_name=instance.region), instance)
-    current = snapshot(gateway)
-    BaselineStore(session.client("dynamodb"), args.table).approve_instance(current, args.approved_by)
+    sweep = build(settings, AwsClients(settings.region, session, settings.own_account_id))
+    result = sweep.approve(gateway, args.approved_by)
+    approved = sweep.baselines.instance(instance.arn)
     out.write(
-        f"approved {len(current.profiles)} security profiles and {len(current.users)} users of "
-        f"{instance.arn} as the baseline (by {args.approved_by})\n"
+        f"approved {len(approved.profiles)} security profiles and {len(approved.users)} users of "
+        f"{instance.arn} as the baseline (by {args.approved_by}; {len(result.drift)} change(s) approved)\n"
     )
     return 0
 
