@@ -63,7 +63,7 @@ def test_approve_baseline_records_the_instances_current_state(aws):
             "--instance-arn",
             instance.arn,
             "--stack",
-            _stack(aws),
+            _stack(aws, (instance.arn,)),
             "--approved-by",
             "soc@example.com",
         ]
@@ -81,10 +81,25 @@ def test_approve_baseline_records_the_instances_current_state(aws):
     assert audit["action"]["S"] == "ApproveBaseline"
 
 
-def _stack(aws) -> str:
+def test_approve_baseline_refuses_an_instance_the_stack_does_not_cover(aws):
+    from tests.integration.test_profile_rollback import Instance
+
+    instance = Instance(aws)
+    args = cli._parser().parse_args(
+        ["approve-baseline", "--instance-arn", instance.arn, "--stack", _stack(aws), "--approved-by", "soc"]
+    )
+    out = io.StringIO()
+    assert cli.approve_baseline(args, out, session=aws.session) == 2
+    assert "not in the stack's ConnectInstanceArns" in out.getvalue() and aws.inbox() == []
+
+
+def _stack(aws, instances: tuple[str, ...] = ()) -> str:
     """A stand-in for the deployed stack: its outputs and parameters locate tables and topic."""
     template = {
-        "Parameters": {"MemberAccountIds": {"Type": "String", "Default": ",".join(aws.member_accounts)}},
+        "Parameters": {
+            "MemberAccountIds": {"Type": "String", "Default": ",".join(aws.member_accounts)},
+            **({"ConnectInstanceArns": {"Type": "String", "Default": ",".join(instances)}} if instances else {}),
+        },
         "Resources": {"Marker": {"Type": "AWS::SQS::Queue"}},
         "Outputs": {
             "AlertTopicArn": {"Value": aws.topic_arn},

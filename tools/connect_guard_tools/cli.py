@@ -314,6 +314,7 @@ def _stack_settings(session: Any, stack: str) -> Settings:
         baseline_table_name=outputs["BaselineTableName"],
         audit_table_name=outputs["AuditTableName"],
         member_account_ids=parameters.get("MemberAccountIds", ""),
+        connect_instance_arns=parameters.get("ConnectInstanceArns", ""),
         quarantine_policy_name=parameters.get("QuarantinePolicyName") or "connect-guard-quarantine",
         environment=parameters.get("Environment", "dev"),
     )
@@ -386,6 +387,9 @@ def approve_baseline(args: argparse.Namespace, out: TextIO, session: Any = None)
     # The operator's own credentials read the instance; the approval is audited and alerted.
     gateway = ConnectGateway(session.client("connect", region_name=instance.region), instance)
     sweep = build(settings, AwsClients(settings.region, session, settings.own_account_id))
+    if not sweep.configured(instance):  # a baseline nothing acts on would only mislead
+        out.write(f"{instance.arn} is not in the stack's ConnectInstanceArns: nothing approved\n")
+        return 2
     result = sweep.approve(gateway, args.approved_by)
     approved = sweep.baselines.instance(instance.arn)
     out.write(
