@@ -159,3 +159,18 @@ def test_replay_renders_alerts_as_slack_shows_them():
     assert code == 0
     assert "# :rotating_light: [CRITICAL] AdministratorAccess attached to user alice" in output
     assert "# *Where*: account 111122223333, us-east-1" in output
+
+
+def test_replay_refuses_an_allowlist_that_could_fail_open(capsys):
+    code = cli.main(
+        [
+            "replay",
+            "events/connect",
+            "--no-progress",
+            "--parameter-overrides",
+            "AllowlistedPrincipals=arn:aws:iam::*:role/X",
+        ]
+    )
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "allowlisted_principals" in err and "'arn:aws:iam::*:role/X'" in err and "12-digit" in err

@@ -156,6 +156,8 @@ def replay(args: argparse.Namespace, out: TextIO) -> int:
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "CRITICAL")
     # Idempotency warns that it has no Lambda context to bound in-progress records: expected here.
     warnings.filterwarnings("ignore", message="Couldn't determine the remaining time left")
+    from pydantic import ValidationError
+
     from connect_guard_tools.config import parse_overrides, replay_parameters, settings_values
     from connect_guard_tools.inputs import iter_inputs
     from connect_guard_tools.local_aws import LocalAws
@@ -170,7 +172,13 @@ def replay(args: argparse.Namespace, out: TextIO) -> int:
     with LocalAws() as aws:
         if args.seed and args.seed.exists():
             aws.seed(args.seed)
-        replayer = Replayer(aws, aws.settings(**settings_values(parameters)))
+        try:
+            settings = aws.settings(**settings_values(parameters))
+        except ValidationError as error:  # the deployed functions refuse the same configuration
+            problems = "; ".join(f"{e['loc'][0]}: {e['msg']}" for e in error.errors())
+            sys.stderr.write(f"invalid configuration: {problems}\n")
+            return 2
+        replayer = Replayer(aws, settings)
         show_progress = not args.no_progress and sys.stderr.isatty()
         for item in _progress(iter_inputs(paths, root=Path.cwd()), show_progress):
             result = replayer.replay(item)
