@@ -2,9 +2,10 @@
 
 An escalation is a change, by an actor who is not allowlisted, that gives a user or a security
 profile a privileged permission (or a privileged profile) it did not have in the approved
-baseline. The responder re-reads the current state (CloudTrail parameters may be redacted,
-truncated or URL-encoded), acts only while it still differs from the baseline, and restores the
-baseline: in enforce mode it calls Connect, in detect mode it reports the exact call it would make.
+baseline. The responder acts only on instances in ConnectInstanceArns with a complete baseline,
+re-reads the current state (CloudTrail parameters may be redacted, truncated or URL-encoded),
+acts only while it still differs from the baseline, and removes the privileged gain (other
+changes stay): in enforce mode it calls Connect, in detect mode it reports the exact call.
 """
 
 from __future__ import annotations
@@ -77,7 +78,7 @@ def plan_user(
     permissions: dict[str, frozenset[str]],
     rules: Rules,
 ) -> Plan | None:
-    """Restore a user's approved profiles when they gained a privileged one.
+    """Remove the privileged profiles a user gained beyond the approved ones.
 
     A gained profile is privileged by its name (e.g. Admin) or by the privileged permissions it
     carries that the user's approved profiles did not already give.
