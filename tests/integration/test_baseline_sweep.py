@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 
 from connect_guard.baseline import BaselineStore
+from connect_guard.connect import InstanceRef
 from connect_guard.sweep import build
-from tests.integration.test_profile_rollback import INSTANCE, Instance
+from tests.integration.test_profile_rollback import INSTANCE, Instance, assumed, connect_event, pipeline
 
 
 def sweep(aws, mode: str = "detect"):
@@ -80,3 +81,75 @@ def test_non_privileged_drift_is_reported_low_and_left_alone(aws):
     (finding,) = findings(aws)
     assert finding["severity"] == "LOW"
     assert "profile Agent: +[tag:Department=Finance] -[OutboundCallAccess]" in finding["reasons"]
+
+
+def _delete(aws, arn: str, keep=lambda sk: False) -> None:
+    db = aws.clients.dynamodb
+    items = db.query(
+        TableName=aws.baseline_table,
+        KeyConditionExpression="pk = :pk",
+        ExpressionAttributeValues={":pk": {"S": f"instance#{arn}"}},
+    )["Items"]
+    for item in items:
+        if not keep(item["sk"]["S"]):
+            db.delete_item(TableName=aws.baseline_table, Key={"pk": item["pk"], "sk": item["sk"]})
+
+
+def test_a_lost_baseline_is_critical_and_never_re_recorded(aws):
+    instance = Instance(aws)
+    aws.connect_arn = instance.arn
+    instance.client.update_user_security_profiles(
+        InstanceId=INSTANCE, UserId=instance.user, SecurityProfileIds=[instance.agent, instance.admin]
+    )
+    _delete(aws, instance.arn)  # the whole partition: not a first deployment, the registry remembers
+    store = BaselineStore(aws.clients.dynamodb, aws.baseline_table)
+    for mode in ("detect", "enforce"):
+        (result,) = sweep(aws, mode).run()
+        assert not result.bootstrapped and result.incomplete and result.plans == []
+    assert [f["severity"] for f in findings(aws)] == ["CRITICAL", "CRITICAL"]
+    assert store.instance(instance.arn).empty  # the escalated state was not approved
+    assert instance.user_profiles() == {instance.agent, instance.admin}
+
+
+def test_a_shrunk_baseline_is_critical_and_nothing_is_rolled_back(aws):
+    instance = Instance(aws)
+    aws.connect_arn = instance.arn
+    _delete(aws, instance.arn, keep=lambda sk: not sk.startswith("user#"))
+    (result,) = sweep(aws, "enforce").run()
+    assert "approved 3 profiles and 2 users, the table holds 3 and 0" in (result.incomplete or "")
+    (finding,) = findings(aws)
+    assert finding["severity"] == "CRITICAL" and finding["actions"] == []
+
+
+def test_an_allowlisted_escalation_is_still_drift_for_the_next_sweep(aws):
+    instance = Instance(aws)
+    aws.connect_arn = instance.arn
+    params = {"InstanceId": INSTANCE, "UserId": instance.user, "SecurityProfileIds": "***"}
+    instance.client.update_user_security_profiles(
+        InstanceId=INSTANCE, UserId=instance.user, SecurityProfileIds=[instance.agent, instance.admin]
+    )
+    pipe = pipeline(aws, "enforce", allowlisted_principals=("arn:aws:iam::111122223333:role/ConnectChangePipeline",))
+    result = pipe.process(connect_event("UpdateUserSecurityProfiles", params, assumed("ConnectChangePipeline", "d")))
+    assert result["severity"] == "INFO"
+    aws.inbox()
+    (swept,) = sweep(aws).run()
+    assert [d.name for d in swept.drift] == ["m.garcia"]
+    assert "privileged: Admin" in findings(aws)[0]["title"]
+
+
+def test_approve_baseline_is_audited_alerted_and_completes_a_partial_baseline(aws):
+    instance = Instance(aws)
+    aws.connect_arn = instance.arn
+    instance.client.update_user_security_profiles(
+        InstanceId=INSTANCE, UserId=instance.user, SecurityProfileIds=[instance.agent, instance.admin]
+    )
+    _delete(aws, instance.arn, keep=lambda sk: sk != "meta")
+    control = sweep(aws)
+    control.approve(control.gateway(InstanceRef.parse(instance.arn, "", "")), "soc@example.com")
+    (finding,) = findings(aws)
+    assert finding["severity"] == "HIGH" and finding["title"].startswith("Baseline approved by soc@example.com")
+    assert "approved privileged gain: Admin" in finding["reasons"]
+    (audit,) = aws.clients.dynamodb.scan(TableName=aws.audit_table)["Items"]
+    assert audit["action"]["S"] == "ApproveBaseline" and audit["actor"]["S"] == "soc@example.com"
+    assert BaselineStore(aws.clients.dynamodb, aws.baseline_table).problem(instance.arn) is None
+    assert sweep(aws).run()[0].drift == []

@@ -135,6 +135,11 @@ def test_enforce_mode_rolls_back_every_escalation_sample_to_the_state_it_reports
             len([a for a in audit if a["status"]["S"] == "taken" and a["action"]["S"] != "ApproveBaseline"])
             == rolled_back
         )
+        # The allowlisted pipeline's Admin grant was not approved: the sweep still sees it.
+        from connect_guard.sweep import build
+
+        (swept,) = build(replayer.settings, aws.clients).run()
+        assert "k.lindqvist" in {d.name for d in swept.drift if d.kind == "connect_user"}
 
 
 def test_enforce_mode_quarantines_the_sample_actors_and_release_lifts_it():

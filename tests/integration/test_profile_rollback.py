@@ -110,8 +110,17 @@ def instance(aws):
     return Instance(aws)
 
 
+INSTANCE_ARN = f"arn:aws:connect:{REGION}:{ACCOUNT}:instance/{INSTANCE}"
+
+
+def settings(aws, **overrides: Any) -> Any:
+    """The replay's settings with the test instance configured (ConnectInstanceArns)."""
+    overrides.setdefault("connect_instance_arns", (*aws.settings().connect_instance_arns, INSTANCE_ARN))
+    return aws.settings(**overrides)
+
+
 def pipeline(aws, mode: str = "enforce", **overrides: Any) -> Pipeline:
-    return build_pipeline(profile_rollback.build, aws.settings(response_mode=mode, **overrides), aws.clients)
+    return build_pipeline(profile_rollback.build, settings(aws, response_mode=mode, **overrides), aws.clients)
 
 
 def audit_items(aws) -> list[dict[str, Any]]:
@@ -133,7 +142,7 @@ def test_enforce_restores_the_users_approved_profiles_with_an_audit_record(aws, 
 
 def test_detect_mode_reports_the_exact_call_and_changes_nothing(aws, instance):
     params = instance.escalate_user()
-    outcome = profile_rollback.build(aws.settings(response_mode="detect"), aws.clients).handle(
+    outcome = profile_rollback.build(settings(aws, response_mode="detect"), aws.clients).handle(
         CloudTrailEvent.model_validate(connect_event("UpdateUserSecurityProfiles", params))
     )
     assert outcome.outcome == "alerted"
@@ -201,19 +210,115 @@ def test_a_look_alike_of_the_suite_is_rolled_back_like_anyone(aws, instance, rol
     assert instance.user_profiles() == {instance.agent}
 
 
-def test_allowlisted_change_becomes_the_baseline(aws, instance):
+PIPELINE = f"arn:aws:iam::{ACCOUNT}:role/ConnectChangePipeline"
+
+
+def test_an_allowlisted_escalation_alerts_info_and_is_not_approved(aws, instance):
     params = instance.escalate_user()
-    pipe = pipeline(aws, allowlisted_principals=(f"arn:aws:iam::{ACCOUNT}:role/ConnectChangePipeline",))
+    store = BaselineStore(aws.clients.dynamodb, aws.baseline_table)
+    pipe = pipeline(aws, allowlisted_principals=(PIPELINE,))
     result = pipe.process(
         connect_event("UpdateUserSecurityProfiles", params, assumed("ConnectChangePipeline", "deploy-1"))
     )
     assert result["outcome"] == "alerted" and result["severity"] == "INFO"
-    assert instance.user_profiles() == {instance.agent, instance.admin}
-    approved = BaselineStore(aws.clients.dynamodb, aws.baseline_table).user(instance.arn, instance.user)
+    assert instance.user_profiles() == {instance.agent, instance.admin}  # not acted on
+    approved = store.user(instance.arn, instance.user)
+    assert approved is not None and approved.security_profile_ids == {instance.agent}  # baseline unchanged
+    (alert,) = aws.inbox()
+    assert "would otherwise be CRITICAL: gained Admin" in alert["Message"]
+    # The escalation is still one: the same change by anyone else is rolled back.
+    again = pipeline(aws).process(connect_event("UpdateUserSecurityProfiles", params))
+    assert again["outcome"] == "rolled_back" and instance.user_profiles() == {instance.agent}
+
+
+@pytest.mark.parametrize(
+    "identity",
+    [
+        assumed("Attacker", "ConnectChangePipeline"),  # the pipeline's name as a session name
+        assumed("ConnectChangePipeline", "x", "/other/"),  # the same name under another path
+        {**assumed("ConnectChangePipeline", "x"), "accountId": "444455556666"},
+    ],
+    ids=["session-name", "other-path", "other-claimed-account"],
+)
+def test_look_alikes_of_an_allowlisted_role_are_rolled_back(aws, instance, identity):
+    if identity["accountId"] != ACCOUNT:  # a role of the same name in another account
+        identity["sessionContext"]["sessionIssuer"]["arn"] = "arn:aws:iam::444455556666:role/ConnectChangePipeline"
+    params = instance.escalate_user()
+    result = pipeline(aws, allowlisted_principals=(PIPELINE,)).process(
+        connect_event("UpdateUserSecurityProfiles", params, identity)
+    )
+    assert result["outcome"] == "rolled_back" and result["severity"] == "CRITICAL"
+
+
+def test_a_baseline_approvers_change_is_approved_audited_and_alerted(aws, instance):
+    params = instance.escalate_user()
+    store = BaselineStore(aws.clients.dynamodb, aws.baseline_table)
+    pipe = pipeline(aws, baseline_approvers=(PIPELINE,))
+    result = pipe.process(
+        connect_event("UpdateUserSecurityProfiles", params, assumed("ConnectChangePipeline", "deploy-2"))
+    )
+    assert result["outcome"] == "alerted" and result["severity"] == "HIGH"  # a privileged gain approved
+    (alert,) = aws.inbox()
+    assert alert["Subject"].startswith("[HIGH] Baseline approved by deploy-2 via role ConnectChangePipeline")
+    approved = store.user(instance.arn, instance.user)
     assert approved is not None and approved.security_profile_ids == {instance.agent, instance.admin}
+    assert store.problem(instance.arn) is None  # counts unchanged, still complete
+    (audit,) = audit_items(aws)
+    assert audit["action"]["S"] == "ApproveBaseline" and "deploy-2" in audit["reason"]["S"]
+    assert pipeline(aws).process(connect_event("UpdateUserSecurityProfiles", params))["outcome"] == "ignored"
 
 
-def test_profile_update_restores_the_full_permission_set(aws, instance):
+def test_an_approved_new_user_keeps_the_baseline_complete(aws, instance):
+    created = instance.fake.add_user(INSTANCE, "new.agent", [instance.agent])
+    store = BaselineStore(aws.clients.dynamodb, aws.baseline_table)
+    event = connect_event(
+        "CreateUser", {"InstanceId": INSTANCE, "Username": "new.agent"}, assumed("ConnectChangePipeline", "d")
+    )
+    event["detail"]["responseElements"] = {"UserId": created}
+    result = pipeline(aws, baseline_approvers=(PIPELINE,)).process(event)
+    assert result["severity"] == "INFO"  # nothing privileged approved
+    assert store.user(instance.arn, created) is not None and store.problem(instance.arn) is None
+
+
+def test_an_instance_not_configured_is_alerted_and_never_read(aws, instance):
+    params = instance.escalate_user()
+    calls_before = len(instance.fake.calls)
+    result = pipeline(aws, connect_instance_arns=()).process(connect_event("UpdateUserSecurityProfiles", params))
+    assert result["outcome"] == "alerted" and result["severity"] == "HIGH"
+    assert "not in ConnectInstanceArns" in aws.inbox()[0]["Message"]
+    assert len(instance.fake.calls) == calls_before and instance.user_profiles() == {instance.agent, instance.admin}
+
+
+@pytest.mark.parametrize("lost", ["meta", "user", "everything"])
+def test_a_missing_or_partial_baseline_is_critical_and_nothing_is_done(aws, instance, lost):
+    params = instance.escalate_user()
+    db, pk = aws.clients.dynamodb, {"S": f"instance#{instance.arn}"}
+    keys = {"meta": ["meta"], "user": [f"user#{instance.user}"]}.get(lost)
+    items = db.query(
+        TableName=aws.baseline_table, KeyConditionExpression="pk = :pk", ExpressionAttributeValues={":pk": pk}
+    )["Items"]
+    for item in items:
+        if keys is None or item["sk"]["S"] in keys:
+            db.delete_item(TableName=aws.baseline_table, Key={"pk": item["pk"], "sk": item["sk"]})
+    result = pipeline(aws).process(connect_event("UpdateUserSecurityProfiles", params))
+    assert result["outcome"] == "alerted" and result["severity"] == "CRITICAL"
+    assert "baseline" in aws.inbox()[0]["Message"]
+    assert instance.user_profiles() == {instance.agent, instance.admin}
+    assert instance.updates() == ["UpdateUserSecurityProfiles"]  # the escalation only
+
+
+def test_a_rollback_removes_the_escalation_and_keeps_unrelated_changes(aws, instance):
+    # Since the approval m.garcia also moved from Agent to CallCenterManager (not privileged).
+    instance.client.update_user_security_profiles(
+        InstanceId=INSTANCE, UserId=instance.user, SecurityProfileIds=[instance.manager, instance.admin]
+    )
+    params = {"InstanceId": INSTANCE, "UserId": instance.user, "SecurityProfileIds": "***"}
+    result = pipeline(aws).process(connect_event("UpdateUserSecurityProfiles", params))
+    assert result["outcome"] == "rolled_back"
+    assert instance.user_profiles() == {instance.manager}
+
+
+def test_profile_update_strips_the_gained_privileged_permissions(aws, instance):
     client = instance.client
     client.update_security_profile(
         InstanceId=INSTANCE,
@@ -225,7 +330,12 @@ def test_profile_update_restores_the_full_permission_set(aws, instance):
     )
     result = pipeline(aws).process(event)
     assert result["outcome"] == "rolled_back" and result["severity"] == "HIGH"
-    assert instance.fake.profile(INSTANCE, instance.manager)["Permissions"] == ["AccessMetrics", "Users.View"]
+    # The privileged gain goes; the non-privileged addition made with it stays.
+    assert instance.fake.profile(INSTANCE, instance.manager)["Permissions"] == [
+        "AccessMetrics",
+        "Reports.View",
+        "Users.View",
+    ]
 
 
 def test_admin_website_changes_name_the_connect_user(aws, instance):
@@ -233,7 +343,7 @@ def test_admin_website_changes_name_the_connect_user(aws, instance):
     slr = assumed(
         "AWSServiceRoleForAmazonConnect_a1b2c3", instance.website_admin, "/aws-service-role/connect.amazonaws.com/"
     )
-    outcome = profile_rollback.build(aws.settings(response_mode="detect"), aws.clients).handle(
+    outcome = profile_rollback.build(settings(aws, response_mode="detect"), aws.clients).handle(
         CloudTrailEvent.model_validate(connect_event("UpdateUserSecurityProfiles", params, slr))
     )
     assert outcome.finding["connect"]["actor_username"] == "it.admin"
@@ -273,7 +383,7 @@ def test_an_event_from_an_account_that_is_not_enrolled_is_rejected_without_readi
 def test_throttled_rollback_is_retried_and_the_last_attempt_says_it_did_not_happen(aws, instance):
     params = instance.escalate_user()
     event = CloudTrailEvent.model_validate(connect_event("UpdateUserSecurityProfiles", params))
-    responder = profile_rollback.build(aws.settings(response_mode="enforce"), aws.clients)
+    responder = profile_rollback.build(settings(aws, response_mode="enforce"), aws.clients)
     instance.fake.fail_next("UpdateUserSecurityProfiles", "InternalServiceException", times=10)
     with pytest.raises(ClientError):
         responder.handle(event)
@@ -305,6 +415,7 @@ def test_lambda_handler_alerts_on_the_last_receive_only(aws, instance, monkeypat
         "SOURCE_QUEUE_ARN": "arn:aws:sqs:us-east-1:123456789012:q",
         "MAX_EVENT_AGE_HOURS": str(24 * 365),  # the sample's eventTime is fixed in the past
         "RESPONSE_MODE": "enforce",
+        "CONNECT_INSTANCE_ARNS": INSTANCE_ARN,
     }.items():
         monkeypatch.setenv(name, value)
     from connect_guard import runtime

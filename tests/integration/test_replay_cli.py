@@ -62,8 +62,8 @@ def test_approve_baseline_records_the_instances_current_state(aws):
             "approve-baseline",
             "--instance-arn",
             instance.arn,
-            "--table",
-            aws.baseline_table,
+            "--stack",
+            _stack(aws, (instance.arn,)),
             "--approved-by",
             "soc@example.com",
         ]
@@ -74,12 +74,32 @@ def test_approve_baseline_records_the_instances_current_state(aws):
     assert approved.users[instance.user].security_profile_ids == {instance.agent, instance.admin}
     assert f"approved 3 security profiles and 2 users of {instance.arn}" in out.getvalue()
     assert INSTANCE in instance.arn
+    # Every approval is audited and alerted: this one approves Admin for m.garcia.
+    (alert,) = aws.inbox()
+    assert alert["Subject"].startswith("[HIGH] Baseline approved by soc@example.com")
+    (audit,) = aws.clients.dynamodb.scan(TableName=aws.audit_table)["Items"]
+    assert audit["action"]["S"] == "ApproveBaseline"
 
 
-def _stack(aws) -> str:
+def test_approve_baseline_refuses_an_instance_the_stack_does_not_cover(aws):
+    from tests.integration.test_profile_rollback import Instance
+
+    instance = Instance(aws)
+    args = cli._parser().parse_args(
+        ["approve-baseline", "--instance-arn", instance.arn, "--stack", _stack(aws), "--approved-by", "soc"]
+    )
+    out = io.StringIO()
+    assert cli.approve_baseline(args, out, session=aws.session) == 2
+    assert "not in the stack's ConnectInstanceArns" in out.getvalue() and aws.inbox() == []
+
+
+def _stack(aws, instances: tuple[str, ...] = ()) -> str:
     """A stand-in for the deployed stack: its outputs and parameters locate tables and topic."""
     template = {
-        "Parameters": {"MemberAccountIds": {"Type": "String", "Default": ",".join(aws.member_accounts)}},
+        "Parameters": {
+            "MemberAccountIds": {"Type": "String", "Default": ",".join(aws.member_accounts)},
+            **({"ConnectInstanceArns": {"Type": "String", "Default": ",".join(instances)}} if instances else {}),
+        },
         "Resources": {"Marker": {"Type": "AWS::SQS::Queue"}},
         "Outputs": {
             "AlertTopicArn": {"Value": aws.topic_arn},
@@ -139,3 +159,18 @@ def test_replay_renders_alerts_as_slack_shows_them():
     assert code == 0
     assert "# :rotating_light: [CRITICAL] AdministratorAccess attached to user alice" in output
     assert "# *Where*: account 111122223333, us-east-1" in output
+
+
+def test_replay_refuses_an_allowlist_that_could_fail_open(capsys):
+    code = cli.main(
+        [
+            "replay",
+            "events/connect",
+            "--no-progress",
+            "--parameter-overrides",
+            "AllowlistedPrincipals=arn:aws:iam::*:role/X",
+        ]
+    )
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "allowlisted_principals" in err and "'arn:aws:iam::*:role/X'" in err and "12-digit" in err

@@ -378,6 +378,8 @@ def run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
             {
                 "ResponseMode": mode,
                 "ConnectInstanceArns": ",".join([*(i.instance_arn for i in aws.instances), fresh]),
+                # The corpus' allowlisted pipeline also approves: the rollback's baseline write.
+                "BaselineApprovers": f"arn:aws:iam::{SOURCE_ACCOUNT}:role/ConnectChangePipeline",
                 "ConnectInstanceAlias": "acme-contact-centre",
                 "SnapshotAccountIds": f"{SOURCE_ACCOUNT},{SECURITY_ACCOUNT}",
                 "QuarantineOnTampering": "true",
@@ -537,7 +539,7 @@ def test_a_detect_deployment_holds_no_write(run: Run) -> None:
     }
     if run.mode == "detect":
         assert member == {"member:ReadRole"}
-        # The rollback records an allowlisted change it approves, in either mode.
+        # The rollback records a baseline approver's change, in either mode.
         assert writes == {"ProfileRollbackFunctionRole: dynamodb:PutItem"}
     else:
         assert member == {"member:ReadRole", "member:RollbackRole", "member:QuarantineRole"}

@@ -289,6 +289,11 @@ OWN_ENV = {
     "ChatNotifierFunction": CHAT_ENV,
     **{fn: {"SOURCE_QUEUE_ARN": {"Fn::GetAtt": [queue, "Arn"]}} for fn, queue in SOURCE_QUEUES.items()},
 }
+# Only the event-driven rollback approves changes into the Connect baseline.
+OWN_ENV["ProfileRollbackFunction"] = {
+    **OWN_ENV["ProfileRollbackFunction"],
+    "BASELINE_APPROVERS": {"Ref": "BaselineApprovers"},
+}
 
 
 # ---- IAM patterns --------------------------------------------------------------------------------

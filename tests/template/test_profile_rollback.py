@@ -144,3 +144,28 @@ def test_connect_responders_have_exactly_the_contract_actions(function: str, log
     for action in {a for a in expected if a.startswith("connect:")}:
         assert granted[action] == OWN_CONNECT_RESOURCES, action
     assert granted["sts:AssumeRole"] == [member_role("read"), member_role("rollback")]
+
+
+@pytest.mark.parametrize("parameter", ["AllowlistedPrincipals", "BaselineApprovers"])
+def test_principal_patterns_are_validated_at_deploy_as_at_start(parameter: str) -> None:
+    import re
+
+    from connect_guard import arn_patterns
+    from connect_guard_tools.config import stack_parameters
+
+    spec = T["Parameters"][parameter]
+    assert spec["AllowedPattern"] == arn_patterns.LIST_PATTERN
+    assert re.fullmatch(spec["AllowedPattern"], spec["Default"])
+    for env in ("default", "prod"):
+        value = stack_parameters(env).get(parameter, "")
+        assert re.fullmatch(spec["AllowedPattern"], value), (env, value)
+    for forged in (
+        "arn:aws:iam::*:role/X",
+        "arn:aws:sts::111122223333:assumed-role/X/s",
+        "a,b",
+        "arn:aws:iam::1:role/X",
+    ):
+        assert not re.fullmatch(spec["AllowedPattern"], forged)
+    # The description's example passes too (no account wildcard).
+    examples = re.findall(r"arn:aws:iam::\S+?(?=\)|;|\s|$)", spec["Description"])
+    assert all(re.fullmatch(arn_patterns.PATTERN_RE, e) for e in examples), examples

@@ -2,6 +2,7 @@
 
 import pytest
 
+from connect_guard import arn_patterns
 from connect_guard.errors import ConfigurationError
 from connect_guard.events import CloudTrailRecord
 from connect_guard.findings import sns_subject
@@ -10,6 +11,7 @@ from connect_guard.settings import Settings
 
 OWN_ROLLBACK = "arn:aws:iam::123456789012:role/connect-guard/connect-guard-dev-profile-rollback"
 OWN_ROLLBACK_ID = "AROAOWNROLLBACK000001"
+ROLE_A, ROLE_B = "arn:aws:iam::111122223333:role/A", "arn:aws:iam::111122223333:role/B"
 SETTINGS = Settings(
     alert_topic_arn="arn:aws:sns:us-east-1:123456789012:alerts",
     dedup_table_name="dedup",
@@ -114,12 +116,59 @@ def test_look_alike_roles_and_sessions_are_judged_like_anyone(role_arn, account,
     assert not is_suite_principal(assumed(role_arn, session, account, role_id), SETTINGS)
 
 
-def test_allowlist_matches_role_and_session_patterns_case_insensitively():
+def test_allowlist_matches_the_role_behind_a_session_case_insensitively():
     actor = assumed("arn:aws:iam::111122223333:role/ConnectChangePipeline", "deploy-4711")
     assert allowlist_match(actor, ("arn:aws:iam::111122223333:role/connectchangepipeline",))
-    assert allowlist_match(actor, ("arn:aws:sts::*:assumed-role/ConnectChangePipeline/deploy-*",))
+    assert allowlist_match(actor, ("arn:aws:iam::111122223333:role/ConnectChange*",))
     assert allowlist_match(actor, ("arn:aws:iam::111122223333:role/Other",)) is None
     assert allowlist_match(actor, ()) is None
+
+
+def test_a_session_name_never_allowlists():
+    # A session of another role named like the pipeline, and a session-ARN pattern (refused by
+    # Settings; matching ignores it too).
+    impostor = assumed("arn:aws:iam::111122223333:role/Attacker", "ConnectChangePipeline")
+    assert allowlist_match(impostor, ("arn:aws:iam::111122223333:role/ConnectChangePipeline",)) is None
+    pipeline = assumed("arn:aws:iam::111122223333:role/ConnectChangePipeline", "deploy-4711")
+    assert allowlist_match(pipeline, ("arn:aws:sts::111122223333:assumed-role/ConnectChangePipeline/*",)) is None
+
+
+@pytest.mark.parametrize(
+    ("pattern", "arn", "matched"),
+    [
+        ("arn:aws:iam::111122223333:role/*", "arn:aws:iam::111122223333:role/X", True),
+        ("arn:aws:iam::111122223333:role/*", "arn:aws:iam::111122223333:role/a/b", False),  # * within one segment
+        ("arn:aws:iam::111122223333:role/a/*", "arn:aws:iam::111122223333:role/a/b", True),
+        ("arn:aws:iam::111122223333:role/Pipe*", "arn:aws:iam::111122223333:role/Pipe/Admin", False),
+        ("arn:aws:iam::111122223333:role/X", "arn:aws:iam::444455556666:role/X", False),
+        ("arn:aws:iam::111122223333:user/ci-*", "arn:aws:iam::111122223333:user/ci-bot", True),
+        ("arn:aws:iam::111122223333:role/X", "arn:aws:iam::111122223333:user/X", False),
+    ],
+)
+def test_patterns_match_segment_by_segment(pattern, arn, matched):
+    assert arn_patterns.matches(pattern, arn) is matched
+
+
+@pytest.mark.parametrize(
+    ("entry", "reason"),
+    [
+        ("arn:aws:iam::*:role/X", "12-digit account"),
+        ("arn:aws:iam::1111222233*:role/X", "12-digit account"),
+        ("arn:aws:iam:::role/X", "12-digit account"),
+        ("arn:aws:sts::111122223333:assumed-role/X/deploy-*", "session ARN"),
+        ("ConnectChangePipeline", "must be arn:aws:iam"),
+        ("arn:aws:iam::111122223333:*", "must be arn:aws:iam"),
+        ("arn:aws:iam::111122223333:role/X?", "must be arn:aws:iam"),
+        ("arn:*:iam::111122223333:role/X", "must be arn:aws:iam"),
+    ],
+)
+def test_settings_refuse_patterns_that_could_fail_open_naming_the_entry(entry, reason):
+    for variable in ("ALLOWLISTED_PRINCIPALS", "BASELINE_APPROVERS"):
+        with pytest.raises(ConfigurationError) as error:
+            Settings.from_env(
+                {"ALERT_TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:a", "DEDUP_TABLE_NAME": "d", variable: entry}
+            )
+        assert variable in str(error.value) and repr(entry) in str(error.value) and reason in str(error.value)
 
 
 def test_settings_from_env_reports_every_problem_by_variable_name():
@@ -134,12 +183,12 @@ def test_settings_from_env_parses_lists_and_empty_values():
         {
             "ALERT_TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:alerts",
             "DEDUP_TABLE_NAME": "dedup",
-            "ALLOWLISTED_PRINCIPALS": " arn:a , arn:b ,,",
+            "ALLOWLISTED_PRINCIPALS": f" {ROLE_A} , {ROLE_B} ,,",
             "MEMBER_ACCOUNT_IDS": "",
             "SUITE_ROLE_ARNS": OWN_ROLLBACK,
         }
     )
-    assert settings.allowlisted_principals == ("arn:a", "arn:b")
+    assert settings.allowlisted_principals == (ROLE_A, ROLE_B)
     assert settings.member_account_ids == ()
     assert settings.suite_role_arns == (OWN_ROLLBACK,)
     assert settings.own_account_id == "123456789012"

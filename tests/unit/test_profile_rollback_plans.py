@@ -2,7 +2,7 @@
 
 import pytest
 
-from connect_guard.baseline import InstanceBaseline, ProfileBaseline, UserBaseline
+from connect_guard.baseline import BaselineMeta, InstanceBaseline, ProfileBaseline, UserBaseline, incomplete
 from connect_guard.connect import ConnectUser, InstanceRef
 from connect_guard.errors import ConnectResourceNotFoundError
 from connect_guard.policy import Severity
@@ -66,15 +66,23 @@ def test_already_restored_state_needs_no_action():
     assert plan_user(user("p-agent"), UserBaseline("u-1", "m", frozenset({"p-agent"})), NAMES, PERMS, RULES) is None
 
 
-def test_profile_rollback_restores_the_full_approved_set():
+def test_profile_rollback_strips_the_privileged_gain_and_keeps_other_changes():
     approved = ProfileBaseline("p-mgr", "CallCenterManager", frozenset({"AccessMetrics", "Users.View"}))
-    current = frozenset(
-        {"AccessMetrics", "Users.View", "DownloadCallRecordings", "ListenCallRecordings", "Reports.View"}
-    )
+    current = frozenset({"Users.View", "DownloadCallRecordings", "ListenCallRecordings", "Reports.View"})
     plan = plan_profile(current, approved, RULES)
     assert plan is not None
-    assert plan.target == approved.permissions  # the non-privileged addition goes too: the update replaces
+    # Reports.View (added) stays, AccessMetrics (removed since) is not re-added: only the escalation is undone.
+    assert plan.target == {"Users.View", "Reports.View"}
     assert plan.gained == ("DownloadCallRecordings", "ListenCallRecordings")
+
+
+def test_user_rollback_removes_the_privileged_profiles_only():
+    approved = UserBaseline("u-1", "m", frozenset({"p-agent"}))
+    plan = plan_user(user("p-mgr", "p-admin"), approved, NAMES, PERMS, RULES)
+    assert plan is not None and plan.target == {"p-mgr"} and plan.gained == ("Admin",)
+    # Nothing else would remain: the approved profiles, not the fallback.
+    only_admin = plan_user(user("p-admin"), UserBaseline("u-1", "m", frozenset({"p-qa"})), NAMES, PERMS, RULES)
+    assert only_admin is not None and only_admin.target == {"p-qa"}
 
 
 def test_new_profile_without_baseline_is_stripped_of_privileged_permissions_only():
@@ -110,3 +118,11 @@ def test_drift_lists_added_removed_and_new_items():
     assert set(drift) == {"p-agent", "p-new"}
     assert drift["p-agent"].added == {"ManagerListenIn"} and not drift["p-agent"].new
     assert drift["p-new"].new
+
+
+def test_a_baseline_is_complete_only_when_its_counts_match_the_items():
+    meta = BaselineMeta("2026-11-20T00:00:00+00:00", "soc", 3, 2)
+    assert incomplete(meta, 3, 2) is None
+    assert incomplete(None, 0, 0) == "no approved baseline (meta item missing)"
+    assert "approved 3 profiles and 2 users, the table holds 3 and 1" in (incomplete(meta, 3, 1) or "")
+    assert "records no counts" in (incomplete(BaselineMeta(None, None, None, None), 3, 2) or "")

@@ -75,9 +75,9 @@ def _parser() -> argparse.ArgumentParser:
         "Use after reviewing a legitimate change.",
     )
     approve.add_argument("--instance-arn", required=True)
-    approve.add_argument("--table", required=True, help="BaselineTableName output of the stack")
-    approve.add_argument("--approved-by", default=os.environ.get("USER", "unknown"), help="recorded with the baseline")
-    approve.add_argument("--region", help="region of the stack's table (default: from the AWS config)")
+    approve.add_argument("--stack", required=True, help="connect-guard stack name (its outputs locate the tables)")
+    approve.add_argument("--approved-by", required=True, help="who approves (recorded, audited and alerted)")
+    approve.add_argument("--region", help="the stack's region")
 
     release = commands.add_parser(
         "release",
@@ -156,6 +156,8 @@ def replay(args: argparse.Namespace, out: TextIO) -> int:
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "CRITICAL")
     # Idempotency warns that it has no Lambda context to bound in-progress records: expected here.
     warnings.filterwarnings("ignore", message="Couldn't determine the remaining time left")
+    from pydantic import ValidationError
+
     from connect_guard_tools.config import parse_overrides, replay_parameters, settings_values
     from connect_guard_tools.inputs import iter_inputs
     from connect_guard_tools.local_aws import LocalAws
@@ -170,7 +172,13 @@ def replay(args: argparse.Namespace, out: TextIO) -> int:
     with LocalAws() as aws:
         if args.seed and args.seed.exists():
             aws.seed(args.seed)
-        replayer = Replayer(aws, aws.settings(**settings_values(parameters)))
+        try:
+            settings = aws.settings(**settings_values(parameters))
+        except ValidationError as error:  # the deployed functions refuse the same configuration
+            problems = "; ".join(f"{e['loc'][0]}: {e['msg']}" for e in error.errors())
+            sys.stderr.write(f"invalid configuration: {problems}\n")
+            return 2
+        replayer = Replayer(aws, settings)
         show_progress = not args.no_progress and sys.stderr.isatty()
         for item in _progress(iter_inputs(paths, root=Path.cwd()), show_progress):
             result = replayer.replay(item)
@@ -314,6 +322,7 @@ def _stack_settings(session: Any, stack: str) -> Settings:
         baseline_table_name=outputs["BaselineTableName"],
         audit_table_name=outputs["AuditTableName"],
         member_account_ids=parameters.get("MemberAccountIds", ""),
+        connect_instance_arns=parameters.get("ConnectInstanceArns", ""),
         quarantine_policy_name=parameters.get("QuarantinePolicyName") or "connect-guard-quarantine",
         environment=parameters.get("Environment", "dev"),
     )
@@ -376,18 +385,24 @@ def restore_command(args: argparse.Namespace, out: TextIO, session: Any = None) 
 def approve_baseline(args: argparse.Namespace, out: TextIO, session: Any = None) -> int:
     import boto3
 
-    from connect_guard.baseline import BaselineStore
+    from connect_guard.clients import AwsClients
     from connect_guard.connect import ConnectGateway, InstanceRef
-    from connect_guard.sweep import snapshot
+    from connect_guard.sweep import build
 
     session = session or boto3.session.Session(region_name=args.region)
+    settings = _stack_settings(session, args.stack)
     instance = InstanceRef.parse(args.instance_arn, "", "")
+    # The operator's own credentials read the instance; the approval is audited and alerted.
     gateway = ConnectGateway(session.client("connect", region_name=instance.region), instance)
-    current = snapshot(gateway)
-    BaselineStore(session.client("dynamodb"), args.table).approve_instance(current, args.approved_by)
+    sweep = build(settings, AwsClients(settings.region, session, settings.own_account_id))
+    if not sweep.configured(instance):  # a baseline nothing acts on would only mislead
+        out.write(f"{instance.arn} is not in the stack's ConnectInstanceArns: nothing approved\n")
+        return 2
+    result = sweep.approve(gateway, args.approved_by)
+    approved = sweep.baselines.instance(instance.arn)
     out.write(
-        f"approved {len(current.profiles)} security profiles and {len(current.users)} users of "
-        f"{instance.arn} as the baseline (by {args.approved_by})\n"
+        f"approved {len(approved.profiles)} security profiles and {len(approved.users)} users of "
+        f"{instance.arn} as the baseline (by {args.approved_by}; {len(result.drift)} change(s) approved)\n"
     )
     return 0
 

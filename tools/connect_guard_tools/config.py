@@ -17,6 +17,7 @@ SETTINGS_FROM_PARAMETERS = {
     "Environment": "environment",
     "ResponseMode": "response_mode",
     "AllowlistedPrincipals": "allowlisted_principals",
+    "BaselineApprovers": "baseline_approvers",
     "MemberAccountIds": "member_account_ids",
     "RunbookBaseUrl": "runbook_base_url",
     "PrivilegedPermissions": "privileged_permissions",

@@ -4,6 +4,12 @@ One partition per instance (`pk = instance#<arn>`): an item per security profile
 (`profile#<id>`: name, permissions, applications), per user (`user#<id>`: security profile
 IDs), and a `meta` item. A responder reads one user or profile with a single GetItem; the sweep
 reads the whole instance with one Query.
+
+The meta item records how many profiles and users were approved: a baseline is acted on only
+when the items match it (a partial write or a deleted item must never read as "approved: none",
+which would make a rollback strip or a sweep re-approve what it should restore). A registry item
+(`pk = baselines`) remembers that an instance was ever baselined, so that a baseline that later
+vanishes altogether is not taken for a first deployment.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
+REGISTRY_PK = "baselines"
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
@@ -37,16 +44,42 @@ class UserBaseline:
     security_profile_ids: frozenset[str]
 
 
+@dataclass(frozen=True)
+class BaselineMeta:
+    approved_at: str | None
+    approved_by: str | None
+    profile_count: int | None  # None: a meta item written before counts were recorded
+    user_count: int | None
+
+
 @dataclass
 class InstanceBaseline:
     instance_arn: str
     profiles: dict[str, ProfileBaseline] = field(default_factory=dict)
     users: dict[str, UserBaseline] = field(default_factory=dict)
-    approved_at: str | None = None
+    meta: BaselineMeta | None = None
 
     @property
     def empty(self) -> bool:
-        return not self.profiles and not self.users
+        return not self.profiles and not self.users and self.meta is None
+
+    @property
+    def approved_at(self) -> str | None:
+        return self.meta.approved_at if self.meta else None
+
+
+def incomplete(meta: BaselineMeta | None, profiles: int, users: int) -> str | None:
+    """Why a stored baseline can't be acted on (pure), or None when it is complete."""
+    if meta is None:
+        return "no approved baseline (meta item missing)"
+    if meta.profile_count is None or meta.user_count is None:
+        return "baseline partial: its meta item records no counts (re-approve it)"
+    if (meta.profile_count, meta.user_count) != (profiles, users):
+        return (
+            f"baseline partial: approved {meta.profile_count} profiles and {meta.user_count} users, "
+            f"the table holds {profiles} and {users}"
+        )
+    return None
 
 
 def _item(values: dict[str, Any]) -> dict[str, Any]:
@@ -110,14 +143,81 @@ class BaselineStore:
                 user = _user(item)
                 baseline.users[user.id] = user
             elif item["sk"] == "meta":
-                baseline.approved_at = item.get("approved_at")
+                baseline.meta = _meta(item)
         return baseline
 
+    def meta(self, instance_arn: str) -> BaselineMeta | None:
+        item = self._get(instance_arn, "meta")
+        return _meta(item) if item else None
+
+    def _count(self, instance_arn: str, prefix: str) -> int:
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
+            "ExpressionAttributeValues": {":pk": {"S": self._pk(instance_arn)}, ":prefix": {"S": prefix}},
+            "Select": "COUNT",
+            "ConsistentRead": True,
+        }
+        total = 0
+        while True:
+            page = self._db.query(**kwargs)
+            total += int(page.get("Count", 0))
+            if "LastEvaluatedKey" not in page:
+                return total
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def problem(self, instance_arn: str) -> str | None:
+        """Why the instance's baseline is missing or partial (a GetItem and two counting Queries)."""
+        meta = self.meta(instance_arn)
+        if meta is None:
+            return incomplete(None, 0, 0)
+        return incomplete(meta, self._count(instance_arn, "profile#"), self._count(instance_arn, "user#"))
+
+    def recorded(self, instance_arn: str) -> bool:
+        """Whether this instance was ever baselined (its registry item)."""
+        page = self._db.query(
+            TableName=self._table,
+            KeyConditionExpression="pk = :pk AND sk = :sk",
+            ExpressionAttributeValues={":pk": {"S": REGISTRY_PK}, ":sk": {"S": self._pk(instance_arn)}},
+            ConsistentRead=True,
+        )
+        return bool(page.get("Items"))
+
     def approve_profile(self, instance_arn: str, profile: ProfileBaseline, approved_by: str) -> None:
+        new = self._get(instance_arn, f"profile#{profile.id}") is None
         self._db.put_item(TableName=self._table, Item=self._profile_item(instance_arn, profile, approved_by))
+        self._count_approval(instance_arn, approved_by, profiles=int(new))
 
     def approve_user(self, instance_arn: str, user: UserBaseline, approved_by: str) -> None:
+        new = self._get(instance_arn, f"user#{user.id}") is None
         self._db.put_item(TableName=self._table, Item=self._user_item(instance_arn, user, approved_by))
+        self._count_approval(instance_arn, approved_by, users=int(new))
+
+    def _count_approval(self, instance_arn: str, approved_by: str, profiles: int = 0, users: int = 0) -> None:
+        """Keep the meta item's counts in step with an item approved on its own (callers check
+        first that the baseline is complete). A crash in between leaves the counts short: the
+        baseline then reads as partial, which fails closed."""
+        meta = self.meta(instance_arn)
+        if meta is None or meta.profile_count is None or meta.user_count is None:
+            return
+        self._db.put_item(
+            TableName=self._table,
+            Item=self._meta_item(instance_arn, approved_by, meta.profile_count + profiles, meta.user_count + users),
+        )
+
+    def _meta_item(self, instance_arn: str, approved_by: str, profiles: int, users: int) -> dict[str, Any]:
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        return _item(
+            {
+                "pk": self._pk(instance_arn),
+                "sk": "meta",
+                "approved_at": now,
+                "approved_by": approved_by,
+                "profile_count": profiles,
+                "user_count": users,
+                "complete": True,
+            }
+        )
 
     def approve_instance(self, baseline: InstanceBaseline, approved_by: str) -> None:
         """Replace an instance's whole baseline (first sweep, or an explicit approval)."""
@@ -125,15 +225,16 @@ class BaselineStore:
         items = [self._profile_item(baseline.instance_arn, p, approved_by) for p in baseline.profiles.values()]
         items += [self._user_item(baseline.instance_arn, u, approved_by) for u in baseline.users.values()]
         now = datetime.now(UTC).isoformat(timespec="seconds")
-        items.append(
-            _item({"pk": self._pk(baseline.instance_arn), "sk": "meta", "approved_at": now, "approved_by": approved_by})
-        )
+        # Meta and registry go in the last batch: until every item is written, the counts don't match.
+        meta = self._meta_item(baseline.instance_arn, approved_by, len(baseline.profiles), len(baseline.users))
+        registry = _item({"pk": REGISTRY_PK, "sk": self._pk(baseline.instance_arn), "recorded_at": now})
         requests: list[dict[str, Any]] = [{"PutRequest": {"Item": item}} for item in items]
         stale = [f"profile#{i}" for i in current.profiles if i not in baseline.profiles]
         stale += [f"user#{i}" for i in current.users if i not in baseline.users]
         requests += [
             {"DeleteRequest": {"Key": _item({"pk": self._pk(baseline.instance_arn), "sk": sk})}} for sk in stale
         ]
+        requests += [{"PutRequest": {"Item": meta}}, {"PutRequest": {"Item": registry}}]
         for start in range(0, len(requests), 25):
             pending: dict[str, Any] = {self._table: requests[start : start + 25]}
             while pending:
@@ -174,6 +275,14 @@ def _profile(item: dict[str, Any]) -> ProfileBaseline:
         tuple(json.loads(item.get("applications") or "[]")),
         tuple(sorted(json.loads(item.get("access_control_tags") or "{}").items())),
     )
+
+
+def _meta(item: dict[str, Any]) -> BaselineMeta:
+    def count(key: str) -> int | None:
+        value = item.get(key)
+        return int(value) if value is not None and item.get("complete") else None
+
+    return BaselineMeta(item.get("approved_at"), item.get("approved_by"), count("profile_count"), count("user_count"))
 
 
 def _user(item: dict[str, Any]) -> UserBaseline:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
-from fnmatch import fnmatchcase
 
+from connect_guard import arn_patterns
 from connect_guard.events import CloudTrailRecord
 from connect_guard.settings import (
     MEMBER_PURPOSES,
@@ -70,10 +70,6 @@ class Actor:
             return self.arn.rsplit("/", 1)[-1] if "/" in self.arn else self.arn
         return self.invoked_by or self.principal_id or "unknown principal"
 
-    def identities(self) -> tuple[str, ...]:
-        """Every ARN that names this actor: the session and the role behind it."""
-        return tuple(arn for arn in (self.arn, self.session_issuer_arn) if arn)
-
 
 # The AWS service principals whose calls a responder may leave alone, each for a stated reason.
 # `invokedBy` is a plain string in the record: any other value (`attacker.example.com`,
@@ -130,15 +126,22 @@ def suite_role(account_id: str | None, role_name: str | None, settings: Settings
     return name in {n.lower() for n in names}
 
 
-def allowlist_match(actor: Actor, patterns: tuple[str, ...]) -> str | None:
-    """The allowlist entry this actor matches, if any.
-
-    Entries are ARNs or glob patterns, compared case-insensitively (IAM names are unique
-    regardless of case). A role ARN allowlists every session of that role.
-    """
-    for identity in actor.identities():
-        lowered = identity.lower()
-        for pattern in patterns:
-            if fnmatchcase(lowered, pattern.lower()):
-                return pattern
+def principal_arn(actor: Actor) -> str | None:
+    """The IAM ARN a pattern may name: an IAM user's, or the role behind a session (never the
+    session's own ARN, whose name the caller chooses). Root, services and federated users: none."""
+    if actor.type == "IAMUser":
+        return actor.arn
+    if actor.type == "AssumedRole":
+        return actor.session_issuer_arn
     return None
+
+
+def allowlist_match(actor: Actor, patterns: tuple[str, ...]) -> str | None:
+    """The entry (validated by Settings, see connect_guard.arn_patterns) this actor matches.
+
+    A role ARN covers every session of that role; a session ARN or session name matches nothing.
+    """
+    arn = principal_arn(actor)
+    if not arn:
+        return None
+    return next((p for p in patterns if arn_patterns.matches(p, arn)), None)

@@ -9,6 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from connect_guard import arn_patterns
 from connect_guard.errors import ConfigurationError
 
 
@@ -67,7 +68,10 @@ class Settings(BaseModel):
     response_mode: Literal["detect", "enforce"] = "detect"
     alert_topic_arn: str = Field(pattern=r"^arn:aws[\w-]*:sns:[\w-]+:\d{12}:[\w-]+$")
     dedup_table_name: str = Field(min_length=3)
+    # Principal patterns (connect_guard.arn_patterns, validated below): the allowlist's changes
+    # are never acted on; only the approvers' Connect changes become the approved baseline.
     allowlisted_principals: tuple[str, ...] = ()
+    baseline_approvers: tuple[str, ...] = ()
     # Enrolled source accounts (the member stack is deployed there); the security account is
     # always in scope and is reached with the functions' own roles.
     member_account_ids: tuple[str, ...] = ()
@@ -121,6 +125,7 @@ class Settings(BaseModel):
         "suite_role_arns",
         "suite_role_ids",
         "allowlisted_principals",
+        "baseline_approvers",
         "privileged_permissions",
         "privileged_profile_names",
         "connect_instance_arns",
@@ -144,6 +149,16 @@ class Settings(BaseModel):
         bad = [v for v in value if not re.fullmatch(r"arn:aws[\w-]*:iam::\d{12}:role/[\w+=,.@/-]+", v)]
         if bad:
             raise ValueError(f"not IAM role ARNs: {', '.join(bad)}")
+        return value
+
+    @field_validator("allowlisted_principals", "baseline_approvers")
+    @classmethod
+    def _principal_patterns(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        # Fail loudly at start: a pattern that could match more than one account's principal
+        # (or any session name) must never be silently accepted.
+        bad = [f"{entry!r}: {reason}" for entry in value if (reason := arn_patterns.problem(entry))]
+        if bad:
+            raise ValueError("; ".join(bad))
         return value
 
     @field_validator(
@@ -209,6 +224,7 @@ class Settings(BaseModel):
             "alert_topic_arn": "ALERT_TOPIC_ARN",
             "dedup_table_name": "DEDUP_TABLE_NAME",
             "allowlisted_principals": "ALLOWLISTED_PRINCIPALS",
+            "baseline_approvers": "BASELINE_APPROVERS",
             "member_account_ids": "MEMBER_ACCOUNT_IDS",
             "suite_role_arns": "SUITE_ROLE_ARNS",
             "suite_role_ids": "SUITE_ROLE_IDS",

@@ -2,8 +2,11 @@
 
 For each configured instance: snapshot profiles (permissions, applications) and users (profile
 assignments) within Connect's quotas, compare with the approved baseline, report drift, and in
-enforce mode roll back privileged drift exactly as the event-driven responder would. The first
-sweep of an instance records its state as the baseline.
+enforce mode roll back privileged drift exactly as the event-driven responder would.
+
+The first sweep of an instance never baselined records its state as the baseline (the first
+deployment, said at INFO). A baseline that was recorded and is now missing or partial is never
+re-recorded: the sweep alerts CRITICAL and does nothing until `connect-guard approve-baseline`.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from connect_guard.baseline import InstanceBaseline, ProfileBaseline, UserBaseline
+from connect_guard.baseline import InstanceBaseline, ProfileBaseline, UserBaseline, incomplete
 from connect_guard.clients import AwsClients
 from connect_guard.connect import ConnectGateway, ConnectUser, InstanceRef
 from connect_guard.findings import Action, Attempt, ConnectRef, EventRef, Finding
@@ -83,6 +86,7 @@ def diff(current: InstanceBaseline, approved: InstanceBaseline) -> list[Drift]:
 class SweepResult:
     instance_arn: str
     bootstrapped: bool = False
+    incomplete: str | None = None  # why the stored baseline could not be used
     drift: list[Drift] = field(default_factory=list)
     plans: list[tuple[Drift, Plan, str]] = field(default_factory=list)  # (drift, plan, status)
     finding_id: str | None = None
@@ -97,11 +101,26 @@ class BaselineSweep(ConnectControl):
         return results
 
     def sweep(self, instance: InstanceRef) -> SweepResult:
+        result = SweepResult(instance.arn)
+        approved = self.baselines.instance(instance.arn)
+        problem = incomplete(approved.meta, len(approved.profiles), len(approved.users))
+        if problem and not (approved.empty and not self.baselines.recorded(instance.arn)):
+            # Lost or shrunk: re-approving the current state would launder whatever changed.
+            result.finding_id = self._publish(
+                instance,
+                result,
+                Severity.CRITICAL,
+                f"Connect baseline missing or partial for {instance.instance_id}: nothing checked",
+                (
+                    f"{problem}; no drift check and no rollback until a reviewed state is approved",
+                    "approve with `connect-guard approve-baseline` after review; the sweep never re-records it",
+                ),
+            )
+            result.incomplete = problem
+            return result
         gateway = self.gateway(instance)
         current = snapshot(gateway)
-        approved = self.baselines.instance(instance.arn)
-        result = SweepResult(instance.arn)
-        if approved.empty:
+        if problem:  # never baselined: the first deployment
             self.baselines.approve_instance(current, "connect-guard bootstrap")
             result.bootstrapped = True
             result.finding_id = self._publish(
@@ -161,6 +180,46 @@ class BaselineSweep(ConnectControl):
         if gained:
             title += f", privileged: {', '.join(sorted(set(gained)))}"
         result.finding_id = self._publish(instance, result, severity, title, tuple(reasons))
+        return result
+
+    def approve(self, gateway: ConnectGateway, approved_by: str) -> SweepResult:
+        """The explicit approval (`connect-guard approve-baseline`): the instance's current state
+        becomes its complete baseline; audited, and alerted HIGH when it approves privileged gains."""
+        instance = gateway.instance
+        current = snapshot(gateway)
+        approved = self.baselines.instance(instance.arn)
+        result = SweepResult(instance.arn, drift=diff(current, approved))
+        names = {p.id: p.name for p in (*approved.profiles.values(), *current.profiles.values())}
+        permissions = {p.id: p.permissions for p in current.profiles.values()}
+        permissions.update({p.id: p.permissions for p in approved.profiles.values()})
+        plans = [self._plan(item, current, approved, names, permissions) for item in result.drift]
+        gained = sorted({g for plan in plans if plan for g in plan.gained})
+        self.baselines.approve_instance(current, approved_by)
+        self.audit.record(
+            responder=NAME,
+            action="ApproveBaseline",
+            status="taken",
+            actor=approved_by,
+            target=instance.arn,
+            reason=f"baseline approved by {approved_by}",
+            before=sorted(self.describe(item, names) for item in result.drift),
+            after=[f"{len(current.profiles)} profiles", f"{len(current.users)} users"],
+            event_id=None,
+            finding_id=None,
+            mode=self.settings.response_mode,
+        )
+        reasons = [
+            f"{len(current.profiles)} profiles and {len(current.users)} users approved as the complete baseline",
+            *((f"approved privileged gain: {', '.join(gained)}",) if gained else ()),
+            *[self.describe(item, names) for item in result.drift][:50],
+        ]
+        result.finding_id = self._publish(
+            instance,
+            result,
+            Severity.HIGH if gained else Severity.INFO,
+            f"Baseline approved by {approved_by} for Connect instance {instance.instance_id}",
+            tuple(reasons),
+        )
         return result
 
     def _plan(

@@ -2,9 +2,10 @@
 
 An escalation is a change, by an actor who is not allowlisted, that gives a user or a security
 profile a privileged permission (or a privileged profile) it did not have in the approved
-baseline. The responder re-reads the current state (CloudTrail parameters may be redacted,
-truncated or URL-encoded), acts only while it still differs from the baseline, and restores the
-baseline: in enforce mode it calls Connect, in detect mode it reports the exact call it would make.
+baseline. The responder acts only on instances in ConnectInstanceArns with a complete baseline,
+re-reads the current state (CloudTrail parameters may be redacted, truncated or URL-encoded),
+acts only while it still differs from the baseline, and removes the privileged gain (other
+changes stay): in enforce mode it calls Connect, in detect mode it reports the exact call.
 """
 
 from __future__ import annotations
@@ -77,7 +78,7 @@ def plan_user(
     permissions: dict[str, frozenset[str]],
     rules: Rules,
 ) -> Plan | None:
-    """Restore a user's approved profiles when they gained a privileged one.
+    """Remove the privileged profiles a user gained beyond the approved ones.
 
     A gained profile is privileged by its name (e.g. Admin) or by the privileged permissions it
     carries that the user's approved profiles did not already give.
@@ -98,18 +99,23 @@ def plan_user(
             privileged_profiles.add(profile_id)
     if not gained:
         return None
-    reasons: tuple[str, ...]
-    if baseline:
-        target, reasons = approved, ("restores the user's approved security profiles",)
-    else:
-        target = user.security_profile_ids - privileged_profiles
-        reasons = ("user not in the baseline: removes the privileged profiles",)
-        if not target:
-            fallback = next((i for i, n in names.items() if n == rules.fallback_profile), None)
-            if fallback is None:
-                raise ConnectResourceNotFoundError(f"fallback security profile {rules.fallback_profile!r} not found")
-            target = frozenset({fallback})
-            reasons += (f"no profile would remain: assigns the fallback profile {rules.fallback_profile}",)
+    # Undo what was escalated, nothing else: other changes since the approval stay.
+    target = user.security_profile_ids - privileged_profiles
+    reasons: tuple[str, ...] = (
+        ("removes the privileged profiles gained beyond the approved baseline; other changes are kept",)
+        if baseline
+        else ("user not in the baseline: removes the privileged profiles",)
+    )
+    if not target and approved:
+        # Connect needs one profile: the approved ones (already judged) rather than a guess.
+        target = approved
+        reasons += ("no profile would remain: restores the user's approved profiles",)
+    elif not target:
+        fallback = next((i for i, n in names.items() if n == rules.fallback_profile), None)
+        if fallback is None:
+            raise ConnectResourceNotFoundError(f"fallback security profile {rules.fallback_profile!r} not found")
+        target = frozenset({fallback})
+        reasons += (f"no profile would remain: assigns the fallback profile {rules.fallback_profile}",)
     if target == user.security_profile_ids:
         return None
     return Plan(
@@ -118,16 +124,18 @@ def plan_user(
 
 
 def plan_profile(current: frozenset[str], baseline: ProfileBaseline | None, rules: Rules) -> Plan | None:
-    """Restore a profile's approved permissions (the update replaces the whole set)."""
+    """Strip the privileged permissions gained beyond the approved set, keeping every other
+    permission as it is now (the update replaces the whole set, so the rest is sent as is)."""
     approved = baseline.permissions if baseline else frozenset()
     gained = tuple(sorted((current & rules.privileged_permissions) - approved))
     if not gained:
         return None
-    if baseline:
-        target, reasons = approved, ("restores the profile's full approved permission set",)
-    else:
-        target = current - rules.privileged_permissions
-        reasons = ("profile not in the baseline: strips its privileged permissions",)
+    target = current - frozenset(gained)
+    reasons = (
+        ("removes the privileged permissions gained beyond the approved baseline; other changes are kept",)
+        if baseline
+        else ("profile not in the baseline: strips its privileged permissions",)
+    )
     return Plan("UpdateSecurityProfile", target, gained, "approved" if baseline else "none", reasons)
 
 
@@ -181,6 +189,11 @@ class ConnectControl:
 
         # Reads through the read role; the write role (enforce deployments only) on the first write.
         return ConnectGateway(client("read"), instance, writer=lambda: client("rollback"))
+
+    def configured(self, instance: InstanceRef) -> bool:
+        """Only the instances in ConnectInstanceArns are acted on (compared as parsed ARNs)."""
+        own, region = self.settings.own_account_id, self.settings.region
+        return instance.arn in {InstanceRef.parse(a, own, region).arn for a in self.settings.connect_instance_arns}
 
 
 class ProfileRollbackResponder(ConnectControl):
@@ -239,15 +252,35 @@ class ProfileRollbackResponder(ConnectControl):
             raise  # throttling, 5xx: SQS retries; the last attempt alerts that nothing happened
         return "taken"
 
-    def _approve(self, gateway: ConnectGateway, subject: _Subject, approved_by: str) -> None:
-        """An allowlisted actor's change becomes the new known-good state."""
-        instance = gateway.instance.arn
+    def _approved(
+        self,
+        event: CloudTrailEvent,
+        actor: Actor,
+        outcome: Outcome,
+        gateway: ConnectGateway,
+        subject: _Subject,
+        connect: ConnectRef,
+        approver: str,
+        allowlisted: bool,
+    ) -> Outcome:
+        """A baseline approver's change becomes the known-good state: audited and alerted (HIGH
+        when it approves a privileged gain, INFO otherwise)."""
+        instance, by = gateway.instance.arn, actor.arn or approver
         if subject.kind == "connect_user":
-            self.baselines.approve_user(instance, UserBaseline(subject.id, subject.name, subject.before), approved_by)
+            self.baselines.approve_user(instance, UserBaseline(subject.id, subject.name, subject.before), by)
         else:
-            self.baselines.approve_profile(
-                instance, ProfileBaseline(subject.id, subject.name, subject.before), approved_by
-            )
+            self.baselines.approve_profile(instance, ProfileBaseline(subject.id, subject.name, subject.before), by)
+        gained = subject.plan.gained if subject.plan else ()
+        reasons = (
+            f"actor is a baseline approver ({approver}): the change is now the approved baseline",
+            *((f"approved privileged gain: {', '.join(gained)}",) if gained else ()),
+        )
+        severity = Severity.HIGH if gained else Severity.INFO
+        finding = self._finding(
+            event, actor, severity, subject, connect, (), reasons, allowlisted=allowlisted, verdict="approved"
+        )
+        self._audit("ApproveBaseline", "taken", actor, subject, f"baseline approved by {by}", event, finding.finding_id)
+        return self._publish(finding, outcome, "alerted")
 
     # -- the event ------------------------------------------------------------------------
     def handle(self, event: CloudTrailEvent) -> Outcome:
@@ -270,6 +303,17 @@ class ProfileRollbackResponder(ConnectControl):
         kind, subject_id, instance = self._target(event)
         if record.denied or instance is None or subject_id is None:
             return self._report_only(event, actor, outcome, instance, kind, subject_id)
+        # Act only on complete, in-scope state: without it "not in the baseline" can't be told
+        # from "baseline lost", and a rollback would strip what it should keep.
+        if not self.configured(instance):
+            return self._report_only(
+                event, actor, outcome, instance, kind, subject_id, "the instance is not in ConnectInstanceArns"
+            )
+        problem = self.baselines.problem(instance.arn)
+        if problem:
+            return self._report_only(
+                event, actor, outcome, instance, kind, subject_id, problem, severity=Severity.CRITICAL
+            )
 
         try:
             gateway = self.gateway(instance)
@@ -290,9 +334,17 @@ class ProfileRollbackResponder(ConnectControl):
         connect = self._with_subject(connect, subject)
 
         allowlisted = allowlist_match(actor, self.settings.allowlisted_principals)
+        approver = allowlist_match(actor, self.settings.baseline_approvers)
+        if approver:
+            return self._approved(event, actor, outcome, gateway, subject, connect, approver, allowlisted is not None)
         if allowlisted:
-            self._approve(gateway, subject, actor.arn or allowlisted)
-            self._audit("ApproveBaseline", "taken", actor, subject, "allowlisted actor: change approved", event, None)
+            # Not acted on, and not approved either: the baseline changes only by an approver or
+            # approve-baseline, so an escalation stays visible to the next sweep and rollback.
+            notes = [f"actor is allowlisted ({allowlisted}): not acted on"]
+            if subject.plan:
+                would = self.rules.severity(subject.plan.gained)
+                notes.append(f"would otherwise be {would}: gained {', '.join(subject.plan.gained)}")
+            notes.append("not approved into the baseline (BaselineApprovers or connect-guard approve-baseline)")
             finding = self._finding(
                 event,
                 actor,
@@ -300,8 +352,9 @@ class ProfileRollbackResponder(ConnectControl):
                 subject,
                 connect,
                 (),
-                True,
-                (f"actor is allowlisted ({allowlisted}): the change is now the approved baseline",),
+                tuple(notes),
+                allowlisted=True,
+                verdict="allowlisted",
             )
             return self._publish(finding, outcome, "alerted")
 
@@ -320,9 +373,7 @@ class ProfileRollbackResponder(ConnectControl):
             reasons = (f"ROLLBACK DID NOT HAPPEN: {status.removeprefix('failed: ')}", *reasons)
         elif status == "proposed":
             reasons = (*reasons, "detect mode: no change made; the action shows the exact call enforce mode makes")
-        finding = self._finding(
-            event, actor, self.rules.severity(plan.gained), subject, connect, (action,), False, reasons
-        )
+        finding = self._finding(event, actor, self.rules.severity(plan.gained), subject, connect, (action,), reasons)
         if status != "proposed":
             self._audit(plan.operation, action.status, actor, subject, reasons[0], event, finding.finding_id)
         return self._publish(finding, outcome, "rolled_back" if status == "taken" else "alerted")
@@ -428,24 +479,27 @@ class ProfileRollbackResponder(ConnectControl):
         subject: _Subject,
         connect: ConnectRef,
         actions: tuple[Action, ...],
-        allowlisted: bool,
         reasons: tuple[str, ...],
+        allowlisted: bool = False,
+        verdict: str | None = None,  # approved | allowlisted: not acted on
     ) -> Finding:
         record = event.detail
         plan = subject.plan
         what = "user" if subject.kind == "connect_user" else "security profile"
-        if allowlisted:
-            title = f"Approved change to Connect {what} {subject.name} in {record.recipient_account_id}"
+        by = (connect.actor_username and f"{connect.actor_username} (admin website)") or actor.display
+        if verdict == "approved":
+            title = f"Baseline approved by {by}: Connect {what} {subject.name} in {record.recipient_account_id}"
+        elif verdict == "allowlisted":
+            title = f"Allowlisted change to Connect {what} {subject.name} in {record.recipient_account_id}"
         elif actions and actions[0].status == "taken":
             title = f"Rolled back: Connect {what} {subject.name} gained {', '.join(plan.gained) if plan else '?'}"
         else:
             title = f"Escalation: Connect {what} {subject.name} gained {', '.join(plan.gained) if plan else '?'}"
         change = None
-        if plan and not allowlisted:  # an approved change is kept, not restored
+        if plan and verdict is None:  # an approved or allowlisted change is kept, not restored
             change = Change(
                 self._display(subject, subject.before), self._display(subject, plan.target), plan.gained, plan.baseline
             )
-        by = (connect.actor_username and f"{connect.actor_username} (admin website)") or actor.display
         return self._event_finding(
             event,
             actor,
@@ -470,11 +524,12 @@ class ProfileRollbackResponder(ConnectControl):
         kind: str,
         subject_id: str | None,
         problem: str | None = None,
+        severity: Severity = Severity.HIGH,
     ) -> Outcome:
-        """Denied attempts, unreachable instances, events too redacted to act on: alert, never act."""
+        """Denied attempts, instances out of scope, unreachable or without a complete baseline,
+        events too redacted to act on: alert, never act."""
         record = event.detail
         if problem:
-            severity = Severity.HIGH
             reasons: tuple[str, ...] = (f"{problem}; no rollback attempted, review by hand",)
             title = f"Connect change not assessed: {record.event_name} by {actor.display}"
         elif record.denied:
