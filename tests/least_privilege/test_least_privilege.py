@@ -37,6 +37,7 @@ import pytest
 from aws_lambda_powertools.utilities.parameters.base import DEFAULT_PROVIDERS
 from botocore.awsrequest import AWSResponse
 
+from connect_guard import scheduled
 from connect_guard.archive import archive_cycle
 from connect_guard.clients import AwsClients
 from connect_guard.responders import role_quarantine
@@ -316,6 +317,17 @@ def run_schedules(aws: LocalAws, log: CallLog, stacks: Stacks) -> None:
     with log.running("RoleSnapshotFunction", "scheduled snapshot"):
         responder = role_quarantine.build(settings_of(stacks, "RoleSnapshotFunction"), container(aws))
         role_quarantine.snapshot_protected_roles(responder)
+    # A failed run (the cause is beside the point): the FAILED alert is published with the role.
+    for function, job in (
+        ("BaselineSweepFunction", scheduled.BASELINE_SWEEP),
+        ("RoleSnapshotFunction", scheduled.ROLE_SNAPSHOT),
+    ):
+
+        def fail() -> None:
+            raise RuntimeError("the run failed")
+
+        with log.running(function, "failed scheduled run"), pytest.raises(RuntimeError):
+            scheduled.run(job, settings_of(stacks, function), container(aws).sns, "lp", fail)
     settings = settings_of(stacks, "LogExportFunction")
     logs = aws.session.client("logs")
     suite_groups = [g for g in settings.export_log_groups if g.startswith("/connect-guard/")]
