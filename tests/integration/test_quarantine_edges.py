@@ -154,3 +154,59 @@ def test_detaching_another_policy_from_a_protected_role_is_still_tampering(aws, 
     event = iam_event("DetachRolePolicy", user("mallory"), {"roleName": "ConnectAgentFederation", "policyArn": other})
     outcome = responder(aws, quarantine_on_tampering=True).handle(event)
     assert outcome.finding["kind"] == "iam.protected_role_tampering" and attached(iam, "mallory") == [POLICY_ARN]
+
+
+# What QuarantineOnTampering does (README "Protected roles and quarantine", the template's parameter):
+# deletions and DeleteInstance quarantine in enforce mode whatever the flag; tampering with a
+# protected role quarantines only with it; any change to the suite's own roles always does; a
+# release never does; detect mode never does.
+PROTECTED = "ConnectAgentFederation"
+SUITE_ROLE = "connect-guard-dev-member-read"
+
+
+def _instance_deletion() -> Any:
+    event = iam_event("DeleteInstance", user("mallory"), {"instanceId": "0d1e2f3a-4b5c-4d6e-8f90-a1b2c3d4e5f6"})
+    detail = event.detail.model_copy(update={"event_source": "connect.amazonaws.com"})
+    return event.model_copy(update={"source": "aws.connect", "detail": detail})
+
+
+KINDS: dict[str, Any] = {
+    "DeleteRole": lambda: iam_event("DeleteRole", user("mallory"), {"roleName": PROTECTED}),
+    "DeleteServiceLinkedRole (denied)": lambda: iam_event(
+        "DeleteServiceLinkedRole", user("mallory"), None, **test_role_quarantine.DENIED
+    ),
+    "DeleteInstance": _instance_deletion,
+    **{
+        f"{name} on a protected role": (
+            lambda name=name: iam_event(name, user("mallory"), {"roleName": PROTECTED, "policyName": "saml"})
+        )
+        for name in role_quarantine.TAMPERING
+    },
+    **{
+        f"{name} on the suite's role": (lambda name=name: iam_event(name, user("mallory"), {"roleName": SUITE_ROLE}))
+        for name in ("UpdateAssumeRolePolicy", "PutRolePermissionsBoundary")
+    },
+    "release": lambda: iam_event("DetachRolePolicy", user("mallory"), {"roleName": PROTECTED, "policyArn": POLICY_ARN}),
+}
+# (quarantined with the flag off, quarantined with it on), in enforce mode.
+DOCUMENTED = {
+    "DeleteRole": (True, True),
+    "DeleteServiceLinkedRole (denied)": (True, True),
+    "DeleteInstance": (True, True),
+    **{f"{name} on a protected role": (False, True) for name in role_quarantine.TAMPERING},
+    "UpdateAssumeRolePolicy on the suite's role": (True, True),
+    "PutRolePermissionsBoundary on the suite's role": (True, True),
+    "release": (False, False),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+@pytest.mark.parametrize("flag", [False, True])
+@pytest.mark.parametrize("mode", ["detect", "enforce"])
+def test_quarantine_on_tampering_does_what_the_docs_say(aws, iam, kind, flag, mode):
+    outcome = responder(aws, mode, quarantine_on_tampering=flag).handle(KINDS[kind]())
+    expected = DOCUMENTED[kind][flag] and mode == "enforce"
+    assert (outcome.outcome == "quarantined") is expected, outcome.finding["reasons"]
+    assert attached(iam, "mallory") == ([POLICY_ARN] if expected else [])
+    proposed = [a["operation"] for a in outcome.finding["actions"] if a["status"] == "proposed"]
+    assert ("AttachUserPolicy" in proposed) is (DOCUMENTED[kind][flag] and mode == "detect")
