@@ -609,6 +609,50 @@ def test_the_suites_own_roles_are_never_modified(run: Run) -> None:
             assert kinds & {"denied", "not granted"}, f"{call.role or call.function} may {call.operation} {role}"
 
 
+# The BaselineTable partitions each function owns (dynamodb:LeadingKeys in its statements).
+OWNED_PARTITIONS = {
+    "ProfileRollbackFunction": "instance#",  # baselines (connect_guard.baseline)
+    "BaselineSweepFunction": "instance#",
+    "QuarantineFunction": "roles#",  # role snapshots, read only (connect_guard.quarantine)
+    "RoleSnapshotFunction": "roles#",
+    "LogExportFunction": "export#",  # checkpoints and audit-export markers (connect_guard.archive)
+}
+
+
+def _with_partition(value: Any, prefix: str) -> Any:
+    """The call's parameters with every partition key moved to `prefix`."""
+    if isinstance(value, list):
+        return [_with_partition(v, prefix) for v in value]
+    if not isinstance(value, dict):
+        return value
+    return {
+        k: {"S": prefix + "forged"} if k in ("pk", ":pk") and isinstance(v, dict) else _with_partition(v, prefix)
+        for k, v in value.items()
+    }
+
+
+def test_each_function_reaches_only_its_own_partitions_of_the_baseline_table(run: Run) -> None:
+    baseline = settings_of(run.stacks, "RoleSnapshotFunction").baseline_table_name
+    calls = {
+        (c.function, c.operation): c
+        for c in run.suite_calls
+        if c.service == "dynamodb"
+        and not c.error
+        and baseline in (c.params.get("TableName"), *c.params.get("RequestItems", {}))
+    }
+    assert {function for function, _ in calls} == set(OWNED_PARTITIONS)
+    for (function, operation), call in calls.items():
+        assert forged(run, call) == [], call
+        for prefix in {"instance#", "roles#", "export#", "audit#"} - {OWNED_PARTITIONS[function]}:
+            again = _with_partition(call.params, prefix)
+            refused = forged(
+                run,
+                call,
+                **{k: again[k] for k in ("Key", "Item", "ExpressionAttributeValues", "RequestItems") if k in again},
+            )
+            assert [m.kind for m in refused] == ["not granted"], (function, operation, prefix)
+
+
 # ---- the model itself ---------------------------------------------------------------------------
 def _statement(effect: str, action: Any, resource: Any = "*", **extra: Any) -> Statement:
     return Statement.parse("Role", "test", {"Effect": effect, "Action": action, "Resource": resource, **extra})
