@@ -27,7 +27,7 @@ from connect_guard.clients import AwsClients
 from connect_guard.connect import InstanceRef
 from connect_guard.errors import MemberAccessError, PoisonEventError
 from connect_guard.events import CloudTrailEvent, CloudTrailRecord
-from connect_guard.findings import Action, Attempt, EventRef, Finding, Target
+from connect_guard.findings import Action, Attempt, EventRef, Finding, Target, finding_id_of
 from connect_guard.observability import logger
 from connect_guard.outcome import Alert, Outcome
 from connect_guard.policy import Severity
@@ -369,7 +369,7 @@ class RoleQuarantineResponder:
                 before=None,
                 after=action.parameters,
                 event_id=record.event_id,
-                finding_id=None,
+                finding_id=finding_id_of(NAME, record.event_id),  # the finding _alert publishes
                 mode="enforce",
             )
         failed = "; ".join(f"{a.operation} {a.parameters['error']}" for a in done if a.status == "failed")
@@ -458,6 +458,8 @@ def release(
     iam = responder.iam_for(account_id, "quarantine")
     done = iam.execute(iam.release_actions(user=user, role=role))
     subject = f"user/{user}" if user else f"role/{role}"
+    now = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    event_id = f"release:{account_id}:{subject}:{now}"
     for action in done:
         responder.audit.record(
             responder=NAME,
@@ -469,10 +471,9 @@ def release(
             before=None,
             after=action.parameters,
             event_id=None,
-            finding_id=None,
+            finding_id=finding_id_of(NAME, event_id),
             mode="release",
         )
-    now = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
     finding = Finding(
         responder=NAME,
         kind="iam.quarantine_release",
@@ -480,7 +481,7 @@ def release(
         title=f"Quarantine released: {subject} in {account_id} by {by}",
         summary=f"{by} released the quarantine of {subject} in account {account_id}: {reason}",
         event=EventRef(
-            f"release:{account_id}:{subject}:{now}",
+            event_id,
             "ReleaseQuarantine",
             "connect-guard",
             now,
