@@ -89,6 +89,18 @@ def test_the_last_failed_attempt_says_the_principal_is_not_quarantined(aws, iam,
     assert attached(iam, "mallory") == []
 
 
+def test_in_detect_mode_the_failed_alert_says_the_event_was_not_evaluated(
+    aws, iam, handler, lambda_context, monkeypatch
+):
+    from connect_guard.runtime import MAX_RECEIVE_COUNT
+
+    monkeypatch.setenv("RESPONSE_MODE", "detect")  # read on the handler's first invocation
+    handler(batch(_deletion(), MAX_RECEIVE_COUNT), lambda_context)
+    (alert,) = aws.inbox()
+    assert "Quarantine FAILED" in alert["Subject"]
+    assert json.loads(alert["Message"])["title"].endswith("the event was NOT evaluated (detect mode)")
+
+
 @pytest.mark.parametrize(
     "event",
     [
