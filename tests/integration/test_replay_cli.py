@@ -6,6 +6,8 @@ import gzip
 import io
 import json
 
+import pytest
+
 from connect_guard_tools import cli
 from tests.conftest import EVENTS, load_event, with_new_event_id
 
@@ -66,6 +68,8 @@ def test_approve_baseline_records_the_instances_current_state(aws):
             _stack(aws, (instance.arn,)),
             "--approved-by",
             "soc@example.com",
+            "--reason",
+            "CHG-42",
         ]
     )
     out = io.StringIO()
@@ -79,6 +83,11 @@ def test_approve_baseline_records_the_instances_current_state(aws):
     assert alert["Subject"].startswith("[HIGH] Baseline approved by soc@example.com")
     (audit,) = aws.clients.dynamodb.scan(TableName=aws.audit_table)["Items"]
     assert audit["action"]["S"] == "ApproveBaseline"
+
+
+def audits(aws, action: str) -> list[dict[str, str]]:
+    items = aws.clients.dynamodb.scan(TableName=aws.audit_table)["Items"]
+    return [{k: v["S"] for k, v in item.items()} for item in items if item["action"]["S"] == action]
 
 
 def test_approve_baseline_refuses_an_instance_the_stack_does_not_cover(aws):
@@ -142,9 +151,59 @@ def test_release_and_restore_role_commands(aws):
     out = io.StringIO()  # the security account's credentials cannot create roles in the source account
     assert cli.restore_command(cli._parser().parse_args(restore), out, session=aws.session) == 2
     assert "pass --assume-role-arn" in out.getvalue()
-    operator = ["--assume-role-arn", f"arn:aws:iam::{ACCOUNT}:role/operator"]
-    assert cli.restore_command(cli._parser().parse_args(restore + operator), io.StringIO(), session=aws.session) == 0
+    operator = ["--assume-role-arn", f"arn:aws:iam::{ACCOUNT}:role/operator", "--by", "soc@example.com"]
+    aws.inbox()
+    out = io.StringIO()
+    assert cli.restore_command(cli._parser().parse_args(restore + operator), out, session=aws.session) == 0
     assert iam.get_role(RoleName="ConnectAgentFederation")["Role"]["Path"] == "/"
+    assert f"will create:\nrole /ConnectAgentFederation in {ACCOUNT}" in out.getvalue()
+    (finding,) = [json.loads(m["Message"]) for m in aws.inbox()]
+    assert finding["title"] == f"Role restored: ConnectAgentFederation in {ACCOUNT} by soc@example.com"
+    (record,) = audits(aws, "RestoreRole")
+    assert record["finding_id"] == finding["finding_id"] and record["actor"] == "soc@example.com"
+    released = audits(aws, "DetachUserPolicy")
+    assert released and all(r["finding_id"] for r in released)  # the release's finding
+
+
+def _trusting(principal: object, **condition: object) -> dict[str, object]:
+    statement = {"Effect": "Allow", "Principal": principal, "Action": "sts:AssumeRole"}
+    return {"Version": "2012-10-17", "Statement": [{**statement, **({"Condition": condition} if condition else {})}]}
+
+
+@pytest.mark.parametrize(
+    ("trust", "refused"),
+    [
+        (_trusting({"Service": "lambda.amazonaws.com"}), False),
+        (_trusting({"AWS": "arn:aws:iam::111122223333:role/ops"}), False),  # the account itself
+        (_trusting({"Federated": "arn:aws:iam::111122223333:saml-provider/corp"}), False),
+        (_trusting({"AWS": "arn:aws:iam::999988887777:root"}), True),  # an outside account
+        (_trusting("*"), True),
+        (_trusting({"AWS": "*"}, StringEquals={"aws:PrincipalOrgID": "o-other"}), True),  # not our organization
+        (_trusting({"Federated": "accounts.google.com"}), True),
+    ],
+)
+def test_restore_role_refuses_a_trust_policy_open_to_outsiders(aws, trust, refused):
+    from connect_guard.quarantine import RoleSnapshot, RoleSnapshots
+    from tests.integration.test_role_quarantine import ACCOUNT
+
+    stack = _stack(aws)
+    arn = f"arn:aws:iam::{ACCOUNT}:role/Restored"
+    RoleSnapshots(aws.clients.dynamodb, aws.baseline_table).put(RoleSnapshot(ACCOUNT, "Restored", "/", arn, trust))
+    restore = ["restore-role", "--stack", stack, "--account", ACCOUNT, "--role", "Restored"]
+    restore += ["--assume-role-arn", f"arn:aws:iam::{ACCOUNT}:role/operator"]
+    out = io.StringIO()
+    code = cli.restore_command(cli._parser().parse_args(restore), out, session=aws.session)
+    iam = aws.account_session(ACCOUNT).client("iam")
+    exists = bool([r for r in iam.list_roles()["Roles"] if r["RoleName"] == "Restored"])
+    assert (code, exists) == ((3, False) if refused else (0, True)), out.getvalue()
+    if refused:
+        assert "refused: the trust policy admits principals outside" in out.getvalue()
+        assert aws.inbox() == [] and audits(aws, "RestoreRole") == []
+        out = io.StringIO()
+        allowed = cli._parser().parse_args([*restore, "--allow-external-trust"])
+        assert cli.restore_command(allowed, out, session=aws.session) == 0
+        (finding,) = [json.loads(m["Message"]) for m in aws.inbox()]
+        assert finding["severity"] == "CRITICAL" and "outside the deployment" in "\n".join(finding["reasons"])
 
 
 def test_replay_export_shows_what_landed_in_the_archive():

@@ -305,9 +305,12 @@ def test_excluded_principals_are_alerted_never_quarantined(aws, iam, actor, seve
 OWN_QUARANTINE_ROLE = assumed("connect-guard-dev-member-quarantine", "connect-guard", "/connect-guard/")
 
 
-def test_the_suites_release_is_ignored_and_unprotected_roles_too(aws, iam):
+def test_the_suites_release_is_info_and_unprotected_roles_are_ignored(aws, iam):
     release = iam_event("DetachRolePolicy", OWN_QUARANTINE_ROLE, {"roleName": SLR, "policyArn": POLICY_ARN})
-    assert responder(aws).handle(release).outcome == "ignored"
+    outcome = responder(aws).handle(release)
+    assert outcome.outcome == "alerted" and outcome.severity == "INFO"  # `release` published its own finding
+    (alert,) = aws.inbox()
+    assert alert["Subject"].startswith(f"[INFO] Quarantine released: role {SLR}")
     other = responder(aws).handle(iam_event("DeleteRole", user("mallory"), {"roleName": "tmp-build"}))
     assert other.outcome == "ignored" and "not protected" in (other.reason or "")
     assert aws.inbox() == [] and attached(iam, "mallory") == []

@@ -339,6 +339,36 @@ def _resources(call: Call, lookup: ArnLookup) -> list[str | None]:
     return [None]
 
 
+_KEY_CONDITION_PK = re.compile(r"\bpk\s*=\s*(:\w+)")
+
+
+def _partition_key(key: dict[str, Any]) -> str | None:
+    """The partition key's value in a DynamoDB Key or Item (the suite's tables: pk; Powertools': id)."""
+    value = key.get("pk") or key.get("id")
+    return str(next(iter(value.values()))) if isinstance(value, dict) else None
+
+
+def leading_keys(call: Call, table: str | None = None) -> tuple[str, ...] | None:
+    """dynamodb:LeadingKeys of a call (on one table of a batch): the partition keys it reads or writes."""
+    p = call.params
+    keys: list[dict[str, Any]] = []
+    if "Key" in p:
+        keys.append(p["Key"])
+    if "Item" in p:
+        keys.append(p["Item"])
+    for name, requests in p.get("RequestItems", {}).items():
+        if table is not None and name != table:
+            continue
+        for request in requests if isinstance(requests, list) else requests.get("Keys", []):
+            body = request.get("PutRequest", {}).get("Item") or request.get("DeleteRequest", {}).get("Key") or request
+            keys.append(body)
+    values = [v for v in (_partition_key(k) for k in keys) if v is not None]
+    match = _KEY_CONDITION_PK.search(str(p.get("KeyConditionExpression", "")))
+    if match:
+        values.append(str(next(iter(p["ExpressionAttributeValues"][match.group(1)].values()))))
+    return tuple(values) or None
+
+
 def requests_of(call: Call, lookup: ArnLookup) -> list[Request]:
     """The IAM requests one call makes: its action on each resource it names."""
     action = f"{call.service}:{ACTION_NAMES.get((call.service, call.operation), call.operation)}"
@@ -352,11 +382,23 @@ def requests_of(call: Call, lookup: ArnLookup) -> list[Request]:
         if keys:
             context["aws:TagKeys"] = tuple(keys)
     if call.service == "dynamodb" and "TransactItems" in call.params:
-        return [
-            Request(call, f"dynamodb:{kind}Item", resource, context)
-            for item, resource in zip(call.params["TransactItems"], _resources(call, lookup), strict=True)
-            for kind in item
-        ]
+        requests = []
+        for item, resource in zip(call.params["TransactItems"], _resources(call, lookup), strict=True):
+            for kind, body in item.items():
+                pk = _partition_key(body.get("Key") or body.get("Item") or {})
+                keyed = {**context, "dynamodb:LeadingKeys": (pk,)} if pk else context
+                requests.append(Request(call, f"dynamodb:{kind}Item", resource, keyed))
+        return requests
+    if call.service == "dynamodb":
+        # The partition keys the call touches, per table of a batch: what LeadingKeys conditions test.
+        tables = list(call.params.get("RequestItems", {})) or [None]
+        requests = []
+        for table, resource in zip(tables, _resources(call, lookup), strict=True):
+            keys = leading_keys(call, table)
+            requests.append(
+                Request(call, action, resource, {**context, "dynamodb:LeadingKeys": keys} if keys else context)
+            )
+        return requests
     return [Request(call, action, resource, context) for resource in _resources(call, lookup)]
 
 

@@ -37,6 +37,7 @@ import pytest
 from aws_lambda_powertools.utilities.parameters.base import DEFAULT_PROVIDERS
 from botocore.awsrequest import AWSResponse
 
+from connect_guard import scheduled
 from connect_guard.archive import archive_cycle
 from connect_guard.clients import AwsClients
 from connect_guard.responders import role_quarantine
@@ -316,6 +317,17 @@ def run_schedules(aws: LocalAws, log: CallLog, stacks: Stacks) -> None:
     with log.running("RoleSnapshotFunction", "scheduled snapshot"):
         responder = role_quarantine.build(settings_of(stacks, "RoleSnapshotFunction"), container(aws))
         role_quarantine.snapshot_protected_roles(responder)
+    # A failed run (the cause is beside the point): the FAILED alert is published with the role.
+    for function, job in (
+        ("BaselineSweepFunction", scheduled.BASELINE_SWEEP),
+        ("RoleSnapshotFunction", scheduled.ROLE_SNAPSHOT),
+    ):
+
+        def fail() -> None:
+            raise RuntimeError("the run failed")
+
+        with log.running(function, "failed scheduled run"), pytest.raises(RuntimeError):
+            scheduled.run(job, settings_of(stacks, function), container(aws).sns, "lp", fail)
     settings = settings_of(stacks, "LogExportFunction")
     logs = aws.session.client("logs")
     suite_groups = [g for g in settings.export_log_groups if g.startswith("/connect-guard/")]
@@ -597,6 +609,50 @@ def test_the_suites_own_roles_are_never_modified(run: Run) -> None:
         for role in suite_roles(run.stacks, call.account):
             kinds = {m.kind for m in forged(run, call, RoleName=role.rsplit("/", 1)[-1])}
             assert kinds & {"denied", "not granted"}, f"{call.role or call.function} may {call.operation} {role}"
+
+
+# The BaselineTable partitions each function owns (dynamodb:LeadingKeys in its statements).
+OWNED_PARTITIONS = {
+    "ProfileRollbackFunction": "instance#",  # baselines (connect_guard.baseline)
+    "BaselineSweepFunction": "instance#",
+    "QuarantineFunction": "roles#",  # role snapshots, read only (connect_guard.quarantine)
+    "RoleSnapshotFunction": "roles#",
+    "LogExportFunction": "export#",  # checkpoints and audit-export markers (connect_guard.archive)
+}
+
+
+def _with_partition(value: Any, prefix: str) -> Any:
+    """The call's parameters with every partition key moved to `prefix`."""
+    if isinstance(value, list):
+        return [_with_partition(v, prefix) for v in value]
+    if not isinstance(value, dict):
+        return value
+    return {
+        k: {"S": prefix + "forged"} if k in ("pk", ":pk") and isinstance(v, dict) else _with_partition(v, prefix)
+        for k, v in value.items()
+    }
+
+
+def test_each_function_reaches_only_its_own_partitions_of_the_baseline_table(run: Run) -> None:
+    baseline = settings_of(run.stacks, "RoleSnapshotFunction").baseline_table_name
+    calls = {
+        (c.function, c.operation): c
+        for c in run.suite_calls
+        if c.service == "dynamodb"
+        and not c.error
+        and baseline in (c.params.get("TableName"), *c.params.get("RequestItems", {}))
+    }
+    assert {function for function, _ in calls} == set(OWNED_PARTITIONS)
+    for (function, operation), call in calls.items():
+        assert forged(run, call) == [], call
+        for prefix in {"instance#", "roles#", "export#", "audit#"} - {OWNED_PARTITIONS[function]}:
+            again = _with_partition(call.params, prefix)
+            refused = forged(
+                run,
+                call,
+                **{k: again[k] for k in ("Key", "Item", "ExpressionAttributeValues", "RequestItems") if k in again},
+            )
+            assert [m.kind for m in refused] == ["not granted"], (function, operation, prefix)
 
 
 # ---- the model itself ---------------------------------------------------------------------------

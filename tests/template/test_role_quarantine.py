@@ -95,8 +95,8 @@ def test_role_snapshot_function_contract() -> None:
     assert p["Role"] == {"Fn::GetAtt": ["RoleSnapshotFunctionRole", "Arn"]}
     assert props("RoleSnapshotLogGroup")["LogGroupName"] == {"Fn::Sub": "/connect-guard/${Environment}/role-snapshot"}
     assert "Events" not in p  # invoked by SnapshotSchedule only
-    # IAM reads are cheap and a missed snapshot leaves a deleted role unrecognised: Lambda retries.
-    assert p["EventInvokeConfig"]["MaximumRetryAttempts"] == 2
+    # A failed run is final, so it is alerted once (connect_guard/scheduled.py).
+    assert p["EventInvokeConfig"]["MaximumRetryAttempts"] == 0
 
 
 # ---- what it may do to IAM -----------------------------------------------------------------------
@@ -168,7 +168,9 @@ QUARANTINE_ACTIONS: dict[str, Any] = {
 ROLE_SNAPSHOT_ACTIONS: dict[str, Any] = {
     "logs:CreateLogStream": {"RoleSnapshotLogGroup"},
     "logs:PutLogEvents": {"RoleSnapshotLogGroup"},
-    "kms:Decrypt": {"SuiteKey"},  # the baseline table's key: nothing here to encrypt for
+    "sns:Publish": {"AlertTopic"},  # "Role snapshot FAILED" only
+    "kms:Decrypt": {"SuiteKey"},
+    "kms:GenerateDataKey": {"SuiteKey"},
     **{f"dynamodb:{verb}": {"BaselineTable"} for verb in ("GetItem", "PutItem")},
     "iam:ListRoles": ["*"],
     **{action: [OWN_ROLES] for action in SNAPSHOT_IAM_READS},

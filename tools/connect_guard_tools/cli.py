@@ -11,6 +11,7 @@ import time
 import warnings
 from collections import Counter
 from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -77,6 +78,7 @@ def _parser() -> argparse.ArgumentParser:
     approve.add_argument("--instance-arn", required=True)
     approve.add_argument("--stack", required=True, help="connect-guard stack name (its outputs locate the tables)")
     approve.add_argument("--approved-by", required=True, help="who approves (recorded, audited and alerted)")
+    approve.add_argument("--reason", default="reviewed", help="why (recorded)")
     approve.add_argument("--region", help="the stack's region")
 
     release = commands.add_parser(
@@ -98,11 +100,19 @@ def _parser() -> argparse.ArgumentParser:
         "restore-role",
         help="recreate a deleted protected role from its last snapshot (real AWS)",
         description="Recreate a role (trust policy, path, managed and inline policies, tags) from the snapshot "
-        "the scheduled role snapshot took before it was deleted.",
+        "the scheduled role snapshot took before it was deleted. It prints what it will create first, and "
+        "refuses a trust policy admitting principals outside this deployment's accounts and organization.",
     )
-    restore.add_argument("--stack", required=True)
+    restore.add_argument("--stack", required=True, help="connect-guard stack name (its outputs locate the tables)")
     restore.add_argument("--account", required=True)
     restore.add_argument("--role", required=True)
+    restore.add_argument("--by", default=os.environ.get("USER", "unknown"), help="who restores (recorded)")
+    restore.add_argument(
+        "--allow-external-trust",
+        action="store_true",
+        help="restore even though the snapshot's trust policy admits principals outside the security account, "
+        "the enrolled accounts and the organization (or `*`)",
+    )
     restore.add_argument(
         "--assume-role-arn", help="your role in that account that may create roles (default: these credentials)"
     )
@@ -309,6 +319,11 @@ def _has_policy(iam: Any, kind: str, name: str, policy_arn: str) -> bool:
     return any(p["PolicyArn"] == policy_arn for p in attached)
 
 
+def _stack_parameter(session: Any, stack: str, name: str) -> str:
+    described = session.client("cloudformation").describe_stacks(StackName=stack)["Stacks"][0]
+    return next((p.get("ParameterValue", "") for p in described.get("Parameters", []) if p["ParameterKey"] == name), "")
+
+
 def _stack_settings(session: Any, stack: str) -> Settings:
     """Settings of a deployed stack, from its outputs and parameters."""
     from connect_guard.settings import Settings
@@ -350,11 +365,64 @@ def release_command(args: argparse.Namespace, out: TextIO, session: Any = None) 
     return 0 if all(a.status == "taken" for a in done) else 1
 
 
+def _operator_finding(
+    settings: Settings,
+    clients: Any,
+    *,
+    responder: str,
+    kind: str,
+    severity: Any,
+    title: str,
+    by: str,
+    reasons: list[str],
+    account: str,
+    target: Any,
+    actions: list[Any],
+    audit: list[dict[str, Any]],
+) -> str:
+    """An operator's act, as the suite records its own: audit records (carrying the finding's ID),
+    then the finding on the alert topic. Returns the finding ID."""
+    from connect_guard.audit import AuditLog
+    from connect_guard.findings import Attempt, EventRef, Finding, finding_id_of
+    from connect_guard.principals import Actor
+    from connect_guard.publisher import SnsPublisher
+
+    assert settings.audit_table_name
+    now = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    event_id = f"{kind}:{account}:{target.name}:{now}"
+    finding_id = finding_id_of(responder, event_id)
+    log = AuditLog(clients.dynamodb, settings.audit_table_name)
+    for entry in audit:
+        log.record(responder=responder, actor=by, event_id=None, finding_id=finding_id, mode="operator", **entry)
+    finding = Finding(
+        responder=responder,
+        kind=kind,
+        severity=severity,
+        title=title,
+        summary=reasons[0],
+        event=EventRef(event_id, kind.rsplit(".", 1)[-1], "connect-guard", now, account, settings.region, ""),
+        actor=Actor.system(f"connect-guard operator {by}"),
+        attempt=Attempt("succeeded"),
+        allowlisted=False,
+        reasons=tuple(reasons),
+        runbook_url=settings.runbook_url(responder),
+        environment=settings.environment,
+        mode=settings.response_mode,
+        target=target,
+        actions=tuple(actions),
+    )
+    SnsPublisher(clients.sns, settings.alert_topic_arn).publish(finding)
+    return finding.finding_id
+
+
 def restore_command(args: argparse.Namespace, out: TextIO, session: Any = None) -> int:
     import boto3
+    from botocore.exceptions import ClientError
 
     from connect_guard.clients import AwsClients
-    from connect_guard.quarantine import RoleSnapshots, restore_role
+    from connect_guard.findings import Action, Target
+    from connect_guard.policy import Severity
+    from connect_guard.quarantine import RoleSnapshots, external_trust, restore_plan, restore_role
 
     session = session or boto3.session.Session(region_name=args.region)
     settings = _stack_settings(session, args.stack)
@@ -364,6 +432,17 @@ def restore_command(args: argparse.Namespace, out: TextIO, session: Any = None) 
     if snapshot is None:
         out.write(f"no snapshot of {args.role} in {args.account}\n")
         return 1
+    out.write("will create:\n" + "\n".join(restore_plan(snapshot)) + "\n")
+    # A snapshot is data in a table: a trust policy opened to outsiders must not come back unseen.
+    trusted = {settings.own_account_id, *settings.member_account_ids, args.account}
+    organization = _stack_parameter(session, args.stack, "OrganizationId") or None
+    outside = external_trust(snapshot.trust_policy, trusted, organization)
+    if outside and not args.allow_external_trust:
+        out.write(
+            "refused: the trust policy admits principals outside the security account, the enrolled accounts "
+            f"and the organization: {', '.join(outside)}. Check the snapshot; --allow-external-trust restores it.\n"
+        )
+        return 3
     # Re-creating a role is a grant no suite role holds: it runs with the operator's own
     # credentials in that account (the session's, or a role of theirs there).
     if args.assume_role_arn:
@@ -377,9 +456,48 @@ def restore_command(args: argparse.Namespace, out: TextIO, session: Any = None) 
             )
             return 2
         iam = clients.iam
-    for step in restore_role(iam, snapshot):
+    try:
+        steps, status = restore_role(iam, snapshot), "taken"
+    except ClientError as error:
+        steps, status = [f"failed: {error}"], "failed"
+    for step in steps:
         out.write(step + "\n")
-    return 0
+    severity = Severity.CRITICAL if outside or status == "failed" else Severity.HIGH
+    reasons = [
+        f"{args.by} restored role {snapshot.role_name} in {args.account} from its snapshot of {snapshot.taken_at}"
+    ]
+    reasons += steps
+    if outside:
+        reasons.append(
+            f"its trust admits principals outside the deployment (--allow-external-trust): {', '.join(outside)}"
+        )
+    parameters = {"RoleName": snapshot.role_name, "Path": snapshot.path, "TrustPolicy": snapshot.trust_policy}
+    finding_id = _operator_finding(
+        settings,
+        clients,
+        responder="role_quarantine",
+        kind="iam.role_restored",
+        severity=severity,
+        title=f"Role {'restore FAILED' if status == 'failed' else 'restored'}: {snapshot.role_name} in {args.account} "
+        f"by {args.by}",
+        by=args.by,
+        reasons=reasons,
+        account=args.account,
+        target=Target("role", snapshot.role_name, snapshot.arn),
+        actions=[Action("iam", "CreateRole", parameters, status)],
+        audit=[
+            {
+                "action": "RestoreRole",
+                "status": status,
+                "target": f"role/{snapshot.role_name}",
+                "reason": "; ".join(steps)[:1000],
+                "before": None,
+                "after": snapshot.to_dict(),
+            }
+        ],
+    )
+    out.write(f"finding {finding_id} published, audit record written\n")
+    return 0 if status == "taken" else 1
 
 
 def approve_baseline(args: argparse.Namespace, out: TextIO, session: Any = None) -> int:
@@ -398,7 +516,7 @@ def approve_baseline(args: argparse.Namespace, out: TextIO, session: Any = None)
     if not sweep.configured(instance):  # a baseline nothing acts on would only mislead
         out.write(f"{instance.arn} is not in the stack's ConnectInstanceArns: nothing approved\n")
         return 2
-    result = sweep.approve(gateway, args.approved_by)
+    result = sweep.approve(gateway, args.approved_by, args.reason)
     approved = sweep.baselines.instance(instance.arn)
     out.write(
         f"approved {len(approved.profiles)} security profiles and {len(approved.users)} users of "

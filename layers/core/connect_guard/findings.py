@@ -112,6 +112,12 @@ class Action:
     status: str  # taken | proposed | failed
 
 
+def finding_id_of(responder: str, event_id: str) -> str:
+    """A finding's ID, known before the finding is built (audit records written first carry it)."""
+    digest = hashlib.sha256(f"{responder}:{event_id}".encode()).hexdigest()
+    return f"cg-{digest[:32]}"
+
+
 @dataclass(frozen=True)
 class Finding:
     responder: str
@@ -141,8 +147,7 @@ class Finding:
     @property
     def finding_id(self) -> str:
         """Stable across redeliveries, so downstream tools can update instead of duplicate."""
-        digest = hashlib.sha256(f"{self.responder}:{self.event.event_id}".encode()).hexdigest()
-        return f"cg-{digest[:32]}"
+        return finding_id_of(self.responder, self.event.event_id)
 
     @property
     def subject(self) -> str:

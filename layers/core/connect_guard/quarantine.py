@@ -267,6 +267,80 @@ def take_snapshot(iam: Any, account_id: str, role_name: str, *, quarantine_polic
     )
 
 
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _account_of(principal: str) -> str | None:
+    if principal.isdigit() and len(principal) == 12:
+        return principal
+    parts = principal.split(":")
+    return parts[4] if principal.startswith("arn:") and len(parts) > 5 and parts[4] else None
+
+
+def _org_bound(statement: dict[str, Any], organization_id: str | None) -> bool:
+    """The statement admits only principals of `organization_id` (aws:PrincipalOrgID)."""
+    if not organization_id:
+        return False
+    for operator, keys in (statement.get("Condition") or {}).items():
+        if operator.removeprefix("ForAnyValue:") not in ("StringEquals", "StringEqualsIgnoreCase"):
+            continue
+        for key, values in keys.items():
+            if key.lower() == "aws:principalorgid" and set(_as_list(values)) == {organization_id}:
+                return True
+    return False
+
+
+def trust_principals(trust_policy: dict[str, Any]) -> list[str]:
+    """Who the trust policy admits, as `Kind: principal` lines (Allow statements)."""
+    found = []
+    for statement in _as_list(trust_policy.get("Statement", [])):
+        if not isinstance(statement, dict) or statement.get("Effect") != "Allow":
+            continue
+        if "NotPrincipal" in statement:
+            found.append(f"NotPrincipal: everyone but {json.dumps(statement['NotPrincipal'])}")
+        principal = statement.get("Principal", {})
+        entries = [("AWS", "*")] if principal == "*" else [(k, v) for k, vs in principal.items() for v in _as_list(vs)]
+        found += [f"{kind}: {value}" for kind, value in entries]
+    return found
+
+
+def external_trust(trust_policy: dict[str, Any], trusted_accounts: set[str], organization_id: str | None) -> list[str]:
+    """Principals the trust policy admits from outside `trusted_accounts` and the organization.
+
+    AWS service principals are AWS's own. `*`, another account, a federation that is not an
+    identity provider of a trusted account (e.g. accounts.google.com) and NotPrincipal are
+    outside, unless the statement is bound to the organization by aws:PrincipalOrgID.
+    """
+    outside = []
+    for statement in _as_list(trust_policy.get("Statement", [])):
+        if (
+            not isinstance(statement, dict)
+            or statement.get("Effect") != "Allow"
+            or _org_bound(statement, organization_id)
+        ):
+            continue
+        if "NotPrincipal" in statement:
+            outside.append(f"NotPrincipal: everyone but {json.dumps(statement['NotPrincipal'])}")
+        principal = statement.get("Principal", {})
+        entries = [("AWS", "*")] if principal == "*" else [(k, v) for k, vs in principal.items() for v in _as_list(vs)]
+        for kind, value in entries:
+            if kind == "Service" or _account_of(str(value)) in trusted_accounts:
+                continue
+            outside.append(f"{kind}: {value}")
+    return outside
+
+
+def restore_plan(snapshot: RoleSnapshot) -> list[str]:
+    """What restore_role creates, line by line (shown before it runs)."""
+    lines = [f"role {snapshot.path}{snapshot.role_name} in {snapshot.account_id} (snapshot {snapshot.taken_at})"]
+    lines += [f"  trusts {p}" for p in trust_principals(snapshot.trust_policy)] or ["  trusts nobody"]
+    lines += [f"  attaches {arn}" for arn in snapshot.managed_policies]
+    lines += [f"  puts inline policy {name}" for name in snapshot.inline_policies]
+    lines += [f"  tags {k}={v}" for k, v in snapshot.tags.items()]
+    return lines
+
+
 def restore_role(iam: Any, snapshot: RoleSnapshot) -> list[str]:
     """Recreate a deleted role from its snapshot; returns what was done, step by step."""
     steps = []

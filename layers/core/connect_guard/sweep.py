@@ -182,7 +182,7 @@ class BaselineSweep(ConnectControl):
         result.finding_id = self._publish(instance, result, severity, title, tuple(reasons))
         return result
 
-    def approve(self, gateway: ConnectGateway, approved_by: str) -> SweepResult:
+    def approve(self, gateway: ConnectGateway, approved_by: str, reason: str = "reviewed") -> SweepResult:
         """The explicit approval (`connect-guard approve-baseline`): the instance's current state
         becomes its complete baseline; audited, and alerted HIGH when it approves privileged gains."""
         instance = gateway.instance
@@ -201,7 +201,7 @@ class BaselineSweep(ConnectControl):
             status="taken",
             actor=approved_by,
             target=instance.arn,
-            reason=f"baseline approved by {approved_by}",
+            reason=f"baseline approved by {approved_by}: {reason}",
             before=sorted(self.describe(item, names) for item in result.drift),
             after=[f"{len(current.profiles)} profiles", f"{len(current.users)} users"],
             event_id=None,
@@ -209,7 +209,8 @@ class BaselineSweep(ConnectControl):
             mode=self.settings.response_mode,
         )
         reasons = [
-            f"{len(current.profiles)} profiles and {len(current.users)} users approved as the complete baseline",
+            f"{len(current.profiles)} profiles and {len(current.users)} users approved as the complete baseline"
+            f" by {approved_by}: {reason}",
             *((f"approved privileged gain: {', '.join(gained)}",) if gained else ()),
             *[self.describe(item, names) for item in result.drift][:50],
         ]

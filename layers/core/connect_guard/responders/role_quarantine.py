@@ -7,6 +7,10 @@ IAM users and the roles behind assumed sessions (SSO permission sets included) g
 quarantine policy attached, once its document has been checked; a missing or tampered policy is
 a CRITICAL alert, never an attachment. Root, service-linked roles, CloudFormation stack operations, the suite itself
 and allowlisted break-glass principals are never touched: the SOC is alerted instead.
+A detach of the quarantine policy is a release, never tampering, whoever makes it. A deleted
+role with no snapshot may have carried the protection tag: CRITICAL, quarantined only when
+protected by name. When the last delivery attempt fails, the SOC is told the principal is NOT
+quarantined (give_up).
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from connect_guard.clients import AwsClients
 from connect_guard.connect import InstanceRef
 from connect_guard.errors import MemberAccessError, PoisonEventError
 from connect_guard.events import CloudTrailEvent, CloudTrailRecord
-from connect_guard.findings import Action, Attempt, EventRef, Finding, Target
+from connect_guard.findings import Action, Attempt, EventRef, Finding, Target, finding_id_of
 from connect_guard.observability import logger
 from connect_guard.outcome import Alert, Outcome
 from connect_guard.policy import Severity
@@ -75,6 +79,10 @@ def principal_to_quarantine(actor: Actor) -> tuple[str, str] | None:
     if actor.type == "FederatedUser" and issuer and ":user/" in issuer:
         return "user", issuer.rsplit("/", 1)[-1]  # a deny on the user also binds its federation tokens
     return None
+
+
+class NoSnapshotError(Exception):
+    """The role is gone and was never snapshotted: whether it carried the protection tag is unknown."""
 
 
 @dataclass(frozen=True)
@@ -145,7 +153,11 @@ class RoleQuarantineResponder:
         ) == self.settings.quarantine_policy_arn(account)
 
     def _protected(self, account: str, role: str) -> str | None:
-        """Why the role is protected, or None. Raises ClientError/MemberAccessError if unknowable."""
+        """Why the role is protected, or None.
+
+        Raises ClientError/MemberAccessError when IAM can't be read, NoSnapshotError when the
+        role is gone and no snapshot says how it was tagged.
+        """
         if suite_role(account, role, self.settings):
             return "one of connect-guard's own roles (protected by default: changing it can blind the suite)"
         for pattern in self.settings.protected_role_names:
@@ -155,7 +167,9 @@ class RoleQuarantineResponder:
                 return f"protected by name ({pattern})"
         snapshot = self.snapshots.get(account, role)
         tags = self.iam_for(account).role_tags(role)
-        if tags is None and snapshot:
+        if tags is None:
+            if snapshot is None:  # gone, never snapshotted: it may have carried the tag
+                raise NoSnapshotError(role)
             tags = snapshot.tags  # already deleted: its last snapshot says how it was tagged
         if tags and self.settings.protected_role_tag_key in tags:
             return f"protected by tag {self.settings.protected_role_tag_key}"
@@ -172,16 +186,15 @@ class RoleQuarantineResponder:
         outcome = Outcome(NAME, record.event_id, name, "ignored")
         account = record.recipient_account_id or event.account
         own = is_suite_principal(actor, self.settings)
-        if own and self._is_release(record, account):
-            outcome.reason = "change made by connect-guard itself (quarantine policy detached on release)"
-            return outcome
         target = self._target(record, account)
+        if self._is_release(record, account):
+            return self._release_seen(event, actor, outcome, target, own)
         reasons: list[str] = []
         if target.kind == "role":
 
-            def review_by_hand(reason: str) -> Outcome:  # fail closed: alert, don't act
+            def review_by_hand(reason: str, severity: Severity = Severity.HIGH) -> Outcome:  # fail closed: alert
                 kind = "iam.protected_role_deletion"
-                return self._alert(event, actor, outcome, Severity.HIGH, target, kind, [reason], [])
+                return self._alert(event, actor, outcome, severity, target, kind, [reason], [])
 
             if target.name is None:
                 return review_by_hand("the event does not say which role; review by hand")
@@ -189,6 +202,15 @@ class RoleQuarantineResponder:
                 why = self._protected(account, target.name)
             except (ClientError, MemberAccessError) as error:
                 return review_by_hand(f"could not tell whether {target.name} is protected ({error}); no action taken")
+            except NoSnapshotError:
+                # Snapshots are the only record of a deleted role's tags: without one, a
+                # tag-protected role and an ordinary one look alike. Alert; quarantine only by name.
+                return review_by_hand(
+                    f"whether {target.name} was protected cannot be determined: the role is gone and no "
+                    f"snapshot of it exists, so its tags (e.g. {self.settings.protected_role_tag_key}) are "
+                    "unknown; not quarantined (roles protected by name are); review by hand",
+                    Severity.CRITICAL,
+                )
             if why is None and not own:
                 outcome.reason = f"role {target.name} is not protected"
                 return outcome
@@ -236,6 +258,74 @@ class RoleQuarantineResponder:
                 severity = Severity.CRITICAL
         return self._alert(event, actor, outcome, severity, target, kind, reasons, actions)
 
+    def _release_seen(
+        self, event: CloudTrailEvent, actor: Actor, outcome: Outcome, target: RoleTarget, own: bool
+    ) -> Outcome:
+        """A detach of the quarantine policy is a release, whoever made it: alerted, never quarantined.
+
+        Quarantining the releaser would quarantine the operators who lift quarantines, and the
+        detach weakens nothing but the quarantine itself. Through `connect-guard release` (the
+        member quarantine role, a suite principal) the tool has already published a CRITICAL
+        finding and written audit records: INFO. Anyone else bypassed that record: HIGH.
+        """
+        record = event.detail
+        if record.denied:
+            reasons = [f"{actor.display} tried to detach the quarantine policy from {target.name} (denied)"]
+            severity = Severity.HIGH
+        elif own:
+            reasons = [f"quarantine of role {target.name} released through connect-guard release (see its finding)"]
+            severity = Severity.INFO
+        else:
+            reasons = [
+                f"{actor.display} detached the quarantine policy from role {target.name} outside "
+                "connect-guard release: no audit record was written; confirm the release was sanctioned"
+            ]
+            severity = Severity.HIGH
+        reasons.append("a release is never treated as tampering: the releaser is not quarantined")
+        return self._alert(event, actor, outcome, severity, target, "iam.quarantine_release", reasons, [])
+
+    def give_up(self, event: CloudTrailEvent, error: Exception) -> None:
+        """The last delivery attempt failed: say the principal is NOT quarantined, if it was due."""
+        record = event.detail
+        name = record.event_name
+        if name not in DELETIONS and name not in TAMPERING and name != INSTANCE_DELETION:
+            return  # not an event this responder acts on: no quarantine was ever due
+        account = record.recipient_account_id or event.account
+        actor = Actor.from_record(record)
+        if self._is_release(record, account) or is_suite_principal(actor, self.settings):
+            return  # never quarantined: nothing failed to happen
+        if exemption(actor, self.settings) or (name in TAMPERING and not self.settings.quarantine_on_tampering):
+            return  # never quarantined: nothing failed to happen
+        target = self._target(record, account)
+        what = f"{target.kind.replace('_', ' ')} {target.name or '(unknown)'}"
+        # Detect mode quarantines nobody: what failed is the alert, not a quarantine.
+        outcome = (
+            "the principal is NOT quarantined"
+            if self.settings.response_mode == "enforce"
+            else "the event was NOT evaluated (detect mode)"
+        )
+        finding = Finding(
+            responder=NAME,
+            kind="iam.quarantine_failed",
+            severity=Severity.CRITICAL,
+            title=f"Quarantine FAILED for {actor.display} ({name} on {what}) in {account}: {outcome}",
+            summary=f"connect-guard could not process {name} by {actor.display} on {what} after repeated "
+            f"attempts ({type(error).__name__}: {error}). The event goes to the DLQ.",
+            event=EventRef.of(event),
+            actor=actor,
+            attempt=Attempt.of(record),
+            allowlisted=False,
+            reasons=(
+                f"QUARANTINE DID NOT HAPPEN: {type(error).__name__}: {error}",
+                f"decide whether {what} is protected and quarantine {actor.display} by hand (runbook)",
+            ),
+            runbook_url=self.settings.runbook_url(NAME),
+            environment=self.settings.environment,
+            mode=self.settings.response_mode,
+            target=Target(target.kind, target.name, target.arn),
+        )
+        self.publisher.publish(finding)
+
     def _quarantine(self, record: CloudTrailRecord, actor: Actor, account: str, target: RoleTarget) -> QuarantineResult:
         principal = principal_to_quarantine(actor)
         if principal is None:
@@ -279,7 +369,7 @@ class RoleQuarantineResponder:
                 before=None,
                 after=action.parameters,
                 event_id=record.event_id,
-                finding_id=None,
+                finding_id=finding_id_of(NAME, record.event_id),  # the finding _alert publishes
                 mode="enforce",
             )
         failed = "; ".join(f"{a.operation} {a.parameters['error']}" for a in done if a.status == "failed")
@@ -320,6 +410,8 @@ class RoleQuarantineResponder:
         title = (
             f"{attempt} {what}" if record.event_name not in TAMPERING else f"Tampering with {what}: {record.event_name}"
         )
+        if kind == "iam.quarantine_release":
+            title = f"Quarantine released: {what} by {actor.display}"
         taken = _attached(actions)
         if taken:
             title = f"Quarantined {actor.display}: {title}"
@@ -366,6 +458,8 @@ def release(
     iam = responder.iam_for(account_id, "quarantine")
     done = iam.execute(iam.release_actions(user=user, role=role))
     subject = f"user/{user}" if user else f"role/{role}"
+    now = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    event_id = f"release:{account_id}:{subject}:{now}"
     for action in done:
         responder.audit.record(
             responder=NAME,
@@ -377,10 +471,9 @@ def release(
             before=None,
             after=action.parameters,
             event_id=None,
-            finding_id=None,
+            finding_id=finding_id_of(NAME, event_id),
             mode="release",
         )
-    now = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
     finding = Finding(
         responder=NAME,
         kind="iam.quarantine_release",
@@ -388,7 +481,7 @@ def release(
         title=f"Quarantine released: {subject} in {account_id} by {by}",
         summary=f"{by} released the quarantine of {subject} in account {account_id}: {reason}",
         event=EventRef(
-            f"release:{account_id}:{subject}:{now}",
+            event_id,
             "ReleaseQuarantine",
             "connect-guard",
             now,

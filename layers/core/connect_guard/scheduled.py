@@ -1,0 +1,100 @@
+"""Scheduled runs (baseline sweep, role snapshot): a failed run tells the SOC before it raises.
+
+EventBridge Scheduler invokes the functions asynchronously. Its RetryPolicy and dead-letter
+queue cover only invocations it could not deliver: those never reach the code, and the DLQ
+holds them. A run that fails inside the function is retried only by Lambda's async retries,
+and both functions set them to 0 (EventInvokeConfig): a failed run is final, so it is alerted
+once, here, and the next scheduled run is the retry. The finding is keyed on the Lambda
+request ID, which a duplicate delivery of the same invocation shares.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from connect_guard.findings import Attempt, EventRef, Finding
+from connect_guard.observability import logger
+from connect_guard.policy import Severity
+from connect_guard.principals import Actor
+from connect_guard.publisher import SnsPublisher
+from connect_guard.settings import Settings
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Job:
+    name: str  # in the title: "Baseline sweep FAILED"
+    responder: str  # the runbook and the finding's responder
+    kind: str
+    severity: Severity
+    consequence: str  # what the SOC lacks until a run succeeds
+
+
+BASELINE_SWEEP = Job(
+    "Baseline sweep",
+    "baseline_sweep",
+    "connect.baseline_sweep_failed",
+    # The real-time rollback still runs: what is lost is the drift check and a first baseline.
+    Severity.HIGH,
+    "Connect drift is not being detected or rolled back by the sweep, and an instance without a baseline gets none",
+)
+ROLE_SNAPSHOT = Job(
+    "Role snapshot",
+    "role_quarantine",
+    "iam.role_snapshot_failed",
+    # The quarantine still runs; a protected role deleted now may have no snapshot to restore from.
+    Severity.HIGH,
+    "protected roles changed since the last snapshot have no current restore source, and a "
+    "tag-protected role deleted now may be unrecognised",
+)
+
+
+def run(job: Job, settings: Settings, sns: Any, invocation_id: str, work: Callable[[], T]) -> T:
+    """`work()`, or a published FAILED finding and the original error re-raised."""
+    try:
+        return work()
+    except Exception as error:
+        try:
+            failed(job, settings, sns, invocation_id, error)
+        except Exception as publish_error:  # the errors alarm still fires on the raise below
+            logger.exception("could not publish the FAILED finding", extra={"error": str(publish_error)})
+        raise
+
+
+def failed(job: Job, settings: Settings, sns: Any, invocation_id: str, error: Exception) -> str:
+    now = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    cause = f"{type(error).__name__}: {error}"
+    finding = Finding(
+        responder=job.responder,
+        kind=job.kind,
+        severity=job.severity,
+        title=f"{job.name} FAILED in {settings.own_account_id}",
+        summary=f"The scheduled {job.name.lower()} failed ({cause}). Lambda does not retry it; the next "
+        "scheduled run does.",
+        event=EventRef(
+            f"{job.responder}-failed:{invocation_id}",
+            job.name.replace(" ", ""),
+            "connect-guard",
+            now,
+            settings.own_account_id,
+            settings.region,
+            "",
+        ),
+        actor=Actor.system(f"connect-guard {job.name.lower()}"),
+        attempt=Attempt("failed", type(error).__name__, str(error)[:1000]),
+        allowlisted=False,
+        reasons=(
+            f"{job.name.upper()} DID NOT COMPLETE: {cause}",
+            f"until a run succeeds: {job.consequence}",
+            "fix the cause (function logs) and invoke the function again, or wait for the next run",
+        ),
+        runbook_url=settings.runbook_url(job.responder),
+        environment=settings.environment,
+        mode=settings.response_mode,
+    )
+    logger.error(f"{job.name} failed: alerting", extra={"finding_id": finding.finding_id, "error": cause})
+    return SnsPublisher(sns, settings.alert_topic_arn).publish(finding)

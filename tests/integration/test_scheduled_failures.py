@@ -1,0 +1,89 @@
+"""The scheduled functions, through their handlers: a failed run is alerted once, then raised."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from connect_guard.clients import AwsClients
+from connect_guard.responders import role_quarantine
+from tests.integration.test_profile_rollback import Instance
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def handler_module(function: str, aws: Any, monkeypatch: pytest.MonkeyPatch, **env: str) -> ModuleType:
+    settings = aws.settings()
+    for name, value in {
+        "ENVIRONMENT": settings.environment,
+        "ALERT_TOPIC_ARN": settings.alert_topic_arn,
+        "DEDUP_TABLE_NAME": settings.dedup_table_name,
+        "BASELINE_TABLE_NAME": aws.baseline_table,
+        "AUDIT_TABLE_NAME": aws.audit_table,
+        "MEMBER_ACCOUNT_IDS": ",".join(settings.member_account_ids),
+        "RESPONSE_MODE": "enforce",
+        **env,
+    }.items():
+        monkeypatch.setenv(name, value)
+    spec = importlib.util.spec_from_file_location(f"{function}_app", ROOT / "functions" / function / "app.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    # The handler builds its clients from a new session: give it the embedded AWS's.
+    monkeypatch.setattr(module, "AwsClients", lambda region, account_id: AwsClients(region, aws.session, account_id))
+    return module
+
+
+def alerts(aws: Any) -> list[dict[str, Any]]:
+    return [json.loads(m["Message"]) for m in aws.inbox()]
+
+
+def test_a_failed_sweep_is_alerted_then_raised(aws, monkeypatch, lambda_context):
+    instance = Instance(aws)
+    app = handler_module("baseline_sweep", aws, monkeypatch, CONNECT_INSTANCE_ARNS=instance.arn)
+
+    class Broken:
+        def run(self) -> Any:
+            raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": "no"}}, "ListUsers")
+
+    monkeypatch.setattr(app, "build", lambda settings, clients: Broken())
+    with pytest.raises(ClientError, match="AccessDenied"):
+        app.lambda_handler({}, lambda_context)
+    (finding,) = alerts(aws)
+    assert finding["severity"] == "HIGH" and finding["title"].startswith("Baseline sweep FAILED")
+    assert "AccessDenied" in finding["reasons"][0]
+    assert finding["event"]["event_id"].endswith(lambda_context.aws_request_id)
+
+
+def test_a_successful_sweep_sends_no_failed_alert(aws, monkeypatch, lambda_context):
+    instance = Instance(aws)
+    app = handler_module("baseline_sweep", aws, monkeypatch, CONNECT_INSTANCE_ARNS=instance.arn)
+    assert app.lambda_handler({}, lambda_context)["instances"]
+    assert not any("FAILED" in f["title"] for f in alerts(aws))
+
+
+def test_a_failed_role_snapshot_is_alerted_then_raised(aws, monkeypatch, lambda_context):
+    app = handler_module("role_snapshot", aws, monkeypatch)
+
+    def broken(responder: Any) -> Any:
+        raise RuntimeError("ListRoles throttled after retries")
+
+    monkeypatch.setattr(app, "snapshot_protected_roles", broken)
+    with pytest.raises(RuntimeError):
+        app.lambda_handler({}, lambda_context)
+    (finding,) = alerts(aws)
+    assert finding["severity"] == "HIGH" and finding["title"].startswith("Role snapshot FAILED")
+    assert finding["kind"] == "iam.role_snapshot_failed"
+
+
+def test_a_successful_role_snapshot_sends_nothing(aws, monkeypatch, lambda_context):
+    app = handler_module("role_snapshot", aws, monkeypatch)
+    monkeypatch.setattr(app, "snapshot_protected_roles", role_quarantine.snapshot_protected_roles)
+    assert "roles" in app.lambda_handler({}, lambda_context)
+    assert alerts(aws) == []
