@@ -88,6 +88,13 @@ def test_grants_are_described_for_the_alert():
     assert analysis.grants == ["Allow connect:Describe* on * (with conditions)"]
 
 
+def test_a_long_statement_is_described_in_part():
+    # AWS managed ReadOnlyAccess lists ~1,800 actions: all of them would not fit an SNS message.
+    actions = [f"svc{n}:Get*" for n in range(1800)]
+    (described,) = analyse(parse_document(doc(allow(actions, "*")))).grants
+    assert described.startswith("Allow svc0:Get*, svc1:Get*,") and described.endswith("svc24:Get* … (1775 more) on *")
+
+
 def test_oversized_document_is_a_poison_event():
     with pytest.raises(PoisonEventError, match="too large"):
         parse_document(" " * (MAX_DOCUMENT_CHARS + 1))

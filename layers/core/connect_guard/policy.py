@@ -103,13 +103,23 @@ class Statement:
 
     def describe(self) -> str:
         verbs = (
-            "every action except " + ", ".join(self.not_actions)
+            "every action except " + _listed(self.not_actions)
             if self.not_actions is not None
-            else ", ".join(self.actions)
+            else _listed(self.actions)
         )
-        where = "*" if self.any_resource else ", ".join(self.resources)
+        where = "*" if self.any_resource else _listed(self.resources)
         suffix = " (with conditions)" if self.conditional else ""
         return f"{self.effect} {verbs} on {where}{suffix}"
+
+
+# Items named per statement in a description: AWS managed policies list over a thousand actions
+# (ReadOnlyAccess), which would outgrow an SNS message (256 KiB) and no analyst reads.
+_LISTED = 25
+
+
+def _listed(items: tuple[str, ...]) -> str:
+    shown = ", ".join(items[:_LISTED])
+    return shown + (f" … ({len(items) - _LISTED} more)" if len(items) > _LISTED else "")
 
 
 @dataclass
