@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
+from functools import cache
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -88,29 +89,39 @@ def _create_quarantine_policy(iam: Any) -> None:
     )
 
 
-class IamQuotas:
-    """IAM's quota on managed policies attached to one user or role (10 by default), which moto
-    does not enforce: an attachment beyond it fails with LimitExceeded and IAM's message.
+class BackendPatches:
+    """AWS behaviour moto lacks or leaves off, added in its IAM backend where the state lives:
+    every account and every client (member roles included) sees it, as in IAM. Started before
+    the mock, stopped after it."""
 
-    Enforced in moto's IAM backend, where the attachments live, so every account and every
-    client (member roles included) sees it, as in IAM.
-    """
+    _active: tuple[Any, ...] = ()
 
-    MANAGED_POLICIES_PER_PRINCIPAL = 10
-
-    def __init__(self) -> None:
-        self._patches = [
-            mock.patch.object(IAMBackend, "attach_user_policy", _limited(IAMBackend.attach_user_policy, "User")),
-            mock.patch.object(IAMBackend, "attach_role_policy", _limited(IAMBackend.attach_role_policy, "Role")),
-        ]
+    def patches(self) -> list[Any]:
+        """Made at start: each wraps the backend as it is then (earlier behaviours included)."""
+        raise NotImplementedError
 
     def start(self) -> None:
-        for patch in self._patches:
+        self._active = tuple(self.patches())
+        for patch in self._active:
             patch.start()
 
     def stop(self) -> None:
-        for patch in self._patches:
+        for patch in reversed(self._active):
             patch.stop()
+        self._active = ()
+
+
+class IamQuotas(BackendPatches):
+    """IAM's quota on managed policies attached to one user or role (10 by default), which moto
+    does not enforce: an attachment beyond it fails with LimitExceeded and IAM's message."""
+
+    MANAGED_POLICIES_PER_PRINCIPAL = 10
+
+    def patches(self) -> list[Any]:
+        return [
+            mock.patch.object(IAMBackend, "attach_user_policy", _limited(IAMBackend.attach_user_policy, "User")),
+            mock.patch.object(IAMBackend, "attach_role_policy", _limited(IAMBackend.attach_role_policy, "Role")),
+        ]
 
 
 def _limited(attach: Callable[[IAMBackend, str, str], None], kind: str) -> Callable[[IAMBackend, str, str], None]:
@@ -124,21 +135,57 @@ def _limited(attach: Callable[[IAMBackend, str, str], None], kind: str) -> Calla
     return attach_within_quota
 
 
+# AWS managed policies the corpus and the tests name, pinned from moto's copy of AWS's (moto
+# loads all ~1,300 with MOTO_IAM_LOAD_MANAGED_POLICIES, which costs ~1.4 s a start). To add one,
+# copy its entry from moto.iam.aws_managed_policies.aws_managed_policies_data.
+MANAGED_POLICIES_FILE = Path(__file__).parent / "data" / "aws-managed-policies.json"
+
+
+@cache
+def _pinned_managed_policies() -> str:
+    return MANAGED_POLICIES_FILE.read_text()
+
+
+class AwsManagedPolicies(BackendPatches):
+    """Documents of the pinned AWS managed policies, in every account, as moto would load them:
+    an attachment is analysed as a deployed stack would (AWS's document, not "unavailable")."""
+
+    ENV = "MOTO_IAM_LOAD_MANAGED_POLICIES"
+    _saved: str | None = None
+
+    def patches(self) -> list[Any]:
+        # moto reads the data when it creates an account's IAM backend: patched for the mock's life.
+        return [mock.patch("moto.iam.models.aws_managed_policies_data", _pinned_managed_policies())]
+
+    def start(self) -> None:
+        self._saved = os.environ.get(self.ENV)
+        os.environ[self.ENV] = "true"
+        super().start()
+
+    def stop(self) -> None:
+        super().stop()
+        if self._saved is None:
+            os.environ.pop(self.ENV, None)
+        else:
+            os.environ[self.ENV] = self._saved
+
+
 class LocalAws:
     """Start with `with LocalAws() as aws:`; nothing leaves the process."""
 
     def __init__(self, region: str = REGION) -> None:
         self.region = region
         self._mock = mock_aws()
-        self._quotas = IamQuotas()
+        self._strictness: list[BackendPatches] = [AwsManagedPolicies(), IamQuotas()]
         self._saved_env: dict[str, str | None] = {}
 
     def __enter__(self) -> LocalAws:
         for key, value in FAKE_CREDENTIALS.items():
             self._saved_env[key] = os.environ.get(key)
             os.environ[key] = value
+        for behaviour in self._strictness:  # before the mock: moto makes backends from then on
+            behaviour.start()
         self._mock.start()
-        self._quotas.start()
         self.session = boto3.session.Session(region_name=self.region)
         # Registered before any client exists: botocore copies the hooks into each client.
         self.recorder = CallRecorder()
@@ -153,8 +200,9 @@ class LocalAws:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._quotas.stop()
         self._mock.stop()
+        for behaviour in reversed(self._strictness):
+            behaviour.stop()
         for key, value in self._saved_env.items():
             if value is None:
                 os.environ.pop(key, None)
