@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from unittest import mock
 import boto3
 import yaml
 from moto import mock_aws
-from moto.iam.exceptions import LimitExceededException
+from moto.iam.exceptions import IAMException, LimitExceededException
 from moto.iam.models import IAMBackend
 
 from connect_guard.baseline import BaselineStore, InstanceBaseline, ProfileBaseline, UserBaseline
@@ -135,6 +136,64 @@ def _limited(attach: Callable[[IAMBackend, str, str], None], kind: str) -> Calla
     return attach_within_quota
 
 
+class UnmodifiableEntity(IAMException):
+    code = "UnmodifiableEntity"
+
+
+# Roles AWS owns: service-linked roles, and the roles IAM Identity Center makes for permission sets.
+AWS_OWNED_ROLE_PATHS = ("/aws-service-role/", "/aws-reserved/sso.amazonaws.com/")
+# moto's backend methods that change a role, and where each takes the role name (IAM's own
+# argument order: attach and detach take the policy ARN first).
+_ROLE_EDITS = {
+    "attach_role_policy": 1,
+    "detach_role_policy": 1,
+    "put_role_policy": 0,
+    "delete_role_policy": 0,
+    "tag_role": 0,
+    "untag_role": 0,
+    "update_assume_role_policy": 0,
+    "put_role_permissions_boundary": 0,
+}
+
+
+class UnmodifiableRoles(BackendPatches):
+    """IAM refuses every edit of a role AWS owns (UnmodifiableEntity); moto allows them, which
+    would let a test "quarantine" an SSO permission-set role where AWS never would.
+
+    Installed after IamQuotas, so a refusal comes first, as in IAM. `aws_side()` lifts it
+    while the demo state is seeded: there AWS itself is making the roles.
+    """
+
+    def __init__(self) -> None:
+        self.enforced = True
+
+    def patches(self) -> list[Any]:
+        return [
+            mock.patch.object(IAMBackend, name, self._guarded(getattr(IAMBackend, name), position))
+            for name, position in _ROLE_EDITS.items()
+        ]
+
+    @contextmanager
+    def aws_side(self) -> Iterator[None]:
+        self.enforced = False
+        try:
+            yield
+        finally:
+            self.enforced = True
+
+    def _guarded(self, edit: Callable[..., Any], position: int) -> Callable[..., Any]:
+        def refuse_aws_owned(backend: IAMBackend, *args: Any) -> Any:
+            role = backend.get_role(args[position])
+            if self.enforced and role.path.startswith(AWS_OWNED_ROLE_PATHS):
+                raise UnmodifiableEntity(
+                    f"Cannot perform the operation on the protected role '{role.name}' - "
+                    "this role is only modifiable by AWS"
+                )
+            return edit(backend, *args)
+
+        return refuse_aws_owned
+
+
 # AWS managed policies the corpus and the tests name, pinned from moto's copy of AWS's (moto
 # loads all ~1,300 with MOTO_IAM_LOAD_MANAGED_POLICIES, which costs ~1.4 s a start). To add one,
 # copy its entry from moto.iam.aws_managed_policies.aws_managed_policies_data.
@@ -176,7 +235,8 @@ class LocalAws:
     def __init__(self, region: str = REGION) -> None:
         self.region = region
         self._mock = mock_aws()
-        self._strictness: list[BackendPatches] = [AwsManagedPolicies(), IamQuotas()]
+        self.unmodifiable_roles = UnmodifiableRoles()
+        self._strictness: list[BackendPatches] = [AwsManagedPolicies(), IamQuotas(), self.unmodifiable_roles]
         self._saved_env: dict[str, str | None] = {}
 
     def __enter__(self) -> LocalAws:
@@ -314,7 +374,8 @@ class LocalAws:
                 self.member_accounts.append(str(account_id))
                 self._seed_member_roles(iam)
                 _create_quarantine_policy(iam)  # what member/template.yaml deploys in every source account
-            self._seed_iam(str(account_id), iam, account.get("iam") or {})
+            with self.unmodifiable_roles.aws_side():  # the demo's SSO and service-linked roles, as AWS made them
+                self._seed_iam(str(account_id), iam, account.get("iam") or {})
             for policy in account.get("managed_policies") or []:
                 versions = policy["versions"]
                 arn = iam.create_policy(
