@@ -155,6 +155,8 @@ def test_enforce_mode_quarantines_the_sample_actors_and_release_lifts_it():
         }
         assert outcomes["quarantine/delete-role-connect-slr-denied-iam-user.json"] == "quarantined"
         assert outcomes["quarantine/delete-role-by-root.json"] == "alerted"
+        # IAM lets only AWS modify an Identity Center role: that sample alerts, and attaches nothing.
+        assert outcomes["quarantine/delete-role-federation-succeeded-sso.json"] == "alerted"
         iam = aws.account_session("111122223333").client("iam")
         policy = "arn:aws:iam::111122223333:policy/connect-guard/connect-guard-quarantine"
         attached = [p["PolicyArn"] for p in iam.list_attached_user_policies(UserName="mallory.ops")["AttachedPolicies"]]
@@ -166,16 +168,19 @@ def test_enforce_mode_quarantines_the_sample_actors_and_release_lifts_it():
                 p["PolicyArn"] for p in iam.list_attached_role_policies(RoleName=role)["AttachedPolicies"]
             ]
 
-        # The roles behind the two assumed-role samples get the policy; no inline policy is written.
+        # The role behind the other assumed-role sample gets the policy; no inline policy is written.
         assert {r["RoleName"] for r in iam.list_roles()["Roles"] if quarantined(r["RoleName"])} == {
-            sso,
-            "ConnectOpsAutomation",
+            "ConnectOpsAutomation"
         }
-        assert iam.list_role_policies(RoleName=sso)["PolicyNames"] == []
+        assert iam.list_role_policies(RoleName="ConnectOpsAutomation")["PolicyNames"] == [
+            "RunbookOperations"
+        ]  # its own
+        assert not set(SUITE_TAG_KEYS) & {t["Key"] for t in iam.list_role_tags(RoleName=sso)["Tags"]}
 
         responder = role_quarantine.build(settings, aws.clients)
         role_quarantine.release(responder, "111122223333", user="mallory.ops", role=None, by="soc", reason="cleared")
-        role_quarantine.release(responder, "111122223333", user=None, role=sso, by="soc", reason="cleared")
+        role = "ConnectOpsAutomation"
+        role_quarantine.release(responder, "111122223333", user=None, role=role, by="soc", reason="cleared")
         assert iam.list_attached_user_policies(UserName="mallory.ops")["AttachedPolicies"] == []
-        assert not quarantined(sso)
-        assert not set(SUITE_TAG_KEYS) & {t["Key"] for t in iam.list_role_tags(RoleName=sso)["Tags"]}
+        assert not quarantined(role)
+        assert not set(SUITE_TAG_KEYS) & {t["Key"] for t in iam.list_role_tags(RoleName=role)["Tags"]}

@@ -174,6 +174,29 @@ def test_assumed_role_gets_the_quarantine_policy_on_its_role_and_the_person_is_n
     ]
 
 
+SSO_PATH = "/aws-reserved/sso.amazonaws.com/"
+
+
+@pytest.mark.parametrize("mode", ["enforce", "detect"])
+def test_an_identity_center_session_is_not_claimed_revoked_and_identity_center_steps_are_given(aws, iam, mode):
+    role = "AWSReservedSSO_ConnectAdmin_0a1b2c3d4e5f6a7b"
+    with aws.unmodifiable_roles.aws_side():  # IAM Identity Center provisions it
+        iam.create_role(RoleName=role, Path=SSO_PATH, AssumeRolePolicyDocument="{}")
+    aws.recorder.clear()
+    actor = assumed(role, "zoe@example.com", SSO_PATH, sourceIdentity="zoe@example.com")
+    outcome = responder(aws, mode).handle(iam_event("DeleteRole", actor, {"roleName": "ConnectAgentFederation"}))
+    assert outcome.outcome == "alerted" and outcome.severity == "CRITICAL"
+    assert outcome.finding["actions"] == []  # IAM would refuse it: not even attempted or proposed
+    assert not [c for c in aws.recorder.calls if c["service"] == "iam"]
+    assert attached_to_role(iam, role) == [] and role_tags(iam, role) == {}
+    assert not outcome.finding["title"].startswith("Quarantined")
+    (note,) = [r for r in outcome.finding["reasons"] if r.startswith("not quarantined, nothing revoked")]
+    assert f"{role} is an IAM Identity Center permission-set role" in note
+    assert "remove zoe@example.com's account assignment or disable the user" in note
+    assert "attach the quarantine policy to the permission set" in note
+    assert aws.clients.dynamodb.scan(TableName=aws.audit_table)["Items"] == []
+
+
 def test_a_second_attempt_through_a_quarantined_role_adds_nothing(aws, iam):
     quarantine = responder(aws)
     actor = assumed("ConnectOps", "x")

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import cache
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -17,7 +19,7 @@ from unittest import mock
 import boto3
 import yaml
 from moto import mock_aws
-from moto.iam.exceptions import LimitExceededException
+from moto.iam.exceptions import IAMException, LimitExceededException
 from moto.iam.models import IAMBackend
 
 from connect_guard.baseline import BaselineStore, InstanceBaseline, ProfileBaseline, UserBaseline
@@ -132,29 +134,39 @@ def _attribute_value(attribute: dict[str, Any]) -> bytes:
     return bytes(binary) if binary is not None else str(attribute.get("StringValue", "")).encode()
 
 
-class IamQuotas:
-    """IAM's quota on managed policies attached to one user or role (10 by default), which moto
-    does not enforce: an attachment beyond it fails with LimitExceeded and IAM's message.
+class BackendPatches:
+    """AWS behaviour moto lacks or leaves off, added in its IAM backend where the state lives:
+    every account and every client (member roles included) sees it, as in IAM. Started before
+    the mock, stopped after it."""
 
-    Enforced in moto's IAM backend, where the attachments live, so every account and every
-    client (member roles included) sees it, as in IAM.
-    """
+    _active: tuple[Any, ...] = ()
 
-    MANAGED_POLICIES_PER_PRINCIPAL = 10
-
-    def __init__(self) -> None:
-        self._patches = [
-            mock.patch.object(IAMBackend, "attach_user_policy", _limited(IAMBackend.attach_user_policy, "User")),
-            mock.patch.object(IAMBackend, "attach_role_policy", _limited(IAMBackend.attach_role_policy, "Role")),
-        ]
+    def patches(self) -> list[Any]:
+        """Made at start: each wraps the backend as it is then (earlier behaviours included)."""
+        raise NotImplementedError
 
     def start(self) -> None:
-        for patch in self._patches:
+        self._active = tuple(self.patches())
+        for patch in self._active:
             patch.start()
 
     def stop(self) -> None:
-        for patch in self._patches:
+        for patch in reversed(self._active):
             patch.stop()
+        self._active = ()
+
+
+class IamQuotas(BackendPatches):
+    """IAM's quota on managed policies attached to one user or role (10 by default), which moto
+    does not enforce: an attachment beyond it fails with LimitExceeded and IAM's message."""
+
+    MANAGED_POLICIES_PER_PRINCIPAL = 10
+
+    def patches(self) -> list[Any]:
+        return [
+            mock.patch.object(IAMBackend, "attach_user_policy", _limited(IAMBackend.attach_user_policy, "User")),
+            mock.patch.object(IAMBackend, "attach_role_policy", _limited(IAMBackend.attach_role_policy, "Role")),
+        ]
 
 
 def _limited(attach: Callable[[IAMBackend, str, str], None], kind: str) -> Callable[[IAMBackend, str, str], None]:
@@ -168,21 +180,116 @@ def _limited(attach: Callable[[IAMBackend, str, str], None], kind: str) -> Calla
     return attach_within_quota
 
 
+class UnmodifiableEntity(IAMException):
+    code = "UnmodifiableEntity"
+
+
+# Roles AWS owns: service-linked roles, and the roles IAM Identity Center makes for permission sets.
+AWS_OWNED_ROLE_PATHS = ("/aws-service-role/", "/aws-reserved/sso.amazonaws.com/")
+# moto's backend methods that change a role, and where each takes the role name (IAM's own
+# argument order: attach and detach take the policy ARN first).
+_ROLE_EDITS = {
+    "attach_role_policy": 1,
+    "detach_role_policy": 1,
+    "put_role_policy": 0,
+    "delete_role_policy": 0,
+    "tag_role": 0,
+    "untag_role": 0,
+    "update_assume_role_policy": 0,
+    "put_role_permissions_boundary": 0,
+}
+
+
+class UnmodifiableRoles(BackendPatches):
+    """IAM refuses every edit of a role AWS owns (UnmodifiableEntity); moto allows them, which
+    would let a test "quarantine" an SSO permission-set role where AWS never would.
+
+    Installed after IamQuotas, so a refusal comes first, as in IAM. `aws_side()` lifts it
+    while the demo state is seeded: there AWS itself is making the roles.
+    """
+
+    def __init__(self) -> None:
+        self.enforced = True
+
+    def patches(self) -> list[Any]:
+        return [
+            mock.patch.object(IAMBackend, name, self._guarded(getattr(IAMBackend, name), position))
+            for name, position in _ROLE_EDITS.items()
+        ]
+
+    @contextmanager
+    def aws_side(self) -> Iterator[None]:
+        self.enforced = False
+        try:
+            yield
+        finally:
+            self.enforced = True
+
+    def _guarded(self, edit: Callable[..., Any], position: int) -> Callable[..., Any]:
+        def refuse_aws_owned(backend: IAMBackend, *args: Any) -> Any:
+            role = backend.get_role(args[position])
+            if self.enforced and role.path.startswith(AWS_OWNED_ROLE_PATHS):
+                raise UnmodifiableEntity(
+                    f"Cannot perform the operation on the protected role '{role.name}' - "
+                    "this role is only modifiable by AWS"
+                )
+            return edit(backend, *args)
+
+        return refuse_aws_owned
+
+
+# AWS managed policies the corpus and the tests name, pinned from moto's copy of AWS's (moto
+# loads all ~1,300 with MOTO_IAM_LOAD_MANAGED_POLICIES, which costs ~1.4 s a start). To add one,
+# copy its entry from moto.iam.aws_managed_policies.aws_managed_policies_data.
+MANAGED_POLICIES_FILE = Path(__file__).parent / "data" / "aws-managed-policies.json"
+
+
+@cache
+def _pinned_managed_policies() -> str:
+    return MANAGED_POLICIES_FILE.read_text()
+
+
+class AwsManagedPolicies(BackendPatches):
+    """Documents of the pinned AWS managed policies, in every account, as moto would load them:
+    an attachment is analysed as a deployed stack would (AWS's document, not "unavailable")."""
+
+    ENV = "MOTO_IAM_LOAD_MANAGED_POLICIES"
+    _saved: str | None = None
+
+    def patches(self) -> list[Any]:
+        # moto reads the data when it creates an account's IAM backend: patched for the mock's life.
+        return [mock.patch("moto.iam.models.aws_managed_policies_data", _pinned_managed_policies())]
+
+    def start(self) -> None:
+        self._saved = os.environ.get(self.ENV)
+        os.environ[self.ENV] = "true"
+        super().start()
+
+    def stop(self) -> None:
+        super().stop()
+        if self._saved is None:
+            os.environ.pop(self.ENV, None)
+        else:
+            os.environ[self.ENV] = self._saved
+
+
 class LocalAws:
     """Start with `with LocalAws() as aws:`; nothing leaves the process."""
 
     def __init__(self, region: str = REGION) -> None:
         self.region = region
         self._mock = mock_aws()
-        self._quotas = IamQuotas()
+        self.unmodifiable_roles = UnmodifiableRoles()
+        self._strictness: list[BackendPatches] = [AwsManagedPolicies(), IamQuotas(), self.unmodifiable_roles]
         self._saved_env: dict[str, str | None] = {}
 
     def __enter__(self) -> LocalAws:
         for key, value in FAKE_CREDENTIALS.items():
             self._saved_env[key] = os.environ.get(key)
             os.environ[key] = value
+        for behaviour in self._strictness:  # before the mock: moto makes backends from then on
+            behaviour.start()
         self._mock.start()
-        self._quotas.start()
         self.session = boto3.session.Session(region_name=self.region)
         # Registered before any client exists: botocore copies the hooks into each client.
         SnsPublishLimit(self.session).install(self.session)
@@ -198,8 +305,9 @@ class LocalAws:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._quotas.stop()
         self._mock.stop()
+        for behaviour in reversed(self._strictness):
+            behaviour.stop()
         for key, value in self._saved_env.items():
             if value is None:
                 os.environ.pop(key, None)
@@ -311,7 +419,8 @@ class LocalAws:
                 self.member_accounts.append(str(account_id))
                 self._seed_member_roles(iam)
                 _create_quarantine_policy(iam)  # what member/template.yaml deploys in every source account
-            self._seed_iam(str(account_id), iam, account.get("iam") or {})
+            with self.unmodifiable_roles.aws_side():  # the demo's SSO and service-linked roles, as AWS made them
+                self._seed_iam(str(account_id), iam, account.get("iam") or {})
             for policy in account.get("managed_policies") or []:
                 versions = policy["versions"]
                 arn = iam.create_policy(

@@ -3,10 +3,12 @@
 Triggers: IAM DeleteRole / DeleteServiceLinkedRole and Connect DeleteInstance, succeeded or
 denied (a denied attempt, e.g. by an SCP, is the earliest sign of an attacker), and tampering
 with a protected role (alert HIGH; quarantine only when QuarantineOnTampering is set).
-IAM users and the roles behind assumed sessions (SSO permission sets included) get the deny-all
-quarantine policy attached, once its document has been checked; a missing or tampered policy is
-a CRITICAL alert, never an attachment. Root, service-linked roles, CloudFormation stack operations, the suite itself
-and allowlisted break-glass principals are never touched: the SOC is alerted instead.
+IAM users and the roles behind assumed sessions get the deny-all quarantine policy attached, once
+its document has been checked; a missing or tampered policy is a CRITICAL alert, never an
+attachment. An IAM Identity Center (SSO) permission-set role is never attached to: IAM lets only
+AWS modify it, so the finding says nothing was revoked and what to do in Identity Center. Root,
+service-linked roles, CloudFormation stack operations, the suite itself and allowlisted
+break-glass principals are never touched: the SOC is alerted instead.
 A detach of the quarantine policy is a release, never tampering, whoever makes it. A deleted
 role with no snapshot may have carried the protection tag: CRITICAL, quarantined only when
 protected by name. When the last delivery attempt fails, the SOC is told the principal is NOT
@@ -50,6 +52,9 @@ TAMPERING = {"DetachRolePolicy", "DeleteRolePolicy", "UpdateAssumeRolePolicy", "
 INSTANCE_DELETION = "DeleteInstance"
 # Services whose calls are alerted, never quarantined (connect_guard.principals says why).
 QUARANTINE_EXEMPT_SERVICES = (CLOUDFORMATION,)
+# IAM Identity Center's permission-set roles (AWSReservedSSO_*): IAM refuses any change to them
+# (UnmodifiableEntity), so the suite can't quarantine their sessions in IAM.
+SSO_ROLE_PATH = "/aws-reserved/sso.amazonaws.com/"
 # Denied IAM calls often carry no parameters; the error message still names the resource.
 _DENIED_ROLE = re.compile(r"on resource:? (?:arn:aws[\w-]*:iam::\d{12}:role/|role )([\w+=,.@/-]+)")
 
@@ -331,6 +336,8 @@ class RoleQuarantineResponder:
         if principal is None:
             return QuarantineResult(f"a {actor.type} principal cannot be quarantined automatically; act by hand")
         kind, name = principal
+        if kind == "role" and f":role{SSO_ROLE_PATH}" in (actor.session_issuer_arn or ""):
+            return QuarantineResult(_sso_note(actor, name), critical=True)
         where = actor.account_id or account
         why = f"{record.event_name} on {target.kind} {target.name}"
         try:
@@ -441,6 +448,18 @@ class RoleQuarantineResponder:
         outcome.alerts.append(Alert(finding.subject, str(severity), finding.finding_id, message_id))
         outcome.finding = fit(finding).to_dict()  # as published
         return outcome
+
+
+def _sso_note(actor: Actor, role: str) -> str:
+    """What to do instead when the actor came through IAM Identity Center (docs/runbooks)."""
+    person = actor.source_identity or actor.session_name or "the user"
+    return (
+        f"not quarantined, nothing revoked: {role} is an IAM Identity Center permission-set role, which "
+        "only AWS may modify (no attachment attempted); act in IAM Identity Center now: remove "
+        f"{person}'s account assignment or disable the user (sessions already issued stay valid until they "
+        "expire), or attach the quarantine policy to the permission set as a customer managed policy "
+        "(blocks everyone using it, in every account it is assigned to)"
+    )
 
 
 _LIMIT_HINT = " (IAM allows 10 managed policies per user or role by default: the principal has no room left)"
