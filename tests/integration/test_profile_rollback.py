@@ -367,7 +367,7 @@ def test_unreachable_account_fails_closed(aws, instance):
     with Stubber(aws.clients.sts) as sts:
         sts.add_client_error("assume_role", service_error_code="AccessDenied", http_status_code=403)
         result = rollback.process(connect_event("UpdateUserSecurityProfiles", params))
-    assert result["outcome"] == "alerted" and result["severity"] == "HIGH"
+    assert result["outcome"] == "alerted" and result["severity"] == "CRITICAL"  # blind there: CRITICAL
     assert instance.user_profiles() == {instance.agent, instance.admin}
     assert "cannot reach the instance" in aws.inbox()[0]["Message"]
 

@@ -394,8 +394,8 @@ def test_tampering_alerts_high_and_quarantines_only_when_configured(aws, iam):
 def test_unreadable_protection_fails_closed(aws, iam):
     event = iam_event("DeleteRole", user("mallory"), {"roleName": "SomeRole"})
     outcome = responder(aws, member_account_ids=()).handle(event)  # the account is not enrolled: unreadable
-    assert outcome.outcome == "alerted" and outcome.severity == "HIGH"
-    assert "could not tell whether SomeRole is protected" in outcome.finding["reasons"][0]
+    assert outcome.outcome == "alerted" and outcome.severity == "CRITICAL"  # unreachable: the suite is blind
+    assert "member account unreachable: could not tell whether SomeRole is protected" in outcome.finding["reasons"][0]
     assert attached(iam, "mallory") == []
 
 

@@ -322,9 +322,16 @@ class ProfileRollbackResponder(ConnectControl):
         except ConnectResourceNotFoundError as error:
             outcome.reason = f"nothing to roll back: {error}"
             return outcome
-        except MemberAccessError as error:  # fail closed: alert, don't act
+        except MemberAccessError as error:  # fail closed: alert, don't act; the suite is blind there
             return self._report_only(
-                event, actor, outcome, instance, kind, subject_id, f"cannot reach the instance: {error}"
+                event,
+                actor,
+                outcome,
+                instance,
+                kind,
+                subject_id,
+                f"cannot reach the instance (member account unreachable): {error}",
+                Severity.CRITICAL,
             )
         connect = ConnectRef(instance.instance_id, instance.arn)
         if actor_user:

@@ -205,7 +205,13 @@ class RoleQuarantineResponder:
                 return review_by_hand("the event does not say which role; review by hand")
             try:
                 why = self._protected(account, target.name)
-            except (ClientError, MemberAccessError) as error:
+            except MemberAccessError as error:  # the account can't be reached: the suite is blind there
+                return review_by_hand(
+                    f"member account unreachable: could not tell whether {target.name} is protected ({error}); "
+                    "no action taken",
+                    Severity.CRITICAL,
+                )
+            except ClientError as error:
                 return review_by_hand(f"could not tell whether {target.name} is protected ({error}); no action taken")
             except NoSnapshotError:
                 # Snapshots are the only record of a deleted role's tags: without one, a
