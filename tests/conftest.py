@@ -44,6 +44,22 @@ def delivered_now(event: dict[str, Any], ago: timedelta = timedelta(seconds=5)) 
     return delivered_at(event, datetime.now(UTC) - ago)
 
 
+def sqs_batch(body: str, receives: int, queue_arn: str, message_id: str = "m-0") -> dict[str, Any]:
+    """One SQS record as Lambda's event source mapping delivers it (the receive count matters)."""
+    record = {
+        "messageId": message_id,
+        "receiptHandle": "r",
+        "body": body,
+        "md5OfBody": "",
+        "eventSource": "aws:sqs",
+        "attributes": {"ApproximateReceiveCount": str(receives)},
+        "messageAttributes": {},
+        "eventSourceARN": queue_arn,
+        "awsRegion": "us-east-1",
+    }
+    return {"Records": [record]}
+
+
 @dataclass
 class FakeLambdaContext:
     function_name: str = "connect-guard-dev-PolicyAlertsFunction"

@@ -13,6 +13,7 @@ from connect_guard.baseline import BaselineStore, InstanceBaseline, ProfileBasel
 from connect_guard.events import CloudTrailEvent
 from connect_guard.responders import profile_rollback
 from connect_guard.runtime import Pipeline, build_pipeline
+from tests.conftest import sqs_batch
 
 ACCOUNT, REGION, INSTANCE = "111122223333", "us-east-1", "0d1e2f3a-4b5c-4d6e-8f90-a1b2c3d4e5f6"
 IAM_USER = {
@@ -428,18 +429,7 @@ def test_lambda_handler_alerts_on_the_last_receive_only(aws, instance, monkeypat
     instance.fake.fail_next("UpdateUserSecurityProfiles", "ThrottlingException", times=2)
 
     def batch(receives: int) -> dict[str, Any]:
-        record = {
-            "messageId": "m-0",
-            "receiptHandle": "r",
-            "body": body,
-            "md5OfBody": "",
-            "eventSource": "aws:sqs",
-            "attributes": {"ApproximateReceiveCount": str(receives)},
-            "messageAttributes": {},
-            "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:q",
-            "awsRegion": "us-east-1",
-        }
-        return {"Records": [record]}
+        return sqs_batch(body, receives, "arn:aws:sqs:us-east-1:123456789012:q")
 
     assert handler(batch(1), lambda_context) == {"batchItemFailures": [{"itemIdentifier": "m-0"}]}
     assert aws.inbox() == []  # an early failure is only retried

@@ -10,6 +10,7 @@ from botocore.exceptions import ClientError
 
 from connect_guard.quarantine import QuarantineIam
 from connect_guard.responders import role_quarantine
+from tests.conftest import sqs_batch
 from tests.integration import test_role_quarantine
 from tests.integration.test_role_quarantine import (
     ACCOUNT,
@@ -27,18 +28,7 @@ QUEUE = "arn:aws:sqs:us-east-1:123456789012:quarantine"
 
 def batch(event: Any, receives: int) -> dict[str, Any]:
     body = json.dumps(event.model_dump(mode="json", by_alias=True)) if not isinstance(event, str) else event
-    record = {
-        "messageId": "m-0",
-        "receiptHandle": "r",
-        "body": body,
-        "md5OfBody": "",
-        "eventSource": "aws:sqs",
-        "attributes": {"ApproximateReceiveCount": str(receives)},
-        "messageAttributes": {},
-        "eventSourceARN": QUEUE,
-        "awsRegion": "us-east-1",
-    }
-    return {"Records": [record]}
+    return sqs_batch(body, receives, QUEUE)
 
 
 @pytest.fixture
