@@ -333,10 +333,25 @@ def _resources(call: Call, lookup: ArnLookup) -> list[str | None]:
     if call.service == "secretsmanager":
         secret = str(p.get("SecretId", ""))
         return [secret if secret.startswith("arn:") else f"arn:aws:secretsmanager:{region}:{account}:secret:{secret}"]
+    if call.service == "organizations":
+        return [_policy_arn(call.account, str(p["PolicyId"]))] if "PolicyId" in p else [None]
+    if call.service == "identitystore":
+        store = p.get("IdentityStoreId")
+        return [f"arn:aws:identitystore::{account}:identitystore/{store}"] if store else [None]
     if call.service == "kms":
         key = str(p.get("KeyId", ""))
         return [key if key.startswith("arn:") else f"arn:aws:kms:{region}:{account}:key/{key}"]
     return [None]
+
+
+def _policy_arn(account: str, policy_id: str) -> str:
+    """An Organizations policy's ARN (management account, organization and type in it), from moto's state."""
+    from moto.organizations.models import organizations_backends
+
+    try:
+        return str(organizations_backends[account]["aws"].get_policy_by_id(policy_id).arn)
+    except Exception:  # no such policy: the request names it as the API does
+        return f"arn:aws:organizations::{account}:policy/o-unknown/service_control_policy/{policy_id}"
 
 
 _KEY_CONDITION_PK = re.compile(r"\bpk\s*=\s*(:\w+)")

@@ -115,6 +115,7 @@ class Run:
     calls: list[Call]
     requests: list[Request]
     outcomes: dict[str, set[str]]  # function → replay outcomes
+    variant: str = ""  # identity-center-in-member: Identity Center is administered from the member account
 
     @cached_property
     def mismatches(self) -> list[Mismatch]:
@@ -156,11 +157,18 @@ def stacks_for(params: dict[str, str], physical: dict[str, str]) -> Stacks:
     own = {**PSEUDO, "AWS::AccountId": SECURITY_ACCOUNT, "AWS::StackName": "connect-guard-dev"}
     security = Resolver(SECURITY, params, own, default_physical(SECURITY, params, own) | physical)
     shared = {k: v for k, v in params.items() if k in MEMBER["Parameters"]}
-    member_params = parameters(
-        MEMBER, **shared, SecurityAccountId=SECURITY_ACCOUNT, SecurityRegion=REGION, OperatorRoleArn=OPERATOR_ROLE
-    )
+    # Identity Center's parameters go to the member stack of the account that administers it only.
+    identity_center = {"IdentityStoreId", "SsoDenyListPolicyId"}
 
     def member(account: str) -> Resolver:
+        given = (
+            shared
+            if account == params.get("IdentityCenterAccountId")
+            else {k: v for k, v in shared.items() if k not in identity_center}
+        )
+        member_params = parameters(
+            MEMBER, **given, SecurityAccountId=SECURITY_ACCOUNT, SecurityRegion=REGION, OperatorRoleArn=OPERATOR_ROLE
+        )
         pseudo = {**PSEUDO, "AWS::AccountId": account, "AWS::StackName": "connect-guard-member"}
         return Resolver(MEMBER, member_params, pseudo, default_physical(MEMBER, member_params, pseudo))
 
@@ -309,6 +317,9 @@ def release_quarantines(aws: LocalAws, log: CallLog, stacks: Stacks) -> None:
             # An operator's act, never the function's: it holds no detach or untag.
             with log.running(OPERATOR, f"release {user or role} in {account}"):
                 role_quarantine.release(responder, account, user=user, role=role, by="soc", reason="checked")
+    if responder.settings.response_mode == "enforce":  # only enforce mode denied anyone in the SCP
+        with log.running(OPERATOR, "release an Identity Center user"):
+            role_quarantine.release(responder, "", sso_user="dana.whitfield@example.com", by="soc", reason="checked")
 
 
 def run_schedules(aws: LocalAws, log: CallLog, stacks: Stacks) -> None:
@@ -369,9 +380,12 @@ def run_notifications(aws: LocalAws, log: CallLog, stacks: Stacks, slack: FakeSl
                     handler(sns_event(finding), FakeLambdaContext())
 
 
-@pytest.fixture(scope="module", params=["detect", "enforce"])
+# Identity Center administered from the security account, or from an enrolled account (its
+# member stack's sso role): the corpus' SSO deletion revokes through the deny-list SCP there.
+@pytest.fixture(scope="module", params=["detect", "enforce", "enforce/identity-center-in-member"])
 def run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
-    mode = request.param
+    mode, _, variant = request.param.partition("/")
+    center_account = SOURCE_ACCOUNT if variant == "identity-center-in-member" else SECURITY_ACCOUNT
     slack = FakeSlack()
     request.addfinalizer(slack.server.shutdown)
     state = tmp_path_factory.mktemp("state") / "security-account.yaml"
@@ -385,6 +399,7 @@ def run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
         secret = aws.session.client("secretsmanager").create_secret(Name="connect-guard/slack", SecretString=slack.url)
         archive_key = aws.session.client("kms").create_key(Description="archive")["KeyMetadata"]["KeyId"]
         chat_topic = aws.session.client("sns").create_topic(Name="connect-guard-dev-chat")["TopicArn"]
+        center = aws.prepare_identity_center(["dana.whitfield@example.com"], account=center_account)
         params = replay_parameters(
             "default",
             {
@@ -400,6 +415,7 @@ def run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
                 "SlackWebhookSecretArn": secret["ARN"],
                 "EnableSecurityHub": "true",
                 "EnableChat": "true",
+                **center.parameters(),
             },
         )
         stacks = stacks_for(params, physical_resources(aws, archive_key, chat_topic))
@@ -415,7 +431,7 @@ def run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
         keys = encryption_keys(stacks.security)
         requests = [r for call in calls for r in requests_of(call, iam_arn)]
         requests += [k for r in requests for k in implied_requests(r, keys)]
-        yield Run(mode, stacks, calls, requests, outcomes)
+        yield Run(mode, stacks, calls, requests, outcomes, variant)
 
 
 # ---- what is not called, and why ----------------------------------------------------------------
@@ -554,7 +570,8 @@ def test_a_detect_deployment_holds_no_write(run: Run) -> None:
         # The rollback records a baseline approver's change, in either mode.
         assert writes == {"ProfileRollbackFunctionRole: dynamodb:PutItem"}
     else:
-        assert member == {"member:ReadRole", "member:RollbackRole", "member:QuarantineRole"}
+        sso = {"member:SsoRevocationRole"} if run.variant == "identity-center-in-member" else set()
+        assert member == {"member:ReadRole", "member:RollbackRole", "member:QuarantineRole", *sso}
         assert writes > {"ProfileRollbackFunctionRole: dynamodb:PutItem"}
 
 

@@ -289,6 +289,14 @@ OWN_ENV = {
     "ChatNotifierFunction": CHAT_ENV,
     **{fn: {"SOURCE_QUEUE_ARN": {"Fn::GetAtt": [queue, "Arn"]}} for fn, queue in SOURCE_QUEUES.items()},
 }
+IDENTITY_CENTER_ENV = {
+    "IDENTITY_CENTER_ACCOUNT_ID": {"Ref": "IdentityCenterAccountId"},
+    "IDENTITY_CENTER_REGION": {"Ref": "IdentityCenterRegion"},
+    "IDENTITY_STORE_ID": {"Ref": "IdentityStoreId"},
+    "SSO_DENY_LIST_POLICY_ID": {"Ref": "SsoDenyListPolicyId"},
+}
+# Only the quarantine revokes Identity Center sessions.
+OWN_ENV["QuarantineFunction"] = {**OWN_ENV["QuarantineFunction"], **IDENTITY_CENTER_ENV}
 # Only the event-driven rollback approves changes into the Connect baseline.
 OWN_ENV["ProfileRollbackFunction"] = {
     **OWN_ENV["ProfileRollbackFunction"],
@@ -307,6 +315,21 @@ WRITE_VERBS = (
 OWN_USERS = {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:user/*"}
 OWN_ROLES = {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/*"}
 SUITE_ROLES = {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:role" + SUITE_ROLE_PATH + "*"}
+
+
+# The deny-list SCP for IAM Identity Center users (connect_guard.identity_center): one policy ID,
+# in whichever organization and management account it lives.
+DENY_LIST_SCP = {
+    "Fn::Sub": "arn:${AWS::Partition}:organizations::*:policy/o-*/service_control_policy/${SsoDenyListPolicyId}"
+}
+IDENTITY_STORE = [
+    {"Fn::Sub": "arn:${AWS::Partition}:identitystore::${AWS::AccountId}:identitystore/${IdentityStoreId}"},
+    {"Fn::Sub": "arn:${AWS::Partition}:identitystore:::user/*"},
+]
+MEMBER_SSO_ROLE = {
+    "Fn::Sub": "arn:${AWS::Partition}:iam::${IdentityCenterAccountId}:role/connect-guard/"
+    "connect-guard-${Environment}-member-sso"
+}
 
 
 def member_role(purpose: str) -> dict[str, str]:

@@ -9,10 +9,12 @@ from typing import Any
 import pytest
 
 from tests.template.stack import (
+    DENY_LIST_SCP,
     EXPORTABLE_LOG_GROUPS,
     FUNCTIONS,
     IAM_ROLE_WRITES,
     IAM_USER_WRITES,
+    MEMBER_SSO_ROLE,
     OWN_CONNECT_RESOURCES,
     OWN_ROLES,
     OWN_USERS,
@@ -113,14 +115,17 @@ def test_function_statements_name_no_wildcard_resource() -> None:
                     users_only = set(actions) <= IAM_USER_WRITES
                     roles_only = set(actions) <= IAM_ROLE_WRITES
                     export_only = set(actions) == {"logs:CreateExportTask"}
+                    deny_list_only = all(a.startswith("organizations:") for a in actions)
                     assert (
                         target(resource)
                         or objects_of(resource)
                         or resource in [member_role(p) for p in ("read", "rollback", "quarantine")]
+                        or resource == MEMBER_SSO_ROLE  # one role, in the one Identity Center account
                         or (connect_only and resource in OWN_CONNECT_RESOURCES)
                         or (users_only and resource == OWN_USERS)
                         or (roles_only and resource == OWN_ROLES)
                         or (export_only and resource in EXPORTABLE_LOG_GROUPS)
+                        or (deny_list_only and resource == DENY_LIST_SCP)  # one policy ID, any organization
                     ), f"{name}: {statement['Sid']} writes to a pattern"
 
 
@@ -160,8 +165,14 @@ def test_member_roles_are_assumed_only_with_enrolled_accounts(function: str) -> 
     read, *writers = conditional[1]["PolicyDocument"]["Statement"]
     assert read["Resource"] == member_role("read")
     for writer in writers:
-        assert writer["Fn::If"][0] == "IsEnforce" and writer["Fn::If"][2] == {"Ref": "AWS::NoValue"}
-        assert writer["Fn::If"][1]["Resource"] in (member_role("rollback"), member_role("quarantine"))
+        condition, statement, otherwise = writer["Fn::If"]
+        assert otherwise == {"Ref": "AWS::NoValue"}
+        if condition == "RevokesIdentityCenterInMember":  # the one account administering Identity Center
+            assert {"Condition": "IsEnforce"} in T["Conditions"][condition]["Fn::And"]
+            assert statement["Resource"] == MEMBER_SSO_ROLE
+            continue
+        assert condition == "IsEnforce"
+        assert statement["Resource"] in (member_role("rollback"), member_role("quarantine"))
 
 
 # ---- detect is enforced by IAM -------------------------------------------------------------------

@@ -210,6 +210,15 @@ def test_only_the_read_role_exists_in_detect_mode_and_none_in_the_security_accou
     # Nothing else in the stack can write to IAM or Connect.
     for name, resource in member().items():
         if resource["Type"] == "AWS::IAM::Role" and name not in MEMBER_ROLES:
+            if name == "SsoRevocationRole":  # the Identity Center account's, enforce mode only
+                assert {"Condition": "HasWriteRoles"} in conditions["HasSsoRole"]["Fn::And"]
+                assert _actions(name) == {
+                    "organizations:DescribePolicy",
+                    "organizations:ListTargetsForPolicy",
+                    "organizations:UpdatePolicy",
+                    "identitystore:GetUserId",
+                }
+                continue
             assert name == "ForwardRole"
             assert _actions(name) == {"events:PutEvents"}
 

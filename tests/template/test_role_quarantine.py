@@ -12,10 +12,13 @@ import pytest
 from connect_guard.quarantine import QUARANTINE_TAG, REASON_TAG, SUITE_TAG_KEYS, deny_all_deviation
 from connect_guard_tools.local_aws import QUARANTINE_DOCUMENT
 from tests.template.stack import (
+    DENY_LIST_SCP,
     IAM_POLICY_ATTACHMENT,
     IAM_ROLE_POLICY_ATTACHMENT,
     IAM_ROLE_WRITES,
     IAM_USER_WRITES,
+    IDENTITY_STORE,
+    MEMBER_SSO_ROLE,
     OWN_ROLES,
     OWN_USERS,
     QUARANTINE_PARAMETERS,
@@ -162,7 +165,10 @@ QUARANTINE_ACTIONS: dict[str, Any] = {
     "iam:GetPolicyVersion": [QUARANTINE_POLICY_ARN],
     **{action: [OWN_USERS] for action in FUNCTION_USER_WRITES},
     **{action: [OWN_ROLES] for action in FUNCTION_ROLE_WRITES},
-    "sts:AssumeRole": [member_role("read"), member_role("quarantine")],
+    "sts:AssumeRole": [member_role("read"), member_role("quarantine"), MEMBER_SSO_ROLE],
+    # Identity Center administered here: the deny-list SCP and the user lookup only.
+    **{f"organizations:{verb}": [DENY_LIST_SCP] for verb in ("DescribePolicy", "ListTargetsForPolicy", "UpdatePolicy")},
+    "identitystore:GetUserId": IDENTITY_STORE,
 }
 
 ROLE_SNAPSHOT_ACTIONS: dict[str, Any] = {
@@ -231,7 +237,12 @@ def test_the_quarantines_iam_writes_exist_only_in_enforce_mode() -> None:
             assert all(a.split(":")[1].startswith(("Get", "List")) for a in actions if a.startswith("iam:")), item
             continue
         condition, statement, otherwise = item["Fn::If"]
-        assert condition in ("IsEnforce", "DeactivatesKeysInEnforce") and otherwise == {"Ref": "AWS::NoValue"}
+        enforce_only = ("IsEnforce", "DeactivatesKeysInEnforce", "RevokesIdentityCenterHere")
+        assert condition in enforce_only and otherwise == {"Ref": "AWS::NoValue"}
+        if condition == "RevokesIdentityCenterHere":  # the SCP and the user lookup, nothing of IAM
+            assert {"Condition": "IsEnforce"} in T["Conditions"][condition]["Fn::And"]
+            assert not any(a.startswith("iam:") for a in as_list(statement["Action"])), statement["Sid"]
+            continue
         if statement["Sid"] == "AuditRecords":  # the record of what enforce mode did
             continue
         assert all(a.startswith("iam:") for a in as_list(statement["Action"])), statement["Sid"]

@@ -88,10 +88,11 @@ def _parser() -> argparse.ArgumentParser:
         "and publish a CRITICAL finding.",
     )
     release.add_argument("--stack", required=True, help="connect-guard stack name (its outputs locate the tables)")
-    release.add_argument("--account", required=True, help="account of the quarantined principal")
+    release.add_argument("--account", help="account of the quarantined user or role (not for --sso-user)")
     who = release.add_mutually_exclusive_group(required=True)
     who.add_argument("--user", help="IAM user name")
     who.add_argument("--role", help="IAM role name")
+    who.add_argument("--sso-user", help="IAM Identity Center user name: taken off the deny-list SCP")
     release.add_argument("--by", required=True, help="who releases (recorded)")
     release.add_argument("--reason", required=True, help="why (recorded)")
     release.add_argument("--region", help="the stack's region")
@@ -340,6 +341,11 @@ def _stack_settings(session: Any, stack: str) -> Settings:
         connect_instance_arns=parameters.get("ConnectInstanceArns", ""),
         quarantine_policy_name=parameters.get("QuarantinePolicyName") or "connect-guard-quarantine",
         environment=parameters.get("Environment", "dev"),
+        response_mode=parameters.get("ResponseMode", "detect"),
+        identity_center_account_id=parameters.get("IdentityCenterAccountId") or None,
+        identity_center_region=parameters.get("IdentityCenterRegion") or None,
+        identity_store_id=parameters.get("IdentityStoreId") or None,
+        sso_deny_list_policy_id=parameters.get("SsoDenyListPolicyId") or None,
     )
 
 
@@ -347,19 +353,29 @@ def release_command(args: argparse.Namespace, out: TextIO, session: Any = None) 
     import boto3
 
     from connect_guard.clients import AwsClients
+    from connect_guard.errors import MemberAccessError
+    from connect_guard.identity_center import RevocationError
     from connect_guard.responders import role_quarantine
 
+    if not args.sso_user and not args.account:
+        out.write("connect-guard release: --account is required with --user or --role\n")
+        return 2
     session = session or boto3.session.Session(region_name=args.region)
     settings = _stack_settings(session, args.stack)
     clients = AwsClients(settings.region, session, settings.own_account_id)
-    done = role_quarantine.release(
-        role_quarantine.build(settings, clients),
-        args.account,
-        user=args.user,
-        role=args.role,
-        by=args.by,
-        reason=args.reason,
-    )
+    try:
+        done = role_quarantine.release(
+            role_quarantine.build(settings, clients),
+            args.account or settings.identity_center_account_id or "",
+            user=args.user,
+            role=args.role,
+            sso_user=args.sso_user,
+            by=args.by,
+            reason=args.reason,
+        )
+    except (RevocationError, MemberAccessError) as error:
+        out.write(f"connect-guard release: nothing released: {error}\n")
+        return 1
     for action in done:
         out.write(f"{action.status}: {action.operation} {action.parameters}\n")
     return 0 if all(a.status == "taken" for a in done) else 1

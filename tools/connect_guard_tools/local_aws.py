@@ -11,6 +11,7 @@ import json
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -21,9 +22,12 @@ import yaml
 from moto import mock_aws
 from moto.iam.exceptions import IAMException, LimitExceededException
 from moto.iam.models import IAMBackend
+from moto.organizations.exceptions import ConstraintViolationException
+from moto.organizations.models import OrganizationsBackend
 
 from connect_guard.baseline import BaselineStore, InstanceBaseline, ProfileBaseline, UserBaseline
 from connect_guard.clients import AwsClients
+from connect_guard.identity_center import DENY_SID, SCP_MAX_CHARACTERS, deny_statement
 from connect_guard.quarantine import RoleSnapshot, RoleSnapshots
 from connect_guard.settings import MEMBER_ROLE_PATH, SUITE_WRITER_ROLES, Settings, member_role_name, suite_role_name
 from connect_guard_tools.connect_fake import ConnectFake, SeededInstance, seed_from_spec
@@ -273,6 +277,44 @@ class AwsManagedPolicies(BackendPatches):
             os.environ[self.ENV] = self._saved
 
 
+class ScpLimits(BackendPatches):
+    """Organizations' size limit for an SCP document (5,120 characters), which moto does not hold."""
+
+    def patches(self) -> list[Any]:
+        return [
+            mock.patch.object(
+                OrganizationsBackend, "update_policy", _within_scp_limit(OrganizationsBackend.update_policy)
+            )
+        ]
+
+
+def _within_scp_limit(update: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
+    def update_within_limit(backend: OrganizationsBackend, **kwargs: Any) -> dict[str, Any]:
+        if len(kwargs.get("Content") or "") > SCP_MAX_CHARACTERS:
+            raise ConstraintViolationException("The provided policy document exceeds the maximum allowed size.")
+        return update(backend, **kwargs)
+
+    return update_within_limit
+
+
+@dataclass(frozen=True)
+class IdentityCenter:
+    """An Identity Center set-up as the runbook prepares it: the deny-list SCP and its users."""
+
+    account_id: str
+    identity_store_id: str
+    policy_id: str
+    user_ids: dict[str, str]  # user name → identity store user ID
+
+    def parameters(self) -> dict[str, str]:
+        """The security stack's parameters for it."""
+        return {
+            "IdentityCenterAccountId": self.account_id,
+            "IdentityStoreId": self.identity_store_id,
+            "SsoDenyListPolicyId": self.policy_id,
+        }
+
+
 class LocalAws:
     """Start with `with LocalAws() as aws:`; nothing leaves the process."""
 
@@ -280,7 +322,12 @@ class LocalAws:
         self.region = region
         self._mock = mock_aws()
         self.unmodifiable_roles = UnmodifiableRoles()
-        self._strictness: list[BackendPatches] = [AwsManagedPolicies(), IamQuotas(), self.unmodifiable_roles]
+        self._strictness: list[BackendPatches] = [
+            AwsManagedPolicies(),
+            IamQuotas(),
+            self.unmodifiable_roles,
+            ScpLimits(),
+        ]
         self._saved_env: dict[str, str | None] = {}
 
     def __enter__(self) -> LocalAws:
@@ -380,6 +427,37 @@ class LocalAws:
         }
         values.update(overrides)
         return Settings.model_validate(values)
+
+    def prepare_identity_center(
+        self, user_names: list[str], store: str = "d-906700a1b2", account: str = SECURITY_ACCOUNT
+    ) -> IdentityCenter:
+        """An organization managed from the security account, the deny-list SCP attached to its
+        root (with its statement naming nobody, as the runbook prepares it), and Identity Center
+        users (a session of a permission-set role is named after its user)."""
+        session = self.account_session(account)
+        organizations = session.client("organizations")
+        organizations.create_organization(FeatureSet="ALL")
+        root = organizations.list_roots()["Roots"][0]["Id"]
+        content = json.dumps({"Version": "2012-10-17", "Statement": [deny_statement([])]})
+        assert DENY_SID in content
+        policy = organizations.create_policy(
+            Name="connect-guard-deny-list",
+            Description="connect-guard: IAM Identity Center users denied everything",
+            Type="SERVICE_CONTROL_POLICY",
+            Content=content,
+        )["Policy"]["PolicySummary"]["Id"]
+        organizations.attach_policy(PolicyId=policy, TargetId=root)
+        identitystore = session.client("identitystore")
+        users = {
+            name: identitystore.create_user(
+                IdentityStoreId=store,
+                UserName=name,
+                DisplayName=name,
+                Name={"GivenName": name.split("@")[0], "FamilyName": "User"},
+            )["UserId"]
+            for name in user_names
+        }
+        return IdentityCenter(account, store, policy, users)
 
     def inbox(self) -> list[dict[str, Any]]:
         """Every message the SOC inbox queue received (SNS envelopes, JSON finding in Message)."""

@@ -7,7 +7,7 @@ import re
 from collections.abc import Mapping
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from connect_guard import arn_patterns
 from connect_guard.errors import ConfigurationError
@@ -38,8 +38,9 @@ DEFAULT_PRIVILEGED_PERMISSIONS = (
 # The member stack's roles (member/template.yaml): one that reads, one per responsive control
 # that writes (created only in enforce mode), and the one its forwarding rules use.
 MEMBER_ROLE_PATH = "/connect-guard/"
-MemberPurpose = Literal["read", "rollback", "quarantine", "forward"]
-WRITE_PURPOSES: tuple[MemberPurpose, ...] = ("rollback", "quarantine")
+MemberPurpose = Literal["read", "rollback", "quarantine", "forward", "sso"]
+# "sso": the deny-list SCP's role, in the account that administers IAM Identity Center.
+WRITE_PURPOSES: tuple[MemberPurpose, ...] = ("rollback", "quarantine", "sso")
 
 
 # The security stack's function roles that write (template.yaml names them): own changes.
@@ -50,7 +51,7 @@ SUITE_ROLES = (
     *("policy-alerts", "role-snapshot", "log-export", "scheduler"),
     *("slack-notifier", "securityhub-import", "chat-notifier"),
 )
-MEMBER_PURPOSES: tuple[MemberPurpose, ...] = ("read", "rollback", "quarantine", "forward")
+MEMBER_PURPOSES: tuple[MemberPurpose, ...] = ("read", "rollback", "quarantine", "forward", "sso")
 
 
 def member_role_name(environment: str, purpose: MemberPurpose) -> str:
@@ -96,6 +97,14 @@ class Settings(BaseModel):
     deactivate_access_keys: bool = False
     quarantine_policy_name: str = "connect-guard-quarantine"
     snapshot_account_ids: tuple[str, ...] = ()
+    # IAM Identity Center sessions (connect_guard.identity_center): revoked through a prepared
+    # deny-list SCP, in the account that administers Identity Center and the SCP. All or none.
+    identity_center_account_id: str | None = Field(default=None, pattern=r"^\d{12}$")
+    identity_center_region: str | None = Field(default=None, pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")
+    identity_store_id: str | None = Field(
+        default=None, pattern=r"^d-[0-9a-f]{10}$|^[0-9a-f]{8}-([0-9a-f]{4}-){3}[0-9a-f]{12}$"
+    )
+    sso_deny_list_policy_id: str | None = Field(default=None, pattern=r"^p-[0-9a-zA-Z_]{8,128}$")
     # Log archive.
     archive_bucket_name: str | None = None
     export_log_groups: tuple[str, ...] = ()
@@ -170,11 +179,30 @@ class Settings(BaseModel):
         "slack_webhook_secret_arn",
         "chat_topic_arn",
         "source_queue_arn",
+        "identity_center_account_id",
+        "identity_center_region",
+        "identity_store_id",
+        "sso_deny_list_policy_id",
         mode="before",
     )
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return value or None
+
+    @model_validator(mode="after")
+    def _identity_center_all_or_none(self) -> Settings:
+        given = [self.identity_center_account_id, self.identity_store_id, self.sso_deny_list_policy_id]
+        if any(given) and not all(given):
+            raise ValueError(
+                "IDENTITY_CENTER_ACCOUNT_ID, IDENTITY_STORE_ID and SSO_DENY_LIST_POLICY_ID go together: "
+                "set all three (Identity Center revocation) or none"
+            )
+        return self
+
+    @property
+    def identity_center(self) -> bool:
+        """Identity Center sessions are revoked through the deny-list SCP (see identity_center)."""
+        return self.sso_deny_list_policy_id is not None
 
     def require(self, *fields: str) -> None:
         """Fail closed when a responder's own configuration is missing."""
@@ -242,6 +270,10 @@ class Settings(BaseModel):
             "deactivate_access_keys": "DEACTIVATE_ACCESS_KEYS",
             "quarantine_policy_name": "QUARANTINE_POLICY_NAME",
             "snapshot_account_ids": "SNAPSHOT_ACCOUNT_IDS",
+            "identity_center_account_id": "IDENTITY_CENTER_ACCOUNT_ID",
+            "identity_center_region": "IDENTITY_CENTER_REGION",
+            "identity_store_id": "IDENTITY_STORE_ID",
+            "sso_deny_list_policy_id": "SSO_DENY_LIST_POLICY_ID",
             "archive_bucket_name": "ARCHIVE_BUCKET_NAME",
             "export_log_groups": "EXPORT_LOG_GROUPS",
             "export_lag_hours": "EXPORT_LAG_HOURS",
@@ -262,7 +294,10 @@ class Settings(BaseModel):
         try:
             settings = cls.model_validate(values)
         except ValidationError as error:
-            problems = "; ".join(f"{names.get(str(e['loc'][0]), e['loc'][0])}: {e['msg']}" for e in error.errors())
+            problems = "; ".join(
+                f"{names.get(str(e['loc'][0]), e['loc'][0])}: {e['msg']}" if e["loc"] else e["msg"]
+                for e in error.errors()
+            )
             raise ConfigurationError(f"invalid configuration: {problems}") from error
         if settings.sam_local and "max_event_age_hours" not in values:
             # `sam local invoke -e events/...` runs the sample corpus, which is history.

@@ -6,7 +6,9 @@ with a protected role (alert HIGH; quarantine only when QuarantineOnTampering is
 IAM users and the roles behind assumed sessions get the deny-all quarantine policy attached, once
 its document has been checked; a missing or tampered policy is a CRITICAL alert, never an
 attachment. An IAM Identity Center (SSO) permission-set role is never attached to: IAM lets only
-AWS modify it, so the finding says nothing was revoked and what to do in Identity Center. Root,
+AWS modify it. With the Identity Center integration configured, the person behind the session is
+added to the prepared deny-list SCP (connect_guard.identity_center); without it, the finding says
+nothing was revoked and what to do in Identity Center. Root,
 service-linked roles, CloudFormation stack operations, the suite itself and allowlisted
 break-glass principals are never touched: the SOC is alerted instead.
 A detach of the quarantine policy is a release, never tampering, whoever makes it. A deleted
@@ -30,6 +32,7 @@ from connect_guard.connect import InstanceRef
 from connect_guard.errors import MemberAccessError, PoisonEventError
 from connect_guard.events import CloudTrailEvent, CloudTrailRecord
 from connect_guard.findings import Action, Attempt, EventRef, Finding, Target, finding_id_of
+from connect_guard.identity_center import SSO_ROLE, IdentityCenterRevocation, RevocationError
 from connect_guard.observability import logger
 from connect_guard.outcome import Alert, Outcome
 from connect_guard.policy import Severity
@@ -342,8 +345,8 @@ class RoleQuarantineResponder:
         if principal is None:
             return QuarantineResult(f"a {actor.type} principal cannot be quarantined automatically; act by hand")
         kind, name = principal
-        if kind == "role" and f":role{SSO_ROLE_PATH}" in (actor.session_issuer_arn or ""):
-            return QuarantineResult(_sso_note(actor, name), critical=True)
+        if kind == "role" and f":role{SSO_ROLE_PATH}" in (actor.session_issuer_arn or "") and SSO_ROLE.match(name):
+            return self._revoke_identity_center(record, actor, name)
         where = actor.account_id or account
         why = f"{record.event_name} on {target.kind} {target.name}"
         try:
@@ -395,6 +398,77 @@ class RoleQuarantineResponder:
             )
         note = f"quarantine policy attached to {kind} {name}: {_EFFECT[kind]}"
         return QuarantineResult(note + (f" (some steps failed: {failed})" if failed else ""), done)
+
+    def identity_center(self, purpose: MemberPurpose = "sso") -> IdentityCenterRevocation:
+        """The deny-list SCP and identity store, in the account that administers them."""
+        settings = self.settings
+        assert settings.identity_center_account_id and settings.identity_store_id and settings.sso_deny_list_policy_id
+        account, region = settings.identity_center_account_id, settings.identity_center_region or self.clients.region
+        return IdentityCenterRevocation(
+            self.clients.for_account("organizations", account, region, settings, purpose),
+            self.clients.for_account("identitystore", account, region, settings, purpose),
+            settings.identity_store_id,
+            settings.sso_deny_list_policy_id,
+        )
+
+    def _revoke_identity_center(self, record: CloudTrailRecord, actor: Actor, role: str) -> QuarantineResult:
+        """An Identity Center session: deny its person through the deny-list SCP (configured), else say how."""
+        person = actor.session_name
+        policy = self.settings.sso_deny_list_policy_id
+        if not self.settings.identity_center or not person or not policy:
+            return QuarantineResult(_sso_note(actor, role), critical=True)
+        if self.settings.response_mode != "enforce":
+            planned = IdentityCenterRevocation(None, None, "", policy).plan(None, person)
+            return QuarantineResult(
+                f"detect mode: enforce mode adds IAM Identity Center user {person} to the deny-list SCP {policy} "
+                f"(everything denied in every account it binds, whatever the permission set; {role} is not "
+                "modifiable in IAM)",
+                [planned],
+            )
+        try:
+            revocation = self.identity_center()
+            user_id = revocation.user_id(person)
+            action, deny_list = revocation.deny(user_id, person)
+        except (MemberAccessError, RevocationError) as error:
+            return QuarantineResult(f"nothing revoked: {error}; {_sso_note(actor, role)}", critical=True)
+        done = [action] if action else []
+        for taken in done:
+            self.audit.record(
+                responder=NAME,
+                action=taken.operation,
+                status=taken.status,
+                actor=actor.arn,
+                target=f"identity-center-user/{user_id}",
+                reason=f"{record.event_name} by {person} via {role}",
+                before={"denied_users": list(deny_list.user_ids)} if taken.status == "failed" else None,
+                after=taken.parameters,
+                event_id=record.event_id,
+                finding_id=finding_id_of(NAME, record.event_id),
+                mode="enforce",
+            )
+        if action and action.status == "failed":
+            return QuarantineResult(
+                f"nothing revoked: the deny-list SCP {policy} was not updated ({action.parameters['error']}); "
+                + _sso_note(actor, role),
+                done,
+                critical=True,
+            )
+        notes = [
+            f"IAM Identity Center user {person} ({user_id}) "
+            + ("is already on" if action is None else "added to")
+            + f" the deny-list SCP {policy}: every call they make is denied, in every session and permission "
+            "set, in the accounts it binds, until released (connect-guard release --sso-user); also end their "
+            "access-portal session and disable the user in IAM Identity Center (runbook)"
+        ]
+        where = actor.account_id or record.recipient_account_id
+        if where == deny_list.management_account:
+            notes.append(
+                f"the call was made in the organization's management account {where}, which SCPs do not bind: "
+                "the person is NOT contained there; remove their account assignment there now"
+            )
+        if deny_list.problem:
+            notes.append(f"the deny-list SCP had been altered ({deny_list.problem}): rewritten in the suite's form")
+        return QuarantineResult("; ".join(notes), done, critical=True)
 
     def _alert(
         self,
@@ -472,17 +546,42 @@ _LIMIT_HINT = " (IAM allows 10 managed policies per user or role by default: the
 
 
 def _attached(actions: list[Action]) -> bool:
-    """The quarantine policy was attached: a quarantine took effect."""
-    return any(a.operation in ATTACH_OPERATIONS and a.status == "taken" for a in actions)
+    """The quarantine policy was attached, or the person denied by the SCP: a quarantine took effect."""
+    return any(a.operation in QUARANTINE_OPERATIONS and a.status == "taken" for a in actions)
+
+
+QUARANTINE_OPERATIONS = ATTACH_OPERATIONS | {"UpdatePolicy"}
 
 
 def release(
-    responder: RoleQuarantineResponder, account_id: str, *, user: str | None, role: str | None, by: str, reason: str
+    responder: RoleQuarantineResponder,
+    account_id: str,
+    *,
+    user: str | None = None,
+    role: str | None = None,
+    sso_user: str | None = None,
+    by: str,
+    reason: str,
 ) -> list[Action]:
-    """Lift a quarantine, record who released it and why, and tell the SOC."""
-    iam = responder.iam_for(account_id, "quarantine")
-    done = iam.execute(iam.release_actions(user=user, role=role))
-    subject = f"user/{user}" if user else f"role/{role}"
+    """Lift a quarantine, record who released it and why, and tell the SOC.
+
+    `sso_user`: an IAM Identity Center user name, taken off the deny-list SCP (in the account that
+    administers it, whatever `account_id` says).
+    """
+    name: str | None = user or role
+    if sso_user:
+        if not responder.settings.identity_center:
+            raise RevocationError("the Identity Center integration is not configured in this stack")
+        account_id = responder.settings.identity_center_account_id or account_id
+        revocation = responder.identity_center()
+        action, _ = revocation.allow(revocation.user_id(sso_user), sso_user)
+        done = [action] if action else []
+        subject, kind, name = f"identity-center-user/{sso_user}", "identity_center_user", sso_user
+    else:
+        iam = responder.iam_for(account_id, "quarantine")
+        done = iam.execute(iam.release_actions(user=user, role=role))
+        subject = f"user/{user}" if user else f"role/{role}"
+        kind = "user" if user else "role"
     now = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
     event_id = f"release:{account_id}:{subject}:{now}"
     for action in done:
@@ -499,6 +598,7 @@ def release(
             finding_id=finding_id_of(NAME, event_id),
             mode="release",
         )
+    nothing = [] if done or not sso_user else [f"{sso_user} was not on the deny-list SCP: nothing changed"]
     finding = Finding(
         responder=NAME,
         kind="iam.quarantine_release",
@@ -517,11 +617,11 @@ def release(
         actor=Actor.system(f"connect-guard release by {by}"),
         attempt=Attempt("succeeded"),
         allowlisted=False,
-        reasons=(f"released by {by}: {reason}",),
+        reasons=(f"released by {by}: {reason}", *nothing),
         runbook_url=responder.settings.runbook_url(NAME),
         environment=responder.settings.environment,
         mode=responder.settings.response_mode,
-        target=Target("user" if user else "role", user or role),
+        target=Target(kind, name),
         actions=tuple(done),
     )
     responder.publisher.publish(finding)
