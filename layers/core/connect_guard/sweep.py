@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from connect_guard.baseline import InstanceBaseline, ProfileBaseline, UserBaseline, incomplete
 from connect_guard.clients import AwsClients
 from connect_guard.connect import ConnectGateway, ConnectUser, InstanceRef
-from connect_guard.findings import Action, Attempt, ConnectRef, EventRef, Finding
+from connect_guard.findings import Action, Attempt, ConnectRef, EventRef, Finding, finding_id_of
 from connect_guard.observability import logger
 from connect_guard.policy import Severity
 from connect_guard.principals import Actor
@@ -90,6 +90,13 @@ class SweepResult:
     drift: list[Drift] = field(default_factory=list)
     plans: list[tuple[Drift, Plan, str]] = field(default_factory=list)  # (drift, plan, status)
     finding_id: str | None = None
+    # The run's finding, named before it is published: its audit records carry the same ID.
+    event_id: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.event_id:
+            now = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+            self.event_id = f"sweep:{self.instance_arn.rsplit('/', 1)[-1]}:{now}"
 
 
 class BaselineSweep(ConnectControl):
@@ -167,7 +174,7 @@ class BaselineSweep(ConnectControl):
                     before=sorted(now_state),
                     after=sorted(plan.target),
                     event_id=None,
-                    finding_id=None,
+                    finding_id=finding_id_of(NAME, result.event_id),  # the finding _publish sends
                     mode="enforce",
                 )
             result.plans.append((item, plan, status))
@@ -188,7 +195,10 @@ class BaselineSweep(ConnectControl):
         instance = gateway.instance
         current = snapshot(gateway)
         approved = self.baselines.instance(instance.arn)
-        result = SweepResult(instance.arn, drift=diff(current, approved))
+        now = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+        result = SweepResult(
+            instance.arn, drift=diff(current, approved), event_id=f"approve:{instance.instance_id}:{now}"
+        )
         names = {p.id: p.name for p in (*approved.profiles.values(), *current.profiles.values())}
         permissions = {p.id: p.permissions for p in current.profiles.values()}
         permissions.update({p.id: p.permissions for p in approved.profiles.values()})
@@ -205,7 +215,7 @@ class BaselineSweep(ConnectControl):
             before=sorted(self.describe(item, names) for item in result.drift),
             after=[f"{len(current.profiles)} profiles", f"{len(current.users)} users"],
             event_id=None,
-            finding_id=None,
+            finding_id=finding_id_of(NAME, result.event_id),  # the finding _publish sends
             mode=self.settings.response_mode,
         )
         reasons = [
@@ -286,7 +296,7 @@ class BaselineSweep(ConnectControl):
             title=title,
             summary=f"The scheduled sweep compared Connect instance {instance.arn} with its approved baseline.",
             event=EventRef(
-                f"sweep:{instance.instance_id}:{now}",
+                result.event_id,
                 "BaselineSweep",
                 "connect-guard",
                 now,
