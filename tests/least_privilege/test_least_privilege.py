@@ -31,6 +31,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from datetime import timedelta
 from functools import cached_property
 from typing import Any
 
@@ -53,6 +54,7 @@ from connect_guard_tools.replay import Replayer
 from connect_guard_tools.routing import Router
 from connect_guard_tools.template import PROJECT_ROOT, load_template, rule_routes
 from tests.conftest import EVENTS, FakeLambdaContext, load_event, with_new_event_id
+from tests.integration.runtime_support import sqs_record
 from tests.integration.test_integrations import function as function_module
 from tests.integration.test_integrations import sns_event
 from tests.integration.test_slack import FakeSlack
@@ -308,21 +310,11 @@ def run_handlers(aws: LocalAws, log: CallLog, stacks: Stacks) -> None:
         env = environment_of(stacks, function)
         aws.session.client("sqs").create_queue(QueueName=env["DEAD_LETTER_QUEUE_URL"].rsplit("/", 1)[1])
         sample = with_new_event_id(load_event(relative))
-        sent = parse_event(sample)[1].detail.event_time.timestamp() + 60
-
-        def record(body: str, receives: int, message_id: str) -> dict[str, Any]:
-            return {
-                "messageId": message_id,
-                "receiptHandle": "r",
-                "body": body,
-                "attributes": {"ApproximateReceiveCount": str(receives), "SentTimestamp": str(int(sent * 1000))},
-                "messageAttributes": {},
-                "eventSource": "aws:sqs",
-                "eventSourceARN": env["SOURCE_QUEUE_ARN"],
-                "awsRegion": REGION,
-            }
-
-        batch = {"Records": [record('{"detail": "poison"}', 1, "m-poison"), record(json.dumps(sample), 2, "m-old")]}
+        sent = parse_event(sample)[1].detail.event_time + timedelta(minutes=1)
+        source = env["SOURCE_QUEUE_ARN"]
+        poison = sqs_record('{"detail": "poison"}', "m-poison", source=source, sent_at=sent)
+        retried = sqs_record(json.dumps(sample), "m-old", source=source, receives=2, sent_at=sent)
+        batch = {"Records": [poison, retried]}
         with pytest.MonkeyPatch.context() as patch:
             for name, value in env.items():
                 patch.setenv(name, value)

@@ -33,14 +33,15 @@ from connect_guard.settings import MemberPurpose, Settings
 
 CONNECT_TIMEOUT_SECONDS = 2
 READ_TIMEOUT_SECONDS = 3
-MAX_ATTEMPTS = 3  # botocore counts the first attempt: two retries
+MAX_ATTEMPTS = 3  # the first attempt and two retries
 ATTEMPT_MS = (CONNECT_TIMEOUT_SECONDS + READ_TIMEOUT_SECONDS) * 1_000
 HUNG_CALL_MS = MAX_ATTEMPTS * ATTEMPT_MS + 1_000
 # Time an attempt may still need once the deadline let it start: adaptive mode's rate limiter
 # holds a throttled client up to 2 s (0.5 requests/s) before sending.
 DEADLINE_MARGIN_MS = 2_000
 RETRY_CONFIG = Config(
-    retries={"mode": "adaptive", "max_attempts": MAX_ATTEMPTS},
+    # total_max_attempts counts the first attempt; botocore's "max_attempts" here means retries.
+    retries={"mode": "adaptive", "total_max_attempts": MAX_ATTEMPTS},
     connect_timeout=CONNECT_TIMEOUT_SECONDS,
     read_timeout=READ_TIMEOUT_SECONDS,
 )

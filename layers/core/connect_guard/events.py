@@ -151,10 +151,9 @@ class CloudTrailRecord(_Model):
             policy_arn = value.get("policyArn")
             if isinstance(policy_arn, str) and not re.match(_POLICY_ARN, policy_arn):
                 raise ValueError("policyArn is not an IAM policy ARN")
-            instance = value.get("InstanceId")
-            if isinstance(instance, str) and unquote(instance.strip()).startswith("arn:"):
-                if not re.match(_INSTANCE_ARN, unquote(instance.strip())):
-                    raise ValueError("InstanceId is neither an instance ID nor an Amazon Connect instance ARN")
+            instance = unquote(value["InstanceId"].strip()) if isinstance(value.get("InstanceId"), str) else ""
+            if instance.startswith("arn:") and not re.match(_INSTANCE_ARN, instance):
+                raise ValueError("InstanceId is neither an instance ID nor an Amazon Connect instance ARN")
         return value
 
     @field_validator("response_elements")

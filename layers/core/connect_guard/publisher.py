@@ -111,9 +111,7 @@ def _cut(value: Any, chars: int, items: int, path: str, cut: list[str], levels: 
         return type(value)(kept)
     if isinstance(value, dict):
         entries = list(value.items())
-        kept_dict = {
-            str(k)[:chars]: _cut(v, chars, items, f"{path}.{k}", cut, levels - 1) for k, v in entries[:items]
-        }
+        kept_dict = {str(k)[:chars]: _cut(v, chars, items, f"{path}.{k}", cut, levels - 1) for k, v in entries[:items]}
         if len(entries) > items:
             cut.append(path)
             kept_dict["…"] = f"{len(entries) - items:,} more"

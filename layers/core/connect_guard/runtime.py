@@ -142,13 +142,13 @@ class Pipeline:
         *,
         settings: Settings,
         publisher: Publisher,
-        clock: Callable[[], datetime] = _utcnow,
+        clock: Callable[[], datetime] | None = None,
         arrivals: Arrivals | None = None,
     ) -> None:
         self.responder = responder
         self.settings = settings
         self.publisher = publisher
-        self.clock = clock
+        self.clock = clock or _utcnow
         self.arrivals = arrivals
         self.idempotency = IdempotencyConfig(
             event_key_jmespath="detail.eventID",
@@ -372,7 +372,9 @@ def lambda_handler_for(factory: ResponderFactory) -> Callable[[dict[str, Any], L
                 "record not started: too little time left before the function's timeout; SQS will retry it",
                 extra={"remaining_ms": remaining, "record_budget_ms": RECORD_BUDGET_MS},
             )
-            skipped = DeadlineExceededError(f"not started: {remaining:,} ms left, a record may take {RECORD_BUDGET_MS:,}")
+            skipped = DeadlineExceededError(
+                f"not started: {remaining:,} ms left, a record may take {RECORD_BUDGET_MS:,}"
+            )
             if not noted:
                 note_arrival(container, delivery)
             if delivery.final:
@@ -393,6 +395,7 @@ def lambda_handler_for(factory: ResponderFactory) -> Callable[[dict[str, Any], L
                 "reason": verdict.reason,
                 "receive_count": delivery.receive_count,
             }
+            metrics.add_metric(name="RetriedEvents", unit=MetricUnit.Count, value=1)
             if verdict.kind is ErrorClass.UNCLASSIFIED:
                 metrics.add_metric(name="UnclassifiedErrors", unit=MetricUnit.Count, value=1)
                 extra["where"] = _where(error)
