@@ -27,7 +27,7 @@ def test_a_line_with_many_long_fields_cuts_them_further_then_drops_them_by_name(
         f"field_{i}": "y" * 200 + "… [200 characters cut]" for i in range(5)
     }
     assert dropped["message"] == "event processed" and not any(k.startswith("field_") for k in dropped)
-    assert dropped["log_cut"] == sorted(f"field_{i}" for i in range(40))
+    assert {f"field_{i}" for i in range(40)} <= set(dropped["log_cut"])
     assert all(len(line.encode()) <= LINE_MAX for line in logs.raw)
 
 

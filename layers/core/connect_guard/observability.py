@@ -17,7 +17,10 @@ from aws_lambda_powertools import Logger, Metrics
 FIELD_MAX = 500  # characters
 LINE_MAX = 2_048  # bytes
 # Never cut further, never dropped: what a reader needs to find the line and the record.
-_KEEP = ("level", "location", "message", "timestamp", "service", "sqs_message_id", "event_id", "event_name")
+_KEEP = (
+    *("level", "location", "message", "timestamp", "service", "function_request_id"),
+    *("sqs_message_id", "event_id", "event_name"),
+)
 _CUTS = (FIELD_MAX, 200, 80)
 
 
