@@ -60,6 +60,7 @@ CASES = {
         POISON,
     ),
     "InvalidRegionError": (boto.InvalidRegionError(region_name="mars-1 x"), POISON),
+    "InvalidHostLabelError": (boto.InvalidHostLabelError(label="a b"), POISON),
     "SNS InvalidParameter": (client_error("InvalidParameter", 400, "Publish"), POISON),
     "Throttling": (client_error("Throttling", 400, "GetPolicy"), TRANSIENT),
     "ThrottlingException": (client_error("ThrottlingException", 400, "DescribeUser"), TRANSIENT),

@@ -144,8 +144,9 @@ def _classify(error: BaseException) -> Verdict:
         return Verdict(ErrorClass.POISON, name, "the event nests too deeply to be processed")
     if isinstance(error, UnicodeError):
         return Verdict(ErrorClass.POISON, name, _unicode_reason(error))
-    if isinstance(error, boto.ParamValidationError | boto.ValidationError):
-        # Values from the event that AWS's own API model refuses (length, type, pattern, region).
+    if isinstance(error, boto.ParamValidationError | boto.ValidationError | boto.InvalidHostLabelError):
+        # Values from the event that botocore refuses before sending: AWS's API model (length,
+        # type, range, unknown keys), a region name, a host label taken from a parameter.
         parameters = sorted(set(_PARAMETER.findall(str(error))))
         where = f" ({', '.join(parameters)})" if parameters else ""
         return Verdict(ErrorClass.POISON, name, bounded(f"AWS parameter validation refused a value{where}"))
