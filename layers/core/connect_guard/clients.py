@@ -45,6 +45,13 @@ RETRY_CONFIG = Config(
     connect_timeout=CONNECT_TIMEOUT_SECONDS,
     read_timeout=READ_TIMEOUT_SECONDS,
 )
+# The scheduled runs (sweep, role snapshot, log export: 300-900 s, no SQS batch to protect) keep
+# more patience for Connect's ~2 requests/s quota: 6 attempts, a hung call under 80 s.
+SCHEDULED_RETRY_CONFIG = Config(
+    retries={"mode": "adaptive", "total_max_attempts": 6},
+    connect_timeout=3,
+    read_timeout=10,
+)
 
 
 class Deadline:
@@ -96,15 +103,22 @@ _STS_REFUSALS = {"AccessDenied", "AccessDeniedException", "RegionDisabledExcepti
 
 
 class AwsClients:
-    def __init__(self, region: str, session: boto3.session.Session | None = None, account_id: str = "") -> None:
+    def __init__(
+        self,
+        region: str,
+        session: boto3.session.Session | None = None,
+        account_id: str = "",
+        config: Config = RETRY_CONFIG,
+    ) -> None:
         self.region = region
         self.account_id = account_id  # the security account (from settings): reached without a role
         self.session = session or boto3.session.Session(region_name=region)
+        self.config = config
         self._member: dict[tuple[str, str, str], tuple[float, Any]] = {}
         self._regional: dict[tuple[str, str, str], Any] = {}
 
     def client(self, service: str, region: str | None = None, **credentials: str) -> Any:
-        client = self.session.client(service, region_name=region or self.region, config=RETRY_CONFIG, **credentials)
+        client = self.session.client(service, region_name=region or self.region, config=self.config, **credentials)
         # First: before any handler that answers or waits (a stub, the adaptive rate limiter).
         for event in ("before-call", "before-send"):
             client.meta.events.register_first(event, DEADLINE.check)
