@@ -8,7 +8,7 @@ import json
 import pytest
 
 from connect_guard.events import CloudTrailEvent
-from connect_guard.findings import Finding, render_text
+from connect_guard.findings import Action, Finding, render_text
 from connect_guard.publisher import SnsPublisher, message_attributes
 from connect_guard.responders import policy_alerts
 from connect_guard_tools.local_aws import LocalAws, SnsPublishLimit
@@ -79,3 +79,56 @@ def record_published(monkeypatch) -> list[Finding]:
     publish = SnsPublisher.publish
     monkeypatch.setattr(SnsPublisher, "publish", lambda self, f: published.append(f) or publish(self, f))
     return published
+
+
+# ---- every finding SNS could carry alone is published with all its renderings ----------------------
+def _large(**overrides: object) -> Finding:
+    from tests.unit.test_fit import finding
+
+    return finding(**overrides)
+
+
+LARGE = {
+    # About 60 KB of finding, each shape weighing differently once the JSON rendering is escaped
+    # inside the message's own JSON: quotes and backslashes twice, control characters six times.
+    "60 KB of non-ASCII reasons": {"reasons": tuple("é" * 500 for _ in range(60))},
+    "60 KB of emoji": {"summary": "😀" * 15_000},
+    "60 KB of quotes": {"summary": '"' * 60_000},
+    "60 KB of backslashes": {"summary": "\\" * 60_000},
+    "60 KB of control characters": {"summary": "\x01" * 60_000},
+    "a connect action listing 1,000 permissions": {
+        "actions": (
+            Action("connect", "UpdateSecurityProfile", {"Permissions": [f'"P{i}"\\é' for i in range(1_000)]}, "taken"),
+        )
+    },
+    "a snapshot nested eight levels deep": {
+        "snapshot": {"role_name": "r", "trust_policy": [[[[[[[["q" * 100] * 6] * 6] * 6] * 6] * 6] * 6]]}
+    },
+    "600 tags": {"snapshot": {"role_name": "r", "tags": {f"k{i}": '"' * 100 for i in range(600)}}},
+}
+
+
+@pytest.mark.parametrize("shape", sorted(LARGE))
+def test_a_large_finding_is_published_with_both_renderings_within_the_limit(aws, shape):
+    finding = _large(**LARGE[shape])
+    # The embedded SNS refuses a Publish over 256 KB, message and attributes together, as SNS does.
+    assert SnsPublisher(aws.clients.sns, aws.topic_arn).publish(finding)
+    (delivered,) = aws.inbox()
+    published = json.loads(delivered["Message"])  # the JSON rendering, as SQS/Lambda/HTTPS get it
+    (email,) = aws.recorder.emails  # the text rendering, as email gets it
+    assert published["finding_id"] == finding.finding_id and published["title"] == finding.title
+    assert email.startswith(f"{finding.severity} | {finding.title}")
+    if published["truncated"]:  # shortened only when both did not fit, and then visibly in each
+        assert "characters cut" in delivered["Message"] or " more" in delivered["Message"]
+        assert "  Shortened " in email
+
+
+def test_a_60_kb_finding_that_fits_is_published_whole(aws):
+    from connect_guard.publisher import fit
+
+    finding = _large(**LARGE["60 KB of non-ASCII reasons"])
+    assert len(finding.to_json().encode()) > 60_000
+    assert fit(finding) is finding  # nothing shortened: JSON and text together fit in 256 KB
+    SnsPublisher(aws.clients.sns, aws.topic_arn).publish(finding)
+    (delivered,) = aws.inbox()
+    assert json.loads(delivered["Message"])["reasons"] == list(finding.reasons)

@@ -36,7 +36,11 @@ def handler_module(function: str, aws: Any, monkeypatch: pytest.MonkeyPatch, **e
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     # The handler builds its clients from a new session: give it the embedded AWS's.
-    monkeypatch.setattr(module, "AwsClients", lambda region, account_id: AwsClients(region, aws.session, account_id))
+    monkeypatch.setattr(
+        module,
+        "AwsClients",
+        lambda region, account_id, config: AwsClients(region, aws.session, account_id, config),
+    )
     return module
 
 

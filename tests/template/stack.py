@@ -282,12 +282,20 @@ SOURCE_QUEUES = {
     "ProfileRollbackFunction": "ProfileRollbackQueue",
     "QuarantineFunction": "QuarantineQueue",
 }
+# Each responder sends its poison to its own queue's DLQ, on the first receive.
+DEAD_LETTER_QUEUES = {fn: queue.replace("Queue", "DLQ") for fn, queue in SOURCE_QUEUES.items()}
 # Settings one function alone reads.
 OWN_ENV = {
     "LogExportFunction": ARCHIVE_ENV,
     "SlackNotifierFunction": SLACK_ENV,
     "ChatNotifierFunction": CHAT_ENV,
-    **{fn: {"SOURCE_QUEUE_ARN": {"Fn::GetAtt": [queue, "Arn"]}} for fn, queue in SOURCE_QUEUES.items()},
+    **{
+        fn: {
+            "SOURCE_QUEUE_ARN": {"Fn::GetAtt": [queue, "Arn"]},
+            "DEAD_LETTER_QUEUE_URL": {"Ref": DEAD_LETTER_QUEUES[fn]},
+        }
+        for fn, queue in SOURCE_QUEUES.items()
+    },
 }
 IDENTITY_CENTER_ENV = {
     "IDENTITY_CENTER_ACCOUNT_ID": {"Ref": "IdentityCenterAccountId"},

@@ -14,9 +14,12 @@ from tests.template.stack import (
     RESOURCES,
     ROOT,
     RULES,
+    SOURCE_QUEUES,
     T,
     as_list,
     dead_letter_queues,
+    function_role,
+    grants,
     notifies_topic,
     of_type,
     props,
@@ -355,3 +358,40 @@ def test_rule_routes_reach_their_responders() -> None:
     assert set(routes) == patterned
     for r in routes.values():
         assert (ROOT / "functions" / r.responder).is_dir(), r.responder
+
+
+# ---- what the runtime's guarantees rest on -------------------------------------------------------
+def test_dedup_records_are_kept_as_long_as_a_message_can_come_back() -> None:
+    """EventBridge retries for MaximumEventAgeInSeconds; the DLQ keeps a message its retention from
+    the first enqueue; a redrive makes a new message the source queue keeps its retention again."""
+    from connect_guard.settings import Settings
+
+    ttl = Settings.model_fields["dedup_ttl_seconds"].default
+    retry = max(
+        tgt["RetryPolicy"]["MaximumEventAgeInSeconds"] for r in RULES.values() for tgt in r["Properties"]["Targets"]
+    )
+    for fn, queue in SOURCE_QUEUES.items():
+        retention = QUEUES[queue]["Properties"]["MessageRetentionPeriod"]
+        dlq = target(QUEUES[queue]["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]) or ""
+        dlq_retention = QUEUES[dlq]["Properties"]["MessageRetentionPeriod"]
+        assert ttl >= retry + dlq_retention + retention, fn
+
+
+def test_each_responder_sends_poison_to_its_own_queues_dlq_and_nowhere_else() -> None:
+    for fn, queue in SOURCE_QUEUES.items():
+        dlq = target(QUEUES[queue]["Properties"]["RedrivePolicy"]["deadLetterTargetArn"])
+        env = FUNCTIONS[fn]["Properties"]["Environment"]["Variables"]
+        assert env["DEAD_LETTER_QUEUE_URL"] == {"Ref": dlq}, fn
+        _, role = function_role(fn)
+        sends = grants(role).get("sqs:SendMessage", [])
+        assert [target(r) for r in sends] == [dlq], fn
+
+
+def test_every_responder_timeout_holds_a_record_with_one_hung_call_and_the_final_alerts() -> None:
+    from connect_guard.clients import HUNG_CALL_MS
+    from connect_guard.runtime import RECORD_BUDGET_MS
+
+    default = T["Globals"]["Function"]["Timeout"]
+    for fn in SOURCE_QUEUES:
+        timeout_ms = int(FUNCTIONS[fn]["Properties"].get("Timeout", default)) * 1000
+        assert HUNG_CALL_MS < RECORD_BUDGET_MS < timeout_ms, fn

@@ -48,6 +48,7 @@ POLICY_ALERTS_ACTIONS = {
     "sqs:ReceiveMessage": "PolicyAlertsQueue",
     "sqs:DeleteMessage": "PolicyAlertsQueue",
     "sqs:GetQueueAttributes": "PolicyAlertsQueue",
+    "sqs:SendMessage": "PolicyAlertsDLQ",  # poison, on its first receive
     # the contract
     "sns:Publish": "AlertTopic",
     "kms:Decrypt": "SuiteKey",

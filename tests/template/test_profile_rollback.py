@@ -135,8 +135,9 @@ def test_connect_responders_have_exactly_the_contract_actions(function: str, log
     granted = grants(role_props)
     expected = {a: ({log_group} if r == {"<log group>"} else r) for a, r in CONNECT_RESPONDER_ACTIONS.items()}
     expected |= CONNECT_RESPONDER_OWN[function]
-    if queue:  # the SQS consumer also owns its queue
+    if queue:  # the SQS consumer also owns its queue, and sends poison to its DLQ
         expected |= {a: {queue} for a in ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes")}
+        expected["sqs:SendMessage"] = {queue.replace("Queue", "DLQ")}
     assert set(granted) == set(expected)
     for action, resources in expected.items():
         if resources is not None:

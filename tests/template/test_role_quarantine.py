@@ -153,6 +153,7 @@ QUARANTINE_ACTIONS: dict[str, Any] = {
     "sqs:ReceiveMessage": {"QuarantineQueue"},
     "sqs:DeleteMessage": {"QuarantineQueue"},
     "sqs:GetQueueAttributes": {"QuarantineQueue"},
+    "sqs:SendMessage": {"QuarantineDLQ"},  # poison, on its first receive
     "sns:Publish": {"AlertTopic"},
     "kms:Decrypt": {"SuiteKey"},
     "kms:GenerateDataKey": {"SuiteKey"},

@@ -4,11 +4,23 @@ One botocore session is shared so service models load once per container. Client
 source account come from the member stack's role for the purpose (read, rollback,
 quarantine), assumed on first use and cached until shortly
 before its credentials expire.
+
+Every client answers to the invocation's `DEADLINE`: no call attempt starts that could not
+finish before the function's timeout, so a hung dependency fails a record cleanly (SQS retries
+it, the last receive still alerts) instead of the invocation being killed with its batch.
+The budget, per call (README, "Deadlines"):
+
+    one attempt   = connect 2 s + read 3 s                         =  5 s
+    one hung call = 3 attempts x 5 s + backoff (<= 0.15 s after
+                    timeouts: rand x 50 ms x 2^i)                   < 16 s
+which is under the shortest responder timeout (30 s) with room for the rest of the record.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import cached_property
 from typing import Any
 
@@ -16,28 +28,101 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from connect_guard.errors import MemberAccessError
+from connect_guard.errors import DeadlineExceededError, MemberAccessError
 from connect_guard.settings import MemberPurpose, Settings
 
+CONNECT_TIMEOUT_SECONDS = 2
+READ_TIMEOUT_SECONDS = 3
+MAX_ATTEMPTS = 3  # the first attempt and two retries
+ATTEMPT_MS = (CONNECT_TIMEOUT_SECONDS + READ_TIMEOUT_SECONDS) * 1_000
+HUNG_CALL_MS = MAX_ATTEMPTS * ATTEMPT_MS + 1_000
+# Time an attempt may still need once the deadline let it start: adaptive mode's rate limiter
+# holds a throttled client up to 2 s (0.5 requests/s) before sending.
+DEADLINE_MARGIN_MS = 2_000
 RETRY_CONFIG = Config(
-    retries={"mode": "adaptive", "max_attempts": 5},
+    # total_max_attempts counts the first attempt; botocore's "max_attempts" here means retries.
+    retries={"mode": "adaptive", "total_max_attempts": MAX_ATTEMPTS},
+    connect_timeout=CONNECT_TIMEOUT_SECONDS,
+    read_timeout=READ_TIMEOUT_SECONDS,
+)
+# The scheduled runs (sweep, role snapshot, log export: 300-900 s, no SQS batch to protect) keep
+# more patience for Connect's ~2 requests/s quota: 6 attempts, a hung call under 80 s.
+SCHEDULED_RETRY_CONFIG = Config(
+    retries={"mode": "adaptive", "total_max_attempts": 6},
     connect_timeout=3,
     read_timeout=10,
 )
+
+
+class Deadline:
+    """The running invocation's end, as Lambda reports it (`get_remaining_time_in_millis`).
+
+    Outside an invocation (the replay, the CLI, tests that don't set one) nothing is checked.
+    `keeping(ms)` holds time back for what must still happen afterwards (the FAILED alerts of a
+    batch's last receives): calls inside it stop that much earlier.
+    """
+
+    def __init__(self) -> None:
+        self._remaining: Callable[[], int] | None = None
+        self._reserve_ms = 0
+
+    @contextmanager
+    def of(self, remaining_ms: Callable[[], int]) -> Iterator[None]:
+        previous, self._remaining = self._remaining, remaining_ms
+        try:
+            yield
+        finally:
+            self._remaining = previous
+
+    @contextmanager
+    def keeping(self, reserve_ms: int) -> Iterator[None]:
+        previous, self._reserve_ms = self._reserve_ms, reserve_ms
+        try:
+            yield
+        finally:
+            self._reserve_ms = previous
+
+    def remaining_ms(self) -> int | None:
+        return None if self._remaining is None else self._remaining()
+
+    def check(self, **_: Any) -> None:
+        """botocore hook (before-call, before-send): refuse an attempt that can't finish in time."""
+        if self._remaining is None:
+            return
+        left = self._remaining() - self._reserve_ms
+        if left < ATTEMPT_MS + DEADLINE_MARGIN_MS:
+            raise DeadlineExceededError(
+                f"AWS call not attempted: {max(left, 0):,} ms usable before the function's timeout, "
+                f"an attempt may take {ATTEMPT_MS + DEADLINE_MARGIN_MS:,} ms"
+            )
+
+
+DEADLINE = Deadline()
 MEMBER_SESSION_SECONDS = 900
 _STS_REFUSALS = {"AccessDenied", "AccessDeniedException", "RegionDisabledException", "ExpiredTokenException"}
 
 
 class AwsClients:
-    def __init__(self, region: str, session: boto3.session.Session | None = None, account_id: str = "") -> None:
+    def __init__(
+        self,
+        region: str,
+        session: boto3.session.Session | None = None,
+        account_id: str = "",
+        config: Config = RETRY_CONFIG,
+    ) -> None:
         self.region = region
         self.account_id = account_id  # the security account (from settings): reached without a role
         self.session = session or boto3.session.Session(region_name=region)
+        self.config = config
         self._member: dict[tuple[str, str, str], tuple[float, Any]] = {}
         self._regional: dict[tuple[str, str, str], Any] = {}
 
     def client(self, service: str, region: str | None = None, **credentials: str) -> Any:
-        return self.session.client(service, region_name=region or self.region, config=RETRY_CONFIG, **credentials)
+        client = self.session.client(service, region_name=region or self.region, config=self.config, **credentials)
+        # First: before any handler that answers or waits (a stub, the adaptive rate limiter).
+        for event in ("before-call", "before-send"):
+            client.meta.events.register_first(event, DEADLINE.check)
+        return client
 
     def for_account(
         self, service: str, account_id: str, region: str, settings: Settings, purpose: MemberPurpose
@@ -70,6 +155,10 @@ class AwsClients:
     @cached_property
     def sts(self) -> Any:
         return self.client("sts")
+
+    @cached_property
+    def sqs(self) -> Any:
+        return self.client("sqs")
 
     def member_client(self, service: str, role_arn: str, region: str | None = None) -> Any:
         """A client acting through a member-stack role (credentials cached per role)."""

@@ -2,18 +2,60 @@
 
 Tolerant of what real records hold: null `requestParameters` on denied calls, missing
 `sessionContext` for long-term keys, root/federated/service principals, extra fields from
-newer `eventVersion`s. Strict where a responder depends on it: `eventID` and `eventName` are
-required, `detail` must be an object.
+newer `eventVersion`s. Strict about everything a responder relies on, so that a record
+CloudTrail could not have written fails here, as poison, and never halfway through a
+response: identifiers have their AWS shapes (a blank or whitespace eventID is refused, it
+would dedupe against every other), accounts and regions are what AWS names them, and the
+request parameters and response elements the responders read have the JSON types CloudTrail
+gives them. No validation message repeats the value it refused.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
+from urllib.parse import unquote
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 CLOUDTRAIL_DETAIL_TYPE = "AWS API Call via CloudTrail"
+
+# EventBridge event IDs and CloudTrail eventIDs are UUIDs: any printable token up to 128
+# characters is accepted (replays and tests mint their own), never blank or with whitespace.
+EventId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._:/+=@-]{1,128}$")]
+AccountId = Annotated[str, StringConstraints(pattern=r"^[0-9]{12}$")]
+Region = Annotated[str, StringConstraints(pattern=r"^[a-z]{2}(-[a-z]+)+-[0-9]{1,2}$")]
+EventName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_]{0,127}$")]
+EventSource = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9.-]{0,127}\.amazonaws\.com$")]
+
+# JSON nesting a CloudTrail record of these APIs never approaches; deeper is garbage.
+MAX_PARAMETER_DEPTH = 32
+# The request parameters and response elements the responders read, with the JSON types
+# CloudTrail records for them (None stands for absent). A "***" redaction is a string.
+REQUEST_PARAMETER_TYPES: Mapping[str, tuple[type, ...]] = {
+    "policyArn": (str,),
+    "policyName": (str,),
+    "policyDocument": (str, dict),
+    "versionId": (str,),
+    "setAsDefault": (bool,),
+    "userName": (str,),
+    "roleName": (str,),
+    "groupName": (str,),
+    "InstanceId": (str,),
+    "UserId": (str,),
+    "SecurityProfileId": (str,),
+    "SecurityProfileIds": (list, str),
+    "Permissions": (list, str),
+}
+RESPONSE_ELEMENT_TYPES: Mapping[str, tuple[type, ...]] = {
+    "policyVersion": (dict,),
+    "UserId": (str,),
+    "SecurityProfileId": (str,),
+}
+_POLICY_ARN = r"^arn:[a-z-]+:iam::([0-9]{12}|aws):policy/."
+_INSTANCE_ARN = r"^arn:[a-z-]+:connect:[a-z0-9-]+:[0-9]{12}:instance/[^/]+"
 
 
 class _Model(BaseModel):
@@ -85,9 +127,9 @@ class CloudTrailRecord(_Model):
     event_version: str | None = Field(None, alias="eventVersion")
     user_identity: UserIdentity = Field(alias="userIdentity")
     event_time: datetime = Field(alias="eventTime")
-    event_source: str = Field(alias="eventSource")
-    event_name: str = Field(alias="eventName")
-    aws_region: str = Field(alias="awsRegion")
+    event_source: EventSource = Field(alias="eventSource")
+    event_name: EventName = Field(alias="eventName")
+    aws_region: Region = Field(alias="awsRegion")
     source_ip_address: str | None = Field(None, alias="sourceIPAddress")
     user_agent: str | None = Field(None, alias="userAgent")
     request_parameters: dict[str, Any] | None = Field(None, alias="requestParameters")
@@ -95,11 +137,34 @@ class CloudTrailRecord(_Model):
     error_code: str | None = Field(None, alias="errorCode")
     error_message: str | None = Field(None, alias="errorMessage")
     request_id: str | None = Field(None, alias="requestID")
-    event_id: str = Field(alias="eventID", min_length=1)
+    event_id: EventId = Field(alias="eventID")
     read_only: bool | None = Field(None, alias="readOnly")
     event_type: str | None = Field(None, alias="eventType")
-    recipient_account_id: str | None = Field(None, alias="recipientAccountId")
+    recipient_account_id: AccountId | None = Field(None, alias="recipientAccountId")
     session_credential_from_console: bool | None = Field(None, alias="sessionCredentialFromConsole")
+
+    @field_validator("request_parameters")
+    @classmethod
+    def _request_parameter_types(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None:
+            _check_shapes(value, REQUEST_PARAMETER_TYPES)
+            policy_arn = value.get("policyArn")
+            if isinstance(policy_arn, str) and not re.match(_POLICY_ARN, policy_arn):
+                raise ValueError("policyArn is not an IAM policy ARN")
+            instance = unquote(value["InstanceId"].strip()) if isinstance(value.get("InstanceId"), str) else ""
+            if instance.startswith("arn:") and not re.match(_INSTANCE_ARN, instance):
+                raise ValueError("InstanceId is neither an instance ID nor an Amazon Connect instance ARN")
+        return value
+
+    @field_validator("response_elements")
+    @classmethod
+    def _response_element_types(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None:
+            _check_shapes(value, RESPONSE_ELEMENT_TYPES)
+            version = value.get("policyVersion")
+            if isinstance(version, dict) and not isinstance(version.get("versionId"), str | None):
+                raise ValueError("policyVersion.versionId is not a string")
+        return value
 
     @property
     def denied(self) -> bool:
@@ -114,12 +179,12 @@ class CloudTrailEvent(_Model):
     """An EventBridge event whose detail is a CloudTrail record."""
 
     version: str | None = None
-    id: str
+    id: EventId
     detail_type: str = Field(alias="detail-type")
-    source: str
-    account: str
+    source: str = Field(max_length=256)
+    account: AccountId
     time: datetime
-    region: str
+    region: Region
     resources: list[str] = Field(default_factory=list)
     detail: CloudTrailRecord
 
@@ -127,5 +192,33 @@ class CloudTrailEvent(_Model):
     @classmethod
     def _is_cloudtrail_api_call(cls, value: str) -> str:
         if value != CLOUDTRAIL_DETAIL_TYPE:
-            raise ValueError(f"not a CloudTrail API call event (detail-type {value!r})")
+            raise ValueError(f"not a CloudTrail API call event (detail-type is not {CLOUDTRAIL_DETAIL_TYPE!r})")
         return value
+
+
+def _check_shapes(values: dict[str, Any], types: Mapping[str, tuple[type, ...]]) -> None:
+    """Refuse a known key whose value has another JSON type, and nesting no record has."""
+    for key, allowed in types.items():
+        value = values.get(key)
+        if value is not None and not isinstance(value, allowed):
+            expected = " or ".join(_JSON_NAMES[t] for t in allowed)
+            raise ValueError(f"{key} must be {expected}, not {_JSON_NAMES.get(type(value), 'another type')}")
+        if isinstance(value, list) and not all(isinstance(item, str) for item in value):
+            raise ValueError(f"{key} must list strings only")
+    pending: list[tuple[Any, int]] = [(values, 1)]
+    while pending:  # iterative: a recursive walk is what deep nesting is meant to break
+        node, depth = pending.pop()
+        if depth > MAX_PARAMETER_DEPTH:
+            raise ValueError(f"nested deeper than {MAX_PARAMETER_DEPTH} levels")
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
+        pending.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+
+
+_JSON_NAMES: Mapping[type, str] = {
+    str: "a string",
+    dict: "an object",
+    list: "a list",
+    bool: "a boolean",
+    int: "a number",
+    float: "a number",
+}

@@ -20,8 +20,10 @@ SNS_MAX_PUBLISH_BYTES = 262_144  # message + message attributes
 SAFETY_MARGIN = 16_384
 BUDGET = SNS_MAX_PUBLISH_BYTES - SAFETY_MARGIN
 GRANT_SUMMARY_OVER = 400  # characters: grant lines longer than this are summarised
-# (characters per string, items per list) tried in turn after the grants summary.
-CUTS = ((4096, 50), (1024, 20), (256, 10), (64, 5))
+# (characters per string, items per list or object, levels of nesting) tried in turn after the
+# grants summary. Nesting counts within a field (a snapshot's trust policy, an action's
+# parameters): items per level alone can't bound what is nested, the levels multiply.
+CUTS = ((4096, 50, 8), (1024, 20, 6), (256, 10, 4), (64, 5, 3))
 
 
 def message_attributes(finding: Finding) -> dict[str, dict[str, str]]:
@@ -59,9 +61,9 @@ def fit(finding: Finding) -> Finding:
     if _size(finding) <= BUDGET:
         return finding
     shortened = finding
-    for chars, items in CUTS:
+    for chars, items, levels in CUTS:
         cut: list[str] = []
-        shortened = _cut(finding, chars, items, "", cut)
+        shortened = _cut(finding, chars, items, "", cut, levels)
         shortened = replace(shortened, truncated=tuple(dict.fromkeys([*finding.truncated, *cut])))
         if _size(shortened) <= BUDGET:
             break
@@ -82,20 +84,26 @@ def _summarise_grants(finding: Finding) -> Finding:
     return replace(finding, policy=replace(policy, grants=grants), truncated=(*finding.truncated, "policy.grants"))
 
 
-def _cut(value: Any, chars: int, items: int, path: str, cut: list[str]) -> Any:
-    """`value` with strings over `chars` and lists or objects over `items` shortened, visibly."""
+def _cut(value: Any, chars: int, items: int, path: str, cut: list[str], levels: int) -> Any:
+    """`value` with strings over `chars`, lists or objects over `items` and nesting over `levels`
+    (counted within a field of the finding) shortened, visibly."""
     if is_dataclass(value) and not isinstance(value, type):
         prefix = f"{path}." if path else ""
         return replace(
-            value, **{f.name: _cut(getattr(value, f.name), chars, items, prefix + f.name, cut) for f in fields(value)}
+            value,
+            **{f.name: _cut(getattr(value, f.name), chars, items, prefix + f.name, cut, levels) for f in fields(value)},
         )
     if isinstance(value, str):
         if len(value) <= chars:
             return value
         cut.append(path)
         return f"{value[:chars]}… [{len(value) - chars:,} characters cut]"
+    if isinstance(value, list | tuple | dict) and levels <= 0:
+        cut.append(path)
+        size = len(json.dumps(value, ensure_ascii=False, default=str))
+        return f"… [{type(value).__name__} of {size:,} characters cut: nested too deep]"
     if isinstance(value, list | tuple):
-        kept = [_cut(v, chars, items, f"{path}[]", cut) for v in value[:items]]
+        kept = [_cut(v, chars, items, f"{path}[]", cut, levels - 1) for v in value[:items]]
         if len(value) > items:
             cut.append(path)
             if all(isinstance(v, str) for v in value):
@@ -103,7 +111,7 @@ def _cut(value: Any, chars: int, items: int, path: str, cut: list[str]) -> Any:
         return type(value)(kept)
     if isinstance(value, dict):
         entries = list(value.items())
-        kept_dict = {str(k)[:chars]: _cut(v, chars, items, f"{path}.{k}", cut) for k, v in entries[:items]}
+        kept_dict = {str(k)[:chars]: _cut(v, chars, items, f"{path}.{k}", cut, levels - 1) for k, v in entries[:items]}
         if len(entries) > items:
             cut.append(path)
             kept_dict["…"] = f"{len(entries) - items:,} more"

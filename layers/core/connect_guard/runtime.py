@@ -4,13 +4,19 @@
 queue, or one event on a local direct invocation such as `sam local invoke -e events/...`) and
 the local replay call, so they cannot drift apart. Every event is checked for scope first
 (connect_guard.scope): one the suite must not act on is reported, and no responder sees it.
+
+The handler classifies whatever a record raises (connect_guard.errors.classify): poison goes to
+the function's DLQ on its first receive, transient and unclassified errors are retried by SQS,
+and the last receive of an event whose action did not happen has the responder say so
+(give_up). A deadline guard keeps every invocation inside its timeout (connect_guard.clients).
 """
 
 from __future__ import annotations
 
-import json
+import traceback
 from collections.abc import Callable
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, cast
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -26,10 +32,20 @@ from aws_lambda_powertools.utilities.idempotency import (
 from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
+from pydantic_core import from_json, to_json
 
 from connect_guard import scope
-from connect_guard.clients import AwsClients
-from connect_guard.errors import DirectInvocationError, PoisonEventError
+from connect_guard.clients import ATTEMPT_MS, DEADLINE, DEADLINE_MARGIN_MS, HUNG_CALL_MS, AwsClients
+from connect_guard.delivery import MAX_RECEIVE_COUNT, Arrivals, DeadLetters, Delivery
+from connect_guard.errors import (
+    DeadlineExceededError,
+    DirectInvocationError,
+    ErrorClass,
+    PoisonEventError,
+    Verdict,
+    bounded,
+    classify,
+)
 from connect_guard.events import CloudTrailEvent
 from connect_guard.findings import Finding
 from connect_guard.observability import logger, metrics
@@ -37,8 +53,18 @@ from connect_guard.outcome import Alert, Outcome
 from connect_guard.publisher import SnsPublisher, fit
 from connect_guard.settings import Settings
 
+__all__ = ["MAX_RECEIVE_COUNT", "Pipeline", "build_pipeline", "lambda_handler_for", "parse_event"]
+
 # EventBridge drops events over 256 KB; anything bigger did not come from it.
 MAX_EVENT_BYTES = 262_144
+# Time held back while records are processed, for the FAILED alerts of the batch's last
+# receives: one publish attempt.
+FINAL_ALERTS_MS = ATTEMPT_MS + DEADLINE_MARGIN_MS
+# A record is started only with time for one hung call and the final alerts after it (README,
+# "Deadlines"): below that it is left to SQS's next receive.
+RECORD_BUDGET_MS = HUNG_CALL_MS + FINAL_ALERTS_MS
+# Log keys that belong to one record: cleared before the next, so none is misattributed.
+RECORD_KEYS = ("event_id", "event_name", "correlation_id", "sqs_message_id")
 
 
 class Responder(Protocol):
@@ -57,29 +83,37 @@ class GivesUp(Protocol):
     def give_up(self, event: CloudTrailEvent, error: Exception) -> None: ...
 
 
-# Must equal the queues' redrive maxReceiveCount in template.yaml (a template test checks it).
-MAX_RECEIVE_COUNT = 5
-
-
 ResponderFactory = Callable[[Settings, AwsClients], Responder]
 
 
 def parse_event(body: str | bytes | dict[str, Any]) -> tuple[dict[str, Any], CloudTrailEvent]:
-    """The raw envelope and its typed model; PoisonEventError with a readable reason otherwise."""
-    if isinstance(body, str | bytes):
-        if len(body) > MAX_EVENT_BYTES:
-            raise PoisonEventError(f"event too large: {len(body):,} bytes (EventBridge maximum 256 KB)")
+    """The raw envelope and its typed model; PoisonEventError with a readable reason otherwise.
+
+    pydantic-core's parser refuses what no AWS service writes and Python's `json` accepts:
+    nesting over 200 levels and lone UTF-16 surrogates (`"\\ud800"`), which would fail later in
+    every UTF-8 encoder on the way (botocore, SNS, the log handler).
+    """
+    if isinstance(body, dict):  # a direct invocation or the replay: held to the same rules
         try:
-            body = json.loads(body)
-        except json.JSONDecodeError as error:
-            raise PoisonEventError(f"invalid JSON: {error.msg} at line {error.lineno} column {error.colno}") from error
-    if not isinstance(body, dict):
-        raise PoisonEventError(f"event is a JSON {type(body).__name__}, not an object")
+            body = to_json(body).decode()
+        except (ValueError, RecursionError) as error:
+            raise PoisonEventError(f"event can't be encoded as JSON ({type(error).__name__})") from error
+    if len(body) > MAX_EVENT_BYTES:
+        raise PoisonEventError(f"event too large: {len(body):,} bytes (EventBridge maximum 256 KB)")
     try:
-        return body, CloudTrailEvent.model_validate(body)
+        raw = from_json(body)
+    except ValueError as error:
+        raise PoisonEventError(f"invalid JSON: {bounded(str(error), 200)}") from error
+    if not isinstance(raw, dict):
+        raise PoisonEventError(f"event is a JSON {type(raw).__name__}, not an object")
+    try:
+        return raw, CloudTrailEvent.model_validate(raw)
     except ValidationError as error:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'event'}: {e['msg']}" for e in error.errors()[:5])
-        raise PoisonEventError(f"invalid CloudTrail event: {problems}") from error
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'event'}: {e['msg']}"
+            for e in error.errors(include_input=False, include_url=False)[:5]
+        )
+        raise PoisonEventError(bounded(f"invalid CloudTrail event: {problems}")) from error
 
 
 def _mark_duplicate(response: Any, idempotent_data: DataRecord) -> Any:
@@ -91,6 +125,14 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def _utc(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _clear_record_keys() -> None:
+    logger.remove_keys(RECORD_KEYS)
+
+
 class Pipeline:
     def __init__(
         self,
@@ -100,12 +142,14 @@ class Pipeline:
         *,
         settings: Settings,
         publisher: Publisher,
-        clock: Callable[[], datetime] = _utcnow,
+        clock: Callable[[], datetime] | None = None,
+        arrivals: Arrivals | None = None,
     ) -> None:
         self.responder = responder
         self.settings = settings
         self.publisher = publisher
-        self.clock = clock
+        self.clock = clock or _utcnow
+        self.arrivals = arrivals
         self.idempotency = IdempotencyConfig(
             event_key_jmespath="detail.eventID",
             raise_on_no_idempotency_key=True,
@@ -132,8 +176,26 @@ class Pipeline:
                 key_prefix=f"{responder.name}.rejected",
             )
 
-    def out_of_scope(self, parsed: CloudTrailEvent) -> str | None:
-        return scope.out_of_scope(parsed, self.settings, self.clock())
+    def out_of_scope(self, parsed: CloudTrailEvent, delivery: Delivery | None = None) -> str | None:
+        return scope.out_of_scope(parsed, self.settings, self._received_at(parsed, delivery))
+
+    def _received_at(self, parsed: CloudTrailEvent, delivery: Delivery | None) -> datetime:
+        """When the delivery horizon is measured: now, or, for an old event redriven from the DLQ,
+        when SQS first accepted exactly this message (delivery.Arrivals)."""
+        now = self.clock()
+        limit = self.settings.max_event_age_hours
+        if delivery is None or self.arrivals is None or limit is None:
+            return now
+        if _utc(now) - _utc(parsed.detail.event_time) <= timedelta(hours=limit):
+            return now  # within the horizon: no lookup
+        first = self.arrivals.first_sent(delivery)
+        if first is None or first >= _utc(now):
+            return now
+        logger.info(
+            "event past the delivery horizon redelivered: its age is measured from its first arrival",
+            extra={"first_arrival": first.isoformat(timespec="seconds")},
+        )
+        return first
 
     def _respond(self, *, event: dict[str, Any], parsed: CloudTrailEvent) -> dict[str, Any]:
         return self.responder.handle(parsed).to_dict()
@@ -152,12 +214,13 @@ class Pipeline:
         outcome.finding = fit(finding).to_dict()  # as published
         return outcome.to_dict()
 
-    def process(self, body: str | bytes | dict[str, Any]) -> dict[str, Any]:
+    def process(self, body: str | bytes | dict[str, Any], delivery: Delivery | None = None) -> dict[str, Any]:
         """One event through parse → scope → dedup → respond. Raises PoisonEventError or a retryable error."""
+        logger.remove_keys(("event_id", "event_name", "correlation_id"))
         raw, parsed = parse_event(body)
         logger.append_keys(event_id=parsed.detail.event_id, event_name=parsed.detail.event_name)
         logger.set_correlation_id(parsed.id)
-        reason = self.out_of_scope(parsed)
+        reason = self.out_of_scope(parsed, delivery)
         if reason is not None:
             return self._reject(event=raw, parsed=parsed, reason=reason)
         return self._run(event=raw, parsed=parsed)
@@ -172,7 +235,27 @@ def build_pipeline(factory: ResponderFactory, settings: Settings, clients: AwsCl
         settings.dedup_ttl_seconds,
         settings=settings,
         publisher=SnsPublisher(clients.sns, settings.alert_topic_arn),
+        arrivals=Arrivals(clients.dynamodb, settings.dedup_table_name, settings.dedup_ttl_seconds, responder.name),
     )
+
+
+@dataclass
+class _Container:
+    """What one Lambda container builds on its first invocation and keeps while it lives."""
+
+    settings: Settings
+    pipeline: Pipeline
+    dead_letters: DeadLetters | None
+
+
+def _where(error: BaseException) -> str:
+    """The innermost frame of connect-guard's own code (else the innermost): file:line in function."""
+    frames = traceback.extract_tb(error.__traceback__)
+    own = [f for f in frames if "connect_guard" in f.filename] or frames
+    if not own:
+        return "unknown"
+    frame = own[-1]
+    return f"{frame.filename.rsplit('/', 1)[-1]}:{frame.lineno} in {frame.name}"
 
 
 def lambda_handler_for(factory: ResponderFactory) -> Callable[[dict[str, Any], LambdaContext], Any]:
@@ -185,70 +268,168 @@ def lambda_handler_for(factory: ResponderFactory) -> Callable[[dict[str, Any], L
     # Report every failed item, even when the whole batch failed: SQS retries exactly those and,
     # after maxReceiveCount, moves them to the DLQ.
     processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-    state: list[tuple[Settings, Pipeline]] = []  # built on the first invocation, kept while the container lives
+    state: list[_Container] = []  # built on the first invocation, kept while the container lives
 
-    def setup() -> tuple[Settings, Pipeline]:
+    def setup() -> _Container:
         if not state:
             settings = Settings.from_env()
             clients = AwsClients(settings.region, account_id=settings.own_account_id)
-            state.append((settings, build_pipeline(factory, settings, clients)))
+            pipeline = build_pipeline(factory, settings, clients)
+            dead_letters = None
+            if settings.dead_letter_queue_url:
+                dead_letters = DeadLetters(clients.sqs, settings.dead_letter_queue_url, pipeline.responder.name)
+            state.append(_Container(settings, pipeline, dead_letters))
         return state[0]
 
-    def handle(body: str | dict[str, Any], final_attempt: bool = False) -> dict[str, Any]:
-        pipeline = setup()[1]
-        try:
-            result = pipeline.process(body)
-        except PoisonEventError as error:
-            metrics.add_metric(name="PoisonEvents", unit=MetricUnit.Count, value=1)
-            logger.error("event rejected: it will end in the DLQ", extra={"reason": str(error)})
-            raise
-        except Exception as error:
-            logger.warning("event failed; SQS will retry it", extra={"error": f"{type(error).__name__}: {error}"})
-            responder = pipeline.responder
-            if final_attempt and hasattr(responder, "give_up"):
-                _, parsed = parse_event(body)
-                if pipeline.out_of_scope(parsed) is None:  # never speak for an event the suite refused
-                    cast(GivesUp, responder).give_up(parsed, error)
-            raise
+    def handle(body: str | dict[str, Any]) -> dict[str, Any]:
+        """A local direct invocation: any error fails the whole invocation."""
+        result = setup().pipeline.process(body)
+        _report(result)
+        return result
+
+    def _report(result: dict[str, Any]) -> None:
         metrics.add_metric(name=f"Outcome_{result['outcome']}", unit=MetricUnit.Count, value=1)
         logger.info(
             "event processed",
             extra={k: result.get(k) for k in ("outcome", "severity", "reason", "responder")},
         )
-        return result
+
+    def note_arrival(container: _Container, delivery: Delivery) -> None:
+        """Best effort: the first arrival of a message that may come back from the DLQ."""
+        arrivals = container.pipeline.arrivals
+        if arrivals is None:
+            return
+        try:
+            arrivals.record(delivery)
+        except Exception as error:  # never hide the record's own outcome behind this one
+            logger.warning("first arrival not recorded", extra={"error": classify(error).reason})
+
+    def give_up(container: _Container, delivery: Delivery, error: Exception) -> None:
+        """The last receive failed: the responder tells the SOC what did not happen (never for
+        poison, nor for an event the suite refused as out of scope)."""
+        responder = container.pipeline.responder
+        if not hasattr(responder, "give_up"):
+            return
+        try:
+            _, parsed = parse_event(delivery.body)
+        except PoisonEventError:
+            return
+        try:
+            if container.pipeline.out_of_scope(parsed, delivery) is None:
+                cast(GivesUp, responder).give_up(parsed, error)
+        except Exception as failure:
+            verdict = classify(failure)
+            metrics.add_metric(name="FinalAlertFailures", unit=MetricUnit.Count, value=1)
+            logger.error(
+                "last receive: the FAILED alert could not be sent",
+                extra={"error_type": verdict.error_type, "reason": verdict.reason},
+            )
+
+    def dead_letter(container: _Container, delivery: Delivery, verdict: Verdict) -> dict[str, Any]:
+        """Poison: into the DLQ now, reported handled; if that fails, fail the item (SQS keeps it)."""
+        metrics.add_metric(name="PoisonEvents", unit=MetricUnit.Count, value=1)
+        extra: dict[str, Any] = {"reason": verdict.reason, "error_type": verdict.error_type}
+        if container.dead_letters is None:
+            logger.error("event rejected: it will end in the DLQ", extra={**extra, "dead_letter": "after its retries"})
+            raise PoisonEventError(verdict.reason)
+        try:
+            message_id = container.dead_letters.send(delivery, verdict)
+        except Exception as error:
+            metrics.add_metric(name="DeadLetterSendFailures", unit=MetricUnit.Count, value=1)
+            logger.error(
+                "event rejected: it will end in the DLQ",
+                extra={**extra, "dead_letter": f"after its retries (send failed: {classify(error).reason})"},
+            )
+            raise PoisonEventError(verdict.reason) from error
+        metrics.add_metric(name="DeadLettered", unit=MetricUnit.Count, value=1)
+        logger.error(
+            "event rejected: it will end in the DLQ",
+            extra={**extra, "dead_letter": "sent on its first receive", "dead_letter_message_id": message_id},
+        )
+        return {"outcome": "dead_lettered", "reason": verdict.reason, "dead_letter_message_id": message_id}
 
     def record_handler(record: SQSRecord) -> dict[str, Any]:
-        logger.append_keys(sqs_message_id=record.message_id)
-        expected = setup()[0].source_queue_arn
-        source = record.get("eventSourceARN")
-        if source != expected:
+        _clear_record_keys()
+        logger.append_keys(sqs_message_id=bounded(str(record.message_id), 128))
+        container = setup()
+        expected = container.settings.source_queue_arn
+        delivery = Delivery.of(record)
+        if delivery.source_queue_arn != expected:
             # Another queue wired to this function, or a hand-made batch: fail the item for good.
-            reason = f"record from {source or 'no eventSourceARN'}, not this function's queue {expected}"
+            # It ends in that queue's DLQ, never in this function's: it is none of its business.
+            source = delivery.source_queue_arn or "no eventSourceARN"
+            reason = bounded(f"record from {source}, not this function's queue {expected}")
             metrics.add_metric(name="ForeignRecords", unit=MetricUnit.Count, value=1)
             logger.error("record rejected: not from this function's queue", extra={"reason": reason})
             raise PoisonEventError(reason)
-        receives = int(record.attributes.approximate_receive_count or 1)
-        return handle(record.body, final_attempt=receives >= MAX_RECEIVE_COUNT)
+        noted = delivery.receive_count > 1
+        if noted:  # a retry: whatever ended the last receive, this message may reach the DLQ
+            note_arrival(container, delivery)
+        remaining = DEADLINE.remaining_ms()
+        if remaining is not None and remaining < RECORD_BUDGET_MS:
+            metrics.add_metric(name="RecordsNotStarted", unit=MetricUnit.Count, value=1)
+            logger.warning(
+                "record not started: too little time left before the function's timeout; SQS will retry it",
+                extra={"remaining_ms": remaining, "record_budget_ms": RECORD_BUDGET_MS},
+            )
+            skipped = DeadlineExceededError(
+                f"not started: {remaining:,} ms left, a record may take {RECORD_BUDGET_MS:,}"
+            )
+            if not noted:
+                note_arrival(container, delivery)
+            if delivery.final:
+                give_up(container, delivery, skipped)
+            raise skipped
+        try:
+            with DEADLINE.keeping(FINAL_ALERTS_MS):
+                result = container.pipeline.process(delivery.body, delivery)
+        except Exception as error:
+            verdict = classify(error)
+            if not noted:
+                note_arrival(container, delivery)
+            if verdict.poison:
+                return dead_letter(container, delivery, verdict)
+            extra: dict[str, Any] = {
+                "error_class": str(verdict.kind),
+                "error_type": verdict.error_type,
+                "reason": verdict.reason,
+                "receive_count": delivery.receive_count,
+            }
+            metrics.add_metric(name="RetriedEvents", unit=MetricUnit.Count, value=1)
+            if verdict.kind is ErrorClass.UNCLASSIFIED:
+                metrics.add_metric(name="UnclassifiedErrors", unit=MetricUnit.Count, value=1)
+                extra["where"] = _where(error)
+            logger.warning("event failed; SQS will retry it", extra=extra)
+            if delivery.final:
+                give_up(container, delivery, error)
+            raise
+        _report(result)
+        return result
 
     @metrics.log_metrics
     @logger.inject_lambda_context(clear_state=True)
     def lambda_handler(event: dict[str, Any], context: LambdaContext) -> Any:
-        settings, pipeline = setup()
-        pipeline.idempotency.register_lambda_context(context)
-        if "Records" in event:
-            settings.require("source_queue_arn")  # fail loudly: no record can be attributed without it
-            return process_partial_response(
-                event=event, record_handler=record_handler, processor=processor, context=context
-            )
-        if not settings.local_run:
-            metrics.add_metric(name="RefusedInvocations", unit=MetricUnit.Count, value=1)
-            reason = (
-                "direct invocation refused: this function takes only SQS batches from its own queue "
-                "(for a local run: sam local invoke sets AWS_SAM_LOCAL=true, or set "
-                "CONNECT_GUARD_ALLOW_DIRECT_INVOCATION=true)"
-            )
-            logger.error("invocation refused", extra={"reason": reason})
-            raise DirectInvocationError(reason)
-        return handle(event)  # local direct invocation: an error fails the whole invocation
+        container = setup()
+        settings = container.settings
+        container.pipeline.idempotency.register_lambda_context(context)
+        with DEADLINE.of(context.get_remaining_time_in_millis):
+            if "Records" in event:
+                settings.require("source_queue_arn")  # fail loudly: no record can be attributed without it
+                try:
+                    return process_partial_response(
+                        event=event, record_handler=record_handler, processor=processor, context=context
+                    )
+                finally:
+                    _clear_record_keys()
+            if not settings.local_run:
+                metrics.add_metric(name="RefusedInvocations", unit=MetricUnit.Count, value=1)
+                reason = (
+                    "direct invocation refused: this function takes only SQS batches from its own queue "
+                    "(for a local run: sam local invoke sets AWS_SAM_LOCAL=true, or set "
+                    "CONNECT_GUARD_ALLOW_DIRECT_INVOCATION=true)"
+                )
+                logger.error("invocation refused", extra={"reason": reason})
+                raise DirectInvocationError(reason)
+            return handle(event)  # local direct invocation: an error fails the whole invocation
 
     return lambda_handler

@@ -53,6 +53,8 @@ SUITE_ROLES = (
 )
 MEMBER_PURPOSES: tuple[MemberPurpose, ...] = ("read", "rollback", "quarantine", "forward", "sso")
 
+DEDUP_TTL_SECONDS = 20 * 86_400
+
 
 def member_role_name(environment: str, purpose: MemberPurpose) -> str:
     return f"connect-guard-{environment}-member-{purpose}"
@@ -81,8 +83,10 @@ class Settings(BaseModel):
     suite_role_arns: tuple[str, ...] = ()
     suite_role_ids: tuple[str, ...] = ()
     runbook_base_url: str = "https://github.com/connect-guard/connect-guard/blob/main/docs/runbooks"
-    # EventBridge retries a target for up to 24 h: remember eventIDs for twice that.
-    dedup_ttl_seconds: int = Field(default=172_800, ge=3_600)
+    # As long as a message can come back (README, "Error classification and delivery guarantees"):
+    # EventBridge's retries (24 h), then the DLQ keeps it 14 days from its first enqueue, then a
+    # redriven copy is a new message the source queue keeps up to 4 days: 19 days, and a day more.
+    dedup_ttl_seconds: int = Field(default=DEDUP_TTL_SECONDS, ge=3_600)
     # Amazon Connect controls (profile rollback, baseline sweep).
     baseline_table_name: str | None = None
     audit_table_name: str | None = None
@@ -121,6 +125,10 @@ class Settings(BaseModel):
     # Inputs (connect_guard.scope, runtime.lambda_handler_for). The queue this function consumes:
     # a record from any other queue is refused.
     source_queue_arn: str | None = Field(default=None, pattern=r"^arn:aws[\w-]*:sqs:[\w-]+:\d{12}:[\w.-]+$")
+    # That queue's DLQ: a poison record is sent there on its first receive, with its reason.
+    dead_letter_queue_url: str | None = Field(
+        default=None, pattern=r"^https://sqs\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/[0-9]{12}/[\w-]{1,80}$"
+    )
     # A direct invocation (no SQS batch) is refused unless the run is local: `sam local invoke`
     # sets AWS_SAM_LOCAL; CONNECT_GUARD_ALLOW_DIRECT_INVOCATION says so explicitly.
     sam_local: bool = False
@@ -179,6 +187,7 @@ class Settings(BaseModel):
         "slack_webhook_secret_arn",
         "chat_topic_arn",
         "source_queue_arn",
+        "dead_letter_queue_url",
         "identity_center_account_id",
         "identity_center_region",
         "identity_store_id",
@@ -286,6 +295,7 @@ class Settings(BaseModel):
             "slack_digest_threshold": "SLACK_DIGEST_THRESHOLD",
             "chat_topic_arn": "CHAT_TOPIC_ARN",
             "source_queue_arn": "SOURCE_QUEUE_ARN",
+            "dead_letter_queue_url": "DEAD_LETTER_QUEUE_URL",
             "sam_local": "AWS_SAM_LOCAL",
             "allow_direct_invocation": "CONNECT_GUARD_ALLOW_DIRECT_INVOCATION",
             "max_event_age_hours": "MAX_EVENT_AGE_HOURS",
