@@ -105,7 +105,6 @@ ERRORS: dict[str, dict[str, tuple[str, int]]] = {
 # The writes whose count is the "no duplicate action" invariant.
 CONNECT_WRITES = frozenset({"UpdateUserSecurityProfiles", "UpdateSecurityProfile"})
 IAM_ATTACHMENTS = frozenset({"AttachUserPolicy", "AttachRolePolicy"})
-WRITES = {"connect": CONNECT_WRITES, "iam": IAM_ATTACHMENTS | {"TagUser", "TagRole"}}
 
 
 @dataclass(frozen=True)
@@ -252,7 +251,7 @@ def every_new_session(aws: LocalAws, dependencies: Dependencies) -> Iterator[Non
     for event, handler, first in dependencies.hooks():
         (builtin.register_first if first else builtin.register)(event, handler)
     aws.connect.install(builtin)
-    SnsPublishLimit(aws.session).install(builtin)  # type: ignore[arg-type]
+    SnsPublishLimit(aws.session).install(builtin)
     saved = boto3.DEFAULT_SESSION
     boto3.DEFAULT_SESSION = None  # a boto3.client() call builds its default session afresh, hooked
     handlers.BUILTIN_HANDLERS.extend(builtin.specs)

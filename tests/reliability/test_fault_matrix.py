@@ -146,3 +146,31 @@ def test_each_dependency_and_fault_kind(responder: str, fault: Fault) -> None:
 )
 def test_random_faults(responder: str, fault: Fault, seed: int) -> None:
     assert_invariants(responder, (fault,), seed)
+
+
+# Sequences a single fault can't make: the last attempt gets further than the earlier ones.
+SCENARIOS = {
+    # Throttled until the last receive, whose write applies and then times out: the last-attempt
+    # alert must not say FAILED for an action that is in place (issue 11: "114 rollbacks that had
+    # in fact been made").
+    "profile_rollback-last-write-applies-then-times-out": (
+        "profile_rollback",
+        (
+            Fault("connect", "throttling", CONNECT_WRITES, rounds=4),
+            Fault("connect", "timeout_after_apply", CONNECT_WRITES, rounds=5),
+        ),
+    ),
+    "role_quarantine-last-attachment-applies-then-times-out": (
+        "role_quarantine",
+        (
+            Fault("iam", "throttling", IAM_ATTACHMENTS, rounds=4),
+            Fault("iam", "timeout_after_apply", IAM_ATTACHMENTS, rounds=5),
+        ),
+    ),
+}
+
+
+@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
+def test_scenarios(scenario: str) -> None:
+    responder, faults = SCENARIOS[scenario]
+    assert_invariants(responder, faults)
