@@ -21,7 +21,14 @@ Assumptions about the design parts A and B choose (stated, since the assertions 
   derives from the responder and the eventID, as today);
 - a message the function moves to its DLQ itself goes to the queue its template redrive
   names, or to one its environment names (the harness reads both), carrying the original
-  body, or a wrapper holding the body or the SQS message ID.
+  body, or a wrapper holding the body or the SQS message ID;
+- a transient error (throttling, 5xx, connection, timeout) on a read that decides whether an
+  action is due (a role's tags, the role snapshot, the member role's credentials) is retried
+  like any other (issue 11 point 1), not reported as "could not tell" and acknowledged: the
+  README's "protection can't be determined: HIGH, nothing done" then holds for refusals
+  (access denied, not found) only.
+
+Each assertion failure lists the violated invariants, then what became of every message.
 """
 
 from __future__ import annotations
