@@ -327,6 +327,11 @@ class Context:
     invoked_function_arn: str
     aws_request_id: str
     deadline: float  # time.monotonic() when Lambda stops the invocation
+    function_version: str = "$LATEST"
+    log_group_name: str = ""
+    log_stream_name: str = ""
+    identity: Any = None
+    client_context: Any = None
 
     def get_remaining_time_in_millis(self) -> int:
         return max(0, int((self.deadline - time.monotonic()) * 1000))
@@ -371,6 +376,8 @@ class Function:
             f"arn:aws:lambda:{REGION}:{SECURITY_ACCOUNT}:function:{self.name}",
             str(uuid.uuid4()),
             time.monotonic() + self.wiring.timeout,
+            log_group_name=f"/aws/lambda/{self.name}",
+            log_stream_name=f"{time.strftime('%Y/%m/%d')}/[$LATEST]{uuid.uuid4().hex}",
         )
         with mock.patch.dict(os.environ, self.environment):
             return self._container().lambda_handler(event, context)
