@@ -110,7 +110,8 @@ IAM_ATTACHMENTS = frozenset({"AttachUserPolicy", "AttachRolePolicy"})
 @dataclass(frozen=True)
 class Fault:
     """`kind` on `service` (only `operations`, when given): during the first `rounds` receive
-    rounds, or, with `rate`, on each matching call with that probability."""
+    rounds, or, with `rate`, on each matching call with that probability. Of a cell's faults,
+    the first active one that matches a call is the one it meets."""
 
     service: str
     kind: str
@@ -125,8 +126,8 @@ class Fault:
     @property
     def label(self) -> str:
         ops = f"[{'+'.join(sorted(self.operations))}]" if self.operations else ""
-        when = f"x{self.rounds}" if self.rounds is not None else f"@{self.rate:g}"
-        return f"{self.service}{ops}:{self.kind}{when}"
+        when = f"{self.rounds}-rounds" if self.rounds is not None else f"p{self.rate:g}"
+        return f"{self.service}{ops}:{self.kind}:{when}"
 
 
 @dataclass

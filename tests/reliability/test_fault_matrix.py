@@ -98,6 +98,7 @@ ROUNDS = (1, 4, 5)  # recovered at once, on the last receive, never
 
 
 def representative() -> list[tuple[str, Fault]]:
+    """Every (responder, dependency, kind) once; N rotates so that each row meets all three."""
     cells = []
     for r_index, (responder, dependencies) in enumerate(DEPENDENCIES.items()):
         for s_index, (service, writes) in enumerate(dependencies.items()):
@@ -165,7 +166,8 @@ def test_random_faults(responder: str, faults: tuple[Fault, ...], seed: int) -> 
     assert_invariants(responder, faults, seed)
 
 
-# Sequences a single fault can't make: the last attempt gets further than the earlier ones.
+# Sequences a single fault can't make: the last attempt gets further than the earlier ones
+# (the first active fault of a cell wins, so the throttling covers rounds 1-4).
 SCENARIOS = {
     # Throttled until the last receive, whose write applies and then times out: the last-attempt
     # alert must not say FAILED for an action that is in place (issue 11: "114 rollbacks that had
