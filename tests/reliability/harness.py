@@ -51,6 +51,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from connect_guard_tools import local_aws
 from connect_guard_tools.config import replay_parameters
+from connect_guard_tools.connect_fake import ConnectApiError
 from connect_guard_tools.local_aws import QUARANTINE_POLICY, REGION, SECURITY_ACCOUNT, LocalAws, SnsPublishLimit
 from connect_guard_tools.template import PROJECT_ROOT, load_template
 from tests.conftest import EVENTS, delivered_now
@@ -688,9 +689,8 @@ def corpus_item(relative: str) -> tuple[str, str]:
 
 
 # ---- findings, actions and the state they claim -------------------------------------------------
-Subject = tuple[
-    str, str, str
-]  # ("connect_user" | "security_profile", instance ID, ID) | ("iam_user" | "iam_role", account, name)
+# ("connect_user" | "security_profile", instance ID, its ID) or ("iam_user" | "iam_role", account, name)
+Subject = tuple[str, str, str]
 
 
 @dataclass(frozen=True)
@@ -766,7 +766,7 @@ class State:
             if kind == "connect_user":
                 return frozenset(self.aws.connect.user(instance, key)["SecurityProfileIds"])
             return frozenset(self.aws.connect.profile(instance, key)["Permissions"])
-        except Exception:
+        except ConnectApiError:  # gone
             return None
 
     def quarantined(self, subject: Subject) -> bool:
