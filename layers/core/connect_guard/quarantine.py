@@ -21,6 +21,7 @@ from urllib.parse import unquote
 
 from botocore.exceptions import ClientError
 
+from connect_guard.aws_errors import transient
 from connect_guard.errors import PoisonEventError
 from connect_guard.findings import Action
 from connect_guard.policy import parse_document
@@ -31,7 +32,6 @@ REASON_TAG = "connect-guard:quarantine-reason"
 # (aws:TagKeys), so the protected-role tag key is never the suite's to set or remove.
 SUITE_TAG_KEYS = (QUARANTINE_TAG, REASON_TAG)
 ATTACH_OPERATIONS = {"AttachUserPolicy", "AttachRolePolicy"}
-_RETRYABLE = {"Throttling", "ServiceFailure", "InternalFailure"}
 # Statement keys the deny-all may carry; any other (Condition, NotAction, NotResource,
 # Principal) narrows the deny.
 _DENY_ALL_KEYS = {"Sid", "Effect", "Action", "Resource"}
@@ -132,7 +132,7 @@ class QuarantineIam:
                 return PolicyCheck()
             version = self.client.get_policy_version(PolicyArn=arn, VersionId=key[2])["PolicyVersion"]
         except ClientError as error:
-            if _code(error) in _RETRYABLE:
+            if transient(error):
                 raise
             if _code(error) == "NoSuchEntity":
                 return PolicyCheck(f"the quarantine policy {arn} is missing", tampered=True)
@@ -191,7 +191,9 @@ class QuarantineIam:
     def execute(self, actions: list[Action]) -> list[Action]:
         """Run each action; a refusal that retrying cannot fix is recorded as failed, not raised.
 
-        When the attachment is refused (e.g. LimitExceeded: 10 managed policies already), the
+        A passing refusal (5xx, throttling: connect_guard.aws_errors) raises, so the event is
+        delivered again; the retry re-reads what is attached before reporting anything. When the
+        attachment is refused for good (e.g. LimitExceeded: 10 managed policies already), the
         quarantine tags are not written: they would claim a quarantine that is not there.
         """
         done = []
@@ -204,7 +206,7 @@ class QuarantineIam:
                 getattr(self.client, method)(**action.parameters)
                 done.append(Action(action.service, action.operation, action.parameters, "taken"))
             except ClientError as error:
-                if _code(error) in _RETRYABLE:
+                if transient(error):
                     raise
                 failed = {**action.parameters, "error": f"{_code(error)}: {error.response['Error'].get('Message', '')}"}
                 done.append(Action(action.service, action.operation, failed, "failed"))
