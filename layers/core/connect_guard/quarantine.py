@@ -122,6 +122,10 @@ class QuarantineIam:
         attached = self.client.list_attached_role_policies(RoleName=role)["AttachedPolicies"]
         return any(p["PolicyArn"] == self.policy_arn for p in attached)
 
+    def quarantined(self, kind: str, name: str) -> bool:
+        """Whether the quarantine policy is attached to the user or role (NoSuchEntity: it is gone)."""
+        return self.user_quarantined(name) if kind == "user" else self.role_quarantined(name)
+
     def check_policy(self, verified: VerifiedPolicies) -> PolicyCheck:
         """Read the quarantine policy's default version and compare it with the deny-all."""
         arn = self.policy_arn
@@ -168,6 +172,11 @@ class QuarantineIam:
                     parameters = {"UserName": user, "AccessKeyId": key["AccessKeyId"], "Status": "Inactive"}
                     actions.append(Action("iam", "UpdateAccessKey", parameters, "proposed"))
         return actions
+
+    def plan(self, kind: str, name: str, reason: str, event_id: str, deactivate_keys: bool) -> list[Action]:
+        if kind == "user":
+            return self.user_actions(name, reason, event_id, deactivate_keys)
+        return self.role_actions(name, reason, event_id)
 
     def role_actions(self, role: str, reason: str, event_id: str) -> list[Action]:
         return [
