@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any, Self
 
-from botocore.exceptions import ClientError, ParamValidationError
+from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 
 from connect_guard.audit import ActionJournal, AuditLog
 from connect_guard.baseline import BaselineStore, ProfileBaseline, UserBaseline
@@ -474,12 +474,13 @@ class ProfileRollbackResponder(ConnectControl):
             self.journal.complete(pending, [audit], action.status)
         return self._publish(finding, decision.outcome, "rolled_back" if status == "taken" else "alerted")
 
-    def _recovered(self, event: CloudTrailEvent, decision: _Decision) -> Outcome | None:
+    def _recovered(self, event: CloudTrailEvent, decision: _Decision, final: bool = False) -> Outcome | None:
         """The rollback an earlier attempt of this event journaled, found made: reported now.
 
         That attempt stopped (timeout, out of memory, a failed write or publish) after the
         rollback and before telling the SOC; this attempt re-read the state and found nothing
-        left to restore. Without the journal it would ack in silence.
+        left to restore. Without the journal it would ack in silence. On the `final` attempt an
+        audit write that still fails does not stop the finding (the journal keeps the record).
         """
         if self.settings.response_mode != "enforce" or decision.subject is None or decision.gateway is None:
             return None
@@ -500,7 +501,12 @@ class ProfileRollbackResponder(ConnectControl):
         reasons = (f"gained {', '.join(plan.gained)} not in the approved baseline", *plan.reasons, note)
         if not pending.audited:
             audit = self._audit_entry(plan.operation, "taken", decision.actor, subject, f"{reasons[0]}; {note}", event)
-            self.journal.complete(pending, [audit], "taken")
+            try:
+                self.journal.complete(pending, [audit], "taken")
+            except (ClientError, BotoCoreError) as error:
+                if not final:
+                    raise  # retried: the audit record is written before the finding
+                logger.warning("audit record not written; the journal keeps it", extra={"error": str(error)})
         action = Action("connect", plan.operation, self._parameters(decision.gateway.instance, subject), "taken")
         connect = ConnectRef(**pending.payload["connect"])
         severity = self.rules.severity(plan.gained)
@@ -535,7 +541,7 @@ class ProfileRollbackResponder(ConnectControl):
             logger.info("last attempt failed; no rollback was due: no FAILED alert")
             return
         if subject.plan is None:
-            if self._recovered(event, decision) is None:
+            if self._recovered(event, decision, final=True) is None:
                 logger.info("last attempt failed; nothing left to roll back: no FAILED alert")
             return
         what = "user" if subject.kind == "connect_user" else "security profile"

@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from fnmatch import fnmatchcase
 from typing import Any
 
-from botocore.exceptions import ClientError, ParamValidationError
+from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 
 from connect_guard.audit import ActionJournal, AuditLog, action_record
 from connect_guard.aws_errors import transient
@@ -547,20 +547,27 @@ class RoleQuarantineResponder:
         )
         if pending.audited:
             return _iam_result(kind, name, pending.actions(), note)
-        done = [a for a in pending.actions() if a.operation in ATTACH_OPERATIONS]
+        journaled = pending.actions()
+        done = [a for a in journaled if a.operation in ATTACH_OPERATIONS]
         if finish:
+            # Planned afresh from the state: a key already deactivated is no longer planned, so
+            # the earlier attempt's deactivation stands as made; the tags are written again.
             fresh = self.iam_for(where).plan(kind, name, why, record.event_id, self.settings.deactivate_access_keys)
-            rest = [a for a in fresh if a.operation not in ATTACH_OPERATIONS]
-            done += self.iam_for(where, "quarantine").execute(rest)
+            rest = self.iam_for(where, "quarantine").execute([a for a in fresh if a.operation not in ATTACH_OPERATIONS])
+            made = {_step(a): a for a in rest}
+            for step in journaled:
+                if step.operation not in ATTACH_OPERATIONS:
+                    done.append(made.pop(_step(step), step))
+            done += made.values()
         else:
             note += "; its tags and key deactivations are not confirmed"
         records = [self._audit_entry(actor, f"{kind}/{name}", why, record, a, "confirmed on a retry") for a in done]
         try:
             self.journal.complete(pending, records, "taken")
-        except ClientError as error:
+        except (ClientError, BotoCoreError) as error:
             if finish:
-                raise
-            logger.warning("audit of an earlier attempt's quarantine not written", extra={"error": str(error)})
+                raise  # retried: the audit records are written before the finding
+            logger.warning("audit record not written; the journal keeps it", extra={"error": str(error)})
         return _iam_result(kind, name, done, note)
 
     def _audit_entry(
@@ -649,7 +656,12 @@ class RoleQuarantineResponder:
                 )
                 if not pending.audited:
                     records = [self._audit_entry(actor, subject, why, record, action, "confirmed on a retry")]
-                    self.journal.complete(pending, records, "taken")
+                    try:
+                        self.journal.complete(pending, records, "taken")
+                    except (ClientError, BotoCoreError) as error:
+                        if act:
+                            raise  # retried: the audit record is written before the finding
+                        logger.warning("audit record not written; the journal keeps it", extra={"error": str(error)})
         elif journaled:
             before = {"denied_users": list(deny_list.user_ids)} if action.status == "failed" else None
             entry = self._audit_entry(actor, subject, why, record, action)
@@ -767,6 +779,12 @@ def _iam_result(kind: str, name: str, done: list[Action], note: str = "") -> Qua
         )
     text = f"quarantine policy attached to {kind} {name}: {_EFFECT[kind]}{note}"
     return QuarantineResult(text + (f" (some steps failed: {failed})" if failed else ""), done, in_place=True)
+
+
+def _step(action: Action) -> tuple[str, str]:
+    """One step of a quarantine plan, whatever its outcome (the tags' reason text aside)."""
+    keep = {k: v for k, v in action.parameters.items() if k not in ("Tags", "error")}
+    return action.operation, json.dumps(keep, sort_keys=True)
 
 
 def _unreachable(kind: str, name: str, where: str, error: ClientError) -> str:
