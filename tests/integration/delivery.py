@@ -17,7 +17,9 @@ from botocore.exceptions import ReadTimeoutError
 
 from connect_guard.clients import AwsClients
 from connect_guard.runtime import MAX_RECEIVE_COUNT, Pipeline
+from connect_guard.settings import Settings
 from connect_guard_tools.local_aws import SECURITY_ACCOUNT, LocalAws
+from tests.conftest import FakeLambdaContext, sqs_batch
 
 WRITES_ARE_NOT = ("Get", "List", "Describe", "Search", "Query", "Scan", "BatchGet", "Head", "Receive", "AssumeRole")
 
@@ -136,3 +138,34 @@ class TimeOut:
     def install(self, aws: LocalAws) -> TimeOut:
         aws.session.events.register("after-call", self)
         return self
+
+
+# ---- through the deployed handler: SQS batches, receive counts, the last receive's give_up -------
+QUEUE = "arn:aws:sqs:us-east-1:123456789012:responder-queue"
+
+
+def sqs_handler(
+    aws: LocalAws, monkeypatch: Any, factory: Any, settings: Settings
+) -> Callable[[dict[str, Any], int], bool]:
+    """The function's Lambda handler in one container on the embedded AWS, as `receive(event, n)`:
+    the n-th receive of the event's message; True when the handler acked it (no batch failure)."""
+    from connect_guard import runtime
+
+    deployed = settings.model_copy(update={"source_queue_arn": QUEUE})
+    monkeypatch.setattr(runtime.Settings, "from_env", classmethod(lambda cls, *_: deployed))
+    monkeypatch.setattr(runtime, "AwsClients", lambda region, account_id: AwsClients(region, aws.session, account_id))
+    handler = runtime.lambda_handler_for(factory)
+
+    def receive(event: dict[str, Any], receives: int) -> bool:
+        response = handler(sqs_batch(json.dumps(event), receives, QUEUE), FakeLambdaContext())
+        return not response["batchItemFailures"]
+
+    return receive
+
+
+def until_acked(receive: Callable[[dict[str, Any], int], bool], event: dict[str, Any]) -> int | None:
+    """Receives until the handler acks the message: their number, or None (it went to the DLQ)."""
+    for receives in range(1, MAX_RECEIVE_COUNT + 1):
+        if receive(event, receives):
+            return receives
+    return None
