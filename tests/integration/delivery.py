@@ -106,9 +106,13 @@ class Refuse:
     code: str
     status: int
     times: int = 1
+    skip: int = 0  # calls let through first
 
     def __call__(self, model: Any, **_: Any) -> tuple[AWSResponse, dict[str, Any]] | None:
         if self.times <= 0 or _name(model) != self.operation:
+            return None
+        if self.skip > 0:
+            self.skip -= 1
             return None
         self.times -= 1
         error = {"Code": self.code, "Message": f"injected {self.code}"}
