@@ -10,6 +10,7 @@ action made.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import uuid
 from collections.abc import Callable
@@ -21,10 +22,10 @@ from connect_guard.clients import AwsClients
 from connect_guard.findings import finding_id_of
 from connect_guard.responders import policy_alerts, profile_rollback, role_quarantine
 from connect_guard.runtime import Pipeline, build_pipeline
-from connect_guard_tools.local_aws import LocalAws
+from connect_guard_tools.local_aws import SECURITY_ACCOUNT, LocalAws
 from tests.conftest import load_event, with_new_event_id
 from tests.integration import test_role_quarantine
-from tests.integration.delivery import Run, deliver
+from tests.integration.delivery import Kill, Killed, Run, deliver
 from tests.integration.test_profile_rollback import INSTANCE, Instance, connect_event
 from tests.integration.test_profile_rollback import settings as rollback_settings
 from tests.integration.test_role_quarantine import ACCOUNT, POLICY_ARN, assumed, attached, iam_event, user
@@ -282,3 +283,60 @@ def test_a_redelivery_after_the_kill_is_the_one_that_reports(aws, after):
     run = deliver(aws, lambda c: build_pipeline(policy_alerts.build, aws.settings(), c), event, after)
     assert run.receives == 2 and run.result["outcome"] == "alerted"
     assert len(run.alerts) == (1 if after == 1 else 2)  # killed after the publish: the same finding twice
+
+
+# ---- the scheduled sweep: its next run is its retry ---------------------------------------------
+def test_a_sweep_killed_between_any_two_steps_is_reported_by_the_next_run_and_rolls_back_once(aws):
+    from connect_guard.sweep import build as build_sweep
+
+    instance = Instance(aws)
+    settings = aws.settings(response_mode="enforce", connect_instance_arns=(instance.arn,))
+
+    def two_runs(after: int | None) -> tuple[Kill, list[dict[str, Any]]]:
+        instance.client.update_user_security_profiles(  # drift no CloudTrail event reported
+            InstanceId=INSTANCE, UserId=instance.user, SecurityProfileIds=[instance.agent, instance.admin]
+        )
+        kill = Kill(after)
+        aws.session.events.register("after-call", kill)
+        try:
+            with contextlib.suppress(Killed):  # the run dies
+                build_sweep(settings, AwsClients(aws.region, aws.session, SECURITY_ACCOUNT)).run()
+            build_sweep(settings, AwsClients(aws.region, aws.session, SECURITY_ACCOUNT)).run()  # the next run
+        finally:
+            aws.session.events.unregister("after-call", kill)
+        where = f"killed after write {after} ({kill.fired})"
+        assert kill.count("connect:UpdateUserSecurityProfiles") == 1, f"{where}: not exactly one rollback"
+        assert instance.user_profiles() == {instance.agent}, where
+        alerts = [json.loads(m["Message"]) for m in aws.inbox()]
+        assert alerts, f"{where}: no alert reached the SOC"
+        assert len({a["finding_id"] for a in alerts}) == 1, where  # duplicates only as the same finding
+        for alert in alerts:
+            assert "privileged: Admin" in alert["title"], where
+            assert alert["actions"] == [
+                {
+                    "service": "connect",
+                    "operation": "UpdateUserSecurityProfiles",
+                    "parameters": {
+                        "InstanceId": INSTANCE,
+                        "UserId": instance.user,
+                        "SecurityProfileIds": [instance.agent],
+                    },
+                    "status": "taken",
+                }
+            ], where
+        finding = alerts[0]["finding_id"]
+        audit = [(r["action"]["S"], r["status"]["S"]) for r in aws.audit_records() if r["finding_id"]["S"] == finding]
+        assert audit == [("UpdateUserSecurityProfiles", "taken")], where
+        return kill, alerts
+
+    clean, _ = two_runs(None)
+    for after in range(1, len(clean.writes) + 1):
+        _, alerts = two_runs(after)
+        if after in (2, 3):  # rolled back, then killed before the audit: the next run reports it
+            assert "rolled back by an earlier sweep" in alerts[-1]["title"]
+    assert clean.writes == [
+        "dynamodb:PutItem",  # the journal, before the rollback
+        "connect:UpdateUserSecurityProfiles",
+        "sns:Publish",
+        "dynamodb:TransactWriteItems",  # the audit records, and the journal marked audited
+    ]

@@ -195,7 +195,7 @@ def test_the_sweep_and_the_quarantine_record_audit_entries_only_in_enforce_mode(
 
 def test_the_action_journal_is_read_by_key_in_enforce_mode_only_and_never_the_audit_records() -> None:
     # A retry reads the journal item of its own finding; the audit records stay out of reach.
-    for function in ("ProfileRollbackFunction", "QuarantineFunction"):
+    for function in ("ProfileRollbackFunction", "QuarantineFunction", "BaselineSweepFunction"):
         _, role_props = function_role(function)
         (own,) = [p for p in role_props["Policies"] if "Fn::If" not in p]
         (journal,) = [

@@ -120,6 +120,7 @@ CONNECT_RESPONDER_OWN: dict[str, dict[str, set[str] | None]] = {
             )
         ),
         "dynamodb:BatchWriteItem": {"BaselineTable"},
+        "dynamodb:GetItem": {"AuditTable"},  # the action journal: the last run's unreported rollbacks
     },
 }
 

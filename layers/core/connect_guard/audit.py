@@ -26,6 +26,7 @@ from connect_guard.findings import Action
 # there must still find the journal of an action an earlier attempt made.
 JOURNAL_RETENTION_SECONDS = 15 * 24 * 3600
 JOURNAL_PREFIX = "finding#"
+TRANSACTION_MAX_ITEMS = 100  # DynamoDB TransactWriteItems
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
@@ -187,15 +188,18 @@ class ActionJournal:
             str(plain.get("started_at", "")),
         )
 
-    def complete(self, pending: PendingAction, records: list[dict[str, Any]], status: str) -> PendingAction:
+    def complete(
+        self, pending: PendingAction, records: list[dict[str, Any]], status: str, keep: bool = True
+    ) -> PendingAction:
         """Write the action's audit records and mark the journal item audited, in one transaction:
-        a retry either finds both or neither, so it never writes an audit record twice."""
+        a retry either finds both or neither, so it never writes an audit record twice. `keep`:
+        the journal item keeps the records (a retry rebuilds the finding's actions from them)."""
         done = PendingAction(
             pending.finding_id,
             pending.responder,
             pending.event_id,
             status,
-            tuple(records),
+            tuple(records) if keep else (),
             pending.payload,
             pending.started_at,
         )
@@ -205,7 +209,10 @@ class ActionJournal:
             entry["sk"] = f"{entry['sk']}#{i}" if len(stamped) > 1 else entry["sk"]
         items = [{"Put": {"TableName": self._table, "Item": AuditLog.item(e)}} for e in stamped]
         items.append({"Put": {"TableName": self._table, "Item": self._item(done)}})
-        self._db.transact_write_items(TransactItems=items)
+        # A transaction holds at most 100 writes: a large sweep's records go in several, the
+        # journal's mark in the last (a crash in between may write the first ones twice, never none).
+        for start in range(0, len(items), TRANSACTION_MAX_ITEMS):
+            self._db.transact_write_items(TransactItems=items[start : start + TRANSACTION_MAX_ITEMS])
         return done
 
 
