@@ -189,3 +189,14 @@ def test_a_quarantine_whose_state_cannot_be_re_read_is_failed_and_says_so(aws, i
     (alert,) = alerts(aws)
     assert alert["title"].endswith("the principal is NOT quarantined")
     assert alert["reasons"][1].startswith("whether a quarantine was due could not be re-read (ClientError")
+
+
+def test_an_actor_that_cannot_be_quarantined_is_failed_with_the_reason_when_every_alert_failed(aws, iam, monkeypatch):
+    receive = quarantine_handler(aws, monkeypatch)
+    event = as_body(iam_event("DeleteRole", user("ghost"), {"roleName": "ConnectAgentFederation"}))  # no such user
+    Refuse("sns:Publish", "InternalError", 500, times=EVERY_RECEIVE).install(aws)
+
+    assert until_acked(receive, event) is None
+    (alert,) = alerts(aws)
+    assert alert["title"].endswith("the principal is NOT quarantined")
+    assert alert["reasons"][1].startswith("user ghost does not exist in account 111122223333 (NoSuchEntity")

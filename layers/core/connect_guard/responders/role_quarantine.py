@@ -399,8 +399,8 @@ class RoleQuarantineResponder:
                 event, error, f"whether the principal is quarantined could not be re-read ({type(reread).__name__})"
             )
             return
-        if found is None:
-            self._publish_failed(event, error, "re-read now, the quarantine is not in place")
+        if found is None or not found.in_place:  # not attached, or it can't be (the note says why)
+            self._publish_failed(event, error, found.note if found else "re-read now, the quarantine is not in place")
             return
         if not found.actions:  # quarantined, by another event's quarantine: nothing failed here
             logger.info("last attempt failed; the principal is quarantined already: no FAILED alert")
