@@ -45,6 +45,10 @@ class AuditLog:
     def table(self) -> str:
         return self._table
 
+    @property
+    def db(self) -> Any:
+        return self._db
+
     def entry(
         self,
         *,
@@ -127,7 +131,7 @@ class ActionJournal:
 
     def __init__(self, audit: AuditLog, clock: Callable[[], datetime] = _now) -> None:
         self.audit = audit
-        self._db = audit._db
+        self._db = audit.db
         self._table = audit.table
         self._clock = clock
 

@@ -517,9 +517,7 @@ class RoleQuarantineResponder:
             finding_id_of(NAME, record.event_id),
             responder=NAME,
             event_id=record.event_id,
-            records=[
-                self._audit_entry(actor, f"{kind}/{name}", why, record, replace(a, status="taken")) for a in planned
-            ],
+            records=[self._audit_entry(actor, subject, why, record, replace(a, status="taken")) for a in planned],
         )
         done = writer.execute(planned)
         self.journal.complete(
@@ -578,6 +576,7 @@ class RoleQuarantineResponder:
         record: CloudTrailRecord,
         action: Action,
         note: str = "",
+        before: Any = None,
     ) -> dict[str, Any]:
         return action_record(
             self.audit,
@@ -586,7 +585,7 @@ class RoleQuarantineResponder:
             actor=actor.arn,
             target=subject,
             reason=f"{reason} ({note})" if note else reason,
-            before=None,
+            before=before,
             event_id=record.event_id,
             finding_id=finding_id_of(NAME, record.event_id),  # the finding _alert publishes
             mode="enforce",
@@ -664,9 +663,7 @@ class RoleQuarantineResponder:
                         logger.warning("audit record not written; the journal keeps it", extra={"error": str(error)})
         elif journaled:
             before = {"denied_users": list(deny_list.user_ids)} if action.status == "failed" else None
-            entry = self._audit_entry(actor, subject, why, record, action)
-            if before is not None:
-                entry["before"] = json.dumps(before, sort_keys=True)
+            entry = self._audit_entry(actor, subject, why, record, action, before=before)
             self.journal.complete(journaled[0], [entry], action.status)
         done = [action] if action else []
         if action and action.status == "failed":
