@@ -6,6 +6,9 @@ baseline. The responder acts only on instances in ConnectInstanceArns with a com
 re-reads the current state (CloudTrail parameters may be redacted, truncated or URL-encoded),
 acts only while it still differs from the baseline, and removes the privileged gain (other
 changes stay): in enforce mode it calls Connect, in detect mode it reports the exact call.
+A rollback is journaled before Connect is called (connect_guard.audit), so a retry that finds it
+made still reports it; the last attempt's give_up decides again from the state before it says
+FAILED.
 """
 
 from __future__ import annotations

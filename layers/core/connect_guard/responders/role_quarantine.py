@@ -13,8 +13,10 @@ service-linked roles, CloudFormation stack operations, the suite itself and allo
 break-glass principals are never touched: the SOC is alerted instead.
 A detach of the quarantine policy is a release, never tampering, whoever makes it. A deleted
 role with no snapshot may have carried the protection tag: CRITICAL, quarantined only when
-protected by name. When the last delivery attempt fails, the SOC is told the principal is NOT
-quarantined (give_up).
+protected by name. Every write is journaled first (connect_guard.audit): a retry that finds the
+quarantine in place reports it as made. When the last delivery attempt fails, IAM is read again:
+the SOC is told the principal is NOT quarantined only when a quarantine was due and is not there
+(give_up).
 """
 
 from __future__ import annotations
