@@ -62,7 +62,7 @@ def test_drift_without_a_cloudtrail_event_is_reported_and_rolled_back_in_enforce
     assert [status for _, _, status in enforced.plans] == ["taken", "taken"]
     assert instance.fake.profile(INSTANCE, instance.manager)["Permissions"] == ["AccessMetrics", "Users.View"]
     assert instance.user_profiles() == {instance.agent}
-    audits = aws.clients.dynamodb.scan(TableName=aws.audit_table)["Items"]
+    audits = aws.audit_records()
     (rolled_back,) = findings(aws)
     # Each rollback's audit record names the finding the SOC received about it.
     assert [a["finding_id"]["S"] for a in audits] == [rolled_back["finding_id"]] * 2
@@ -152,7 +152,7 @@ def test_approve_baseline_is_audited_alerted_and_completes_a_partial_baseline(aw
     (finding,) = findings(aws)
     assert finding["severity"] == "HIGH" and finding["title"].startswith("Baseline approved by soc@example.com")
     assert "approved privileged gain: Admin" in finding["reasons"]
-    (audit,) = aws.clients.dynamodb.scan(TableName=aws.audit_table)["Items"]
+    (audit,) = aws.audit_records()
     assert audit["action"]["S"] == "ApproveBaseline" and audit["actor"]["S"] == "soc@example.com"
     assert audit["finding_id"]["S"] == finding["finding_id"]
     assert BaselineStore(aws.clients.dynamodb, aws.baseline_table).problem(instance.arn) is None

@@ -130,7 +130,7 @@ def test_enforce_mode_rolls_back_every_escalation_sample_to_the_state_it_reports
                 assert now == change["after"], item.source
             assert set(change["gained"]).isdisjoint(change["after"])
         assert rolled_back >= 6
-        audit = aws.clients.dynamodb.scan(TableName=aws.audit_table)["Items"]
+        audit = aws.audit_records()
         assert (
             len([a for a in audit if a["status"]["S"] == "taken" and a["action"]["S"] != "ApproveBaseline"])
             == rolled_back

@@ -71,7 +71,7 @@ def test_the_person_behind_a_session_is_denied_by_the_scp_and_the_finding_says_s
     assert "in every session and permission set" in note and "connect-guard release --sso-user" in note
     (action,) = outcome.finding["actions"]
     assert (action["service"], action["operation"], action["status"]) == ("organizations", "UpdatePolicy", "taken")
-    (audit,) = aws.clients.dynamodb.scan(TableName=aws.audit_table)["Items"]
+    (audit,) = aws.audit_records()
     assert audit["target"]["S"] == f"identity-center-user/{center.user_ids[ZOE]}"
     assert audit["finding_id"]["S"] == outcome.finding["finding_id"]
     # IAM still refuses the role itself: nothing was attempted there.
@@ -103,7 +103,7 @@ def test_release_takes_the_person_off_the_deny_list_and_is_audited(aws, center):
     done = role_quarantine.release(quarantine, "", sso_user=ZOE, by="soc@example.com", reason="password reset")
     assert [(a.operation, a.status) for a in done] == [("UpdatePolicy", "taken")]
     assert denied(aws, center) == [NOBODY]  # the statement stays, naming no one
-    items = aws.clients.dynamodb.scan(TableName=aws.audit_table)["Items"]
+    items = aws.audit_records()
     assert {i["mode"]["S"] for i in items} == {"enforce", "release"}
     released = [json.loads(m["Message"]) for m in aws.inbox()][-1]
     assert released["kind"] == "iam.quarantine_release" and released["target"]["name"] == ZOE

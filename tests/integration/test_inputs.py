@@ -152,7 +152,7 @@ def test_a_quarantine_event_dated_2099_quarantines_nobody_and_alerts_critical(aw
     assert handler(sqs_batch(forged, source=QUARANTINE_QUEUE), lambda_context) == {"batchItemFailures": []}
 
     assert mallory(aws) == SEEDED  # enforce mode, and still: no policy, no tag
-    assert aws.clients.dynamodb.scan(TableName=aws.audit_table)["Items"] == []  # no audit record: no action
+    assert aws.audit_records() == []  # no audit record: no action
     (message,) = aws.inbox()
     finding = json.loads(message["Message"])
     assert message["Subject"].startswith("[CRITICAL] Forged or out-of-scope event: eventTime 2099-01-01T09:00:00Z")

@@ -125,7 +125,7 @@ def pipeline(aws, mode: str = "enforce", **overrides: Any) -> Pipeline:
 
 
 def audit_items(aws) -> list[dict[str, Any]]:
-    return aws.clients.dynamodb.scan(TableName=aws.audit_table)["Items"]
+    return aws.audit_records()
 
 
 def test_enforce_restores_the_users_approved_profiles_with_an_audit_record(aws, instance):

@@ -81,12 +81,12 @@ def test_approve_baseline_records_the_instances_current_state(aws):
     # Every approval is audited and alerted: this one approves Admin for m.garcia.
     (alert,) = aws.inbox()
     assert alert["Subject"].startswith("[HIGH] Baseline approved by soc@example.com")
-    (audit,) = aws.clients.dynamodb.scan(TableName=aws.audit_table)["Items"]
+    (audit,) = aws.audit_records()
     assert audit["action"]["S"] == "ApproveBaseline"
 
 
 def audits(aws, action: str) -> list[dict[str, str]]:
-    items = aws.clients.dynamodb.scan(TableName=aws.audit_table)["Items"]
+    items = aws.audit_records()
     return [{k: v["S"] for k, v in item.items()} for item in items if item["action"]["S"] == action]
 
 

@@ -138,7 +138,7 @@ def test_denied_slr_deletion_by_a_user_attaches_the_quarantine_policy_and_tags_t
     assert outcome.finding["target"]["name"] == SLR  # from the error message: denied calls carry no parameters
     (message,) = aws.inbox()
     assert message["Subject"].startswith("[CRITICAL] Quarantined mallory: Attempt to delete role " + SLR)
-    audit = aws.clients.dynamodb.scan(TableName=aws.audit_table)["Items"]
+    audit = aws.audit_records()
     assert sorted(a["action"]["S"] for a in audit) == ["AttachUserPolicy", "TagUser"]
 
 
@@ -194,7 +194,7 @@ def test_an_identity_center_session_is_not_claimed_revoked_and_identity_center_s
     assert f"{role} is an IAM Identity Center permission-set role" in note
     assert "remove zoe@example.com's account assignment or disable the user" in note
     assert "attach the quarantine policy to the permission set" in note
-    assert aws.clients.dynamodb.scan(TableName=aws.audit_table)["Items"] == []
+    assert aws.audit_records() == []
 
 
 def test_a_second_attempt_through_a_quarantined_role_adds_nothing(aws, iam):
@@ -279,7 +279,7 @@ def test_a_role_with_no_room_for_another_managed_policy_is_reported_not_quaranti
     assert reason.startswith("role ConnectOps not quarantined: AttachRolePolicy LimitExceeded")
     assert "no room left" in reason and reason.endswith("act by hand")
     assert "connect-guard:quarantined" not in role_tags(iam, "ConnectOps")
-    audit = aws.clients.dynamodb.scan(TableName=aws.audit_table)["Items"]
+    audit = aws.audit_records()
     assert [(a["action"]["S"], a["status"]["S"]) for a in audit] == [("AttachRolePolicy", "failed")]
 
 
@@ -409,7 +409,7 @@ def test_release_lifts_the_quarantine_and_records_who_and_why(aws, iam):
     role_quarantine.release(quarantine, ACCOUNT, user=None, role="ConnectOps", by="soc@example.com", reason="rotated")
     assert attached(iam, "mallory") == [] and attached_to_role(iam, "ConnectOps") == []
     assert not set(SUITE_TAG_KEYS) & set(role_tags(iam, "ConnectOps"))
-    releases = [a for a in aws.clients.dynamodb.scan(TableName=aws.audit_table)["Items"] if a["mode"]["S"] == "release"]
+    releases = [a for a in aws.audit_records() if a["mode"]["S"] == "release"]
     assert {a["actor"]["S"] for a in releases} == {"soc@example.com"}
     assert any("false positive" in a["reason"]["S"] for a in releases)
     subjects = [m["Subject"] for m in aws.inbox()]

@@ -193,6 +193,25 @@ def test_the_sweep_and_the_quarantine_record_audit_entries_only_in_enforce_mode(
         assert audit[1]["Action"] == "dynamodb:PutItem" and target(audit[1]["Resource"]) == "AuditTable", function
 
 
+def test_the_action_journal_is_read_by_key_in_enforce_mode_only_and_never_the_audit_records() -> None:
+    # A retry reads the journal item of its own finding; the audit records stay out of reach.
+    for function in ("ProfileRollbackFunction", "QuarantineFunction", "BaselineSweepFunction"):
+        _, role_props = function_role(function)
+        (own,) = [p for p in role_props["Policies"] if "Fn::If" not in p]
+        (journal,) = [
+            s["Fn::If"]
+            for s in own["PolicyDocument"]["Statement"]
+            if "Fn::If" in s and s["Fn::If"][1]["Sid"] == "ReadActionJournal"
+        ]
+        assert journal[0] == "IsEnforce" and journal[2] == {"Ref": "AWS::NoValue"}, function
+        statement = journal[1]
+        assert statement["Action"] == "dynamodb:GetItem" and target(statement["Resource"]) == "AuditTable", function
+        assert statement["Condition"] == {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["finding#*"]}}
+        plain = [s for s in own["PolicyDocument"]["Statement"] if "Fn::If" not in s]
+        reads = [s for s in plain if target(s["Resource"]) == "AuditTable" and s["Action"] != "dynamodb:PutItem"]
+        assert reads == [], function
+
+
 def resolved_statements(role: str, params: dict[str, str]) -> list[dict[str, Any]]:
     """A role's statements as CloudFormation would deploy them with these parameters."""
     statements: list[dict[str, Any]] = []

@@ -103,7 +103,8 @@ CONNECT_RESPONDER_OWN: dict[str, dict[str, set[str] | None]] = {
                 "connect:ListSecurityProfilePermissions",
             )
         ),
-        "dynamodb:GetItem": {"BaselineTable", "DedupTable"},
+        # The baseline by key, the eventID claim, and the action journal (a retry reporting a rollback made).
+        "dynamodb:GetItem": {"BaselineTable", "DedupTable", "AuditTable"},
         "dynamodb:PutItem": {"BaselineTable", "AuditTable", "DedupTable"},
         "dynamodb:UpdateItem": {"DedupTable"},
         "dynamodb:DeleteItem": {"DedupTable"},
@@ -119,6 +120,7 @@ CONNECT_RESPONDER_OWN: dict[str, dict[str, set[str] | None]] = {
             )
         ),
         "dynamodb:BatchWriteItem": {"BaselineTable"},
+        "dynamodb:GetItem": {"AuditTable"},  # the action journal: the last run's unreported rollbacks
     },
 }
 

@@ -158,7 +158,8 @@ QUARANTINE_ACTIONS: dict[str, Any] = {
     "kms:Decrypt": {"SuiteKey"},
     "kms:GenerateDataKey": {"SuiteKey"},
     "dynamodb:PutItem": {"DedupTable", "AuditTable"},
-    "dynamodb:GetItem": {"DedupTable", "BaselineTable"},  # the eventID claim; a role's snapshot
+    # The eventID claim; a role's snapshot; the action journal (a retry reporting a quarantine made).
+    "dynamodb:GetItem": {"DedupTable", "BaselineTable", "AuditTable"},
     "dynamodb:UpdateItem": {"DedupTable"},
     "dynamodb:DeleteItem": {"DedupTable"},
     **{action: [OWN_USERS, OWN_ROLES] for action in QUARANTINE_IAM_READS},
@@ -244,7 +245,7 @@ def test_the_quarantines_iam_writes_exist_only_in_enforce_mode() -> None:
             assert {"Condition": "IsEnforce"} in T["Conditions"][condition]["Fn::And"]
             assert not any(a.startswith("iam:") for a in as_list(statement["Action"])), statement["Sid"]
             continue
-        if statement["Sid"] == "AuditRecords":  # the record of what enforce mode did
+        if statement["Sid"] in ("AuditRecords", "ReadActionJournal"):  # the record of what enforce mode did
             continue
         assert all(a.startswith("iam:") for a in as_list(statement["Action"])), statement["Sid"]
 

@@ -459,6 +459,16 @@ class LocalAws:
         }
         return IdentityCenter(account, store, policy, users)
 
+    def audit_records(self) -> list[dict[str, Any]]:
+        """The audit table's records (its day partitions), without the action journal's items."""
+        items = self.clients.dynamodb.scan(TableName=self.audit_table)["Items"]
+        return [item for item in items if item["pk"]["S"].startswith("audit#")]
+
+    def journal(self) -> list[dict[str, Any]]:
+        """The action journal's items (connect_guard.audit.ActionJournal)."""
+        items = self.clients.dynamodb.scan(TableName=self.audit_table)["Items"]
+        return [item for item in items if item["pk"]["S"].startswith("finding#")]
+
     def inbox(self) -> list[dict[str, Any]]:
         """Every message the SOC inbox queue received (SNS envelopes, JSON finding in Message)."""
         sqs = self.session.client("sqs")

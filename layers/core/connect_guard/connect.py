@@ -75,7 +75,8 @@ class ConnectGateway:
             return getattr(client, operation)(InstanceId=self._id, **params)
         except ClientError as error:
             if error.response["Error"]["Code"] in _NOT_FOUND:
-                raise ConnectResourceNotFoundError(f"{operation}: {error.response['Error']['Message']}") from error
+                api = "".join(part.title() for part in operation.split("_"))  # as the SOC reads it in CloudTrail
+                raise ConnectResourceNotFoundError(f"{api}: {error.response['Error']['Message']}") from error
             raise  # throttling, 5xx, access: retried by SQS, then the DLQ
 
     def user(self, user_id: str) -> ConnectUser:

@@ -22,11 +22,13 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
 from botocore.exceptions import ClientError
 
+from connect_guard.aws_errors import transient
 from connect_guard.findings import Action
 
 DENY_SID = "ConnectGuardDenyIdentityCenterUsers"
@@ -37,7 +39,6 @@ SCP_MAX_CHARACTERS = 5120
 # Identity Center role names: AWSReservedSSO_<permission set name>_<16 hex digits>.
 SSO_ROLE = re.compile(r"^AWSReservedSSO_(?P<permission_set>[\w+=,.@-]+)_[0-9a-f]{16}$")
 _USER_ID = re.compile(r"^([0-9a-f]{10}-)?[A-Fa-f0-9]{8}-[A-Fa-f0-9]{4}-[A-Fa-f0-9]{4}-[A-Fa-f0-9]{4}-[A-Fa-f0-9]{12}$")
-_RETRYABLE = {"TooManyRequestsException", "ServiceException", "ConcurrentModificationException", "ThrottlingException"}
 _WRITE_ATTEMPTS = 3
 
 
@@ -127,7 +128,7 @@ class IdentityCenterRevocation:
                 )["UserId"]
             )
         except ClientError as error:
-            if _code(error) in _RETRYABLE:
+            if transient(error):
                 raise
             raise RevocationError(
                 f"user {user_name!r} not found in identity store {self.identity_store_id} ({_code(error)})"
@@ -138,7 +139,7 @@ class IdentityCenterRevocation:
             policy = self.organizations.describe_policy(PolicyId=self.policy_id)["Policy"]
             targets = self.organizations.list_targets_for_policy(PolicyId=self.policy_id)["Targets"]
         except ClientError as error:
-            if _code(error) in _RETRYABLE:
+            if transient(error):
                 raise
             raise RevocationError(f"the deny-list SCP {self.policy_id} could not be read ({_code(error)})") from error
         summary = policy["PolicySummary"]
@@ -179,15 +180,22 @@ class IdentityCenterRevocation:
             "proposed",
         )
 
-    def deny(self, user_id: str, user_name: str) -> tuple[Action | None, DenyList]:
-        """Add the user to the deny-list (read, write, read back). None: already denied, nothing written."""
-        return self._update(user_id, user_name, add=True)
+    def deny(
+        self, user_id: str, user_name: str, before_write: Callable[[], None] | None = None
+    ) -> tuple[Action | None, DenyList]:
+        """Add the user to the deny-list (read, write, read back). None: already denied, nothing written.
+
+        `before_write` runs once, right before the first write (the responder journals it there).
+        """
+        return self._update(user_id, user_name, add=True, before_write=before_write)
 
     def allow(self, user_id: str, user_name: str) -> tuple[Action | None, DenyList]:
         """Remove the user from the deny-list (a release)."""
         return self._update(user_id, user_name, add=False)
 
-    def _update(self, user_id: str, user_name: str, *, add: bool) -> tuple[Action | None, DenyList]:
+    def _update(
+        self, user_id: str, user_name: str, *, add: bool, before_write: Callable[[], None] | None = None
+    ) -> tuple[Action | None, DenyList]:
         for _ in range(_WRITE_ATTEMPTS):
             current = self.read()
             listed = user_id in current.user_ids
@@ -201,10 +209,13 @@ class IdentityCenterRevocation:
                     f"{len(wanted)} users: release users who no longer need denying, or prepare a second SCP"
                 )
             parameters = {"PolicyId": self.policy_id, "UserId": user_id, "UserName": user_name}
+            if before_write is not None:
+                before_write()
+                before_write = None
             try:
                 self.organizations.update_policy(PolicyId=self.policy_id, Content=content)
             except ClientError as error:
-                if _code(error) in _RETRYABLE:
+                if transient(error):
                     raise
                 failed = {**parameters, "error": f"{_code(error)}: {error.response['Error'].get('Message', '')}"}
                 return Action("organizations", "UpdatePolicy", failed, "failed"), current

@@ -21,6 +21,7 @@ from urllib.parse import unquote
 
 from botocore.exceptions import ClientError
 
+from connect_guard.aws_errors import transient
 from connect_guard.errors import PoisonEventError
 from connect_guard.findings import Action
 from connect_guard.policy import parse_document
@@ -31,7 +32,6 @@ REASON_TAG = "connect-guard:quarantine-reason"
 # (aws:TagKeys), so the protected-role tag key is never the suite's to set or remove.
 SUITE_TAG_KEYS = (QUARANTINE_TAG, REASON_TAG)
 ATTACH_OPERATIONS = {"AttachUserPolicy", "AttachRolePolicy"}
-_RETRYABLE = {"Throttling", "ServiceFailure", "InternalFailure"}
 # Statement keys the deny-all may carry; any other (Condition, NotAction, NotResource,
 # Principal) narrows the deny.
 _DENY_ALL_KEYS = {"Sid", "Effect", "Action", "Resource"}
@@ -122,6 +122,10 @@ class QuarantineIam:
         attached = self.client.list_attached_role_policies(RoleName=role)["AttachedPolicies"]
         return any(p["PolicyArn"] == self.policy_arn for p in attached)
 
+    def quarantined(self, kind: str, name: str) -> bool:
+        """Whether the quarantine policy is attached to the user or role (NoSuchEntity: it is gone)."""
+        return self.user_quarantined(name) if kind == "user" else self.role_quarantined(name)
+
     def check_policy(self, verified: VerifiedPolicies) -> PolicyCheck:
         """Read the quarantine policy's default version and compare it with the deny-all."""
         arn = self.policy_arn
@@ -132,7 +136,7 @@ class QuarantineIam:
                 return PolicyCheck()
             version = self.client.get_policy_version(PolicyArn=arn, VersionId=key[2])["PolicyVersion"]
         except ClientError as error:
-            if _code(error) in _RETRYABLE:
+            if transient(error):
                 raise
             if _code(error) == "NoSuchEntity":
                 return PolicyCheck(f"the quarantine policy {arn} is missing", tampered=True)
@@ -169,6 +173,11 @@ class QuarantineIam:
                     actions.append(Action("iam", "UpdateAccessKey", parameters, "proposed"))
         return actions
 
+    def plan(self, kind: str, name: str, reason: str, event_id: str, deactivate_keys: bool) -> list[Action]:
+        if kind == "user":
+            return self.user_actions(name, reason, event_id, deactivate_keys)
+        return self.role_actions(name, reason, event_id)
+
     def role_actions(self, role: str, reason: str, event_id: str) -> list[Action]:
         return [
             Action("iam", "AttachRolePolicy", {"RoleName": role, "PolicyArn": self.policy_arn}, "proposed"),
@@ -191,7 +200,9 @@ class QuarantineIam:
     def execute(self, actions: list[Action]) -> list[Action]:
         """Run each action; a refusal that retrying cannot fix is recorded as failed, not raised.
 
-        When the attachment is refused (e.g. LimitExceeded: 10 managed policies already), the
+        A passing refusal (5xx, throttling: connect_guard.aws_errors) raises, so the event is
+        delivered again; the retry re-reads what is attached before reporting anything. When the
+        attachment is refused for good (e.g. LimitExceeded: 10 managed policies already), the
         quarantine tags are not written: they would claim a quarantine that is not there.
         """
         done = []
@@ -204,7 +215,7 @@ class QuarantineIam:
                 getattr(self.client, method)(**action.parameters)
                 done.append(Action(action.service, action.operation, action.parameters, "taken"))
             except ClientError as error:
-                if _code(error) in _RETRYABLE:
+                if transient(error):
                     raise
                 failed = {**action.parameters, "error": f"{_code(error)}: {error.response['Error'].get('Message', '')}"}
                 done.append(Action(action.service, action.operation, failed, "failed"))

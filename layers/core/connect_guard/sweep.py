@@ -11,8 +11,10 @@ re-recorded: the sweep alerts CRITICAL and does nothing until `connect-guard app
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from connect_guard.baseline import InstanceBaseline, ProfileBaseline, UserBaseline, incomplete
 from connect_guard.clients import AwsClients
@@ -95,7 +97,9 @@ class SweepResult:
 
     def __post_init__(self) -> None:
         if not self.event_id:
-            now = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+            # To the microsecond: two runs in one second (a manual one beside the schedule) are
+            # two findings, and the journal tells one run's rollbacks from the next's.
+            now = datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
             self.event_id = f"sweep:{self.instance_arn.rsplit('/', 1)[-1]}:{now}"
 
 
@@ -141,6 +145,8 @@ class BaselineSweep(ConnectControl):
                 ),
             )
             return result
+        if self.settings.response_mode == "enforce":
+            self._earlier_run(instance, current)
         result.drift = diff(current, approved)
         if not result.drift:
             logger.info("no drift", extra={"instance": instance.arn})
@@ -148,35 +154,30 @@ class BaselineSweep(ConnectControl):
         names = {p.id: p.name for p in (*approved.profiles.values(), *current.profiles.values())}
         permissions = {p.id: p.permissions for p in approved.profiles.values()}
         permissions.update({p.id: p.permissions for p in current.profiles.values() if p.id not in permissions})
-        for item in result.drift:
-            plan = self._plan(item, current, approved, names, permissions)
-            if plan is None:
-                continue
+        planned = [
+            (item, plan) for item in result.drift if (plan := self._plan(item, current, approved, names, permissions))
+        ]
+        enforce = self.settings.response_mode == "enforce"
+        pending = None
+        if enforce and planned:
+            # Journaled before the first rollback: should this run die before its finding and its
+            # audit records, the next run finds them in place and reports them (_earlier_run).
+            # Small whatever the drift: a digest of each target, not the permission lists.
+            pending = self.journal.begin(
+                self._journal_key(instance),
+                responder=NAME,
+                event_id=result.event_id,
+                records=[],
+                payload={"steps": [_step(item, plan) for item, plan in planned]},
+            )
+        for item, plan in planned:
             status = "proposed"
-            if self.settings.response_mode == "enforce":
+            if enforce:
                 if item.kind == "connect_user":
                     gateway.set_user_profiles(item.id, plan.target)
                 else:
                     gateway.set_permissions(item.id, plan.target)
                 status = "taken"
-                now_state = (
-                    current.users[item.id].security_profile_ids
-                    if item.kind == "connect_user"
-                    else current.profiles[item.id].permissions
-                )
-                self.audit.record(
-                    responder=NAME,
-                    action=plan.operation,
-                    status=status,
-                    actor=None,
-                    target=f"{instance.arn}/{item.kind}/{item.id}",
-                    reason=f"drift: gained {', '.join(plan.gained)}",
-                    before=sorted(now_state),
-                    after=sorted(plan.target),
-                    event_id=None,
-                    finding_id=finding_id_of(NAME, result.event_id),  # the finding _publish sends
-                    mode="enforce",
-                )
             result.plans.append((item, plan, status))
         gained = tuple(g for _, plan, _ in result.plans for g in plan.gained)
         severity = self.rules.severity(gained) if gained else Severity.LOW
@@ -187,7 +188,89 @@ class BaselineSweep(ConnectControl):
         if gained:
             title += f", privileged: {', '.join(sorted(set(gained)))}"
         result.finding_id = self._publish(instance, result, severity, title, tuple(reasons))
+        if pending is not None:
+            records = [self._audit_entry(instance, item, plan, current, result.event_id) for item, plan in planned]
+            self.journal.complete(pending, records, "taken", keep=False)  # the records may be large
         return result
+
+    @staticmethod
+    def _journal_key(instance: InstanceRef) -> str:
+        """One journal item per instance: the next run reads the last run's."""
+        return f"{NAME}:{instance.arn}"
+
+    def _audit_entry(
+        self,
+        instance: InstanceRef,
+        item: Drift,
+        plan: Plan,
+        current: InstanceBaseline | None,
+        event_id: str,
+        note: str = "",
+    ) -> dict[str, Any]:
+        """The rollback's audit record; `current` None: the state before it is no longer known."""
+        before: Any = None
+        if current is not None:
+            before = sorted(
+                current.users[item.id].security_profile_ids
+                if item.kind == "connect_user"
+                else current.profiles[item.id].permissions
+            )
+        return self.audit.entry(
+            responder=NAME,
+            action=plan.operation,
+            status="taken",
+            actor=None,
+            target=f"{instance.arn}/{item.kind}/{item.id}",
+            reason=f"drift: gained {', '.join(plan.gained)}{note}",
+            before=before,
+            after=sorted(plan.target),
+            event_id=None,
+            finding_id=finding_id_of(NAME, event_id),  # the finding _publish sends
+            mode="enforce",
+        )
+
+    def _earlier_run(self, instance: InstanceRef, current: InstanceBaseline) -> SweepResult | None:
+        """The rollbacks a previous run journaled and did not live to report and audit (its
+        timeout, out of memory): those found in place now are reported under that run's finding
+        ID and audited; any still drifting is this run's to roll back."""
+        pending = self.journal.get(self._journal_key(instance))
+        if pending is None or pending.audited or pending.responder != NAME:
+            return None
+        earlier = SweepResult(instance.arn, event_id=pending.event_id)
+        records = []
+        note = f" (made by the sweep of {pending.started_at}, which stopped before reporting it; confirmed by the next)"
+        for step in pending.payload.get("steps", []):
+            found = (current.users if step["kind"] == "connect_user" else current.profiles).get(step["id"])
+            now = (
+                found.security_profile_ids
+                if isinstance(found, UserBaseline)
+                else found.permissions
+                if isinstance(found, ProfileBaseline)
+                else None
+            )
+            if now is None or _digest(now) != step["target_digest"]:
+                continue  # not in place: if it still drifts, this run rolls it back
+            item = Drift(step["kind"], step["id"], step["name"], frozenset(), frozenset(), False)
+            plan = Plan(step["operation"], now, tuple(step["gained"]), step["baseline"], ())
+            earlier.plans.append((item, plan, "taken"))
+            records.append(self._audit_entry(instance, item, plan, None, pending.event_id, note))
+        if earlier.plans:
+            gained = sorted({g for _, plan, _ in earlier.plans for g in plan.gained})
+            reasons = (
+                f"rolled back by the sweep of {pending.started_at}, which stopped before reporting it; re-read by "
+                "this sweep, the rollbacks listed are in place",
+                *(
+                    f"{item.kind.replace('_', ' ')} {item.name}: gained {', '.join(plan.gained)}"
+                    for item, plan, _ in earlier.plans
+                ),
+            )
+            title = (
+                f"Connect baseline drift in {instance.instance_id} rolled back by an earlier sweep, "
+                f"privileged: {', '.join(gained)}"
+            )
+            earlier.finding_id = self._publish(instance, earlier, self.rules.severity(tuple(gained)), title, reasons)
+        self.journal.complete(pending, records, "taken", keep=False)
+        return earlier
 
     def approve(self, gateway: ConnectGateway, approved_by: str, reason: str = "reviewed") -> SweepResult:
         """The explicit approval (`connect-guard approve-baseline`): the instance's current state
@@ -316,6 +399,24 @@ class BaselineSweep(ConnectControl):
         )
         self.publisher.publish(finding)
         return finding.finding_id
+
+
+def _digest(values: frozenset[str]) -> str:
+    return hashlib.sha256("\n".join(sorted(values)).encode()).hexdigest()
+
+
+def _step(item: Drift, plan: Plan) -> dict[str, Any]:
+    """A journaled rollback: what the next run needs to confirm it (the state it sets, as a
+    digest: a profile's 500 permissions times many profiles would not fit one item) and report it."""
+    return {
+        "kind": item.kind,
+        "id": item.id,
+        "name": item.name,
+        "operation": plan.operation,
+        "target_digest": _digest(plan.target),
+        "gained": list(plan.gained),
+        "baseline": plan.baseline,
+    }
 
 
 def build(settings: Settings, clients: AwsClients) -> BaselineSweep:

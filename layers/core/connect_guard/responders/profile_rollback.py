@@ -6,22 +6,26 @@ baseline. The responder acts only on instances in ConnectInstanceArns with a com
 re-reads the current state (CloudTrail parameters may be redacted, truncated or URL-encoded),
 acts only while it still differs from the baseline, and removes the privileged gain (other
 changes stay): in enforce mode it calls Connect, in detect mode it reports the exact call.
+A rollback is journaled before Connect is called (connect_guard.audit), so a retry that finds it
+made still reports it; the last attempt's give_up decides again from the state before it says
+FAILED.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from typing import Any, Self
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 
-from connect_guard.audit import AuditLog
+from connect_guard.audit import ActionJournal, AuditLog
 from connect_guard.baseline import BaselineStore, ProfileBaseline, UserBaseline
 from connect_guard.clients import AwsClients
 from connect_guard.connect import ConnectGateway, ConnectUser, InstanceRef
 from connect_guard.errors import ConnectResourceNotFoundError, MemberAccessError, PoisonEventError
-from connect_guard.events import CloudTrailEvent
-from connect_guard.findings import Action, Attempt, Change, ConnectRef, EventRef, Finding, Target
+from connect_guard.events import CloudTrailEvent, CloudTrailRecord
+from connect_guard.findings import Action, Attempt, Change, ConnectRef, EventRef, Finding, Target, finding_id_of
 from connect_guard.observability import logger
 from connect_guard.outcome import Alert, Outcome
 from connect_guard.policy import Severity
@@ -113,7 +117,7 @@ def plan_user(
     elif not target:
         fallback = next((i for i, n in names.items() if n == rules.fallback_profile), None)
         if fallback is None:
-            raise ConnectResourceNotFoundError(f"fallback security profile {rules.fallback_profile!r} not found")
+            raise NoFallbackProfileError(f"fallback security profile {rules.fallback_profile!r} not found")
         target = frozenset({fallback})
         reasons += (f"no profile would remain: assigns the fallback profile {rules.fallback_profile}",)
     if target == user.security_profile_ids:
@@ -151,6 +155,57 @@ class _Subject:
     plan: Plan | None
     names: dict[str, str]  # profile ID → name, for display
 
+    def to_dict(self) -> dict[str, Any]:
+        """What the action journal keeps: enough to report the rollback once `before` is gone."""
+        plan = self.plan
+        shown = self.before | (plan.target if plan else frozenset())
+        return {
+            "kind": self.kind,
+            "id": self.id,
+            "name": self.name,
+            "arn": self.arn,
+            "before": sorted(self.before),
+            "names": {k: v for k, v in self.names.items() if k in shown},
+            "plan": None
+            if plan is None
+            else {
+                "operation": plan.operation,
+                "target": sorted(plan.target),
+                "gained": list(plan.gained),
+                "baseline": plan.baseline,
+                "reasons": list(plan.reasons),
+            },
+        }
+
+    @classmethod
+    def from_dict(cls, body: dict[str, Any]) -> _Subject:
+        raw = body.get("plan")
+        plan = None
+        if raw:
+            plan = Plan(
+                raw["operation"], frozenset(raw["target"]), tuple(raw["gained"]), raw["baseline"], tuple(raw["reasons"])
+            )
+        return cls(
+            body["kind"], body["id"], body["name"], body["arn"], frozenset(body["before"]), plan, dict(body["names"])
+        )
+
+
+@dataclass
+class _Decision:
+    """What an event calls for, from the state re-read now. Nothing is written in deciding:
+    the last attempt's give_up decides again to tell whether a rollback was due."""
+
+    actor: Actor
+    outcome: Outcome
+    report: Callable[[], Outcome] | None = None  # alert only: no rollback is due
+    gateway: ConnectGateway | None = None
+    subject: _Subject | None = None
+    connect: ConnectRef | None = None
+
+
+class NoFallbackProfileError(ConnectResourceNotFoundError):
+    """A user would be left without a profile and the fallback profile does not exist."""
+
 
 class ConnectControl:
     """What the Connect controls (event-driven rollback, scheduled sweep) share: configuration,
@@ -169,6 +224,7 @@ class ConnectControl:
         self.publisher = publisher
         self.baselines = baselines
         self.audit = audit
+        self.journal = ActionJournal(audit)
         self.rules = Rules.of(settings)
 
     @classmethod
@@ -279,131 +335,257 @@ class ProfileRollbackResponder(ConnectControl):
         finding = self._finding(
             event, actor, severity, subject, connect, (), reasons, allowlisted=allowlisted, verdict="approved"
         )
-        self._audit("ApproveBaseline", "taken", actor, subject, f"baseline approved by {by}", event, finding.finding_id)
+        approval = self._audit_entry("ApproveBaseline", "taken", actor, subject, f"baseline approved by {by}", event)
+        self.audit.write(approval)
         return self._publish(finding, outcome, "alerted")
 
     # -- the event ------------------------------------------------------------------------
     def handle(self, event: CloudTrailEvent) -> Outcome:
-        self.settings.require("baseline_table_name", "audit_table_name")
         record = event.detail
         if record.event_name not in USER_EVENTS and record.event_name not in PROFILE_EVENTS:
             raise PoisonEventError(f"unsupported event {record.event_name!r} for {NAME}")
+        decision = self._decide(event)
+        if decision.report is not None:
+            return decision.report()
+        subject, outcome = decision.subject, decision.outcome
+        if subject is None:
+            return outcome  # never acted on: the reason says why
+        if subject.plan is None:
+            recovered = self._recovered(event, decision)
+            if recovered is not None:
+                return recovered
+            outcome.reason = "no privileged gain over the approved baseline (or already restored)"
+            return outcome
+        return self._roll_back(event, decision)
+
+    def _decide(self, event: CloudTrailEvent) -> _Decision:
+        """What the event calls for, from the state re-read now (reads only)."""
+        self.settings.require("baseline_table_name", "audit_table_name")
+        record = event.detail
         actor = Actor.from_record(record)
         outcome = Outcome(NAME, record.event_id, record.event_name, "ignored")
+        decision = _Decision(actor, outcome)
         # Exempt only the two updates a rollback makes: anything else by a suite role is judged
         # (and rolled back) like anyone's, since the suite never creates users or profiles.
         if record.event_name in SUITE_WRITES and is_suite_principal(actor, self.settings):
             outcome.reason = "change made by connect-guard itself"
-            return outcome
+            return decision
         # Replication arrives as the service itself; the same invokedBy on anyone else exempts nothing.
         if actor.type == "AWSService" and exempt_service(actor, (CONNECT_REPLICATION,)):
             outcome.reason = "Global Resiliency replication of a change already assessed in its source region"
-            return outcome
+            return decision
 
         kind, subject_id, instance = self._target(event)
+
+        def report(problem: str | None = None, severity: Severity = Severity.HIGH, claims: bool = False) -> _Decision:
+            shown = self._claims(record) if claims else ()
+            decision.report = lambda: self._report_only(
+                event, actor, outcome, instance, kind, subject_id, problem, severity, shown
+            )
+            return decision
+
         if record.denied or instance is None or subject_id is None:
-            return self._report_only(event, actor, outcome, instance, kind, subject_id)
+            return report()
         # Act only on complete, in-scope state: without it "not in the baseline" can't be told
         # from "baseline lost", and a rollback would strip what it should keep.
         if not self.configured(instance):
-            return self._report_only(
-                event, actor, outcome, instance, kind, subject_id, "the instance is not in ConnectInstanceArns"
-            )
+            return report("the instance is not in ConnectInstanceArns")
         problem = self.baselines.problem(instance.arn)
         if problem:
-            return self._report_only(
-                event, actor, outcome, instance, kind, subject_id, problem, severity=Severity.CRITICAL
-            )
+            return report(problem, Severity.CRITICAL)
 
+        what = "user" if kind == "connect_user" else "security profile"
         try:
             gateway = self.gateway(instance)
             actor_user = self._admin_website_user(gateway, actor)
             subject = self._subject(gateway, kind, subject_id)
-        except ConnectResourceNotFoundError as error:
-            outcome.reason = f"nothing to roll back: {error}"
-            return outcome
-        except MemberAccessError as error:  # fail closed: alert, don't act; the suite is blind there
-            return self._report_only(
-                event,
-                actor,
-                outcome,
-                instance,
-                kind,
-                subject_id,
-                f"cannot reach the instance (member account unreachable): {error}",
+        except NoFallbackProfileError as error:
+            return report(
+                f"the {what} gained privileged profiles and would be left with none, but {error}: "
+                "the escalation is NOT rolled back",
                 Severity.CRITICAL,
+                claims=True,
             )
+        except ConnectResourceNotFoundError as error:
+            # Deleted since, or never there (a forged or mistyped event): either way, say what
+            # the event claimed; nothing can be checked or restored.
+            return report(
+                f"the Connect {what} {subject_id} (instance {instance.instance_id}) named by the event could "
+                f"not be read ({error}): whether it gained a privilege cannot be checked",
+                claims=True,
+            )
+        except MemberAccessError as error:  # fail closed: alert, don't act; the suite is blind there
+            return report(f"cannot reach the instance (member account unreachable): {error}", Severity.CRITICAL)
         connect = ConnectRef(instance.instance_id, instance.arn)
         if actor_user:
             connect = ConnectRef(
                 instance.instance_id, instance.arn, actor_user_id=actor_user.id, actor_username=actor_user.username
             )
         connect = self._with_subject(connect, subject)
+        decision.gateway, decision.subject, decision.connect = gateway, subject, connect
 
         allowlisted = allowlist_match(actor, self.settings.allowlisted_principals)
         approver = allowlist_match(actor, self.settings.baseline_approvers)
         if approver:
-            return self._approved(event, actor, outcome, gateway, subject, connect, approver, allowlisted is not None)
-        if allowlisted:
-            # Not acted on, and not approved either: the baseline changes only by an approver or
-            # approve-baseline, so an escalation stays visible to the next sweep and rollback.
-            notes = [f"actor is allowlisted ({allowlisted}): not acted on"]
-            if subject.plan:
-                would = self.rules.severity(subject.plan.gained)
-                notes.append(f"would otherwise be {would}: gained {', '.join(subject.plan.gained)}")
-            notes.append("not approved into the baseline (BaselineApprovers or connect-guard approve-baseline)")
-            finding = self._finding(
-                event,
-                actor,
-                Severity.INFO,
-                subject,
-                connect,
-                (),
-                tuple(notes),
-                allowlisted=True,
-                verdict="allowlisted",
+            decision.report = lambda: self._approved(
+                event, actor, outcome, gateway, subject, connect, approver, allowlisted is not None
             )
-            return self._publish(finding, outcome, "alerted")
+        elif allowlisted:
+            decision.report = lambda: self._allowlisted(event, actor, outcome, subject, connect, allowlisted)
+        return decision
 
-        if subject.plan is None:
-            outcome.reason = "no privileged gain over the approved baseline (or already restored)"
-            return outcome
+    def _allowlisted(
+        self, event: CloudTrailEvent, actor: Actor, outcome: Outcome, subject: _Subject, connect: ConnectRef, match: str
+    ) -> Outcome:
+        """Not acted on, and not approved either: the baseline changes only by an approver or
+        approve-baseline, so an escalation stays visible to the next sweep and rollback."""
+        notes = [f"actor is allowlisted ({match}): not acted on"]
+        if subject.plan:
+            would = self.rules.severity(subject.plan.gained)
+            notes.append(f"would otherwise be {would}: gained {', '.join(subject.plan.gained)}")
+        notes.append("not approved into the baseline (BaselineApprovers or connect-guard approve-baseline)")
+        finding = self._finding(
+            event, actor, Severity.INFO, subject, connect, (), tuple(notes), allowlisted=True, verdict="allowlisted"
+        )
+        return self._publish(finding, outcome, "alerted")
 
-        plan = subject.plan
-        status = "proposed"
+    def _roll_back(self, event: CloudTrailEvent, decision: _Decision) -> Outcome:
+        """Journal, act, audit, report (enforce); report the exact call (detect)."""
+        gateway, subject, connect, actor = decision.gateway, decision.subject, decision.connect, decision.actor
+        assert gateway is not None and subject is not None and subject.plan is not None and connect is not None
+        plan, record = subject.plan, event.detail
+        reasons: tuple[str, ...] = (f"gained {', '.join(plan.gained)} not in the approved baseline", *plan.reasons)
+        status, pending = "proposed", None
         if self.settings.response_mode == "enforce":
+            # Journaled before the call: if this attempt dies after it, the retry reports it.
+            pending = self.journal.begin(
+                finding_id_of(NAME, record.event_id),
+                responder=NAME,
+                event_id=record.event_id,
+                records=[self._audit_entry(plan.operation, "taken", actor, subject, reasons[0], event)],
+                payload={"subject": subject.to_dict(), "connect": asdict(connect)},
+            )
             status = self._execute(gateway, subject)
-        parameters = self._parameters(instance, subject)
-        action = Action("connect", plan.operation, parameters, status.split(":")[0])
-        reasons = (f"gained {', '.join(plan.gained)} not in the approved baseline", *plan.reasons)
+        action = Action("connect", plan.operation, self._parameters(gateway.instance, subject), status.split(":")[0])
         if status.startswith("failed"):
             reasons = (f"ROLLBACK DID NOT HAPPEN: {status.removeprefix('failed: ')}", *reasons)
         elif status == "proposed":
             reasons = (*reasons, "detect mode: no change made; the action shows the exact call enforce mode makes")
         finding = self._finding(event, actor, self.rules.severity(plan.gained), subject, connect, (action,), reasons)
-        if status != "proposed":
-            self._audit(plan.operation, action.status, actor, subject, reasons[0], event, finding.finding_id)
-        return self._publish(finding, outcome, "rolled_back" if status == "taken" else "alerted")
+        if pending is not None:
+            audit = self._audit_entry(plan.operation, action.status, actor, subject, reasons[0], event)
+            self.journal.complete(pending, [audit], action.status)
+        return self._publish(finding, decision.outcome, "rolled_back" if status == "taken" else "alerted")
+
+    def _recovered(self, event: CloudTrailEvent, decision: _Decision, final: bool = False) -> Outcome | None:
+        """The rollback an earlier attempt of this event journaled, found made: reported now.
+
+        That attempt stopped (timeout, out of memory, a failed write or publish) after the
+        rollback and before telling the SOC; this attempt re-read the state and found nothing
+        left to restore. Without the journal it would ack in silence. On the `final` attempt an
+        audit write that still fails does not stop the finding (the journal keeps the record).
+        """
+        if self.settings.response_mode != "enforce" or decision.subject is None or decision.gateway is None:
+            return None
+        record = event.detail
+        pending = self.journal.get(finding_id_of(NAME, record.event_id))
+        if pending is None or pending.responder != NAME or "subject" not in pending.payload:
+            return None
+        subject = _Subject.from_dict(pending.payload["subject"])
+        if subject.plan is None:
+            return None
+        plan, now = subject.plan, decision.subject.before
+        note = (
+            "completed by an earlier attempt of this event: it recorded the rollback, made it and stopped "
+            "before reporting it; re-read now, the state shows it in place"
+        )
+        if now != plan.target:
+            note += f" (changed since: now {', '.join(self._display(subject, now)) or '(none)'})"
+        reasons = (f"gained {', '.join(plan.gained)} not in the approved baseline", *plan.reasons, note)
+        if not pending.audited:
+            audit = self._audit_entry(plan.operation, "taken", decision.actor, subject, f"{reasons[0]}; {note}", event)
+            try:
+                self.journal.complete(pending, [audit], "taken")
+            except (ClientError, BotoCoreError) as error:
+                if not final:
+                    raise  # retried: the audit record is written before the finding
+                logger.warning("audit record not written; the journal keeps it", extra={"error": str(error)})
+        action = Action("connect", plan.operation, self._parameters(decision.gateway.instance, subject), "taken")
+        connect = ConnectRef(**pending.payload["connect"])
+        severity = self.rules.severity(plan.gained)
+        finding = self._finding(event, decision.actor, severity, subject, connect, (action,), reasons)
+        logger.warning("rollback made by an earlier attempt, reported now", extra={"finding_id": finding.finding_id})
+        return self._publish(finding, decision.outcome, "rolled_back")
 
     def give_up(self, event: CloudTrailEvent, error: Exception) -> None:
-        """Last delivery attempt failed: tell the SOC the rollback did not happen."""
+        """The last delivery attempt failed: decide again from the state as it is now.
+
+        A rollback an earlier attempt made is reported as made (its finding, not a FAILED one);
+        a rollback that was due and is not in place is a CRITICAL `Rollback FAILED`; an event
+        that called for no rollback alerts nothing here (the DLQ and its alarm keep it).
+        """
+        record = event.detail
+        if record.event_name not in USER_EVENTS and record.event_name not in PROFILE_EVENTS:
+            return  # not an event this responder acts on: no rollback was ever due
+        try:
+            decision = self._decide(event)
+        except ParamValidationError:
+            return  # the event names nothing Connect could hold: no rollback could be due
+        except Exception as reread:  # the state can't be read either: the escalation may stand
+            self._publish_failed(
+                event,
+                error,
+                f"the state could not be re-read ({type(reread).__name__}: {reread}): the escalation may "
+                "still be in place",
+            )
+            return
+        subject = decision.subject
+        if decision.report is not None or subject is None:
+            logger.info("last attempt failed; no rollback was due: no FAILED alert")
+            return
+        if subject.plan is None:
+            if self._recovered(event, decision, final=True) is None:
+                logger.info("last attempt failed; nothing left to roll back: no FAILED alert")
+            return
+        what = "user" if subject.kind == "connect_user" else "security profile"
+        self._publish_failed(
+            event,
+            error,
+            f"re-read now, the escalation is still in place: {what} {subject.name} has "
+            f"{', '.join(subject.plan.gained)} beyond the approved baseline",
+            decision,
+        )
+
+    def _publish_failed(
+        self, event: CloudTrailEvent, error: Exception, state: str, decision: _Decision | None = None
+    ) -> None:
         record = event.detail
         actor = Actor.from_record(record)
         kind, subject_id, instance = self._target(event)
+        # Detect mode rolls nothing back: what failed is the alert, not a rollback.
+        outcome = (
+            "the escalation is NOT rolled back"
+            if self.settings.response_mode == "enforce"
+            else "the event was NOT evaluated (detect mode)"
+        )
+        subject = decision.subject if decision else None
+        target = Target(kind, subject.name, subject.arn) if subject else Target(kind, subject_id)
         finding = self._event_finding(
             event,
             actor,
             Severity.CRITICAL,
-            f"Rollback FAILED for {record.event_name} in {record.recipient_account_id}",
-            f"connect-guard could not complete the rollback after repeated attempts ({error}). "
-            "The event goes to the DLQ.",
+            f"Rollback FAILED for {record.event_name} in {record.recipient_account_id}: {outcome}",
+            f"connect-guard could not complete the rollback after repeated attempts "
+            f"({type(error).__name__}: {error}). The event goes to the DLQ.",
             allowlisted=False,
             reasons=(
                 f"ROLLBACK DID NOT HAPPEN: {type(error).__name__}: {error}",
+                state,
                 "restore the baseline by hand (runbook)",
             ),
-            target=Target(kind, subject_id),
-            connect=ConnectRef(instance.instance_id, instance.arn) if instance else None,
+            target=target,
+            connect=(decision.connect if decision and decision.connect else None)
+            or (ConnectRef(instance.instance_id, instance.arn) if instance else None),
         )
         self.publisher.publish(finding)
 
@@ -532,12 +714,13 @@ class ProfileRollbackResponder(ConnectControl):
         subject_id: str | None,
         problem: str | None = None,
         severity: Severity = Severity.HIGH,
+        claims: tuple[str, ...] = (),
     ) -> Outcome:
         """Denied attempts, instances out of scope, unreachable or without a complete baseline,
-        events too redacted to act on: alert, never act."""
+        users or profiles that can't be read, events too redacted to act on: alert, never act."""
         record = event.detail
         if problem:
-            reasons: tuple[str, ...] = (f"{problem}; no rollback attempted, review by hand",)
+            reasons: tuple[str, ...] = (f"{problem}; no rollback attempted, review by hand", *claims)
             title = f"Connect change not assessed: {record.event_name} by {actor.display}"
         elif record.denied:
             severity = Severity.MEDIUM
@@ -561,18 +744,11 @@ class ProfileRollbackResponder(ConnectControl):
         )
         return self._publish(finding, outcome, "alerted")
 
-    def _audit(
-        self,
-        action: str,
-        status: str,
-        actor: Actor,
-        subject: _Subject,
-        reason: str,
-        event: CloudTrailEvent,
-        finding_id: str | None,
-    ) -> None:
+    def _audit_entry(
+        self, action: str, status: str, actor: Actor, subject: _Subject, reason: str, event: CloudTrailEvent
+    ) -> dict[str, Any]:
         plan = subject.plan
-        self.audit.record(
+        return self.audit.entry(
             responder=NAME,
             action=action,
             status=status,
@@ -582,9 +758,26 @@ class ProfileRollbackResponder(ConnectControl):
             before=sorted(subject.before),
             after=sorted(plan.target) if plan and action != "ApproveBaseline" else sorted(subject.before),
             event_id=event.detail.event_id,
-            finding_id=finding_id,
+            finding_id=finding_id_of(NAME, event.detail.event_id),
             mode=self.settings.response_mode,
         )
+
+    @staticmethod
+    def _claims(record: CloudTrailRecord, limit: int = 20) -> tuple[str, ...]:
+        """What the event says was set (bounded), for a finding that could not check it."""
+        claims = []
+        for key in ("Username", "SecurityProfileName", "SecurityProfileIds", "Permissions"):
+            value = record.param(key)
+            if value is None:
+                continue
+            if value == "***":
+                claims.append(f"the event claims {key}: (redacted in CloudTrail)")
+                continue
+            values = [str(v) for v in value] if isinstance(value, list) else [str(value)]
+            shown = ", ".join(v[:128] for v in values[:limit])
+            more = f" … and {len(values) - limit} more" if len(values) > limit else ""
+            claims.append(f"the event claims {key}: {shown or '(none)'}{more}")
+        return tuple(claims)
 
     def _publish(self, finding: Finding, outcome: Outcome, result: str) -> Outcome:
         message_id = self.publisher.publish(finding)

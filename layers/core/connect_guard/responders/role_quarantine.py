@@ -13,20 +13,25 @@ service-linked roles, CloudFormation stack operations, the suite itself and allo
 break-glass principals are never touched: the SOC is alerted instead.
 A detach of the quarantine policy is a release, never tampering, whoever makes it. A deleted
 role with no snapshot may have carried the protection tag: CRITICAL, quarantined only when
-protected by name. When the last delivery attempt fails, the SOC is told the principal is NOT
-quarantined (give_up).
+protected by name. Every write is journaled first (connect_guard.audit): a retry that finds the
+quarantine in place reports it as made. When the last delivery attempt fails, IAM is read again:
+the SOC is told the principal is NOT quarantined only when a quarantine was due and is not there
+(give_up).
 """
 
 from __future__ import annotations
 
+import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from fnmatch import fnmatchcase
+from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 
-from connect_guard.audit import AuditLog
+from connect_guard.audit import ActionJournal, AuditLog, action_record
+from connect_guard.aws_errors import transient
 from connect_guard.clients import AwsClients
 from connect_guard.connect import InstanceRef
 from connect_guard.errors import MemberAccessError, PoisonEventError
@@ -105,6 +110,23 @@ class QuarantineResult:
     note: str  # the finding's reason: what was done, or why nothing was
     actions: list[Action] = field(default_factory=list)
     critical: bool = False  # the SOC must act now: the policy is tampered or the quarantine failed
+    in_place: bool = False  # re-read or made: the principal is quarantined now
+
+
+@dataclass
+class _Decision:
+    """What an event calls for, from the state re-read now. Nothing is written in deciding:
+    the last attempt's give_up decides again to tell whether a quarantine was due."""
+
+    actor: Actor
+    outcome: Outcome
+    account: str
+    target: RoleTarget
+    kind: str = "iam.protected_role_deletion"
+    severity: Severity = Severity.CRITICAL
+    reasons: list[str] = field(default_factory=list)
+    alert: bool = True  # False: not alerted (outcome.reason says why)
+    due: bool = False  # the principal behind the actor is to be quarantined
 
 
 # What a quarantine does, said in the finding (a role's deny binds every session, old and new).
@@ -131,6 +153,7 @@ class RoleQuarantineResponder:
         self.publisher = publisher
         self.snapshots = snapshots
         self.audit = audit
+        self.journal = ActionJournal(audit)
         self.verified = VerifiedPolicies()  # per container: see VerifiedPolicies
 
     def iam_for(self, account_id: str, purpose: MemberPurpose = "read") -> QuarantineIam:
@@ -186,23 +209,48 @@ class RoleQuarantineResponder:
     # -- the event --------------------------------------------------------------------------
     def handle(self, event: CloudTrailEvent) -> Outcome:
         self.settings.require("baseline_table_name", "audit_table_name")
-        record = event.detail
-        name = record.event_name
+        name = event.detail.event_name
         if name not in DELETIONS and name not in TAMPERING and name != INSTANCE_DELETION:
             raise PoisonEventError(f"unsupported event {name!r} for {NAME}")
+        decision = self._decide(event)
+        if not decision.alert:
+            return decision.outcome  # never acted on: the reason says why
+        actions: list[Action] = []
+        if decision.due:
+            result = self._quarantine(event.detail, decision.actor, decision.account, decision.target)
+            assert result is not None
+            actions = result.actions
+            decision.reasons.append(result.note)
+            if result.critical:
+                decision.severity = Severity.CRITICAL
+        return self._alert(
+            event,
+            decision.actor,
+            decision.outcome,
+            decision.severity,
+            decision.target,
+            decision.kind,
+            decision.reasons,
+            actions,
+        )
+
+    def _decide(self, event: CloudTrailEvent) -> _Decision:
+        """What the event calls for, from IAM and the snapshots as they are now (reads only)."""
+        record = event.detail
+        name = record.event_name
         actor = Actor.from_record(record)
         outcome = Outcome(NAME, record.event_id, name, "ignored")
         account = record.recipient_account_id or event.account
         own = is_suite_principal(actor, self.settings)
         target = self._target(record, account)
+        decision = _Decision(actor, outcome, account, target)
         if self._is_release(record, account):
-            return self._release_seen(event, actor, outcome, target, own)
-        reasons: list[str] = []
+            return self._release_seen(decision, record, own)
         if target.kind == "role":
 
-            def review_by_hand(reason: str, severity: Severity = Severity.HIGH) -> Outcome:  # fail closed: alert
-                kind = "iam.protected_role_deletion"
-                return self._alert(event, actor, outcome, severity, target, kind, [reason], [])
+            def review_by_hand(reason: str, severity: Severity = Severity.HIGH) -> _Decision:  # fail closed: alert
+                decision.kind, decision.severity, decision.reasons = "iam.protected_role_deletion", severity, [reason]
+                return decision
 
             if target.name is None:
                 return review_by_hand("the event does not say which role; review by hand")
@@ -215,6 +263,8 @@ class RoleQuarantineResponder:
                     Severity.CRITICAL,
                 )
             except ClientError as error:
+                if transient(error):
+                    raise  # a throttle or a 5xx: SQS delivers the event again
                 return review_by_hand(f"could not tell whether {target.name} is protected ({error}); no action taken")
             except NoSnapshotError:
                 # Snapshots are the only record of a deleted role's tags: without one, a
@@ -227,54 +277,67 @@ class RoleQuarantineResponder:
                 )
             if why is None and not own:
                 outcome.reason = f"role {target.name} is not protected"
-                return outcome
+                decision.alert = False
+                return decision
             if why:
-                reasons.append(f"{target.name} is {why}")
+                decision.reasons.append(f"{target.name} is {why}")
         else:
-            reasons.append("deleting an Amazon Connect instance destroys its users, flows, queues and phone numbers")
+            decision.reasons.append(
+                "deleting an Amazon Connect instance destroys its users, flows, queues and phone numbers"
+            )
 
         # A change to the suite's own roles blinds or subverts it: as grave as a deletion.
-        guards_suite = target.kind == "role" and suite_role(account, target.name, self.settings)
+        guards_suite = self._guards_suite(record, account)
         tampering = name in TAMPERING and not guards_suite
-        kind = {True: "iam.protected_role_tampering", False: "iam.protected_role_deletion"}[tampering]
+        decision.kind = {True: "iam.protected_role_tampering", False: "iam.protected_role_deletion"}[tampering]
         if target.kind == "connect_instance":
-            kind = "connect.instance_deletion"
-        severity = Severity.HIGH if tampering else Severity.CRITICAL
+            decision.kind = "connect.instance_deletion"
+        decision.severity = Severity.HIGH if tampering else Severity.CRITICAL
         verb = "tried to" if record.denied else "did"
-        reasons.insert(
+        decision.reasons.insert(
             0,
             f"{actor.display} {verb} {name} ({'denied: ' + str(record.error_code) if record.denied else 'succeeded'})",
         )
-
-        actions: list[Action] = []
-        exempt = exemption(actor, self.settings)
-        if own:
-            # The suite deletes and changes no role: its own role doing so is compromised. It is
-            # never quarantined by the suite itself (its roles deny that): the SOC acts.
-            severity = Severity.CRITICAL
-            reasons.append(
-                f"made by connect-guard's own role ({actor.session_issuer_arn}), which never does this: "
-                "treat the role as compromised; not quarantined automatically, act by hand"
-            )
-        elif tampering and not self.settings.quarantine_on_tampering:
-            reasons.append("tampering alerts only (QuarantineOnTampering is off)")
-        elif exempt:
-            reasons.append(f"not quarantined: {exempt}")
+        never = self._never_quarantined(record, actor, account)
+        if never is not None:
+            note, severity = never
+            decision.reasons.append(note)
             # Only CloudFormation (deploying the stacks) softens a change to the suite's own roles.
             by_stack = exempt_service(actor, {CLOUDFORMATION}) is not None
-            if actor.type != "Root" and (by_stack or not guards_suite):
-                severity = Severity.HIGH
+            if severity is Severity.CRITICAL:
+                decision.severity = Severity.CRITICAL
+            elif severity is Severity.HIGH and actor.type != "Root" and (by_stack or not guards_suite):
+                decision.severity = Severity.HIGH
         else:
-            result = self._quarantine(record, actor, account, target)
-            actions = result.actions
-            reasons.append(result.note)
-            if result.critical:
-                severity = Severity.CRITICAL
-        return self._alert(event, actor, outcome, severity, target, kind, reasons, actions)
+            decision.due = True
+        return decision
 
-    def _release_seen(
-        self, event: CloudTrailEvent, actor: Actor, outcome: Outcome, target: RoleTarget, own: bool
-    ) -> Outcome:
+    def _guards_suite(self, record: CloudTrailRecord, account: str) -> bool:
+        target = self._target(record, account)
+        return target.kind == "role" and suite_role(account, target.name, self.settings)
+
+    def _never_quarantined(
+        self, record: CloudTrailRecord, actor: Actor, account: str
+    ) -> tuple[str, Severity | None] | None:
+        """Why this event's actor is never quarantined (the finding's note, and the severity it
+        sets: CRITICAL, HIGH unless it guards the suite, None unchanged), or None: it may be.
+        Needs no read, so the last attempt's give_up can tell even when IAM can't be read."""
+        if is_suite_principal(actor, self.settings):
+            # The suite deletes and changes no role: its own role doing so is compromised. It is
+            # never quarantined by the suite itself (its roles deny that): the SOC acts.
+            return (
+                f"made by connect-guard's own role ({actor.session_issuer_arn}), which never does this: "
+                "treat the role as compromised; not quarantined automatically, act by hand"
+            ), Severity.CRITICAL
+        tampering = record.event_name in TAMPERING and not self._guards_suite(record, account)
+        if tampering and not self.settings.quarantine_on_tampering:
+            return "tampering alerts only (QuarantineOnTampering is off)", None
+        exempt = exemption(actor, self.settings)
+        if exempt:
+            return f"not quarantined: {exempt}", Severity.HIGH
+        return None
+
+    def _release_seen(self, decision: _Decision, record: CloudTrailRecord, own: bool) -> _Decision:
         """A detach of the quarantine policy is a release, whoever made it: alerted, never quarantined.
 
         Quarantining the releaser would quarantine the operators who lift quarantines, and the
@@ -282,7 +345,7 @@ class RoleQuarantineResponder:
         member quarantine role, a suite principal) the tool has already published a CRITICAL
         finding and written audit records: INFO. Anyone else bypassed that record: HIGH.
         """
-        record = event.detail
+        actor, target = decision.actor, decision.target
         if record.denied:
             reasons = [f"{actor.display} tried to detach the quarantine policy from {target.name} (denied)"]
             severity = Severity.HIGH
@@ -296,20 +359,71 @@ class RoleQuarantineResponder:
             ]
             severity = Severity.HIGH
         reasons.append("a release is never treated as tampering: the releaser is not quarantined")
-        return self._alert(event, actor, outcome, severity, target, "iam.quarantine_release", reasons, [])
+        decision.kind, decision.severity, decision.reasons = "iam.quarantine_release", severity, reasons
+        return decision
 
     def give_up(self, event: CloudTrailEvent, error: Exception) -> None:
-        """The last delivery attempt failed: say the principal is NOT quarantined, if it was due."""
+        """The last delivery attempt failed: decide again from the state as it is now.
+
+        A quarantine an earlier attempt of this event made is reported as made (its finding, not
+        a FAILED one). A quarantine that was due and is not in place is a CRITICAL `Quarantine
+        FAILED ...: the principal is NOT quarantined`. An event that called for no quarantine (a
+        release, an exempt actor, tampering without the flag, an unprotected role) alerts nothing
+        here: the DLQ and its alarm keep it.
+        """
         record = event.detail
         name = record.event_name
         if name not in DELETIONS and name not in TAMPERING and name != INSTANCE_DELETION:
             return  # not an event this responder acts on: no quarantine was ever due
         account = record.recipient_account_id or event.account
         actor = Actor.from_record(record)
-        if self._is_release(record, account) or is_suite_principal(actor, self.settings):
-            return  # never quarantined: nothing failed to happen
-        if exemption(actor, self.settings) or (name in TAMPERING and not self.settings.quarantine_on_tampering):
-            return  # never quarantined: nothing failed to happen
+        try:
+            decision = self._decide(event)
+        except ParamValidationError:
+            return  # the event names nothing IAM could hold: no quarantine could be due
+        except Exception as reread:  # IAM can't be read either: whether it was due is unknown
+            if self._is_release(record, account) or self._never_quarantined(record, actor, account):
+                return  # never quarantined, whatever IAM says: nothing failed to happen
+            self._publish_failed(
+                event, error, f"whether a quarantine was due could not be re-read ({type(reread).__name__}: {reread})"
+            )
+            return
+        if not decision.due:
+            logger.info("last attempt failed; no quarantine was due: no FAILED alert")
+            return
+        if self.settings.response_mode != "enforce":
+            self._publish_failed(event, error, "detect mode: nothing is ever quarantined, the alert is what failed")
+            return
+        try:
+            found = self._quarantine(record, actor, account, decision.target, act=False)
+        except Exception as reread:
+            self._publish_failed(
+                event, error, f"whether the principal is quarantined could not be re-read ({type(reread).__name__})"
+            )
+            return
+        if found is None or not found.in_place:  # not attached, or it can't be (the note says why)
+            self._publish_failed(event, error, found.note if found else "re-read now, the quarantine is not in place")
+            return
+        if not found.actions:  # quarantined, by another event's quarantine: nothing failed here
+            logger.info("last attempt failed; the principal is quarantined already: no FAILED alert")
+            return
+        decision.reasons.append(found.note)
+        self._alert(
+            event,
+            decision.actor,
+            decision.outcome,
+            Severity.CRITICAL,
+            decision.target,
+            decision.kind,
+            decision.reasons,
+            found.actions,
+        )
+
+    def _publish_failed(self, event: CloudTrailEvent, error: Exception, state: str) -> None:
+        record = event.detail
+        name = record.event_name
+        account = record.recipient_account_id or event.account
+        actor = Actor.from_record(record)
         target = self._target(record, account)
         what = f"{target.kind.replace('_', ' ')} {target.name or '(unknown)'}"
         # Detect mode quarantines nobody: what failed is the alert, not a quarantine.
@@ -331,6 +445,7 @@ class RoleQuarantineResponder:
             allowlisted=False,
             reasons=(
                 f"QUARANTINE DID NOT HAPPEN: {type(error).__name__}: {error}",
+                state,
                 f"decide whether {what} is protected and quarantine {actor.display} by hand (runbook)",
             ),
             runbook_url=self.settings.runbook_url(NAME),
@@ -340,64 +455,143 @@ class RoleQuarantineResponder:
         )
         self.publisher.publish(finding)
 
-    def _quarantine(self, record: CloudTrailRecord, actor: Actor, account: str, target: RoleTarget) -> QuarantineResult:
+    # -- act --------------------------------------------------------------------------------
+    def _quarantine(
+        self, record: CloudTrailRecord, actor: Actor, account: str, target: RoleTarget, act: bool = True
+    ) -> QuarantineResult | None:
+        """Quarantine the principal behind the actor (enforce), or say what enforce mode would do.
+
+        `act=False` (the last attempt's give_up) only looks, and returns None when the quarantine
+        is not in place. Either way a quarantine found in place that an earlier attempt of this
+        event journaled is reported as made: that attempt stopped before telling the SOC.
+        """
         principal = principal_to_quarantine(actor)
-        if principal is None:
-            return QuarantineResult(f"a {actor.type} principal cannot be quarantined automatically; act by hand")
+        if principal is None:  # nothing IAM can attach to: the SOC must act, now
+            return QuarantineResult(
+                f"a {actor.type} principal cannot be quarantined automatically; act by hand", critical=True
+            )
         kind, name = principal
         if kind == "role" and f":role{SSO_ROLE_PATH}" in (actor.session_issuer_arn or "") and SSO_ROLE.match(name):
-            return self._revoke_identity_center(record, actor, name)
+            return self._revoke_identity_center(record, actor, name, act)
         where = actor.account_id or account
         why = f"{record.event_name} on {target.kind} {target.name}"
+        enforce = self.settings.response_mode == "enforce"
         try:
             iam = self.iam_for(where)
-            if iam.user_quarantined(name) if kind == "user" else iam.role_quarantined(name):
-                return QuarantineResult(f"{kind} {name} is already quarantined: nothing added")
+            if iam.quarantined(kind, name):
+                earlier = self._earlier_attempt(record, actor, kind, name, where, why, finish=act) if enforce else None
+                return earlier or QuarantineResult(
+                    f"{kind} {name} is already quarantined: nothing added", in_place=True
+                )
+            if not act:
+                return None
             check = iam.check_policy(self.verified)
             if check.problem:
                 return QuarantineResult(
                     f"{kind} {name} not quarantined: {check.problem}; nothing attached, act by hand",
-                    critical=check.tampered,
+                    critical=check.tampered or enforce,
                 )
-            if kind == "user":
-                planned = iam.user_actions(name, why, record.event_id, self.settings.deactivate_access_keys)
-            else:
-                planned = iam.role_actions(name, why, record.event_id)
+            planned = iam.plan(kind, name, why, record.event_id, self.settings.deactivate_access_keys)
         except MemberAccessError as error:
-            return QuarantineResult(f"cannot reach account {where} to quarantine ({error}); act by hand")
-        if self.settings.response_mode != "enforce":
+            return QuarantineResult(
+                f"cannot reach account {where} to quarantine ({error}): {kind} {name} not quarantined, act by hand",
+                critical=True,
+            )
+        except ClientError as error:
+            if transient(error):
+                raise  # a throttle or a 5xx: SQS delivers the event again
+            return QuarantineResult(_unreachable(kind, name, where, error), critical=True)
+        if not enforce:
             return QuarantineResult(
                 f"detect mode: the actions show what enforce mode does to {kind} {name} ({_EFFECT[kind]})", planned
             )
         try:
             writer = self.iam_for(where, "quarantine")
         except MemberAccessError as error:
-            return QuarantineResult(f"cannot reach account {where} to quarantine ({error}); act by hand", planned)
-        done = writer.execute(planned)
-        for action in done:
-            self.audit.record(
-                responder=NAME,
-                action=action.operation,
-                status=action.status,
-                actor=actor.arn,
-                target=f"{kind}/{name}",
-                reason=why,
-                before=None,
-                after=action.parameters,
-                event_id=record.event_id,
-                finding_id=finding_id_of(NAME, record.event_id),  # the finding _alert publishes
-                mode="enforce",
-            )
-        failed = "; ".join(f"{a.operation} {a.parameters['error']}" for a in done if a.status == "failed")
-        if not _attached(done):
             return QuarantineResult(
-                f"{kind} {name} not quarantined: {failed}{_LIMIT_HINT if 'LimitExceeded' in failed else ''}; "
-                "act by hand",
-                done,
+                f"cannot reach account {where} to quarantine ({error}): {kind} {name} not quarantined, act by hand",
+                planned,
                 critical=True,
             )
-        note = f"quarantine policy attached to {kind} {name}: {_EFFECT[kind]}"
-        return QuarantineResult(note + (f" (some steps failed: {failed})" if failed else ""), done)
+        # Journaled before the first write: if this attempt dies after it, the retry reports it.
+        subject = f"{kind}/{name}"
+        pending = self.journal.begin(
+            finding_id_of(NAME, record.event_id),
+            responder=NAME,
+            event_id=record.event_id,
+            records=[self._audit_entry(actor, subject, why, record, replace(a, status="taken")) for a in planned],
+        )
+        done = writer.execute(planned)
+        self.journal.complete(
+            pending,
+            [self._audit_entry(actor, subject, why, record, a) for a in done],
+            "taken" if _attached(done) else "failed",
+        )
+        return _iam_result(kind, name, done)
+
+    def _earlier_attempt(
+        self, record: CloudTrailRecord, actor: Actor, kind: str, name: str, where: str, why: str, finish: bool
+    ) -> QuarantineResult | None:
+        """The quarantine policy is attached: this event's earlier attempt's doing, if it journaled it.
+
+        That attempt died after the attachment and before its finding (a timeout, out of memory,
+        a failed publish), maybe before its tags and key deactivations: those are made now (the
+        same writes, idempotent) unless `finish` is off (give_up only reports).
+        """
+        pending = self.journal.get(finding_id_of(NAME, record.event_id))
+        if pending is None or pending.responder != NAME:
+            return None
+        note = (
+            "; completed by an earlier attempt of this event: it recorded the quarantine, attached the policy and "
+            "stopped before reporting it (re-read now, the policy is attached)"
+        )
+        if pending.audited:
+            return _iam_result(kind, name, pending.actions(), note)
+        journaled = pending.actions()
+        done = [a for a in journaled if a.operation in ATTACH_OPERATIONS]
+        if finish:
+            # Planned afresh from the state: a key already deactivated is no longer planned, so
+            # the earlier attempt's deactivation stands as made; the tags are written again.
+            fresh = self.iam_for(where).plan(kind, name, why, record.event_id, self.settings.deactivate_access_keys)
+            rest = self.iam_for(where, "quarantine").execute([a for a in fresh if a.operation not in ATTACH_OPERATIONS])
+            made = {_step(a): a for a in rest}
+            for step in journaled:
+                if step.operation not in ATTACH_OPERATIONS:
+                    done.append(made.pop(_step(step), step))
+            done += made.values()
+        else:
+            note += "; its tags and key deactivations are not confirmed"
+        records = [self._audit_entry(actor, f"{kind}/{name}", why, record, a, "confirmed on a retry") for a in done]
+        try:
+            self.journal.complete(pending, records, "taken")
+        except (ClientError, BotoCoreError) as error:
+            if finish:
+                raise  # retried: the audit records are written before the finding
+            logger.warning("audit record not written; the journal keeps it", extra={"error": str(error)})
+        return _iam_result(kind, name, done, note)
+
+    def _audit_entry(
+        self,
+        actor: Actor,
+        subject: str,
+        reason: str,
+        record: CloudTrailRecord,
+        action: Action,
+        note: str = "",
+        before: Any = None,
+    ) -> dict[str, Any]:
+        return action_record(
+            self.audit,
+            action,
+            responder=NAME,
+            actor=actor.arn,
+            target=subject,
+            reason=f"{reason} ({note})" if note else reason,
+            before=before,
+            event_id=record.event_id,
+            finding_id=finding_id_of(NAME, record.event_id),  # the finding _alert publishes
+            mode="enforce",
+        )
 
     def identity_center(self, purpose: MemberPurpose = "sso") -> IdentityCenterRevocation:
         """The deny-list SCP and identity store, in the account that administers them."""
@@ -411,7 +605,9 @@ class RoleQuarantineResponder:
             settings.sso_deny_list_policy_id,
         )
 
-    def _revoke_identity_center(self, record: CloudTrailRecord, actor: Actor, role: str) -> QuarantineResult:
+    def _revoke_identity_center(
+        self, record: CloudTrailRecord, actor: Actor, role: str, act: bool = True
+    ) -> QuarantineResult | None:
         """An Identity Center session: deny its person through the deny-list SCP (configured), else say how."""
         person = actor.session_name
         policy = self.settings.sso_deny_list_policy_id
@@ -425,27 +621,53 @@ class RoleQuarantineResponder:
                 "modifiable in IAM)",
                 [planned],
             )
+        finding_id = finding_id_of(NAME, record.event_id)
+        subject, why = f"identity-center-user/{person}", f"{record.event_name} by {person} via {role}"
+        journaled = []
         try:
             revocation = self.identity_center()
             user_id = revocation.user_id(person)
-            action, deny_list = revocation.deny(user_id, person)
+            subject = f"identity-center-user/{user_id}"
+            parameters = {"PolicyId": policy, "UserId": user_id, "UserName": person}
+            planned = Action("organizations", "UpdatePolicy", parameters, "taken")
+
+            def journal_it() -> None:  # right before the SCP is written
+                records = [self._audit_entry(actor, subject, why, record, planned)]
+                journaled.append(
+                    self.journal.begin(finding_id, responder=NAME, event_id=record.event_id, records=records)
+                )
+
+            if act:
+                action, deny_list = revocation.deny(user_id, person, before_write=journal_it)
+            else:
+                deny_list = revocation.read()
+                if user_id not in deny_list.user_ids:
+                    return None
+                action = None
         except (MemberAccessError, RevocationError) as error:
             return QuarantineResult(f"nothing revoked: {error}; {_sso_note(actor, role)}", critical=True)
+        note = ""
+        if action is None:  # already on the list: an earlier attempt of this event may have put them there
+            pending = self.journal.get(finding_id)
+            if pending is not None and pending.responder == NAME:
+                action = planned
+                note = (
+                    " (completed by an earlier attempt of this event: it recorded the update, made it and stopped "
+                    "before reporting it; re-read now, the user is on the list)"
+                )
+                if not pending.audited:
+                    records = [self._audit_entry(actor, subject, why, record, action, "confirmed on a retry")]
+                    try:
+                        self.journal.complete(pending, records, "taken")
+                    except (ClientError, BotoCoreError) as error:
+                        if act:
+                            raise  # retried: the audit record is written before the finding
+                        logger.warning("audit record not written; the journal keeps it", extra={"error": str(error)})
+        elif journaled:
+            before = {"denied_users": list(deny_list.user_ids)} if action.status == "failed" else None
+            entry = self._audit_entry(actor, subject, why, record, action, before=before)
+            self.journal.complete(journaled[0], [entry], action.status)
         done = [action] if action else []
-        for taken in done:
-            self.audit.record(
-                responder=NAME,
-                action=taken.operation,
-                status=taken.status,
-                actor=actor.arn,
-                target=f"identity-center-user/{user_id}",
-                reason=f"{record.event_name} by {person} via {role}",
-                before={"denied_users": list(deny_list.user_ids)} if taken.status == "failed" else None,
-                after=taken.parameters,
-                event_id=record.event_id,
-                finding_id=finding_id_of(NAME, record.event_id),
-                mode="enforce",
-            )
         if action and action.status == "failed":
             return QuarantineResult(
                 f"nothing revoked: the deny-list SCP {policy} was not updated ({action.parameters['error']}); "
@@ -456,7 +678,7 @@ class RoleQuarantineResponder:
         notes = [
             f"IAM Identity Center user {person} ({user_id}) "
             + ("is already on" if action is None else "added to")
-            + f" the deny-list SCP {policy}: every call they make is denied, in every session and permission "
+            + f" the deny-list SCP {policy}{note}: every call they make is denied, in every session and permission "
             "set, in the accounts it binds, until released (connect-guard release --sso-user); also end their "
             "access-portal session and disable the user in IAM Identity Center (runbook)"
         ]
@@ -468,7 +690,7 @@ class RoleQuarantineResponder:
             )
         if deny_list.problem:
             notes.append(f"the deny-list SCP had been altered ({deny_list.problem}): rewritten in the suite's form")
-        return QuarantineResult("; ".join(notes), done, critical=True)
+        return QuarantineResult("; ".join(notes), done, critical=True, in_place=True)
 
     def _alert(
         self,
@@ -543,6 +765,40 @@ def _sso_note(actor: Actor, role: str) -> str:
 
 
 _LIMIT_HINT = " (IAM allows 10 managed policies per user or role by default: the principal has no room left)"
+
+
+def _iam_result(kind: str, name: str, done: list[Action], note: str = "") -> QuarantineResult:
+    """What the finding says of an IAM quarantine, from the actions as made."""
+    failed = "; ".join(f"{a.operation} {a.parameters.get('error', '')}" for a in done if a.status == "failed")
+    if not _attached(done):
+        return QuarantineResult(
+            f"{kind} {name} not quarantined: {failed}{_LIMIT_HINT if 'LimitExceeded' in failed else ''}; act by hand",
+            done,
+            critical=True,
+        )
+    text = f"quarantine policy attached to {kind} {name}: {_EFFECT[kind]}{note}"
+    return QuarantineResult(text + (f" (some steps failed: {failed})" if failed else ""), done, in_place=True)
+
+
+def _step(action: Action) -> tuple[str, str]:
+    """One step of a quarantine plan, whatever its outcome (the tags' reason text aside)."""
+    keep = {k: v for k, v in action.parameters.items() if k not in ("Tags", "error")}
+    return action.operation, json.dumps(keep, sort_keys=True)
+
+
+def _unreachable(kind: str, name: str, where: str, error: ClientError) -> str:
+    """The actor can't be reached in IAM: said plainly, the SOC acts by hand."""
+    code = str(error.response.get("Error", {}).get("Code", ""))
+    if code == "NoSuchEntity":
+        return (
+            f"{kind} {name} does not exist in account {where} (NoSuchEntity: deleted since the call?): there is "
+            "nothing to attach the quarantine policy to, so it is NOT quarantined; find who deleted it and whether "
+            "the person behind it holds other credentials (runbook)"
+        )
+    return (
+        f"{kind} {name} in account {where} could not be read to quarantine it ({code}: "
+        f"{error.response.get('Error', {}).get('Message', '')}): NOT quarantined, act by hand"
+    )
 
 
 def _attached(actions: list[Action]) -> bool:
