@@ -79,7 +79,7 @@ def test_no_attempt_starts_that_could_not_finish_before_the_deadline(aws):
 def test_a_hung_dependency_ends_the_batch_before_the_timeout_and_every_last_receive_alerts(aws, monkeypatch):
     """Five quarantine events on a 60 s function, IAM hung on every one of them: records are
     failed cleanly, the guard leaves the last ones unstarted, and the two on their last receive
-    get their "Quarantine FAILED" alert; the others are only retried."""
+    get their "Quarantine UNCONFIRMED" alert; the others are only retried."""
     responder = wire(aws, monkeypatch, role_quarantine.build, "Quarantine", MAX_EVENT_AGE_HOURS="48")
     context = ClockedContext(timeout_ms=60_000)
     hang = Hang(context, "ListRoleTags")
@@ -98,9 +98,11 @@ def test_a_hung_dependency_ends_the_batch_before_the_timeout_and_every_last_rece
     assert context.get_remaining_time_in_millis() > 0  # the invocation returned: nothing was killed
     failed = [json.loads(m["Message"]) for m in aws.inbox()]
     assert sorted(f["event"]["event_id"] for f in failed) == sorted(events[i]["detail"]["eventID"] for i in final)
-    assert all(f["kind"] == "iam.quarantine_failed" and f["severity"] == "CRITICAL" for f in failed)
-    # Records 0-2 were attempted (each hung call ended by its timeouts or the deadline); 3 and 4
-    # were never started: too little time was left for a record.
+    # IAM hangs for the re-read too: whether each is quarantined is unknown, and said so.
+    assert all(f["kind"] == "iam.quarantine_unconfirmed" and f["severity"] == "CRITICAL" for f in failed)
+    # Records 0 and 1 were attempted (each hung call ended by its timeouts); record 1's last
+    # receive then re-read IAM for its FAILED alert (hung too, stopped short of the time its
+    # publish needs), so 2-4 were never started: too little time was left for a record.
     started = {r["sqs_message_id"] for r in logs.with_message("event failed; SQS will retry it")}
     not_started = {
         r["sqs_message_id"]
@@ -108,7 +110,7 @@ def test_a_hung_dependency_ends_the_batch_before_the_timeout_and_every_last_rece
             "record not started: too little time left before the function's timeout; SQS will retry it"
         )
     }
-    assert (started, not_started) == ({"m-0", "m-1", "m-2"}, {"m-3", "m-4"})
+    assert (started, not_started) == ({"m-0", "m-1"}, {"m-2", "m-3", "m-4"})
     assert all(
         r["remaining_ms"] < RECORD_BUDGET_MS
         for r in logs.with_message(

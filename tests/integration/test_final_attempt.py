@@ -97,7 +97,26 @@ def test_a_rollback_due_and_not_made_is_failed_with_the_state_re_read(aws, monke
     assert instance.user_profiles() == {instance.agent, instance.admin}
 
 
-def test_a_rollback_whose_state_cannot_be_re_read_is_failed_and_says_so(aws, monkeypatch):
+def test_a_rollback_whose_state_cannot_be_re_read_is_unconfirmed_and_says_so(aws, monkeypatch):
+    instance = Instance(aws)
+    receive = rollback_handler(aws, monkeypatch)
+    event = connect_event("UpdateUserSecurityProfiles", instance.escalate_user())
+    # Every receive, then the last attempt's re-read and its one retry.
+    instance.fake.fail_next("DescribeUser", "InternalServiceException", times=EVERY_RECEIVE + 2)
+
+    assert until_acked(receive, event) is None
+    (alert,) = alerts(aws)
+    # Neither "rolled back" nor "NOT rolled back": the state said nothing either way.
+    assert alert["title"] == (
+        "Rollback UNCONFIRMED for UpdateUserSecurityProfiles in 111122223333: "
+        "whether the escalation is rolled back is unknown"
+    )
+    assert alert["severity"] == "CRITICAL"
+    assert "the state could not be re-read" in alert["reasons"][1]
+    assert "the escalation may still be in place" in alert["reasons"][1]
+
+
+def test_the_last_attempt_re_reads_once_more_after_a_transient_failure(aws, monkeypatch):
     instance = Instance(aws)
     receive = rollback_handler(aws, monkeypatch)
     event = connect_event("UpdateUserSecurityProfiles", instance.escalate_user())
@@ -106,8 +125,7 @@ def test_a_rollback_whose_state_cannot_be_re_read_is_failed_and_says_so(aws, mon
     assert until_acked(receive, event) is None
     (alert,) = alerts(aws)
     assert alert["title"].startswith("Rollback FAILED for UpdateUserSecurityProfiles")
-    assert "the state could not be re-read" in alert["reasons"][1]
-    assert "the escalation may still be in place" in alert["reasons"][1]
+    assert "re-read now, the escalation is still in place" in alert["reasons"][1]
 
 
 # ---- no FAILED alert when no rollback was due -----------------------------------------------------
@@ -180,14 +198,15 @@ def test_an_unprotected_role_deletion_that_kept_failing_is_not_a_failed_quaranti
     assert attached(iam, "mallory") == []
 
 
-def test_a_quarantine_whose_state_cannot_be_re_read_is_failed_and_says_so(aws, iam, monkeypatch):
+def test_a_quarantine_whose_state_cannot_be_re_read_is_unconfirmed_and_says_so(aws, iam, monkeypatch):
     receive = quarantine_handler(aws, monkeypatch)
     event = as_body(iam_event("DeleteRole", user("mallory"), {"roleName": "ConnectAgentFederation"}))
-    Refuse("iam:ListRoleTags", "ServiceUnavailable", 503, times=EVERY_RECEIVE + 1).install(aws)
+    Refuse("iam:ListRoleTags", "ServiceUnavailable", 503, times=EVERY_RECEIVE + 2).install(aws)
 
     assert until_acked(receive, event) is None
     (alert,) = alerts(aws)
-    assert alert["title"].endswith("the principal is NOT quarantined")
+    assert alert["kind"] == "iam.quarantine_unconfirmed" and alert["severity"] == "CRITICAL"
+    assert alert["title"].endswith("whether the principal is quarantined is unknown")
     assert alert["reasons"][1].startswith("whether a quarantine was due could not be re-read (ClientError")
 
 

@@ -704,8 +704,15 @@ class Claim:
 
 
 def is_failed_alert(finding: dict[str, Any]) -> bool:
-    """The last-attempt alert: "Rollback FAILED", "Quarantine FAILED"."""
+    """The last-attempt alert: "Rollback FAILED", "Quarantine FAILED" (the state re-read: not in place)."""
     return " FAILED" in f" {finding.get('title', '')}" or str(finding.get("kind", "")).endswith("_failed")
+
+
+def is_unconfirmed_alert(finding: dict[str, Any]) -> bool:
+    """The last-attempt alert when the state could not be re-read: "Rollback UNCONFIRMED",
+    "Quarantine UNCONFIRMED". It claims neither way, so it stands for an action in place and
+    for one that is not (the SOC checks by hand)."""
+    return " UNCONFIRMED" in f" {finding.get('title', '')}" or str(finding.get("kind", "")).endswith("_unconfirmed")
 
 
 def claims(finding: dict[str, Any]) -> list[Claim]:
@@ -964,7 +971,8 @@ def check(result: Result, expected: Result) -> list[Violation]:
         processed = bool(ids & (delivery.processed - set(delivery.dlq)))
         in_dlq = not processed and bool(ids & set(delivery.dlq))
         findings = result.findings_for(event_id)
-        alerts = [f for f in findings if not is_failed_alert(f)]
+        unconfirmed = [f for f in findings if is_unconfirmed_alert(f)]
+        alerts = [f for f in findings if not is_failed_alert(f) and not is_unconfirmed_alert(f)]
         failed_alerts = [f for f in findings if is_failed_alert(f)]
         wanted = [f for f in expected.findings_for(event_id) if not is_failed_alert(f)]
         due = {c for f in wanted for c in claims(f) if c.status == "taken"}
@@ -993,7 +1001,10 @@ def check(result: Result, expected: Result) -> list[Violation]:
                             f"{finding['title']!r} says {claim.operation} failed, but it is in place",
                         )
                     )
-        if failed_alerts and any(result.in_place[c] for c in due):
+        # A FAILED alert is true when sent; a later copy of the same event (same finding ID) that
+        # then made the action supersedes it with its own report. Only a FAILED one left last lies.
+        reports = [f for f in findings if is_failed_alert(f) or any(c.status == "taken" for c in claims(f))]
+        if reports and is_failed_alert(reports[-1]) and any(result.in_place[c] for c in due):
             out.append(
                 Violation("finding agrees with the state", event, "a FAILED alert for an action that is in place")
             )
@@ -1003,7 +1014,13 @@ def check(result: Result, expected: Result) -> list[Violation]:
             out.append(Violation("duplicates share the finding ID", event, f"{len(finding_ids)} finding IDs"))
 
         undone = [c for c in due if not result.in_place[c]]
-        if in_dlq and undone and not failed_alerts and not _publish_hit(result, event_id, failed_alert=True):
+        if (
+            in_dlq
+            and undone
+            and not failed_alerts
+            and not unconfirmed
+            and not _publish_hit(result, event_id, failed_alert=True)
+        ):
             out.append(
                 Violation(
                     "FAILED alert for every DLQ'd due action",
@@ -1016,7 +1033,7 @@ def check(result: Result, expected: Result) -> list[Violation]:
             if not result.in_place[claim]:
                 continue
             reported = any(c.subject == claim.subject and c.status == "taken" for f in alerts for c in claims(f))
-            if not reported and not (in_dlq and _publish_hit(result, event_id)):
+            if not reported and not unconfirmed and not (in_dlq and _publish_hit(result, event_id)):
                 out.append(
                     Violation(
                         "an action in place is reported",

@@ -22,13 +22,13 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import cached_property
-from typing import Any
+from typing import Any, TypeVar
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from connect_guard.errors import DeadlineExceededError, MemberAccessError
+from connect_guard.errors import DeadlineExceededError, ErrorClass, MemberAccessError, classify
 from connect_guard.settings import MemberPurpose, Settings
 
 CONNECT_TIMEOUT_SECONDS = 2
@@ -98,6 +98,24 @@ class Deadline:
 
 
 DEADLINE = Deadline()
+# A last attempt's re-read of the state stops this much before the deadline: whatever it finds,
+# the alert it decides on (made, or FAILED) still has time for its publish.
+REREAD_RESERVE_MS = ATTEMPT_MS + DEADLINE_MARGIN_MS
+T = TypeVar("T")
+
+
+def reread(read: Callable[[], T]) -> T:
+    """The last attempt's re-read of the state: once more after a transient failure, and always
+    short of the time its alert's publish needs."""
+    with DEADLINE.keeping(REREAD_RESERVE_MS):
+        try:
+            return read()
+        except Exception as error:
+            if classify(error).kind is not ErrorClass.TRANSIENT or isinstance(error, DeadlineExceededError):
+                raise
+            return read()
+
+
 MEMBER_SESSION_SECONDS = 900
 _STS_REFUSALS = {"AccessDenied", "AccessDeniedException", "RegionDisabledException", "ExpiredTokenException"}
 

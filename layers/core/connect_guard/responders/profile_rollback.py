@@ -21,7 +21,7 @@ from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 
 from connect_guard.audit import ActionJournal, AuditLog
 from connect_guard.baseline import BaselineStore, ProfileBaseline, UserBaseline
-from connect_guard.clients import AwsClients
+from connect_guard.clients import AwsClients, reread
 from connect_guard.connect import ConnectGateway, ConnectUser, InstanceRef
 from connect_guard.errors import ConnectResourceNotFoundError, MemberAccessError, PoisonEventError
 from connect_guard.events import CloudTrailEvent, CloudTrailRecord
@@ -528,15 +528,16 @@ class ProfileRollbackResponder(ConnectControl):
         if record.event_name not in USER_EVENTS and record.event_name not in PROFILE_EVENTS:
             return  # not an event this responder acts on: no rollback was ever due
         try:
-            decision = self._decide(event)
+            decision = reread(lambda: self._decide(event))
         except ParamValidationError:
             return  # the event names nothing Connect could hold: no rollback could be due
-        except Exception as reread:  # the state can't be read either: the escalation may stand
+        except Exception as failure:  # the state can't be read either: the escalation may stand
             self._publish_failed(
                 event,
                 error,
-                f"the state could not be re-read ({type(reread).__name__}: {reread}): the escalation may "
-                "still be in place",
+                f"the state could not be re-read ({type(failure).__name__}: {failure}): the escalation may "
+                "still be in place, or an earlier attempt may have rolled it back",
+                unconfirmed=True,
             )
             return
         subject = decision.subject
@@ -557,8 +558,16 @@ class ProfileRollbackResponder(ConnectControl):
         )
 
     def _publish_failed(
-        self, event: CloudTrailEvent, error: Exception, state: str, decision: _Decision | None = None
+        self,
+        event: CloudTrailEvent,
+        error: Exception,
+        state: str,
+        decision: _Decision | None = None,
+        *,
+        unconfirmed: bool = False,
     ) -> None:
+        """The last attempt's CRITICAL alert: FAILED (re-read, still in place), or UNCONFIRMED (the
+        state could not be re-read: the rollback may or may not have been made)."""
         record = event.detail
         actor = Actor.from_record(record)
         kind, subject_id, instance = self._target(event)
@@ -568,21 +577,21 @@ class ProfileRollbackResponder(ConnectControl):
             if self.settings.response_mode == "enforce"
             else "the event was NOT evaluated (detect mode)"
         )
+        verdict, first = "FAILED", f"ROLLBACK DID NOT HAPPEN: {type(error).__name__}: {error}"
+        if unconfirmed and self.settings.response_mode == "enforce":
+            verdict, outcome = "UNCONFIRMED", "whether the escalation is rolled back is unknown"
+            first = f"ROLLBACK NOT CONFIRMED: {type(error).__name__}: {error}"
         subject = decision.subject if decision else None
         target = Target(kind, subject.name, subject.arn) if subject else Target(kind, subject_id)
         finding = self._event_finding(
             event,
             actor,
             Severity.CRITICAL,
-            f"Rollback FAILED for {record.event_name} in {record.recipient_account_id}: {outcome}",
+            f"Rollback {verdict} for {record.event_name} in {record.recipient_account_id}: {outcome}",
             f"connect-guard could not complete the rollback after repeated attempts "
             f"({type(error).__name__}: {error}). The event goes to the DLQ.",
             allowlisted=False,
-            reasons=(
-                f"ROLLBACK DID NOT HAPPEN: {type(error).__name__}: {error}",
-                state,
-                "restore the baseline by hand (runbook)",
-            ),
+            reasons=(first, state, "compare with the approved baseline and restore it by hand (runbook)"),
             target=target,
             connect=(decision.connect if decision and decision.connect else None)
             or (ConnectRef(instance.instance_id, instance.arn) if instance else None),

@@ -32,7 +32,7 @@ from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 
 from connect_guard.audit import ActionJournal, AuditLog, action_record
 from connect_guard.aws_errors import transient
-from connect_guard.clients import AwsClients
+from connect_guard.clients import AwsClients, reread
 from connect_guard.connect import InstanceRef
 from connect_guard.errors import MemberAccessError, PoisonEventError
 from connect_guard.events import CloudTrailEvent, CloudTrailRecord
@@ -127,6 +127,9 @@ class _Decision:
     reasons: list[str] = field(default_factory=list)
     alert: bool = True  # False: not alerted (outcome.reason says why)
     due: bool = False  # the principal behind the actor is to be quarantined
+    # The state that decides it could not be read (a refusal, an unreachable account): a
+    # quarantine may have been due. The last attempt says so as a FAILED alert.
+    undetermined: bool = False
 
 
 # What a quarantine does, said in the finding (a role's deny binds every session, old and new).
@@ -248,8 +251,11 @@ class RoleQuarantineResponder:
             return self._release_seen(decision, record, own)
         if target.kind == "role":
 
-            def review_by_hand(reason: str, severity: Severity = Severity.HIGH) -> _Decision:  # fail closed: alert
+            def review_by_hand(
+                reason: str, severity: Severity = Severity.HIGH, *, unread: bool = False
+            ) -> _Decision:  # fail closed: alert
                 decision.kind, decision.severity, decision.reasons = "iam.protected_role_deletion", severity, [reason]
+                decision.undetermined = unread
                 return decision
 
             if target.name is None:
@@ -261,11 +267,14 @@ class RoleQuarantineResponder:
                     f"member account unreachable: could not tell whether {target.name} is protected ({error}); "
                     "no action taken",
                     Severity.CRITICAL,
+                    unread=True,
                 )
             except ClientError as error:
                 if transient(error):
                     raise  # a throttle or a 5xx: SQS delivers the event again
-                return review_by_hand(f"could not tell whether {target.name} is protected ({error}); no action taken")
+                return review_by_hand(
+                    f"could not tell whether {target.name} is protected ({error}); no action taken", unread=True
+                )
             except NoSnapshotError:
                 # Snapshots are the only record of a deleted role's tags: without one, a
                 # tag-protected role and an ordinary one look alike. Alert; quarantine only by name.
@@ -378,27 +387,49 @@ class RoleQuarantineResponder:
         account = record.recipient_account_id or event.account
         actor = Actor.from_record(record)
         try:
-            decision = self._decide(event)
+            decision = reread(lambda: self._decide(event))
         except ParamValidationError:
             return  # the event names nothing IAM could hold: no quarantine could be due
-        except Exception as reread:  # IAM can't be read either: whether it was due is unknown
+        except Exception as failure:  # IAM can't be read either: whether it was due is unknown
             if self._is_release(record, account) or self._never_quarantined(record, actor, account):
                 return  # never quarantined, whatever IAM says: nothing failed to happen
             self._publish_failed(
-                event, error, f"whether a quarantine was due could not be re-read ({type(reread).__name__}: {reread})"
+                event,
+                error,
+                f"whether a quarantine was due could not be re-read ({type(failure).__name__}: {failure})",
+                unconfirmed=True,
             )
             return
+        if decision.undetermined:  # the fault-free path would have decided; this one can't
+            self._publish_failed(event, error, decision.reasons[0], unconfirmed=True)
+            return
         if not decision.due:
+            if decision.alert:  # the alert the failed attempts never got out
+                decision.reasons.append(f"reported by the last delivery attempt ({type(error).__name__})")
+                self._alert(
+                    event,
+                    decision.actor,
+                    decision.outcome,
+                    decision.severity,
+                    decision.target,
+                    decision.kind,
+                    decision.reasons,
+                    [],
+                )
+                return
             logger.info("last attempt failed; no quarantine was due: no FAILED alert")
             return
         if self.settings.response_mode != "enforce":
             self._publish_failed(event, error, "detect mode: nothing is ever quarantined, the alert is what failed")
             return
         try:
-            found = self._quarantine(record, actor, account, decision.target, act=False)
-        except Exception as reread:
+            found = reread(lambda: self._quarantine(record, actor, account, decision.target, act=False))
+        except Exception as failure:
             self._publish_failed(
-                event, error, f"whether the principal is quarantined could not be re-read ({type(reread).__name__})"
+                event,
+                error,
+                f"whether the principal is quarantined could not be re-read ({type(failure).__name__})",
+                unconfirmed=True,
             )
             return
         if found is None or not found.in_place:  # not attached, or it can't be (the note says why)
@@ -419,7 +450,11 @@ class RoleQuarantineResponder:
             found.actions,
         )
 
-    def _publish_failed(self, event: CloudTrailEvent, error: Exception, state: str) -> None:
+    def _publish_failed(
+        self, event: CloudTrailEvent, error: Exception, state: str, *, unconfirmed: bool = False
+    ) -> None:
+        """The last attempt's CRITICAL alert: FAILED (re-read, not in place), or UNCONFIRMED (the
+        state could not be re-read: it may or may not be in place, and the alert says only that)."""
         record = event.detail
         name = record.event_name
         account = record.recipient_account_id or event.account
@@ -432,11 +467,16 @@ class RoleQuarantineResponder:
             if self.settings.response_mode == "enforce"
             else "the event was NOT evaluated (detect mode)"
         )
+        if unconfirmed and self.settings.response_mode == "enforce":
+            verdict, outcome = "UNCONFIRMED", "whether the principal is quarantined is unknown"
+            first = f"QUARANTINE NOT CONFIRMED: {type(error).__name__}: {error}; it may or may not be in place"
+        else:
+            verdict, first = "FAILED", f"QUARANTINE DID NOT HAPPEN: {type(error).__name__}: {error}"
         finding = Finding(
             responder=NAME,
-            kind="iam.quarantine_failed",
+            kind=f"iam.quarantine_{verdict.lower()}",
             severity=Severity.CRITICAL,
-            title=f"Quarantine FAILED for {actor.display} ({name} on {what}) in {account}: {outcome}",
+            title=f"Quarantine {verdict} for {actor.display} ({name} on {what}) in {account}: {outcome}",
             summary=f"connect-guard could not process {name} by {actor.display} on {what} after repeated "
             f"attempts ({type(error).__name__}: {error}). The event goes to the DLQ.",
             event=EventRef.of(event),
@@ -444,9 +484,10 @@ class RoleQuarantineResponder:
             attempt=Attempt.of(record),
             allowlisted=False,
             reasons=(
-                f"QUARANTINE DID NOT HAPPEN: {type(error).__name__}: {error}",
+                first,
                 state,
-                f"decide whether {what} is protected and quarantine {actor.display} by hand (runbook)",
+                f"check whether {what} is protected and whether {actor.display} carries the quarantine "
+                "policy; quarantine by hand if it is due and missing (runbook)",
             ),
             runbook_url=self.settings.runbook_url(NAME),
             environment=self.settings.environment,
@@ -493,13 +534,15 @@ class RoleQuarantineResponder:
                 )
             planned = iam.plan(kind, name, why, record.event_id, self.settings.deactivate_access_keys)
         except MemberAccessError as error:
+            if not act:
+                raise  # give_up can't see whether it is in place: UNCONFIRMED, never FAILED
             return QuarantineResult(
                 f"cannot reach account {where} to quarantine ({error}): {kind} {name} not quarantined, act by hand",
                 critical=True,
             )
         except ClientError as error:
-            if transient(error):
-                raise  # a throttle or a 5xx: SQS delivers the event again
+            if transient(error) or (not act and error.response["Error"]["Code"] != "NoSuchEntity"):
+                raise  # a throttle or a 5xx: SQS delivers it again; give_up, unread: UNCONFIRMED
             return QuarantineResult(_unreachable(kind, name, where, error), critical=True)
         if not enforce:
             return QuarantineResult(
