@@ -226,6 +226,10 @@ class RoleQuarantineResponder:
             decision.reasons.append(result.note)
             if result.critical:
                 decision.severity = Severity.CRITICAL
+        return self._report(event, decision, actions)
+
+    def _report(self, event: CloudTrailEvent, decision: _Decision, actions: list[Action]) -> Outcome:
+        """The finding of a decision, with the actions taken (or proposed) for it."""
         return self._alert(
             event,
             decision.actor,
@@ -406,16 +410,7 @@ class RoleQuarantineResponder:
         if not decision.due:
             if decision.alert:  # the alert the failed attempts never got out
                 decision.reasons.append(f"reported by the last delivery attempt ({type(error).__name__})")
-                self._alert(
-                    event,
-                    decision.actor,
-                    decision.outcome,
-                    decision.severity,
-                    decision.target,
-                    decision.kind,
-                    decision.reasons,
-                    [],
-                )
+                self._report(event, decision, [])
                 return
             logger.info("last attempt failed; no quarantine was due: no FAILED alert")
             return
@@ -439,14 +434,10 @@ class RoleQuarantineResponder:
             logger.info("last attempt failed; the principal is quarantined already: no FAILED alert")
             return
         decision.reasons.append(found.note)
-        self._alert(
+        decision.severity = Severity.CRITICAL
+        self._report(
             event,
-            decision.actor,
-            decision.outcome,
-            Severity.CRITICAL,
-            decision.target,
-            decision.kind,
-            decision.reasons,
+            decision,
             found.actions,
         )
 
