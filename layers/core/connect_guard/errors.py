@@ -76,29 +76,6 @@ class Verdict:
         return self.kind is ErrorClass.POISON
 
 
-# ClientError codes of a request AWS throttled (botocore retries these too; they outlived it).
-THROTTLING_CODES = frozenset(
-    {
-        "Throttling",
-        "ThrottlingException",
-        "ThrottledException",
-        "RequestThrottledException",
-        "TooManyRequestsException",
-        "ProvisionedThroughputExceededException",
-        "RequestLimitExceeded",
-        "RequestThrottled",
-        "SlowDown",
-        "TransactionInProgressException",
-        "PriorRequestNotComplete",
-        "RequestTimeout",
-        "RequestTimeoutException",
-        "ServiceUnavailable",
-        "InternalFailure",
-        "InternalError",
-        "InternalServerError",
-        "InternalServiceError",
-    }
-)
 # SNS refuses a Publish whose content it can't take (too long, a subject it won't carry): the
 # same finding is refused every time, so the event that produced it is poison.
 SNS_CONTENT_CODES = frozenset({"InvalidParameter", "InvalidParameterValue", "InvalidParameterException"})
@@ -165,13 +142,15 @@ def _classify(error: BaseException) -> Verdict:
 
 
 def _client_error(error: ClientError) -> Verdict:
+    from connect_guard.aws_errors import transient
+
     response = error.response or {}
     code = str((response.get("Error") or {}).get("Code") or "")
     status = int((response.get("ResponseMetadata") or {}).get("HTTPStatusCode") or 0)
     operation = str(error.operation_name or "")
     name = type(error).__name__
     what = bounded(f"{operation or 'AWS'} answered {code or 'an error'}" + (f" (HTTP {status})" if status else ""))
-    if status >= 500 or code in THROTTLING_CODES:
+    if transient(error):  # the responders' own test of a passing refusal: one rule for both
         return Verdict(ErrorClass.TRANSIENT, name, what)
     if operation == "Publish" and code in SNS_CONTENT_CODES:
         return Verdict(ErrorClass.POISON, name, f"{what}: SNS refuses the finding this event produces")
