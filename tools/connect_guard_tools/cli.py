@@ -137,7 +137,7 @@ def _text_line(result: ReplayResult, out: TextIO) -> None:
             out.write(f"      {action['status']}: iam:{action['operation']} on {who}\n")
     change = (result.finding or {}).get("change")
     if change:
-        verb = "restored" if result.outcome == "rolled_back" else "would restore"
+        verb = "restored" if result.outcome in ("rolled_back", "restored") else "would restore"
         out.write(f"      before: {', '.join(change['before']) or '(none)'}\n")
         out.write(f"      {verb}: {', '.join(change['after']) or '(none)'}  (baseline: {change['baseline']})\n")
     # Why an event that matched a rule produced no alert (noise needs no explanation).
@@ -214,14 +214,17 @@ def replay(args: argparse.Namespace, out: TextIO) -> int:
         delivered = len(aws.inbox())
     elapsed = time.perf_counter() - started
     total = sum(
-        counts[k] for k in ("alerted", "ignored", "duplicate", "error", "rolled_back", "quarantined", "rejected")
+        counts[k]
+        for k in ("alerted", "ignored", "duplicate", "error", "rolled_back", "quarantined", "restored", "rejected")
     )
     if args.format == "text":
         by_severity = ", ".join(
             f"{s} {severities[s]}" for s in ("CRITICAL", "HIGH", "MEDIUM", "LOW", "INFO") if severities[s]
         )
         acted = "".join(
-            f", {counts[k]} {k.replace('_', ' ')}" for k in ("rolled_back", "quarantined", "rejected") if counts[k]
+            f", {counts[k]} {k.replace('_', ' ')}"
+            for k in ("rolled_back", "quarantined", "restored", "rejected")
+            if counts[k]
         )
         out.write(
             f"\n{total} events, {counts['matched']} matched a rule: {counts['alerted']} alerted{acted}"
