@@ -30,6 +30,7 @@ from connect_guard.clients import AwsClients
 from connect_guard.identity_center import DENY_SID, SCP_MAX_CHARACTERS, deny_statement
 from connect_guard.quarantine import RoleSnapshot, RoleSnapshots
 from connect_guard.settings import MEMBER_ROLE_PATH, SUITE_WRITER_ROLES, Settings, member_role_name, suite_role_name
+from connect_guard.trails import TrailGateway, TrailSnapshots, TrailState
 from connect_guard_tools.connect_fake import ConnectFake, SeededInstance, seed_from_spec
 
 SECURITY_ACCOUNT = "123456789012"  # moto's default account plays the security account
@@ -500,6 +501,8 @@ class LocalAws:
         versions, and Connect instances (current state in the fake, approved state as baseline)."""
         state = yaml.safe_load(state_file.read_text()) or {}
         for account_id, account in (state.get("accounts") or {}).items():
+            for trail in (account.get("cloudtrail") or {}).get("trails") or []:
+                self.seed_trail(str(account_id), trail)
             for spec in (account.get("connect") or {}).get("instances") or []:
                 self._seed_instance(str(account_id), spec)
             iam = self.account_session(str(account_id)).client("iam")
@@ -521,6 +524,38 @@ class LocalAws:
                 default = policy.get("default_version", "v1")
                 if default != "v1":
                     iam.set_default_policy_version(PolicyArn=arn, VersionId=default)
+
+    def seed_trail(self, account_id: str, spec: dict[str, Any]) -> str:
+        """A trail as approved (its snapshot, unless `snapshot: false`), then as `tampered` leaves it
+        (`logging: false`, `event_selectors`, `kms_key_id`, `deleted: true`). Returns its ARN."""
+        session = self.account_session(account_id)
+        region = spec.get("region", self.region)
+        s3, cloudtrail = session.client("s3", region_name=region), session.client("cloudtrail", region_name=region)
+        tampered = spec.get("tampered") or {}
+        for bucket in {spec["bucket"], tampered.get("bucket") or spec["bucket"]}:
+            s3.create_bucket(Bucket=bucket)
+        arn: str = cloudtrail.create_trail(
+            Name=spec["name"],
+            S3BucketName=spec["bucket"],
+            IsMultiRegionTrail=spec.get("multi_region", True),
+            IncludeGlobalServiceEvents=spec.get("global_events", True),
+            EnableLogFileValidation=spec.get("log_validation", True),
+        )["TrailARN"]
+        cloudtrail.start_logging(Name=arn)
+        if spec.get("snapshot", True):
+            state = TrailGateway(cloudtrail).state(arn)
+            assert state is not None
+            approved = TrailState.from_dict({**state.to_dict(), "taken_at": "2026-11-20T06:00:00+00:00"})
+            TrailSnapshots(self.clients.dynamodb, self.baseline_table).put(approved)
+        if tampered.get("event_selectors") is not None:
+            cloudtrail.put_event_selectors(TrailName=arn, EventSelectors=tampered["event_selectors"])
+        if tampered.get("bucket"):
+            cloudtrail.update_trail(Name=arn, S3BucketName=tampered["bucket"])
+        if tampered.get("logging") is False:
+            cloudtrail.stop_logging(Name=arn)
+        if tampered.get("deleted"):
+            cloudtrail.delete_trail(Name=spec["name"])  # moto ignores an ARN here (AWS accepts both)
+        return arn
 
     @staticmethod
     def _seed_member_roles(iam: Any) -> None:

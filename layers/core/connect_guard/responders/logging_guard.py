@@ -88,7 +88,7 @@ class LoggingGuardResponder:
         if is_suite_principal(actor, self.settings):
             return _Decision(actor, ignore="the suite's own restore of the approved trail")
         account = record.recipient_account_id or event.account
-        reference = record.param("name")
+        reference = record.param("name") or record.param("trailName")  # the selector calls say trailName
         arn = None
         if isinstance(reference, str) and reference not in ("", "***"):
             arn = trail_arn(reference, account, record.aws_region)

@@ -1,0 +1,108 @@
+"""logging_guard in enforce mode: the trails of events/demo-state.yaml, tampered as each sample
+says, are restored to their snapshot; what can't be restored is alerted and left alone."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from connect_guard.responders import logging_guard
+from connect_guard.runtime import build_pipeline
+from connect_guard.trails import TrailGateway
+from tests.conftest import load_event
+
+ARN = "arn:aws:cloudtrail:us-east-1:123456789012:trail/{}"
+
+
+@pytest.fixture
+def seeded(aws):
+    """The trails of events/demo-state.yaml (the shared fixture seeds that file)."""
+    return aws
+
+
+def run(aws, sample: str, mode: str = "enforce") -> dict[str, Any]:
+    pipeline = build_pipeline(logging_guard.build, aws.settings(response_mode=mode), aws.clients)
+    return pipeline.process(load_event(f"logging/{sample}"))
+
+
+def trail(aws, name: str):
+    return TrailGateway(aws.session.client("cloudtrail")).state(ARN.format(name))
+
+
+def test_a_stopped_trail_logs_again_and_the_restore_is_audited(seeded):
+    assert not trail(seeded, "org-trail").is_logging
+    result = run(seeded, "stop-logging-by-name.json")
+    assert result["outcome"] == "restored" and result["severity"] == "CRITICAL"
+    assert trail(seeded, "org-trail").is_logging
+    [alert] = seeded.inbox()
+    assert "Trail restored: CloudTrail trail org-trail (StopLogging)" in alert["Subject"] + alert["Message"]
+    [audit] = seeded.audit_records()
+    assert audit["action"]["S"] == "StartLogging" and audit["target"]["S"] == ARN.format("org-trail")
+
+
+def test_management_events_switched_off_are_switched_back_on(seeded):
+    assert not trail(seeded, "security-trail").records_management_writes
+    assert run(seeded, "put-event-selectors-management-off.json")["outcome"] == "restored"
+    restored = trail(seeded, "security-trail")
+    assert restored.records_management_writes
+    assert restored.event_selectors == [{"ReadWriteType": "All", "IncludeManagementEvents": True}]
+
+
+def test_a_trail_redirected_to_another_bucket_delivers_to_its_own_again(seeded):
+    assert trail(seeded, "connect-audit-trail").s3_bucket == "cg-demo-attacker-sink"
+    assert run(seeded, "update-trail-other-bucket.json")["outcome"] == "restored"
+    assert trail(seeded, "connect-audit-trail").s3_bucket == "cg-demo-connect-audit-logs"
+
+
+def test_the_same_event_twice_restores_once_and_alerts_once(seeded):
+    run(seeded, "stop-logging-by-name.json")
+    assert run(seeded, "stop-logging-by-name.json")["outcome"] == "duplicate"
+    assert len(seeded.inbox()) == 1 and len(seeded.audit_records()) == 1
+
+
+def test_a_retry_after_the_restore_still_reports_it(seeded):
+    """A first attempt restored the trail and died before its finding: the retry (no dedup
+    record, the trail now as approved) reports the restore from the action journal."""
+    responder = logging_guard.build(seeded.settings(response_mode="enforce"), seeded.clients)
+    event = load_event("logging/stop-logging-by-name.json")
+    from connect_guard.runtime import parse_event
+
+    _, parsed = parse_event(event)
+    original = responder.publisher.publish
+    responder.publisher.publish = lambda finding: (_ for _ in ()).throw(TimeoutError("killed"))  # type: ignore[method-assign]
+    with pytest.raises(TimeoutError):
+        responder.handle(parsed)
+    responder.publisher.publish = original  # type: ignore[method-assign]
+    assert trail(seeded, "org-trail").is_logging
+    outcome = responder.handle(parsed)
+    assert outcome.outcome == "restored"
+    assert outcome.finding and outcome.finding["actions"][0]["operation"] == "StartLogging"
+
+
+@pytest.mark.parametrize(
+    ("sample", "severity"),
+    [
+        ("delete-trail-by-arn.json", "CRITICAL"),
+        ("stop-logging-unknown-trail.json", "HIGH"),
+        ("update-trail-by-cloudformation.json", "CRITICAL"),
+        ("stop-logging-denied.json", "HIGH"),
+    ],
+)
+def test_what_cannot_be_restored_is_alerted_and_left_alone(seeded, sample, severity):
+    before = {name: trail(seeded, name) for name in ("org-trail", "sandbox-trail")}
+    result = run(seeded, sample)
+    assert result["outcome"] == "alerted" and result["severity"] == severity
+    assert {name: trail(seeded, name) for name in before} == before
+    assert seeded.audit_records() == []
+
+
+def test_the_last_attempt_says_the_trail_is_still_stopped(seeded):
+    responder = logging_guard.build(seeded.settings(response_mode="enforce"), seeded.clients)
+    from connect_guard.runtime import parse_event
+
+    _, parsed = parse_event(load_event("logging/stop-logging-by-name.json"))
+    responder.give_up(parsed, RuntimeError("throttled"))
+    [alert] = seeded.inbox()
+    assert "Trail restore FAILED for StopLogging" in alert["Subject"]
+    assert "is_logging: approved true, now false" in alert["Message"]
