@@ -59,7 +59,13 @@ def test_forwarding_rules_use_the_security_stacks_patterns():
         for name, r in member().items()
         if r["Type"] == "AWS::Events::Rule"
     }
-    rules = ("PolicyAttachmentRule", "ProfileRollbackRule", "RoleProtectionRule", "InstanceDeletionRule")
+    rules = (
+        "PolicyAttachmentRule",
+        "ProfileRollbackRule",
+        "RoleProtectionRule",
+        "InstanceDeletionRule",
+        "LoggingGuardRule",
+    )
     assert forwarded == {rule: security[rule]["Properties"]["EventPattern"] for rule in rules}
     # Every rule of the security stack with a pattern is forwarded.
     patterned = {
@@ -83,7 +89,12 @@ def test_iam_is_forwarded_from_us_east_1_and_connect_from_every_region():
     assert resources["ForwardProfileRollbackRule"]["Condition"] == "ForwardsConnect"
     assert resources["ForwardInstanceDeletionRule"]["Condition"] == "ForwardsConnect"
     # Every IAM-sourced rule is us-east-1 only; every Connect-sourced one is everywhere.
-    condition_by_source = {"aws.iam": "ForwardsIam", "aws.connect": "ForwardsConnect"}
+    # Trails are regional (a multi-region trail's calls arrive in its home region): everywhere too.
+    condition_by_source = {
+        "aws.iam": "ForwardsIam",
+        "aws.connect": "ForwardsConnect",
+        "aws.cloudtrail": "ForwardsConnect",
+    }
     for name, resource in resources.items():
         if resource["Type"] == "AWS::Events::Rule":
             (source,) = resource["Properties"]["EventPattern"]["source"]
