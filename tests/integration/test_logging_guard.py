@@ -106,3 +106,12 @@ def test_the_last_attempt_says_the_trail_is_still_stopped(seeded):
     [alert] = seeded.inbox()
     assert "Trail restore FAILED for StopLogging" in alert["Subject"]
     assert "is_logging: approved true, now false" in alert["Message"]
+
+
+def test_insights_narrowed_are_put_back_at_high(seeded):
+    result = run(seeded, "put-insight-selectors-narrowed.json")
+    assert result["outcome"] == "restored" and result["severity"] == "HIGH"
+    assert trail(seeded, "api-insights-trail").insight_selectors == [
+        {"InsightType": "ApiCallRateInsight"},
+        {"InsightType": "ApiErrorRateInsight"},
+    ]

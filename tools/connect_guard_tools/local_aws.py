@@ -20,6 +20,7 @@ from unittest import mock
 import boto3
 import yaml
 from moto import mock_aws
+from moto.cloudtrail.models import Trail
 from moto.iam.exceptions import IAMException, LimitExceededException
 from moto.iam.models import IAMBackend
 from moto.organizations.exceptions import ConstraintViolationException
@@ -278,6 +279,17 @@ class AwsManagedPolicies(BackendPatches):
             os.environ[self.ENV] = self._saved
 
 
+class TrailInsights(BackendPatches):
+    """PutInsightSelectors replaces a trail's Insights selectors (an empty list turns Insights off);
+    moto appends them, so a restore would never read back as the approved state."""
+
+    def patches(self) -> list[Any]:
+        def replace(trail: Trail, insight_selectors: list[dict[str, str]]) -> None:
+            trail.insight_selectors = list(insight_selectors)
+
+        return [mock.patch.object(Trail, "put_insight_selectors", replace)]
+
+
 class ScpLimits(BackendPatches):
     """Organizations' size limit for an SCP document (5,120 characters), which moto does not hold."""
 
@@ -328,6 +340,7 @@ class LocalAws:
             IamQuotas(),
             self.unmodifiable_roles,
             ScpLimits(),
+            TrailInsights(),
         ]
         self._saved_env: dict[str, str | None] = {}
 
@@ -496,13 +509,15 @@ class LocalAws:
             region_name=self.region,
         )
 
-    def seed(self, state_file: Path) -> None:
+    def seed(self, state_file: Path, with_trails: bool = True) -> None:
         """Create the demo state: per source account the member role, managed policies with their
-        versions, and Connect instances (current state in the fake, approved state as baseline)."""
+        versions, and Connect instances (current state in the fake, approved state as baseline);
+        the security account's CloudTrail trails (`trails`), unless `with_trails` is False."""
         state = yaml.safe_load(state_file.read_text()) or {}
+        if with_trails:
+            for trail in state.get("trails") or []:
+                self.seed_trail(SECURITY_ACCOUNT, trail)
         for account_id, account in (state.get("accounts") or {}).items():
-            for trail in (account.get("cloudtrail") or {}).get("trails") or []:
-                self.seed_trail(str(account_id), trail)
             for spec in (account.get("connect") or {}).get("instances") or []:
                 self._seed_instance(str(account_id), spec)
             iam = self.account_session(str(account_id)).client("iam")
@@ -527,7 +542,7 @@ class LocalAws:
 
     def seed_trail(self, account_id: str, spec: dict[str, Any]) -> str:
         """A trail as approved (its snapshot, unless `snapshot: false`), then as `tampered` leaves it
-        (`logging: false`, `event_selectors`, `kms_key_id`, `deleted: true`). Returns its ARN."""
+        (`logging: false`, `event_selectors`, `insight_selectors`, `bucket`, `deleted: true`). Returns its ARN."""
         session = self.account_session(account_id)
         region = spec.get("region", self.region)
         s3, cloudtrail = session.client("s3", region_name=region), session.client("cloudtrail", region_name=region)
@@ -542,6 +557,8 @@ class LocalAws:
             EnableLogFileValidation=spec.get("log_validation", True),
         )["TrailARN"]
         cloudtrail.start_logging(Name=arn)
+        if spec.get("insight_selectors"):
+            cloudtrail.put_insight_selectors(TrailName=arn, InsightSelectors=spec["insight_selectors"])
         if spec.get("snapshot", True):
             state = TrailGateway(cloudtrail).state(arn)
             assert state is not None
@@ -549,6 +566,8 @@ class LocalAws:
             TrailSnapshots(self.clients.dynamodb, self.baseline_table).put(approved)
         if tampered.get("event_selectors") is not None:
             cloudtrail.put_event_selectors(TrailName=arn, EventSelectors=tampered["event_selectors"])
+        if tampered.get("insight_selectors") is not None:
+            cloudtrail.put_insight_selectors(TrailName=arn, InsightSelectors=tampered["insight_selectors"])
         if tampered.get("bucket"):
             cloudtrail.update_trail(Name=arn, S3BucketName=tampered["bucket"])
         if tampered.get("logging") is False:

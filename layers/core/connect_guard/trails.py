@@ -130,9 +130,7 @@ class TrailGateway:
             trail = self._ct.get_trail(Name=arn)["Trail"]
             status = self._ct.get_trail_status(Name=arn)
             basic, advanced = _selectors(self._ct.get_event_selectors(TrailName=arn))
-            insights = []
-            if trail.get("HasInsightSelectors"):
-                insights = list(self._ct.get_insight_selectors(TrailName=arn).get("InsightSelectors") or [])
+            insights = self._insights(arn)
         except ClientError as error:
             if error.response["Error"]["Code"] in TRAIL_GONE:
                 return None
@@ -151,6 +149,16 @@ class TrailGateway:
             advanced_event_selectors=advanced,
             insight_selectors=insights,
         )
+
+    def _insights(self, arn: str) -> list[dict[str, Any]]:
+        """Asked even when GetTrail's HasInsightSelectors says none: a trail's own answer is the one
+        that counts (and moto never sets the flag)."""
+        try:
+            return list(self._ct.get_insight_selectors(TrailName=arn).get("InsightSelectors") or [])
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "InsightNotEnabledException":
+                return []
+            raise
 
     @staticmethod
     def restore_calls(snapshot: TrailState, found: tuple[Drift, ...]) -> list[tuple[str, dict[str, Any]]]:
