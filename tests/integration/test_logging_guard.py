@@ -115,3 +115,38 @@ def test_insights_narrowed_are_put_back_at_high(seeded):
         {"InsightType": "ApiCallRateInsight"},
         {"InsightType": "ApiErrorRateInsight"},
     ]
+
+
+def test_approve_trail_records_the_trail_as_it_is_now_and_the_guard_restores_to_it(seeded):
+    import io
+
+    from connect_guard_tools import cli
+    from tests.integration.test_replay_cli import _stack
+
+    sandbox = ARN.format("sandbox-trail")
+    seeded.session.client("cloudtrail").start_logging(Name=sandbox)  # reviewed, put right, approved
+    args = cli._parser().parse_args(
+        ["approve-trail", "--trail-arn", sandbox, "--stack", _stack(seeded), "--approved-by", "soc@example.com"]
+    )
+    out = io.StringIO()
+    assert cli.approve_trail(args, out, session=seeded.session) == 0
+    assert f"approved {sandbox}" in out.getvalue()
+    [audit] = seeded.audit_records()
+    assert audit["action"]["S"] == "ApproveTrailSnapshot" and audit["actor"]["S"] == "soc@example.com"
+    seeded.session.client("cloudtrail").stop_logging(Name=sandbox)
+    assert run(seeded, "stop-logging-unknown-trail.json")["outcome"] == "restored"
+    assert trail(seeded, "sandbox-trail").is_logging
+
+
+def test_approve_trail_refuses_a_trail_that_logs_nothing_the_suite_needs(seeded):
+    import io
+
+    from connect_guard_tools import cli
+    from tests.integration.test_replay_cli import _stack
+
+    args = cli._parser().parse_args(
+        ["approve-trail", "--trail-arn", ARN.format("security-trail"), "--stack", _stack(seeded), "--approved-by", "x"]
+    )
+    out = io.StringIO()
+    assert cli.approve_trail(args, out, session=seeded.session) == 2
+    assert "does not log write management events" in out.getvalue() and seeded.audit_records() == []

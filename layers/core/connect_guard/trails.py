@@ -81,7 +81,8 @@ class TrailState:
 
     @classmethod
     def from_dict(cls, body: dict[str, Any]) -> TrailState:
-        return cls(**{k: body.get(k) for k in cls.__dataclass_fields__ if k in body})
+        fields: dict[str, Any] = {k: body[k] for k in cls.__dataclass_fields__ if k in body}
+        return cls(**fields)
 
 
 def _advanced_management_writes(selector: dict[str, Any]) -> bool:
