@@ -150,3 +150,23 @@ def test_approve_trail_refuses_a_trail_that_logs_nothing_the_suite_needs(seeded)
     out = io.StringIO()
     assert cli.approve_trail(args, out, session=seeded.session) == 2
     assert "does not log write management events" in out.getvalue() and seeded.audit_records() == []
+
+
+def test_a_trail_stopped_and_restarted_since_is_reported_for_its_gap(seeded):
+    seeded.session.client("cloudtrail").start_logging(Name=ARN.format("org-trail"))  # by hand, before the event
+    result = run(seeded, "stop-logging-by-name.json")
+    assert result["outcome"] == "alerted" and result["severity"] == "HIGH"
+    [alert] = seeded.inbox()
+    assert "Trail was stopped: CloudTrail trail org-trail" in alert["Subject"]
+    assert "recorded nothing from 2026-11-27 09:14:31 UTC" in alert["Message"]
+    assert seeded.audit_records() == []
+
+
+def test_a_change_that_leaves_the_trail_as_approved_is_not_alerted(seeded):
+    cloudtrail = seeded.session.client("cloudtrail")
+    cloudtrail.put_event_selectors(
+        TrailName=ARN.format("security-trail"),
+        EventSelectors=[{"ReadWriteType": "All", "IncludeManagementEvents": True}],
+    )
+    result = run(seeded, "put-event-selectors-management-off.json")
+    assert result["outcome"] == "ignored" and seeded.inbox() == []

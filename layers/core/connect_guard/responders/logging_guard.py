@@ -158,6 +158,16 @@ class LoggingGuardResponder:
         finding_id = finding_id_of(NAME, record.event_id)
         if not decision.found:
             pending = self.journal.get(finding_id) if self.settings.response_mode == "enforce" else None
+            if pending is None and record.event_name == "StopLogging":
+                # Restarted since (by hand, or another tool): nothing to restore, but the trail
+                # recorded nothing in between, and the gap is evidence the SOC needs.
+                why = (
+                    "the trail is logging again, as approved; it recorded nothing from "
+                    f"{record.event_time:%Y-%m-%d %H:%M:%S} UTC until it was restarted: look for that window's calls in CloudTrail event history"
+                )
+                return self._publish(
+                    self._finding(event, decision, Severity.HIGH, "Trail was stopped", (why,)), outcome, "alerted"
+                )
             if pending is None:
                 outcome.reason = "the trail matches its approved snapshot: nothing to restore"
                 return outcome
