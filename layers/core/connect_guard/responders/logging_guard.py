@@ -163,7 +163,8 @@ class LoggingGuardResponder:
                 # recorded nothing in between, and the gap is evidence the SOC needs.
                 why = (
                     "the trail is logging again, as approved; it recorded nothing from "
-                    f"{record.event_time:%Y-%m-%d %H:%M:%S} UTC until it was restarted: look for that window's calls in CloudTrail event history"
+                    f"{record.event_time:%Y-%m-%d %H:%M:%S} UTC until it was restarted: look for that "
+                    "window's calls in CloudTrail event history"
                 )
                 return self._publish(
                     self._finding(event, decision, Severity.HIGH, "Trail was stopped", (why,)), outcome, "alerted"
