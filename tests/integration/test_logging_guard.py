@@ -170,3 +170,14 @@ def test_a_change_that_leaves_the_trail_as_approved_is_not_alerted(seeded):
     )
     result = run(seeded, "put-event-selectors-management-off.json")
     assert result["outcome"] == "ignored" and seeded.inbox() == []
+
+
+def test_a_multi_region_trail_named_from_another_region_is_restored_in_its_home_region(seeded):
+    """CloudTrail changes a multi-region trail only in its home region: the ARN's region is where
+    it is re-read and restored, whichever region the event arrived from."""
+    event = load_event("logging/stop-logging-by-name.json")
+    event["region"] = event["detail"]["awsRegion"] = "eu-west-1"
+    event["detail"]["requestParameters"] = {"name": ARN.format("org-trail")}
+    pipeline = build_pipeline(logging_guard.build, seeded.settings(response_mode="enforce"), seeded.clients)
+    assert pipeline.process(event)["outcome"] == "restored"
+    assert trail(seeded, "org-trail").is_logging

@@ -31,6 +31,12 @@ def trail_arn(reference: str, account_id: str, region: str, partition: str = "aw
     return f"arn:{partition}:cloudtrail:{region}:{account_id}:trail/{reference}"
 
 
+def home_region(arn: str) -> str:
+    """A trail's home region, from its ARN: CloudTrail changes a multi-region trail only there
+    (its shadow copies in other regions refuse StartLogging and UpdateTrail)."""
+    return arn.split(":")[3]
+
+
 def canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=str)
 

@@ -29,7 +29,16 @@ from connect_guard.policy import Severity
 from connect_guard.principals import CLOUDFORMATION, Actor, allowlist_match, exempt_service, is_suite_principal
 from connect_guard.publisher import SnsPublisher, fit
 from connect_guard.settings import Settings
-from connect_guard.trails import Drift, TrailGateway, TrailSnapshots, TrailState, canonical, drift, trail_arn
+from connect_guard.trails import (
+    Drift,
+    TrailGateway,
+    TrailSnapshots,
+    TrailState,
+    canonical,
+    drift,
+    home_region,
+    trail_arn,
+)
 
 NAME = "logging_guard"
 KIND = "logging.cloudtrail_tampering"
@@ -112,7 +121,7 @@ class LoggingGuardResponder:
         snapshot = self.snapshots.get(arn)
         try:
             current = TrailGateway(
-                self.clients.for_account("cloudtrail", account, record.aws_region, self.settings, "read")
+                self.clients.for_account("cloudtrail", account, home_region(arn), self.settings, "read")
             ).state(arn)
         except MemberAccessError as error:
             return _Decision(
@@ -210,7 +219,11 @@ class LoggingGuardResponder:
         )
         gateway = TrailGateway(
             self.clients.for_account(
-                "cloudtrail", record.recipient_account_id or event.account, record.aws_region, self.settings, "read"
+                "cloudtrail",
+                record.recipient_account_id or event.account,
+                home_region(decision.arn),
+                self.settings,
+                "read",
             )
         )
         for op, params in decision.calls:
