@@ -181,3 +181,47 @@ def test_a_multi_region_trail_named_from_another_region_is_restored_in_its_home_
     pipeline = build_pipeline(logging_guard.build, seeded.settings(response_mode="enforce"), seeded.clients)
     assert pipeline.process(event)["outcome"] == "restored"
     assert trail(seeded, "org-trail").is_logging
+
+
+# ---- contact flow logs ----------------------------------------------------------------------------
+DEMO_INSTANCE = "f3c95789-ace1-4954-ac5d-6baed2eac902"
+
+
+def test_contact_flow_logs_switched_off_are_switched_back_on_through_the_member_rollback_role(seeded):
+    assert seeded.connect.attribute(DEMO_INSTANCE, "CONTACTFLOW_LOGS") == "false"
+    result = run(seeded, "update-instance-attribute-flow-logs-off.json")
+    assert result["outcome"] == "restored" and result["severity"] == "HIGH"
+    assert seeded.connect.attribute(DEMO_INSTANCE, "CONTACTFLOW_LOGS") == "true"
+    [alert] = seeded.inbox()
+    assert f"Contact flow logs restored: Connect instance {DEMO_INSTANCE}" in alert["Subject"]
+    [audit] = seeded.audit_records()
+    assert audit["action"]["S"] == "UpdateInstanceAttribute"
+    assert audit["target"]["S"] == f"arn:aws:connect:us-east-1:111122223333:instance/{DEMO_INSTANCE}"
+    [(_, write)] = [c for c in seeded.connect.calls if c[0] == "UpdateInstanceAttribute"]
+    assert (write["InstanceId"], write["AttributeType"], write["Value"]) == (DEMO_INSTANCE, "CONTACTFLOW_LOGS", "true")
+
+
+def test_flow_logs_on_again_before_the_event_is_read_need_nothing(seeded):
+    seeded.connect.set_attribute(DEMO_INSTANCE, "CONTACTFLOW_LOGS", "true")
+    result = run(seeded, "update-instance-attribute-flow-logs-off.json")
+    assert result["outcome"] == "ignored" and seeded.inbox() == []
+
+
+def test_flow_logs_of_an_instance_the_suite_does_not_cover_are_alerted_not_restored(seeded):
+    pipeline = build_pipeline(
+        logging_guard.build, seeded.settings(response_mode="enforce", connect_instance_arns=()), seeded.clients
+    )
+    result = pipeline.process(load_event("logging/update-instance-attribute-flow-logs-off.json"))
+    assert result["outcome"] == "alerted" and result["severity"] == "HIGH"
+    assert seeded.connect.attribute(DEMO_INSTANCE, "CONTACTFLOW_LOGS") == "false"
+    assert "not in ConnectInstanceArns" in seeded.inbox()[0]["Message"]
+
+
+def test_the_last_attempt_says_flow_logs_are_still_off(seeded):
+    responder = logging_guard.build(seeded.settings(response_mode="enforce"), seeded.clients)
+    from connect_guard.runtime import parse_event
+
+    _, parsed = parse_event(load_event("logging/update-instance-attribute-flow-logs-off.json"))
+    responder.give_up(parsed, RuntimeError("throttled"))
+    [alert] = seeded.inbox()
+    assert "Flow logs restore FAILED for UpdateInstanceAttribute in 111122223333" in alert["Subject"]

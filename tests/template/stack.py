@@ -403,3 +403,6 @@ CONNECT_READ_ACTIONS = {
     "connect:ListSecurityProfileApplications",
 }
 CONNECT_WRITE_ACTIONS = {"connect:UpdateUserSecurityProfiles", "connect:UpdateSecurityProfile"}
+# logging_guard: an instance's contact flow logs (the instance alone, no sub-resource).
+FLOW_LOGS_READ = {"connect:DescribeInstanceAttribute"}
+FLOW_LOGS_WRITE = {"connect:UpdateInstanceAttribute"}

@@ -145,10 +145,8 @@ def test_no_role_holds_a_write_on_everything() -> None:
 
 
 # Functions that never leave this account: no member role, whatever the configuration.
-# LoggingGuardFunction: member accounts' trails are alerted, not read (no member role grants CloudTrail).
 OWN_TRAILS = {"Fn::Sub": "arn:${AWS::Partition}:cloudtrail:*:${AWS::AccountId}:trail/*"}
 OWN_ACCOUNT_ONLY = {
-    "LoggingGuardFunction",
     "LogExportFunction",
     "SlackNotifierFunction",
     "SecurityHubImportFunction",
@@ -252,7 +250,12 @@ def test_a_detect_deployment_holds_no_iam_or_connect_write_and_no_write_role(mod
         assert writes == {}
         assert assumable == {"read"}
     else:
-        assert set(writes) == {"ProfileRollbackFunctionRole", "BaselineSweepFunctionRole", "QuarantineFunctionRole"}
+        assert set(writes) == {
+            "ProfileRollbackFunctionRole",
+            "BaselineSweepFunctionRole",
+            "QuarantineFunctionRole",
+            "LoggingGuardFunctionRole",
+        }
         assert assumable == {"read", "rollback", "quarantine"}
 
 

@@ -1,5 +1,6 @@
 """Responsive control: CloudTrail stopped or weakened (StopLogging, DeleteTrail, UpdateTrail,
-PutEventSelectors, PutInsightSelectors).
+PutEventSelectors, PutInsightSelectors), and Connect contact flow logs switched off
+(UpdateInstanceAttribute CONTACTFLOW_LOGS, see FlowLogsGuard).
 
 Without a trail that logs management events the suite is blind: every other control reads
 CloudTrail. The responder re-reads the trail (the event's parameters are the attacker's claim,
@@ -20,15 +21,16 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from connect_guard.audit import ActionJournal, AuditLog, action_record
 from connect_guard.clients import AwsClients, reread
-from connect_guard.errors import MemberAccessError
+from connect_guard.connect import ConnectGateway, InstanceRef
+from connect_guard.errors import ConnectResourceNotFoundError, MemberAccessError
 from connect_guard.events import CloudTrailEvent
-from connect_guard.findings import Action, Attempt, Change, EventRef, Finding, Target, finding_id_of
+from connect_guard.findings import Action, Attempt, Change, ConnectRef, EventRef, Finding, Target, finding_id_of
 from connect_guard.observability import logger
 from connect_guard.outcome import Alert, Outcome
 from connect_guard.policy import Severity
 from connect_guard.principals import CLOUDFORMATION, Actor, allowlist_match, exempt_service, is_suite_principal
 from connect_guard.publisher import SnsPublisher, fit
-from connect_guard.settings import Settings
+from connect_guard.settings import MemberPurpose, Settings
 from connect_guard.trails import (
     Drift,
     TrailGateway,
@@ -76,6 +78,7 @@ class LoggingGuardResponder:
         self.audit = audit
         self.journal = ActionJournal(audit)
         self.publisher = SnsPublisher(clients.sns, settings.alert_topic_arn)
+        self.flow_logs = FlowLogsGuard(self)
 
     @classmethod
     def from_settings(cls, settings: Settings, clients: AwsClients) -> LoggingGuardResponder:
@@ -154,6 +157,8 @@ class LoggingGuardResponder:
     # -- handling -----------------------------------------------------------------------------
     def handle(self, event: CloudTrailEvent) -> Outcome:
         record = event.detail
+        if record.event_source == CONNECT and record.event_name == "UpdateInstanceAttribute":
+            return self.flow_logs.handle(event)
         outcome = Outcome(NAME, record.event_id, record.event_name, "ignored")
         decision = self._decide(event)
         if decision.ignore:
@@ -239,6 +244,9 @@ class LoggingGuardResponder:
         """The last attempt failed: decide again from the trail as it is now. Still weakened: a
         CRITICAL `Restore FAILED`; unreadable: UNCONFIRMED; restored or nothing due: no alert."""
         record = event.detail
+        if record.event_source == CONNECT and record.event_name == "UpdateInstanceAttribute":
+            self.flow_logs.give_up(event, error)
+            return
         if record.event_name not in TRAIL_EVENTS:
             return
         try:
@@ -331,3 +339,175 @@ class LoggingGuardResponder:
 
 def build(settings: Settings, clients: AwsClients) -> LoggingGuardResponder:
     return LoggingGuardResponder.from_settings(settings, clients)
+
+
+# ---- Connect contact flow logs ----------------------------------------------------------------
+CONNECT = "connect.amazonaws.com"
+FLOW_LOGS = "CONTACTFLOW_LOGS"
+FLOW_LOGS_KIND = "logging.connect_flow_logs"
+
+
+@dataclass
+class _FlowDecision:
+    """What an UpdateInstanceAttribute calls for, from the instance as it is now."""
+
+    actor: Actor
+    instance: InstanceRef | None = None
+    report: tuple[Severity, str, tuple[str, ...]] | None = None
+    ignore: str | None = None
+    off: bool = False  # re-read: flow logs are off on an instance the suite covers
+
+
+class FlowLogsGuard:
+    """Contact flow logs (the instance's `/aws/connect/<alias>` log group, which the archive
+    exports) must stay on for every instance in ConnectInstanceArns: that is the approved state,
+    no snapshot needed. Turned off, they are HIGH and, in enforce mode, turned back on."""
+
+    def __init__(self, responder: LoggingGuardResponder) -> None:
+        self.r = responder
+        self.settings = responder.settings
+
+    def gateway(self, instance: InstanceRef) -> ConnectGateway:
+        def client(purpose: MemberPurpose) -> Any:
+            return self.r.clients.for_account("connect", instance.account_id, instance.region, self.settings, purpose)
+
+        return ConnectGateway(client("read"), instance, writer=lambda: client("rollback"))
+
+    def configured(self, instance: InstanceRef) -> bool:
+        own, region = self.settings.own_account_id, self.settings.region
+        return instance.arn in {InstanceRef.parse(a, own, region).arn for a in self.settings.connect_instance_arns}
+
+    def decide(self, event: CloudTrailEvent) -> _FlowDecision:
+        record = event.detail
+        actor = Actor.from_record(record)
+        if is_suite_principal(actor, self.settings):
+            return _FlowDecision(actor, ignore="the suite's own restore of the instance's flow logs")
+        kind, value = record.param("AttributeType"), record.param("Value")
+        raw = record.param("InstanceId")
+        instance = None
+        if isinstance(raw, str) and raw not in ("", "***"):
+            instance = InstanceRef.parse(raw, record.recipient_account_id or event.account, record.aws_region)
+        if record.denied:
+            # Null parameters: which attribute it tried is unknown. An attempt, not a change.
+            why = f"the call was denied ({record.error_code}): an attempt, not a change"
+            return _FlowDecision(actor, instance, report=(Severity.MEDIUM, "Denied attempt", (why,)))
+        if kind != FLOW_LOGS:
+            return _FlowDecision(actor, ignore=f"instance attribute {kind} is not a logging setting")
+        if str(value).lower() == "true":
+            return _FlowDecision(actor, ignore="contact flow logs turned on")
+        if instance is None:
+            why = "the event does not say which instance; check the flow logs of every instance by hand"
+            return _FlowDecision(actor, report=(Severity.HIGH, "Unidentified instance", (why,)))
+        allowed = allowlist_match(actor, self.settings.allowlisted_principals)
+        if allowed:
+            why = f"made by an allowlisted principal ({allowed}): kept, not restored"
+            return _FlowDecision(actor, instance, report=(Severity.MEDIUM, "Allowlisted flow logs change", (why,)))
+        if exempt_service(actor, {CLOUDFORMATION}):
+            why = "made through CloudFormation: a stack owns this instance; the SOC decides, nothing is restored"
+            return _FlowDecision(actor, instance, report=(Severity.HIGH, "Flow logs changed by a stack", (why,)))
+        if not self.configured(instance):
+            why = "the instance is not in ConnectInstanceArns: its flow logs are not the suite's to restore"
+            return _FlowDecision(actor, instance, report=(Severity.HIGH, "Flow logs change not assessed", (why,)))
+        try:
+            now = self.gateway(instance).attribute(FLOW_LOGS)
+        except (MemberAccessError, ConnectResourceNotFoundError) as error:
+            why = f"the instance could not be read ({error}): not restored"
+            return _FlowDecision(actor, instance, report=(Severity.HIGH, "Flow logs change not assessed", (why,)))
+        except ClientError as error:
+            if error.response["Error"]["Code"] not in UNREADABLE:
+                raise
+            why = f"the instance could not be read ({error.response['Error']['Code']}): not restored"
+            return _FlowDecision(actor, instance, report=(Severity.HIGH, "Flow logs change not assessed", (why,)))
+        if now == "true":
+            return _FlowDecision(actor, instance, ignore="contact flow logs are on again: nothing to restore")
+        return _FlowDecision(actor, instance, off=True)
+
+    def handle(self, event: CloudTrailEvent) -> Outcome:
+        record = event.detail
+        outcome = Outcome(NAME, record.event_id, record.event_name, "ignored")
+        decision = self.decide(event)
+        if decision.ignore:
+            outcome.reason = decision.ignore
+            return outcome
+        if decision.report:
+            severity, title, reasons = decision.report
+            return self.r._publish(self.finding(event, decision, severity, title, reasons), outcome, "alerted")
+        assert decision.instance is not None
+        instance = decision.instance
+        parameters = {"InstanceId": instance.instance_id, "AttributeType": FLOW_LOGS, "Value": "true"}
+        why = "contact flow logs are off: the flows' logging blocks write nothing the archive can keep"
+        if self.settings.response_mode != "enforce":
+            action = Action("connect", "UpdateInstanceAttribute", parameters, "proposed")
+            finding = self.finding(event, decision, Severity.HIGH, "Contact flow logs off", (why,), (action,))
+            return self.r._publish(finding, outcome, "alerted")
+        finding_id = finding_id_of(NAME, record.event_id)
+        action = Action("connect", "UpdateInstanceAttribute", parameters, "taken")
+        audit = action_record(
+            self.r.audit,
+            action,
+            responder=NAME,
+            actor=decision.actor.arn,
+            target=instance.arn,
+            reason=why,
+            before={FLOW_LOGS: "false"},
+            event_id=record.event_id,
+            finding_id=finding_id,
+            mode=self.settings.response_mode,
+        )
+        pending = self.r.journal.begin(finding_id, responder=NAME, event_id=record.event_id, records=[audit])
+        self.gateway(instance).set_attribute(FLOW_LOGS, "true")
+        try:
+            self.r.journal.complete(pending, [audit], "taken")
+        except (ClientError, BotoCoreError) as error:
+            logger.warning("audit record not written; the journal keeps it", extra={"error": str(error)})
+        finding = self.finding(event, decision, Severity.HIGH, "Contact flow logs restored", (why,), (action,))
+        return self.r._publish(finding, outcome, "restored")
+
+    def give_up(self, event: CloudTrailEvent, error: Exception) -> None:
+        record = event.detail
+        try:
+            decision = reread(lambda: self.decide(event))
+        except Exception as failure:
+            verdict, state = "UNCONFIRMED", f"the instance could not be re-read ({type(failure).__name__}: {failure})"
+            decision = _FlowDecision(Actor.from_record(record))
+        else:
+            if not decision.off:
+                return  # restored since, or nothing was due
+            verdict, state = "FAILED", "re-read now, contact flow logs are still off"
+        reasons = (f"RESTORE DID NOT HAPPEN: {type(error).__name__}: {error}", state, "turn them on by hand (runbook)")
+        title = f"Flow logs restore {verdict} for {record.event_name} in {record.recipient_account_id}"
+        self.r.publisher.publish(self.finding(event, decision, Severity.CRITICAL, title, reasons, full_title=True))
+
+    def finding(
+        self,
+        event: CloudTrailEvent,
+        decision: _FlowDecision,
+        severity: Severity,
+        title: str,
+        reasons: tuple[str, ...],
+        actions: tuple[Action, ...] = (),
+        *,
+        full_title: bool = False,
+    ) -> Finding:
+        record = event.detail
+        instance = decision.instance
+        where = instance.instance_id if instance else "(unnamed)"
+        return Finding(
+            responder=NAME,
+            kind=FLOW_LOGS_KIND,
+            severity=severity,
+            title=title if full_title else f"{title}: Connect instance {where}",
+            summary=f"{decision.actor.display} called {record.event_name} on Connect instance {where} in account "
+            f"{record.recipient_account_id} ({record.aws_region}). Severity {severity}.",
+            event=EventRef.of(event),
+            actor=decision.actor,
+            attempt=Attempt.of(record),
+            allowlisted=allowlist_match(decision.actor, self.settings.allowlisted_principals) is not None,
+            reasons=reasons,
+            runbook_url=self.settings.runbook_url(NAME),
+            environment=self.settings.environment,
+            mode=self.settings.response_mode,
+            target=Target("connect_instance", where, instance.arn if instance else None),
+            connect=ConnectRef(instance.instance_id, instance.arn) if instance else None,
+            actions=actions,
+        )
