@@ -501,7 +501,6 @@ class ConnectFake:
         profile["LastModifiedTime"], profile["LastModifiedRegion"] = self._clock(), region
         return {}
 
-
     # -- instance attributes (logging_guard: contact flow logs) --------------------------------
 
     def _describe_instance_attribute(self, instance: _Instance, params: dict[str, Any], region: str) -> dict[str, Any]:
