@@ -94,6 +94,7 @@ def test_every_alert_reached_the_soc_inbox_with_filterable_attributes(results):
             "policy_alerts",
             "profile_rollback",
             "role_quarantine",
+            "logging_guard",
             "event_scope",
         )
         subject = message["Subject"]

@@ -42,7 +42,7 @@ from botocore.awsrequest import AWSResponse
 from connect_guard import runtime, scheduled
 from connect_guard.archive import archive_cycle
 from connect_guard.clients import AwsClients
-from connect_guard.responders import policy_alerts, profile_rollback, role_quarantine
+from connect_guard.responders import logging_guard, policy_alerts, profile_rollback, role_quarantine
 from connect_guard.runtime import lambda_handler_for, parse_event
 from connect_guard.settings import Settings
 from connect_guard.slack import notifier_from_settings
@@ -234,6 +234,7 @@ RETRIED = {
     "PolicyAlertsFunction": ("iam/attach-group-policy-customer-managed.json", "iam", "GetPolicy"),
     "ProfileRollbackFunction": ("connect/update-user-security-profiles-iam-user.json", "connect", "DescribeUser"),
     "QuarantineFunction": ("quarantine/delete-role-tagged-assumed-role.json", "sns", "Publish"),
+    "LoggingGuardFunction": ("logging/stop-logging-by-name.json", "cloudtrail", "GetTrailStatus"),
 }
 
 
@@ -255,7 +256,7 @@ def throttle_next(aws: LocalAws, service: str, operation: str) -> None:
 
 def run_responders(aws: LocalAws, log: CallLog, stacks: Stacks, items: list[InputItem]) -> dict[str, set[str]]:
     outcomes: dict[str, set[str]] = {}
-    for function in ("PolicyAlertsFunction", "ProfileRollbackFunction", "QuarantineFunction"):
+    for function in ("PolicyAlertsFunction", "ProfileRollbackFunction", "QuarantineFunction", "LoggingGuardFunction"):
         relative, service, operation = RETRIED[function]
         retried = InputItem(
             f"{relative} (throttled {operation}, then retried)", with_new_event_id(load_event(relative))
@@ -302,6 +303,7 @@ HANDLED = {
     "PolicyAlertsFunction": (policy_alerts.build, "iam/attach-group-policy-customer-managed.json"),
     "ProfileRollbackFunction": (profile_rollback.build, "connect/update-user-security-profiles-iam-user.json"),
     "QuarantineFunction": (role_quarantine.build, "quarantine/delete-role-tagged-assumed-role.json"),
+    "LoggingGuardFunction": (logging_guard.build, "logging/stop-logging-by-name.json"),
 }
 
 
@@ -424,7 +426,7 @@ def run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
     state.write_text(as_security_account((EVENTS / "demo-state.yaml").read_text()))
     with LocalAws() as aws:
         aws.seed(EVENTS / "demo-state.yaml")
-        aws.seed(state)
+        aws.seed(state, with_trails=False)  # the trails are the security account's already
         fresh = aws.connect.add_instance(SOURCE_ACCOUNT, REGION, FRESH_INSTANCE, "fresh")
         agent = aws.connect.add_security_profile(FRESH_INSTANCE, "Agent", ["BasicAgentAccess"])
         aws.connect.add_user(FRESH_INSTANCE, "new.agent", [agent])
@@ -662,6 +664,7 @@ OWNED_PARTITIONS = {
     "QuarantineFunction": "roles#",  # role snapshots, read only (connect_guard.quarantine)
     "RoleSnapshotFunction": "roles#",
     "LogExportFunction": "export#",  # checkpoints and audit-export markers (connect_guard.archive)
+    "LoggingGuardFunction": "trail#",  # trail snapshots, read only (connect_guard.trails)
 }
 
 

@@ -225,6 +225,7 @@ SUITE_LOG_GROUPS = ",".join(
         "policy-alerts",
         "profile-rollback",
         "baseline-sweep",
+        "logging-guard",
         "role-quarantine",
         "role-snapshot",
         "log-export",
@@ -281,6 +282,7 @@ SOURCE_QUEUES = {
     "PolicyAlertsFunction": "PolicyAlertsQueue",
     "ProfileRollbackFunction": "ProfileRollbackQueue",
     "QuarantineFunction": "QuarantineQueue",
+    "LoggingGuardFunction": "LoggingGuardQueue",
 }
 # Each responder sends its poison to its own queue's DLQ, on the first receive.
 DEAD_LETTER_QUEUES = {fn: queue.replace("Queue", "DLQ") for fn, queue in SOURCE_QUEUES.items()}
@@ -401,3 +403,6 @@ CONNECT_READ_ACTIONS = {
     "connect:ListSecurityProfileApplications",
 }
 CONNECT_WRITE_ACTIONS = {"connect:UpdateUserSecurityProfiles", "connect:UpdateSecurityProfile"}
+# logging_guard: an instance's contact flow logs (the instance alone, no sub-resource).
+FLOW_LOGS_READ = {"connect:DescribeInstanceAttribute"}
+FLOW_LOGS_WRITE = {"connect:UpdateInstanceAttribute"}

@@ -57,7 +57,12 @@ def test_key_policy_lets_logs_encrypt_exactly_the_suite_log_groups() -> None:
 
 
 # Connect responders take small batches: each event may cost several calls against a ~2/s quota.
-SQS_BATCH_SIZES = {"PolicyAlertsFunction": 10, "ProfileRollbackFunction": 5, "QuarantineFunction": 5}
+SQS_BATCH_SIZES = {
+    "PolicyAlertsFunction": 10,
+    "ProfileRollbackFunction": 5,
+    "QuarantineFunction": 5,
+    "LoggingGuardFunction": 5,
+}
 
 
 def test_every_function_has_reserved_concurrency_and_a_bounded_event_source() -> None:

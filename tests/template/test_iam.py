@@ -116,6 +116,7 @@ def test_function_statements_name_no_wildcard_resource() -> None:
                     roles_only = set(actions) <= IAM_ROLE_WRITES
                     export_only = set(actions) == {"logs:CreateExportTask"}
                     deny_list_only = all(a.startswith("organizations:") for a in actions)
+                    trails_only = all(a.startswith("cloudtrail:") for a in actions)
                     assert (
                         target(resource)
                         or objects_of(resource)
@@ -126,6 +127,8 @@ def test_function_statements_name_no_wildcard_resource() -> None:
                         or (roles_only and resource == OWN_ROLES)
                         or (export_only and resource in EXPORTABLE_LOG_GROUPS)
                         or (deny_list_only and resource == DENY_LIST_SCP)  # one policy ID, any organization
+                        # (trail restore) this account's trails: the operator's, not ours to name.
+                        or (trails_only and resource == OWN_TRAILS)
                     ), f"{name}: {statement['Sid']} writes to a pattern"
 
 
@@ -142,7 +145,13 @@ def test_no_role_holds_a_write_on_everything() -> None:
 
 
 # Functions that never leave this account: no member role, whatever the configuration.
-OWN_ACCOUNT_ONLY = {"LogExportFunction", "SlackNotifierFunction", "SecurityHubImportFunction", "ChatNotifierFunction"}
+OWN_TRAILS = {"Fn::Sub": "arn:${AWS::Partition}:cloudtrail:*:${AWS::AccountId}:trail/*"}
+OWN_ACCOUNT_ONLY = {
+    "LogExportFunction",
+    "SlackNotifierFunction",
+    "SecurityHubImportFunction",
+    "ChatNotifierFunction",
+}
 
 
 @pytest.mark.parametrize("function", sorted(OWN_ACCOUNT_ONLY))
@@ -241,7 +250,12 @@ def test_a_detect_deployment_holds_no_iam_or_connect_write_and_no_write_role(mod
         assert writes == {}
         assert assumable == {"read"}
     else:
-        assert set(writes) == {"ProfileRollbackFunctionRole", "BaselineSweepFunctionRole", "QuarantineFunctionRole"}
+        assert set(writes) == {
+            "ProfileRollbackFunctionRole",
+            "BaselineSweepFunctionRole",
+            "QuarantineFunctionRole",
+            "LoggingGuardFunctionRole",
+        }
         assert assumable == {"read", "rollback", "quarantine"}
 
 

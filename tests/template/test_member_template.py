@@ -11,6 +11,8 @@ from connect_guard_tools.template import PROJECT_ROOT, load_template
 from tests.template.stack import (
     CONNECT_READ_ACTIONS,
     CONNECT_WRITE_ACTIONS,
+    FLOW_LOGS_READ,
+    FLOW_LOGS_WRITE,
     IAM_POLICY_ATTACHMENT,
     IAM_ROLE_POLICY_ATTACHMENT,
     IAM_ROLE_WRITES,
@@ -59,7 +61,14 @@ def test_forwarding_rules_use_the_security_stacks_patterns():
         for name, r in member().items()
         if r["Type"] == "AWS::Events::Rule"
     }
-    rules = ("PolicyAttachmentRule", "ProfileRollbackRule", "RoleProtectionRule", "InstanceDeletionRule")
+    rules = (
+        "PolicyAttachmentRule",
+        "ProfileRollbackRule",
+        "RoleProtectionRule",
+        "InstanceDeletionRule",
+        "LoggingGuardRule",
+        "LoggingGuardConnectRule",
+    )
     assert forwarded == {rule: security[rule]["Properties"]["EventPattern"] for rule in rules}
     # Every rule of the security stack with a pattern is forwarded.
     patterned = {
@@ -83,7 +92,12 @@ def test_iam_is_forwarded_from_us_east_1_and_connect_from_every_region():
     assert resources["ForwardProfileRollbackRule"]["Condition"] == "ForwardsConnect"
     assert resources["ForwardInstanceDeletionRule"]["Condition"] == "ForwardsConnect"
     # Every IAM-sourced rule is us-east-1 only; every Connect-sourced one is everywhere.
-    condition_by_source = {"aws.iam": "ForwardsIam", "aws.connect": "ForwardsConnect"}
+    # Trails are regional (a multi-region trail's calls arrive in its home region): everywhere too.
+    condition_by_source = {
+        "aws.iam": "ForwardsIam",
+        "aws.connect": "ForwardsConnect",
+        "aws.cloudtrail": "ForwardsConnect",
+    }
     for name, resource in resources.items():
         if resource["Type"] == "AWS::Events::Rule":
             (source,) = resource["Properties"]["EventPattern"]["source"]
@@ -161,8 +175,11 @@ def _function_role(slug: str) -> dict[str, str]:
 
 MEMBER_ROLES = {
     # role: (purpose in its name, the security stack's function roles it trusts)
-    "ReadRole": ("read", ["policy-alerts", "profile-rollback", "baseline-sweep", "role-quarantine", "role-snapshot"]),
-    "RollbackRole": ("rollback", ["profile-rollback", "baseline-sweep"]),
+    "ReadRole": (
+        "read",
+        ["policy-alerts", "profile-rollback", "baseline-sweep", "role-quarantine", "role-snapshot", "logging-guard"],
+    ),
+    "RollbackRole": ("rollback", ["profile-rollback", "baseline-sweep", "logging-guard"]),
     "QuarantineRole": ("quarantine", ["role-quarantine"]),
 }
 
@@ -232,7 +249,7 @@ def test_the_read_role_only_reads():
         "iam:GetPolicy",
         "iam:GetPolicyVersion",
     }
-    assert {a for a in actions if a.startswith("connect:")} == CONNECT_READ_ACTIONS
+    assert {a for a in actions if a.startswith("connect:")} == CONNECT_READ_ACTIONS | FLOW_LOGS_READ
     for statement in _statements("ReadRole"):
         resources = as_list(statement["Resource"])
         statement_actions = set(as_list(statement["Action"]))
@@ -241,15 +258,19 @@ def test_the_read_role_only_reads():
             assert statement_actions == {"iam:ListRoles"} and resources == ["*"], statement
         elif statement_actions & CONNECT_READ_ACTIONS:
             assert resources == OWN_CONNECT_RESOURCES, statement
+        elif statement_actions & FLOW_LOGS_READ:  # an instance attribute: the instance alone
+            assert statement_actions == FLOW_LOGS_READ and resources == OWN_CONNECT_RESOURCES[:1], statement
         elif statement_actions & IAM_PRINCIPAL_READS:
             assert resources == [OWN_USERS, OWN_ROLES], statement
 
 
-def test_the_rollback_role_holds_exactly_the_two_connect_updates():
-    (statement,) = _statements("RollbackRole")
-    assert statement["Effect"] == "Allow"
+def test_the_rollback_role_holds_exactly_the_two_connect_updates_and_the_flow_logs_restore():
+    (statement, flow_logs) = _statements("RollbackRole")
+    assert statement["Effect"] == flow_logs["Effect"] == "Allow"
     assert set(as_list(statement["Action"])) == CONNECT_WRITE_ACTIONS
     assert as_list(statement["Resource"]) == OWN_CONNECT_RESOURCES
+    assert set(as_list(flow_logs["Action"])) == FLOW_LOGS_WRITE
+    assert as_list(flow_logs["Resource"]) == OWN_CONNECT_RESOURCES[:1]
 
 
 def test_member_quarantine_role_exists_only_in_enforce_mode_and_holds_only_the_quarantines_writes():

@@ -8,6 +8,8 @@ import pytest
 from tests.template.stack import (
     CONNECT_READ_ACTIONS,
     CONNECT_WRITE_ACTIONS,
+    FLOW_LOGS_READ,
+    FLOW_LOGS_WRITE,
     OWN_CONNECT_RESOURCES,
     ROLES,
     T,
@@ -63,11 +65,17 @@ def test_baseline_sweep_function_contract() -> None:
 
 
 def test_connect_writes_only_in_the_rollback_and_sweep_roles_and_never_on_everything() -> None:
-    writers = set()
+    writers, flow_log_writers = set(), set()
     for name, role in ROLES.items():
         for statement in role_statements(role["Properties"]):
             connect = [a for a in as_list(statement["Action"]) if a.startswith("connect:")]
             if not connect:
+                continue
+            if set(connect) <= FLOW_LOGS_READ | FLOW_LOGS_WRITE:  # logging_guard: the instance alone
+                assert as_list(statement["Resource"]) == OWN_CONNECT_RESOURCES[:1], f"{name}: {statement['Sid']}"
+                assert len(set(connect)) == 1, f"{name}: reads and writes in separate statements"
+                if set(connect) == FLOW_LOGS_WRITE:
+                    flow_log_writers.add(name)
                 continue
             assert set(connect) <= CONNECT_READ_ACTIONS | CONNECT_WRITE_ACTIONS, f"{name}: {connect}"
             # Every Connect statement names this account's instances, nothing wider.
@@ -77,6 +85,7 @@ def test_connect_writes_only_in_the_rollback_and_sweep_roles_and_never_on_everyt
                 assert set(connect) <= CONNECT_WRITE_ACTIONS, f"{name}: {statement['Sid']}"
                 writers.add(name)
     assert writers == {"ProfileRollbackFunctionRole", "BaselineSweepFunctionRole"}
+    assert flow_log_writers == {"LoggingGuardFunctionRole"}
 
 
 CONNECT_RESPONDER_ACTIONS: dict[str, set[str] | None] = {

@@ -42,7 +42,12 @@ def test_every_function_knows_the_suites_exact_identity_and_the_enrolled_account
         for name, role in ROLES.items()
         if any(w in role["Properties"]["RoleName"]["Fn::Sub"] for w in SUITE_WRITER_ROLES)
     ]
-    assert sorted(writers) == ["BaselineSweepFunctionRole", "ProfileRollbackFunctionRole", "QuarantineFunctionRole"]
+    assert sorted(writers) == [
+        "BaselineSweepFunctionRole",
+        "LoggingGuardFunctionRole",
+        "ProfileRollbackFunctionRole",
+        "QuarantineFunctionRole",
+    ]
     assert env["SUITE_ROLE_ARNS"] == {"Fn::Join": [",", [{"Fn::GetAtt": [r, "Arn"]} for r in _writer_order(env)]]}
     assert env["SUITE_ROLE_IDS"] == {"Fn::Join": [",", [{"Fn::GetAtt": [r, "RoleId"]} for r in _writer_order(env)]]}
     assert set(_writer_order(env)) == set(writers)

@@ -81,6 +81,19 @@ def _parser() -> argparse.ArgumentParser:
     approve.add_argument("--reason", default="reviewed", help="why (recorded)")
     approve.add_argument("--region", help="the stack's region")
 
+    trail = commands.add_parser(
+        "approve-trail",
+        help="approve a CloudTrail trail's current configuration as the snapshot logging_guard restores (real AWS)",
+        description="Read a trail (logging, bucket, prefix, KMS key, scope, event and Insights selectors) with "
+        "your AWS credentials and store it as the approved snapshot; audited. The logging-guard function can "
+        "only read snapshots: approving one is an operator's act.",
+    )
+    trail.add_argument("--trail-arn", required=True)
+    trail.add_argument("--stack", required=True, help="connect-guard stack name (its outputs locate the tables)")
+    trail.add_argument("--approved-by", required=True, help="who approves (recorded and audited)")
+    trail.add_argument("--reason", default="reviewed", help="why (recorded)")
+    trail.add_argument("--region", help="the stack's region")
+
     release = commands.add_parser(
         "release",
         help="lift a quarantine (real AWS): detach the quarantine policy from a user or role",
@@ -137,7 +150,7 @@ def _text_line(result: ReplayResult, out: TextIO) -> None:
             out.write(f"      {action['status']}: iam:{action['operation']} on {who}\n")
     change = (result.finding or {}).get("change")
     if change:
-        verb = "restored" if result.outcome == "rolled_back" else "would restore"
+        verb = "restored" if result.outcome in ("rolled_back", "restored") else "would restore"
         out.write(f"      before: {', '.join(change['before']) or '(none)'}\n")
         out.write(f"      {verb}: {', '.join(change['after']) or '(none)'}  (baseline: {change['baseline']})\n")
     # Why an event that matched a rule produced no alert (noise needs no explanation).
@@ -214,14 +227,17 @@ def replay(args: argparse.Namespace, out: TextIO) -> int:
         delivered = len(aws.inbox())
     elapsed = time.perf_counter() - started
     total = sum(
-        counts[k] for k in ("alerted", "ignored", "duplicate", "error", "rolled_back", "quarantined", "rejected")
+        counts[k]
+        for k in ("alerted", "ignored", "duplicate", "error", "rolled_back", "quarantined", "restored", "rejected")
     )
     if args.format == "text":
         by_severity = ", ".join(
             f"{s} {severities[s]}" for s in ("CRITICAL", "HIGH", "MEDIUM", "LOW", "INFO") if severities[s]
         )
         acted = "".join(
-            f", {counts[k]} {k.replace('_', ' ')}" for k in ("rolled_back", "quarantined", "rejected") if counts[k]
+            f", {counts[k]} {k.replace('_', ' ')}"
+            for k in ("rolled_back", "quarantined", "restored", "rejected")
+            if counts[k]
         )
         out.write(
             f"\n{total} events, {counts['matched']} matched a rule: {counts['alerted']} alerted{acted}"
@@ -541,6 +557,45 @@ def approve_baseline(args: argparse.Namespace, out: TextIO, session: Any = None)
     return 0
 
 
+def approve_trail(args: argparse.Namespace, out: TextIO, session: Any = None) -> int:
+    import boto3
+
+    from connect_guard.audit import AuditLog
+    from connect_guard.trails import TrailGateway, TrailSnapshots, TrailState
+
+    session = session or boto3.session.Session(region_name=args.region)
+    settings = _stack_settings(session, args.stack)
+    region = args.trail_arn.split(":")[3]
+    state = TrailGateway(session.client("cloudtrail", region_name=region)).state(args.trail_arn)
+    if state is None:
+        out.write(f"{args.trail_arn} does not exist: nothing approved\n")
+        return 2
+    if not state.records_management_writes:  # a snapshot the guard would restore to blindness
+        out.write(f"{args.trail_arn} does not log write management events: not approved\n")
+        return 2
+    assert settings.baseline_table_name and settings.audit_table_name
+    dynamodb = session.client("dynamodb", region_name=settings.region)
+    snapshots = TrailSnapshots(dynamodb, settings.baseline_table_name)
+    before = snapshots.get(state.arn)
+    approved = TrailState.from_dict({**state.to_dict(), "taken_at": datetime.now(UTC).isoformat(timespec="seconds")})
+    snapshots.put(approved)
+    AuditLog(dynamodb, settings.audit_table_name).record(
+        responder="logging_guard",
+        action="ApproveTrailSnapshot",
+        status="taken",
+        actor=args.approved_by,
+        target=state.arn,
+        reason=args.reason,
+        before=before.to_dict() if before else None,
+        after=approved.to_dict(),
+        event_id=None,
+        finding_id=None,
+        mode=settings.response_mode,
+    )
+    out.write(f"approved {state.arn} as the trail's snapshot (by {args.approved_by})\n")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -548,6 +603,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return replay(args, sys.stdout)
         if args.command == "approve-baseline":
             return approve_baseline(args, sys.stdout)
+        if args.command == "approve-trail":
+            return approve_trail(args, sys.stdout)
         if args.command == "release":
             return release_command(args, sys.stdout)
         if args.command == "restore-role":

@@ -89,6 +89,19 @@ def _check_limits(shape: Any, value: Any, path: str) -> None:
         raise _invalid(f"{path}: {size} exceeds the maximum of {limit}")
 
 
+# What a new instance has (contact flow logs are off until an administrator turns them on; the
+# demo's instances turn them on, as the approved state).
+DEFAULT_ATTRIBUTES = {
+    "INBOUND_CALLS": "true",
+    "OUTBOUND_CALLS": "true",
+    "CONTACTFLOW_LOGS": "false",
+    "CONTACT_LENS": "true",
+    "AUTO_RESOLVE_BEST_VOICES": "true",
+    "USE_CUSTOM_TTS_VOICES": "false",
+    "EARLY_MEDIA": "true",
+}
+
+
 @dataclass
 class _Instance:
     id: str
@@ -99,6 +112,8 @@ class _Instance:
     routing_profile_id: str  # the instance's "Basic Routing Profile", given to users created without one
     users: dict[str, dict[str, Any]] = field(default_factory=dict)
     profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Instance attributes as the API returns them ("true"/"false" strings); Connect's defaults.
+    attributes: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_ATTRIBUTES))
 
 
 @dataclass
@@ -135,6 +150,8 @@ class ConnectFake:
             "ListSecurityProfileApplications": self._list_security_profile_applications,
             "CreateSecurityProfile": self._create_security_profile,
             "UpdateSecurityProfile": self._update_security_profile,
+            "DescribeInstanceAttribute": self._describe_instance_attribute,
+            "UpdateInstanceAttribute": self._update_instance_attribute,
         }
 
     # -- wiring --------------------------------------------------------------------------------
@@ -484,6 +501,29 @@ class ConnectFake:
         profile["LastModifiedTime"], profile["LastModifiedRegion"] = self._clock(), region
         return {}
 
+    # -- instance attributes (logging_guard: contact flow logs) --------------------------------
+
+    def _describe_instance_attribute(self, instance: _Instance, params: dict[str, Any], region: str) -> dict[str, Any]:
+        kind = params["AttributeType"]
+        if kind not in instance.attributes:
+            raise _invalid(f"Unsupported attribute type for this instance: {kind}")
+        return {"Attribute": {"AttributeType": kind, "Value": instance.attributes[kind]}}
+
+    def _update_instance_attribute(self, instance: _Instance, params: dict[str, Any], region: str) -> dict[str, Any]:
+        kind, value = params["AttributeType"], params["Value"]
+        if kind not in instance.attributes or value not in ("true", "false"):
+            raise _invalid(f"Invalid value {value!r} for attribute {kind}")
+        instance.attributes[kind] = value
+        return {}
+
+    def attribute(self, instance_id: str, kind: str) -> str:
+        with self._lock:
+            return self._instances[instance_id].attributes[kind]
+
+    def set_attribute(self, instance_id: str, kind: str, value: str) -> None:
+        with self._lock:
+            self._instances[instance_id].attributes[kind] = value
+
 
 def _user_view(user: dict[str, Any]) -> dict[str, Any]:
     view = copy.deepcopy(user)
@@ -536,7 +576,7 @@ def _matches(user: dict[str, Any], criteria: Mapping[str, Any]) -> bool:
     return any(tests[comparison](value) for value in field_values(user))
 
 
-_INSTANCE_KEYS = {"id", "alias", "region", "security_profiles", "users"}
+_INSTANCE_KEYS = {"id", "alias", "region", "security_profiles", "users", "attributes"}
 _PROFILE_KEYS = {"id", "name", "permissions", "current_permissions", "in_baseline"}
 _USER_KEYS = {
     "id",
@@ -563,6 +603,8 @@ def seed_from_spec(fake: ConnectFake, account_id: str, spec: Mapping[str, Any]) 
     instance_id, region = str(spec["id"]), str(spec.get("region") or DEFAULT_REGION)
     arn = fake.add_instance(str(account_id), region, instance_id, str(spec.get("alias", "")))
     seeded = SeededInstance(instance_id, arn, str(account_id), region, str(spec.get("alias", "")))
+    for kind, value in (spec.get("attributes") or {}).items():  # as the instance has them now
+        fake.set_attribute(instance_id, str(kind), str(value).lower())
     names: dict[str, str] = {}
     for profile in spec.get("security_profiles") or []:
         _check_keys("security profile", profile, _PROFILE_KEYS)

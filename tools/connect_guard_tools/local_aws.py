@@ -20,6 +20,7 @@ from unittest import mock
 import boto3
 import yaml
 from moto import mock_aws
+from moto.cloudtrail.models import Trail
 from moto.iam.exceptions import IAMException, LimitExceededException
 from moto.iam.models import IAMBackend
 from moto.organizations.exceptions import ConstraintViolationException
@@ -30,6 +31,7 @@ from connect_guard.clients import AwsClients
 from connect_guard.identity_center import DENY_SID, SCP_MAX_CHARACTERS, deny_statement
 from connect_guard.quarantine import RoleSnapshot, RoleSnapshots
 from connect_guard.settings import MEMBER_ROLE_PATH, SUITE_WRITER_ROLES, Settings, member_role_name, suite_role_name
+from connect_guard.trails import TrailGateway, TrailSnapshots, TrailState
 from connect_guard_tools.connect_fake import ConnectFake, SeededInstance, seed_from_spec
 
 SECURITY_ACCOUNT = "123456789012"  # moto's default account plays the security account
@@ -277,6 +279,17 @@ class AwsManagedPolicies(BackendPatches):
             os.environ[self.ENV] = self._saved
 
 
+class TrailInsights(BackendPatches):
+    """PutInsightSelectors replaces a trail's Insights selectors (an empty list turns Insights off);
+    moto appends them, so a restore would never read back as the approved state."""
+
+    def patches(self) -> list[Any]:
+        def replace(trail: Trail, insight_selectors: list[dict[str, str]]) -> None:
+            trail.insight_selectors = list(insight_selectors)
+
+        return [mock.patch.object(Trail, "put_insight_selectors", replace)]
+
+
 class ScpLimits(BackendPatches):
     """Organizations' size limit for an SCP document (5,120 characters), which moto does not hold."""
 
@@ -327,6 +340,7 @@ class LocalAws:
             IamQuotas(),
             self.unmodifiable_roles,
             ScpLimits(),
+            TrailInsights(),
         ]
         self._saved_env: dict[str, str | None] = {}
 
@@ -495,10 +509,14 @@ class LocalAws:
             region_name=self.region,
         )
 
-    def seed(self, state_file: Path) -> None:
+    def seed(self, state_file: Path, with_trails: bool = True) -> None:
         """Create the demo state: per source account the member role, managed policies with their
-        versions, and Connect instances (current state in the fake, approved state as baseline)."""
+        versions, and Connect instances (current state in the fake, approved state as baseline);
+        the security account's CloudTrail trails (`trails`), unless `with_trails` is False."""
         state = yaml.safe_load(state_file.read_text()) or {}
+        if with_trails:
+            for trail in state.get("trails") or []:
+                self.seed_trail(SECURITY_ACCOUNT, trail)
         for account_id, account in (state.get("accounts") or {}).items():
             for spec in (account.get("connect") or {}).get("instances") or []:
                 self._seed_instance(str(account_id), spec)
@@ -521,6 +539,42 @@ class LocalAws:
                 default = policy.get("default_version", "v1")
                 if default != "v1":
                     iam.set_default_policy_version(PolicyArn=arn, VersionId=default)
+
+    def seed_trail(self, account_id: str, spec: dict[str, Any]) -> str:
+        """A trail as approved (its snapshot, unless `snapshot: false`), then as `tampered` leaves it
+        (`logging: false`, `event_selectors`, `insight_selectors`, `bucket`, `deleted: true`). Returns its ARN."""
+        session = self.account_session(account_id)
+        region = spec.get("region", self.region)
+        s3, cloudtrail = session.client("s3", region_name=region), session.client("cloudtrail", region_name=region)
+        tampered = spec.get("tampered") or {}
+        for bucket in {spec["bucket"], tampered.get("bucket") or spec["bucket"]}:
+            s3.create_bucket(Bucket=bucket)
+        arn: str = cloudtrail.create_trail(
+            Name=spec["name"],
+            S3BucketName=spec["bucket"],
+            IsMultiRegionTrail=spec.get("multi_region", True),
+            IncludeGlobalServiceEvents=spec.get("global_events", True),
+            EnableLogFileValidation=spec.get("log_validation", True),
+        )["TrailARN"]
+        cloudtrail.start_logging(Name=arn)
+        if spec.get("insight_selectors"):
+            cloudtrail.put_insight_selectors(TrailName=arn, InsightSelectors=spec["insight_selectors"])
+        if spec.get("snapshot", True):
+            state = TrailGateway(cloudtrail).state(arn)
+            assert state is not None
+            approved = TrailState.from_dict({**state.to_dict(), "taken_at": "2026-11-20T06:00:00+00:00"})
+            TrailSnapshots(self.clients.dynamodb, self.baseline_table).put(approved)
+        if tampered.get("event_selectors") is not None:
+            cloudtrail.put_event_selectors(TrailName=arn, EventSelectors=tampered["event_selectors"])
+        if tampered.get("insight_selectors") is not None:
+            cloudtrail.put_insight_selectors(TrailName=arn, InsightSelectors=tampered["insight_selectors"])
+        if tampered.get("bucket"):
+            cloudtrail.update_trail(Name=arn, S3BucketName=tampered["bucket"])
+        if tampered.get("logging") is False:
+            cloudtrail.stop_logging(Name=arn)
+        if tampered.get("deleted"):
+            cloudtrail.delete_trail(Name=spec["name"])  # moto ignores an ARN here (AWS accepts both)
+        return arn
 
     @staticmethod
     def _seed_member_roles(iam: Any) -> None:

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from connect_guard.errors import PoisonEventError
-from connect_guard.responders import policy_alerts, profile_rollback, role_quarantine
+from connect_guard.responders import logging_guard, policy_alerts, profile_rollback, role_quarantine
 from connect_guard.runtime import Pipeline, ResponderFactory, build_pipeline
 from connect_guard.settings import Settings
 from connect_guard_tools.inputs import InputItem
@@ -22,6 +22,7 @@ RESPONDERS: dict[str, ResponderFactory] = {
     "policy_alerts": policy_alerts.build,
     "profile_rollback": profile_rollback.build,
     "role_quarantine": role_quarantine.build,
+    "logging_guard": logging_guard.build,
 }
 
 

@@ -123,6 +123,13 @@ class ConnectGateway:
     def set_user_profiles(self, user_id: str, profile_ids: frozenset[str]) -> None:
         self._write("update_user_security_profiles", UserId=user_id, SecurityProfileIds=sorted(profile_ids))
 
+    def attribute(self, kind: str) -> str:
+        """An instance attribute's value as Connect returns it ("true" or "false" for the flags)."""
+        return str(self._call("describe_instance_attribute", AttributeType=kind)["Attribute"]["Value"])
+
+    def set_attribute(self, kind: str, value: str) -> None:
+        self._write("update_instance_attribute", AttributeType=kind, Value=value)
+
     def set_permissions(self, profile_id: str, permissions: frozenset[str]) -> None:
         """Replaces the whole permission set: Connect's update does not merge."""
         self._write("update_security_profile", SecurityProfileId=profile_id, Permissions=sorted(permissions))

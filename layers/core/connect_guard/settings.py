@@ -44,7 +44,7 @@ WRITE_PURPOSES: tuple[MemberPurpose, ...] = ("rollback", "quarantine", "sso")
 
 
 # The security stack's function roles that write (template.yaml names them): own changes.
-SUITE_WRITER_ROLES = ("profile-rollback", "baseline-sweep", "role-quarantine")
+SUITE_WRITER_ROLES = ("profile-rollback", "baseline-sweep", "role-quarantine", "logging-guard")
 # Every role the security stack creates (connect-guard-<env>-<control>): protected like Connect's.
 SUITE_ROLES = (
     *SUITE_WRITER_ROLES,
