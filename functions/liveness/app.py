@@ -4,10 +4,10 @@ One function for both halves: they read and write the same items (the canary par
 baseline table) and publish to the same topic, so one role holds exactly what either needs.
 """
 
-from typing import Any
-
 # The runtime comes first on purpose (see policy_alerts/app.py): pydantic import order.
 from connect_guard.runtime import lambda_handler_for  # noqa: I001
+from typing import Any
+
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from connect_guard import liveness, scheduled
@@ -26,7 +26,11 @@ def _check(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     clients = AwsClients(settings.region, account_id=settings.own_account_id, config=SCHEDULED_RETRY_CONFIG)
     # A failed run is final (no Lambda retries): it is alerted, then raised for the errors alarm.
     silent = scheduled.run(
-        scheduled.LIVENESS_CHECK, settings, clients.sns, context.aws_request_id, lambda: liveness.run_check(settings, clients)
+        scheduled.LIVENESS_CHECK,
+        settings,
+        clients.sns,
+        context.aws_request_id,
+        lambda: liveness.run_check(settings, clients),
     )
     logger.info("canary check finished", extra={"silent": [f.title for f in silent]})
     return {"silent": [f.finding_id for f in silent]}

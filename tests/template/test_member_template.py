@@ -59,7 +59,13 @@ def test_forwarding_rules_use_the_security_stacks_patterns():
         for name, r in member().items()
         if r["Type"] == "AWS::Events::Rule"
     }
-    rules = ("PolicyAttachmentRule", "ProfileRollbackRule", "RoleProtectionRule", "InstanceDeletionRule")
+    rules = (
+        "PolicyAttachmentRule",
+        "ProfileRollbackRule",
+        "RoleProtectionRule",
+        "InstanceDeletionRule",
+        "LivenessCanaryRule",
+    )
     assert forwarded == {rule: security[rule]["Properties"]["EventPattern"] for rule in rules}
     # Every rule of the security stack with a pattern is forwarded.
     patterned = {
@@ -85,6 +91,9 @@ def test_iam_is_forwarded_from_us_east_1_and_connect_from_every_region():
     # Every IAM-sourced rule is us-east-1 only; every Connect-sourced one is everywhere.
     condition_by_source = {"aws.iam": "ForwardsIam", "aws.connect": "ForwardsConnect"}
     for name, resource in resources.items():
+        if name == "ForwardLivenessCanaryRule":  # IAM's canary in us-east-1, Connect's everywhere
+            assert resource["Condition"] == "ForwardsConnect"
+            continue
         if resource["Type"] == "AWS::Events::Rule":
             (source,) = resource["Properties"]["EventPattern"]["source"]
             assert resource["Condition"] == condition_by_source[source], name
@@ -218,6 +227,10 @@ def test_only_the_read_role_exists_in_detect_mode_and_none_in_the_security_accou
                     "organizations:UpdatePolicy",
                     "identitystore:GetUserId",
                 }
+                continue
+            if name == "CanaryRole":  # its own canary tag, on itself (and the instance: CanaryConnectPolicy)
+                assert member()[name]["Condition"] == "IsUsEast1"
+                assert _actions(name) == {"iam:TagRole"}
                 continue
             assert name == "ForwardRole"
             assert _actions(name) == {"events:PutEvents"}

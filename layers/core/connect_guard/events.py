@@ -48,7 +48,6 @@ REQUEST_PARAMETER_TYPES: Mapping[str, tuple[type, ...]] = {
     "SecurityProfileId": (str,),
     "SecurityProfileIds": (list, str),
     "Permissions": (list, str),
-    "tags": (list, dict),
     "resourceArn": (str,),
 }
 RESPONSE_ELEMENT_TYPES: Mapping[str, tuple[type, ...]] = {

@@ -120,7 +120,10 @@ def not_a_canary(event: CloudTrailEvent, settings: Settings) -> tuple[str | None
     else:
         target = unquote(str(record.param("resourceArn") or ""))
         if f":connect:{record.aws_region}:{account}:instance/" not in target:
-            return service, f"tags {target or 'no resource'}, not a Connect instance of {account} in {record.aws_region}"
+            return (
+                service,
+                f"tags {target or 'no resource'}, not a Connect instance of {account} in {record.aws_region}",
+            )
     return service, ""
 
 
