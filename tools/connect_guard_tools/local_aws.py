@@ -499,6 +499,7 @@ class LocalAws:
         """Create the demo state: per source account the member role, managed policies with their
         versions, and Connect instances (current state in the fake, approved state as baseline)."""
         state = yaml.safe_load(state_file.read_text()) or {}
+        self._seed_canaries(state.get("canaries") or [])
         for account_id, account in (state.get("accounts") or {}).items():
             for spec in (account.get("connect") or {}).get("instances") or []:
                 self._seed_instance(str(account_id), spec)
@@ -521,6 +522,16 @@ class LocalAws:
                 default = policy.get("default_version", "v1")
                 if default != "v1":
                     iam.set_default_policy_version(PolicyArn=arn, VersionId=default)
+
+    def _seed_canaries(self, canaries: list[dict[str, Any]]) -> None:
+        """What the liveness function remembers: per account, region and service the last canary
+        heard and, when its silence was alerted, since when (connect_guard.liveness)."""
+        dynamodb = self.session.client("dynamodb")
+        for canary in canaries:
+            key = {"pk": {"S": f"canary#{canary['account']}#{canary['region']}"}, "sk": {"S": canary["service"]}}
+            fields = ("heard_at", "expected_since", "silent_alerted_at")
+            values = {f: {"S": str(canary[f])} for f in fields if canary.get(f)}
+            dynamodb.put_item(TableName=self.baseline_table, Item={**key, **values})
 
     @staticmethod
     def _seed_member_roles(iam: Any) -> None:

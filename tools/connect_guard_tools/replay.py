@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from connect_guard import liveness
 from connect_guard.errors import PoisonEventError
 from connect_guard.responders import policy_alerts, profile_rollback, role_quarantine
 from connect_guard.runtime import Pipeline, ResponderFactory, build_pipeline
@@ -22,6 +23,7 @@ RESPONDERS: dict[str, ResponderFactory] = {
     "policy_alerts": policy_alerts.build,
     "profile_rollback": profile_rollback.build,
     "role_quarantine": role_quarantine.build,
+    "liveness": liveness.build,
 }
 
 

@@ -19,7 +19,7 @@ class Outcome:
     responder: str
     event_id: str
     event_name: str
-    outcome: str  # alerted | ignored | duplicate | rolled_back | quarantined | rejected (out of scope)
+    outcome: str  # alerted | ignored | duplicate | rolled_back | quarantined | rejected (out of scope) | recorded (a canary)
     severity: str | None = None
     reason: str | None = None
     alerts: list[Alert] = field(default_factory=list)
