@@ -256,7 +256,7 @@ def _liveness_check(aws: LocalAws, replayer: Replayer, now: datetime, out: TextI
     stamp = now.isoformat(timespec="seconds").replace("+00:00", "Z")
     out.write(f"\n[liveness] check at {stamp}: {len(silent)} silent canary(ies)\n")
     for finding in silent:
-        out.write(f"      {str(finding.severity):<8} {finding.title}\n      {'':<8} {finding.reasons[0]}\n")
+        out.write(f"      {finding.severity!s:<8} {finding.title}\n      {'':<8} {finding.reasons[0]}\n")
 
 
 def _sweep(aws: LocalAws, replayer: Replayer, out: TextIO) -> None:
