@@ -95,6 +95,7 @@ def test_every_alert_reached_the_soc_inbox_with_filterable_attributes(results):
             "profile_rollback",
             "role_quarantine",
             "event_scope",
+            "liveness",
         )
         subject = message["Subject"]
         assert subject.isascii() and len(subject) < 100 and "\n" not in subject

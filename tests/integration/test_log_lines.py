@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from connect_guard.observability import FIELD_MAX, LINE_MAX
+from connect_guard import liveness
 from connect_guard.responders import policy_alerts, profile_rollback, role_quarantine
 from connect_guard_tools.inputs import iter_inputs
 from connect_guard_tools.routing import Router
@@ -40,6 +41,7 @@ FACTORIES = {
     "policy_alerts": (policy_alerts.build, "PolicyAlerts"),
     "profile_rollback": (profile_rollback.build, "ProfileRollback"),
     "role_quarantine": (role_quarantine.build, "Quarantine"),
+    "liveness": (liveness.build, "Liveness"),
 }
 
 

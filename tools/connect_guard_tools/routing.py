@@ -67,14 +67,6 @@ def _field_matcher(specs: list[Any]) -> Callable[[Any], bool]:
     return match
 
 
-def _object_matches(value: Any, nested: Callable[[dict[str, Any]], bool]) -> bool:
-    """A nested pattern against an object or, as EventBridge flattens arrays, an array of them
-    (IAM's `tags: [{"key": ..., "value": ...}]`): here, any one element must match."""
-    if isinstance(value, list):
-        return any(isinstance(v, dict) and nested(v) for v in value)
-    return isinstance(value, dict) and nested(value)
-
-
 def compile_pattern(pattern: dict[str, Any]) -> Callable[[dict[str, Any]], bool]:
     checks: list[tuple[str, Callable[[Any], bool]]] = []
     alternatives: list[Callable[[dict[str, Any]], bool]] = []
@@ -83,7 +75,7 @@ def compile_pattern(pattern: dict[str, Any]) -> Callable[[dict[str, Any]], bool]
             alternatives.extend(compile_pattern(p) for p in spec)
         elif isinstance(spec, dict):
             nested = compile_pattern(spec)
-            checks.append((key, lambda v, nested=nested: _object_matches(v, nested)))
+            checks.append((key, lambda v, nested=nested: isinstance(v, dict) and nested(v)))
         else:
             checks.append((key, _field_matcher(spec)))
 

@@ -222,6 +222,7 @@ class LivenessResponder:
             # a look (a forged heartbeat is how a blinded pipeline would be hidden).
             finding = self._finding(
                 event,
+                "suite.canary_not_counted",
                 Severity.MEDIUM,
                 f"Canary not counted: {source.label}",
                 f"A {TAG_KEY} write reached the liveness check but does not count as the suite's canary: "
@@ -245,6 +246,7 @@ class LivenessResponder:
         since = f"last heard {last}" if last else f"never heard before (expected since {before.get('expected_since')})"
         finding = self._finding(
             event,
+            "suite.canary_recovered",
             Severity.LOW,
             f"Canary heard again: {source.label}",
             f"Events from account {source.account} in {source.region} reach connect-guard again: the "
@@ -255,12 +257,12 @@ class LivenessResponder:
         return self._publish(finding, outcome)
 
     def _finding(
-        self, event: CloudTrailEvent, severity: Severity, title: str, summary: str, reasons: tuple[str, ...]
+        self, event: CloudTrailEvent, kind: str, severity: Severity, title: str, summary: str, reasons: tuple[str, ...]
     ) -> Finding:
         record = event.detail
         return Finding(
             responder=NAME,
-            kind="suite.canary_recovered" if severity is Severity.LOW else "suite.canary_forged",
+            kind=kind,
             severity=severity,
             title=title,
             summary=summary,
