@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from connect_guard.observability import FIELD_MAX, LINE_MAX
 from connect_guard import liveness
+from connect_guard.observability import FIELD_MAX, LINE_MAX
 from connect_guard.responders import policy_alerts, profile_rollback, role_quarantine
 from connect_guard_tools.inputs import iter_inputs
 from connect_guard_tools.routing import Router
