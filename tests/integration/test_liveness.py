@@ -182,3 +182,27 @@ def test_the_deployed_handler_runs_the_check_on_the_schedules_input_and_alerts_a
 
     with pytest.raises(DirectInvocationError):
         app.lambda_handler({"check": "something-else"}, lambda_context)
+
+
+def test_a_recovery_whose_alert_fails_is_reported_when_sqs_retries_the_event(fresh_aws, monkeypatch):
+    aws = fresh_aws
+    settings = settings_for(aws)
+    flow = pipeline(aws, settings)
+    flow.process(canary("iam-canary.json"))
+    liveness.build(settings, aws.clients).check(HEARD + timedelta(minutes=91))
+    alerts(aws)
+    back = canary("iam-canary.json", at=HEARD + timedelta(minutes=100))
+    publisher = flow.responder.publisher
+    real = publisher.publish
+
+    def unreachable(finding: Any) -> str:
+        raise ConnectionError("SNS unreachable")
+
+    monkeypatch.setattr(publisher, "publish", unreachable)
+    with pytest.raises(ConnectionError):
+        flow.process(back)
+    assert item(aws, SOURCE, "us-east-1", "iam")["silent_alerted_at"]  # put back as it was
+    monkeypatch.setattr(publisher, "publish", real)
+    assert flow.process(back)["outcome"] == "alerted"
+    (recovered,) = alerts(aws)
+    assert recovered["reasons"][1] == "last heard 2026-11-20T10:15:04Z"

@@ -153,6 +153,20 @@ class CanaryState:
             raise
         return {k: v.get("S") for k, v in answer.get("Attributes", {}).items()}
 
+    def revert(self, source: Source, before: dict[str, Any], at: datetime) -> None:
+        """Put the item back as it was before this arrival (unless a later canary came since):
+        a recovery whose alert could not be sent is reported again when SQS retries the event."""
+        try:
+            self._dynamodb.put_item(
+                TableName=self._table,
+                Item={**source.key, **{k: {"S": v} for k, v in before.items() if k not in ("pk", "sk") and v}},
+                ConditionExpression="heard_at = :at",
+                ExpressionAttributeValues={":at": {"S": _iso(at)}},
+            )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise
+
     def get(self, source: Source) -> dict[str, str | None] | None:
         item = self._dynamodb.get_item(TableName=self._table, Key=source.key, ConsistentRead=True).get("Item")
         return None if item is None else {k: v.get("S") for k, v in item.items()}
@@ -254,7 +268,11 @@ class LivenessResponder:
             f"{alerted} ({since}). Events in between may have been missed: the sweep is the safety net.",
             (f"silence alerted at {alerted}", since, f"heard again at {_iso(record.event_time)}"),
         )
-        return self._publish(finding, outcome)
+        try:
+            return self._publish(finding, outcome)
+        except Exception:
+            self.state.revert(source, before, record.event_time)  # the retry reports the recovery
+            raise
 
     def _finding(
         self, event: CloudTrailEvent, kind: str, severity: Severity, title: str, summary: str, reasons: tuple[str, ...]
