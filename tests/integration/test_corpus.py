@@ -96,6 +96,7 @@ def test_every_alert_reached_the_soc_inbox_with_filterable_attributes(results):
             "role_quarantine",
             "logging_guard",
             "event_scope",
+            "liveness",
         )
         subject = message["Subject"]
         assert subject.isascii() and len(subject) < 100 and "\n" not in subject

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from connect_guard import liveness
 from connect_guard.observability import FIELD_MAX, LINE_MAX
 from connect_guard.responders import logging_guard, policy_alerts, profile_rollback, role_quarantine
 from connect_guard_tools.inputs import iter_inputs
@@ -41,6 +42,7 @@ FACTORIES = {
     "profile_rollback": (profile_rollback.build, "ProfileRollback"),
     "role_quarantine": (role_quarantine.build, "Quarantine"),
     "logging_guard": (logging_guard.build, "LoggingGuard"),
+    "liveness": (liveness.build, "Liveness"),
 }
 
 

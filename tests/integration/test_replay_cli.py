@@ -233,3 +233,16 @@ def test_replay_refuses_an_allowlist_that_could_fail_open(capsys):
     assert code == 2
     err = capsys.readouterr().err
     assert "allowlisted_principals" in err and "'arn:aws:iam::*:role/X'" in err and "12-digit" in err
+
+
+def test_replay_shows_a_recovered_canary_and_a_silent_one():
+    code, output = run(str(EVENTS / "liveness"), "--liveness-check-at", "2026-11-20T12:00:00Z", "--no-progress")
+    assert code == 0
+    assert "[LOW] Canary heard again: CONNECT canary of 111122223333 in us-east-1" in output
+    assert output.count("[MEDIUM] Canary not counted: IAM canary of 111122223333 in us-east-1") == 3
+    assert "[liveness] check at 2026-11-20T12:00:00Z: 1 silent canary(ies)" in output
+    assert "HIGH     Canary silent: IAM events of 111122223333 in us-east-1" in output
+    assert "account 111122223333, region us-east-1: last heard 2026-11-20T10:15:04Z" in output
+    # Before its silence the check has nothing to say: at 11:00 the IAM canary is 45 minutes old.
+    _, early = run(str(EVENTS / "liveness"), "--liveness-check-at", "2026-11-20T11:00:00Z", "--no-progress")
+    assert "0 silent canary(ies)" in early

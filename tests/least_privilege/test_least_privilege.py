@@ -31,7 +31,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import Any
 
@@ -39,7 +39,7 @@ import pytest
 from aws_lambda_powertools.utilities.parameters.base import DEFAULT_PROVIDERS
 from botocore.awsrequest import AWSResponse
 
-from connect_guard import runtime, scheduled
+from connect_guard import liveness, runtime, scheduled
 from connect_guard.archive import archive_cycle
 from connect_guard.clients import AwsClients
 from connect_guard.responders import logging_guard, policy_alerts, profile_rollback, role_quarantine
@@ -235,6 +235,8 @@ RETRIED = {
     "ProfileRollbackFunction": ("connect/update-user-security-profiles-iam-user.json", "connect", "DescribeUser"),
     "QuarantineFunction": ("quarantine/delete-role-tagged-assumed-role.json", "sns", "Publish"),
     "LoggingGuardFunction": ("logging/stop-logging-by-name.json", "cloudtrail", "GetTrailStatus"),
+    # The seeded silence makes this canary a recovery: its alert is throttled, the state put back.
+    "LivenessFunction": ("liveness/connect-canary-after-silence.json", "sns", "Publish"),
 }
 
 
@@ -256,7 +258,13 @@ def throttle_next(aws: LocalAws, service: str, operation: str) -> None:
 
 def run_responders(aws: LocalAws, log: CallLog, stacks: Stacks, items: list[InputItem]) -> dict[str, set[str]]:
     outcomes: dict[str, set[str]] = {}
-    for function in ("PolicyAlertsFunction", "ProfileRollbackFunction", "QuarantineFunction", "LoggingGuardFunction"):
+    for function in (
+        "PolicyAlertsFunction",
+        "ProfileRollbackFunction",
+        "QuarantineFunction",
+        "LoggingGuardFunction",
+        "LivenessFunction",
+    ):
         relative, service, operation = RETRIED[function]
         retried = InputItem(
             f"{relative} (throttled {operation}, then retried)", with_new_event_id(load_event(relative))
@@ -304,6 +312,7 @@ HANDLED = {
     "ProfileRollbackFunction": (profile_rollback.build, "connect/update-user-security-profiles-iam-user.json"),
     "QuarantineFunction": (role_quarantine.build, "quarantine/delete-role-tagged-assumed-role.json"),
     "LoggingGuardFunction": (logging_guard.build, "logging/stop-logging-by-name.json"),
+    "LivenessFunction": (liveness.build, "liveness/iam-canary.json"),
 }
 
 
@@ -362,10 +371,16 @@ def run_schedules(aws: LocalAws, log: CallLog, stacks: Stacks) -> None:
     with log.running("RoleSnapshotFunction", "scheduled snapshot"):
         responder = role_quarantine.build(settings_of(stacks, "RoleSnapshotFunction"), container(aws))
         role_quarantine.snapshot_protected_roles(responder)
+    # The canary check twice: first sight of each expected canary, then silences past the limit.
+    for later in (0, 3):
+        with log.running("LivenessFunction", f"scheduled canary check (+{later} days)"):
+            settings = settings_of(stacks, "LivenessFunction")
+            liveness.build(settings, container(aws)).check(datetime.now(UTC) + timedelta(days=later))
     # A failed run (the cause is beside the point): the FAILED alert is published with the role.
     for function, job in (
         ("BaselineSweepFunction", scheduled.BASELINE_SWEEP),
         ("RoleSnapshotFunction", scheduled.ROLE_SNAPSHOT),
+        ("LivenessFunction", scheduled.LIVENESS_CHECK),
     ):
 
         def fail() -> None:
@@ -665,6 +680,7 @@ OWNED_PARTITIONS = {
     "RoleSnapshotFunction": "roles#",
     "LogExportFunction": "export#",  # checkpoints and audit-export markers (connect_guard.archive)
     "LoggingGuardFunction": "trail#",  # trail snapshots, read only (connect_guard.trails)
+    "LivenessFunction": "canary#",  # canary arrivals and silence marks (connect_guard.liveness)
 }
 
 
@@ -692,7 +708,7 @@ def test_each_function_reaches_only_its_own_partitions_of_the_baseline_table(run
     assert {function for function, _ in calls} == set(OWNED_PARTITIONS)
     for (function, operation), call in calls.items():
         assert forged(run, call) == [], call
-        for prefix in {"instance#", "roles#", "export#", "audit#"} - {OWNED_PARTITIONS[function]}:
+        for prefix in {"instance#", "roles#", "export#", "audit#", "canary#"} - {OWNED_PARTITIONS[function]}:
             again = _with_partition(call.params, prefix)
             refused = forged(
                 run,

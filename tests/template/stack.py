@@ -229,6 +229,7 @@ SUITE_LOG_GROUPS = ",".join(
         "role-quarantine",
         "role-snapshot",
         "log-export",
+        "liveness",
     )
 )
 EXPORT_LOG_GROUPS = {
@@ -283,6 +284,7 @@ SOURCE_QUEUES = {
     "ProfileRollbackFunction": "ProfileRollbackQueue",
     "QuarantineFunction": "QuarantineQueue",
     "LoggingGuardFunction": "LoggingGuardQueue",
+    "LivenessFunction": "LivenessQueue",
 }
 # Each responder sends its poison to its own queue's DLQ, on the first receive.
 DEAD_LETTER_QUEUES = {fn: queue.replace("Queue", "DLQ") for fn, queue in SOURCE_QUEUES.items()}
@@ -305,6 +307,8 @@ IDENTITY_CENTER_ENV = {
     "IDENTITY_STORE_ID": {"Ref": "IdentityStoreId"},
     "SSO_DENY_LIST_POLICY_ID": {"Ref": "SsoDenyListPolicyId"},
 }
+# Only the liveness check knows how long a canary may be silent.
+OWN_ENV["LivenessFunction"] = {**OWN_ENV["LivenessFunction"], "CANARY_SILENCE_MINUTES": {"Ref": "CanarySilenceMinutes"}}
 # Only the quarantine revokes Identity Center sessions.
 OWN_ENV["QuarantineFunction"] = {**OWN_ENV["QuarantineFunction"], **IDENTITY_CENTER_ENV}
 # Only the event-driven rollback approves changes into the Connect baseline.

@@ -62,6 +62,7 @@ SQS_BATCH_SIZES = {
     "ProfileRollbackFunction": 5,
     "QuarantineFunction": 5,
     "LoggingGuardFunction": 5,
+    "LivenessFunction": 10,
 }
 
 
@@ -151,6 +152,7 @@ SCHEDULED = {
     "SweepSchedule": ("BaselineSweepSchedule", "BaselineSweepFunction"),
     "SnapshotSchedule": ("RoleSnapshotSchedule", "RoleSnapshotFunction"),
     "LogExportSchedule": ("ExportSchedule", "LogExportFunction"),
+    "LivenessSchedule": ("LivenessCheckSchedule", "LivenessFunction"),
 }
 
 
@@ -184,7 +186,12 @@ def test_schedules_have_retries_a_dlq_and_a_role_that_only_invokes_the_scheduled
     # Scheduler writes dead letters with the execution role, not through a queue policy: the role
     # sends to its DLQ and uses the key that encrypts it.
     assert granted == {
-        "lambda:InvokeFunction": ["BaselineSweepFunction", "RoleSnapshotFunction", "LogExportFunction"],
+        "lambda:InvokeFunction": [
+            "BaselineSweepFunction",
+            "RoleSnapshotFunction",
+            "LogExportFunction",
+            "LivenessFunction",
+        ],
         "sqs:SendMessage": ["SweepDLQ"],
         "kms:Decrypt": ["SuiteKey"],
         "kms:GenerateDataKey": ["SuiteKey"],
@@ -193,7 +200,8 @@ def test_schedules_have_retries_a_dlq_and_a_role_that_only_invokes_the_scheduled
 
 def test_rule_routes_ignore_the_scheduled_functions() -> None:
     routes = rule_routes(T)
-    scheduled = {function for _, function in SCHEDULED.values()}
+    # The liveness function is both: its queue's canaries and the schedule's silence check.
+    scheduled = {function for _, function in SCHEDULED.values()} - {"LivenessFunction"}
     assert "LogExportFunction" in scheduled
     assert not {r.function for r in routes} & scheduled
     for function in scheduled:

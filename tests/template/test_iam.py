@@ -151,6 +151,7 @@ OWN_ACCOUNT_ONLY = {
     "SlackNotifierFunction",
     "SecurityHubImportFunction",
     "ChatNotifierFunction",
+    "LivenessFunction",  # the canaries come to it; it reads nothing in the member accounts
 }
 
 

@@ -124,7 +124,13 @@ def senders(queue: str) -> Iterator[tuple[str, dict[str, Any], str]]:
 
 # ---- queue policies ------------------------------------------------------------------------------
 def test_every_responder_queue_is_fed_by_a_rule() -> None:
-    assert RESPONDER_QUEUES == ["LoggingGuardQueue", "PolicyAlertsQueue", "ProfileRollbackQueue", "QuarantineQueue"]
+    assert RESPONDER_QUEUES == [
+        "LivenessQueue",
+        "LoggingGuardQueue",
+        "PolicyAlertsQueue",
+        "ProfileRollbackQueue",
+        "QuarantineQueue",
+    ]
     assert "EventDeliveryDLQ" in EVENT_QUEUES
 
 

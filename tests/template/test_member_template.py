@@ -68,6 +68,7 @@ def test_forwarding_rules_use_the_security_stacks_patterns():
         "InstanceDeletionRule",
         "LoggingGuardRule",
         "LoggingGuardConnectRule",
+        "LivenessCanaryRule",
     )
     assert forwarded == {rule: security[rule]["Properties"]["EventPattern"] for rule in rules}
     # Every rule of the security stack with a pattern is forwarded.
@@ -99,6 +100,9 @@ def test_iam_is_forwarded_from_us_east_1_and_connect_from_every_region():
         "aws.cloudtrail": "ForwardsConnect",
     }
     for name, resource in resources.items():
+        if name == "ForwardLivenessCanaryRule":  # IAM's canary in us-east-1, Connect's everywhere
+            assert resource["Condition"] == "ForwardsConnect"
+            continue
         if resource["Type"] == "AWS::Events::Rule":
             (source,) = resource["Properties"]["EventPattern"]["source"]
             assert resource["Condition"] == condition_by_source[source], name
@@ -235,6 +239,10 @@ def test_only_the_read_role_exists_in_detect_mode_and_none_in_the_security_accou
                     "organizations:UpdatePolicy",
                     "identitystore:GetUserId",
                 }
+                continue
+            if name == "CanaryRole":  # its own canary tag, on itself (and the instance: CanaryConnectPolicy)
+                assert member()[name]["Condition"] == "IsUsEast1"
+                assert _actions(name) == {"iam:TagRole"}
                 continue
             assert name == "ForwardRole"
             assert _actions(name) == {"events:PutEvents"}
@@ -379,3 +387,47 @@ def test_member_quarantine_policy_is_created_once_per_account_outside_the_securi
         "Fn::And": [{"Condition": "IsUsEast1"}, {"Fn::Not": [{"Condition": "IsSecurityAccount"}]}]
     }
     assert conditions["IsSecurityAccount"] == {"Fn::Equals": [{"Ref": "AWS::AccountId"}, {"Ref": "SecurityAccountId"}]}
+
+
+# ---- liveness canary -----------------------------------------------------------------------------
+def _canary_stack(region: str, instance: str = "") -> Any:
+    from tests.template.cfn import Resolver, parameters
+
+    doc = template()
+    params = parameters(doc, SecurityAccountId="123456789012", Environment="prod", CanaryConnectInstanceId=instance)
+    return Resolver(doc, params, {"AWS::Partition": "aws", "AWS::Region": region, "AWS::AccountId": "111122223333"})
+
+
+def test_each_canary_schedule_writes_exactly_what_its_role_may_write():
+    import json
+
+    instance = "f3c95789-ace1-4954-ac5d-6baed2eac902"
+    east = _canary_stack("us-east-1", instance)
+    role_arn = "arn:aws:iam::111122223333:role/connect-guard/connect-guard-prod-member-canary"
+    instance_arn = f"arn:aws:connect:us-east-1:111122223333:instance/{instance}"
+    grants = {
+        "CanaryIamSchedule": ("CanaryRole", "iam:TagRole", role_arn),
+        "CanaryConnectSchedule": ("CanaryConnectPolicy", "connect:TagResource", instance_arn),
+    }
+    for schedule, (holder, action, resource) in grants.items():
+        target = east.resolve(member()[schedule]["Properties"]["Target"])
+        service, api = target["Arn"].rsplit(":", 2)[-2:]
+        assert f"{service}:{api[0].upper()}{api[1:]}" == action  # aws-sdk:iam:tagRole -> iam:TagRole
+        assert target["RoleArn"] in (role_arn, "<CanaryRole.Arn>")
+        request = json.loads(target["Input"])
+        assert request.get("RoleName", request.get("ResourceArn")).endswith(resource.rsplit("/", 1)[1])
+        tags = request["Tags"]
+        keys = [t["Key"] for t in tags] if isinstance(tags, list) else list(tags)
+        assert keys == ["connect-guard:canary"]  # the value is the scheduled time
+        props = east.resolve(member()[holder]["Properties"])
+        statements = [s for p in props.get("Policies", [props]) for s in p["PolicyDocument"]["Statement"]]
+        (statement,) = statements
+        assert (statement["Action"], statement["Resource"]) == (action, resource)
+        assert statement["Condition"] == {"ForAllValues:StringEquals": {"aws:TagKeys": ["connect-guard:canary"]}}
+    # The role trusts only EventBridge Scheduler, for the account's canary schedule groups.
+    (trust,) = member()["CanaryRole"]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": "scheduler.amazonaws.com"}
+    # No instance in a region: no Connect canary there; IAM's only in us-east-1.
+    west = _canary_stack("eu-west-2")
+    assert not west.deployed("CanaryConnectSchedule") and not west.deployed("CanaryIamSchedule")
+    assert _canary_stack("eu-west-2", instance).deployed("CanaryConnectSchedule")

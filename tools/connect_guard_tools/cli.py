@@ -63,6 +63,12 @@ def _parser() -> argparse.ArgumentParser:
         "--release", action="store_true", help="after the events, release every principal the replay quarantined"
     )
     replay.add_argument(
+        "--liveness-check-at",
+        metavar="TIME",
+        type=_utc_time,
+        help="after the events, run the canary silence check as if at TIME (ISO 8601, e.g. 2026-11-20T12:30:00Z)",
+    )
+    replay.add_argument(
         "--export",
         action="store_true",
         help="after the events, run one log-archive cycle and show what landed in the archive bucket",
@@ -224,11 +230,23 @@ def replay(args: argparse.Namespace, out: TextIO) -> int:
             _release_all(aws, replayer, out)
         if args.export:
             _export(aws, replayer, out)
+        if args.liveness_check_at:
+            _liveness_check(aws, replayer, args.liveness_check_at, out)
         delivered = len(aws.inbox())
     elapsed = time.perf_counter() - started
     total = sum(
         counts[k]
-        for k in ("alerted", "ignored", "duplicate", "error", "rolled_back", "quarantined", "restored", "rejected")
+        for k in (
+            "alerted",
+            "ignored",
+            "duplicate",
+            "error",
+            "rolled_back",
+            "quarantined",
+            "restored",
+            "rejected",
+            "recorded",
+        )
     )
     if args.format == "text":
         by_severity = ", ".join(
@@ -236,7 +254,7 @@ def replay(args: argparse.Namespace, out: TextIO) -> int:
         )
         acted = "".join(
             f", {counts[k]} {k.replace('_', ' ')}"
-            for k in ("rolled_back", "quarantined", "restored", "rejected")
+            for k in ("rolled_back", "quarantined", "restored", "rejected", "recorded")
             if counts[k]
         )
         out.write(
@@ -247,6 +265,21 @@ def replay(args: argparse.Namespace, out: TextIO) -> int:
             f"mode {parameters.get('ResponseMode')}, config env {args.config_env}; {elapsed:.2f}s\n"
         )
     return 1 if args.fail_on_error and counts["error"] else 0
+
+
+def _utc_time(text: str) -> datetime:
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _liveness_check(aws: LocalAws, replayer: Replayer, now: datetime, out: TextIO) -> None:
+    from connect_guard import liveness
+
+    silent = liveness.build(replayer.settings, aws.clients).check(now)
+    stamp = now.isoformat(timespec="seconds").replace("+00:00", "Z")
+    out.write(f"\n[liveness] check at {stamp}: {len(silent)} silent canary(ies)\n")
+    for finding in silent:
+        out.write(f"      {finding.severity!s:<8} {finding.title}\n      {'':<8} {finding.reasons[0]}\n")
 
 
 def _sweep(aws: LocalAws, replayer: Replayer, out: TextIO) -> None:

@@ -517,6 +517,7 @@ class LocalAws:
         if with_trails:
             for trail in state.get("trails") or []:
                 self.seed_trail(SECURITY_ACCOUNT, trail)
+        self._seed_canaries(state.get("canaries") or [])
         for account_id, account in (state.get("accounts") or {}).items():
             for spec in (account.get("connect") or {}).get("instances") or []:
                 self._seed_instance(str(account_id), spec)
@@ -575,6 +576,16 @@ class LocalAws:
         if tampered.get("deleted"):
             cloudtrail.delete_trail(Name=spec["name"])  # moto ignores an ARN here (AWS accepts both)
         return arn
+
+    def _seed_canaries(self, canaries: list[dict[str, Any]]) -> None:
+        """What the liveness function remembers: per account, region and service the last canary
+        heard and, when its silence was alerted, since when (connect_guard.liveness)."""
+        dynamodb = self.session.client("dynamodb")
+        for canary in canaries:
+            key = {"pk": {"S": f"canary#{canary['account']}#{canary['region']}"}, "sk": {"S": canary["service"]}}
+            fields = ("heard_at", "expected_since", "silent_alerted_at")
+            values = {f: {"S": str(canary[f])} for f in fields if canary.get(f)}
+            dynamodb.put_item(TableName=self.baseline_table, Item={**key, **values})
 
     @staticmethod
     def _seed_member_roles(iam: Any) -> None:

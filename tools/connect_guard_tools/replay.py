@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from connect_guard import liveness
 from connect_guard.errors import PoisonEventError
 from connect_guard.responders import logging_guard, policy_alerts, profile_rollback, role_quarantine
 from connect_guard.runtime import Pipeline, ResponderFactory, build_pipeline
@@ -23,6 +24,7 @@ RESPONDERS: dict[str, ResponderFactory] = {
     "profile_rollback": profile_rollback.build,
     "role_quarantine": role_quarantine.build,
     "logging_guard": logging_guard.build,
+    "liveness": liveness.build,
 }
 
 

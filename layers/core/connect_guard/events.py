@@ -48,6 +48,7 @@ REQUEST_PARAMETER_TYPES: Mapping[str, tuple[type, ...]] = {
     "SecurityProfileId": (str,),
     "SecurityProfileIds": (list, str),
     "Permissions": (list, str),
+    "resourceArn": (str,),
 }
 RESPONSE_ELEMENT_TYPES: Mapping[str, tuple[type, ...]] = {
     "policyVersion": (dict,),

@@ -19,7 +19,8 @@ class Outcome:
     responder: str
     event_id: str
     event_name: str
-    outcome: str  # alerted | ignored | duplicate | rolled_back | quarantined | rejected (out of scope)
+    # alerted | ignored | duplicate | rolled_back | quarantined | rejected (out of scope) | recorded (a canary)
+    outcome: str
     severity: str | None = None
     reason: str | None = None
     alerts: list[Alert] = field(default_factory=list)

@@ -52,6 +52,15 @@ ROLE_SNAPSHOT = Job(
     "tag-protected role deleted now may be unrecognised",
 )
 
+LIVENESS_CHECK = Job(
+    "Canary check",
+    "liveness",
+    "suite.canary_check_failed",
+    # Nothing else notices a blinded account or region: the check is the only one looking.
+    Severity.HIGH,
+    "an account or region whose events stopped arriving is not being detected",
+)
+
 
 def run(job: Job, settings: Settings, sns: Any, invocation_id: str, work: Callable[[], T]) -> T:
     """`work()`, or a published FAILED finding and the original error re-raised."""

@@ -38,7 +38,8 @@ DEFAULT_PRIVILEGED_PERMISSIONS = (
 # The member stack's roles (member/template.yaml): one that reads, one per responsive control
 # that writes (created only in enforce mode), and the one its forwarding rules use.
 MEMBER_ROLE_PATH = "/connect-guard/"
-MemberPurpose = Literal["read", "rollback", "quarantine", "forward", "sso"]
+MemberPurpose = Literal["read", "rollback", "quarantine", "forward", "sso", "canary"]
+# "canary": the scheduler role whose harmless tag writes prove the event path (liveness).
 # "sso": the deny-list SCP's role, in the account that administers IAM Identity Center.
 WRITE_PURPOSES: tuple[MemberPurpose, ...] = ("rollback", "quarantine", "sso")
 
@@ -49,9 +50,9 @@ SUITE_WRITER_ROLES = ("profile-rollback", "baseline-sweep", "role-quarantine", "
 SUITE_ROLES = (
     *SUITE_WRITER_ROLES,
     *("policy-alerts", "role-snapshot", "log-export", "scheduler"),
-    *("slack-notifier", "securityhub-import", "chat-notifier"),
+    *("slack-notifier", "securityhub-import", "chat-notifier", "liveness"),
 )
-MEMBER_PURPOSES: tuple[MemberPurpose, ...] = ("read", "rollback", "quarantine", "forward", "sso")
+MEMBER_PURPOSES: tuple[MemberPurpose, ...] = ("read", "rollback", "quarantine", "forward", "sso", "canary")
 
 DEDUP_TTL_SECONDS = 20 * 86_400
 
@@ -136,6 +137,8 @@ class Settings(BaseModel):
     # EventBridge retries a target for 24 h: an older event was not delivered by it (margin for
     # CloudTrail's delivery and the queue's retries). None: no limit, for replays of history.
     max_event_age_hours: int | None = Field(default=48, ge=1)
+    # Liveness: an expected canary silent longer than this is alerted (the canary runs every 15 min).
+    canary_silence_minutes: int = Field(default=90, ge=20)
 
     _split = field_validator(
         "member_account_ids",
@@ -299,6 +302,7 @@ class Settings(BaseModel):
             "sam_local": "AWS_SAM_LOCAL",
             "allow_direct_invocation": "CONNECT_GUARD_ALLOW_DIRECT_INVOCATION",
             "max_event_age_hours": "MAX_EVENT_AGE_HOURS",
+            "canary_silence_minutes": "CANARY_SILENCE_MINUTES",
         }
         values = {field: env[var] for field, var in names.items() if var in env and env[var] != ""}
         try:
