@@ -13,6 +13,8 @@ from dataclasses import fields, is_dataclass, replace
 from typing import Any
 
 from connect_guard.findings import Finding, render_text
+from connect_guard.observability import logger
+from connect_guard.outcome import Alert, Outcome
 from connect_guard.policy import summarise_grant
 
 SNS_MAX_PUBLISH_BYTES = 262_144  # message + message attributes
@@ -134,3 +136,14 @@ class SnsPublisher:
             MessageAttributes=message_attributes(finding),
         )
         return str(response["MessageId"])
+
+
+def publish_outcome(publisher: Any, finding: Finding, outcome: Outcome, result: str) -> Outcome:
+    """Publish `finding` and record it in `outcome` as `result`, with the finding as published."""
+    message_id = publisher.publish(finding)
+    logger.info("finding published", extra={"finding_id": finding.finding_id, "severity": str(finding.severity)})
+    outcome.outcome = result
+    outcome.severity = str(finding.severity)
+    outcome.alerts.append(Alert(finding.subject, str(finding.severity), finding.finding_id, message_id))
+    outcome.finding = fit(finding).to_dict()  # as published
+    return outcome

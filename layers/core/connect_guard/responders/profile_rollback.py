@@ -27,10 +27,10 @@ from connect_guard.errors import ConnectResourceNotFoundError, MemberAccessError
 from connect_guard.events import CloudTrailEvent, CloudTrailRecord
 from connect_guard.findings import Action, Attempt, Change, ConnectRef, EventRef, Finding, Target, finding_id_of
 from connect_guard.observability import logger
-from connect_guard.outcome import Alert, Outcome
+from connect_guard.outcome import Outcome
 from connect_guard.policy import Severity
 from connect_guard.principals import CONNECT_REPLICATION, Actor, allowlist_match, exempt_service, is_suite_principal
-from connect_guard.publisher import SnsPublisher, fit
+from connect_guard.publisher import SnsPublisher, publish_outcome
 from connect_guard.settings import MemberPurpose, Settings
 
 NAME = "profile_rollback"
@@ -789,13 +789,7 @@ class ProfileRollbackResponder(ConnectControl):
         return tuple(claims)
 
     def _publish(self, finding: Finding, outcome: Outcome, result: str) -> Outcome:
-        message_id = self.publisher.publish(finding)
-        logger.info("finding published", extra={"finding_id": finding.finding_id, "severity": str(finding.severity)})
-        outcome.outcome = result
-        outcome.severity = str(finding.severity)
-        outcome.alerts.append(Alert(finding.subject, str(finding.severity), finding.finding_id, message_id))
-        outcome.finding = fit(finding).to_dict()  # as published
-        return outcome
+        return publish_outcome(self.publisher, finding, outcome, result)
 
 
 def build(settings: Settings, clients: AwsClients) -> ProfileRollbackResponder:
