@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from connect_guard import scheduled
 from connect_guard.clients import AwsClients
 from connect_guard.responders import role_quarantine
 from tests.integration.test_profile_rollback import Instance
@@ -35,12 +36,15 @@ def handler_module(function: str, aws: Any, monkeypatch: pytest.MonkeyPatch, **e
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    # The handler builds its clients from a new session: give it the embedded AWS's.
-    monkeypatch.setattr(
-        module,
-        "AwsClients",
-        lambda region, account_id, config: AwsClients(region, aws.session, account_id, config),
-    )
+
+    # The handler builds its clients from a new session (itself, or through scheduled.invoke):
+    # give it the embedded AWS's.
+    def embedded(region: str, account_id: str, config: Any) -> AwsClients:
+        return AwsClients(region, aws.session, account_id, config)
+
+    for owner in (module, scheduled):
+        if hasattr(owner, "AwsClients"):
+            monkeypatch.setattr(owner, "AwsClients", embedded)
     return module
 
 

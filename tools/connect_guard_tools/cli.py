@@ -25,6 +25,12 @@ if TYPE_CHECKING:
 PROGRESS_THRESHOLD = 200  # items before a progress bar appears (on a terminal)
 
 
+def _stack_arguments(parser: argparse.ArgumentParser) -> None:
+    """Every command on a deployed stack names it (its outputs locate the tables) and its region."""
+    parser.add_argument("--stack", required=True, help="connect-guard stack name (its outputs locate the tables)")
+    parser.add_argument("--region", help="the stack's region")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="connect-guard", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -82,10 +88,9 @@ def _parser() -> argparse.ArgumentParser:
         "Use after reviewing a legitimate change.",
     )
     approve.add_argument("--instance-arn", required=True)
-    approve.add_argument("--stack", required=True, help="connect-guard stack name (its outputs locate the tables)")
+    _stack_arguments(approve)
     approve.add_argument("--approved-by", required=True, help="who approves (recorded, audited and alerted)")
     approve.add_argument("--reason", default="reviewed", help="why (recorded)")
-    approve.add_argument("--region", help="the stack's region")
 
     trail = commands.add_parser(
         "approve-trail",
@@ -95,10 +100,9 @@ def _parser() -> argparse.ArgumentParser:
         "only read snapshots: approving one is an operator's act.",
     )
     trail.add_argument("--trail-arn", required=True)
-    trail.add_argument("--stack", required=True, help="connect-guard stack name (its outputs locate the tables)")
+    _stack_arguments(trail)
     trail.add_argument("--approved-by", required=True, help="who approves (recorded and audited)")
     trail.add_argument("--reason", default="reviewed", help="why (recorded)")
-    trail.add_argument("--region", help="the stack's region")
 
     release = commands.add_parser(
         "release",
@@ -106,7 +110,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Release a quarantined IAM user or role, record who released it and why (audit table), "
         "and publish a CRITICAL finding.",
     )
-    release.add_argument("--stack", required=True, help="connect-guard stack name (its outputs locate the tables)")
+    _stack_arguments(release)
     release.add_argument("--account", help="account of the quarantined user or role (not for --sso-user)")
     who = release.add_mutually_exclusive_group(required=True)
     who.add_argument("--user", help="IAM user name")
@@ -114,7 +118,6 @@ def _parser() -> argparse.ArgumentParser:
     who.add_argument("--sso-user", help="IAM Identity Center user name: taken off the deny-list SCP")
     release.add_argument("--by", required=True, help="who releases (recorded)")
     release.add_argument("--reason", required=True, help="why (recorded)")
-    release.add_argument("--region", help="the stack's region")
 
     restore = commands.add_parser(
         "restore-role",
@@ -123,7 +126,7 @@ def _parser() -> argparse.ArgumentParser:
         "the scheduled role snapshot took before it was deleted. It prints what it will create first, and "
         "refuses a trust policy admitting principals outside this deployment's accounts and organization.",
     )
-    restore.add_argument("--stack", required=True, help="connect-guard stack name (its outputs locate the tables)")
+    _stack_arguments(restore)
     restore.add_argument("--account", required=True)
     restore.add_argument("--role", required=True)
     restore.add_argument("--by", default=os.environ.get("USER", "unknown"), help="who restores (recorded)")
@@ -136,7 +139,6 @@ def _parser() -> argparse.ArgumentParser:
     restore.add_argument(
         "--assume-role-arn", help="your role in that account that may create roles (default: these credentials)"
     )
-    restore.add_argument("--region", help="the stack's region")
     return parser
 
 

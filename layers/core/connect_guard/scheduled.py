@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+from connect_guard.clients import SCHEDULED_RETRY_CONFIG, AwsClients
 from connect_guard.findings import Attempt, EventRef, Finding
 from connect_guard.observability import logger
 from connect_guard.policy import Severity
@@ -60,6 +61,15 @@ LIVENESS_CHECK = Job(
     Severity.HIGH,
     "an account or region whose events stopped arriving is not being detected",
 )
+
+
+def invoke(job: Job, invocation_id: str, work: Callable[[Settings, AwsClients], T]) -> T:
+    """A scheduled function's run: settings and clients as its container builds them (the
+    patient SCHEDULED_RETRY_CONFIG: no SQS redelivery behind it), then `work` under run()."""
+    settings = Settings.from_env()
+    clients = AwsClients(settings.region, account_id=settings.own_account_id, config=SCHEDULED_RETRY_CONFIG)
+    # A failed run is final (no Lambda retries): it is alerted, then raised for the errors alarm.
+    return run(job, settings, clients.sns, invocation_id, lambda: work(settings, clients))
 
 
 def run(job: Job, settings: Settings, sns: Any, invocation_id: str, work: Callable[[], T]) -> T:
