@@ -225,3 +225,70 @@ def test_the_last_attempt_says_flow_logs_are_still_off(seeded):
     responder.give_up(parsed, RuntimeError("throttled"))
     [alert] = seeded.inbox()
     assert "Flow logs restore FAILED for UpdateInstanceAttribute in 111122223333" in alert["Subject"]
+
+
+def _as_actor(event: dict[str, Any], issuer_arn: str, issuer_id: str) -> dict[str, Any]:
+    """The event made by a session of another role (same session name as the suite's)."""
+    role = issuer_arn.rsplit("/", 1)[-1]
+    event["detail"]["userIdentity"] = {
+        "type": "AssumedRole",
+        "principalId": f"{issuer_id}:{role}",
+        "arn": f"arn:aws:sts::123456789012:assumed-role/{role}/{role}",
+        "accountId": "123456789012",
+        "sessionContext": {
+            "sessionIssuer": {
+                "type": "Role",
+                "principalId": issuer_id,
+                "arn": issuer_arn,
+                "accountId": "123456789012",
+                "userName": role,
+            }
+        },
+    }
+    return event
+
+
+SUITE_ROLE = "arn:aws:iam::123456789012:role/connect-guard/connect-guard-dev-logging-guard"
+
+
+@pytest.mark.parametrize(
+    ("issuer_arn", "issuer_id", "suite_ids"),
+    [
+        # The suite's role name on a path anyone with iam:CreateRole can pick.
+        ("arn:aws:iam::123456789012:role/attacker/connect-guard-dev-logging-guard", "AROAZ7QXK3ATTACKER01", ()),
+        # The suite's exact ARN, re-created: a new unique ID is not the deployed role.
+        (SUITE_ROLE, "AROAZ7QXK3RECREATED1", ("AROAZ7QXK3LOGGINGGRD",)),
+    ],
+)
+def test_a_look_alike_of_the_suites_role_weakening_a_trail_is_not_taken_for_its_restore(
+    seeded, issuer_arn, issuer_id, suite_ids
+):
+    event = _as_actor(load_event("logging/put-event-selectors-management-off.json"), issuer_arn, issuer_id)
+    settings = seeded.settings(response_mode="enforce", suite_role_arns=(SUITE_ROLE,), suite_role_ids=suite_ids)
+    result = build_pipeline(logging_guard.build, settings, seeded.clients).process(event)
+    assert result["outcome"] != "ignored" and result["severity"] == "CRITICAL"
+    restored = trail(seeded, "security-trail")
+    assert restored is not None and all(s.get("IncludeManagementEvents") for s in restored.event_selectors)
+
+
+def test_the_suites_own_role_weakening_a_trail_is_alerted_as_compromised_and_restored(seeded):
+    # Its identity exempts only a restore that leaves the trail as approved, never a weakening.
+    event = _as_actor(load_event("logging/put-event-selectors-management-off.json"), SUITE_ROLE, "AROAZ7QXK3LOGGINGGRD")
+    settings = seeded.settings(
+        response_mode="enforce", suite_role_arns=(SUITE_ROLE,), suite_role_ids=("AROAZ7QXK3LOGGINGGRD",)
+    )
+    pipeline = build_pipeline(logging_guard.build, settings, seeded.clients)
+    result = pipeline.process(event)
+    assert result["outcome"] == "restored" and result["severity"] == "CRITICAL"
+    (finding,) = [m for m in seeded.inbox()]
+    assert "the role is compromised" in finding["Message"]
+    restored = trail(seeded, "security-trail")
+    assert restored is not None and all(s.get("IncludeManagementEvents") for s in restored.event_selectors)
+
+
+def test_the_suites_own_restore_is_left_alone_once_the_trail_is_as_approved(seeded):
+    assert run(seeded, "put-event-selectors-management-off.json")["outcome"] == "restored"
+    seeded.inbox()
+    result = run(seeded, "put-event-selectors-by-suite.json")
+    assert result["outcome"] == "ignored" and result["reason"] == "the suite's own restore of the approved trail"
+    assert seeded.inbox() == []

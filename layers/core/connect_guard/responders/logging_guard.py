@@ -60,6 +60,7 @@ class _Decision:
     found: tuple[Drift, ...] = ()
     report: tuple[Severity, str, tuple[str, ...]] | None = None  # alert only: no restore is due
     ignore: str | None = None
+    own: bool = False  # made by the suite's own role, which only ever restores
 
     @property
     def calls(self) -> list[tuple[str, dict[str, Any]]]:
@@ -97,8 +98,9 @@ class LoggingGuardResponder:
         actor = Actor.from_record(record)
         if record.event_source != CLOUDTRAIL or record.event_name not in TRAIL_EVENTS:
             return _Decision(actor, ignore=f"{record.event_name} is not a trail change this responder handles")
-        if is_suite_principal(actor, self.settings):
-            return _Decision(actor, ignore="the suite's own restore of the approved trail")
+        # The suite's own role only restores: its change is left alone only when the trail is
+        # then as approved (decided below, from the trail), never on its identity alone.
+        own = is_suite_principal(actor, self.settings)
         account = record.recipient_account_id or event.account
         reference = record.param("name") or record.param("trailName")  # the selector calls say trailName
         arn = None
@@ -143,7 +145,10 @@ class LoggingGuardResponder:
         if snapshot is None:
             why = "the trail has no approved snapshot: the suite does not know its approved state, nothing is restored"
             return _Decision(actor, arn, None, current, report=(Severity.HIGH, "Unknown trail changed", (why,)))
-        return _Decision(actor, arn, snapshot, current, drift(snapshot, current))
+        found = drift(snapshot, current)
+        if own and not found:
+            return _Decision(actor, ignore="the suite's own restore of the approved trail")
+        return _Decision(actor, arn, snapshot, current, found, own=own)
 
     @staticmethod
     def _snapshot_lines(snapshot: TrailState) -> tuple[str, ...]:
@@ -281,6 +286,12 @@ class LoggingGuardResponder:
         restored = bool(actions) and all(a.status == "taken" for a in actions)
         title = "Trail restored" if restored else "Trail weakened"
         reasons = tuple(d.describe() for d in found)
+        if decision.own:
+            reasons = (
+                "made by connect-guard's own role, which only restores trails to their snapshot: a partial "
+                "restore, or the role is compromised (treat it as such until checked)",
+                *reasons,
+            )
         if decision.current is not None and not decision.current.records_management_writes:
             reasons = ("the trail no longer records write management events: the suite is blind to them", *reasons)
         change = Change(
@@ -374,8 +385,6 @@ class FlowLogsGuard:
     def decide(self, event: CloudTrailEvent) -> _FlowDecision:
         record = event.detail
         actor = Actor.from_record(record)
-        if is_suite_principal(actor, self.settings):
-            return _FlowDecision(actor, ignore="the suite's own restore of the instance's flow logs")
         kind, value = record.param("AttributeType"), record.param("Value")
         raw = record.param("InstanceId")
         instance = None
