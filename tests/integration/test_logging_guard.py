@@ -292,3 +292,18 @@ def test_the_suites_own_restore_is_left_alone_once_the_trail_is_as_approved(seed
     result = run(seeded, "put-event-selectors-by-suite.json")
     assert result["outcome"] == "ignored" and result["reason"] == "the suite's own restore of the approved trail"
     assert seeded.inbox() == []
+
+
+def test_flow_logs_switched_off_by_the_suites_own_member_role_are_still_switched_back_on(seeded):
+    # The member rollback role (exact ARN, a suite principal) turns flow logs on, never off.
+    role = "arn:aws:iam::111122223333:role/connect-guard/connect-guard-dev-member-rollback"
+    event = _as_actor(load_event("logging/update-instance-attribute-flow-logs-off.json"), role, "AROAZ7QXK3MEMBERRB01")
+    event["detail"]["userIdentity"]["accountId"] = "111122223333"
+    event["detail"]["userIdentity"]["sessionContext"]["sessionIssuer"]["accountId"] = "111122223333"
+    result = run_event(seeded, event)
+    assert result["outcome"] == "restored" and result["severity"] == "HIGH"
+    assert seeded.connect.attribute(DEMO_INSTANCE, "CONTACTFLOW_LOGS") == "true"
+
+
+def run_event(aws, event: dict[str, Any]) -> dict[str, Any]:
+    return build_pipeline(logging_guard.build, aws.settings(response_mode="enforce"), aws.clients).process(event)
