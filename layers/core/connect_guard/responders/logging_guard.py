@@ -15,7 +15,7 @@ journaled before CloudTrail is called (connect_guard.audit), as for the other re
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -49,6 +49,17 @@ TRAIL_EVENTS = ("StopLogging", "DeleteTrail", "UpdateTrail", "PutEventSelectors"
 UNREADABLE = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation"}
 
 
+class SubControl(Protocol):
+    """A logging setting other than trails (flow logs, storage, keys, the suite's plumbing): its
+    own events, decided and restored by itself, on the responder's clients, journal and publisher."""
+
+    def handles(self, event: CloudTrailEvent) -> bool: ...
+
+    def handle(self, event: CloudTrailEvent) -> Outcome: ...
+
+    def give_up(self, event: CloudTrailEvent, error: Exception) -> None: ...
+
+
 @dataclass
 class _Decision:
     """What the event calls for, from the trail as it is now (nothing written in deciding)."""
@@ -80,6 +91,11 @@ class LoggingGuardResponder:
         self.journal = ActionJournal(audit)
         self.publisher = SnsPublisher(clients.sns, settings.alert_topic_arn)
         self.flow_logs = FlowLogsGuard(self)
+        # Sub-controls for the other logging settings, each with its own events: one line each.
+        self.sub_controls: tuple[SubControl, ...] = (self.flow_logs,)
+
+    def _sub_control(self, event: CloudTrailEvent) -> SubControl | None:
+        return next((sub for sub in self.sub_controls if sub.handles(event)), None)
 
     @classmethod
     def from_settings(cls, settings: Settings, clients: AwsClients) -> LoggingGuardResponder:
@@ -162,8 +178,9 @@ class LoggingGuardResponder:
     # -- handling -----------------------------------------------------------------------------
     def handle(self, event: CloudTrailEvent) -> Outcome:
         record = event.detail
-        if record.event_source == CONNECT and record.event_name == "UpdateInstanceAttribute":
-            return self.flow_logs.handle(event)
+        sub = self._sub_control(event)
+        if sub is not None:
+            return sub.handle(event)
         outcome = Outcome(NAME, record.event_id, record.event_name, "ignored")
         decision = self._decide(event)
         if decision.ignore:
@@ -249,8 +266,9 @@ class LoggingGuardResponder:
         """The last attempt failed: decide again from the trail as it is now. Still weakened: a
         CRITICAL `Restore FAILED`; unreadable: UNCONFIRMED; restored or nothing due: no alert."""
         record = event.detail
-        if record.event_source == CONNECT and record.event_name == "UpdateInstanceAttribute":
-            self.flow_logs.give_up(event, error)
+        sub = self._sub_control(event)
+        if sub is not None:
+            sub.give_up(event, error)
             return
         if record.event_name not in TRAIL_EVENTS:
             return
@@ -371,6 +389,9 @@ class FlowLogsGuard:
     def __init__(self, responder: LoggingGuardResponder) -> None:
         self.r = responder
         self.settings = responder.settings
+
+    def handles(self, event: CloudTrailEvent) -> bool:
+        return event.detail.event_source == CONNECT and event.detail.event_name == "UpdateInstanceAttribute"
 
     def gateway(self, instance: InstanceRef) -> ConnectGateway:
         def client(purpose: MemberPurpose) -> Any:
