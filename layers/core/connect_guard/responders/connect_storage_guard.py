@@ -139,7 +139,8 @@ class StorageGuard:
         try:
             d.current = tuple(self.gateway(instance).storage_configs(kind))
         except (MemberAccessError, ConnectResourceNotFoundError) as error:
-            return self._report(d, d.severity, "Storage change not assessed", f"the instance could not be read ({error})")
+            why = f"the instance could not be read ({error}): not restored"
+            return self._report(d, d.severity, "Storage change not assessed", why)
         except ClientError as error:
             if error.response["Error"]["Code"] not in UNREADABLE:
                 raise  # transient: retried, and the last attempt alerts
