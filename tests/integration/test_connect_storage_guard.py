@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from connect_guard.connect_storage import StorageSnapshots
+from connect_guard.connect import ConnectGateway, InstanceRef
+from connect_guard.connect_storage import RESOURCE_TYPES, StorageSnapshots, drift
 from connect_guard.responders import logging_guard
 from connect_guard.runtime import build_pipeline, parse_event
 from tests.conftest import load_event
@@ -280,6 +281,11 @@ def test_approve_storage_records_the_configs_as_they_are_now_and_the_guard_resto
     assert audit["action"]["S"] == "ApproveStorageSnapshot" and audit["actor"]["S"] == "soc@example.com"
     snapshot = StorageSnapshots(aws.clients.dynamodb, aws.baseline_table).get(INSTANCE_ARN)
     assert snapshot is not None and snapshot.approved_by == "soc@example.com"
+    # The snapshot is the instance's state read (what a scheduled drift check compares it with).
+    now = ConnectGateway(aws.session.client("connect"), InstanceRef.parse(INSTANCE_ARN, "", "")).storage_state(
+        RESOURCE_TYPES
+    )
+    assert now.configs == snapshot.configs and drift(snapshot.configs, now.configs) == ()
     [ctr] = snapshot.of_type("CONTACT_TRACE_RECORDS")
     assert ctr.stream_arn and ctr.stream_arn.endswith(":stream/ctr-replay-tmp")
     # The approved state now is what the sample leaves: nothing to restore.

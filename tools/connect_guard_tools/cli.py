@@ -688,9 +688,7 @@ def approve_storage(args: argparse.Namespace, out: TextIO, session: Any = None) 
         finding_id=None,
         mode=settings.response_mode,
     )
-    out.write(
-        f"approved {len(configs)} storage config(s) of {instance.arn} as its snapshot (by {args.approved_by})\n"
-    )
+    out.write(f"approved {len(configs)} storage config(s) of {instance.arn} as its snapshot (by {args.approved_by})\n")
     return 0
 
 
