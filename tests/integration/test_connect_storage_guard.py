@@ -11,6 +11,7 @@ import pytest
 
 from connect_guard.connect import ConnectGateway, InstanceRef
 from connect_guard.connect_storage import RESOURCE_TYPES, StorageSnapshots, drift
+from connect_guard.errors import PoisonEventError
 from connect_guard.responders import logging_guard
 from connect_guard.runtime import build_pipeline, parse_event
 from tests.conftest import load_event
@@ -290,3 +291,20 @@ def test_approve_storage_records_the_configs_as_they_are_now_and_the_guard_resto
     assert ctr.stream_arn and ctr.stream_arn.endswith(":stream/ctr-replay-tmp")
     # The approved state now is what the sample leaves: nothing to restore.
     assert run(aws, "update-instance-storage-config-ctr-stream.json")["outcome"] == "ignored"
+
+
+@pytest.mark.parametrize("instance", ["***", None, ""])
+def test_a_redacted_or_missing_instance_is_alerted_by_the_types_severity_not_a_crash(aws, instance):
+    event = load_event("logging/update-instance-storage-config-recordings-bucket.json")
+    event["detail"]["requestParameters"]["InstanceId"] = instance
+    result = run_event(aws, event)
+    assert result["outcome"] == "alerted" and result["severity"] == "CRITICAL"
+    assert "Unidentified instance" in aws.inbox()[0]["Message"] and writes(aws) == []
+
+
+@pytest.mark.parametrize("instance", ["arn:aws:connect:us-east-1", {"Id": INSTANCE}])
+def test_a_malformed_instance_is_refused_as_poison_with_its_reason(aws, instance):
+    event = load_event("logging/update-instance-storage-config-recordings-bucket.json")
+    event["detail"]["requestParameters"]["InstanceId"] = instance
+    with pytest.raises(PoisonEventError, match="InstanceId"):
+        parse_event(event)

@@ -107,6 +107,7 @@ class StorageGuard:
         raw_instance = record.param("InstanceId")
         instance = None
         if isinstance(raw_instance, str) and raw_instance not in ("", "***"):
+            # (A malformed ID or ARN never gets here: the event model refuses it as poison.)
             instance = InstanceRef.parse(raw_instance, record.recipient_account_id or event.account, record.aws_region)
         # ResourceType travels in the query string: CloudTrail may name it either way.
         kind = record.param("ResourceType") or record.param("resourceType")
