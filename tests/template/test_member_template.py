@@ -68,6 +68,7 @@ def test_forwarding_rules_use_the_security_stacks_patterns():
         "InstanceDeletionRule",
         "LoggingGuardRule",
         "LoggingGuardConnectRule",
+        "LoggingGuardKeyRule",
         "LivenessCanaryRule",
     )
     assert forwarded == {rule: security[rule]["Properties"]["EventPattern"] for rule in rules}
@@ -98,6 +99,7 @@ def test_iam_is_forwarded_from_us_east_1_and_connect_from_every_region():
         "aws.iam": "ForwardsIam",
         "aws.connect": "ForwardsConnect",
         "aws.cloudtrail": "ForwardsConnect",
+        "aws.kms": "ForwardsConnect",  # keys are regional
     }
     for name, resource in resources.items():
         if name == "ForwardLivenessCanaryRule":  # IAM's canary in us-east-1, Connect's everywhere
