@@ -410,3 +410,9 @@ CONNECT_WRITE_ACTIONS = {"connect:UpdateUserSecurityProfiles", "connect:UpdateSe
 # logging_guard: an instance's contact flow logs (the instance alone, no sub-resource).
 FLOW_LOGS_READ = {"connect:DescribeInstanceAttribute"}
 FLOW_LOGS_WRITE = {"connect:UpdateInstanceAttribute"}
+# logging_guard's key guard: the keys Connect's storage configs name (an instance read), the
+# keys' state, and what makes a key usable again (never kms:PutKeyPolicy: it grants access).
+STORAGE_KEYS_READ = {"connect:ListInstanceStorageConfigs"}
+KEY_READS = {"kms:DescribeKey", "kms:GetKeyPolicy", "kms:GetKeyRotationStatus"}
+KEY_WRITES = {"kms:CancelKeyDeletion", "kms:EnableKey", "kms:EnableKeyRotation"}
+OWN_KEYS = {"Fn::Sub": "arn:${AWS::Partition}:kms:*:${AWS::AccountId}:key/*"}

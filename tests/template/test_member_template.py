@@ -17,10 +17,14 @@ from tests.template.stack import (
     IAM_ROLE_POLICY_ATTACHMENT,
     IAM_ROLE_WRITES,
     IAM_USER_WRITES,
+    KEY_READS,
+    KEY_WRITES,
     OWN_CONNECT_RESOURCES,
+    OWN_KEYS,
     OWN_ROLES,
     OWN_USERS,
     QUARANTINE_POLICY_ARN,
+    STORAGE_KEYS_READ,
     SUITE_ROLES,
     as_list,
     suite_tag_keys_only,
@@ -259,7 +263,8 @@ def test_the_read_role_only_reads():
         "iam:GetPolicy",
         "iam:GetPolicyVersion",
     }
-    assert {a for a in actions if a.startswith("connect:")} == CONNECT_READ_ACTIONS | FLOW_LOGS_READ
+    assert {a for a in actions if a.startswith("connect:")} == CONNECT_READ_ACTIONS | FLOW_LOGS_READ | STORAGE_KEYS_READ
+    assert {a for a in actions if a.startswith("kms:")} == KEY_READS
     for statement in _statements("ReadRole"):
         resources = as_list(statement["Resource"])
         statement_actions = set(as_list(statement["Action"]))
@@ -270,13 +275,19 @@ def test_the_read_role_only_reads():
             assert resources == OWN_CONNECT_RESOURCES, statement
         elif statement_actions & FLOW_LOGS_READ:  # an instance attribute: the instance alone
             assert statement_actions == FLOW_LOGS_READ and resources == OWN_CONNECT_RESOURCES[:1], statement
+        elif statement_actions & STORAGE_KEYS_READ:  # storage configs of an instance: the instance alone
+            assert statement_actions == STORAGE_KEYS_READ and resources == OWN_CONNECT_RESOURCES[:1], statement
+        elif statement_actions & KEY_READS:  # this account's keys, nothing else
+            assert statement_actions == KEY_READS and resources == [OWN_KEYS], statement
         elif statement_actions & IAM_PRINCIPAL_READS:
             assert resources == [OWN_USERS, OWN_ROLES], statement
 
 
 def test_the_rollback_role_holds_exactly_the_two_connect_updates_and_the_flow_logs_restore():
-    (statement, flow_logs) = _statements("RollbackRole")
-    assert statement["Effect"] == flow_logs["Effect"] == "Allow"
+    (statement, flow_logs, keys) = _statements("RollbackRole")
+    assert statement["Effect"] == flow_logs["Effect"] == keys["Effect"] == "Allow"
+    # logging_guard's key guard: a key usable again, this account's keys only; no key policy write.
+    assert set(as_list(keys["Action"])) == KEY_WRITES and as_list(keys["Resource"]) == [OWN_KEYS]
     assert set(as_list(statement["Action"])) == CONNECT_WRITE_ACTIONS
     assert as_list(statement["Resource"]) == OWN_CONNECT_RESOURCES
     assert set(as_list(flow_logs["Action"])) == FLOW_LOGS_WRITE
