@@ -356,7 +356,7 @@ def policy_findings(
         and not s.get("Condition")  # a conditional Deny (TLS only, org only) is the norm, not a lock-out
         and ("NotPrincipal" in s or any(p == "*" or _is_account(p, account_id) or p in suite for p in _principals(s)))
     ]
-    removes = bool(statements) and (not account_allowed or bool(denies_suite))
+    removes = after is not None and (not account_allowed or bool(denies_suite))
     if after is not None and not account_allowed:
         reasons.append(
             f"the key policy no longer lets account {account_id}'s IAM policies grant the key: "
