@@ -25,6 +25,7 @@ RECORDINGS = f"arn:aws:kms:us-east-1:{MEMBER}:key/0c4e5a1b-7d2f-4e8a-9b3c-5f6a7d
 TRANSCRIPTS = f"arn:aws:kms:us-east-1:{MEMBER}:key/1d5f6b2c-8e3a-4f9b-8c4d-6a7b8c9d0e12"
 MEDIA = f"arn:aws:kms:us-east-1:{MEMBER}:key/2e6a7c3d-9f4b-4a0c-9d5e-7b8c9d0e1f23"
 SANDBOX = f"arn:aws:kms:us-east-1:{MEMBER}:key/3f7b8d4e-0a5c-4b1d-8e6f-8c9d0e1f2a34"
+REPORTS = f"arn:aws:kms:us-east-1:{MEMBER}:key/4a8c9e5f-1b6d-4c2e-9f70-9d0e1f2a3b45"
 SUITE_ROLE = f"arn:aws:iam::{SECURITY}:role/connect-guard/connect-guard-dev-logging-guard"
 
 
@@ -75,6 +76,15 @@ def test_a_connect_recordings_key_disabled_in_a_member_account_is_enabled_throug
     # Read with the member stack's read role, written with its rollback role (kms:EnableKey there).
     role = f"arn:aws:iam::{MEMBER}:role/connect-guard/connect-guard-dev-member-"
     assert sorted({arn for arn in assumed if "/connect-guard/" in arn}) == [role + "read", role + "rollback"]
+
+
+def test_a_member_accounts_reports_key_pending_deletion_is_cancelled_and_enabled(aws):
+    assert key(aws, REPORTS).key_state == "PendingDeletion"
+    result = run(aws, "schedule-key-deletion-connect-reports.json")
+    assert result["outcome"] == "restored" and result["severity"] == "CRITICAL"
+    restored = key(aws, REPORTS)
+    assert (restored.key_state, restored.deletion_date, restored.rotation) == ("Enabled", None, True)
+    assert [a["operation"] for a in result["finding"]["actions"]] == ["CancelKeyDeletion", "EnableKey"]
 
 
 def test_rotation_switched_off_is_switched_back_on_at_high(aws):
