@@ -147,7 +147,7 @@ def test_a_policy_change_on_a_key_without_snapshot_says_the_previous_policy_is_u
         ("schedule-key-deletion-denied.json", "HIGH", RECORDINGS),
         ("disable-key-allowlisted.json", "MEDIUM", RECORDINGS),
         ("schedule-key-deletion-unrelated-key.json", "LOW", SANDBOX),
-        ("put-key-policy-by-cloudformation.json", "CRITICAL", SUITE_KEY),
+        ("put-key-policy-by-cloudformation.json", "CRITICAL", TRANSCRIPTS),
     ],
 )
 def test_what_is_not_restored_is_alerted_and_left_alone(aws, sample, severity, arn):
@@ -310,3 +310,25 @@ def test_a_key_pending_deletion_cannot_be_enabled_before_its_deletion_is_cancell
     assert rotation.value.response["Error"]["Code"] == "KMSInvalidStateException"
     client.enable_key(KeyId=SUITE_KEY)
     assert key(aws, SUITE_KEY).key_state == "Enabled"
+
+
+def test_the_last_attempt_still_delivers_a_policy_alert_the_earlier_ones_lost(aws):
+    # A policy change is only ever alerted: if no attempt got its alert out, the last one sends it.
+    responder = logging_guard.build(aws.settings(response_mode="enforce"), aws.clients)
+    _, parsed = parse_event(load_event("keys/put-key-policy-connect-transcripts.json"))
+    responder.give_up(parsed, RuntimeError("SNS throttled"))
+    [alert] = aws.inbox()
+    finding = json.loads(alert["Message"])
+    assert finding["severity"] == "CRITICAL" and finding["title"].startswith("Key policy changed")
+    assert finding["reasons"][-1] == ("sent by the last attempt: the earlier ones failed (RuntimeError: SNS throttled)")
+
+
+def test_a_key_deleted_through_cloudformation_is_restored_all_the_same(aws):
+    # invokedBy cloudformation.amazonaws.com exempts nothing here: a stack (the attacker's own, or
+    # one that owns the key) deleting a guarded key destroys the data it encrypts.
+    event = load_event("keys/schedule-key-deletion-connect-reports.json")
+    event["detail"]["userIdentity"]["invokedBy"] = "cloudformation.amazonaws.com"
+    result = run(aws, with_new_event_id(event))
+    assert result["outcome"] == "restored" and result["severity"] == "CRITICAL"
+    assert result["finding"]["reasons"][0].startswith("made through CloudFormation")
+    assert key(aws, REPORTS).key_state == "Enabled"

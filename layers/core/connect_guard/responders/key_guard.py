@@ -16,7 +16,7 @@ snapshot's) and the one in force now, and says when it takes away the suite's ow
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -74,6 +74,7 @@ class _KeyDecision:
     report: tuple[Severity, str, tuple[str, ...]] | None = None  # alert only: nothing to restore
     ignore: str | None = None
     own: bool = False
+    stack: bool = False  # made through CloudFormation
 
     @property
     def calls(self) -> list[tuple[str, dict[str, Any]]]:
@@ -119,14 +120,16 @@ class KeyGuard:
         return uses
 
     def protection(self, arn: str, snapshot: KeyState | None) -> str | None:
+        """Why the suite guards the key, cheapest first: the storage configs are read last (one
+        Connect call per keyed type and instance, on Connect's low, shared API quota)."""
         if arn in self.settings.suite_key_arns:
             return "is one of connect-guard's own keys (SUITE_KEY_ARNS): its queues, alerts, tables, logs or archive"
+        if snapshot is not None:
+            return f"has an approved snapshot ({snapshot.taken_at or 'undated'})"
         uses = self.storage_uses(arn)
         if uses:
             named = ", ".join(f"{u.resource_type} of {u.instance_arn.rsplit('/', 1)[-1]}" for u in uses)
             return f"encrypts Connect storage: {named}"
-        if snapshot is not None:
-            return "has an approved snapshot"
         return None
 
     def guarded_or_none(self, arn: str) -> str | None:
@@ -171,22 +174,19 @@ class KeyGuard:
         snapshot = self.snapshots.get(arn)
         try:
             protected = self.protection(arn, snapshot)
-            current = self.gateway(arn).state(arn)
-        except MemberAccessError as error:
-            return _KeyDecision(actor, arn, report=(Severity.CRITICAL, "Key change not assessed", (str(error),)))
-        except ClientError as error:
-            if error.response["Error"]["Code"] not in UNREADABLE:
-                raise  # transient: retried, and the last attempt alerts
-            why = f"the key or what it protects could not be read ({error.response['Error']['Code']}): not restored"
-            return _KeyDecision(actor, arn, report=(Severity.CRITICAL, "Key change not assessed", (why,)))
+        except (MemberAccessError, ClientError) as error:
+            return self._unreadable(actor, arn, error, "the storage configs that may name the key")
         if protected is None:
             why = "the key protects no covered Connect storage and is not the suite's: not the suite's to restore"
             return _KeyDecision(actor, arn, report=(Severity.LOW, "Change to a key the suite does not guard", (why,)))
-        if exempt_service(actor, {CLOUDFORMATION}):
-            why = "made through CloudFormation: a stack owns this key; the SOC decides, nothing is restored"
-            return _KeyDecision(
-                actor, arn, protected, snapshot, current, report=(Severity.CRITICAL, "Key changed by a stack", (why,))
-            )
+        # Through CloudFormation: no exemption. No suite stack disables, deletes or unrotates a
+        # key (its keys are retained), and a stack that does so to a guarded key destroys data
+        # all the same: restored, with the stack named for the SOC (`stack`, in the finding).
+        stack = exempt_service(actor, {CLOUDFORMATION}) is not None
+        try:
+            current = self.gateway(arn).state(arn)
+        except (MemberAccessError, ClientError) as error:
+            return self._unreadable(actor, arn, error, "the key")
         if current is None:
             why = "the key no longer exists: what it encrypted cannot be decrypted (runbook)"
             return _KeyDecision(actor, arn, protected, snapshot, report=(Severity.CRITICAL, "Key gone", (why,)))
@@ -197,7 +197,19 @@ class KeyGuard:
         found = drift(wanted, current)
         if own and not found:
             return _KeyDecision(actor, ignore="the suite's own restore of the approved key")
-        return _KeyDecision(actor, arn, protected, snapshot, current, wanted, found, own=own)
+        return _KeyDecision(actor, arn, protected, snapshot, current, wanted, found, own=own, stack=stack)
+
+    @staticmethod
+    def _unreadable(actor: Actor, arn: str, error: Exception, what: str) -> _KeyDecision:
+        """Fail closed: alert, don't act. A transient error is raised (retried; the last attempt alerts)."""
+        if isinstance(error, ClientError):
+            code = error.response["Error"]["Code"]
+            if code not in UNREADABLE:
+                raise error
+            why = f"{what} could not be read ({code}): nothing is restored; check the key by hand"
+        else:
+            why = str(error)
+        return _KeyDecision(actor, arn, report=(Severity.CRITICAL, "Key change not assessed", (why,)))
 
     # -- handling --------------------------------------------------------------------------------
     def handle(self, event: CloudTrailEvent) -> Outcome:
@@ -280,8 +292,10 @@ class KeyGuard:
             verdict, state = "UNCONFIRMED", f"the key could not be re-read ({type(failure).__name__}: {failure})"
             decision = _KeyDecision(Actor.from_record(record))
         else:
-            if decision.ignore or decision.report or not decision.calls:
-                logger.info("last attempt failed; no key restore is due: no FAILED alert")
+            if decision.ignore:
+                return
+            if not decision.calls:
+                self._undelivered(event, decision, error)
                 return
             verdict = "FAILED"
             state = "re-read now, the key still differs: " + "; ".join(d.describe() for d in decision.found)
@@ -292,6 +306,21 @@ class KeyGuard:
         )
         title = f"Key restore {verdict} for {record.event_name} in {record.recipient_account_id}"
         self.r.publisher.publish(self.finding(event, decision, Severity.CRITICAL, title, reasons, full_title=True))
+
+    def _undelivered(self, event: CloudTrailEvent, decision: _KeyDecision, error: Exception) -> None:
+        """Nothing to restore, but the alert itself may never have gone out (a key policy change is
+        only ever alerted): publish it now, saying the earlier attempts failed."""
+        record = event.detail
+        if decision.report:
+            severity, title, reasons = decision.report
+            finding = self.finding(event, decision, severity, title, reasons)
+        elif decision.found or (record.event_name == "PutKeyPolicy" and decision.snapshot is None):
+            finding = self.tampered(event, decision, decision.found, ())
+        else:
+            logger.info("last attempt failed; the key is as approved: no alert")
+            return
+        note = f"sent by the last attempt: the earlier ones failed ({type(error).__name__}: {error})"
+        self.r.publisher.publish(replace(finding, reasons=(*finding.reasons, note)))
 
     # -- findings --------------------------------------------------------------------------------
     def tampered(
@@ -349,6 +378,13 @@ class KeyGuard:
                     "PutKeyPolicy or CreateKey record of this key holds it"
                 )
             reasons.append(f"key policy after (re-read now): {current.policy}")
+        if decision.stack:
+            reasons.insert(
+                0,
+                "made through CloudFormation: no connect-guard stack disables, deletes or unrotates a key (a suite "
+                "stack update may put its own keys' policies: compare with template.yaml); find the stack and its "
+                "deployer (runbook). A key is made usable again all the same",
+            )
         if decision.own:
             reasons.insert(
                 0,
