@@ -262,6 +262,18 @@ def test_the_suites_own_role_deleting_a_key_is_alerted_as_compromised_and_restor
     assert key(aws, SUITE_KEY).key_state == "Enabled"
 
 
+def test_the_suites_own_role_is_alerted_even_when_the_key_is_as_approved_again(aws):
+    # The suite never disables, deletes or re-policies a key: its identity exempts nothing.
+    kms(aws, SUITE_KEY).cancel_key_deletion(KeyId=SUITE_KEY)
+    kms(aws, SUITE_KEY).enable_key(KeyId=SUITE_KEY)
+    event = _as_role(load_event("keys/schedule-key-deletion-by-suite-role.json"), SUITE_ROLE, "AROAZ7QXK3LOGGINGGRD")
+    result = run(aws, event, suite_role_arns=(SUITE_ROLE,), suite_role_ids=("AROAZ7QXK3LOGGINGGRD",))
+    assert result["outcome"] == "alerted" and result["severity"] == "CRITICAL"
+    assert result["finding"]["title"].startswith("Key changed: KMS key")
+    assert "the role is compromised" in result["finding"]["reasons"][0]
+    assert result["finding"]["actions"] == [] and aws.audit_records() == []
+
+
 @pytest.mark.parametrize(
     ("issuer_arn", "issuer_id", "suite_ids"),
     [

@@ -153,8 +153,8 @@ class KeyGuard:
         if arn is None and reference.alias is not None and not record.denied:
             try:
                 arn = KeyGateway(self._client("kms", account, record.aws_region, "read")).resolve(reference.alias)
-            except MemberAccessError as error:
-                return _KeyDecision(actor, report=(Severity.CRITICAL, "Key change not assessed", (str(error),)))
+            except (MemberAccessError, ClientError) as error:
+                return self._unreadable(actor, None, error, f"the alias {reference.alias}")
         if record.denied:
             # A change, attempted: HIGH on a guarded key (someone tried to make it unusable).
             guarded = self.guarded_or_none(arn) if arn else None
@@ -194,13 +194,13 @@ class KeyGuard:
             return _KeyDecision(actor, ignore="an AWS managed key: only AWS changes it")
         suite = arn in self.settings.suite_key_arns  # the template turns rotation on for each
         wanted = approved(snapshot, current, rotation_wanted=suite or record.event_name == "DisableKeyRotation")
+        # The suite's own role never makes any of these calls: its identity exempts nothing, and
+        # its call is alerted even when the key is as approved again (the role is compromised).
         found = drift(wanted, current)
-        if own and not found:
-            return _KeyDecision(actor, ignore="the suite's own restore of the approved key")
         return _KeyDecision(actor, arn, protected, snapshot, current, wanted, found, own=own, stack=stack)
 
     @staticmethod
-    def _unreadable(actor: Actor, arn: str, error: Exception, what: str) -> _KeyDecision:
+    def _unreadable(actor: Actor, arn: str | None, error: Exception, what: str) -> _KeyDecision:
         """Fail closed: alert, don't act. A transient error is raised (retried; the last attempt alerts)."""
         if isinstance(error, ClientError):
             code = error.response["Error"]["Code"]
@@ -233,7 +233,7 @@ class KeyGuard:
                 if not pending.audited:
                     self.r.journal.complete(pending, list(pending.records), "taken")
                 return self.r._publish(self.tampered(event, decision, drifts, actions), outcome, "restored")
-            if decision.found or (record.event_name == "PutKeyPolicy" and decision.snapshot is None):
+            if decision.found or decision.own or (record.event_name == "PutKeyPolicy" and decision.snapshot is None):
                 return self.r._publish(self.tampered(event, decision, decision.found, ()), outcome, "alerted")
             outcome.reason = "the key is as approved: nothing to restore"
             return outcome
@@ -314,7 +314,7 @@ class KeyGuard:
         if decision.report:
             severity, title, reasons = decision.report
             finding = self.finding(event, decision, severity, title, reasons)
-        elif decision.found or (record.event_name == "PutKeyPolicy" and decision.snapshot is None):
+        elif decision.found or decision.own or (record.event_name == "PutKeyPolicy" and decision.snapshot is None):
             finding = self.tampered(event, decision, decision.found, ())
         else:
             logger.info("last attempt failed; the key is as approved: no alert")
@@ -339,11 +339,14 @@ class KeyGuard:
             title = "Key scheduled for deletion"
         elif "key_state" in settings:
             title = "Key disabled"
-        else:
+        elif "rotation" in settings:
             title = "Key rotation off"
+        else:
+            title = "Key changed"
         # Rotation alone leaves the key usable and the suite seeing: HIGH (as narrowed Insights are
         # for trails); a key that can't decrypt, or whose policy changed, is CRITICAL.
-        severity = Severity.HIGH if settings == {"rotation"} and not policy_changed else Severity.CRITICAL
+        rotation_only = settings == {"rotation"} and not policy_changed and not decision.own
+        severity = Severity.HIGH if rotation_only else Severity.CRITICAL
         reasons: list[str] = [f"the key {decision.protected}", *(d.describe() for d in found if d.setting != "policy")]
         before = snapshot.policy if snapshot else None
         state_drift = tuple(d for d in found if d.setting != "policy")
