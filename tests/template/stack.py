@@ -424,3 +424,8 @@ CONNECT_SERVICE_ROLES = {
 }
 OWN_KEYS = {"Fn::Sub": "arn:${AWS::Partition}:kms:*:${AWS::AccountId}:key/*"}
 KEY_GRANT_FOR_SERVICES = {"Bool": {"kms:GrantIsForAWSResource": "true"}}
+# logging_guard's key guard: the keys Connect's storage configs name (an instance read), the
+# keys' state, and what makes a key usable again (never kms:PutKeyPolicy: it grants access).
+KEY_READS = {"kms:DescribeKey", "kms:GetKeyPolicy", "kms:GetKeyRotationStatus"}
+KEY_WRITES = {"kms:CancelKeyDeletion", "kms:EnableKey", "kms:EnableKeyRotation"}
+OWN_KEYS = {"Fn::Sub": "arn:${AWS::Partition}:kms:*:${AWS::AccountId}:key/*"}

@@ -19,6 +19,8 @@ from tests.template.stack import (
     IAM_ROLE_WRITES,
     IAM_USER_WRITES,
     KEY_GRANT_FOR_SERVICES,
+    KEY_READS,
+    KEY_WRITES,
     OWN_CONNECT_RESOURCES,
     OWN_KEYS,
     OWN_ROLES,
@@ -74,6 +76,7 @@ def test_forwarding_rules_use_the_security_stacks_patterns():
         "InstanceDeletionRule",
         "LoggingGuardRule",
         "LoggingGuardConnectRule",
+        "LoggingGuardKeyRule",
         "LivenessCanaryRule",
     )
     assert forwarded == {rule: security[rule]["Properties"]["EventPattern"] for rule in rules}
@@ -104,6 +107,7 @@ def test_iam_is_forwarded_from_us_east_1_and_connect_from_every_region():
         "aws.iam": "ForwardsIam",
         "aws.connect": "ForwardsConnect",
         "aws.cloudtrail": "ForwardsConnect",
+        "aws.kms": "ForwardsConnect",  # keys are regional
     }
     for name, resource in resources.items():
         if name == "ForwardLivenessCanaryRule":  # IAM's canary in us-east-1, Connect's everywhere
@@ -264,6 +268,7 @@ def test_the_read_role_only_reads():
         "iam:GetPolicyVersion",
     }
     assert {a for a in actions if a.startswith("connect:")} == CONNECT_READ_ACTIONS | FLOW_LOGS_READ | STORAGE_READ
+    assert {a for a in actions if a.startswith("kms:")} == KEY_READS
     for statement in _statements("ReadRole"):
         resources = as_list(statement["Resource"])
         statement_actions = set(as_list(statement["Action"]))
@@ -276,13 +281,17 @@ def test_the_read_role_only_reads():
             assert statement_actions == FLOW_LOGS_READ and resources == OWN_CONNECT_RESOURCES[:1], statement
         elif statement_actions & STORAGE_READ:  # storage configs: the instance alone
             assert statement_actions == STORAGE_READ and resources == OWN_CONNECT_RESOURCES[:1], statement
+        elif statement_actions & KEY_READS:  # this account's keys, nothing else
+            assert statement_actions == KEY_READS and resources == [OWN_KEYS], statement
         elif statement_actions & IAM_PRINCIPAL_READS:
             assert resources == [OWN_USERS, OWN_ROLES], statement
 
 
 def test_the_rollback_role_holds_exactly_the_two_connect_updates_and_the_flow_logs_restore():
-    (statement, flow_logs, *storage) = _statements("RollbackRole")
-    assert statement["Effect"] == flow_logs["Effect"] == "Allow"
+    (statement, flow_logs, *storage, keys) = _statements("RollbackRole")
+    assert statement["Effect"] == flow_logs["Effect"] == keys["Effect"] == "Allow"
+    # logging_guard's key guard: a key usable again, this account's keys only; no key policy write.
+    assert set(as_list(keys["Action"])) == KEY_WRITES and as_list(keys["Resource"]) == [OWN_KEYS]
     assert set(as_list(statement["Action"])) == CONNECT_WRITE_ACTIONS
     assert as_list(statement["Resource"]) == OWN_CONNECT_RESOURCES
     assert set(as_list(flow_logs["Action"])) == FLOW_LOGS_WRITE

@@ -73,7 +73,7 @@ def test_connect_writes_only_in_the_rollback_and_sweep_roles_and_never_on_everyt
             connect = [a for a in as_list(statement["Action"]) if a.startswith("connect:")]
             if not connect:
                 continue
-            if set(connect) <= FLOW_LOGS_READ | FLOW_LOGS_WRITE:  # logging_guard: the instance alone
+            if set(connect) <= FLOW_LOGS_READ | FLOW_LOGS_WRITE:  # logging_guard: the instance
                 assert as_list(statement["Resource"]) == OWN_CONNECT_RESOURCES[:1], f"{name}: {statement['Sid']}"
                 assert len(set(connect)) == 1, f"{name}: reads and writes in separate statements"
                 if set(connect) == FLOW_LOGS_WRITE:

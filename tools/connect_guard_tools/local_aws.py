@@ -34,9 +34,11 @@ from connect_guard.quarantine import RoleSnapshot, RoleSnapshots
 from connect_guard.settings import MEMBER_ROLE_PATH, SUITE_WRITER_ROLES, Settings, member_role_name, suite_role_name
 from connect_guard.trails import TrailGateway, TrailSnapshots, TrailState
 from connect_guard_tools.connect_fake import ConnectFake, SeededInstance, seed_from_spec
+from connect_guard_tools.local_kms import KmsKeyStates, StorageConfigs, create_key, seed_key, tamper_key
 
 SECURITY_ACCOUNT = "123456789012"  # moto's default account plays the security account
 REGION = "us-east-1"  # IAM's CloudTrail events reach EventBridge only here
+SUITE_KEY_ID = "5ec0a1d2-9a7b-4c3e-8f10-2b6d4e8c0a11"  # template.yaml's SuiteKey (fixed: samples name it)
 ENVIRONMENT = "dev"
 QUARANTINE_POLICY = "connect-guard-quarantine"
 FAKE_CREDENTIALS = {
@@ -342,6 +344,7 @@ class LocalAws:
             self.unmodifiable_roles,
             ScpLimits(),
             TrailInsights(),
+            KmsKeyStates(),  # type: ignore[list-item]  # the same start/stop protocol
         ]
         self._saved_env: dict[str, str | None] = {}
 
@@ -360,6 +363,9 @@ class LocalAws:
         # moto has no Connect users or profiles: an in-memory fake answers Connect's calls.
         self.connect = ConnectFake()
         self.connect.install(self.session.events)
+        # Connect storage configs naming KMS keys (until the fake holds storage configs itself).
+        self.storage_configs = StorageConfigs()
+        self.storage_configs.install(self.session, self.connect.operations)
         self.instances: list[SeededInstance] = []
         self.member_accounts: list[str] = []
         self.clients = AwsClients(self.region, self.session, SECURITY_ACCOUNT)
@@ -377,8 +383,10 @@ class LocalAws:
                 os.environ[key] = value
 
     def _create_stack(self) -> None:
-        kms = self.session.client("kms")
-        self.key_id = kms.create_key(Description="connect-guard suite key")["KeyMetadata"]["KeyId"]
+        self.suite_key_arn = create_key(
+            self.session, SECURITY_ACCOUNT, self.region, {"id": SUITE_KEY_ID, "description": "connect-guard suite key"}
+        )
+        self.key_id = SUITE_KEY_ID
         sns, sqs = self.clients.sns, self.session.client("sqs")
         self.topic_arn = sns.create_topic(Name="connect-guard-alerts", Attributes={"KmsMasterKeyId": self.key_id})[
             "TopicArn"
@@ -434,6 +442,7 @@ class LocalAws:
             "baseline_table_name": self.baseline_table,
             "audit_table_name": self.audit_table,
             "connect_instance_arns": tuple(i.instance_arn for i in self.instances),
+            "suite_key_arns": (self.suite_key_arn,),
             "archive_bucket_name": self.archive_bucket,
             "checkpoint_table_name": self.baseline_table,
             "findings_archive_queue_url": self.findings_archive_url,
@@ -518,10 +527,14 @@ class LocalAws:
         if with_trails:
             for trail in state.get("trails") or []:
                 self.seed_trail(SECURITY_ACCOUNT, trail)
+            if state.get("suite_key"):  # the security account's own key, tampered as the demo says
+                self.tamper_key(SECURITY_ACCOUNT, self.suite_key_arn, state["suite_key"].get("tampered") or {})
         self._seed_canaries(state.get("canaries") or [])
         for account_id, account in (state.get("accounts") or {}).items():
             for spec in (account.get("connect") or {}).get("instances") or []:
                 self._seed_instance(str(account_id), spec)
+            for key in account.get("kms_keys") or []:
+                self.seed_key(str(account_id), key)
             iam = self.account_session(str(account_id)).client("iam")
             if str(account_id) != SECURITY_ACCOUNT:  # the security stack holds its own policy, and no member roles
                 self.member_accounts.append(str(account_id))
@@ -577,6 +590,17 @@ class LocalAws:
         if tampered.get("deleted"):
             cloudtrail.delete_trail(Name=spec["name"])  # moto ignores an ARN here (AWS accepts both)
         return arn
+
+    def seed_key(self, account_id: str, spec: dict[str, Any]) -> str:
+        """A KMS key of `kms_keys` (connect_guard_tools.local_kms.seed_key); returns its ARN."""
+        region = spec.get("region", self.region)
+        session = self.account_session(account_id)
+        return seed_key(
+            session, account_id, region, spec, self.clients.dynamodb, self.baseline_table, self.storage_configs
+        )
+
+    def tamper_key(self, account_id: str, arn: str, tampered: dict[str, Any]) -> None:
+        tamper_key(self.account_session(account_id).client("kms", region_name=arn.split(":")[3]), arn, tampered)
 
     def _seed_canaries(self, canaries: list[dict[str, Any]]) -> None:
         """What the liveness function remembers: per account, region and service the last canary

@@ -49,6 +49,8 @@ REQUEST_PARAMETER_TYPES: Mapping[str, tuple[type, ...]] = {
     "SecurityProfileIds": (list, str),
     "Permissions": (list, str),
     "resourceArn": (str,),
+    "keyId": (str,),
+    "policy": (str,),
 }
 RESPONSE_ELEMENT_TYPES: Mapping[str, tuple[type, ...]] = {
     "policyVersion": (dict,),
@@ -143,6 +145,8 @@ class CloudTrailRecord(_Model):
     event_type: str | None = Field(None, alias="eventType")
     recipient_account_id: AccountId | None = Field(None, alias="recipientAccountId")
     session_credential_from_console: bool | None = Field(None, alias="sessionCredentialFromConsole")
+    # The resources the call named (KMS records carry the key ARN here); read defensively.
+    resources: Any = Field(None, alias="resources")
 
     @field_validator("request_parameters")
     @classmethod

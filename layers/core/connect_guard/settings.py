@@ -95,6 +95,8 @@ class Settings(BaseModel):
     privileged_profile_names: tuple[str, ...] = ("Admin",)
     fallback_security_profile_name: str = "Agent"
     connect_instance_arns: tuple[str, ...] = ()
+    # The suite's own KMS keys (template.yaml's AWS::KMS::Key resources): logging_guard keeps them usable.
+    suite_key_arns: tuple[str, ...] = ()
     # Role-deletion quarantine.
     protected_role_names: tuple[str, ...] = ("AWSServiceRoleForAmazonConnect*",)
     protected_role_tag_key: str = "connect-guard:protected"
@@ -149,6 +151,7 @@ class Settings(BaseModel):
         "privileged_permissions",
         "privileged_profile_names",
         "connect_instance_arns",
+        "suite_key_arns",
         "protected_role_names",
         "snapshot_account_ids",
         "export_log_groups",
@@ -169,6 +172,14 @@ class Settings(BaseModel):
         bad = [v for v in value if not re.fullmatch(r"arn:aws[\w-]*:iam::\d{12}:role/[\w+=,.@/-]+", v)]
         if bad:
             raise ValueError(f"not IAM role ARNs: {', '.join(bad)}")
+        return value
+
+    @field_validator("suite_key_arns")
+    @classmethod
+    def _key_arns(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [v for v in value if not re.fullmatch(r"arn:aws[\w-]*:kms:[a-z0-9-]+:\d{12}:key/[\w-]+", v)]
+        if bad:
+            raise ValueError(f"not KMS key ARNs: {', '.join(bad)}")
         return value
 
     @field_validator("allowlisted_principals", "baseline_approvers")
@@ -276,6 +287,7 @@ class Settings(BaseModel):
             "privileged_profile_names": "PRIVILEGED_PROFILE_NAMES",
             "fallback_security_profile_name": "FALLBACK_SECURITY_PROFILE_NAME",
             "connect_instance_arns": "CONNECT_INSTANCE_ARNS",
+            "suite_key_arns": "SUITE_KEY_ARNS",
             "protected_role_names": "PROTECTED_ROLE_NAMES",
             "protected_role_tag_key": "PROTECTED_ROLE_TAG_KEY",
             "quarantine_on_tampering": "QUARANTINE_ON_TAMPERING",
