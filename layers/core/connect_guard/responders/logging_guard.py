@@ -379,6 +379,7 @@ class _FlowDecision:
     report: tuple[Severity, str, tuple[str, ...]] | None = None
     ignore: str | None = None
     off: bool = False  # re-read: flow logs are off on an instance the suite covers
+    on_again: bool = False  # re-read: on, on an instance the suite covers (an earlier attempt's restore?)
 
 
 class FlowLogsGuard:
@@ -443,28 +444,43 @@ class FlowLogsGuard:
             why = f"the instance could not be read ({error.response['Error']['Code']}): not restored"
             return _FlowDecision(actor, instance, report=(Severity.HIGH, "Flow logs change not assessed", (why,)))
         if now == "true":
-            return _FlowDecision(actor, instance, ignore="contact flow logs are on again: nothing to restore")
+            why = "contact flow logs are on again: nothing to restore"
+            return _FlowDecision(actor, instance, ignore=why, on_again=True)
         return _FlowDecision(actor, instance, off=True)
 
     def handle(self, event: CloudTrailEvent) -> Outcome:
         record = event.detail
         outcome = Outcome(NAME, record.event_id, record.event_name, "ignored")
         decision = self.decide(event)
+        why = "contact flow logs are off: the flows' logging blocks write nothing the archive can keep"
+        finding_id = finding_id_of(NAME, record.event_id)
         if decision.ignore:
-            outcome.reason = decision.ignore
-            return outcome
+            pending = None
+            if decision.on_again and self.settings.response_mode == "enforce":
+                pending = self.r.journal.get(finding_id)
+            if pending is None:
+                outcome.reason = decision.ignore
+                return outcome
+            # An earlier attempt turned them on and died before its finding: report that restore.
+            assert decision.instance is not None
+            if not pending.audited:
+                self.r.journal.complete(pending, list(pending.records), "taken")
+            action = Action("connect", "UpdateInstanceAttribute", self.restore_parameters(decision.instance), "taken")
+            earlier = "restored by an earlier attempt at this event, which stopped before reporting it"
+            finding = self.finding(
+                event, decision, Severity.HIGH, "Contact flow logs restored", (why, earlier), (action,)
+            )
+            return self.r._publish(finding, outcome, "restored")
         if decision.report:
             severity, title, reasons = decision.report
             return self.r._publish(self.finding(event, decision, severity, title, reasons), outcome, "alerted")
         assert decision.instance is not None
         instance = decision.instance
-        parameters = {"InstanceId": instance.instance_id, "AttributeType": FLOW_LOGS, "Value": "true"}
-        why = "contact flow logs are off: the flows' logging blocks write nothing the archive can keep"
+        parameters = self.restore_parameters(instance)
         if self.settings.response_mode != "enforce":
             action = Action("connect", "UpdateInstanceAttribute", parameters, "proposed")
             finding = self.finding(event, decision, Severity.HIGH, "Contact flow logs off", (why,), (action,))
             return self.r._publish(finding, outcome, "alerted")
-        finding_id = finding_id_of(NAME, record.event_id)
         action = Action("connect", "UpdateInstanceAttribute", parameters, "taken")
         audit = action_record(
             self.r.audit,
@@ -486,6 +502,10 @@ class FlowLogsGuard:
             logger.warning("audit record not written; the journal keeps it", extra={"error": str(error)})
         finding = self.finding(event, decision, Severity.HIGH, "Contact flow logs restored", (why,), (action,))
         return self.r._publish(finding, outcome, "restored")
+
+    @staticmethod
+    def restore_parameters(instance: InstanceRef) -> dict[str, Any]:
+        return {"InstanceId": instance.instance_id, "AttributeType": FLOW_LOGS, "Value": "true"}
 
     def give_up(self, event: CloudTrailEvent, error: Exception) -> None:
         record = event.detail
