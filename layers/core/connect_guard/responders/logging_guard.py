@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from connect_guard.audit import ActionJournal, AuditLog, action_record
+from connect_guard.audit import ActionJournal, AuditLog, PendingAction, action_record
 from connect_guard.clients import AwsClients, reread
 from connect_guard.connect import ConnectGateway, InstanceRef
 from connect_guard.errors import ConnectResourceNotFoundError, MemberAccessError
@@ -72,6 +72,7 @@ class _Decision:
     report: tuple[Severity, str, tuple[str, ...]] | None = None  # alert only: no restore is due
     ignore: str | None = None
     own: bool = False  # made by the suite's own role, which only ever restores
+    unreadable: bool = False  # the trail could not be read: it may be weakened, nobody knows
 
     @property
     def calls(self) -> list[tuple[str, dict[str, Any]]]:
@@ -145,14 +146,14 @@ class LoggingGuardResponder:
                 self.clients.for_account("cloudtrail", account, home_region(arn), self.settings, "read")
             ).state(arn)
         except MemberAccessError as error:
-            return _Decision(
-                actor, arn, snapshot, report=(Severity.CRITICAL, "Trail change not assessed", (str(error),))
-            )
+            report = (Severity.CRITICAL, "Trail change not assessed", (str(error),))
+            return _Decision(actor, arn, snapshot, report=report, unreadable=True)
         except ClientError as error:
             if error.response["Error"]["Code"] not in UNREADABLE:
                 raise  # transient: retried, and the last attempt alerts
             why = f"the trail could not be read ({error.response['Error']['Code']}): not restored"
-            return _Decision(actor, arn, snapshot, report=(Severity.CRITICAL, "Trail change not assessed", (why,)))
+            report = (Severity.CRITICAL, "Trail change not assessed", (why,))
+            return _Decision(actor, arn, snapshot, report=report, unreadable=True)
         if current is None:
             shown = self._snapshot_lines(snapshot) if snapshot else ("no snapshot of this trail was ever taken",)
             why = "the trail no longer exists: re-create it from its last snapshot (runbook)"
@@ -209,9 +210,7 @@ class LoggingGuardResponder:
                 outcome.reason = "the trail matches its approved snapshot: nothing to restore"
                 return outcome
             # An earlier attempt restored it and died before reporting: report what it did.
-            actions = tuple(Action(a.service, a.operation, a.parameters, "taken") for a in pending.actions())
-            drifts = tuple(Drift(**d) for d in pending.payload.get("drift", []))
-            finding = self._weakened(event, decision, drifts, actions)
+            finding = self._journaled(event, decision, pending)
             if not pending.audited:
                 self.journal.complete(pending, list(pending.records), "taken")
             return self._publish(finding, outcome, "restored")
@@ -262,9 +261,32 @@ class LoggingGuardResponder:
         actions = tuple(Action("cloudtrail", op, params, "taken") for op, params in decision.calls)
         return self._publish(self._weakened(event, decision, decision.found, actions), outcome, "restored")
 
+    def _journaled(self, event: CloudTrailEvent, decision: _Decision, pending: PendingAction) -> Finding:
+        """The finding of a restore an earlier attempt made (its journal) and did not report."""
+        actions = tuple(Action(a.service, a.operation, a.parameters, "taken") for a in pending.actions())
+        drifts = tuple(Drift(**d) for d in pending.payload.get("drift", []))
+        return self._weakened(event, decision, drifts, actions)
+
+    def _report_journaled(self, event: CloudTrailEvent, decision: _Decision) -> bool:
+        """Last attempt, nothing left to restore: if an attempt restored it (its answer lost, or
+        it died before its finding), say so now; else the restore would go unreported."""
+        if self.settings.response_mode != "enforce":
+            return False
+        pending = reread(lambda: self.journal.get(finding_id_of(NAME, event.detail.event_id)))
+        if pending is None:
+            return False
+        self.publisher.publish(self._journaled(event, decision, pending))
+        if not pending.audited:
+            try:
+                self.journal.complete(pending, list(pending.records), "taken")
+            except (ClientError, BotoCoreError) as failure:
+                logger.warning("audit record not written; the journal keeps it", extra={"error": str(failure)})
+        return True
+
     def give_up(self, event: CloudTrailEvent, error: Exception) -> None:
         """The last attempt failed: decide again from the trail as it is now. Still weakened: a
-        CRITICAL `Restore FAILED`; unreadable: UNCONFIRMED; restored or nothing due: no alert."""
+        CRITICAL `Restore FAILED`; unreadable: UNCONFIRMED; restored by an attempt: its report;
+        nothing due: no alert."""
         record = event.detail
         sub = self._sub_control(event)
         if sub is not None:
@@ -279,11 +301,17 @@ class LoggingGuardResponder:
             verdict = "UNCONFIRMED"
             decision = _Decision(Actor.from_record(record))
         else:
-            if decision.ignore or decision.report or not decision.found:
+            if decision.unreadable and decision.report:
+                # Refused on the re-read: whether the trail is still weakened is unknown.
+                verdict, state = "UNCONFIRMED", "; ".join(decision.report[2])
+            elif decision.ignore or decision.report or not decision.found:
+                if not (decision.ignore or decision.report) and self._report_journaled(event, decision):
+                    return
                 logger.info("last attempt failed; no restore is due: no FAILED alert")
                 return
-            state = "re-read now, the trail still differs: " + "; ".join(d.describe() for d in decision.found)
-            verdict = "FAILED"
+            else:
+                state = "re-read now, the trail still differs: " + "; ".join(d.describe() for d in decision.found)
+                verdict = "FAILED"
         outcome = "the trail is NOT restored" if self.settings.response_mode == "enforce" else "NOT evaluated"
         reasons = (
             f"RESTORE DID NOT HAPPEN: {type(error).__name__}: {error}",
@@ -379,6 +407,7 @@ class _FlowDecision:
     report: tuple[Severity, str, tuple[str, ...]] | None = None
     ignore: str | None = None
     off: bool = False  # re-read: flow logs are off on an instance the suite covers
+    unreadable: bool = False  # the instance could not be read: flow logs may be off
     on_again: bool = False  # re-read: on, on an instance the suite covers (an earlier attempt's restore?)
 
 
@@ -437,12 +466,14 @@ class FlowLogsGuard:
             now = self.gateway(instance).attribute(FLOW_LOGS)
         except (MemberAccessError, ConnectResourceNotFoundError) as error:
             why = f"the instance could not be read ({error}): not restored"
-            return _FlowDecision(actor, instance, report=(Severity.HIGH, "Flow logs change not assessed", (why,)))
+            report = (Severity.HIGH, "Flow logs change not assessed", (why,))
+            return _FlowDecision(actor, instance, report=report, unreadable=True)
         except ClientError as error:
             if error.response["Error"]["Code"] not in UNREADABLE:
                 raise
             why = f"the instance could not be read ({error.response['Error']['Code']}): not restored"
-            return _FlowDecision(actor, instance, report=(Severity.HIGH, "Flow logs change not assessed", (why,)))
+            report = (Severity.HIGH, "Flow logs change not assessed", (why,))
+            return _FlowDecision(actor, instance, report=report, unreadable=True)
         if now == "true":
             why = "contact flow logs are on again: nothing to restore"
             return _FlowDecision(actor, instance, ignore=why, on_again=True)
@@ -462,15 +493,9 @@ class FlowLogsGuard:
                 outcome.reason = decision.ignore
                 return outcome
             # An earlier attempt turned them on and died before its finding: report that restore.
-            assert decision.instance is not None
             if not pending.audited:
                 self.r.journal.complete(pending, list(pending.records), "taken")
-            action = Action("connect", "UpdateInstanceAttribute", self.restore_parameters(decision.instance), "taken")
-            earlier = "restored by an earlier attempt at this event, which stopped before reporting it"
-            finding = self.finding(
-                event, decision, Severity.HIGH, "Contact flow logs restored", (why, earlier), (action,)
-            )
-            return self.r._publish(finding, outcome, "restored")
+            return self.r._publish(self.journaled(event, decision), outcome, "restored")
         if decision.report:
             severity, title, reasons = decision.report
             return self.r._publish(self.finding(event, decision, severity, title, reasons), outcome, "alerted")
@@ -507,6 +532,14 @@ class FlowLogsGuard:
     def restore_parameters(instance: InstanceRef) -> dict[str, Any]:
         return {"InstanceId": instance.instance_id, "AttributeType": FLOW_LOGS, "Value": "true"}
 
+    def journaled(self, event: CloudTrailEvent, decision: _FlowDecision) -> Finding:
+        """The finding of a restore an earlier attempt made (its journal) and did not report."""
+        assert decision.instance is not None
+        action = Action("connect", "UpdateInstanceAttribute", self.restore_parameters(decision.instance), "taken")
+        why = "contact flow logs were off: the flows' logging blocks wrote nothing the archive can keep"
+        earlier = "restored by an earlier attempt at this event, which stopped before reporting it"
+        return self.finding(event, decision, Severity.HIGH, "Contact flow logs restored", (why, earlier), (action,))
+
     def give_up(self, event: CloudTrailEvent, error: Exception) -> None:
         record = event.detail
         try:
@@ -515,9 +548,17 @@ class FlowLogsGuard:
             verdict, state = "UNCONFIRMED", f"the instance could not be re-read ({type(failure).__name__}: {failure})"
             decision = _FlowDecision(Actor.from_record(record))
         else:
-            if not decision.off:
+            if decision.unreadable and decision.report:
+                verdict, state = "UNCONFIRMED", "; ".join(decision.report[2])  # refused on the re-read
+            elif not decision.off:
+                if decision.on_again and self.settings.response_mode == "enforce":
+                    # Restored by an attempt whose answer was lost, or that died before its finding.
+                    pending = reread(lambda: self.r.journal.get(finding_id_of(NAME, record.event_id)))
+                    if pending is not None:
+                        self.r.publisher.publish(self.journaled(event, decision))
                 return  # restored since, or nothing was due
-            verdict, state = "FAILED", "re-read now, contact flow logs are still off"
+            else:
+                verdict, state = "FAILED", "re-read now, contact flow logs are still off"
         reasons = (f"RESTORE DID NOT HAPPEN: {type(error).__name__}: {error}", state, "turn them on by hand (runbook)")
         title = f"Flow logs restore {verdict} for {record.event_name} in {record.recipient_account_id}"
         self.r.publisher.publish(self.finding(event, decision, Severity.CRITICAL, title, reasons, full_title=True))
