@@ -14,6 +14,7 @@ journaled before CloudTrail is called (connect_guard.audit), as for the other re
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -47,6 +48,31 @@ KIND = "logging.cloudtrail_tampering"
 CLOUDTRAIL = "cloudtrail.amazonaws.com"
 TRAIL_EVENTS = ("StopLogging", "DeleteTrail", "UpdateTrail", "PutEventSelectors", "PutInsightSelectors")
 UNREADABLE = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation"}
+
+
+_TRAIL_ARN = re.compile(r"^arn:(aws[a-z-]*):cloudtrail:([a-z]{2}(?:-[a-z]+)+-\d):(\d{12}):trail/([\w.-]{3,128})$")
+_TRAIL_NAME = re.compile(r"^[A-Za-z0-9][\w.-]{2,127}$")
+
+
+def _unusable_trail(reference: str, account: str, partition: str) -> str | None:
+    """Why the trail the event names can't be read (None: it can). A trail is changed from its
+    own account; an ARN of another account or partition, or no trail name at all, is not read."""
+    shown = repr(reference[:160])
+    if reference.startswith("arn:"):
+        match = _TRAIL_ARN.match(reference)
+        if match is None:
+            return f"the event names {shown}, which is not a CloudTrail trail ARN: nothing was read"
+        if match[1] != partition:
+            return f"the event names a trail in partition {match[1]}, not {partition}: nothing was read"
+        if match[3] != account:
+            return (
+                f"the event from account {account} names a trail of account {match[3]}: nothing was read; "
+                "check that account's trails"
+            )
+        return None
+    if _TRAIL_NAME.match(reference) is None:
+        return f"the event names {shown}, which is not a trail name: nothing was read; check every trail by hand"
+    return None
 
 
 class SubControl(Protocol):
@@ -120,13 +146,16 @@ class LoggingGuardResponder:
         own = is_suite_principal(actor, self.settings)
         account = record.recipient_account_id or event.account
         reference = record.param("name") or record.param("trailName")  # the selector calls say trailName
-        arn = None
+        arn, unusable = None, None
         if isinstance(reference, str) and reference not in ("", "***"):
-            arn = trail_arn(reference, account, record.aws_region)
+            unusable = _unusable_trail(reference, account, self.settings.partition)
+            arn = None if unusable else trail_arn(reference, account, record.aws_region, self.settings.partition)
         if record.denied:
             # A denied call changes nothing, but someone tried to blind the suite: HIGH, not MEDIUM.
             why = f"the call was denied ({record.error_code}): an attempt to switch logging off, not a change"
             return _Decision(actor, arn, report=(Severity.HIGH, "Denied attempt", (why,)))
+        if unusable:
+            return _Decision(actor, report=(Severity.CRITICAL, "Trail change not assessed", (unusable,)))
         if arn is None:
             why = "the event does not say which trail changed; check every trail of the account by hand"
             return _Decision(actor, report=(Severity.CRITICAL, "Unidentified trail change", (why,)))
@@ -445,13 +474,24 @@ class FlowLogsGuard:
             # Null parameters: which attribute it tried is unknown. An attempt, not a change.
             why = f"the call was denied ({record.error_code}): an attempt, not a change"
             return _FlowDecision(actor, instance, report=(Severity.MEDIUM, "Denied attempt", (why,)))
-        if kind != FLOW_LOGS:
+        # No attribute named (missing, truncated, not a string): it may have been the flow logs;
+        # the instance's re-read decides, as for CONTACTFLOW_LOGS with no value.
+        unnamed = not isinstance(kind, str) or kind in ("", "***")
+        if not unnamed and kind != FLOW_LOGS:
             return _FlowDecision(actor, ignore=f"instance attribute {kind} is not a logging setting")
-        if str(value).lower() == "true":
+        if not unnamed and str(value).lower() == "true":
             return _FlowDecision(actor, ignore="contact flow logs turned on")
         if instance is None:
             why = "the event does not say which instance; check the flow logs of every instance by hand"
             return _FlowDecision(actor, report=(Severity.HIGH, "Unidentified instance", (why,)))
+        home = (record.recipient_account_id or event.account, record.aws_region)
+        if (instance.account_id, instance.region) != home:
+            # An instance is changed from its own account and region only: not one to act on.
+            why = (
+                f"the event from account {home[0]} in {home[1]} names an instance of account "
+                f"{instance.account_id} in {instance.region}: not read, not restored"
+            )
+            return _FlowDecision(actor, instance, report=(Severity.HIGH, "Flow logs change not assessed", (why,)))
         allowed = allowlist_match(actor, self.settings.allowlisted_principals)
         if allowed:
             why = f"made by an allowlisted principal ({allowed}): kept, not restored"
@@ -476,6 +516,8 @@ class FlowLogsGuard:
             return _FlowDecision(actor, instance, report=report, unreadable=True)
         if now == "true":
             why = "contact flow logs are on again: nothing to restore"
+            if unnamed:
+                why = "the event does not say which attribute it changed; contact flow logs are on: nothing to restore"
             return _FlowDecision(actor, instance, ignore=why, on_again=True)
         return _FlowDecision(actor, instance, off=True)
 
