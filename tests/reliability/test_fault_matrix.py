@@ -76,6 +76,7 @@ CORPUS = {
         "logging/update-trail-other-bucket.json",  # its own bucket again: UpdateTrail
         "logging/update-instance-attribute-flow-logs-off.json",  # a member's flow logs, through its rollback role
         "logging/stop-logging-denied.json",  # an attempt: alerted, nothing to restore
+        "malformed/truncated.json",  # poison: the function's DLQ on its first receive, no finding
     ),
 }
 ITEMS = {responder: tuple(corpus_item(f) for f in files) for responder, files in CORPUS.items()}
@@ -181,6 +182,8 @@ def test_the_fault_free_runs_hold_every_invariant() -> None:
         "UpdateInstanceAttribute",
     }
     assert all(logging.in_place.values()), logging.in_place
+    (poison,) = [s.message_id for s in logging.sent if s.source == "malformed/truncated.json"]
+    assert logging.delivery.dlq[poison] == 1, summary(logging)
 
 
 @pytest.mark.parametrize(("responder", "fault"), representative(), ids=[f"{r}-{f.label}" for r, f in representative()])
