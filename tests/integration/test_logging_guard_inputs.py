@@ -71,6 +71,11 @@ CASES: dict[str, tuple[dict[str, Any], tuple[str, ...]]] = {
         edited(STOP, {"name": "org trail; --"}),
         ("finding", "CRITICAL", "Trail change not assessed", "is not a trail name"),
     ),
+    # CloudTrail would refuse it (InvalidTrailNameException) on every retry: never read.
+    "a name with adjacent dashes": (
+        edited(STOP, {"name": "org--trail"}),
+        ("finding", "CRITICAL", "Trail change not assessed", "is not a trail name"),
+    ),
     # The event's selectors are the attacker's claim: the trail is re-read and restored.
     "selectors of the wrong type": (
         edited(SELECTORS, {"trailName": "security-trail", "eventSelectors": "all"}),

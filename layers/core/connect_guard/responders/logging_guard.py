@@ -51,7 +51,8 @@ UNREADABLE = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation"}
 
 
 _TRAIL_ARN = re.compile(r"^arn:(aws[a-z-]*):cloudtrail:([a-z]{2}(?:-[a-z]+)+-\d):(\d{12}):trail/([\w.-]{3,128})$")
-_TRAIL_NAME = re.compile(r"^[A-Za-z0-9][\w.-]{2,127}$")
+# CloudTrail's naming rules: 3-128 of letters, digits and single . _ - between them; no IP address.
+_TRAIL_NAME = re.compile(r"^(?!\d+\.\d+\.\d+\.\d+$)[A-Za-z0-9](?:[A-Za-z0-9]|[._-](?=[A-Za-z0-9])){2,127}$")
 
 
 def _unusable_trail(reference: str, account: str, partition: str) -> str | None:
@@ -60,7 +61,7 @@ def _unusable_trail(reference: str, account: str, partition: str) -> str | None:
     shown = repr(reference[:160])
     if reference.startswith("arn:"):
         match = _TRAIL_ARN.match(reference)
-        if match is None:
+        if match is None or _TRAIL_NAME.match(match[4]) is None:
             return f"the event names {shown}, which is not a CloudTrail trail ARN: nothing was read"
         if match[1] != partition:
             return f"the event names a trail in partition {match[1]}, not {partition}: nothing was read"
