@@ -109,3 +109,24 @@ def test_a_kill_between_any_two_steps_of_a_flow_logs_restore_still_restores_once
     assert clean.kill.writes == FLOW_LOGS_STEPS
     for after in range(1, len(FLOW_LOGS_STEPS) + 1):
         restored(after)
+
+
+def test_a_restore_killed_halfway_is_finished_by_the_retry_and_reported_and_audited_whole(aws):
+    """The trail stopped and redirected: two calls. Killed after the first (UpdateTrail), the
+    retry finds only StartLogging still due; the finding and the audit still show both."""
+    build = pipeline_for(aws)
+    cloudtrail = aws.session.client("cloudtrail")
+    cloudtrail.update_trail(Name=ARN.format("org-trail"), S3BucketName="cg-demo-attacker-sink")
+    event = with_new_event_id(load_event("logging/stop-logging-by-name.json"))
+    run = deliver(aws, build, event, after=3)  # the dedup claim, the journal, UpdateTrail
+    assert run.kill.fired == "cloudtrail:UpdateTrail" and run.result["outcome"] == "restored"
+    assert run.kill.count("cloudtrail:UpdateTrail") == run.kill.count("cloudtrail:StartLogging") == 1
+    state = TrailGateway(cloudtrail).state(ARN.format("org-trail"))
+    assert state.is_logging and state.s3_bucket == "cg-demo-org-trail-logs"
+    (finding,) = run.alerts
+    assert [(a["operation"], a["status"]) for a in finding["actions"]] == [
+        ("UpdateTrail", "taken"),
+        ("StartLogging", "taken"),
+    ]
+    assert {c.split("=")[0] for c in finding["change"]["gained"]} >= {"is_logging", "s3_bucket"}
+    assert audit_of(aws, event) == [("StartLogging", "taken"), ("UpdateTrail", "taken")]

@@ -269,7 +269,17 @@ class LoggingGuardResponder:
             )
             for op, params in decision.calls
         ]
-        payload = {"drift": [{"setting": d.setting, "approved": d.approved, "now": d.now} for d in decision.found]}
+        found = decision.found
+        earlier = self.journal.get(finding_id)
+        if earlier is not None and not earlier.audited:
+            # An attempt that died halfway: what it set out to do and the re-read no longer finds
+            # due was made. Carried into this journal item: audited and reported with the rest.
+            due = {op for op, _ in decision.calls}
+            records = [r for r in earlier.records if r.get("action") not in due] + records
+            now = {d.setting for d in found}
+            before = tuple(Drift(**d) for d in earlier.payload.get("drift", []) if d["setting"] not in now)
+            found = before + found
+        payload = {"drift": [{"setting": d.setting, "approved": d.approved, "now": d.now} for d in found]}
         pending = self.journal.begin(
             finding_id, responder=NAME, event_id=record.event_id, records=records, payload=payload
         )
@@ -288,8 +298,8 @@ class LoggingGuardResponder:
             self.journal.complete(pending, records, "taken")
         except (ClientError, BotoCoreError) as error:
             logger.warning("audit record not written; the journal keeps it", extra={"error": str(error)})
-        actions = tuple(Action("cloudtrail", op, params, "taken") for op, params in decision.calls)
-        return self._publish(self._weakened(event, decision, decision.found, actions), outcome, "restored")
+        actions = tuple(Action(a.service, a.operation, a.parameters, "taken") for a in pending.actions())
+        return self._publish(self._weakened(event, decision, found, actions), outcome, "restored")
 
     def _journaled(self, event: CloudTrailEvent, decision: _Decision, pending: PendingAction) -> Finding:
         """The finding of a restore an earlier attempt made (its journal) and did not report."""
