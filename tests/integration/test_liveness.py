@@ -206,3 +206,72 @@ def test_a_recovery_whose_alert_fails_is_reported_when_sqs_retries_the_event(fre
     assert flow.process(back)["outcome"] == "alerted"
     (recovered,) = alerts(aws)
     assert recovered["reasons"][1] == "last heard 2026-11-20T10:15:04Z"
+
+
+# ---- the security account's own canary (template.yaml CanaryRole) --------------------------------
+CANARY_ROLE_ID = "AROAHCXANKA6CANARY01"  # the samples' sessionIssuer principalId
+
+
+def own_canary(at: datetime | None = None, role_id: str = CANARY_ROLE_ID) -> dict[str, Any]:
+    """iam-canary.json as the security stack's own canary writes it: its role, its account."""
+    event = json.loads(json.dumps(canary("iam-canary.json", at)).replace(SOURCE, SECURITY_ACCOUNT))
+    event["detail"]["userIdentity"]["sessionContext"]["sessionIssuer"]["principalId"] = role_id
+    return event
+
+
+def test_the_security_accounts_own_canary_reaches_the_rule_and_keeps_it_heard_without_a_member_stack(fresh_aws):
+    from connect_guard_tools.routing import compile_pattern
+    from connect_guard_tools.template import load_template
+
+    aws = fresh_aws
+    settings = settings_for(aws, canary_role_id=CANARY_ROLE_ID)
+    flow = pipeline(aws, settings)
+    check = liveness.build(settings, aws.clients).check
+    pattern = load_template()["Resources"]["LivenessCanaryRule"]["Properties"]["EventPattern"]
+    assert compile_pattern(pattern)(own_canary())  # straight to the rule on the security bus
+
+    assert check(HEARD - timedelta(minutes=1)) == []  # every source expected from now
+    assert flow.process(own_canary())["outcome"] == "recorded"
+    assert item(aws, SECURITY_ACCOUNT, "us-east-1", "iam")["heard_at"] == "2026-11-20T10:15:04Z"
+    # It keeps writing: heard within the limit, never silent, while the member account (no
+    # canary since) is.
+    for minutes in (15, 30, 45, 60, 75):
+        assert flow.process(own_canary(HEARD + timedelta(minutes=minutes)))["outcome"] == "recorded"
+    titles = [f.title for f in check(HEARD + timedelta(minutes=95))]
+    assert f"Canary silent: IAM events of {SECURITY_ACCOUNT} in us-east-1" not in titles
+    assert f"Canary silent: IAM events of {SOURCE} in us-east-1" in titles
+    assert all(SECURITY_ACCOUNT not in f["title"] for f in alerts(aws))
+
+
+def test_the_security_accounts_canary_gone_quiet_is_alerted_naming_its_last_arrival(fresh_aws):
+    aws = fresh_aws
+    settings = settings_for(aws, canary_role_id=CANARY_ROLE_ID)
+    flow = pipeline(aws, settings)
+    assert flow.process(own_canary())["outcome"] == "recorded"
+    liveness.build(settings, aws.clients).check(HEARD + timedelta(minutes=91))
+    (finding,) = [f for f in alerts(aws) if SECURITY_ACCOUNT in f["title"]]
+    assert finding["severity"] == "HIGH" and finding["kind"] == "suite.canary_silent"
+    assert finding["title"] == f"Canary silent: IAM events of {SECURITY_ACCOUNT} in us-east-1"
+    assert finding["reasons"][0] == f"account {SECURITY_ACCOUNT}, region us-east-1: last heard 2026-11-20T10:15:04Z"
+    # Heard again: a recovery, as for a member account.
+    assert flow.process(own_canary(HEARD + timedelta(minutes=100)))["outcome"] == "alerted"
+    (recovered,) = alerts(aws)
+    assert recovered["kind"] == "suite.canary_recovered" and SECURITY_ACCOUNT in recovered["title"]
+
+
+def test_a_role_re_created_under_the_canarys_name_in_the_security_account_does_not_count(fresh_aws):
+    """Whoever can delete and create roles in the security account could make a role with the
+    canary's exact ARN and tag it from anywhere: its new unique ID gives it away."""
+    aws = fresh_aws
+    settings = settings_for(aws, canary_role_id=CANARY_ROLE_ID)
+    flow = pipeline(aws, settings)
+    assert flow.process(own_canary())["outcome"] == "recorded"
+    impostor = own_canary(HEARD + timedelta(minutes=80), role_id="AROAHCXANKA6IMPOSTOR")
+    outcome = flow.process(impostor)
+    assert outcome["outcome"] == "alerted" and outcome["severity"] == "MEDIUM"
+    (finding,) = alerts(aws)
+    assert finding["kind"] == "suite.canary_not_counted"
+    assert "unique ID AROAHCXANKA6IMPOSTOR is not the stack's AROAHCXANKA6CANARY01" in finding["reasons"][0]
+    assert item(aws, SECURITY_ACCOUNT, "us-east-1", "iam")["heard_at"] == "2026-11-20T10:15:04Z"
+    # A member account's canary is known by its ARN alone: the security stack's ID is not asked of it.
+    assert flow.process(canary("iam-canary.json", HEARD + timedelta(minutes=5)))["outcome"] == "recorded"

@@ -68,10 +68,11 @@ FUNCTIONS = {
     "policy_alerts": "PolicyAlertsFunction",
     "profile_rollback": "ProfileRollbackFunction",
     "role_quarantine": "QuarantineFunction",
+    "logging_guard": "LoggingGuardFunction",
 }
 
 # ---- faults -------------------------------------------------------------------------------------
-SERVICES = ("sns", "dynamodb", "iam", "sts", "connect")
+SERVICES = ("sns", "dynamodb", "iam", "sts", "connect", "cloudtrail")
 KINDS = ("throttling", "5xx", "access_denied", "connection", "timeout_after_apply")
 TRANSIENT = frozenset({"throttling", "5xx", "connection", "timeout_after_apply"})
 # (error code, HTTP status) each service answers with: its API model's codes where it declares
@@ -102,10 +103,19 @@ ERRORS: dict[str, dict[str, tuple[str, int]]] = {
         "5xx": ("InternalServiceException", 500),
         "access_denied": ("AccessDeniedException", 403),
     },
+    # CloudTrail's model declares ThrottlingException and AccessDeniedException; no 5xx shape.
+    "cloudtrail": {
+        "throttling": ("ThrottlingException", 400),
+        "5xx": ("ServiceUnavailable", 503),
+        "access_denied": ("AccessDeniedException", 400),
+    },
 }
 # The writes whose count is the "no duplicate action" invariant.
 CONNECT_WRITES = frozenset({"UpdateUserSecurityProfiles", "UpdateSecurityProfile"})
 IAM_ATTACHMENTS = frozenset({"AttachUserPolicy", "AttachRolePolicy"})
+# logging_guard's restores: a trail's settings put back, an instance attribute set back.
+TRAIL_WRITES = frozenset({"UpdateTrail", "PutEventSelectors", "PutInsightSelectors", "StartLogging"})
+ATTRIBUTE_WRITES = frozenset({"UpdateInstanceAttribute"})
 
 
 @dataclass(frozen=True)
@@ -735,12 +745,31 @@ def claims(finding: dict[str, Any]) -> list[Claim]:
             else:
                 subject = ("iam_role", account, str(params.get("RoleName")))
             found.append(Claim(subject, operation, str(action.get("status")), None))
+        elif (action.get("service"), operation) in LOGGING_WRITES:
+            subject, target = _logging_subject(operation, params)
+            found.append(Claim(subject, operation, str(action.get("status")), target))
     return found
+
+
+LOGGING_WRITES = {("cloudtrail", op) for op in TRAIL_WRITES} | {("connect", op) for op in ATTRIBUTE_WRITES}
+
+
+def _logging_subject(operation: str, params: dict[str, Any]) -> tuple[Subject, frozenset[str]]:
+    """A logging_guard write: ("trail", trail, operation) with the settings it puts, or
+    ("instance_attribute", instance ID, attribute) with the value it sets."""
+    if operation in ATTRIBUTE_WRITES:
+        instance = str(params.get("InstanceId", "")).rsplit("/", 1)[-1]
+        return ("instance_attribute", instance, str(params.get("AttributeType"))), frozenset({str(params.get("Value"))})
+    trail = str(params.get("Name") or params.get("TrailName") or "").rsplit("/", 1)[-1]
+    settings = {k: json.dumps(v, sort_keys=True) for k, v in params.items() if k not in ("Name", "TrailName")}
+    return ("trail", trail, operation), frozenset(f"{k}={v}" for k, v in settings.items())
 
 
 def written_subject(call: Call) -> Subject | None:
     """The subject of an applied write in the ledger (the writes the invariants count)."""
     params = call.params
+    if (call.service, call.operation) in LOGGING_WRITES:
+        return _logging_subject(call.operation, params)[0]
     if call.service == "connect" and call.operation in CONNECT_WRITES:
         instance = str(params.get("InstanceId", "")).rsplit("/", 1)[-1]
         if call.operation == "UpdateUserSecurityProfiles":
@@ -789,7 +818,47 @@ class State:
         """The claimed action is what the state now shows."""
         if claim.subject[0].startswith("iam_"):
             return self.quarantined(claim.subject)
+        if claim.subject[0] == "trail":
+            return self.trail_shows(claim)
+        if claim.subject[0] == "instance_attribute":
+            _, instance, kind = claim.subject
+            return {self.aws.connect.attribute(instance, kind)} == claim.target
         return self.connect(claim.subject) == claim.target
+
+    def trail_shows(self, claim: Claim) -> bool:
+        """The security account's trail has the settings the restore put (read back from CloudTrail)."""
+        _, name, operation = claim.subject
+        wanted = {k: json.loads(v) for k, v in (item.split("=", 1) for item in claim.target or ())}
+        cloudtrail = self.aws.session.client("cloudtrail")
+        try:
+            if operation == "StartLogging":
+                return bool(cloudtrail.get_trail_status(Name=name)["IsLogging"])
+            if operation == "PutEventSelectors":
+                got = cloudtrail.get_event_selectors(TrailName=name)
+                key = "AdvancedEventSelectors" if "AdvancedEventSelectors" in wanted else "EventSelectors"
+                return _selectors(got.get(key)) == _selectors(wanted[key])
+            if operation == "PutInsightSelectors":
+                got = cloudtrail.get_insight_selectors(TrailName=name).get("InsightSelectors", [])
+                return _selectors(got) == _selectors(wanted["InsightSelectors"])
+            trail = cloudtrail.get_trail(Name=name)["Trail"]
+        except cloudtrail.exceptions.TrailNotFoundException:
+            return False
+        shown = {
+            "S3BucketName": trail.get("S3BucketName", ""),
+            "S3KeyPrefix": trail.get("S3KeyPrefix", ""),
+            "KmsKeyId": trail.get("KmsKeyId", ""),
+            "IsMultiRegionTrail": trail.get("IsMultiRegionTrail"),
+            "IncludeGlobalServiceEvents": trail.get("IncludeGlobalServiceEvents"),
+            "EnableLogFileValidation": trail.get("LogFileValidationEnabled"),
+        }
+        return all(shown.get(k) == v for k, v in wanted.items())
+
+
+def _selectors(selectors: Any) -> list[str]:
+    """Selectors compared by what they select (CloudTrail fills in empty lists it was not sent)."""
+    return sorted(
+        json.dumps({k: v for k, v in s.items() if v not in ([], None)}, sort_keys=True) for s in selectors or []
+    )
 
 
 # ---- one run ------------------------------------------------------------------------------------
@@ -894,15 +963,16 @@ class Violation:
 
 
 def _publish_hit(result: Result, event_id: str, failed_alert: bool | None = None) -> bool:
-    """An injected SNS fault hit a publish of a finding about the event (of a FAILED alert only,
-    or of any other only, when `failed_alert` says so)."""
+    """An injected SNS fault hit a publish of a finding about the event (of a last-attempt alert
+    only, FAILED or UNCONFIRMED, or of any other only, when `failed_alert` says so)."""
     for call in result.calls:
         if call.service != "sns" or call.operation != "Publish" or call.fault is None:
             continue
         finding = call.finding()
         if finding is None or finding["event"]["event_id"] != event_id:
             continue
-        if failed_alert is None or is_failed_alert(finding) == failed_alert:
+        last_attempt = is_failed_alert(finding) or is_unconfirmed_alert(finding)
+        if failed_alert is None or last_attempt == failed_alert:
             return True
     return False
 

@@ -39,12 +39,15 @@ import random
 import pytest
 
 from tests.reliability.harness import (
+    ATTRIBUTE_WRITES,
     CONNECT_WRITES,
     IAM_ATTACHMENTS,
     KINDS,
+    TRAIL_WRITES,
     TRANSIENT,
     Fault,
     check,
+    claims,
     corpus_item,
     fault_free,
     run,
@@ -67,6 +70,13 @@ CORPUS = {
         "quarantine/delete-role-connect-slr-denied-iam-user.json",  # an IAM user: quarantined
         "quarantine/delete-role-tagged-assumed-role.json",  # the role behind a session: quarantined
         "quarantine/delete-role-not-protected.json",  # alerted, nobody quarantined
+    ),
+    "logging_guard": (
+        "logging/stop-logging-by-name.json",  # the security account's trail: StartLogging
+        "logging/update-trail-other-bucket.json",  # its own bucket again: UpdateTrail
+        "logging/update-instance-attribute-flow-logs-off.json",  # a member's flow logs, through its rollback role
+        "logging/stop-logging-denied.json",  # an attempt: alerted, nothing to restore
+        "malformed/truncated.json",  # poison: the function's DLQ on its first receive, no finding
     ),
 }
 ITEMS = {responder: tuple(corpus_item(f) for f in files) for responder, files in CORPUS.items()}
@@ -91,6 +101,13 @@ DEPENDENCIES: dict[str, dict[str, frozenset[str]]] = {
         "dynamodb": frozenset({"UpdateItem"}),
         "sts": frozenset({"AssumeRole"}),
         "iam": IAM_ATTACHMENTS | {"TagUser", "TagRole"},
+    },
+    "logging_guard": {
+        "sns": frozenset({"Publish"}),
+        "dynamodb": frozenset({"UpdateItem"}),
+        "sts": frozenset({"AssumeRole"}),  # the member read and rollback roles (flow logs)
+        "cloudtrail": TRAIL_WRITES,  # the security account's trails, with the function's own role
+        "connect": ATTRIBUTE_WRITES,
     },
 }
 ON_WRITES = {"5xx", "timeout_after_apply"}
@@ -152,6 +169,21 @@ def test_the_fault_free_runs_hold_every_invariant() -> None:
     assert sorted(f["title"].split(":")[0] for f in rollback.findings) == ["Rolled back", "Rolled back"]
     quarantine = fault_free("role_quarantine", ITEMS["role_quarantine"])
     assert sum(f["title"].startswith("Quarantined") for f in quarantine.findings) == 2
+    logging = fault_free("logging_guard", ITEMS["logging_guard"])
+    assert sorted(f["title"].split(":")[0] for f in logging.findings) == [
+        "Contact flow logs restored",
+        "Denied attempt",
+        "Trail restored",
+        "Trail restored",
+    ]
+    assert {c.operation for f in logging.findings for c in claims(f)} == {
+        "StartLogging",
+        "UpdateTrail",
+        "UpdateInstanceAttribute",
+    }
+    assert all(logging.in_place.values()), logging.in_place
+    (poison,) = [s.message_id for s in logging.sent if s.source == "malformed/truncated.json"]
+    assert logging.delivery.dlq[poison] == 1, summary(logging)
 
 
 @pytest.mark.parametrize(("responder", "fault"), representative(), ids=[f"{r}-{f.label}" for r, f in representative()])
@@ -184,6 +216,26 @@ SCENARIOS = {
         (
             Fault("iam", "throttling", IAM_ATTACHMENTS, rounds=4),
             Fault("iam", "timeout_after_apply", IAM_ATTACHMENTS, rounds=5),
+        ),
+    ),
+    # The trail's restore and the flow logs' are made on the last receive, and their answers lost.
+    "logging_guard-last-restores-apply-then-time-out": (
+        "logging_guard",
+        (
+            Fault("cloudtrail", "throttling", TRAIL_WRITES, rounds=4),
+            Fault("connect", "throttling", ATTRIBUTE_WRITES, rounds=4),
+            Fault("cloudtrail", "timeout_after_apply", TRAIL_WRITES, rounds=5),
+            Fault("connect", "timeout_after_apply", ATTRIBUTE_WRITES, rounds=5),
+        ),
+    ),
+    # Every restore refused until the last receive, whose re-read is refused too: UNCONFIRMED.
+    "logging_guard-reads-refused-on-the-last-receive": (
+        "logging_guard",
+        (
+            Fault("cloudtrail", "throttling", TRAIL_WRITES, rounds=4),
+            Fault("connect", "throttling", ATTRIBUTE_WRITES, rounds=4),
+            Fault("cloudtrail", "access_denied", frozenset({"GetTrail", "GetTrailStatus"}), rounds=5),
+            Fault("connect", "access_denied", frozenset({"DescribeInstanceAttribute"}), rounds=5),
         ),
     ),
 }

@@ -81,3 +81,38 @@ def test_expected_sources_are_iam_per_enrolled_account_and_connect_per_enrolled_
         liveness.Source("111122223333", "us-east-1", "iam"),
         liveness.Source("111122223333", "eu-west-2", "connect"),  # 999988887777 is not enrolled
     ]
+
+
+def _security_account(event: dict[str, Any]) -> None:
+    text = json.dumps(event).replace("111122223333", "123456789012")
+    event.clear()
+    event.update(json.loads(text))
+
+
+def test_the_security_accounts_canary_needs_the_stacks_role_id_too():
+    """Read from CANARY_ROLE_ID (template.yaml: CanaryRole.RoleId); a member account's canary is
+    known by its ARN alone, the security account's by ARN and unique ID."""
+    env = {
+        "ALERT_TOPIC_ARN": SETTINGS.alert_topic_arn,
+        "DEDUP_TABLE_NAME": "dedup",
+        "MEMBER_ACCOUNT_IDS": "111122223333",
+        "CANARY_ROLE_ID": "AROAHCXANKA6CANARY01",
+    }
+    settings = Settings.from_env(env)
+    assert settings.canary_role_id == "AROAHCXANKA6CANARY01"
+    assert liveness.not_a_canary(parsed("iam-canary.json", _security_account), settings) == ("iam", "")
+    assert liveness.not_a_canary(parsed("iam-canary.json"), settings) == ("iam", "")
+    other = settings.model_copy(update={"canary_role_id": "AROAHCXANKA6RECREATED"})
+    service, why = liveness.not_a_canary(parsed("iam-canary.json", _security_account), other)
+    assert service == "iam" and "unique ID AROAHCXANKA6CANARY01 is not the stack's AROAHCXANKA6RECREATED" in why
+    # Without the ID (an older deployment), the ARN alone decides, as for member accounts.
+    unset = settings.model_copy(update={"canary_role_id": None})
+    assert liveness.not_a_canary(parsed("iam-canary.json", _security_account), unset) == ("iam", "")
+
+
+def test_a_canary_role_id_that_is_no_role_id_is_a_configuration_error():
+    from connect_guard.errors import ConfigurationError
+
+    env = {"ALERT_TOPIC_ARN": SETTINGS.alert_topic_arn, "DEDUP_TABLE_NAME": "dedup", "CANARY_ROLE_ID": "canary"}
+    with pytest.raises(ConfigurationError, match="CANARY_ROLE_ID"):
+        Settings.from_env(env)

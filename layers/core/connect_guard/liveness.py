@@ -8,6 +8,10 @@ this responder). Each arrival is recorded per account, region and service in the
 expected canary has been silent longer than CanarySilenceMinutes; the first canary heard after
 that alert is a finding too (recovered). Only the exact scheduler role of the event's own account
 counts: a forged canary (right tag, other identity or account) is reported, never recorded.
+
+The security account runs its own canary (template.yaml CanaryRole and schedules: the same role
+name and grant as a member stack's), so it proves its path without a member stack; there the
+role's unique ID must match too (CANARY_ROLE_ID).
 """
 
 from __future__ import annotations
@@ -112,6 +116,14 @@ def not_a_canary(event: CloudTrailEvent, settings: Settings) -> tuple[str | None
     issuer = record.user_identity.session_issuer_arn
     if record.user_identity.type != "AssumedRole" or issuer != expected:
         return service, f"made by {issuer or record.user_identity.arn or 'an unknown identity'}, not {expected}"
+    role_id = record.user_identity.session_issuer_principal_id
+    if account == settings.own_account_id and settings.canary_role_id and role_id != settings.canary_role_id:
+        # The security stack knows its own role's unique ID: a role deleted and re-created
+        # under the canary's name (by whoever can create roles here) is not its canary.
+        return (
+            service,
+            f"made by a role {expected} whose unique ID {role_id} is not the stack's {settings.canary_role_id}",
+        )
     if service == "iam":
         if record.param("roleName") != member_role_name(settings.environment, "canary"):
             return service, f"tags role {record.param('roleName')!r}, not the canary role"

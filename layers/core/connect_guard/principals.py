@@ -120,7 +120,11 @@ def suite_role(account_id: str | None, role_name: str | None, settings: Settings
     env, name = settings.environment, role_name.lower()
     names: set[str] = set()
     if account_id == settings.own_account_id:
-        names |= {suite_role_name(env, control) for control in SUITE_ROLES} | {member_role_name(env, "forward")}
+        # The forward role (a member stack here) and the canary role (the security stack's own).
+        names |= {suite_role_name(env, control) for control in SUITE_ROLES} | {
+            member_role_name(env, "forward"),
+            member_role_name(env, "canary"),
+        }
     if account_id in settings.member_account_ids:
         names |= {member_role_name(env, purpose) for purpose in MEMBER_PURPOSES}
     return name in {n.lower() for n in names}

@@ -141,6 +141,9 @@ class Settings(BaseModel):
     max_event_age_hours: int | None = Field(default=48, ge=1)
     # Liveness: an expected canary silent longer than this is alerted (the canary runs every 15 min).
     canary_silence_minutes: int = Field(default=90, ge=20)
+    # The security stack's own canary role (template.yaml CanaryRole): its unique ID, so that a
+    # role deleted and re-created under its name does not count as the security account's canary.
+    canary_role_id: str | None = Field(default=None, pattern=r"^AROA[A-Z0-9]{12,128}$")
 
     _split = field_validator(
         "member_account_ids",
@@ -315,6 +318,7 @@ class Settings(BaseModel):
             "allow_direct_invocation": "CONNECT_GUARD_ALLOW_DIRECT_INVOCATION",
             "max_event_age_hours": "MAX_EVENT_AGE_HOURS",
             "canary_silence_minutes": "CANARY_SILENCE_MINUTES",
+            "canary_role_id": "CANARY_ROLE_ID",
         }
         values = {field: env[var] for field, var in names.items() if var in env and env[var] != ""}
         try:

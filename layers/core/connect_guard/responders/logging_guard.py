@@ -14,12 +14,13 @@ journaled before CloudTrail is called (connect_guard.audit), as for the other re
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from connect_guard.audit import ActionJournal, AuditLog, action_record
+from connect_guard.audit import ActionJournal, AuditLog, PendingAction, action_record
 from connect_guard.clients import AwsClients, reread
 from connect_guard.connect import ConnectGateway, InstanceRef
 from connect_guard.errors import ConnectResourceNotFoundError, MemberAccessError
@@ -51,6 +52,32 @@ TRAIL_EVENTS = ("StopLogging", "DeleteTrail", "UpdateTrail", "PutEventSelectors"
 UNREADABLE = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation"}
 
 
+_TRAIL_ARN = re.compile(r"^arn:(aws[a-z-]*):cloudtrail:([a-z]{2}(?:-[a-z]+)+-\d):(\d{12}):trail/([\w.-]{3,128})$")
+# CloudTrail's naming rules: 3-128 of letters, digits and single . _ - between them; no IP address.
+_TRAIL_NAME = re.compile(r"^(?!\d+\.\d+\.\d+\.\d+$)[A-Za-z0-9](?:[A-Za-z0-9]|[._-](?=[A-Za-z0-9])){2,127}$")
+
+
+def _unusable_trail(reference: str, account: str, partition: str) -> str | None:
+    """Why the trail the event names can't be read (None: it can). A trail is changed from its
+    own account; an ARN of another account or partition, or no trail name at all, is not read."""
+    shown = repr(reference[:160])
+    if reference.startswith("arn:"):
+        match = _TRAIL_ARN.match(reference)
+        if match is None or _TRAIL_NAME.match(match[4]) is None:
+            return f"the event names {shown}, which is not a CloudTrail trail ARN: nothing was read"
+        if match[1] != partition:
+            return f"the event names a trail in partition {match[1]}, not {partition}: nothing was read"
+        if match[3] != account:
+            return (
+                f"the event from account {account} names a trail of account {match[3]}: nothing was read; "
+                "check that account's trails"
+            )
+        return None
+    if _TRAIL_NAME.match(reference) is None:
+        return f"the event names {shown}, which is not a trail name: nothing was read; check every trail by hand"
+    return None
+
+
 class SubControl(Protocol):
     """A logging setting other than trails (flow logs, storage, keys, the suite's plumbing): its
     own events, decided and restored by itself, on the responder's clients, journal and publisher."""
@@ -74,6 +101,7 @@ class _Decision:
     report: tuple[Severity, str, tuple[str, ...]] | None = None  # alert only: no restore is due
     ignore: str | None = None
     own: bool = False  # made by the suite's own role, which only ever restores
+    unreadable: bool = False  # the trail could not be read: it may be weakened, nobody knows
 
     @property
     def calls(self) -> list[tuple[str, dict[str, Any]]]:
@@ -121,13 +149,16 @@ class LoggingGuardResponder:
         own = is_suite_principal(actor, self.settings)
         account = record.recipient_account_id or event.account
         reference = record.param("name") or record.param("trailName")  # the selector calls say trailName
-        arn = None
+        arn, unusable = None, None
         if isinstance(reference, str) and reference not in ("", "***"):
-            arn = trail_arn(reference, account, record.aws_region)
+            unusable = _unusable_trail(reference, account, self.settings.partition)
+            arn = None if unusable else trail_arn(reference, account, record.aws_region, self.settings.partition)
         if record.denied:
             # A denied call changes nothing, but someone tried to blind the suite: HIGH, not MEDIUM.
             why = f"the call was denied ({record.error_code}): an attempt to switch logging off, not a change"
             return _Decision(actor, arn, report=(Severity.HIGH, "Denied attempt", (why,)))
+        if unusable:
+            return _Decision(actor, report=(Severity.CRITICAL, "Trail change not assessed", (unusable,)))
         if arn is None:
             why = "the event does not say which trail changed; check every trail of the account by hand"
             return _Decision(actor, report=(Severity.CRITICAL, "Unidentified trail change", (why,)))
@@ -147,14 +178,14 @@ class LoggingGuardResponder:
                 self.clients.for_account("cloudtrail", account, home_region(arn), self.settings, "read")
             ).state(arn)
         except MemberAccessError as error:
-            return _Decision(
-                actor, arn, snapshot, report=(Severity.CRITICAL, "Trail change not assessed", (str(error),))
-            )
+            report = (Severity.CRITICAL, "Trail change not assessed", (str(error),))
+            return _Decision(actor, arn, snapshot, report=report, unreadable=True)
         except ClientError as error:
             if error.response["Error"]["Code"] not in UNREADABLE:
                 raise  # transient: retried, and the last attempt alerts
             why = f"the trail could not be read ({error.response['Error']['Code']}): not restored"
-            return _Decision(actor, arn, snapshot, report=(Severity.CRITICAL, "Trail change not assessed", (why,)))
+            report = (Severity.CRITICAL, "Trail change not assessed", (why,))
+            return _Decision(actor, arn, snapshot, report=report, unreadable=True)
         if current is None:
             shown = self._snapshot_lines(snapshot) if snapshot else ("no snapshot of this trail was ever taken",)
             why = "the trail no longer exists: re-create it from its last snapshot (runbook)"
@@ -211,9 +242,7 @@ class LoggingGuardResponder:
                 outcome.reason = "the trail matches its approved snapshot: nothing to restore"
                 return outcome
             # An earlier attempt restored it and died before reporting: report what it did.
-            actions = tuple(Action(a.service, a.operation, a.parameters, "taken") for a in pending.actions())
-            drifts = tuple(Drift(**d) for d in pending.payload.get("drift", []))
-            finding = self._weakened(event, decision, drifts, actions)
+            finding = self._journaled(event, decision, pending)
             if not pending.audited:
                 self.journal.complete(pending, list(pending.records), "taken")
             return self._publish(finding, outcome, "restored")
@@ -242,7 +271,17 @@ class LoggingGuardResponder:
             )
             for op, params in decision.calls
         ]
-        payload = {"drift": [{"setting": d.setting, "approved": d.approved, "now": d.now} for d in decision.found]}
+        found = decision.found
+        earlier = self.journal.get(finding_id)
+        if earlier is not None and not earlier.audited:
+            # An attempt that died halfway: what it set out to do and the re-read no longer finds
+            # due was made. Carried into this journal item: audited and reported with the rest.
+            due = {op for op, _ in decision.calls}
+            records = [r for r in earlier.records if r.get("action") not in due] + records
+            now = {d.setting for d in found}
+            before = tuple(Drift(**d) for d in earlier.payload.get("drift", []) if d["setting"] not in now)
+            found = before + found
+        payload = {"drift": [{"setting": d.setting, "approved": d.approved, "now": d.now} for d in found]}
         pending = self.journal.begin(
             finding_id, responder=NAME, event_id=record.event_id, records=records, payload=payload
         )
@@ -261,12 +300,35 @@ class LoggingGuardResponder:
             self.journal.complete(pending, records, "taken")
         except (ClientError, BotoCoreError) as error:
             logger.warning("audit record not written; the journal keeps it", extra={"error": str(error)})
-        actions = tuple(Action("cloudtrail", op, params, "taken") for op, params in decision.calls)
-        return self._publish(self._weakened(event, decision, decision.found, actions), outcome, "restored")
+        actions = tuple(Action(a.service, a.operation, a.parameters, "taken") for a in pending.actions())
+        return self._publish(self._weakened(event, decision, found, actions), outcome, "restored")
+
+    def _journaled(self, event: CloudTrailEvent, decision: _Decision, pending: PendingAction) -> Finding:
+        """The finding of a restore an earlier attempt made (its journal) and did not report."""
+        actions = tuple(Action(a.service, a.operation, a.parameters, "taken") for a in pending.actions())
+        drifts = tuple(Drift(**d) for d in pending.payload.get("drift", []))
+        return self._weakened(event, decision, drifts, actions)
+
+    def _report_journaled(self, event: CloudTrailEvent, decision: _Decision) -> bool:
+        """Last attempt, nothing left to restore: if an attempt restored it (its answer lost, or
+        it died before its finding), say so now; else the restore would go unreported."""
+        if self.settings.response_mode != "enforce":
+            return False
+        pending = reread(lambda: self.journal.get(finding_id_of(NAME, event.detail.event_id)))
+        if pending is None:
+            return False
+        self.publisher.publish(self._journaled(event, decision, pending))
+        if not pending.audited:
+            try:
+                self.journal.complete(pending, list(pending.records), "taken")
+            except (ClientError, BotoCoreError) as failure:
+                logger.warning("audit record not written; the journal keeps it", extra={"error": str(failure)})
+        return True
 
     def give_up(self, event: CloudTrailEvent, error: Exception) -> None:
         """The last attempt failed: decide again from the trail as it is now. Still weakened: a
-        CRITICAL `Restore FAILED`; unreadable: UNCONFIRMED; restored or nothing due: no alert."""
+        CRITICAL `Restore FAILED`; unreadable: UNCONFIRMED; restored by an attempt: its report;
+        nothing due: no alert."""
         record = event.detail
         sub = self._sub_control(event)
         if sub is not None:
@@ -281,11 +343,17 @@ class LoggingGuardResponder:
             verdict = "UNCONFIRMED"
             decision = _Decision(Actor.from_record(record))
         else:
-            if decision.ignore or decision.report or not decision.found:
+            if decision.unreadable and decision.report:
+                # Refused on the re-read: whether the trail is still weakened is unknown.
+                verdict, state = "UNCONFIRMED", "; ".join(decision.report[2])
+            elif decision.ignore or decision.report or not decision.found:
+                if not (decision.ignore or decision.report) and self._report_journaled(event, decision):
+                    return
                 logger.info("last attempt failed; no restore is due: no FAILED alert")
                 return
-            state = "re-read now, the trail still differs: " + "; ".join(d.describe() for d in decision.found)
-            verdict = "FAILED"
+            else:
+                state = "re-read now, the trail still differs: " + "; ".join(d.describe() for d in decision.found)
+                verdict = "FAILED"
         outcome = "the trail is NOT restored" if self.settings.response_mode == "enforce" else "NOT evaluated"
         reasons = (
             f"RESTORE DID NOT HAPPEN: {type(error).__name__}: {error}",
@@ -381,6 +449,8 @@ class _FlowDecision:
     report: tuple[Severity, str, tuple[str, ...]] | None = None
     ignore: str | None = None
     off: bool = False  # re-read: flow logs are off on an instance the suite covers
+    unreadable: bool = False  # the instance could not be read: flow logs may be off
+    on_again: bool = False  # re-read: on, on an instance the suite covers (an earlier attempt's restore?)
 
 
 class FlowLogsGuard:
@@ -417,13 +487,24 @@ class FlowLogsGuard:
             # Null parameters: which attribute it tried is unknown. An attempt, not a change.
             why = f"the call was denied ({record.error_code}): an attempt, not a change"
             return _FlowDecision(actor, instance, report=(Severity.MEDIUM, "Denied attempt", (why,)))
-        if kind != FLOW_LOGS:
+        # No attribute named (missing, truncated, not a string): it may have been the flow logs;
+        # the instance's re-read decides, as for CONTACTFLOW_LOGS with no value.
+        unnamed = not isinstance(kind, str) or kind in ("", "***")
+        if not unnamed and kind != FLOW_LOGS:
             return _FlowDecision(actor, ignore=f"instance attribute {kind} is not a logging setting")
-        if str(value).lower() == "true":
+        if not unnamed and str(value).lower() == "true":
             return _FlowDecision(actor, ignore="contact flow logs turned on")
         if instance is None:
             why = "the event does not say which instance; check the flow logs of every instance by hand"
             return _FlowDecision(actor, report=(Severity.HIGH, "Unidentified instance", (why,)))
+        home = (record.recipient_account_id or event.account, record.aws_region)
+        if (instance.account_id, instance.region) != home:
+            # An instance is changed from its own account and region only: not one to act on.
+            why = (
+                f"the event from account {home[0]} in {home[1]} names an instance of account "
+                f"{instance.account_id} in {instance.region}: not read, not restored"
+            )
+            return _FlowDecision(actor, instance, report=(Severity.HIGH, "Flow logs change not assessed", (why,)))
         allowed = allowlist_match(actor, self.settings.allowlisted_principals)
         if allowed:
             why = f"made by an allowlisted principal ({allowed}): kept, not restored"
@@ -438,35 +519,48 @@ class FlowLogsGuard:
             now = self.gateway(instance).attribute(FLOW_LOGS)
         except (MemberAccessError, ConnectResourceNotFoundError) as error:
             why = f"the instance could not be read ({error}): not restored"
-            return _FlowDecision(actor, instance, report=(Severity.HIGH, "Flow logs change not assessed", (why,)))
+            report = (Severity.HIGH, "Flow logs change not assessed", (why,))
+            return _FlowDecision(actor, instance, report=report, unreadable=True)
         except ClientError as error:
             if error.response["Error"]["Code"] not in UNREADABLE:
                 raise
             why = f"the instance could not be read ({error.response['Error']['Code']}): not restored"
-            return _FlowDecision(actor, instance, report=(Severity.HIGH, "Flow logs change not assessed", (why,)))
+            report = (Severity.HIGH, "Flow logs change not assessed", (why,))
+            return _FlowDecision(actor, instance, report=report, unreadable=True)
         if now == "true":
-            return _FlowDecision(actor, instance, ignore="contact flow logs are on again: nothing to restore")
+            why = "contact flow logs are on again: nothing to restore"
+            if unnamed:
+                why = "the event does not say which attribute it changed; contact flow logs are on: nothing to restore"
+            return _FlowDecision(actor, instance, ignore=why, on_again=True)
         return _FlowDecision(actor, instance, off=True)
 
     def handle(self, event: CloudTrailEvent) -> Outcome:
         record = event.detail
         outcome = Outcome(NAME, record.event_id, record.event_name, "ignored")
         decision = self.decide(event)
+        why = "contact flow logs are off: the flows' logging blocks write nothing the archive can keep"
+        finding_id = finding_id_of(NAME, record.event_id)
         if decision.ignore:
-            outcome.reason = decision.ignore
-            return outcome
+            pending = None
+            if decision.on_again and self.settings.response_mode == "enforce":
+                pending = self.r.journal.get(finding_id)
+            if pending is None:
+                outcome.reason = decision.ignore
+                return outcome
+            # An earlier attempt turned them on and died before its finding: report that restore.
+            if not pending.audited:
+                self.r.journal.complete(pending, list(pending.records), "taken")
+            return self.r._publish(self.journaled(event, decision), outcome, "restored")
         if decision.report:
             severity, title, reasons = decision.report
             return self.r._publish(self.finding(event, decision, severity, title, reasons), outcome, "alerted")
         assert decision.instance is not None
         instance = decision.instance
-        parameters = {"InstanceId": instance.instance_id, "AttributeType": FLOW_LOGS, "Value": "true"}
-        why = "contact flow logs are off: the flows' logging blocks write nothing the archive can keep"
+        parameters = self.restore_parameters(instance)
         if self.settings.response_mode != "enforce":
             action = Action("connect", "UpdateInstanceAttribute", parameters, "proposed")
             finding = self.finding(event, decision, Severity.HIGH, "Contact flow logs off", (why,), (action,))
             return self.r._publish(finding, outcome, "alerted")
-        finding_id = finding_id_of(NAME, record.event_id)
         action = Action("connect", "UpdateInstanceAttribute", parameters, "taken")
         audit = action_record(
             self.r.audit,
@@ -489,6 +583,18 @@ class FlowLogsGuard:
         finding = self.finding(event, decision, Severity.HIGH, "Contact flow logs restored", (why,), (action,))
         return self.r._publish(finding, outcome, "restored")
 
+    @staticmethod
+    def restore_parameters(instance: InstanceRef) -> dict[str, Any]:
+        return {"InstanceId": instance.instance_id, "AttributeType": FLOW_LOGS, "Value": "true"}
+
+    def journaled(self, event: CloudTrailEvent, decision: _FlowDecision) -> Finding:
+        """The finding of a restore an earlier attempt made (its journal) and did not report."""
+        assert decision.instance is not None
+        action = Action("connect", "UpdateInstanceAttribute", self.restore_parameters(decision.instance), "taken")
+        why = "contact flow logs were off: the flows' logging blocks wrote nothing the archive can keep"
+        earlier = "restored by an earlier attempt at this event, which stopped before reporting it"
+        return self.finding(event, decision, Severity.HIGH, "Contact flow logs restored", (why, earlier), (action,))
+
     def give_up(self, event: CloudTrailEvent, error: Exception) -> None:
         record = event.detail
         try:
@@ -497,9 +603,17 @@ class FlowLogsGuard:
             verdict, state = "UNCONFIRMED", f"the instance could not be re-read ({type(failure).__name__}: {failure})"
             decision = _FlowDecision(Actor.from_record(record))
         else:
-            if not decision.off:
+            if decision.unreadable and decision.report:
+                verdict, state = "UNCONFIRMED", "; ".join(decision.report[2])  # refused on the re-read
+            elif not decision.off:
+                if decision.on_again and self.settings.response_mode == "enforce":
+                    # Restored by an attempt whose answer was lost, or that died before its finding.
+                    pending = reread(lambda: self.r.journal.get(finding_id_of(NAME, record.event_id)))
+                    if pending is not None:
+                        self.r.publisher.publish(self.journaled(event, decision))
                 return  # restored since, or nothing was due
-            verdict, state = "FAILED", "re-read now, contact flow logs are still off"
+            else:
+                verdict, state = "FAILED", "re-read now, contact flow logs are still off"
         reasons = (f"RESTORE DID NOT HAPPEN: {type(error).__name__}: {error}", state, "turn them on by hand (runbook)")
         title = f"Flow logs restore {verdict} for {record.event_name} in {record.recipient_account_id}"
         self.r.publisher.publish(self.finding(event, decision, Severity.CRITICAL, title, reasons, full_title=True))
