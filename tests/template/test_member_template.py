@@ -19,9 +19,13 @@ from tests.template.stack import (
     IAM_USER_WRITES,
     OWN_CONNECT_RESOURCES,
     OWN_ROLES,
+    OWN_TRAILS,
     OWN_USERS,
     QUARANTINE_POLICY_ARN,
     SUITE_ROLES,
+    TRAIL_LIST,
+    TRAIL_READS,
+    TRAIL_RESTORES,
     as_list,
     suite_tag_keys_only,
 )
@@ -258,12 +262,16 @@ def test_the_read_role_only_reads():
         "iam:GetPolicyVersion",
     }
     assert {a for a in actions if a.startswith("connect:")} == CONNECT_READ_ACTIONS | FLOW_LOGS_READ
+    assert {a for a in actions if a.startswith("cloudtrail:")} == TRAIL_READS | TRAIL_LIST
     for statement in _statements("ReadRole"):
         resources = as_list(statement["Resource"])
         statement_actions = set(as_list(statement["Action"]))
         if "*" in resources:
-            # Only iam:ListRoles, which has no resource-level permissions, alone in its statement.
-            assert statement_actions == {"iam:ListRoles"} and resources == ["*"], statement
+            # Only iam:ListRoles and cloudtrail:DescribeTrails, which have no resource-level
+            # permissions, each alone in its statement.
+            assert statement_actions in ({"iam:ListRoles"}, TRAIL_LIST) and resources == ["*"], statement
+        elif statement_actions & TRAIL_READS:  # this account's trails only
+            assert statement_actions == TRAIL_READS and resources == [OWN_TRAILS], statement
         elif statement_actions & CONNECT_READ_ACTIONS:
             assert resources == OWN_CONNECT_RESOURCES, statement
         elif statement_actions & FLOW_LOGS_READ:  # an instance attribute: the instance alone
@@ -272,9 +280,12 @@ def test_the_read_role_only_reads():
             assert resources == [OWN_USERS, OWN_ROLES], statement
 
 
-def test_the_rollback_role_holds_exactly_the_two_connect_updates_and_the_flow_logs_restore():
-    (statement, flow_logs) = _statements("RollbackRole")
-    assert statement["Effect"] == flow_logs["Effect"] == "Allow"
+def test_the_rollback_role_holds_exactly_the_two_connect_updates_and_the_flow_logs_and_trail_restores():
+    (statement, flow_logs, trails) = _statements("RollbackRole")
+    assert statement["Effect"] == flow_logs["Effect"] == trails["Effect"] == "Allow"
+    # A trail put back to its snapshot: never stopped, deleted or created, and only this account's.
+    assert set(as_list(trails["Action"])) == TRAIL_RESTORES
+    assert as_list(trails["Resource"]) == [OWN_TRAILS] and "Condition" not in trails
     assert set(as_list(statement["Action"])) == CONNECT_WRITE_ACTIONS
     assert as_list(statement["Resource"]) == OWN_CONNECT_RESOURCES
     assert set(as_list(flow_logs["Action"])) == FLOW_LOGS_WRITE
