@@ -94,11 +94,17 @@ class TrailDrift:
         target = Target("trail", name, arn)
         event_id = run_id(self.name, arn)
 
-        def report(severity: Severity, title: str, *reasons: str, **extra: object) -> DriftFinding:
+        def report(
+            severity: Severity,
+            title: str,
+            *reasons: str,
+            change: Change | None = None,
+            actions: tuple[Action, ...] = (),
+        ) -> DriftFinding:
+            title = f"{title}: CloudTrail trail {name}"
             return DriftFinding(
-                NAME, TRAIL_KIND, severity, f"{title}: CloudTrail trail {name}", reasons, account, region, event_id,
-                target, **extra,  # type: ignore[arg-type]
-            )  # fmt: skip
+                NAME, TRAIL_KIND, severity, title, reasons, account, region, event_id, target, change, actions
+            )
 
         snapshot = self.r.snapshots.get(arn)
         if snapshot is None:
