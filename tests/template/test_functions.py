@@ -228,12 +228,9 @@ def test_the_schedules_input_selects_the_drift_check_and_async_runs_are_not_retr
     """The Input the schedule sends is exactly what the handler takes for the drift check (anything
     else goes to the SQS path, which refuses it); a failed run is final, as for the sweep."""
     import json
-    import sys
 
-    sys.path.insert(0, str(ROOT / "functions" / "logging_guard"))
-    try:
-        import app  # type: ignore[import-not-found]
-    finally:
-        sys.path.pop(0)
+    from tests.integration.test_integrations import function
+
+    app = function("logging_guard")  # by its path: every function's module is named app
     assert json.loads(props("LoggingDriftSchedule")["Target"]["Input"]) == app.DRIFT_CHECK
     assert props("LoggingGuardFunction")["EventInvokeConfig"] == {"MaximumRetryAttempts": 0}
