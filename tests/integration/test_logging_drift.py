@@ -86,6 +86,17 @@ def test_enforce_restores_each_drift_journaled_and_audited_and_the_next_run_repo
     assert len(aws.audit_records()) == len(audits)
 
 
+def test_nothing_is_reported_when_every_setting_is_as_approved(aws):
+    drift(aws, "enforce")  # everything restorable put back; the unapproved trail seen once
+    legacy = ARN.format(OWN, "legacy-trail")  # retired on purpose: its snapshot and index entry removed
+    for key in ({"pk": f"trail#{legacy}", "sk": "snapshot"}, {"pk": f"trail#index#{OWN}", "sk": legacy}):
+        aws.clients.dynamodb.delete_item(TableName=aws.baseline_table, Key={k: {"S": v} for k, v in key.items()})
+    audits = len(aws.audit_records())
+    for mode in ("detect", "enforce"):
+        assert drift(aws, mode) == {}
+    assert len(aws.audit_records()) == audits
+
+
 def test_the_suites_restore_on_the_event_path_is_not_reported_again_by_the_drift_check(aws):
     pipeline = build_pipeline(logging_guard.build, aws.settings(response_mode="enforce"), aws.clients)
     assert pipeline.process(load_event("logging/stop-logging-by-name.json"))["outcome"] == "restored"
