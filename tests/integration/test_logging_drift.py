@@ -164,3 +164,16 @@ def test_a_failed_scope_does_not_stop_the_others_and_the_run_is_alerted_failed(a
     subjects = [m["Subject"] for m in aws.inbox()]
     assert f"[HIGH] Logging drift check FAILED in {OWN}" in subjects
     assert any("Contact flow logs restored" in s for s in subjects)  # the flow logs were still checked
+
+
+def test_a_run_near_the_functions_timeout_stops_and_still_has_time_to_say_it_failed(aws):
+    from connect_guard.clients import DEADLINE, REREAD_RESERVE_MS
+
+    settings = aws.settings(response_mode="enforce")
+    left = REREAD_RESERVE_MS + 1_000  # room for one publish, none for the checks' calls
+    with DEADLINE.of(lambda: left), pytest.raises(DriftIncompleteError, match="DeadlineExceeded"):
+        scheduled.run(
+            scheduled.LOGGING_DRIFT, settings, aws.clients.sns, "r", lambda: logging_drift.run(settings, aws.clients)
+        )
+    assert [m["Subject"] for m in aws.inbox()] == [f"[HIGH] Logging drift check FAILED in {OWN}"]
+    assert trail(aws, OWN, "quiet-trail").s3_bucket == "cg-demo-quiet-sink"  # nothing half-done

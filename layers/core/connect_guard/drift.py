@@ -25,6 +25,7 @@ from typing import Any, Protocol
 
 from botocore.exceptions import ClientError
 
+from connect_guard.clients import DEADLINE, REREAD_RESERVE_MS
 from connect_guard.errors import MemberAccessError
 from connect_guard.findings import Action, Attempt, Change, ConnectRef, EventRef, Finding, Target
 from connect_guard.observability import logger
@@ -115,6 +116,14 @@ class DriftRun:
         return list(dict.fromkeys([self.settings.own_account_id, *self.settings.member_account_ids]))
 
     def run(self) -> list[Finding]:
+        # The checks stop short of the function's timeout by what the run's FAILED alert needs.
+        with DEADLINE.keeping(REREAD_RESERVE_MS):
+            failures = self._run()
+        if failures:
+            raise DriftIncompleteError("; ".join(failures)[:1000])
+        return self.findings
+
+    def _run(self) -> list[str]:
         failures: list[str] = []
         for account in self.accounts():
             for check in self.checks:
@@ -126,9 +135,7 @@ class DriftRun:
                     continue
                 for region in regions:
                     failures += self._assess(check, account, region)
-        if failures:
-            raise DriftIncompleteError("; ".join(failures)[:1000])
-        return self.findings
+        return failures
 
     def _assess(self, check: DriftCheck, account: str, region: str) -> list[str]:
         try:
