@@ -531,10 +531,43 @@ def _export_write(request: Request) -> list[Request]:
     return [Request(request.call, "s3:PutObject", resource, request.context, via=request.action)]
 
 
+# Connect's service-linked role as Connect names it in an instance's account (the suffix varies).
+CONNECT_SLR = "role/aws-service-role/connect.amazonaws.com/AWSServiceRoleForAmazonConnect_DEMO"
+
+
+def _storage_checks(request: Request) -> list[Request]:
+    """Associate/UpdateInstanceStorageConfig: what Connect checks on the caller before it writes
+    to the storage (the admin guide's examples: the bucket's ACL and location, or the stream, and
+    iam:PutRolePolicy on its service-linked role); with SSE-KMS, the key and a grant Connect makes
+    (kms:GrantIsForAWSResource)."""
+    if request.action not in ("connect:AssociateInstanceStorageConfig", "connect:UpdateInstanceStorageConfig"):
+        return []
+    call, context = request.call, request.context
+    config = call.params.get("StorageConfig") or {}
+    arn = f"arn:aws:iam::{call.account}:{CONNECT_SLR}"
+    implied = [Request(call, "iam:PutRolePolicy", arn, context, via=request.action)]
+    s3 = config.get("S3Config") or {}
+    if s3.get("BucketName"):
+        bucket = f"arn:aws:s3:::{s3['BucketName']}"
+        for action in ("s3:GetBucketAcl", "s3:GetBucketLocation"):
+            implied.append(Request(call, action, bucket, context, via=request.action))
+    if stream := (config.get("KinesisStreamConfig") or {}).get("StreamArn"):
+        implied.append(Request(call, "kinesis:DescribeStream", stream, context, via=request.action))
+    encryption = s3.get("EncryptionConfig") or (config.get("KinesisVideoStreamConfig") or {}).get("EncryptionConfig")
+    if encryption:
+        key = encryption["KeyId"]
+        via = {**context, "kms:ViaService": f"connect.{call.region}.amazonaws.com"}
+        implied.append(Request(call, "kms:DescribeKey", key, via, via=request.action))
+        grant = {**via, "kms:GrantIsForAWSResource": "true"}
+        implied.append(Request(call, "kms:CreateGrant", key, grant, via=request.action))
+    return implied
+
+
 def implied_requests(request: Request, keys: dict[str, str]) -> list[Request]:
     """The requests AWS makes with the caller's permissions behind one request: the write an
-    export task checks, and the KMS requests behind encrypted resources."""
-    implied = _export_write(request)
+    export task checks, what Connect checks before it associates storage, and the KMS requests
+    behind encrypted resources."""
+    implied = _export_write(request) + _storage_checks(request)
     return implied + [k for r in (request, *implied) for k in _kms_behind(r, keys)]
 
 

@@ -700,7 +700,8 @@ OWNED_PARTITIONS = {
     "QuarantineFunction": "roles#",  # role snapshots, read only (connect_guard.quarantine)
     "RoleSnapshotFunction": "roles#",
     "LogExportFunction": "export#",  # checkpoints and audit-export markers (connect_guard.archive)
-    "LoggingGuardFunction": "trail#",  # trail snapshots, read only (connect_guard.trails)
+    # trail# and storage# snapshots, read only (connect_guard.trails, connect_guard.connect_storage)
+    "LoggingGuardFunction": "trail#",
     "LivenessFunction": "canary#",  # canary arrivals and silence marks (connect_guard.liveness)
 }
 

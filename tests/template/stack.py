@@ -425,3 +425,17 @@ TRAIL_RESTORES = {
     "cloudtrail:PutEventSelectors",
     "cloudtrail:PutInsightSelectors",
 }
+# logging_guard's storage configs: read, and (enforce) put back to their snapshot; with what Connect
+# checks on the caller then (a policy on its service-linked role only it can change).
+STORAGE_READ = {"connect:ListInstanceStorageConfigs"}
+STORAGE_WRITE = {
+    "connect:AssociateInstanceStorageConfig",
+    "connect:UpdateInstanceStorageConfig",
+    "connect:DisassociateInstanceStorageConfig",
+}
+STORAGE_CHECKS = {"s3:GetBucketAcl", "s3:GetBucketLocation", "kinesis:DescribeStream", "kms:DescribeKey"}
+CONNECT_SERVICE_ROLES = {
+    "Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/aws-service-role/connect.amazonaws.com/*"
+}
+OWN_KEYS = {"Fn::Sub": "arn:${AWS::Partition}:kms:*:${AWS::AccountId}:key/*"}
+KEY_GRANT_FOR_SERVICES = {"Bool": {"kms:GrantIsForAWSResource": "true"}}

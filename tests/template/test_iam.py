@@ -9,13 +9,16 @@ from typing import Any
 import pytest
 
 from tests.template.stack import (
+    CONNECT_SERVICE_ROLES,
     DENY_LIST_SCP,
     EXPORTABLE_LOG_GROUPS,
     FUNCTIONS,
     IAM_ROLE_WRITES,
     IAM_USER_WRITES,
+    KEY_GRANT_FOR_SERVICES,
     MEMBER_SSO_ROLE,
     OWN_CONNECT_RESOURCES,
+    OWN_KEYS,
     OWN_ROLES,
     OWN_USERS,
     ROLES,
@@ -117,6 +120,13 @@ def test_function_statements_name_no_wildcard_resource() -> None:
                     export_only = set(actions) == {"logs:CreateExportTask"}
                     deny_list_only = all(a.startswith("organizations:") for a in actions)
                     trails_only = all(a.startswith("cloudtrail:") for a in actions)
+                    # (storage restore) Connect checks these on the caller: a policy on its own
+                    # service-linked role (IAM lets only Connect change it), and a KMS grant only an
+                    # AWS service may create (kms:GrantIsForAWSResource).
+                    connect_role_only = actions == ["iam:PutRolePolicy"] and resource == CONNECT_SERVICE_ROLES
+                    service_grant_only = actions == ["kms:CreateGrant"] and statement.get("Condition") == (
+                        KEY_GRANT_FOR_SERVICES
+                    )
                     assert (
                         target(resource)
                         or objects_of(resource)
@@ -129,6 +139,8 @@ def test_function_statements_name_no_wildcard_resource() -> None:
                         or (deny_list_only and resource == DENY_LIST_SCP)  # one policy ID, any organization
                         # (trail restore) this account's trails: the operator's, not ours to name.
                         or (trails_only and resource == OWN_TRAILS)
+                        or connect_role_only
+                        or (service_grant_only and resource == OWN_KEYS)
                     ), f"{name}: {statement['Sid']} writes to a pattern"
 
 

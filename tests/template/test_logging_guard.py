@@ -50,15 +50,16 @@ def test_the_baseline_table_is_read_by_key_and_written_only_under_the_unapproved
     on_baseline = [
         s for s in role_statements(ROLE) if target(s["Resource"]) == "BaselineTable" and s["Effect"] == "Allow"
     ]
-    by_action = {
-        a: s["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]
-        for s in on_baseline
-        for a in as_list(s["Action"])
-    }
-    # Snapshots and the index readable; the only write is the "reported once" mark: no snapshot
-    # can be written, and no Scan (dynamodb:LeadingKeys does not bind one).
+    by_action: dict[str, list[str]] = {}
+    for statement in on_baseline:
+        for action in as_list(statement["Action"]):
+            by_action.setdefault(action, []).extend(
+                statement["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]
+            )
+    # Snapshots (trails, storage) and the index readable; the only write is the "reported once"
+    # mark: no snapshot can be written, and no Scan (dynamodb:LeadingKeys does not bind one).
     assert by_action == {
-        "dynamodb:GetItem": ["trail#*"],
+        "dynamodb:GetItem": ["trail#*", "storage#*"],
         "dynamodb:Query": ["trail#index#*"],
         "dynamodb:PutItem": ["trail#seen#*"],
     }

@@ -10,6 +10,7 @@ from cfnlint.api import lint_file
 from connect_guard_tools.template import PROJECT_ROOT, load_template
 from tests.template.stack import (
     CONNECT_READ_ACTIONS,
+    CONNECT_SERVICE_ROLES,
     CONNECT_WRITE_ACTIONS,
     FLOW_LOGS_READ,
     FLOW_LOGS_WRITE,
@@ -17,11 +18,16 @@ from tests.template.stack import (
     IAM_ROLE_POLICY_ATTACHMENT,
     IAM_ROLE_WRITES,
     IAM_USER_WRITES,
+    KEY_GRANT_FOR_SERVICES,
     OWN_CONNECT_RESOURCES,
+    OWN_KEYS,
     OWN_ROLES,
     OWN_TRAILS,
     OWN_USERS,
     QUARANTINE_POLICY_ARN,
+    STORAGE_CHECKS,
+    STORAGE_READ,
+    STORAGE_WRITE,
     SUITE_ROLES,
     TRAIL_LIST,
     TRAIL_READS,
@@ -261,7 +267,7 @@ def test_the_read_role_only_reads():
         "iam:GetPolicy",
         "iam:GetPolicyVersion",
     }
-    assert {a for a in actions if a.startswith("connect:")} == CONNECT_READ_ACTIONS | FLOW_LOGS_READ
+    assert {a for a in actions if a.startswith("connect:")} == CONNECT_READ_ACTIONS | FLOW_LOGS_READ | STORAGE_READ
     assert {a for a in actions if a.startswith("cloudtrail:")} == TRAIL_READS | TRAIL_LIST
     for statement in _statements("ReadRole"):
         resources = as_list(statement["Resource"])
@@ -276,12 +282,14 @@ def test_the_read_role_only_reads():
             assert resources == OWN_CONNECT_RESOURCES, statement
         elif statement_actions & FLOW_LOGS_READ:  # an instance attribute: the instance alone
             assert statement_actions == FLOW_LOGS_READ and resources == OWN_CONNECT_RESOURCES[:1], statement
+        elif statement_actions & STORAGE_READ:  # storage configs: the instance alone
+            assert statement_actions == STORAGE_READ and resources == OWN_CONNECT_RESOURCES[:1], statement
         elif statement_actions & IAM_PRINCIPAL_READS:
             assert resources == [OWN_USERS, OWN_ROLES], statement
 
 
-def test_the_rollback_role_holds_exactly_the_two_connect_updates_and_the_flow_logs_and_trail_restores():
-    (statement, flow_logs, trails) = _statements("RollbackRole")
+def test_the_rollback_role_holds_exactly_the_connect_updates_and_the_flow_logs_storage_and_trail_restores():
+    (statement, flow_logs, *storage, trails) = _statements("RollbackRole")
     assert statement["Effect"] == flow_logs["Effect"] == trails["Effect"] == "Allow"
     # A trail put back to its snapshot: never stopped, deleted or created, and only this account's.
     assert set(as_list(trails["Action"])) == TRAIL_RESTORES
@@ -290,6 +298,15 @@ def test_the_rollback_role_holds_exactly_the_two_connect_updates_and_the_flow_lo
     assert as_list(statement["Resource"]) == OWN_CONNECT_RESOURCES
     assert set(as_list(flow_logs["Action"])) == FLOW_LOGS_WRITE
     assert as_list(flow_logs["Resource"]) == OWN_CONNECT_RESOURCES[:1]
+    # The storage restore, and what Connect checks on the caller then: nothing more, nothing wider.
+    writes, checks, service_role, grant = storage
+    assert all(s["Effect"] == "Allow" for s in storage)
+    assert set(as_list(writes["Action"])) == STORAGE_WRITE and as_list(writes["Resource"]) == OWN_CONNECT_RESOURCES[:1]
+    assert set(as_list(checks["Action"])) == STORAGE_CHECKS
+    assert as_list(service_role["Action"]) == ["iam:PutRolePolicy"]
+    assert as_list(service_role["Resource"]) == [CONNECT_SERVICE_ROLES]  # IAM lets only Connect change it
+    assert as_list(grant["Action"]) == ["kms:CreateGrant"] and as_list(grant["Resource"]) == [OWN_KEYS]
+    assert grant["Condition"] == KEY_GRANT_FOR_SERVICES
 
 
 def test_member_quarantine_role_exists_only_in_enforce_mode_and_holds_only_the_quarantines_writes():

@@ -12,6 +12,8 @@ from tests.template.stack import (
     FLOW_LOGS_WRITE,
     OWN_CONNECT_RESOURCES,
     ROLES,
+    STORAGE_READ,
+    STORAGE_WRITE,
     T,
     as_list,
     function_role,
@@ -65,7 +67,7 @@ def test_baseline_sweep_function_contract() -> None:
 
 
 def test_connect_writes_only_in_the_rollback_and_sweep_roles_and_never_on_everything() -> None:
-    writers, flow_log_writers = set(), set()
+    writers, flow_log_writers, storage_writers = set(), set(), set()
     for name, role in ROLES.items():
         for statement in role_statements(role["Properties"]):
             connect = [a for a in as_list(statement["Action"]) if a.startswith("connect:")]
@@ -77,6 +79,12 @@ def test_connect_writes_only_in_the_rollback_and_sweep_roles_and_never_on_everyt
                 if set(connect) == FLOW_LOGS_WRITE:
                     flow_log_writers.add(name)
                 continue
+            if set(connect) <= STORAGE_READ | STORAGE_WRITE:  # logging_guard's storage configs: the instance alone
+                assert as_list(statement["Resource"]) == OWN_CONNECT_RESOURCES[:1], f"{name}: {statement['Sid']}"
+                assert set(connect) in (STORAGE_READ, STORAGE_WRITE), f"{name}: reads and writes in separate statements"
+                if set(connect) == STORAGE_WRITE:
+                    storage_writers.add(name)
+                continue
             assert set(connect) <= CONNECT_READ_ACTIONS | CONNECT_WRITE_ACTIONS, f"{name}: {connect}"
             # Every Connect statement names this account's instances, nothing wider.
             assert as_list(statement["Resource"]) == OWN_CONNECT_RESOURCES, f"{name}: {statement['Sid']}"
@@ -86,6 +94,7 @@ def test_connect_writes_only_in_the_rollback_and_sweep_roles_and_never_on_everyt
                 writers.add(name)
     assert writers == {"ProfileRollbackFunctionRole", "BaselineSweepFunctionRole"}
     assert flow_log_writers == {"LoggingGuardFunctionRole"}
+    assert storage_writers == {"LoggingGuardFunctionRole"}
 
 
 CONNECT_RESPONDER_ACTIONS: dict[str, set[str] | None] = {

@@ -12,6 +12,7 @@ import pytest
 from connect_guard.quarantine import QUARANTINE_TAG, REASON_TAG, SUITE_TAG_KEYS, deny_all_deviation
 from connect_guard_tools.local_aws import QUARANTINE_DOCUMENT
 from tests.template.stack import (
+    CONNECT_SERVICE_ROLES,
     DENY_LIST_SCP,
     IAM_POLICY_ATTACHMENT,
     IAM_ROLE_POLICY_ATTACHMENT,
@@ -218,8 +219,20 @@ def test_iam_writes_only_in_the_quarantine_role() -> None:
             if writes:
                 writers.setdefault(name, set()).update(writes)
     # No inline policy is ever written: iam:PutRolePolicy on any role could grant anything. And
-    # no release: a compromised function can't lift a quarantine.
-    assert writers == {"QuarantineFunctionRole": FUNCTION_USER_WRITES | FUNCTION_ROLE_WRITES}
+    # no release: a compromised function can't lift a quarantine. The one exception is what Connect
+    # checks on whoever associates storage: PutRolePolicy on Connect's own service-linked roles
+    # (IAM refuses to change a service-linked role for anyone but its service), nothing else.
+    assert writers == {
+        "QuarantineFunctionRole": FUNCTION_USER_WRITES | FUNCTION_ROLE_WRITES,
+        "LoggingGuardFunctionRole": {"iam:PutRolePolicy"},
+    }
+    (service_role,) = [
+        s
+        for s in role_statements(ROLES["LoggingGuardFunctionRole"]["Properties"])
+        if "iam:PutRolePolicy" in as_list(s["Action"])
+    ]
+    assert as_list(service_role["Action"]) == ["iam:PutRolePolicy"]
+    assert as_list(service_role["Resource"]) == [CONNECT_SERVICE_ROLES]
 
 
 def _quarantine_statements() -> list[dict[str, Any]]:

@@ -365,3 +365,135 @@ def test_a_seeded_instance_in_another_region_is_served_there(session: boto3.sess
     fake.install(client.meta.events)
     response = client.describe_user(InstanceId=seeded.instance_arn, UserId="u-jdoe")
     assert response["User"]["LastModifiedRegion"] == "eu-west-2"
+
+
+# ---- storage configs (logging_guard) -------------------------------------------------------------
+RECORDINGS = {
+    "StorageType": "S3",
+    "S3Config": {
+        "BucketName": "acme-recordings",
+        "BucketPrefix": "CallRecordings",
+        "EncryptionConfig": {"EncryptionType": "KMS", "KeyId": "arn:aws:kms:us-east-1:111122223333:key/k1"},
+    },
+}
+CTR_STREAM = {
+    "StorageType": "KINESIS_STREAM",
+    "KinesisStreamConfig": {"StreamArn": "arn:aws:kinesis:us-east-1:1:stream/c"},
+}
+
+
+def test_storage_configs_are_associated_listed_described_updated_and_disassociated(client: Any) -> None:
+    created = client.associate_instance_storage_config(
+        InstanceId=INSTANCE, ResourceType="CALL_RECORDINGS", StorageConfig=RECORDINGS
+    )
+    assert_model_shape(client, "AssociateInstanceStorageConfig", created)
+    association = created["AssociationId"]
+    assert len(association) == 64
+    listed = client.list_instance_storage_configs(InstanceId=INSTANCE, ResourceType="CALL_RECORDINGS")
+    assert_model_shape(client, "ListInstanceStorageConfigs", listed)
+    assert listed["StorageConfigs"] == [{"AssociationId": association, **RECORDINGS}]
+    assert client.list_instance_storage_configs(InstanceId=ARN, ResourceType="CHAT_TRANSCRIPTS")["StorageConfigs"] == []
+    moved = {"StorageType": "S3", "S3Config": {"BucketName": "elsewhere", "BucketPrefix": "x"}}
+    client.update_instance_storage_config(
+        InstanceId=INSTANCE, AssociationId=association, ResourceType="CALL_RECORDINGS", StorageConfig=moved
+    )
+    described = client.describe_instance_storage_config(
+        InstanceId=INSTANCE, AssociationId=association, ResourceType="CALL_RECORDINGS"
+    )
+    assert_model_shape(client, "DescribeInstanceStorageConfig", described)
+    assert described["StorageConfig"] == {"AssociationId": association, **moved}  # encryption gone, as sent
+    client.disassociate_instance_storage_config(
+        InstanceId=INSTANCE, AssociationId=association, ResourceType="CALL_RECORDINGS"
+    )
+    assert (
+        client.list_instance_storage_configs(InstanceId=INSTANCE, ResourceType="CALL_RECORDINGS")["StorageConfigs"]
+        == []
+    )
+
+
+@pytest.mark.parametrize(
+    ("resource_type", "config", "code"),
+    [
+        # The storage type must fit the resource type.
+        ("CALL_RECORDINGS", CTR_STREAM, "InvalidRequestException"),
+        ("CONTACT_TRACE_RECORDS", RECORDINGS, "InvalidRequestException"),
+        # The config of the storage type, and only it.
+        ("CALL_RECORDINGS", {"StorageType": "S3"}, "InvalidParameterException"),
+        ("CALL_RECORDINGS", {**RECORDINGS, **CTR_STREAM, "StorageType": "S3"}, "InvalidParameterException"),
+        (
+            "CONTACT_TRACE_RECORDS",
+            {**CTR_STREAM, "KinesisStreamConfig": {"StreamArn": "acme"}},
+            "InvalidParameterException",
+        ),
+        # botocore checks no enum values: the service does.
+        ("FUTURE_RECORDINGS", RECORDINGS, "InvalidParameterException"),
+    ],
+)
+def test_storage_configs_connect_refuses(client: Any, resource_type: str, config: dict[str, Any], code: str) -> None:
+    with pytest.raises(ClientError) as excinfo:
+        client.associate_instance_storage_config(InstanceId=INSTANCE, ResourceType=resource_type, StorageConfig=config)
+    assert error_code(excinfo) == code
+
+
+def test_one_association_per_type_and_unknown_associations_are_not_found(client: Any) -> None:
+    first = client.associate_instance_storage_config(
+        InstanceId=INSTANCE, ResourceType="CONTACT_TRACE_RECORDS", StorageConfig=CTR_STREAM
+    )["AssociationId"]
+    with pytest.raises(ClientError) as excinfo:
+        client.associate_instance_storage_config(
+            InstanceId=INSTANCE, ResourceType="CONTACT_TRACE_RECORDS", StorageConfig=CTR_STREAM
+        )
+    assert error_code(excinfo) == "ResourceConflictException"
+    for association, kind in (("0" * 64, "CONTACT_TRACE_RECORDS"), (first, "AGENT_EVENTS")):  # another type's ID too
+        with pytest.raises(ClientError) as excinfo:
+            client.disassociate_instance_storage_config(
+                InstanceId=INSTANCE, AssociationId=association, ResourceType=kind
+            )
+        assert error_code(excinfo) == "ResourceNotFoundException"
+    firehose = {
+        "StorageType": "KINESIS_FIREHOSE",
+        "KinesisFirehoseConfig": {"FirehoseArn": "arn:aws:firehose:us-east-1:1:deliverystream/f"},
+    }
+    with pytest.raises(ClientError) as excinfo:  # an update keeps the storage type
+        client.update_instance_storage_config(
+            InstanceId=INSTANCE, AssociationId=first, ResourceType="CONTACT_TRACE_RECORDS", StorageConfig=firehose
+        )
+    assert error_code(excinfo) == "InvalidRequestException"
+
+
+def test_seeded_storage_is_approved_then_tampered_as_the_spec_says(fake: ConnectFake) -> None:
+    spec = {
+        "id": "0f0e0d0c-0b0a-4909-8807-060504030201",
+        "storage": [
+            {
+                "resource_type": "CALL_RECORDINGS",
+                "storage_type": "S3",
+                "bucket": "b",
+                "prefix": "p",
+                "current": {"bucket": "x"},
+            },
+            {
+                "resource_type": "SCHEDULED_REPORTS",
+                "storage_type": "S3",
+                "bucket": "r",
+                "prefix": "p",
+                "current": "disassociated",
+            },
+            {
+                "resource_type": "AGENT_EVENTS",
+                "storage_type": "KINESIS_STREAM",
+                "stream_arn": "arn:aws:kinesis:us-east-1:1:stream/a",
+                "in_baseline": False,
+            },
+        ],
+    }
+    seeded = seed_from_spec(fake, ACCOUNT, spec)
+    assert [(c.resource_type, c.bucket) for c in seeded.storage] == [
+        ("CALL_RECORDINGS", "b"),
+        ("SCHEDULED_REPORTS", "r"),
+    ]
+    assert fake.storage_configs(spec["id"], "CALL_RECORDINGS")[0]["S3Config"]["BucketName"] == "x"
+    assert fake.storage_configs(spec["id"], "SCHEDULED_REPORTS") == []
+    assert len(fake.storage_configs(spec["id"], "AGENT_EVENTS")) == 1
+    with pytest.raises(ValueError, match="unknown keys"):
+        seed_from_spec(fake, ACCOUNT, {"id": "other", "storage": [{"resource_type": "CALL_RECORDINGS", "bukket": "b"}]})

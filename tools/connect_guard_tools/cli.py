@@ -113,6 +113,20 @@ def _parser() -> argparse.ArgumentParser:
         help="a member account's trail: your role in that account that may read it (default: these credentials)",
     )
 
+    storage = commands.add_parser(
+        "approve-storage",
+        help="approve a Connect instance's current storage configs as the snapshot logging_guard restores (real AWS)",
+        description="Read every storage config of an instance (recordings, transcripts, reports, media "
+        "streams, contact trace records, agent events, ...: bucket, prefix, KMS key, streams) with your AWS "
+        "credentials and store them as the approved snapshot; audited. A resource type with no association "
+        "is approved as none: an association added later is restored away. The logging-guard function can "
+        "only read snapshots: approving one is an operator's act.",
+    )
+    storage.add_argument("--instance-arn", required=True)
+    _stack_arguments(storage)
+    storage.add_argument("--approved-by", required=True, help="who approves (recorded and audited)")
+    storage.add_argument("--reason", default="reviewed", help="why (recorded)")
+
     release = commands.add_parser(
         "release",
         help="lift a quarantine (real AWS): detach the quarantine policy from a user or role",
@@ -673,6 +687,53 @@ def _trail_reader(session: Any, role_arn: str | None, region: str) -> Any:
     )
 
 
+def approve_storage(args: argparse.Namespace, out: TextIO, session: Any = None) -> int:
+    import boto3
+    from botocore.exceptions import ClientError
+
+    from connect_guard.audit import AuditLog
+    from connect_guard.connect import ConnectGateway, InstanceRef
+    from connect_guard.connect_storage import CONTENT_TYPES, RESOURCE_TYPES, StorageSnapshots, StorageState
+
+    session = session or boto3.session.Session(region_name=args.region)
+    settings = _stack_settings(session, args.stack)
+    instance = InstanceRef.parse(args.instance_arn, "", "")
+    gateway = ConnectGateway(session.client("connect", region_name=instance.region), instance)
+    configs = []
+    for kind in RESOURCE_TYPES:
+        try:
+            configs.extend(gateway.storage_configs(kind))
+        except ClientError as error:
+            if error.response["Error"]["Code"] not in ("InvalidRequestException", "InvalidParameterException"):
+                raise
+            out.write(f"{kind}: not available on this instance ({error.response['Error']['Code']}), approved as none\n")
+    for config in configs:
+        if config.resource_type in CONTENT_TYPES and config.storage_type == "S3" and not config.kms_key_id:
+            out.write(f"warning: {config.resource_type} is stored without a KMS key ({config.describe()})\n")
+    assert settings.baseline_table_name and settings.audit_table_name
+    dynamodb = session.client("dynamodb", region_name=settings.region)
+    snapshots = StorageSnapshots(dynamodb, settings.baseline_table_name)
+    before = snapshots.get(instance.arn)
+    taken_at = datetime.now(UTC).isoformat(timespec="seconds")
+    approved = StorageState(instance.arn, tuple(configs), taken_at, args.approved_by)
+    snapshots.put(approved)
+    AuditLog(dynamodb, settings.audit_table_name).record(
+        responder="logging_guard",
+        action="ApproveStorageSnapshot",
+        status="taken",
+        actor=args.approved_by,
+        target=instance.arn,
+        reason=args.reason,
+        before=before.to_dict() if before else None,
+        after=approved.to_dict(),
+        event_id=None,
+        finding_id=None,
+        mode=settings.response_mode,
+    )
+    out.write(f"approved {len(configs)} storage config(s) of {instance.arn} as its snapshot (by {args.approved_by})\n")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -682,6 +743,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return approve_baseline(args, sys.stdout)
         if args.command == "approve-trail":
             return approve_trail(args, sys.stdout)
+        if args.command == "approve-storage":
+            return approve_storage(args, sys.stdout)
         if args.command == "release":
             return release_command(args, sys.stdout)
         if args.command == "restore-role":

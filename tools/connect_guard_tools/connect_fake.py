@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import copy
+import hashlib
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -21,6 +22,9 @@ from typing import Any
 import botocore.session
 from botocore import xform_name
 from botocore.awsrequest import AWSResponse
+
+from connect_guard.connect_storage import SETTINGS as STORAGE_SETTINGS
+from connect_guard.connect_storage import StorageConfig
 
 DEFAULT_REGION = "us-east-1"
 _PARAMS_KEY = "connect_fake_params"  # where the API params wait, in the request context, for before-call
@@ -114,6 +118,8 @@ class _Instance:
     profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
     # Instance attributes as the API returns them ("true"/"false" strings); Connect's defaults.
     attributes: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_ATTRIBUTES))
+    # Storage configs by AssociationId: {"ResourceType": ..., "StorageConfig": {... as Describe returns it}}.
+    storage: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass
@@ -127,6 +133,7 @@ class SeededInstance:
     alias: str
     # {"profiles": {id: {"name", "permissions", "applications"}}, "users": {id: {"username", "security_profile_ids"}}}
     baseline: dict[str, Any] = field(default_factory=lambda: {"profiles": {}, "users": {}})
+    storage: list[StorageConfig] = field(default_factory=list)  # the approved storage configs
 
 
 class ConnectFake:
@@ -137,6 +144,7 @@ class ConnectFake:
         self._clock = clock
         self._instances: dict[str, _Instance] = {}
         self._failures: dict[str, list[str]] = {}
+        self._associations = 0
         self._lock = threading.RLock()  # the replay may call from several threads
         self._operations: dict[str, Callable[[_Instance, dict[str, Any], str], dict[str, Any]]] = {
             "DescribeUser": self._describe_user,
@@ -152,6 +160,11 @@ class ConnectFake:
             "UpdateSecurityProfile": self._update_security_profile,
             "DescribeInstanceAttribute": self._describe_instance_attribute,
             "UpdateInstanceAttribute": self._update_instance_attribute,
+            "AssociateInstanceStorageConfig": self._associate_instance_storage_config,
+            "DescribeInstanceStorageConfig": self._describe_instance_storage_config,
+            "ListInstanceStorageConfigs": self._list_instance_storage_configs,
+            "UpdateInstanceStorageConfig": self._update_instance_storage_config,
+            "DisassociateInstanceStorageConfig": self._disassociate_instance_storage_config,
         }
 
     # -- wiring --------------------------------------------------------------------------------
@@ -524,6 +537,138 @@ class ConnectFake:
         with self._lock:
             self._instances[instance_id].attributes[kind] = value
 
+    # -- storage configs (logging_guard: recordings, transcripts, streams) ---------------------
+
+    def _storage_config(self, instance: _Instance, params: dict[str, Any]) -> dict[str, Any]:
+        """The association named by AssociationId, of the resource type named (Connect answers
+        ResourceNotFound for an ID of another type, as for one that never existed)."""
+        kind = _resource_type(params["ResourceType"])
+        association = instance.storage.get(params["AssociationId"])
+        if association is None or association["ResourceType"] != kind:
+            raise _not_found(f"Storage config {params['AssociationId']} ({kind}) not found")
+        return association
+
+    def _associate_instance_storage_config(
+        self, instance: _Instance, params: dict[str, Any], region: str
+    ) -> dict[str, Any]:
+        kind = _resource_type(params["ResourceType"])
+        config = _checked_storage(kind, params["StorageConfig"])
+        if any(a["ResourceType"] == kind for a in instance.storage.values()):
+            # One association per type: "you can't define an instance with multiple S3 buckets for
+            # storing chat transcripts" (the API reference).
+            raise ConnectApiError("ResourceConflictException", f"A storage config for {kind} already exists")
+        return {"AssociationId": self.add_storage_config(instance.id, kind, config)}
+
+    def _describe_instance_storage_config(
+        self, instance: _Instance, params: dict[str, Any], region: str
+    ) -> dict[str, Any]:
+        return {"StorageConfig": self._storage_config(instance, params)["StorageConfig"]}
+
+    def _list_instance_storage_configs(
+        self, instance: _Instance, params: dict[str, Any], region: str
+    ) -> dict[str, Any]:
+        kind = _resource_type(params["ResourceType"])
+        configs = [a["StorageConfig"] for a in instance.storage.values() if a["ResourceType"] == kind]
+        page, token = _page(configs, params, "ListInstanceStorageConfigs", default=10)
+        return {"StorageConfigs": page, **token}
+
+    def _update_instance_storage_config(
+        self, instance: _Instance, params: dict[str, Any], region: str
+    ) -> dict[str, Any]:
+        association = self._storage_config(instance, params)
+        config = _checked_storage(association["ResourceType"], params["StorageConfig"])
+        if config["StorageType"] != association["StorageConfig"]["StorageType"]:
+            raise ConnectApiError("InvalidRequestException", "An update cannot change the storage type")
+        association["StorageConfig"] = {"AssociationId": params["AssociationId"], **config}
+        return {}
+
+    def _disassociate_instance_storage_config(
+        self, instance: _Instance, params: dict[str, Any], region: str
+    ) -> dict[str, Any]:
+        self._storage_config(instance, params)
+        del instance.storage[params["AssociationId"]]
+        return {}
+
+    def add_storage_config(self, instance_id: str, resource_type: str, config: Mapping[str, Any]) -> str:
+        """Associate a (checked) StorageConfig; returns its AssociationId (64 hex digits, as Connect's)."""
+        with self._lock:
+            instance = self._instance(instance_id)
+            self._associations += 1  # deterministic IDs: the replay's output does not change run to run
+            seed = f"{instance.arn}/{resource_type}/{self._associations}"
+            association_id = hashlib.sha256(seed.encode()).hexdigest()
+            body = {k: copy.deepcopy(v) for k, v in config.items() if k != "AssociationId"}
+            instance.storage[association_id] = {
+                "ResourceType": resource_type,
+                "StorageConfig": {"AssociationId": association_id, **body},
+            }
+            return association_id
+
+    def storage_configs(self, instance_id: str, resource_type: str) -> list[dict[str, Any]]:
+        with self._lock:
+            storage = self._instance(instance_id).storage.values()
+            return [copy.deepcopy(a["StorageConfig"]) for a in storage if a["ResourceType"] == resource_type]
+
+
+# Which storage a resource type may use (Connect's admin guide: recordings, transcripts, reports,
+# attachments, evaluations and emails in S3; media streams in Kinesis Video Streams; contact trace
+# records in a Kinesis stream or Firehose; agent events and real-time analysis segments in a stream).
+STORAGE_TYPES_BY_RESOURCE = {
+    **dict.fromkeys(
+        (
+            "CALL_RECORDINGS",
+            "CHAT_TRANSCRIPTS",
+            "SCREEN_RECORDINGS",
+            "EMAIL_MESSAGES",
+            "SCHEDULED_REPORTS",
+            "ATTACHMENTS",
+            "CONTACT_EVALUATIONS",
+        ),
+        frozenset({"S3"}),
+    ),
+    "MEDIA_STREAMS": frozenset({"KINESIS_VIDEO_STREAM"}),
+    "CONTACT_TRACE_RECORDS": frozenset({"KINESIS_STREAM", "KINESIS_FIREHOSE"}),
+    **dict.fromkeys(
+        (
+            "AGENT_EVENTS",
+            "REAL_TIME_CONTACT_ANALYSIS_SEGMENTS",
+            "REAL_TIME_CONTACT_ANALYSIS_CHAT_SEGMENTS",
+            "REAL_TIME_CONTACT_ANALYSIS_VOICE_SEGMENTS",
+        ),
+        frozenset({"KINESIS_STREAM"}),
+    ),
+}
+_STORAGE_MEMBER = {
+    "S3": ("S3Config", None),
+    "KINESIS_VIDEO_STREAM": ("KinesisVideoStreamConfig", None),
+    "KINESIS_STREAM": ("KinesisStreamConfig", ("StreamArn", ":kinesis:", ":stream/")),
+    "KINESIS_FIREHOSE": ("KinesisFirehoseConfig", ("FirehoseArn", ":firehose:", ":deliverystream/")),
+}
+
+
+def _resource_type(value: str) -> str:
+    """botocore checks no enum: the service does."""
+    if value not in _service_model().shape_for("InstanceStorageResourceType").enum:
+        raise _invalid(f"Invalid ResourceType {value!r}")
+    return value
+
+
+def _checked_storage(resource_type: str, config: Mapping[str, Any]) -> dict[str, Any]:
+    """A StorageConfig as Connect accepts it: the storage type fits the resource type, and the
+    config of that storage type (and only it) is given."""
+    storage_type = config["StorageType"]
+    if storage_type not in STORAGE_TYPES_BY_RESOURCE.get(resource_type, frozenset()):
+        raise ConnectApiError("InvalidRequestException", f"{storage_type} storage is not valid for {resource_type}")
+    member, arn_rule = _STORAGE_MEMBER[storage_type]
+    others = [m for m, _ in _STORAGE_MEMBER.values() if m != member and m in config]
+    if member not in config or others:
+        raise _invalid(f"{storage_type} storage needs {member} (and no {', '.join(others) or 'other config'})")
+    if arn_rule is not None:
+        key, service, kind = arn_rule
+        arn = str(config[member][key])
+        if not (arn.startswith("arn:") and service in arn and kind in arn):
+            raise _invalid(f"{member}.{key} is not a valid ARN: {arn}")
+    return {k: copy.deepcopy(v) for k, v in config.items() if k in ("StorageType", member)}
+
 
 def _user_view(user: dict[str, Any]) -> dict[str, Any]:
     view = copy.deepcopy(user)
@@ -576,7 +721,8 @@ def _matches(user: dict[str, Any], criteria: Mapping[str, Any]) -> bool:
     return any(tests[comparison](value) for value in field_values(user))
 
 
-_INSTANCE_KEYS = {"id", "alias", "region", "security_profiles", "users", "attributes"}
+_INSTANCE_KEYS = {"id", "alias", "region", "security_profiles", "users", "attributes", "storage"}
+_STORAGE_KEYS = {"resource_type", *STORAGE_SETTINGS, "current", "in_baseline"}
 _PROFILE_KEYS = {"id", "name", "permissions", "current_permissions", "in_baseline"}
 _USER_KEYS = {
     "id",
@@ -642,4 +788,31 @@ def seed_from_spec(fake: ConnectFake, account_id: str, spec: Mapping[str, Any]) 
         )
         if user.get("in_baseline", True):
             seeded.baseline["users"][user_id] = {"username": username, "security_profile_ids": approved}
+    for entry in spec.get("storage") or []:
+        _seed_storage(fake, seeded, entry)
     return seeded
+
+
+def _seed_storage(fake: ConnectFake, seeded: SeededInstance, entry: Mapping[str, Any]) -> None:
+    """One storage config: associated as approved (recorded in seeded.storage unless in_baseline is
+    false), then as `current` leaves it: other settings, or `disassociated`."""
+    _check_keys("storage config", entry, _STORAGE_KEYS)
+    kind = str(entry["resource_type"])
+    values = {k: entry[k] for k in STORAGE_SETTINGS if k in entry}
+    approved = StorageConfig(kind, **values)
+    association = fake.add_storage_config(seeded.instance_id, kind, _checked_storage(kind, approved.to_api()))
+    if entry.get("in_baseline", True):
+        seeded.storage.append(StorageConfig.from_api(kind, {**approved.to_api(), "AssociationId": association}))
+    current = entry.get("current")
+    if current is None:
+        return
+    instance = fake._instances[seeded.instance_id]
+    if current == "disassociated":
+        del instance.storage[association]
+        return
+    _check_keys("current storage config", current, set(STORAGE_SETTINGS))
+    now = StorageConfig(kind, **{**values, **current})
+    instance.storage[association]["StorageConfig"] = {
+        "AssociationId": association,
+        **_checked_storage(kind, now.to_api()),
+    }

@@ -28,6 +28,7 @@ from moto.organizations.models import OrganizationsBackend
 
 from connect_guard.baseline import BaselineStore, InstanceBaseline, ProfileBaseline, UserBaseline
 from connect_guard.clients import AwsClients
+from connect_guard.connect_storage import StorageSnapshots, StorageState
 from connect_guard.identity_center import DENY_SID, SCP_MAX_CHARACTERS, deny_statement
 from connect_guard.quarantine import RoleSnapshot, RoleSnapshots
 from connect_guard.settings import MEMBER_ROLE_PATH, SUITE_WRITER_ROLES, Settings, member_role_name, suite_role_name
@@ -651,3 +652,6 @@ class LocalAws:
         for user_id, user in seeded.baseline["users"].items():
             baseline.users[user_id] = UserBaseline(user_id, user["username"], frozenset(user["security_profile_ids"]))
         BaselineStore(self.clients.dynamodb, self.baseline_table).approve_instance(baseline, "demo seed")
+        if seeded.storage:  # the approved storage configs, as `connect-guard approve-storage` records them
+            state = StorageState(seeded.instance_arn, tuple(seeded.storage), "2026-11-20T06:00:00+00:00", "demo seed")
+            StorageSnapshots(self.clients.dynamodb, self.baseline_table).put(state)

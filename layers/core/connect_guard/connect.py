@@ -14,6 +14,7 @@ from urllib.parse import unquote
 
 from botocore.exceptions import ClientError
 
+from connect_guard.connect_storage import StorageConfig, StorageState
 from connect_guard.errors import ConnectResourceNotFoundError
 
 _NOT_FOUND = {"ResourceNotFoundException"}
@@ -133,3 +134,30 @@ class ConnectGateway:
     def set_permissions(self, profile_id: str, permissions: frozenset[str]) -> None:
         """Replaces the whole permission set: Connect's update does not merge."""
         self._write("update_security_profile", SecurityProfileId=profile_id, Permissions=sorted(permissions))
+
+    # -- storage configs (logging_guard: where recordings, transcripts and streams go) ---------
+    def storage_configs(self, resource_type: str) -> list[StorageConfig]:
+        """The instance's associations of one resource type (Connect pages them 10 at a time)."""
+        configs: list[StorageConfig] = []
+        token: dict[str, str] = {}
+        while True:
+            page = self._call("list_instance_storage_configs", ResourceType=resource_type, MaxResults=10, **token)
+            configs.extend(StorageConfig.from_api(resource_type, raw) for raw in page.get("StorageConfigs", []))
+            if not page.get("NextToken"):
+                return configs
+            token = {"NextToken": page["NextToken"]}
+
+    def storage_state(self, resource_types: tuple[str, ...]) -> StorageState:
+        """Every association of the given types, as a snapshot would record them."""
+        configs = tuple(c for kind in resource_types for c in self.storage_configs(kind))
+        return StorageState(self.instance.arn, configs)
+
+    def storage_call(self, operation: str, parameters: dict[str, Any]) -> None:
+        """One restoring write of connect_storage.restore_calls, through the writer."""
+        method = {
+            "AssociateInstanceStorageConfig": "associate_instance_storage_config",
+            "UpdateInstanceStorageConfig": "update_instance_storage_config",
+            "DisassociateInstanceStorageConfig": "disassociate_instance_storage_config",
+        }[operation]
+        params = {k: v for k, v in parameters.items() if k != "InstanceId"}
+        self._write(method, **params)
