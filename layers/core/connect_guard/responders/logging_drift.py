@@ -122,7 +122,9 @@ class TrailDrift:
             return report(Severity.CRITICAL, "Trail deleted", why, *lines)
         found = drift(snapshot, current)
         if not found:
-            return _earlier(self.r, journal_key(arn))
+            return earlier_restore(
+                self.r, journal_key(arn), TRAIL_KIND, target, f"CloudTrail trail {name}", account, region
+            )
         calls = TrailGateway.restore_calls(snapshot, found)
         change = Change(
             tuple(f"{d.setting}={canonical(d.now)}" for d in found),
@@ -226,7 +228,9 @@ class FlowLogsDrift:
             why = f"the instance could not be read ({error}): not checked, nothing restored"
             return report(Severity.HIGH, "Flow logs not assessed", why)
         if now == "true":
-            return _earlier(self.r, journal_key(instance.arn))
+            label = f"Connect instance {instance.instance_id}"
+            key = journal_key(instance.arn)
+            return earlier_restore(self.r, key, FLOW_LOGS_KIND, target, label, instance.account_id, instance.region)
         parameters = {"InstanceId": instance.instance_id, "AttributeType": FLOW_LOGS, "Value": "true"}
         why = "found by the scheduled drift check: contact flow logs are off, and no event reported it"
         if self.settings.response_mode != "enforce":
@@ -254,27 +258,24 @@ class FlowLogsDrift:
         return report(Severity.HIGH, "Contact flow logs restored", why, actions=(action,))
 
 
-def _earlier(responder: LoggingGuardResponder, key: str) -> DriftFinding | None:
-    """The setting is as approved. In enforce mode, a restore journaled by an earlier run that
-    died before reporting it is reported now, under that run's finding ID, and audited; one that
-    was reported (or made by the event path) is not reported again."""
+def earlier_restore(
+    responder: LoggingGuardResponder, key: str, kind: str, target: Target, label: str, account: str, region: str
+) -> DriftFinding | None:
+    """The setting is as approved. In enforce mode, a restore journaled (under `key`) by an
+    earlier run that died before reporting it is reported now, under that run's finding ID, and
+    audited; one that was reported (or made by the event path) is not reported again."""
     if responder.settings.response_mode != "enforce":
         return None
     pending = responder.journal.get(key)
     if pending is None or pending.audited or pending.responder != NAME:
         return None
     actions = tuple(Action(a.service, a.operation, a.parameters, "taken") for a in pending.actions())
-    target = str(pending.records[0].get("target", "")) if pending.records else ""
-    parts = target.split(":")
-    account, region = (parts[4], parts[3]) if len(parts) > 5 else ("", "")
-    trail = ":cloudtrail:" in target
-    name = target.rsplit("/", 1)[-1]
     responder.journal.complete(pending, list(pending.records), "taken")
     return DriftFinding(
         NAME,
-        TRAIL_KIND if trail else FLOW_LOGS_KIND,
+        kind,
         Severity.HIGH,
-        f"Drift restored by an earlier check: {'CloudTrail trail' if trail else 'Connect instance'} {name}",
+        f"Drift restored by an earlier check: {label}",
         (
             f"restored by the drift check of {pending.started_at}, which stopped before reporting it; "
             "re-read by this check, the setting is as approved",
@@ -282,7 +283,7 @@ def _earlier(responder: LoggingGuardResponder, key: str) -> DriftFinding | None:
         account,
         region,
         pending.event_id,
-        Target("trail" if trail else "connect_instance", name, target),
+        target,
         actions=actions,
     )
 
