@@ -37,7 +37,7 @@ def trail(aws, account: str, name: str):
 
 
 def titled(findings: dict[str, dict[str, Any]], text: str) -> dict[str, Any]:
-    [finding] = [f for subject, f in findings.items() if text in subject]
+    [finding] = [f for f in findings.values() if text in f["title"]]  # subjects are cut at 99 characters
     return finding
 
 
@@ -81,9 +81,10 @@ def test_enforce_restores_each_drift_journaled_and_audited_and_the_next_run_repo
     assert {(QUIET, "UpdateTrail"), (MEMBER_TRAIL, "StartLogging")} <= audits
     assert (f"arn:aws:connect:us-east-1:{MEMBER}:instance/{INSTANCE}", "UpdateInstanceAttribute") in audits
     # As approved now: only what cannot be restored is reported again (the deleted trail).
+    written = len(aws.audit_records())
     again = drift(aws, "enforce")
     assert list(again) == ["[CRITICAL] Trail deleted: CloudTrail trail legacy-trail"]
-    assert len(aws.audit_records()) == len(audits)
+    assert len(aws.audit_records()) == written
 
 
 def test_nothing_is_reported_when_every_setting_is_as_approved(aws):
@@ -128,12 +129,12 @@ def test_a_run_that_died_after_restoring_is_reported_by_the_next_run_once(aws, m
 def test_an_unreachable_member_account_is_critical_not_assessed_and_left_alone(aws):
     # Its read role refuses us (deleted, or its trust policy rewritten); the security account is still checked.
     with Stubber(aws.clients.sts) as sts:
-        for _ in range(2):  # trails, then flow logs
+        for _ in range(3):  # trails, flow logs, storage configs
             sts.add_client_error("assume_role", service_error_code="AccessDenied", http_status_code=403)
         findings = drift(aws, "enforce")
     blind = [f for s, f in findings.items() if "Drift check not assessed" in s]
     assert {f["event"]["account_id"] for f in blind} == {MEMBER}
-    assert {f["severity"] for f in blind} == {"CRITICAL"} and len(blind) == 2
+    assert {f["severity"] for f in blind} == {"CRITICAL"} and len(blind) == 3
     assert not trail(aws, MEMBER, "member-trail").is_logging
     assert aws.connect.attribute(INSTANCE, "CONTACTFLOW_LOGS") == "false"
     assert trail(aws, OWN, "quiet-trail").s3_bucket == "cg-demo-quiet-trail-logs"  # restored here
@@ -177,3 +178,22 @@ def test_a_run_near_the_functions_timeout_stops_and_still_has_time_to_say_it_fai
         )
     assert [m["Subject"] for m in aws.inbox()] == [f"[HIGH] Logging drift check FAILED in {OWN}"]
     assert trail(aws, OWN, "quiet-trail").s3_bucket == "cg-demo-quiet-sink"  # nothing half-done
+
+
+def test_storage_configs_drifted_with_no_event_are_found_and_put_back_to_the_snapshot(aws):
+    from connect_guard.connect import ConnectGateway, InstanceRef
+    from connect_guard.connect_storage import RESOURCE_TYPES, StorageSnapshots
+    from connect_guard.connect_storage import drift as storage_drift
+
+    instance = InstanceRef(MEMBER, "us-east-1", INSTANCE)
+    reader = ConnectGateway(aws.clients.for_account("connect", MEMBER, "us-east-1", aws.settings(), "read"), instance)
+    approved = StorageSnapshots(aws.clients.dynamodb, aws.baseline_table).get(instance.arn)
+    assert approved is not None and storage_drift(approved.configs, reader.storage_state(RESOURCE_TYPES).configs)
+    detect = drift(aws)
+    recordings = titled(detect, f"Connect storage drifted: CALL_RECORDINGS of Connect instance {INSTANCE}")
+    assert recordings["severity"] == "CRITICAL" and recordings["actions"][0]["status"] == "proposed"
+    assert titled(detect, "Connect storage drifted: AGENT_EVENTS")["severity"] == "HIGH"
+    enforce = drift(aws, "enforce")
+    assert titled(enforce, "Connect storage drift restored: CALL_RECORDINGS")["actions"][0]["status"] == "taken"
+    assert storage_drift(approved.configs, reader.storage_state(RESOURCE_TYPES).configs) == ()
+    assert not any("storage" in subject for subject in drift(aws, "enforce"))

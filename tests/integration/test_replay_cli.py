@@ -252,7 +252,8 @@ def test_replay_drift_shows_what_no_event_reported_in_detect_and_restores_it_in_
     # quiet-trail was redirected with no event: only the drift check finds it.
     code, detect = run(str(EVENTS / "logging"), "--drift", "--no-progress")
     assert code == 0
-    assert "[drift] logging drift check: 9 finding(s)" in detect
+    assert "[drift] logging drift check: 14 finding(s)" in detect
+    assert "CRITICAL Connect storage drifted: CALL_RECORDINGS of Connect instance" in detect
     assert (
         "CRITICAL Trail drifted: CloudTrail trail quiet-trail\n               proposed: cloudtrail UpdateTrail"
         in detect

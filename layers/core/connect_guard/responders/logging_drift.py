@@ -10,6 +10,8 @@ restores through the responder's clients, journal and audit log, as the event pa
   LOW "Unapproved trail", once; index entry without its snapshot: CRITICAL, nothing restored.
 - Contact flow logs (`FlowLogsDrift`): CONTACTFLOW_LOGS of every instance in ConnectInstanceArns;
   off: HIGH, turned back on in enforce mode.
+- Connect storage configs (`storage_drift.StorageDrift`): each resource type of every instance
+  with a storage snapshot; drifted: the type's severity, put back in enforce mode.
 
 Each restore is journaled under a key per target (`logging_drift:<ARN>`) before the write: a run
 that dies after writing and before reporting is reported by the next run, which finds the
@@ -290,7 +292,9 @@ def earlier_restore(
 
 def checks(responder: LoggingGuardResponder) -> tuple[DriftCheck, ...]:
     """The settings the drift check covers: one entry each (see connect_guard.drift)."""
-    return (TrailDrift(responder), FlowLogsDrift(responder))
+    from connect_guard.responders.storage_drift import StorageDrift  # it builds on this module
+
+    return (TrailDrift(responder), FlowLogsDrift(responder), StorageDrift(responder))
 
 
 def build(settings: Settings, clients: AwsClients) -> DriftRun:
