@@ -307,3 +307,84 @@ def test_flow_logs_switched_off_by_the_suites_own_member_role_are_still_switched
 
 def run_event(aws, event: dict[str, Any]) -> dict[str, Any]:
     return build_pipeline(logging_guard.build, aws.settings(response_mode="enforce"), aws.clients).process(event)
+
+
+# ---- member accounts' trails --------------------------------------------------------------------
+MEMBER_TRAIL = "arn:aws:cloudtrail:us-east-1:111122223333:trail/member-trail"
+
+
+def member_trail(aws):
+    cloudtrail = aws.account_session("111122223333").client("cloudtrail", region_name="us-east-1")
+    return TrailGateway(cloudtrail).state(MEMBER_TRAIL)
+
+
+def test_a_member_accounts_stopped_trail_is_restored_through_the_member_rollback_role(seeded, monkeypatch):
+    assumed: list[str] = []
+    real = seeded.clients.member_client
+
+    def recorded(service: str, role_arn: str, region: str | None = None) -> Any:
+        assumed.append(f"{service} {role_arn.rsplit('/', 1)[-1]}")
+        return real(service, role_arn, region)
+
+    monkeypatch.setattr(seeded.clients, "member_client", recorded)
+    assert not member_trail(seeded).is_logging
+    result = run(seeded, "stop-logging-member-account.json")
+    assert result["outcome"] == "restored" and result["severity"] == "CRITICAL"
+    assert member_trail(seeded).is_logging
+    assert assumed == ["cloudtrail connect-guard-dev-member-read", "cloudtrail connect-guard-dev-member-rollback"]
+    [audit] = seeded.audit_records()
+    assert (audit["action"]["S"], audit["target"]["S"]) == ("StartLogging", MEMBER_TRAIL)
+
+
+def test_a_member_trail_change_is_critical_not_assessed_when_the_member_role_is_unreachable(seeded):
+    from botocore.stub import Stubber
+
+    with Stubber(seeded.clients.sts) as sts:  # its read role refuses us (deleted, or its trust rewritten)
+        sts.add_client_error("assume_role", service_error_code="AccessDenied", http_status_code=403)
+        result = run(seeded, "stop-logging-member-account.json")
+    assert result["outcome"] == "alerted" and result["severity"] == "CRITICAL"
+    [alert] = seeded.inbox()
+    assert "Trail change not assessed: CloudTrail trail member-trail" in alert["Subject"]
+    assert (
+        "cannot assume arn:aws:iam::111122223333:role/connect-guard/connect-guard-dev-member-read" in alert["Message"]
+    )
+    assert not member_trail(seeded).is_logging and seeded.audit_records() == []
+
+
+def test_a_member_trail_named_with_another_accounts_arn_is_not_read_or_restored(seeded):
+    # An organization trail's ARN names the management account: its own events are the ones to act on.
+    event = load_event("logging/stop-logging-member-account.json")
+    event["detail"]["requestParameters"] = {"name": ARN.format("org-trail")}
+    result = run_event(seeded, event)
+    assert result["outcome"] == "alerted" and result["severity"] == "CRITICAL"
+    assert "Trail change not assessed" in seeded.inbox()[0]["Subject"]
+    assert not trail(seeded, "org-trail").is_logging
+
+
+def test_approve_trail_approves_a_member_trail_read_with_the_operators_role_there(seeded):
+    import io
+
+    from connect_guard_tools import cli
+    from tests.integration.test_replay_cli import _stack
+
+    member = seeded.account_session("111122223333")
+    member.client("cloudtrail", region_name="us-east-1").start_logging(Name=MEMBER_TRAIL)  # put right, reviewed
+    operator = "arn:aws:iam::111122223333:role/SecurityOperator"
+    argv = ["approve-trail", "--trail-arn", MEMBER_TRAIL, "--stack", _stack(seeded), "--approved-by", "soc@example.com"]
+    out = io.StringIO()
+    assert cli.approve_trail(cli._parser().parse_args([*argv, "--assume-role-arn", operator]), out, seeded.session) == 0
+    [audit] = seeded.audit_records()
+    assert audit["action"]["S"] == "ApproveTrailSnapshot" and audit["target"]["S"] == MEMBER_TRAIL
+    assert (
+        MEMBER_TRAIL
+        in seeded.clients.dynamodb.query(
+            TableName=seeded.baseline_table,
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues={":pk": {"S": "trail#index#111122223333"}},
+        )["Items"][-1]["sk"]["S"]
+    )
+    # An account the stack does not enrol is refused: a snapshot nothing acts on would only mislead.
+    stranger = "arn:aws:cloudtrail:us-east-1:444455556666:trail/t"
+    out = io.StringIO()
+    assert cli.approve_trail(cli._parser().parse_args([*argv[:2], stranger, *argv[3:]]), out, seeded.session) == 2
+    assert "not enrolled" in out.getvalue()

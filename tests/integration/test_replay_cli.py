@@ -246,3 +246,26 @@ def test_replay_shows_a_recovered_canary_and_a_silent_one():
     # Before its silence the check has nothing to say: at 11:00 the IAM canary is 45 minutes old.
     _, early = run(str(EVENTS / "liveness"), "--liveness-check-at", "2026-11-20T11:00:00Z", "--no-progress")
     assert "0 silent canary(ies)" in early
+
+
+def test_replay_drift_shows_what_no_event_reported_in_detect_and_restores_it_in_enforce():
+    # quiet-trail was redirected with no event: only the drift check finds it.
+    code, detect = run(str(EVENTS / "logging"), "--drift", "--no-progress")
+    assert code == 0
+    assert "[drift] logging drift check: 14 finding(s)" in detect
+    assert "CRITICAL Connect storage drifted: CALL_RECORDINGS of Connect instance" in detect
+    assert (
+        "CRITICAL Trail drifted: CloudTrail trail quiet-trail\n               proposed: cloudtrail UpdateTrail"
+        in detect
+    )
+    assert "LOW      Unapproved trail: CloudTrail trail sandbox-trail" in detect
+    code, enforce = run(
+        str(EVENTS / "logging"), "--drift", "--no-progress", "--parameter-overrides", "ResponseMode=enforce"
+    )
+    assert code == 0
+    # The samples restored the trails and flow logs they name; the drift check restores the rest.
+    assert (
+        "CRITICAL Trail drift restored: CloudTrail trail quiet-trail\n               taken: cloudtrail UpdateTrail"
+        in enforce
+    )
+    assert "CloudTrail trail org-trail" not in enforce.split("[drift]")[1]

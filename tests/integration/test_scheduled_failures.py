@@ -95,3 +95,32 @@ def test_a_successful_role_snapshot_sends_nothing(aws, monkeypatch, lambda_conte
     monkeypatch.setattr(app, "snapshot_protected_roles", role_quarantine.snapshot_protected_roles)
     assert "roles" in app.lambda_handler({}, lambda_context)
     assert alerts(aws) == []
+
+
+def test_the_logging_drift_schedule_runs_the_check_through_the_logging_guard_handler(aws, monkeypatch, lambda_context):
+    instances = ",".join(i.instance_arn for i in aws.instances)
+    app = handler_module("logging_guard", aws, monkeypatch, CONNECT_INSTANCE_ARNS=instances)
+    result = app.lambda_handler({"check": "logging-drift"}, lambda_context)
+    titles = {a["title"] for a in alerts(aws)}
+    assert "Trail drift restored: CloudTrail trail quiet-trail" in titles and len(result["findings"]) == len(titles)
+    # Anything else is an SQS batch to the handler, and refused as one: never a drift check.
+    from connect_guard.errors import DirectInvocationError
+
+    with pytest.raises(DirectInvocationError):
+        app.lambda_handler({"check": "logging-drift", "force": True}, lambda_context)
+    assert alerts(aws) == []
+
+
+def test_a_failed_logging_drift_check_is_alerted_then_raised(aws, monkeypatch, lambda_context):
+    from connect_guard.responders import logging_drift
+
+    app = handler_module("logging_guard", aws, monkeypatch)
+
+    def broken(settings: Any, clients: Any) -> Any:
+        raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "slow down"}}, "DescribeTrails")
+
+    monkeypatch.setattr(logging_drift, "run", broken)
+    with pytest.raises(ClientError):
+        app.lambda_handler({"check": "logging-drift"}, lambda_context)
+    [failed] = alerts(aws)
+    assert failed["title"] == "Logging drift check FAILED in 123456789012" and failed["severity"] == "HIGH"

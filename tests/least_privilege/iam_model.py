@@ -328,6 +328,13 @@ def _resources(call: Call, lookup: ArnLookup) -> list[str | None]:
         return [f"{arn}:log-stream:{p['logStreamName']}" if "logStreamName" in p else arn]
     if call.service == "connect":
         return [_connect_resource(call)]
+    if call.service == "cloudtrail":
+        # A trail by ARN (as the suite names it) or by name in the call's region; DescribeTrails
+        # has no resource type.
+        name = str(p.get("Name") or p.get("TrailName") or "")
+        if not name:
+            return ["*"] if call.operation == "DescribeTrails" else [None]
+        return [name if name.startswith("arn:") else f"arn:aws:cloudtrail:{region}:{account}:trail/{name}"]
     if call.service == "securityhub":
         return sorted({f["ProductArn"] for f in p.get("Findings", [])}) or [None]
     if call.service == "secretsmanager":

@@ -42,7 +42,7 @@ from botocore.awsrequest import AWSResponse
 from connect_guard import liveness, runtime, scheduled
 from connect_guard.archive import archive_cycle
 from connect_guard.clients import AwsClients
-from connect_guard.responders import logging_guard, policy_alerts, profile_rollback, role_quarantine
+from connect_guard.responders import logging_drift, logging_guard, policy_alerts, profile_rollback, role_quarantine
 from connect_guard.runtime import lambda_handler_for, parse_event
 from connect_guard.settings import Settings
 from connect_guard.slack import notifier_from_settings
@@ -376,11 +376,19 @@ def run_schedules(aws: LocalAws, log: CallLog, stacks: Stacks) -> None:
         with log.running("LivenessFunction", f"scheduled canary check (+{later} days)"):
             settings = settings_of(stacks, "LivenessFunction")
             liveness.build(settings, container(aws)).check(datetime.now(UTC) + timedelta(days=later))
+    # logging-guard's drift check (its schedule's Input): every enrolled account's trails and flow
+    # logs; quiet-trail drifted with no event, so enforce mode restores it; then an unapproved
+    # trail is already marked.
+    tamper_member_trail(aws)
+    for run_number in (1, 2):
+        with log.running("LoggingGuardFunction", f"scheduled drift check ({run_number})"):
+            logging_drift.run(settings_of(stacks, "LoggingGuardFunction"), container(aws))
     # A failed run (the cause is beside the point): the FAILED alert is published with the role.
     for function, job in (
         ("BaselineSweepFunction", scheduled.BASELINE_SWEEP),
         ("RoleSnapshotFunction", scheduled.ROLE_SNAPSHOT),
         ("LivenessFunction", scheduled.LIVENESS_CHECK),
+        ("LoggingGuardFunction", scheduled.LOGGING_DRIFT),
     ):
 
         def fail() -> None:
@@ -402,6 +410,19 @@ def run_schedules(aws: LocalAws, log: CallLog, stacks: Stacks) -> None:
     later = time.time() + (settings.export_lag_hours + 2) * 3600  # past the lag: windows to export
     with log.running("LogExportFunction", "scheduled archive cycle"):
         archive_cycle(settings, container(aws), clock=lambda: later)
+
+
+def tamper_member_trail(aws: LocalAws) -> None:
+    """The source account's trail weakened every way its restore undoes (delivery, selectors,
+    Insights, logging), with no event: the drift check restores it through the member role."""
+    member = aws.account_session(SOURCE_ACCOUNT)
+    member.client("s3", region_name=REGION).create_bucket(Bucket="cg-lp-member-sink")
+    cloudtrail = member.client("cloudtrail", region_name=REGION)
+    trail = f"arn:aws:cloudtrail:{REGION}:{SOURCE_ACCOUNT}:trail/member-trail"
+    cloudtrail.update_trail(Name=trail, S3BucketName="cg-lp-member-sink")
+    cloudtrail.put_event_selectors(TrailName=trail, EventSelectors=[{"ReadWriteType": "ReadOnly"}])
+    cloudtrail.put_insight_selectors(TrailName=trail, InsightSelectors=[{"InsightType": "ApiCallRateInsight"}])
+    cloudtrail.stop_logging(Name=trail)
 
 
 def run_notifications(aws: LocalAws, log: CallLog, stacks: Stacks, slack: FakeSlack) -> None:

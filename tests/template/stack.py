@@ -410,6 +410,21 @@ CONNECT_WRITE_ACTIONS = {"connect:UpdateUserSecurityProfiles", "connect:UpdateSe
 # logging_guard: an instance's contact flow logs (the instance alone, no sub-resource).
 FLOW_LOGS_READ = {"connect:DescribeInstanceAttribute"}
 FLOW_LOGS_WRITE = {"connect:UpdateInstanceAttribute"}
+# logging_guard: this account's trails, any home region; the restore never stops, deletes or creates one.
+OWN_TRAILS = {"Fn::Sub": "arn:${AWS::Partition}:cloudtrail:*:${AWS::AccountId}:trail/*"}
+TRAIL_READS = {
+    "cloudtrail:GetTrail",
+    "cloudtrail:GetTrailStatus",
+    "cloudtrail:GetEventSelectors",
+    "cloudtrail:GetInsightSelectors",
+}
+TRAIL_LIST = {"cloudtrail:DescribeTrails"}  # no resource type: "*", alone in its statement
+TRAIL_RESTORES = {
+    "cloudtrail:StartLogging",
+    "cloudtrail:UpdateTrail",
+    "cloudtrail:PutEventSelectors",
+    "cloudtrail:PutInsightSelectors",
+}
 # logging_guard's storage configs: read, and (enforce) put back to their snapshot; with what Connect
 # checks on the caller then (a policy on its service-linked role only it can change).
 STORAGE_READ = {"connect:ListInstanceStorageConfigs"}

@@ -153,6 +153,7 @@ SCHEDULED = {
     "SnapshotSchedule": ("RoleSnapshotSchedule", "RoleSnapshotFunction"),
     "LogExportSchedule": ("ExportSchedule", "LogExportFunction"),
     "LivenessSchedule": ("LivenessCheckSchedule", "LivenessFunction"),
+    "LoggingDriftSchedule": ("LoggingDriftCheckSchedule", "LoggingGuardFunction"),
 }
 
 
@@ -192,6 +193,7 @@ def test_schedules_have_retries_a_dlq_and_a_role_that_only_invokes_the_scheduled
             "RoleSnapshotFunction",
             "LogExportFunction",
             "LivenessFunction",
+            "LoggingGuardFunction",
         ],
         "sqs:SendMessage": ["SweepDLQ"],
         "kms:Decrypt": ["SuiteKey"],
@@ -201,8 +203,9 @@ def test_schedules_have_retries_a_dlq_and_a_role_that_only_invokes_the_scheduled
 
 def test_rule_routes_ignore_the_scheduled_functions() -> None:
     routes = rule_routes(T)
-    # The liveness function is both: its queue's canaries and the schedule's silence check.
-    scheduled = {function for _, function in SCHEDULED.values()} - {"LivenessFunction"}
+    # The liveness function is both: its queue's canaries and the schedule's silence check; so is
+    # logging-guard: its queue's trail changes and the schedule's drift check.
+    scheduled = {function for _, function in SCHEDULED.values()} - {"LivenessFunction", "LoggingGuardFunction"}
     assert "LogExportFunction" in scheduled
     assert not {r.function for r in routes} & scheduled
     for function in scheduled:
@@ -220,3 +223,15 @@ def test_the_core_layer_builds_into_opt_python() -> None:
     assert (p["CompatibleRuntimes"], p["CompatibleArchitectures"]) == (["python3.13"], ["arm64"])
     # The python3.13 builder copies ContentUri into python/: the package must sit right under it.
     assert (ROOT / "layers/core/connect_guard/__init__.py").is_file()
+
+
+def test_the_schedules_input_selects_the_drift_check_and_async_runs_are_not_retried() -> None:
+    """The Input the schedule sends is exactly what the handler takes for the drift check (anything
+    else goes to the SQS path, which refuses it); a failed run is final, as for the sweep."""
+    import json
+
+    from tests.integration.test_integrations import function
+
+    app = function("logging_guard")  # by its path: every function's module is named app
+    assert json.loads(props("LoggingDriftSchedule")["Target"]["Input"]) == app.DRIFT_CHECK
+    assert props("LoggingGuardFunction")["EventInvokeConfig"] == {"MaximumRetryAttempts": 0}

@@ -24,12 +24,16 @@ from tests.template.stack import (
     OWN_CONNECT_RESOURCES,
     OWN_KEYS,
     OWN_ROLES,
+    OWN_TRAILS,
     OWN_USERS,
     QUARANTINE_POLICY_ARN,
     STORAGE_CHECKS,
     STORAGE_READ,
     STORAGE_WRITE,
     SUITE_ROLES,
+    TRAIL_LIST,
+    TRAIL_READS,
+    TRAIL_RESTORES,
     as_list,
     suite_tag_keys_only,
 )
@@ -270,12 +274,16 @@ def test_the_read_role_only_reads():
     }
     assert {a for a in actions if a.startswith("connect:")} == CONNECT_READ_ACTIONS | FLOW_LOGS_READ | STORAGE_READ
     assert {a for a in actions if a.startswith("kms:")} == KEY_READS
+    assert {a for a in actions if a.startswith("cloudtrail:")} == TRAIL_READS | TRAIL_LIST
     for statement in _statements("ReadRole"):
         resources = as_list(statement["Resource"])
         statement_actions = set(as_list(statement["Action"]))
         if "*" in resources:
-            # Only iam:ListRoles, which has no resource-level permissions, alone in its statement.
-            assert statement_actions == {"iam:ListRoles"} and resources == ["*"], statement
+            # Only iam:ListRoles and cloudtrail:DescribeTrails, which have no resource-level
+            # permissions, each alone in its statement.
+            assert statement_actions in ({"iam:ListRoles"}, TRAIL_LIST) and resources == ["*"], statement
+        elif statement_actions & TRAIL_READS:  # this account's trails only
+            assert statement_actions == TRAIL_READS and resources == [OWN_TRAILS], statement
         elif statement_actions & CONNECT_READ_ACTIONS:
             assert resources == OWN_CONNECT_RESOURCES, statement
         elif statement_actions & FLOW_LOGS_READ:  # an instance attribute: the instance alone
@@ -288,11 +296,14 @@ def test_the_read_role_only_reads():
             assert resources == [OWN_USERS, OWN_ROLES], statement
 
 
-def test_the_rollback_role_holds_exactly_the_two_connect_updates_and_the_flow_logs_restore():
-    (statement, flow_logs, *storage, keys) = _statements("RollbackRole")
-    assert statement["Effect"] == flow_logs["Effect"] == keys["Effect"] == "Allow"
+def test_the_rollback_role_holds_exactly_the_connect_updates_and_the_flow_logs_storage_key_and_trail_restores():
+    (statement, flow_logs, *storage, keys, trails) = _statements("RollbackRole")
+    assert statement["Effect"] == flow_logs["Effect"] == keys["Effect"] == trails["Effect"] == "Allow"
     # logging_guard's key guard: a key usable again, this account's keys only; no key policy write.
     assert set(as_list(keys["Action"])) == KEY_WRITES and as_list(keys["Resource"]) == [OWN_KEYS]
+    # A trail put back to its snapshot: never stopped, deleted or created, and only this account's.
+    assert set(as_list(trails["Action"])) == TRAIL_RESTORES
+    assert as_list(trails["Resource"]) == [OWN_TRAILS] and "Condition" not in trails
     assert set(as_list(statement["Action"])) == CONNECT_WRITE_ACTIONS
     assert as_list(statement["Resource"]) == OWN_CONNECT_RESOURCES
     assert set(as_list(flow_logs["Action"])) == FLOW_LOGS_WRITE

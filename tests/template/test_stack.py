@@ -80,6 +80,7 @@ def _writer_order(env: dict[str, Any]) -> list[str]:
         ("FallbackSecurityProfileName", "Agent"),
         ("ConnectInstanceArns", ""),
         ("BaselineSweepSchedule", "rate(1 hour)"),
+        ("LoggingDriftCheckSchedule", "rate(1 hour)"),
         ("ProfileRollbackConcurrency", 2),
         ("ProtectedRoleNames", "AWSServiceRoleForAmazonConnect*"),
         ("ProtectedRoleTagKey", "connect-guard:protected"),
@@ -130,6 +131,7 @@ def test_allowed_values_are_the_intended_ones() -> None:
     assert params["EnableChat"]["AllowedValues"] == ["false", "true"]
     assert params["RoleSnapshotSchedule"]["AllowedPattern"] == params["BaselineSweepSchedule"]["AllowedPattern"]
     assert params["ExportSchedule"]["AllowedPattern"] == params["BaselineSweepSchedule"]["AllowedPattern"]
+    assert params["LoggingDriftCheckSchedule"]["AllowedPattern"] == params["BaselineSweepSchedule"]["AllowedPattern"]
     assert params["ObjectLockMode"]["AllowedValues"] == ["NONE", "GOVERNANCE", "COMPLIANCE"]
     for name in ("ArchiveTransitionIaDays", "ExportLagHours", "ExportMaxWindowHours", "ArchiveBehindAlertHours"):
         assert params[name]["Type"] == "Number", name

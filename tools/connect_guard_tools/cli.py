@@ -66,6 +66,11 @@ def _parser() -> argparse.ArgumentParser:
         "--sweep", action="store_true", help="after the events, run one baseline drift sweep of the demo instances"
     )
     replay.add_argument(
+        "--drift",
+        action="store_true",
+        help="after the events, run logging-guard's scheduled drift check (trails, contact flow logs)",
+    )
+    replay.add_argument(
         "--release", action="store_true", help="after the events, release every principal the replay quarantined"
     )
     replay.add_argument(
@@ -103,6 +108,10 @@ def _parser() -> argparse.ArgumentParser:
     _stack_arguments(trail)
     trail.add_argument("--approved-by", required=True, help="who approves (recorded and audited)")
     trail.add_argument("--reason", default="reviewed", help="why (recorded)")
+    trail.add_argument(
+        "--assume-role-arn",
+        help="a member account's trail: your role in that account that may read it (default: these credentials)",
+    )
 
     storage = commands.add_parser(
         "approve-storage",
@@ -242,6 +251,8 @@ def replay(args: argparse.Namespace, out: TextIO) -> int:
                 _slack(result.finding, args, out)
         if args.sweep:
             _sweep(aws, replayer, out)
+        if args.drift:
+            _drift(aws, replayer, out)
         if args.release:
             _release_all(aws, replayer, out)
         if args.export:
@@ -310,6 +321,17 @@ def _sweep(aws: LocalAws, replayer: Replayer, out: TextIO) -> None:
             out.write(f"      {sweep.describe(item, names)}\n")
         for item, plan, status in result.plans:
             out.write(f"      {status}: {plan.operation} {item.name} (gained {', '.join(plan.gained)})\n")
+
+
+def _drift(aws: LocalAws, replayer: Replayer, out: TextIO) -> None:
+    from connect_guard.responders import logging_drift
+
+    findings = logging_drift.run(replayer.settings, aws.clients)
+    out.write(f"\n[drift] logging drift check: {len(findings)} finding(s)\n")
+    for finding in findings:
+        out.write(f"      {finding.severity!s:<8} {finding.title}\n")
+        for action in finding.actions:
+            out.write(f"      {'':<8} {action.status}: {action.service} {action.operation}\n")
 
 
 def _slack(finding: dict[str, Any], args: argparse.Namespace, out: TextIO) -> None:
@@ -614,8 +636,12 @@ def approve_trail(args: argparse.Namespace, out: TextIO, session: Any = None) ->
 
     session = session or boto3.session.Session(region_name=args.region)
     settings = _stack_settings(session, args.stack)
-    region = args.trail_arn.split(":")[3]
-    state = TrailGateway(session.client("cloudtrail", region_name=region)).state(args.trail_arn)
+    region, account = args.trail_arn.split(":")[3], args.trail_arn.split(":")[4]
+    if not settings.enrolled(account):  # a snapshot nothing acts on would only mislead
+        out.write(f"account {account} is not enrolled in the stack (MemberAccountIds): nothing approved\n")
+        return 2
+    reader = _trail_reader(session, args.assume_role_arn, region)
+    state = TrailGateway(reader).state(args.trail_arn)
     if state is None:
         out.write(f"{args.trail_arn} does not exist: nothing approved\n")
         return 2
@@ -643,6 +669,22 @@ def approve_trail(args: argparse.Namespace, out: TextIO, session: Any = None) ->
     )
     out.write(f"approved {state.arn} as the trail's snapshot (by {args.approved_by})\n")
     return 0
+
+
+def _trail_reader(session: Any, role_arn: str | None, region: str) -> Any:
+    """CloudTrail in the trail's home region, with the operator's own credentials or their role
+    in the trail's account (the suite's member roles trust only the suite's functions)."""
+    if not role_arn:
+        return session.client("cloudtrail", region_name=region)
+    credentials = session.client("sts").assume_role(RoleArn=role_arn, RoleSessionName="connect-guard-approve-trail")
+    keys = credentials["Credentials"]
+    return session.client(
+        "cloudtrail",
+        region_name=region,
+        aws_access_key_id=keys["AccessKeyId"],
+        aws_secret_access_key=keys["SecretAccessKey"],
+        aws_session_token=keys["SessionToken"],
+    )
 
 
 def approve_storage(args: argparse.Namespace, out: TextIO, session: Any = None) -> int:

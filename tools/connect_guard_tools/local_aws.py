@@ -522,11 +522,11 @@ class LocalAws:
     def seed(self, state_file: Path, with_trails: bool = True) -> None:
         """Create the demo state: per source account the member role, managed policies with their
         versions, and Connect instances (current state in the fake, approved state as baseline);
-        the security account's CloudTrail trails (`trails`), unless `with_trails` is False."""
+        the CloudTrail trails (`trails`: the security account's, or `account`'s), unless `with_trails` is False."""
         state = yaml.safe_load(state_file.read_text()) or {}
         if with_trails:
             for trail in state.get("trails") or []:
-                self.seed_trail(SECURITY_ACCOUNT, trail)
+                self.seed_trail(str(trail.get("account", SECURITY_ACCOUNT)), trail)
             if state.get("suite_key"):  # the security account's own key, tampered as the demo says
                 self.tamper_key(SECURITY_ACCOUNT, self.suite_key_arn, state["suite_key"].get("tampered") or {})
         self._seed_canaries(state.get("canaries") or [])

@@ -62,6 +62,15 @@ LIVENESS_CHECK = Job(
     "an account or region whose events stopped arriving is not being detected",
 )
 
+LOGGING_DRIFT = Job(
+    "Logging drift check",
+    "logging_guard",
+    "logging.drift_check_failed",
+    # The event-driven restore still runs: what is lost is the net under missed events.
+    Severity.HIGH,
+    "trails and contact flow logs changed without a delivered event are not being detected or restored",
+)
+
 
 def invoke(job: Job, invocation_id: str, work: Callable[[Settings, AwsClients], T]) -> T:
     """A scheduled function's run: settings and clients as its container builds them (the

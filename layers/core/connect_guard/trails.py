@@ -37,6 +37,10 @@ def home_region(arn: str) -> str:
     return arn.split(":")[3]
 
 
+def trail_account(arn: str) -> str:
+    return arn.split(":")[4]
+
+
 def canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=str)
 
@@ -202,6 +206,19 @@ class TrailGateway:
             calls.append(("StartLogging", {"Name": snapshot.arn}))
         return calls
 
+    def home_trails(self, region: str, account: str) -> list[str]:
+        """ARNs of the account's trails whose home is `region` (DescribeTrails without shadow
+        trails: a multi-region trail once, in its home region; an organization trail of another
+        account is left to that account's own check)."""
+        trails = self._ct.describe_trails(includeShadowTrails=False).get("trailList") or []
+        return [
+            arn
+            for t in trails
+            if (arn := t.get("TrailARN"))
+            and (t.get("HomeRegion") or home_region(arn)) == region
+            and trail_account(arn) == account
+        ]
+
     def call(self, operation: str, parameters: dict[str, Any]) -> None:
         method = {
             "UpdateTrail": self._ct.update_trail,
@@ -212,8 +229,15 @@ class TrailGateway:
         method(**parameters)
 
 
+INDEX_PREFIX = "trail#index#"  # `trail#index#<account>`, sk the ARN: the approved trails of an account
+SEEN_PREFIX = "trail#seen#"  # `trail#seen#<ARN>`: an unapproved trail the drift check reported once
+
+
 class TrailSnapshots:
-    """The approved state of each trail, in the baseline table (`trail#<ARN>`, `snapshot`)."""
+    """The approved state of each trail, in the baseline table (`trail#<ARN>`, `snapshot`), and
+    an index of the approved trails per account (`trail#index#<account>`, one item per ARN), so
+    the drift check finds a snapshot whose trail no longer exists. Both are written only by
+    `connect-guard approve-trail` (and the demo's seed): the functions read them."""
 
     def __init__(self, dynamodb: Any, table_name: str) -> None:
         self._db = dynamodb
@@ -228,6 +252,39 @@ class TrailSnapshots:
             TableName=self._table,
             Item={**self._key(snapshot.arn), "snapshot": {"S": json.dumps(snapshot.to_dict(), default=str)}},
         )
+        index = {"pk": {"S": f"{INDEX_PREFIX}{trail_account(snapshot.arn)}"}, "sk": {"S": snapshot.arn}}
+        self._db.put_item(TableName=self._table, Item=index)
+
+    def approved(self, account: str) -> list[str]:
+        """ARNs of the account's approved trails (the index; Query, by key, never a Scan)."""
+        arns: list[str] = []
+        query: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "pk = :pk",
+            "ExpressionAttributeValues": {":pk": {"S": f"{INDEX_PREFIX}{account}"}},
+            "ProjectionExpression": "sk",
+            "ConsistentRead": True,
+        }
+        while True:
+            page = self._db.query(**query)
+            arns += [item["sk"]["S"] for item in page.get("Items", [])]
+            if "LastEvaluatedKey" not in page:
+                return arns
+            query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def first_sighting(self, arn: str, at: str) -> bool:
+        """Whether an unapproved trail is seen for the first time (then marked): reported once."""
+        try:
+            self._db.put_item(
+                TableName=self._table,
+                Item={"pk": {"S": f"{SEEN_PREFIX}{arn}"}, "sk": {"S": "unapproved"}, "seen_at": {"S": at}},
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
 
     def get(self, arn: str) -> TrailState | None:
         item = self._db.get_item(TableName=self._table, Key=self._key(arn), ConsistentRead=True).get("Item")

@@ -42,6 +42,7 @@ from connect_guard.trails import (
     canonical,
     drift,
     home_region,
+    trail_account,
     trail_arn,
 )
 
@@ -138,6 +139,11 @@ class LoggingGuardResponder:
             AuditLog(clients.dynamodb, settings.audit_table_name),
         )
 
+    def trail_gateway(self, account: str, arn: str, purpose: MemberPurpose = "read") -> TrailGateway:
+        """The trail's account and home region: this account's own role, else the member stack's
+        role for `purpose` (read; rollback, in enforce mode only, for the restoring writes)."""
+        return TrailGateway(self.clients.for_account("cloudtrail", account, home_region(arn), self.settings, purpose))
+
     # -- deciding -----------------------------------------------------------------------------
     def _decide(self, event: CloudTrailEvent) -> _Decision:
         record = event.detail
@@ -169,14 +175,14 @@ class LoggingGuardResponder:
         if exempt_service(actor, {CLOUDFORMATION}):
             why = "made through CloudFormation: a stack owns this trail; the SOC decides, nothing is restored"
             return _Decision(actor, arn, report=(Severity.CRITICAL, "Trail changed by a stack", (why,)))
-        if account != self.settings.own_account_id:
-            why = f"account {account}: the member stack grants no CloudTrail access, the trail was not re-read"
+        if trail_account(arn) != account:
+            # Another account's trail (an organization trail's shadow): its owner's events say it.
+            why = f"trail of account {trail_account(arn)}, changed from {account}: not re-read here"
             return _Decision(actor, arn, report=(Severity.CRITICAL, "Trail change not assessed", (why,)))
         snapshot = self.snapshots.get(arn)
         try:
-            current = TrailGateway(
-                self.clients.for_account("cloudtrail", account, home_region(arn), self.settings, "read")
-            ).state(arn)
+            # A member account's trail through the member stack's read role (for_account).
+            current = self.trail_gateway(account, arn).state(arn)
         except MemberAccessError as error:
             report = (Severity.CRITICAL, "Trail change not assessed", (str(error),))
             return _Decision(actor, arn, snapshot, report=report, unreadable=True)
@@ -285,15 +291,7 @@ class LoggingGuardResponder:
         pending = self.journal.begin(
             finding_id, responder=NAME, event_id=record.event_id, records=records, payload=payload
         )
-        gateway = TrailGateway(
-            self.clients.for_account(
-                "cloudtrail",
-                record.recipient_account_id or event.account,
-                home_region(decision.arn),
-                self.settings,
-                "read",
-            )
-        )
+        gateway = self.trail_gateway(record.recipient_account_id or event.account, decision.arn, "rollback")
         for op, params in decision.calls:
             gateway.call(op, params)
         try:
