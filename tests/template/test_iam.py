@@ -117,6 +117,7 @@ def test_function_statements_name_no_wildcard_resource() -> None:
                     export_only = set(actions) == {"logs:CreateExportTask"}
                     deny_list_only = all(a.startswith("organizations:") for a in actions)
                     trails_only = all(a.startswith("cloudtrail:") for a in actions)
+                    log_groups_only = set(actions) <= {"logs:CreateLogGroup", "logs:PutRetentionPolicy"}
                     assert (
                         target(resource)
                         or objects_of(resource)
@@ -129,6 +130,8 @@ def test_function_statements_name_no_wildcard_resource() -> None:
                         or (deny_list_only and resource == DENY_LIST_SCP)  # one policy ID, any organization
                         # (trail restore) this account's trails: the operator's, not ours to name.
                         or (trails_only and resource == OWN_TRAILS)
+                        # (plumbing restore) the suite's log groups and the Connect instance's, as exported.
+                        or (log_groups_only and resource in EXPORTABLE_LOG_GROUPS[1:])
                     ), f"{name}: {statement['Sid']} writes to a pattern"
 
 

@@ -139,6 +139,8 @@ class Settings(BaseModel):
     max_event_age_hours: int | None = Field(default=48, ge=1)
     # Liveness: an expected canary silent longer than this is alerted (the canary runs every 15 min).
     canary_silence_minutes: int = Field(default=90, ge=20)
+    # The suite's own plumbing as the stack deployed it (connect_guard.plumbing): an SSM parameter name.
+    plumbing_state_parameter: str | None = None
 
     _split = field_validator(
         "member_account_ids",
@@ -195,6 +197,7 @@ class Settings(BaseModel):
         "identity_center_region",
         "identity_store_id",
         "sso_deny_list_policy_id",
+        "plumbing_state_parameter",
         mode="before",
     )
     @classmethod
@@ -303,6 +306,7 @@ class Settings(BaseModel):
             "allow_direct_invocation": "CONNECT_GUARD_ALLOW_DIRECT_INVOCATION",
             "max_event_age_hours": "MAX_EVENT_AGE_HOURS",
             "canary_silence_minutes": "CANARY_SILENCE_MINUTES",
+            "plumbing_state_parameter": "PLUMBING_STATE_PARAMETER",
         }
         values = {field: env[var] for field, var in names.items() if var in env and env[var] != ""}
         try:

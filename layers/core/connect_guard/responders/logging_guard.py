@@ -30,6 +30,7 @@ from connect_guard.outcome import Outcome
 from connect_guard.policy import Severity
 from connect_guard.principals import CLOUDFORMATION, Actor, allowlist_match, exempt_service, is_suite_principal
 from connect_guard.publisher import SnsPublisher, publish_outcome
+from connect_guard.responders.plumbing_guard import PlumbingGuard
 from connect_guard.settings import MemberPurpose, Settings
 from connect_guard.trails import (
     Drift,
@@ -91,8 +92,9 @@ class LoggingGuardResponder:
         self.journal = ActionJournal(audit)
         self.publisher = SnsPublisher(clients.sns, settings.alert_topic_arn)
         self.flow_logs = FlowLogsGuard(self)
+        self.plumbing = PlumbingGuard(self)
         # Sub-controls for the other logging settings, each with its own events: one line each.
-        self.sub_controls: tuple[SubControl, ...] = (self.flow_logs,)
+        self.sub_controls: tuple[SubControl, ...] = (self.flow_logs, self.plumbing)
 
     def _sub_control(self, event: CloudTrailEvent) -> SubControl | None:
         return next((sub for sub in self.sub_controls if sub.handles(event)), None)
