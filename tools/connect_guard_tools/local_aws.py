@@ -33,6 +33,7 @@ from connect_guard.quarantine import RoleSnapshot, RoleSnapshots
 from connect_guard.settings import MEMBER_ROLE_PATH, SUITE_WRITER_ROLES, Settings, member_role_name, suite_role_name
 from connect_guard.trails import TrailGateway, TrailSnapshots, TrailState
 from connect_guard_tools.connect_fake import ConnectFake, SeededInstance, seed_from_spec
+from connect_guard_tools.plumbing import EmbeddedPlumbing, PlumbingStrictness
 
 SECURITY_ACCOUNT = "123456789012"  # moto's default account plays the security account
 REGION = "us-east-1"  # IAM's CloudTrail events reach EventBridge only here
@@ -341,6 +342,7 @@ class LocalAws:
             self.unmodifiable_roles,
             ScpLimits(),
             TrailInsights(),
+            PlumbingStrictness(),
         ]
         self._saved_env: dict[str, str | None] = {}
 
@@ -418,6 +420,9 @@ class LocalAws:
                 ],
                 BillingMode="PAY_PER_REQUEST",
             )
+        # The suite's rules, log groups and archive settings as template.yaml deploys them, and
+        # the SSM parameter that says so (PlumbingStateParameter).
+        self.plumbing = EmbeddedPlumbing.create(self.session, self.archive_bucket, self.key_id)
 
     def settings(self, **overrides: Any) -> Settings:
         values: dict[str, Any] = {
@@ -436,6 +441,7 @@ class LocalAws:
             "archive_bucket_name": self.archive_bucket,
             "checkpoint_table_name": self.baseline_table,
             "findings_archive_queue_url": self.findings_archive_url,
+            "plumbing_state_parameter": self.plumbing.parameter,
             # The replay and the tests run recorded history: no delivery horizon on its age.
             "max_event_age_hours": None,
         }
@@ -518,6 +524,8 @@ class LocalAws:
             for trail in state.get("trails") or []:
                 self.seed_trail(SECURITY_ACCOUNT, trail)
         self._seed_canaries(state.get("canaries") or [])
+        if with_trails:  # the security account's, like its trails
+            self.plumbing.tamper(self.session, state.get("plumbing") or {})
         for account_id, account in (state.get("accounts") or {}).items():
             for spec in (account.get("connect") or {}).get("instances") or []:
                 self._seed_instance(str(account_id), spec)

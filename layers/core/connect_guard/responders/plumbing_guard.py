@@ -15,6 +15,7 @@ change leaves the plumbing as the template says.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -494,8 +495,8 @@ class PlumbingGuard:
         change = None
         if decision.found:
             change = Change(
-                tuple(f"{d.setting}={d.now}" for d in decision.found),
-                tuple(f"{d.setting}={d.approved}" for d in decision.found),
+                tuple(f"{d.setting}={json.dumps(d.now, sort_keys=True, default=str)}" for d in decision.found),
+                tuple(f"{d.setting}={json.dumps(d.approved, sort_keys=True, default=str)}" for d in decision.found),
                 tuple(d.setting for d in decision.found),
                 "approved",
             )
