@@ -122,7 +122,7 @@ class PlumbingGuard:
                 raise
             why = f"the suite's known plumbing could not be read ({error.response['Error']['Code']}): not restored"
             return _Decision(actor, account=account, report=(Severity.CRITICAL, "Plumbing change not assessed", (why,)))
-        except (LookupError, ValueError, KeyError, TypeError) as error:
+        except (LookupError, ValueError, TypeError, AttributeError) as error:
             why = f"the suite's known plumbing is unusable ({type(error).__name__}: {error}): not restored"
             return _Decision(actor, account=account, report=(Severity.CRITICAL, "Plumbing change not assessed", (why,)))
         kind = {EVENTS: self._rule, LOGS: self._log_group, S3: self._bucket}[record.event_source]
