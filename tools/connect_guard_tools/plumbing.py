@@ -47,12 +47,13 @@ class EmbeddedPlumbing:
     dead_letter_arn: str
     log_groups: tuple[str, ...]
     archive: KnownArchive
+    suite_key_arn: str
 
     @classmethod
     def create(cls, session: boto3.session.Session, bucket: str, suite_key_id: str) -> EmbeddedPlumbing:
         template = load_template()
         resources: dict[str, Any] = template["Resources"]
-        sqs, events, logs = (session.client(s) for s in ("sqs", "events", "logs"))
+        sqs, events = session.client("sqs"), session.client("events")
         kms, s3, ssm = (session.client(s) for s in ("kms", "s3", "ssm"))
 
         def queue_arn(logical_id: str) -> str:
@@ -77,11 +78,6 @@ class EmbeddedPlumbing:
             for r in resources.values()
             if r["Type"] == "AWS::Logs::LogGroup"
         ]
-        for group in groups:
-            logs.create_log_group(logGroupName=group, kmsKeyId=suite_key)
-            logs.put_retention_policy(logGroupName=group, retentionInDays=RETENTION_DAYS)
-        logs.create_log_group(logGroupName=CONNECT_LOG_GROUP)  # Connect's: Connect's own encryption
-        logs.put_retention_policy(logGroupName=CONNECT_LOG_GROUP, retentionInDays=RETENTION_DAYS)
         archive_key = kms.create_key(Description="connect-guard archive key")["KeyMetadata"]["Arn"]
         days = _defaults(
             template,
@@ -102,7 +98,7 @@ class EmbeddedPlumbing:
             "archive": {"bucket": bucket, "key": archive_key, "lifecycle": list(archive.lifecycle_days)},
         }
         ssm.put_parameter(Name=PARAMETER, Type="String", Value=json.dumps(state))
-        return cls(PARAMETER, rules, dead_letter, (*groups, CONNECT_LOG_GROUP), archive)
+        return cls(PARAMETER, rules, dead_letter, (*groups, CONNECT_LOG_GROUP), archive, suite_key)
 
     def tamper(self, session: boto3.session.Session, spec: dict[str, Any]) -> None:
         """Leave the plumbing as `plumbing:` in events/demo-state.yaml says the samples found it."""
@@ -118,6 +114,13 @@ class EmbeddedPlumbing:
             ids = [t["Id"] for t in events.list_targets_by_rule(Rule=self.rules[logical])["Targets"]]
             events.remove_targets(Rule=self.rules[logical], Ids=ids)
             events.delete_rule(Name=self.rules[logical])
+        # Only the log groups the samples touch exist beforehand (the demo's export and the tests
+        # create the others); each as deployed first: the suite key (not Connect's), the retention.
+        touched = [*(spec.get("retention") or {}), *(spec.get("deleted_log_groups") or [])]
+        for group in touched:
+            key = {} if group.startswith("/aws/connect/") else {"kmsKeyId": self.suite_key_arn}
+            logs.create_log_group(logGroupName=group, **key)
+            logs.put_retention_policy(logGroupName=group, retentionInDays=RETENTION_DAYS)
         for group, days in (spec.get("retention") or {}).items():
             logs.put_retention_policy(logGroupName=group, retentionInDays=days)
         for group in spec.get("deleted_log_groups") or []:
