@@ -255,3 +255,86 @@ def test_a_deleted_rule_cannot_be_enabled_in_the_embedded_aws_either(aws):
     logs = aws.session.client("logs")
     with pytest.raises(logs.exceptions.InvalidParameterException):
         logs.put_retention_policy(logGroupName="/connect-guard/dev/policy-alerts", retentionInDays=2)
+
+
+# ---- CloudFormation: the suite's deployment, recognised by its exact deploy role --------------------
+DEPLOYER = "arn:aws:iam::123456789012:role/PlatformStacksDeployRole"  # the CloudFormation sample's role
+DEPLOYER_ID = "AROAZ7QXK3CFNDEPLOY1"
+
+
+def _by_stack(sample: str, arn: str = DEPLOYER, unique_id: str = DEPLOYER_ID, invoked_by: str | None = None):
+    """A sample as CloudFormation makes it with the role `arn` (unique ID `unique_id`)."""
+    event = copy.deepcopy(load_event(f"plumbing/{sample}"))
+    cfn = load_event("plumbing/disable-rule-by-cloudformation.json")["detail"]["userIdentity"]
+    identity = event["detail"]["userIdentity"] = copy.deepcopy(cfn)
+    identity["sessionContext"]["sessionIssuer"].update({"arn": arn, "principalId": unique_id})
+    identity.pop("invokedBy", None)
+    if invoked_by is not None:
+        identity["invokedBy"] = invoked_by
+    event["id"] = event["detail"]["eventID"] = f"{event['detail']['eventID'][:-4]}dep1"
+    return event
+
+
+def deployed(aws, event: dict[str, Any]):
+    return run(aws, "", event=event, suite_deploy_role_arn=DEPLOYER, suite_deploy_role_id=DEPLOYER_ID)
+
+
+def test_the_suites_deployment_leaving_a_rule_as_the_template_says_is_left_alone(aws):
+    event = _by_stack("put-targets-by-suite.json", invoked_by="cloudformation.amazonaws.com")
+    assert deployed(aws, event)["outcome"] == "ignored"
+    assert aws.inbox() == []
+
+
+def test_the_suites_deployment_leaving_a_rule_disabled_is_alerted_and_not_undone(aws):
+    event = _by_stack("disable-rule-logging-guard.json", invoked_by="cloudformation.amazonaws.com")
+    result = deployed(aws, event)
+    assert result["outcome"] == "alerted" and result["severity"] == "CRITICAL"
+    assert result["finding"]["reasons"][:2] == [
+        "made by the suite's own deployment (SuiteDeployRoleArn), which left it other than its template",
+        'state: approved "ENABLED", now "DISABLED"',
+    ]
+    assert rule(aws, "LoggingGuardRule")[0] == "DISABLED" and aws.audit_records() == []
+
+
+@pytest.mark.parametrize(
+    ("arn", "unique_id"),
+    [
+        ("arn:aws:iam::123456789012:role/attacker/PlatformStacksDeployRole", DEPLOYER_ID),  # another path
+        ("arn:aws:iam::444455556666:role/PlatformStacksDeployRole", DEPLOYER_ID),  # another account
+        (DEPLOYER, "AROAZ7QXK3RECREATED9"),  # deleted and re-created under the same name
+    ],
+)
+def test_a_look_alike_of_the_deploy_role_is_any_stack_alerted_and_not_restored(aws, arn, unique_id):
+    event = _by_stack("put-targets-by-suite.json", arn, unique_id, invoked_by="cloudformation.amazonaws.com")
+    result = deployed(aws, event)
+    assert result["outcome"] == "alerted" and result["severity"] == "CRITICAL"
+    assert "not the suite's deployer" in result["finding"]["reasons"][0]
+
+
+def test_the_deploy_role_used_directly_not_through_cloudformation_is_not_the_deployment(aws):
+    """Its credentials outside a stack operation: a change like anyone's, restored."""
+    result = deployed(aws, _by_stack("disable-rule-logging-guard.json"))
+    assert result["outcome"] == "restored"
+    assert rule(aws, "LoggingGuardRule")[0] == "ENABLED"
+
+
+def test_a_forged_invoked_by_is_not_cloudformation(aws):
+    event = _by_stack("disable-rule-logging-guard.json", invoked_by="cloudformation.amazonaws.com.evil.example")
+    assert deployed(aws, event)["outcome"] == "restored"
+
+
+def test_a_known_state_read_for_an_earlier_event_is_read_again_before_acting(aws):
+    """A deployment since changed the plumbing's known state: a warm container must not restore
+    the state it remembers (here: the rule is no longer the suite's, so nothing is done)."""
+    settings = aws.settings(response_mode="enforce")
+    responder = logging_guard.build(settings, aws.clients)
+    _, first = parse_event(load_event("plumbing/disable-rule-not-the-suites.json"))
+    responder.handle(first)  # the known state is read, and kept
+    ssm = aws.session.client("ssm")
+    state = json.loads(ssm.get_parameter(Name=aws.plumbing.parameter)["Parameter"]["Value"])
+    del state["rules"][rule_name("LoggingGuardRule")]
+    ssm.put_parameter(Name=aws.plumbing.parameter, Value=json.dumps(state), Type="String", Overwrite=True)
+    _, second = parse_event(load_event("plumbing/disable-rule-logging-guard.json"))
+    outcome = responder.handle(second)
+    assert outcome.outcome == "ignored" and "not one of the suite's rules" in str(outcome.reason)
+    assert rule(aws, "LoggingGuardRule")[0] == "DISABLED"

@@ -39,7 +39,14 @@ from connect_guard.plumbing import (
     rule_restore_calls,
 )
 from connect_guard.policy import Severity
-from connect_guard.principals import CLOUDFORMATION, Actor, allowlist_match, exempt_service, is_suite_principal
+from connect_guard.principals import (
+    CLOUDFORMATION,
+    Actor,
+    allowlist_match,
+    exempt_service,
+    is_suite_deployment,
+    is_suite_principal,
+)
 
 if TYPE_CHECKING:
     from connect_guard.responders.logging_guard import LoggingGuardResponder
@@ -81,6 +88,7 @@ class _Decision:
     calls: list[Call] = field(default_factory=list)
     notes: tuple[str, ...] = ()  # what can't be restored exactly, or what was lost
     own: bool = False
+    deployment: bool = False  # CloudFormation through the suite's exact deploy role
 
 
 class PlumbingGuard:
@@ -88,21 +96,23 @@ class PlumbingGuard:
         self.r = responder
         self.settings = responder.settings
         self._known: KnownPlumbing | None = None
+        self._read_for: str | None = None  # the event the known state was last read for
 
     def handles(self, event: CloudTrailEvent) -> bool:
         record = event.detail
         return record.event_name in HANDLED.get(record.event_source, ())
 
     # -- the known state -------------------------------------------------------------------------
-    def known(self) -> KnownPlumbing:
-        """The stack's SSM parameter, read once per container. Unreadable: raises (the caller
-        alerts and acts on nothing)."""
+    def known(self, event_id: str) -> KnownPlumbing:
+        """The stack's SSM parameter. Unreadable: raises (the caller alerts and acts on nothing).
+        Kept per container, and read again for an event that concerns the plumbing (see decide):
+        a deployment since may have changed it."""
         if self._known is None:
             name = self.settings.plumbing_state_parameter
             if not name:
                 raise LookupError("PLUMBING_STATE_PARAMETER is not set: the suite's plumbing is unknown")
             value = self.r.clients.client("ssm").get_parameter(Name=name)["Parameter"]["Value"]
-            self._known = KnownPlumbing.parse(value)
+            self._known, self._read_for = KnownPlumbing.parse(value), event_id
         return self._known
 
     def client(self, service: str) -> Any:
@@ -115,17 +125,31 @@ class PlumbingGuard:
         record = event.detail
         actor = Actor.from_record(record)
         account = record.recipient_account_id or event.account
+        known = self._load(record.event_id)
+        if isinstance(known, str):
+            why = f"the suite's known plumbing {known}: not restored"
+            return _Decision(actor, account=account, report=(Severity.CRITICAL, "Plumbing change not assessed", (why,)))
+        decision = self._decide(event, actor, account, known)
+        if self._read_for != record.event_id and (decision.target is not None or _not_the_suites(decision)):
+            # Decided on a state read for an earlier event: a deployment since may have added,
+            # changed or removed plumbing. Read it again before anything is said or done.
+            self._known = None
+            return self.decide(event)
+        return decision
+
+    def _load(self, event_id: str) -> KnownPlumbing | str:
+        """The known state, or why it is unusable (fail closed); transient errors are raised."""
         try:
-            known = self.known()
+            return self.known(event_id)
         except ClientError as error:
             if error.response["Error"]["Code"] not in UNREADABLE:
                 raise
-            why = f"the suite's known plumbing could not be read ({error.response['Error']['Code']}): not restored"
-            return _Decision(actor, account=account, report=(Severity.CRITICAL, "Plumbing change not assessed", (why,)))
+            return f"could not be read ({error.response['Error']['Code']})"
         except (LookupError, ValueError, TypeError, AttributeError) as error:
-            why = f"the suite's known plumbing is unusable ({type(error).__name__}: {error}): not restored"
-            return _Decision(actor, account=account, report=(Severity.CRITICAL, "Plumbing change not assessed", (why,)))
-        kind = {EVENTS: self._rule, LOGS: self._log_group, S3: self._bucket}[record.event_source]
+            return f"is unusable ({type(error).__name__}: {error})"
+
+    def _decide(self, event: CloudTrailEvent, actor: Actor, account: str, known: KnownPlumbing) -> _Decision:
+        kind = {EVENTS: self._rule, LOGS: self._log_group, S3: self._bucket}[event.detail.event_source]
         return kind(event, actor, account, known)
 
     def _gate(self, event: CloudTrailEvent, decision: _Decision, what: str) -> _Decision | None:
@@ -140,10 +164,12 @@ class PlumbingGuard:
             why = f"made by an allowlisted principal ({allowed}): kept, not restored; {REDEPLOY} if unintended"
             decision.report = (Severity.MEDIUM, "Allowlisted plumbing change", (why,))
             return decision
-        if exempt_service(decision.actor, {CLOUDFORMATION}):
+        if is_suite_deployment(decision.actor, self.settings):
+            decision.deployment = True  # decided from the state it left (see _settle)
+        elif exempt_service(decision.actor, {CLOUDFORMATION}):
             why = (
-                "made through CloudFormation: a stack deployment, but a stack's caller is not proven to be the "
-                f"suite's deployment; nothing is restored: check the stack's events ({what})"
+                "made through CloudFormation by a role that is not the suite's deployer (SuiteDeployRoleArn and its "
+                f"unique ID): nothing is restored; check the stack's events ({what})"
             )
             decision.report = (Severity.CRITICAL, "Plumbing changed by a stack", (why,))
             return decision
@@ -177,8 +203,18 @@ class PlumbingGuard:
         return None
 
     def _settle(self, decision: _Decision) -> _Decision:
-        if decision.own and not decision.found and not decision.notes:
+        as_template = not decision.found and not decision.notes
+        if decision.own and as_template:
             decision.ignore = "the suite's own restore of its plumbing, left as the template says"
+        elif decision.deployment and as_template:
+            decision.ignore = "the suite's own deployment, which left its plumbing as the template says"
+        elif decision.deployment:
+            # Its own deployment, yet not as its template: alerted, never undone (a deployment
+            # may be mid-way; the SOC decides).
+            reasons = tuple(d.describe() for d in decision.found) + decision.notes
+            why = "made by the suite's own deployment (SuiteDeployRoleArn), which left it other than its template"
+            decision.report = (Severity.CRITICAL, "Suite deployment left the plumbing changed", (why, *reasons))
+            decision.calls = []
         return decision
 
     # EventBridge rules
@@ -292,7 +328,7 @@ class PlumbingGuard:
                 "the log group was deleted with every event it held: that evidence is gone, the archive keeps "
                 "what was exported before; re-created so that logging continues",
             )
-            return decision
+            return self._settle(decision)
         retention = group.get("retentionInDays")
         if retention is not None and int(retention) < approved:
             decision.found = (Difference("retention_days", approved, int(retention)),)
@@ -538,6 +574,12 @@ class PlumbingGuard:
             change=change,
             actions=actions,
         )
+
+
+def _not_the_suites(decision: _Decision) -> bool:
+    """Ignored because the target is not (in the state read) the suite's."""
+    reason = decision.ignore or ""
+    return "not one of the suite's" in reason or "not the suite's archive" in reason
 
 
 def _snake(operation: str) -> str:
