@@ -121,6 +121,7 @@ def test_the_archive_bucket_gets_versioning_lifecycle_and_encryption_back(aws):
         ("delete-bucket-policy.json", "CRITICAL"),
         ("put-object-lock-configuration.json", "CRITICAL"),
         ("put-bucket-lifecycle-allowlisted.json", "MEDIUM"),
+        ("put-retention-policy-member-connect.json", "CRITICAL"),
     ],
 )
 def test_what_cannot_be_restored_exactly_is_alerted_and_left_alone(aws, sample, severity):

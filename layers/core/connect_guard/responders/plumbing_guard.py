@@ -489,11 +489,11 @@ class PlumbingGuard:
             state = f"the plumbing could not be re-read ({type(failure).__name__}: {failure}): it may still differ"
             decision = _Decision(Actor.from_record(record))
         else:
-            if decision.ignore or decision.report or not (decision.found or decision.notes):
+            if decision.ignore or decision.report or not decision.found:  # nothing to restore (as for trails)
                 logger.info("last attempt failed; no restore is due: no FAILED alert")
                 return
             verdict = "FAILED"
-            state = "re-read now, it still differs: " + ("; ".join(d.describe() for d in decision.found) or "see below")
+            state = "re-read now, it still differs: " + "; ".join(d.describe() for d in decision.found)
         reasons = (
             f"RESTORE DID NOT HAPPEN: {type(error).__name__}: {error}",
             state,
