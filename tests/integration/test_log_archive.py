@@ -4,6 +4,7 @@ really has (PENDING, RUNNING, FAILED, CANCELLED, the one-task limit) are simulat
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from typing import Any
@@ -54,7 +55,8 @@ def archive(aws):
     s3.create_bucket(Bucket="connect-guard-archive")
     logs = aws.session.client("logs")
     for group in (GROUP, OTHER):
-        logs.create_log_group(logGroupName=group)
+        with contextlib.suppress(logs.exceptions.ResourceAlreadyExistsException):  # the plumbing's, seeded
+            logs.create_log_group(logGroupName=group)
         logs.create_log_stream(logGroupName=group, logStreamName="s")
     created = logs.describe_log_groups(logGroupNamePrefix=GROUP)["logGroups"][0]["creationTime"]
     logs.put_log_events(

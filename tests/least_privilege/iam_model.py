@@ -260,6 +260,10 @@ ACTION_NAMES = {
     ("s3", "HeadBucket"): "ListBucket",
     ("s3", "HeadObject"): "GetObject",
     ("s3", "ListObjectVersions"): "ListBucketVersions",
+    ("s3", "GetBucketLifecycleConfiguration"): "GetLifecycleConfiguration",
+    ("s3", "PutBucketLifecycleConfiguration"): "PutLifecycleConfiguration",
+    ("s3", "GetBucketEncryption"): "GetEncryptionConfiguration",
+    ("s3", "PutBucketEncryption"): "PutEncryptionConfiguration",
     # SQS authorizes a batch as its single action.
     ("sqs", "SendMessageBatch"): "SendMessage",
     ("sqs", "DeleteMessageBatch"): "DeleteMessage",
@@ -345,6 +349,12 @@ def _resources(call: Call, lookup: ArnLookup) -> list[str | None]:
     if call.service == "identitystore":
         store = p.get("IdentityStoreId")
         return [f"arn:aws:identitystore::{account}:identitystore/{store}"] if store else [None]
+    if call.service == "events":
+        rule = p.get("Name") or p.get("Rule")
+        return [f"arn:aws:events:{region}:{account}:rule/{rule}"] if rule else [None]
+    if call.service == "ssm":
+        name = str(p.get("Name", ""))
+        return [f"arn:aws:ssm:{region}:{account}:parameter/{name.lstrip('/')}"] if name else [None]
     if call.service == "kms":
         key = str(p.get("KeyId", ""))
         return [key if key.startswith("arn:") else f"arn:aws:kms:{region}:{account}:key/{key}"]
@@ -606,6 +616,11 @@ def default_physical(template: dict[str, Any], params: dict[str, str], pseudo: d
         elif kind == "AWS::S3::Bucket":
             bucket = name("BucketName")
             physical |= {logical: bucket, f"{logical}.Arn": f"arn:{partition}:s3:::{bucket}"}
+        elif kind == "AWS::Events::Rule":
+            rule = name("Name")
+            physical |= {logical: rule, f"{logical}.Arn": f"arn:{partition}:events:{region}:{account}:rule/{rule}"}
+        elif kind == "AWS::SSM::Parameter":
+            physical[logical] = name("Name")
         elif kind == "AWS::IAM::ManagedPolicy":
             path = str(names.resolve(props.get("Path", "/")))
             physical[logical] = f"arn:{partition}:iam::{account}:policy{path}{name('ManagedPolicyName')}"

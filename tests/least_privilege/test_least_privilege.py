@@ -26,6 +26,7 @@ and so does an entry that no longer occurs.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 import uuid
@@ -151,6 +152,8 @@ def physical_resources(aws: LocalAws, archive_key: str, chat_topic: str) -> dict
     }
     for logical, name in tables.items():
         mapping |= {logical: name, f"{logical}.Arn": dynamodb.describe_table(TableName=name)["Table"]["TableArn"]}
+    for logical, name in aws.plumbing.rules.items():  # named as CloudFormation names them
+        mapping |= {logical: name, f"{logical}.Arn": f"arn:aws:events:{REGION}:{SECURITY_ACCOUNT}:rule/{name}"}
     return mapping
 
 
@@ -400,7 +403,8 @@ def run_schedules(aws: LocalAws, log: CallLog, stacks: Stacks) -> None:
     logs = aws.session.client("logs")
     suite_groups = [g for g in settings.export_log_groups if g.startswith("/connect-guard/")]
     for group in sorted(set(settings.export_log_groups) - {suite_groups[-1]}):  # one missing: an alert
-        logs.create_log_group(logGroupName=group)
+        with contextlib.suppress(logs.exceptions.ResourceAlreadyExistsException):  # the plumbing's, seeded
+            logs.create_log_group(logGroupName=group)
         logs.create_log_stream(logGroupName=group, logStreamName="s")
         logs.put_log_events(
             logGroupName=group,

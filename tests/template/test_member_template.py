@@ -81,6 +81,7 @@ def test_forwarding_rules_use_the_security_stacks_patterns():
         "LoggingGuardRule",
         "LoggingGuardConnectRule",
         "LoggingGuardKeyRule",
+        "LoggingGuardPlumbingRule",
         "LivenessCanaryRule",
     )
     assert forwarded == {rule: security[rule]["Properties"]["EventPattern"] for rule in rules}
@@ -115,6 +116,9 @@ def test_iam_is_forwarded_from_us_east_1_and_connect_from_every_region():
     }
     for name, resource in resources.items():
         if name == "ForwardLivenessCanaryRule":  # IAM's canary in us-east-1, Connect's everywhere
+            assert resource["Condition"] == "ForwardsConnect"
+            continue
+        if name == "ForwardLoggingGuardPlumbingRule":  # rules and log groups are regional: everywhere
             assert resource["Condition"] == "ForwardsConnect"
             continue
         if resource["Type"] == "AWS::Events::Rule":

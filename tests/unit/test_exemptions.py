@@ -54,3 +54,24 @@ def test_cloudformation_is_exempt_from_the_quarantine_and_replication_is_not() -
     assert (exemption(cfn, SETTINGS) or "").startswith("an AWS service (cloudformation.amazonaws.com) made the call")
     replication = actor({"type": "AWSService", "invokedBy": "synchronization.connect.amazonaws.com"})
     assert exemption(replication, SETTINGS) is None  # replication deletes no role: nothing to excuse
+
+
+def test_the_deploy_role_goes_with_its_unique_id() -> None:
+    from connect_guard.errors import ConfigurationError
+    from connect_guard.settings import Settings
+
+    base = {"ALERT_TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:t", "DEDUP_TABLE_NAME": "dedup"}
+    with pytest.raises(ConfigurationError, match="SUITE_DEPLOY_ROLE_ARN and SUITE_DEPLOY_ROLE_ID go together"):
+        Settings.from_env({**base, "SUITE_DEPLOY_ROLE_ARN": "arn:aws:iam::123456789012:role/Deployer"})
+    with pytest.raises(ConfigurationError, match="SUITE_DEPLOY_ROLE_ID"):
+        Settings.from_env(
+            {**base, "SUITE_DEPLOY_ROLE_ARN": "arn:aws:iam::123456789012:role/D", "SUITE_DEPLOY_ROLE_ID": "x"}
+        )
+    both = Settings.from_env(
+        {
+            **base,
+            "SUITE_DEPLOY_ROLE_ARN": "arn:aws:iam::123456789012:role/D",
+            "SUITE_DEPLOY_ROLE_ID": "AROAZ7QXK3CFNDEPLOY1",
+        }
+    )
+    assert both.suite_deploy_role_id == "AROAZ7QXK3CFNDEPLOY1"

@@ -4,6 +4,7 @@ account and no Docker."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -355,7 +356,8 @@ def _export(aws: LocalAws, replayer: Replayer, out: TextIO) -> None:
     groups = [f"/connect-guard/{settings.environment}/{name}" for name in ("policy-alerts", "profile-rollback")]
     groups += [f"/aws/connect/{i.alias}" for i in aws.instances]
     for group in groups:
-        logs.create_log_group(logGroupName=group)
+        with contextlib.suppress(logs.exceptions.ResourceAlreadyExistsException):  # the plumbing's, seeded
+            logs.create_log_group(logGroupName=group)
         logs.create_log_stream(logGroupName=group, logStreamName="demo")
         logs.put_log_events(
             logGroupName=group,

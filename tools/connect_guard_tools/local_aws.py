@@ -35,6 +35,7 @@ from connect_guard.settings import MEMBER_ROLE_PATH, SUITE_WRITER_ROLES, Setting
 from connect_guard.trails import TrailGateway, TrailSnapshots, TrailState
 from connect_guard_tools.connect_fake import ConnectFake, SeededInstance, seed_from_spec
 from connect_guard_tools.local_kms import KmsKeyStates, StorageConfigs, create_key, seed_key, tamper_key
+from connect_guard_tools.plumbing import EmbeddedPlumbing, PlumbingStrictness
 
 SECURITY_ACCOUNT = "123456789012"  # moto's default account plays the security account
 REGION = "us-east-1"  # IAM's CloudTrail events reach EventBridge only here
@@ -345,6 +346,7 @@ class LocalAws:
             ScpLimits(),
             TrailInsights(),
             KmsKeyStates(),  # type: ignore[list-item]  # the same start/stop protocol
+            PlumbingStrictness(),
         ]
         self._saved_env: dict[str, str | None] = {}
 
@@ -427,6 +429,9 @@ class LocalAws:
                 ],
                 BillingMode="PAY_PER_REQUEST",
             )
+        # The suite's rules, log groups and archive settings as template.yaml deploys them, and
+        # the SSM parameter that says so (PlumbingStateParameter).
+        self.plumbing = EmbeddedPlumbing.create(self.session, self.archive_bucket, self.key_id)
 
     def settings(self, **overrides: Any) -> Settings:
         values: dict[str, Any] = {
@@ -446,6 +451,7 @@ class LocalAws:
             "archive_bucket_name": self.archive_bucket,
             "checkpoint_table_name": self.baseline_table,
             "findings_archive_queue_url": self.findings_archive_url,
+            "plumbing_state_parameter": self.plumbing.parameter,
             # The replay and the tests run recorded history: no delivery horizon on its age.
             "max_event_age_hours": None,
         }
@@ -530,6 +536,8 @@ class LocalAws:
             if state.get("suite_key"):  # the security account's own key, tampered as the demo says
                 self.tamper_key(SECURITY_ACCOUNT, self.suite_key_arn, state["suite_key"].get("tampered") or {})
         self._seed_canaries(state.get("canaries") or [])
+        if with_trails:  # the security account's, like its trails
+            self.plumbing.tamper(self.session, state.get("plumbing") or {})
         for account_id, account in (state.get("accounts") or {}).items():
             for spec in (account.get("connect") or {}).get("instances") or []:
                 self._seed_instance(str(account_id), spec)

@@ -112,6 +112,19 @@ def is_suite_principal(actor: Actor, settings: Settings) -> bool:
     return issuer in {settings.member_role_arn(account, purpose) for purpose in WRITE_PURPOSES}
 
 
+def is_suite_deployment(actor: Actor, settings: Settings) -> bool:
+    """CloudFormation deploying the suite's stack: through cloudformation.amazonaws.com, with the
+    exact service role the operator named (ARN and unique ID). The same name on another path or
+    in another account, or the role re-created (a new unique ID), is not it."""
+    if not settings.suite_deploy_role_arn or exempt_service(actor, {CLOUDFORMATION}) is None:
+        return False
+    return (
+        actor.type == "AssumedRole"
+        and actor.session_issuer_arn == settings.suite_deploy_role_arn
+        and actor.session_issuer_id == settings.suite_deploy_role_id
+    )
+
+
 def suite_role(account_id: str | None, role_name: str | None, settings: Settings) -> bool:
     """Whether a role is one of the suite's own (its stack's, or a member stack's in an enrolled
     account). These are protected like Connect's roles: whoever changes them can blind the suite."""

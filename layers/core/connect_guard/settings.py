@@ -144,6 +144,11 @@ class Settings(BaseModel):
     # The security stack's own canary role (template.yaml CanaryRole): its unique ID, so that a
     # role deleted and re-created under its name does not count as the security account's canary.
     canary_role_id: str | None = Field(default=None, pattern=r"^AROA[A-Z0-9]{12,128}$")
+    # The suite's own plumbing as the stack deployed it (connect_guard.plumbing): an SSM parameter name.
+    plumbing_state_parameter: str | None = None
+    # The CloudFormation service role that deploys the suite, exactly (ARN and unique ID): both or none.
+    suite_deploy_role_arn: str | None = Field(default=None, pattern=r"^arn:aws[\w-]*:iam::\d{12}:role/[\w+=,.@/-]+$")
+    suite_deploy_role_id: str | None = Field(default=None, pattern=r"^AROA[A-Z0-9]{12,124}$")
 
     _split = field_validator(
         "member_account_ids",
@@ -209,6 +214,9 @@ class Settings(BaseModel):
         "identity_center_region",
         "identity_store_id",
         "sso_deny_list_policy_id",
+        "plumbing_state_parameter",
+        "suite_deploy_role_arn",
+        "suite_deploy_role_id",
         mode="before",
     )
     @classmethod
@@ -223,6 +231,12 @@ class Settings(BaseModel):
                 "IDENTITY_CENTER_ACCOUNT_ID, IDENTITY_STORE_ID and SSO_DENY_LIST_POLICY_ID go together: "
                 "set all three (Identity Center revocation) or none"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _deploy_role_both_or_none(self) -> Settings:
+        if (self.suite_deploy_role_arn is None) != (self.suite_deploy_role_id is None):
+            raise ValueError("SUITE_DEPLOY_ROLE_ARN and SUITE_DEPLOY_ROLE_ID go together: set both or none")
         return self
 
     @property
@@ -319,6 +333,9 @@ class Settings(BaseModel):
             "max_event_age_hours": "MAX_EVENT_AGE_HOURS",
             "canary_silence_minutes": "CANARY_SILENCE_MINUTES",
             "canary_role_id": "CANARY_ROLE_ID",
+            "plumbing_state_parameter": "PLUMBING_STATE_PARAMETER",
+            "suite_deploy_role_arn": "SUITE_DEPLOY_ROLE_ARN",
+            "suite_deploy_role_id": "SUITE_DEPLOY_ROLE_ID",
         }
         values = {field: env[var] for field, var in names.items() if var in env and env[var] != ""}
         try:

@@ -33,6 +33,7 @@ from connect_guard.principals import CLOUDFORMATION, Actor, allowlist_match, exe
 from connect_guard.publisher import SnsPublisher, publish_outcome
 from connect_guard.responders.connect_storage_guard import StorageGuard
 from connect_guard.responders.key_guard import KeyGuard
+from connect_guard.responders.plumbing_guard import PlumbingGuard
 from connect_guard.settings import MemberPurpose, Settings
 from connect_guard.trails import (
     Drift,
@@ -122,8 +123,9 @@ class LoggingGuardResponder:
         self.journal = ActionJournal(audit)
         self.publisher = SnsPublisher(clients.sns, settings.alert_topic_arn)
         self.flow_logs = FlowLogsGuard(self)
+        self.plumbing = PlumbingGuard(self)
         # Sub-controls for the other logging settings, each with its own events: one line each.
-        self.sub_controls: tuple[SubControl, ...] = (self.flow_logs, StorageGuard(self), KeyGuard(self))
+        self.sub_controls: tuple[SubControl, ...] = (self.flow_logs, StorageGuard(self), KeyGuard(self), self.plumbing)
 
     def _sub_control(self, event: CloudTrailEvent) -> SubControl | None:
         return next((sub for sub in self.sub_controls if sub.handles(event)), None)

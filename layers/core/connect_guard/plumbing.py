@@ -1,0 +1,176 @@
+"""The suite's own plumbing as its templates deploy it: the known state PlumbingGuard restores.
+
+The security stack writes it to one SSM parameter (template.yaml PlumbingStateParameter,
+`/connect-guard/<env>/plumbing`), because its rule names, queue ARNs and key ARNs are only known
+once CloudFormation made them, and the functions' environment has no 4 KB to spare:
+
+    {"rules": {"<rule name>": ["<target Id>", "<target ARN>"], ...},
+     "dlq": "<EventDeliveryDLQ ARN>",
+     "logs": {"retention": <days>, "key": "<SuiteKey ARN>", "groups": ["/connect-guard/<env>/...", ...]},
+     "archive": {"bucket": "<name>", "key": "<ArchiveKey ARN>", "lifecycle": [ia, glacier, deep, expire, noncurrent]}}
+
+Every rule target the template declares has the same retry policy and dead-letter queue
+(tests/template/test_delivery.py), so a target is put back exactly from its Id and ARN.
+The member stack's forwarding rules have fixed names (MEMBER_RULES), so account, region and
+name identify them exactly too.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+# The retry policy every rule target of the security stack carries (template.yaml).
+TARGET_RETRY_POLICY = {"MaximumRetryAttempts": 185, "MaximumEventAgeInSeconds": 86400}
+LIFECYCLE_RULE_ID = "archive-tiering"
+# member/template.yaml's forwarding rules, by their fixed names (a template test keeps them equal).
+MEMBER_RULES = (
+    "forward-policy-attachment",
+    "forward-profile-rollback",
+    "forward-logging-guard",
+    "forward-logging-guard-connect",
+    "forward-logging-guard-keys",
+    "forward-role-protection",
+    "forward-instance-deletion",
+    "forward-liveness-canary",
+    "forward-logging-guard-plumbing",
+)
+
+
+def member_rule_name(environment: str, rule: str) -> str:
+    return f"connect-guard-{environment}-{rule}"
+
+
+@dataclass(frozen=True)
+class KnownTarget:
+    id: str
+    arn: str
+
+    def config(self, dead_letter_arn: str) -> dict[str, Any]:
+        """The target as PutTargets takes it, exactly as the template declares it."""
+        return {
+            "Id": self.id,
+            "Arn": self.arn,
+            "RetryPolicy": dict(TARGET_RETRY_POLICY),
+            "DeadLetterConfig": {"Arn": dead_letter_arn},
+        }
+
+
+@dataclass(frozen=True)
+class KnownArchive:
+    bucket: str
+    key_arn: str
+    lifecycle_days: tuple[int, int, int, int, int]  # IA, Glacier, Deep Archive, expiration, noncurrent
+
+    def encryption(self) -> dict[str, Any]:
+        return {
+            "Rules": [
+                {
+                    "ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": self.key_arn},
+                    "BucketKeyEnabled": True,
+                }
+            ]
+        }
+
+    def lifecycle(self) -> dict[str, Any]:
+        ia, glacier, deep, expire, noncurrent = self.lifecycle_days
+        return {
+            "Rules": [
+                {
+                    "ID": LIFECYCLE_RULE_ID,
+                    "Status": "Enabled",
+                    "Filter": {"Prefix": ""},
+                    "Transitions": [
+                        {"Days": ia, "StorageClass": "STANDARD_IA"},
+                        {"Days": glacier, "StorageClass": "GLACIER"},
+                        {"Days": deep, "StorageClass": "DEEP_ARCHIVE"},
+                    ],
+                    "Expiration": {"Days": expire},
+                    "NoncurrentVersionExpiration": {"NoncurrentDays": noncurrent},
+                    "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 7},
+                }
+            ]
+        }
+
+
+@dataclass(frozen=True)
+class KnownPlumbing:
+    rules: dict[str, tuple[KnownTarget, ...]]  # the security stack's rules, by name
+    dead_letter_arn: str
+    retention_days: int
+    log_key_arn: str
+    log_groups: tuple[str, ...]
+    archive: KnownArchive | None
+
+    @classmethod
+    def parse(cls, text: str) -> KnownPlumbing:
+        body = json.loads(text)
+        rules: dict[str, tuple[KnownTarget, ...]] = {
+            str(name): (KnownTarget(str(target[0]), str(target[1])),) for name, target in body["rules"].items()
+        }
+        logs = body["logs"]
+        archive = body.get("archive")
+        known_archive = None
+        if archive:
+            ia, glacier, deep, expire, noncurrent = (int(d) for d in archive["lifecycle"])
+            days = (ia, glacier, deep, expire, noncurrent)
+            known_archive = KnownArchive(str(archive["bucket"]), str(archive["key"]), days)
+        return cls(
+            rules=rules,
+            dead_letter_arn=str(body["dlq"]),
+            retention_days=int(logs["retention"]),
+            log_key_arn=str(logs["key"]),
+            log_groups=tuple(str(g) for g in logs["groups"]),
+            archive=known_archive,
+        )
+
+
+# ---- what is there now ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Difference:
+    """One way a piece of plumbing differs from the template."""
+
+    setting: str
+    approved: Any
+    now: Any
+
+    def describe(self) -> str:
+        approved, now = json.dumps(self.approved, default=str), json.dumps(self.now, default=str)
+        return f"{self.setting}: approved {approved}, now {now}"
+
+
+def rule_differences(
+    known: tuple[KnownTarget, ...], dead_letter_arn: str, state: str, targets: list[dict[str, Any]]
+) -> tuple[Difference, ...]:
+    found: list[Difference] = []
+    if state != "ENABLED":
+        found.append(Difference("state", "ENABLED", state))
+    wanted = sorted((t.config(dead_letter_arn) for t in known), key=lambda t: t["Id"])
+    now = sorted((_target_shape(t) for t in targets), key=lambda t: str(t.get("Id")))
+    if wanted != now:
+        found.append(Difference("targets", wanted, now))
+    return tuple(found)
+
+
+def _target_shape(target: dict[str, Any]) -> dict[str, Any]:
+    """A target as ListTargetsByRule answers it, with only the fields a suite target may have set:
+    any other (Input, RoleArn, SqsParameters, ...) is kept, so that it shows as a difference."""
+    return {k: v for k, v in target.items() if v not in (None, {}, [])}
+
+
+def rule_restore_calls(
+    name: str, known: tuple[KnownTarget, ...], dead_letter_arn: str, found: tuple[Difference, ...], now: list[str]
+) -> list[tuple[str, dict[str, Any]]]:
+    """EventBridge calls that put the rule back: foreign targets removed, the known ones put
+    back exactly, then the rule enabled (it then delivers only where it should)."""
+    settings = {d.setting for d in found}
+    calls: list[tuple[str, dict[str, Any]]] = []
+    if "targets" in settings:
+        foreign = sorted(set(now) - {t.id for t in known})
+        if foreign:
+            calls.append(("RemoveTargets", {"Rule": name, "Ids": foreign}))
+        calls.append(("PutTargets", {"Rule": name, "Targets": [t.config(dead_letter_arn) for t in known]}))
+    if "state" in settings:
+        calls.append(("EnableRule", {"Name": name}))
+    return calls
