@@ -460,3 +460,20 @@ def test_a_key_deleted_through_cloudformation_is_restored_all_the_same(aws):
     assert result["outcome"] == "restored" and result["severity"] == "CRITICAL"
     assert result["finding"]["reasons"][0].startswith("made through CloudFormation")
     assert key(aws, REPORTS).key_state == "Enabled"
+
+
+def test_a_covered_instance_that_is_gone_names_no_key_and_is_not_read_further(aws):
+    aws.connect.fail_next("ListInstanceStorageConfigs", "ResourceNotFoundException")
+    aws.connect.calls.clear()
+    result = run(aws, "schedule-key-deletion-unrelated-key.json")
+    assert result["outcome"] == "alerted" and result["severity"] == "LOW"
+    assert [op for op, _ in aws.connect.calls if op == "ListInstanceStorageConfigs"] == ["ListInstanceStorageConfigs"]
+
+
+def test_a_throttled_storage_read_is_raised_for_a_retry_not_taken_as_an_unguarded_key(aws):
+    aws.connect.fail_next("ListInstanceStorageConfigs", "ThrottlingException", times=10)
+    _, parsed = parse_event(load_event("keys/schedule-key-deletion-unrelated-key.json"))
+    guard = logging_guard.build(aws.settings(response_mode="enforce"), aws.clients)
+    with pytest.raises(ClientError, match="Throttling"):
+        guard.handle(parsed)
+    assert aws.inbox() == []  # no LOW "not guarded" verdict from a read that did not happen
