@@ -41,6 +41,17 @@ def titled(findings: dict[str, dict[str, Any]], text: str) -> dict[str, Any]:
     return finding
 
 
+def put_back_approved_key_policy(aws) -> None:
+    """The demo's transcripts key policy, replaced with no restore possible, put back by hand."""
+    from connect_guard.kms_keys import KeySnapshots
+
+    arn = f"arn:aws:kms:us-east-1:{MEMBER}:key/1d5f6b2c-8e3a-4f9b-8c4d-6a7b8c9d0e12"
+    snapshot = KeySnapshots(aws.clients.dynamodb, aws.baseline_table).get(arn)
+    assert snapshot is not None and snapshot.policy is not None
+    kms = aws.account_session(MEMBER).client("kms", region_name="us-east-1")
+    kms.put_key_policy(KeyId=arn, PolicyName="default", Policy=snapshot.policy)
+
+
 def test_drift_no_event_reported_is_found_and_named_and_only_proposed_in_detect_mode(aws):
     findings = drift(aws)
     quiet = titled(findings, "Trail drifted: CloudTrail trail quiet-trail")
@@ -80,10 +91,14 @@ def test_enforce_restores_each_drift_journaled_and_audited_and_the_next_run_repo
     audits = {(a["target"]["S"], a["action"]["S"]) for a in aws.audit_records()}
     assert {(QUIET, "UpdateTrail"), (MEMBER_TRAIL, "StartLogging")} <= audits
     assert (f"arn:aws:connect:us-east-1:{MEMBER}:instance/{INSTANCE}", "UpdateInstanceAttribute") in audits
-    # As approved now: only what cannot be restored is reported again (the deleted trail).
+    # As approved now: only what cannot be restored is reported again (the deleted trail, and a
+    # key policy, which is never written back: responders/key_drift.py).
     written = len(aws.audit_records())
     again = drift(aws, "enforce")
-    assert list(again) == ["[CRITICAL] Trail deleted: CloudTrail trail legacy-trail"]
+    assert sorted(again) == [
+        "[CRITICAL] Key policy changed: KMS key 1d5f6b2c-8e3a-4f9b-8c4d-6a7b8c9d0e12",
+        "[CRITICAL] Trail deleted: CloudTrail trail legacy-trail",
+    ]
     assert len(aws.audit_records()) == written
 
 
@@ -92,6 +107,7 @@ def test_nothing_is_reported_when_every_setting_is_as_approved(aws):
     legacy = ARN.format(OWN, "legacy-trail")  # retired on purpose: its snapshot and index entry removed
     for key in ({"pk": f"trail#{legacy}", "sk": "snapshot"}, {"pk": f"trail#index#{OWN}", "sk": legacy}):
         aws.clients.dynamodb.delete_item(TableName=aws.baseline_table, Key={k: {"S": v} for k, v in key.items()})
+    put_back_approved_key_policy(aws)  # by hand, as the runbook says: the suite never writes one
     audits = len(aws.audit_records())
     for mode in ("detect", "enforce"):
         assert drift(aws, mode) == {}
@@ -129,12 +145,12 @@ def test_a_run_that_died_after_restoring_is_reported_by_the_next_run_once(aws, m
 def test_an_unreachable_member_account_is_critical_not_assessed_and_left_alone(aws):
     # Its read role refuses us (deleted, or its trust policy rewritten); the security account is still checked.
     with Stubber(aws.clients.sts) as sts:
-        for _ in range(3):  # trails, flow logs, storage configs
+        for _ in range(4):  # trails, flow logs, storage configs, KMS keys
             sts.add_client_error("assume_role", service_error_code="AccessDenied", http_status_code=403)
         findings = drift(aws, "enforce")
     blind = [f for s, f in findings.items() if "Drift check not assessed" in s]
     assert {f["event"]["account_id"] for f in blind} == {MEMBER}
-    assert {f["severity"] for f in blind} == {"CRITICAL"} and len(blind) == 3
+    assert {f["severity"] for f in blind} == {"CRITICAL"} and len(blind) == 4
     assert not trail(aws, MEMBER, "member-trail").is_logging
     assert aws.connect.attribute(INSTANCE, "CONTACTFLOW_LOGS") == "false"
     assert trail(aws, OWN, "quiet-trail").s3_bucket == "cg-demo-quiet-trail-logs"  # restored here

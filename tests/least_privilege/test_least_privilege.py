@@ -383,6 +383,7 @@ def run_schedules(aws: LocalAws, log: CallLog, stacks: Stacks) -> None:
     # logs; quiet-trail drifted with no event, so enforce mode restores it; then an unapproved
     # trail is already marked.
     tamper_member_trail(aws)
+    tamper_member_key(aws)
     for run_number in (1, 2):
         with log.running("LoggingGuardFunction", f"scheduled drift check ({run_number})"):
             logging_drift.run(settings_of(stacks, "LoggingGuardFunction"), container(aws))
@@ -414,6 +415,14 @@ def run_schedules(aws: LocalAws, log: CallLog, stacks: Stacks) -> None:
     later = time.time() + (settings.export_lag_hours + 2) * 3600  # past the lag: windows to export
     with log.running("LogExportFunction", "scheduled archive cycle"):
         archive_cycle(settings, container(aws), clock=lambda: later)
+
+
+def tamper_member_key(aws: LocalAws) -> None:
+    """A key the source account's approved storage snapshot names (media streams), scheduled for
+    deletion with no event: the drift check cancels it and enables it through the member role."""
+    key = f"arn:aws:kms:{REGION}:{SOURCE_ACCOUNT}:key/0a9b8c7d-6e5f-4a3b-2c1d-0e9f8a7b6c5d"
+    kms = aws.account_session(SOURCE_ACCOUNT).client("kms", region_name=REGION)
+    kms.schedule_key_deletion(KeyId=key, PendingWindowInDays=7)
 
 
 def tamper_member_trail(aws: LocalAws) -> None:

@@ -60,7 +60,7 @@ def test_the_baseline_table_is_read_by_key_and_written_only_under_the_unapproved
     # mark: no snapshot can be written, and no Scan (dynamodb:LeadingKeys does not bind one).
     assert by_action == {
         "dynamodb:GetItem": ["trail#*", "key#*", "storage#*"],
-        "dynamodb:Query": ["trail#index#*"],
+        "dynamodb:Query": ["trail#index#*", "key#index#*"],
         "dynamodb:PutItem": ["trail#seen#*"],
     }
 

@@ -88,3 +88,14 @@ def test_snapshots_are_read_by_key_and_never_written_by_the_function():
     (snapshots,) = [s for s in role_statements(props("LoggingGuardFunctionRole")) if s.get("Sid") == "TrailSnapshots"]
     assert snapshots["Action"] == "dynamodb:GetItem"
     assert "key#*" in snapshots["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]
+
+
+def test_the_drift_check_lists_approved_keys_by_their_index_only_and_in_every_mode():
+    (index,) = [s for s in role_statements(props("LoggingGuardFunctionRole")) if s.get("Sid") == "KeySnapshotIndex"]
+    assert (index["Effect"], index["Action"]) == ("Allow", "dynamodb:Query")
+    assert index["Resource"] == {"Fn::GetAtt": ["BaselineTable", "Arn"]}
+    # The index partition only (`key#index#<account>`): not the snapshots, nor any other partition.
+    assert index["Condition"] == {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["key#index#*"]}}
+    for mode in ("detect", "enforce"):
+        policies = resolve(props("LoggingGuardFunctionRole")["Policies"], parameters(ResponseMode=mode))
+        assert "KeySnapshotIndex" in {s.get("Sid") for p in policies for s in as_list(p["PolicyDocument"]["Statement"])}

@@ -69,7 +69,7 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument(
         "--drift",
         action="store_true",
-        help="after the events, run logging-guard's scheduled drift check (trails, contact flow logs)",
+        help="after the events, run logging-guard's scheduled drift check (trails, flow logs, storage, KMS keys)",
     )
     replay.add_argument(
         "--release", action="store_true", help="after the events, release every principal the replay quarantined"
@@ -127,6 +127,23 @@ def _parser() -> argparse.ArgumentParser:
     _stack_arguments(storage)
     storage.add_argument("--approved-by", required=True, help="who approves (recorded and audited)")
     storage.add_argument("--reason", default="reviewed", help="why (recorded)")
+
+    key = commands.add_parser(
+        "approve-key",
+        help="approve a KMS key's current state as the snapshot logging_guard restores (real AWS)",
+        description="Read a key (state, automatic rotation, key policy) with your AWS credentials and store it "
+        "as the approved snapshot; audited. The key guard and the drift check then restore it to enabled (and "
+        "rotating, if it rotates now) and alert any change of its policy against this one. The logging-guard "
+        "function can only read snapshots: approving one is an operator's act.",
+    )
+    key.add_argument("--key-arn", required=True)
+    _stack_arguments(key)
+    key.add_argument("--approved-by", required=True, help="who approves (recorded and audited)")
+    key.add_argument("--reason", default="reviewed", help="why (recorded)")
+    key.add_argument(
+        "--assume-role-arn",
+        help="a member account's key: your role in that account that may read it (default: these credentials)",
+    )
 
     release = commands.add_parser(
         "release",
@@ -736,6 +753,75 @@ def approve_storage(args: argparse.Namespace, out: TextIO, session: Any = None) 
     return 0
 
 
+def approve_key(args: argparse.Namespace, out: TextIO, session: Any = None) -> int:
+    import re
+
+    import boto3
+
+    from connect_guard.audit import AuditLog
+    from connect_guard.kms_keys import KeyGateway, KeySnapshots, KeyState, account_of, region_of
+
+    session = session or boto3.session.Session(region_name=args.region)
+    settings = _stack_settings(session, args.stack)
+    if not re.fullmatch(r"arn:aws[\w-]*:kms:[a-z0-9-]+:\d{12}:key/[\w-]+", args.key_arn):
+        out.write(f"{args.key_arn} is not a key ARN (an alias is not: name the key it points to): nothing approved\n")
+        return 2
+    region, account = region_of(args.key_arn), account_of(args.key_arn)
+    if not settings.enrolled(account):  # a snapshot nothing acts on would only mislead
+        out.write(f"account {account} is not enrolled in the stack (MemberAccountIds): nothing approved\n")
+        return 2
+    reader = _operator_client(session, "kms", args.assume_role_arn, region, "connect-guard-approve-key")
+    state = KeyGateway(reader).state(args.key_arn)
+    if state is None:
+        out.write(f"{args.key_arn} does not exist: nothing approved\n")
+        return 2
+    if state.key_manager != "CUSTOMER":
+        out.write(f"{args.key_arn} is an AWS managed key (only AWS changes it): nothing approved\n")
+        return 2
+    if state.key_state != "Enabled":  # a snapshot the guard would keep unusable
+        out.write(f"{args.key_arn} is {state.describe_state()}, not Enabled: not approved\n")
+        return 2
+    if state.rotatable and not state.rotation:
+        out.write("warning: automatic rotation is off; it is approved as off\n")
+    assert settings.baseline_table_name and settings.audit_table_name
+    dynamodb = session.client("dynamodb", region_name=settings.region)
+    snapshots = KeySnapshots(dynamodb, settings.baseline_table_name)
+    before = snapshots.get(state.arn)
+    approved = KeyState.from_dict({**state.to_dict(), "taken_at": datetime.now(UTC).isoformat(timespec="seconds")})
+    snapshots.put(approved)
+    AuditLog(dynamodb, settings.audit_table_name).record(
+        responder="logging_guard",
+        action="ApproveKeySnapshot",
+        status="taken",
+        actor=args.approved_by,
+        target=state.arn,
+        reason=args.reason,
+        before=before.to_dict() if before else None,
+        after=approved.to_dict(),
+        event_id=None,
+        finding_id=None,
+        mode=settings.response_mode,
+    )
+    out.write(f"approved {state.arn} as the key's snapshot (by {args.approved_by})\n")
+    return 0
+
+
+def _operator_client(session: Any, service: str, role_arn: str | None, region: str, session_name: str) -> Any:
+    """A client with the operator's own credentials or their role in the resource's account (the
+    suite's member roles trust only the suite's functions)."""
+    if not role_arn:
+        return session.client(service, region_name=region)
+    credentials = session.client("sts").assume_role(RoleArn=role_arn, RoleSessionName=session_name)
+    keys = credentials["Credentials"]
+    return session.client(
+        service,
+        region_name=region,
+        aws_access_key_id=keys["AccessKeyId"],
+        aws_secret_access_key=keys["SecretAccessKey"],
+        aws_session_token=keys["SessionToken"],
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -747,6 +833,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return approve_trail(args, sys.stdout)
         if args.command == "approve-storage":
             return approve_storage(args, sys.stdout)
+        if args.command == "approve-key":
+            return approve_key(args, sys.stdout)
         if args.command == "release":
             return release_command(args, sys.stdout)
         if args.command == "restore-role":

@@ -12,6 +12,9 @@ restores through the responder's clients, journal and audit log, as the event pa
   off: HIGH, turned back on in enforce mode.
 - Connect storage configs (`storage_drift.StorageDrift`): each resource type of every instance
   with a storage snapshot; drifted: the type's severity, put back in enforce mode.
+- KMS keys (`key_drift.KeyDrift`): the suite's keys, every key with an approved snapshot, and the
+  keys the approved storage snapshots name; disabled or pending deletion: CRITICAL, rotation off:
+  HIGH, made usable again in enforce mode; a changed key policy: CRITICAL, never written.
 
 Each restore is journaled under a key per target (`logging_drift:<ARN>`) before the write: a run
 that dies after writing and before reporting is reported by the next run, which finds the
@@ -292,9 +295,10 @@ def earlier_restore(
 
 def checks(responder: LoggingGuardResponder) -> tuple[DriftCheck, ...]:
     """The settings the drift check covers: one entry each (see connect_guard.drift)."""
+    from connect_guard.responders.key_drift import KeyDrift  # it builds on this module
     from connect_guard.responders.storage_drift import StorageDrift  # it builds on this module
 
-    return (TrailDrift(responder), FlowLogsDrift(responder), StorageDrift(responder))
+    return (TrailDrift(responder), FlowLogsDrift(responder), StorageDrift(responder), KeyDrift(responder))
 
 
 def build(settings: Settings, clients: AwsClients) -> DriftRun:
