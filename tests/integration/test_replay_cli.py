@@ -252,7 +252,7 @@ def test_replay_drift_shows_what_no_event_reported_in_detect_and_restores_it_in_
     # quiet-trail was redirected with no event: only the drift check finds it.
     code, detect = run(str(EVENTS / "logging"), "--drift", "--no-progress")
     assert code == 0
-    assert "[drift] logging drift check: 14 finding(s)" in detect
+    assert "[drift] logging drift check: 22 finding(s)" in detect
     assert "CRITICAL Connect storage drifted: CALL_RECORDINGS of Connect instance" in detect
     assert (
         "CRITICAL Trail drifted: CloudTrail trail quiet-trail\n               proposed: cloudtrail UpdateTrail"
@@ -269,3 +269,8 @@ def test_replay_drift_shows_what_no_event_reported_in_detect_and_restores_it_in_
         in enforce
     )
     assert "CloudTrail trail org-trail" not in enforce.split("[drift]")[1]
+    # The suite's plumbing, as the samples left it with no event replayed: put back exactly.
+    assert (
+        "CRITICAL Log group drift restored: log group /connect-guard/dev/logging-guard\n"
+        "               taken: logs PutRetentionPolicy"
+    ) in enforce

@@ -24,11 +24,18 @@ from connect_guard.audit import action_record
 from connect_guard.drift import DriftFinding, run_id
 from connect_guard.findings import Action, Change, Target, finding_id_of
 from connect_guard.observability import logger
-from connect_guard.plumbing import Difference, KnownPlumbing, rule_differences, rule_restore_calls
+from connect_guard.plumbing import (
+    Difference,
+    KnownPlumbing,
+    bucket_differences,
+    log_group_differences,
+    rule_differences,
+    rule_restore_calls,
+    snake,
+)
 from connect_guard.policy import Severity
-from connect_guard.principals import Actor
 from connect_guard.responders.logging_drift import NAME, earlier_restore, journal_key
-from connect_guard.responders.plumbing_guard import REDEPLOY, PlumbingGuard, _Decision, _snake
+from connect_guard.responders.plumbing_guard import REDEPLOY, PlumbingGuard
 
 if TYPE_CHECKING:
     from connect_guard.findings import Finding
@@ -64,8 +71,7 @@ class PlumbingDrift:
         return (self.settings.region,) if account == self.settings.own_account_id else ()
 
     def assess(self, account: str, region: str) -> list[Finding]:
-        self.guard._known = None  # read again on every run
-        known = self.guard._load(run_id(self.name, "known-state"))
+        known = self.guard.reload(run_id(self.name, "known-state"))
         if isinstance(known, str):
             return [self._not_assessed(account, region, f"the suite's known plumbing {known}")]
         items = [*self._rules(known), *self._log_groups(known), *self._archive(known)]
@@ -108,24 +114,17 @@ class PlumbingDrift:
 
     def _log_groups(self, known: KnownPlumbing) -> Iterable[_Item]:
         logs = self.guard.client("logs")
-        approved = known.retention_days
         for name in known.log_groups:
             item = _Item(Target("log_group", name, self._arn("logs", f"log-group:{name}")))
             groups = logs.describe_log_groups(logGroupNamePrefix=name).get("logGroups", [])
             group = next((g for g in groups if g.get("logGroupName") == name), None)
-            retention = {"logGroupName": name, "retentionInDays": approved}
-            if group is None:  # as the event path re-creates it: the suite's key, Connect's none
-                key = None if name.startswith("/aws/connect/") else known.log_key_arn
-                item.found = (Difference("exists", True, False),)
-                create: dict[str, Any] = {"logGroupName": name, **({"kmsKeyId": key} if key else {})}
-                item.calls = [("logs", "CreateLogGroup", create), ("logs", "PutRetentionPolicy", retention)]
+            found, calls = log_group_differences(name, group, known)
+            item.found, item.calls = found, [("logs", op, params) for op, params in calls]
+            if group is None:
                 item.notes = (
                     "the log group is gone with every event it held, and no event said so: that evidence is lost; "
                     "re-created so that logging continues",
                 )
-            elif group.get("retentionInDays") is not None and int(group["retentionInDays"]) < approved:
-                item.found = (Difference("retention_days", approved, int(group["retentionInDays"])),)
-                item.calls = [("logs", "PutRetentionPolicy", retention)]
             yield item
 
     def _archive(self, known: KnownPlumbing) -> Iterable[_Item]:
@@ -138,10 +137,9 @@ class PlumbingDrift:
         found: list[Difference] = []
         try:
             for event_name in BUCKET_READS:
-                decision = _Decision(Actor.system("connect-guard drift check"))
-                PlumbingGuard._bucket_state(s3, archive, event_name, decision)
-                found += decision.found
-                item.calls += decision.calls
+                differs, calls = bucket_differences(s3, archive, event_name)
+                found += differs
+                item.calls += [("s3", op, params) for op, params in calls]
         except ClientError as error:
             if error.response["Error"]["Code"] != "NoSuchBucket":
                 raise
@@ -202,7 +200,7 @@ class PlumbingDrift:
         payload = {"drift": [{"setting": d.setting, "approved": d.approved, "now": d.now} for d in item.found]}
         pending = self.r.journal.begin(key, responder=NAME, event_id=event_id, records=records, payload=payload)
         for service, op, params in item.calls:  # the clients the event path writes with
-            getattr(self.guard.client(service), _snake(op))(**params)
+            getattr(self.guard.client(service), snake(op))(**params)
         try:
             self.r.journal.complete(pending, records, "taken")
         except (ClientError, BotoCoreError) as error:
