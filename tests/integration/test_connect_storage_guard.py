@@ -18,7 +18,9 @@ from tests.conftest import load_event
 
 INSTANCE = "f3c95789-ace1-4954-ac5d-6baed2eac902"
 INSTANCE_ARN = f"arn:aws:connect:us-east-1:111122223333:instance/{INSTANCE}"
-KEY = "arn:aws:kms:us-east-1:111122223333:key/6f1c2a3b-4d5e-4f60-8a7b-9c0d1e2f3a4b"
+# The demo's KMS keys (demo-state.yaml `kms_keys`) that the approved configs name.
+RECORDINGS_KEY = "arn:aws:kms:us-east-1:111122223333:key/0c4e5a1b-7d2f-4e8a-9b3c-5f6a7d8e9f01"
+TRANSCRIPTS_KEY = "arn:aws:kms:us-east-1:111122223333:key/1d5f6b2c-8e3a-4f9b-8c4d-6a7b8c9d0e12"
 PIPELINE = "arn:aws:iam::111122223333:role/ConnectChangePipeline"  # events/expectations.yaml's allowlist
 MEMBER_ROLLBACK = "arn:aws:iam::111122223333:role/connect-guard/connect-guard-dev-member-rollback"
 
@@ -49,7 +51,7 @@ def test_call_recordings_redirected_to_another_bucket_go_to_their_own_again(aws)
     assert config["S3Config"] == {
         "BucketName": "acme-connect-recordings-111122223333",
         "BucketPrefix": "connect/acme-contact-centre/CallRecordings",
-        "EncryptionConfig": {"EncryptionType": "KMS", "KeyId": KEY},
+        "EncryptionConfig": {"EncryptionType": "KMS", "KeyId": RECORDINGS_KEY},
     }
     [alert] = aws.inbox()
     assert f"Connect storage restored: CALL_RECORDINGS of Connect instance {INSTANCE}" in alert["Message"]
@@ -63,7 +65,7 @@ def test_chat_transcripts_stored_without_their_key_are_encrypted_with_it_again(a
     result = run(aws, "update-instance-storage-config-encryption-removed.json")
     assert result["outcome"] == "restored" and result["severity"] == "CRITICAL"
     [config] = configs(aws, "CHAT_TRANSCRIPTS")
-    assert config["S3Config"]["EncryptionConfig"] == {"EncryptionType": "KMS", "KeyId": KEY}
+    assert config["S3Config"]["EncryptionConfig"] == {"EncryptionType": "KMS", "KeyId": TRANSCRIPTS_KEY}
     assert "KMS encryption removed" in aws.inbox()[0]["Message"]
 
 

@@ -13,6 +13,7 @@ from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError
 
 from connect_guard.clients import AwsClients
+from connect_guard.connect_storage import KEYED_RESOURCE_TYPES, StorageConfig, StorageSnapshots, StorageState
 from connect_guard.kms_keys import KeyGateway
 from connect_guard.responders import logging_guard
 from connect_guard.runtime import build_pipeline, parse_event
@@ -27,6 +28,11 @@ MEDIA = f"arn:aws:kms:us-east-1:{MEMBER}:key/2e6a7c3d-9f4b-4a0c-9d5e-7b8c9d0e1f2
 SANDBOX = f"arn:aws:kms:us-east-1:{MEMBER}:key/3f7b8d4e-0a5c-4b1d-8e6f-8c9d0e1f2a34"
 REPORTS = f"arn:aws:kms:us-east-1:{MEMBER}:key/4a8c9e5f-1b6d-4c2e-9f70-9d0e1f2a3b45"
 SUITE_ROLE = f"arn:aws:iam::{SECURITY}:role/connect-guard/connect-guard-dev-logging-guard"
+INSTANCE = "f3c95789-ace1-4954-ac5d-6baed2eac902"  # the demo instance; its `storage:` names the keys above
+STORAGE_SNAPSHOT = {
+    "pk": {"S": f"storage#arn:aws:connect:us-east-1:{MEMBER}:instance/{INSTANCE}"},
+    "sk": {"S": "snapshot"},
+}
 
 
 def run(aws: Any, sample: str | dict[str, Any], mode: str = "enforce", **settings: Any) -> dict[str, Any]:
@@ -37,6 +43,23 @@ def run(aws: Any, sample: str | dict[str, Any], mode: str = "enforce", **setting
     if result["messages"]:
         result["finding"] = json.loads(result["messages"][-1]["Message"])
     return result
+
+
+def connect(aws: Any) -> Any:
+    return aws.session.client("connect")  # the embedded Connect answers
+
+
+def storage(aws: Any, kind: str) -> dict[str, Any] | None:
+    configs = aws.connect.storage_configs(INSTANCE, kind)
+    return configs[0] if configs else None
+
+
+def key_event(sample: str, arn: str) -> dict[str, Any]:
+    """A sample of events/keys/, aimed at another key."""
+    event = load_event(f"keys/{sample}")
+    event["detail"]["requestParameters"]["keyId"] = arn.rsplit("/", 1)[1]
+    event["detail"]["resources"][0]["ARN"] = arn
+    return event
 
 
 def kms(aws: Any, arn: str) -> Any:
@@ -159,10 +182,103 @@ def test_what_is_not_restored_is_alerted_and_left_alone(aws, sample, severity, a
 
 
 def test_a_key_no_covered_instance_names_and_without_snapshot_is_not_restored(aws):
-    aws.storage_configs.configs.clear()  # the recordings now go elsewhere: the key is Connect's no more
+    # The recordings go elsewhere, and so says the approved storage: the key is Connect's no more.
+    aws.clients.dynamodb.delete_item(TableName=aws.baseline_table, Key=STORAGE_SNAPSHOT)
+    connect(aws).update_instance_storage_config(
+        InstanceId=INSTANCE,
+        AssociationId=storage(aws, "CALL_RECORDINGS")["AssociationId"],
+        ResourceType="CALL_RECORDINGS",
+        StorageConfig={"StorageType": "S3", "S3Config": {"BucketName": "acme-archive", "BucketPrefix": "calls"}},
+    )
     result = run(aws, "disable-key-connect-recordings.json")
     assert result["outcome"] == "alerted" and result["severity"] == "LOW"
     assert key(aws, RECORDINGS).key_state == "Disabled"
+    # One read per type whose storage can name a key (S3, video streams), none for Kinesis-only types.
+    listed = sorted(p["ResourceType"] for op, p in aws.connect.calls if op == "ListInstanceStorageConfigs")
+    assert listed == sorted(KEYED_RESOURCE_TYPES)
+
+
+# The attack the storage snapshot answers: first point the recordings elsewhere (another key, or
+# none), then delete the approved key. The live configs no longer name it; the snapshot does.
+@pytest.mark.parametrize(
+    "redirect",
+    [
+        {"BucketName": "cg-demo-attacker-sink", "BucketPrefix": "calls"},  # no encryption at all
+        {
+            "BucketName": "cg-demo-attacker-sink",
+            "BucketPrefix": "calls",
+            "EncryptionConfig": {"EncryptionType": "KMS", "KeyId": SANDBOX},
+        },
+    ],
+    ids=["encryption-removed", "other-key"],
+)
+def test_the_approved_key_of_storage_redirected_first_is_still_guarded_when_it_is_deleted(aws, redirect):
+    connect(aws).update_instance_storage_config(
+        InstanceId=INSTANCE,
+        AssociationId=storage(aws, "CALL_RECORDINGS")["AssociationId"],
+        ResourceType="CALL_RECORDINGS",
+        StorageConfig={"StorageType": "S3", "S3Config": redirect},
+    )
+    kms(aws, RECORDINGS).schedule_key_deletion(KeyId=RECORDINGS, PendingWindowInDays=7)
+    aws.connect.calls.clear()
+    result = run(aws, with_new_event_id(key_event("schedule-key-deletion-connect-reports.json", RECORDINGS)))
+    assert result["outcome"] == "restored" and result["severity"] == "CRITICAL"
+    restored = key(aws, RECORDINGS)
+    assert (restored.key_state, restored.deletion_date) == ("Enabled", None)
+    reason = result["finding"]["reasons"][0]
+    assert reason == (
+        f"the key encrypts Connect storage: CALL_RECORDINGS of {INSTANCE} (approved storage snapshot, "
+        "2026-11-20T06:00:00+00:00)"
+    )
+    # The snapshot (one GetItem) was enough: no Connect read spent on the live configs.
+    assert [op for op, _ in aws.connect.calls if op == "ListInstanceStorageConfigs"] == []
+
+
+def test_the_scheduled_reports_key_is_guarded_by_the_snapshot_after_their_storage_was_dropped(aws):
+    # The demo's own sequence: disassociate-instance-storage-config-reports.json, then this key.
+    assert storage(aws, "SCHEDULED_REPORTS") is None
+    result = run(aws, "schedule-key-deletion-connect-reports.json")
+    assert result["outcome"] == "restored"
+    assert f"SCHEDULED_REPORTS of {INSTANCE} (approved storage snapshot" in result["finding"]["reasons"][0]
+
+
+def test_a_forged_storage_snapshot_of_an_instance_not_covered_guards_nothing(aws):
+    # Only instances in ConnectInstanceArns count: a snapshot item (or a live config) of any other
+    # instance naming the key does not make the suite act on it.
+    forged = StorageState(
+        f"arn:aws:connect:us-east-1:{MEMBER}:instance/00000000-0000-4000-8000-000000000000",
+        (StorageConfig("CALL_RECORDINGS", "S3", bucket="x", prefix="y", kms_key_id=SANDBOX),),
+    )
+    StorageSnapshots(aws.clients.dynamodb, aws.baseline_table).put(forged)
+    kms(aws, SANDBOX).schedule_key_deletion(KeyId=SANDBOX, PendingWindowInDays=7)
+    result = run(aws, "schedule-key-deletion-unrelated-key.json")
+    assert result["outcome"] == "alerted" and result["severity"] == "LOW"
+    assert key(aws, SANDBOX).key_state == "PendingDeletion"
+
+
+def test_a_key_only_a_live_config_names_is_guarded_whatever_keyed_type_names_it(aws):
+    # Screen recordings were not among the types the key guard once read: any S3 type can name a key.
+    connect(aws).associate_instance_storage_config(
+        InstanceId=INSTANCE,
+        ResourceType="SCREEN_RECORDINGS",
+        StorageConfig={
+            "StorageType": "S3",
+            "S3Config": {
+                "BucketName": "acme-screens",
+                "BucketPrefix": "screens",
+                "EncryptionConfig": {"EncryptionType": "KMS", "KeyId": SANDBOX},
+            },
+        },
+    )
+    kms(aws, SANDBOX).schedule_key_deletion(KeyId=SANDBOX, PendingWindowInDays=7)
+    aws.connect.calls.clear()
+    result = run(aws, "schedule-key-deletion-unrelated-key.json")
+    assert result["outcome"] == "restored" and result["severity"] == "CRITICAL"
+    assert result["finding"]["reasons"][0] == f"the key encrypts Connect storage: SCREEN_RECORDINGS of {INSTANCE}"
+    assert key(aws, SANDBOX).key_state == "Enabled"
+    # The search ends at the first type that names the key.
+    listed = [p["ResourceType"] for op, p in aws.connect.calls if op == "ListInstanceStorageConfigs"]
+    assert listed == list(KEYED_RESOURCE_TYPES[: KEYED_RESOURCE_TYPES.index("SCREEN_RECORDINGS") + 1])
 
 
 def test_a_key_the_suite_cannot_read_is_alerted_not_acted_on(aws):
@@ -344,3 +460,20 @@ def test_a_key_deleted_through_cloudformation_is_restored_all_the_same(aws):
     assert result["outcome"] == "restored" and result["severity"] == "CRITICAL"
     assert result["finding"]["reasons"][0].startswith("made through CloudFormation")
     assert key(aws, REPORTS).key_state == "Enabled"
+
+
+def test_a_covered_instance_that_is_gone_names_no_key_and_is_not_read_further(aws):
+    aws.connect.fail_next("ListInstanceStorageConfigs", "ResourceNotFoundException")
+    aws.connect.calls.clear()
+    result = run(aws, "schedule-key-deletion-unrelated-key.json")
+    assert result["outcome"] == "alerted" and result["severity"] == "LOW"
+    assert [op for op, _ in aws.connect.calls if op == "ListInstanceStorageConfigs"] == ["ListInstanceStorageConfigs"]
+
+
+def test_a_throttled_storage_read_is_raised_for_a_retry_not_taken_as_an_unguarded_key(aws):
+    aws.connect.fail_next("ListInstanceStorageConfigs", "ThrottlingException", times=10)
+    _, parsed = parse_event(load_event("keys/schedule-key-deletion-unrelated-key.json"))
+    guard = logging_guard.build(aws.settings(response_mode="enforce"), aws.clients)
+    with pytest.raises(ClientError, match="Throttling"):
+        guard.handle(parsed)
+    assert aws.inbox() == []  # no LOW "not guarded" verdict from a read that did not happen

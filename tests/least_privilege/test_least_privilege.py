@@ -746,6 +746,25 @@ def test_each_function_reaches_only_its_own_partitions_of_the_baseline_table(run
             assert [m.kind for m in refused] == ["not granted"], (function, operation, prefix)
 
 
+def test_the_key_guard_reads_the_storage_snapshots_with_the_storage_guards_read_grant(run: Run) -> None:
+    # Which keys Connect uses comes first from the instances' approved storage snapshots
+    # (responders/key_guard.py): a GetItem of `storage#<instance ARN>`, granted, and nothing else
+    # of the table for it.
+    reads = [
+        c
+        for c in run.suite_calls
+        if c.function == "LoggingGuardFunction"
+        and "keys/" in c.path
+        and c.service == "dynamodb"
+        and str(c.params.get("Key", {}).get("pk", {}).get("S", "")).startswith("storage#")
+    ]
+    assert reads and {c.operation for c in reads} == {"GetItem"}
+    for call in reads:
+        assert forged(run, call) == [], call
+        refused = forged(run, call, Key={**call.params["Key"], "pk": {"S": "instance#forged"}})
+        assert [m.kind for m in refused] == ["not granted"]
+
+
 # ---- the model itself ---------------------------------------------------------------------------
 def _statement(effect: str, action: Any, resource: Any = "*", **extra: Any) -> Statement:
     return Statement.parse("Role", "test", {"Effect": effect, "Action": action, "Resource": resource, **extra})

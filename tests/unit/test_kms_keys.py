@@ -8,17 +8,20 @@ from dataclasses import replace
 
 import pytest
 
+from connect_guard.connect_storage import KEYED_RESOURCE_TYPES, RESOURCE_TYPES, StorageConfig
 from connect_guard.kms_keys import (
     KeyReference,
     KeyState,
     approved,
     canonical_policy,
     drift,
+    encrypted_types,
     key_reference,
     policy_findings,
     restore_calls,
     same_key,
 )
+from connect_guard_tools.connect_fake import STORAGE_TYPES_BY_RESOURCE
 
 ACCOUNT, REGION = "111122223333", "us-east-1"
 KEY_ID = "1234abcd-12ab-34cd-56ef-1234567890ab"
@@ -71,6 +74,27 @@ def test_a_storage_config_names_a_key_by_arn_or_by_id_only_exactly():
     assert same_key(ARN, ARN) and same_key(KEY_ID, ARN)
     assert not same_key(KEY_ID[:-1] + "c", ARN)
     assert not same_key(ARN.replace(ACCOUNT, "444455556666"), ARN)  # another account's key of the same ID
+
+
+def test_the_storage_types_a_key_encrypts_are_read_from_the_configs_that_name_it():
+    other = ARN.replace(KEY_ID, "0c4e5a1b-7d2f-4e8a-9b3c-5f6a7d8e9f01")
+    configs = (
+        StorageConfig("CALL_RECORDINGS", "S3", bucket="b", prefix="p", kms_key_id=ARN),
+        StorageConfig("MEDIA_STREAMS", "KINESIS_VIDEO_STREAM", prefix="m", retention_hours=1, kms_key_id=KEY_ID),
+        StorageConfig("CHAT_TRANSCRIPTS", "S3", bucket="b", prefix="t", kms_key_id=other),
+        StorageConfig("SCHEDULED_REPORTS", "S3", bucket="b", prefix="r"),  # unencrypted
+        StorageConfig("CONTACT_TRACE_RECORDS", "KINESIS_STREAM", stream_arn="arn:aws:kinesis:us-east-1:1:stream/s"),
+    )
+    assert encrypted_types(configs, ARN) == ("CALL_RECORDINGS", "MEDIA_STREAMS")
+    assert encrypted_types(configs, other) == ("CHAT_TRANSCRIPTS",)
+    assert encrypted_types((), ARN) == ()
+
+
+def test_every_type_connect_may_store_in_s3_or_video_streams_is_read_for_keys():
+    # The embedded Connect's table of which storage each type may use (Connect's admin guide).
+    keyed = {kind for kind, kinds in STORAGE_TYPES_BY_RESOURCE.items() if kinds & {"S3", "KINESIS_VIDEO_STREAM"}}
+    assert set(KEYED_RESOURCE_TYPES) == keyed
+    assert set(STORAGE_TYPES_BY_RESOURCE) == set(RESOURCE_TYPES)
 
 
 # ---- approved state, drift, restore ------------------------------------------------------------------

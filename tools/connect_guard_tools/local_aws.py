@@ -34,7 +34,7 @@ from connect_guard.quarantine import RoleSnapshot, RoleSnapshots
 from connect_guard.settings import MEMBER_ROLE_PATH, SUITE_WRITER_ROLES, Settings, member_role_name, suite_role_name
 from connect_guard.trails import TrailGateway, TrailSnapshots, TrailState
 from connect_guard_tools.connect_fake import ConnectFake, SeededInstance, seed_from_spec
-from connect_guard_tools.local_kms import KmsKeyStates, StorageConfigs, create_key, seed_key, tamper_key
+from connect_guard_tools.local_kms import KmsKeyStates, create_key, seed_key, tamper_key
 from connect_guard_tools.plumbing import EmbeddedPlumbing, PlumbingStrictness
 
 SECURITY_ACCOUNT = "123456789012"  # moto's default account plays the security account
@@ -365,9 +365,6 @@ class LocalAws:
         # moto has no Connect users or profiles: an in-memory fake answers Connect's calls.
         self.connect = ConnectFake()
         self.connect.install(self.session.events)
-        # Connect storage configs naming KMS keys (until the fake holds storage configs itself).
-        self.storage_configs = StorageConfigs()
-        self.storage_configs.install(self.session, self.connect.operations)
         self.instances: list[SeededInstance] = []
         self.member_accounts: list[str] = []
         self.clients = AwsClients(self.region, self.session, SECURITY_ACCOUNT)
@@ -603,9 +600,7 @@ class LocalAws:
         """A KMS key of `kms_keys` (connect_guard_tools.local_kms.seed_key); returns its ARN."""
         region = spec.get("region", self.region)
         session = self.account_session(account_id)
-        return seed_key(
-            session, account_id, region, spec, self.clients.dynamodb, self.baseline_table, self.storage_configs
-        )
+        return seed_key(session, account_id, region, spec, self.clients.dynamodb, self.baseline_table)
 
     def tamper_key(self, account_id: str, arn: str, tampered: dict[str, Any]) -> None:
         tamper_key(self.account_session(account_id).client("kms", region_name=arn.split(":")[3]), arn, tampered)

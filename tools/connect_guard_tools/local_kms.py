@@ -1,5 +1,6 @@
-"""KMS in the embedded AWS as strict as AWS where the key guard depends on it, the Connect
-storage configs that name keys, and the demo's keys (events/demo-state.yaml `kms_keys`).
+"""KMS in the embedded AWS as strict as AWS where the key guard depends on it, and the demo's
+keys (events/demo-state.yaml `kms_keys`). Which keys Connect uses is the embedded Connect's
+storage configs (connect_fake, the instance's `storage:` list), not anything here.
 
 moto's KMS lets a key pending deletion be enabled (AWS: KMSInvalidStateException, cancel the
 deletion first), cancels a deletion that was never scheduled, turns rotation on for a disabled
@@ -9,14 +10,11 @@ ARN). `KmsKeyStates` puts AWS's rules in moto's backend.
 
 from __future__ import annotations
 
-import copy
 import json
-import uuid
 from collections.abc import Callable
 from typing import Any
 from unittest import mock
 
-from botocore.awsrequest import AWSResponse
 from moto.core.exceptions import JsonRESTError
 from moto.kms.models import KmsBackend, kms_backends
 
@@ -72,50 +70,8 @@ def _in_state(call: Callable[..., Any], name: str, states: tuple[str, ...]) -> C
     return checked
 
 
-class StorageConfigs:
-    """Connect's ListInstanceStorageConfigs, from what the demo seeds: the in-memory Connect fake
-    answers it itself once it knows storage configs; until then this answers before moto (which
-    lacks the API). Registered on the session before any Connect client exists."""
-
-    def __init__(self) -> None:
-        # instance ID -> resource type -> storage configs, as Connect returns them
-        self.configs: dict[str, dict[str, list[dict[str, Any]]]] = {}
-
-    def install(self, session: Any, implemented: frozenset[str]) -> None:
-        if "ListInstanceStorageConfigs" in implemented:
-            return
-        session.events.register("before-parameter-build.connect.ListInstanceStorageConfigs", self._capture)
-        session.events.register("before-call.connect.ListInstanceStorageConfigs", self._answer)
-
-    def add(self, instance_id: str, resource_type: str, key_arn: str, bucket: str = "connect-storage") -> None:
-        config: dict[str, Any] = {"AssociationId": str(uuid.uuid4()), "StorageType": "S3"}
-        if resource_type == "MEDIA_STREAMS":
-            config |= {
-                "StorageType": "KINESIS_VIDEO_STREAM",
-                "KinesisVideoStreamConfig": {
-                    "Prefix": "connect",
-                    "RetentionPeriodHours": 24,
-                    "EncryptionConfig": {"EncryptionType": "KMS", "KeyId": key_arn},
-                },
-            }
-        else:
-            config["S3Config"] = {
-                "BucketName": bucket,
-                "BucketPrefix": resource_type.lower(),
-                "EncryptionConfig": {"EncryptionType": "KMS", "KeyId": key_arn},
-            }
-        self.configs.setdefault(instance_id, {}).setdefault(resource_type, []).append(config)
-
-    @staticmethod
-    def _capture(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
-        context["local-kms-params"] = params
-
-    def _answer(self, context: dict[str, Any], **_: Any) -> tuple[AWSResponse, dict[str, Any]]:
-        params = context.get("local-kms-params") or {}
-        instance = str(params.get("InstanceId", "")).rsplit("/", 1)[-1]
-        configs = copy.deepcopy(self.configs.get(instance, {}).get(str(params.get("ResourceType")), []))
-        metadata = {"RequestId": str(uuid.uuid4()), "HTTPStatusCode": 200, "HTTPHeaders": {}, "RetryAttempts": 0}
-        return AWSResponse(None, 200, {}, None), {"StorageConfigs": configs, "ResponseMetadata": metadata}
+# What a `kms_keys` entry may say.
+KEY_SPEC = frozenset({"id", "region", "description", "policy", "rotation", "aliases", "snapshot", "tampered"})
 
 
 def create_key(session: Any, account_id: str, region: str, spec: dict[str, Any]) -> str:
@@ -147,15 +103,14 @@ def seed_key(
     spec: dict[str, Any],
     dynamodb: Any,
     baseline_table: str,
-    storage: StorageConfigs,
 ) -> str:
-    """A key as approved (its snapshot when `snapshot: true`), the storage configs that name it
-    (`connect_storage: [{instance, type}]`), then as `tampered` leaves it (`disabled`,
-    `pending_deletion_days`, `rotation: false`, `policy`)."""
+    """A key as approved (its snapshot when `snapshot: true`), then as `tampered` leaves it
+    (`disabled`, `pending_deletion_days`, `rotation: false`, `policy`)."""
+    unknown = set(spec) - KEY_SPEC
+    if unknown:  # e.g. the former `connect_storage`: the instance's `storage:` list names keys now
+        raise ValueError(f"kms_keys entry {spec.get('id')}: unknown settings {sorted(unknown)}")
     arn = create_key(session, account_id, region, spec)
     kms = session.client("kms", region_name=region)
-    for use in spec.get("connect_storage") or []:
-        storage.add(str(use["instance"]), str(use["type"]), arn)
     if spec.get("snapshot"):
         state = KeyGateway(kms).state(arn)
         assert state is not None

@@ -20,6 +20,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from connect_guard.connect_storage import StorageConfig, referenced_key_ids
 from connect_guard.trails import Drift, canonical
 
 KEY_GONE = {"NotFoundException"}
@@ -27,10 +28,6 @@ KEY_GONE = {"NotFoundException"}
 _KEY_ID = re.compile(r"^(mrk-)?[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.IGNORECASE)
 _KEY_ARN = re.compile(r"^arn:aws[\w-]*:kms:[a-z0-9-]+:\d{12}:key/[\w-]+$")
 _ALIAS = re.compile(r"^(alias/|arn:aws[\w-]*:kms:[a-z0-9-]+:\d{12}:alias/)")
-# Connect storage types whose config names a KMS key (S3 encryption, or Kinesis Video Streams
-# for media streams). Contact trace records and agent events go to Kinesis streams, whose
-# encryption Connect's storage config does not carry.
-KEYED_STORAGE_TYPES = ("CALL_RECORDINGS", "CHAT_TRANSCRIPTS", "SCHEDULED_REPORTS", "MEDIA_STREAMS")
 
 
 # ---- which key an event names -----------------------------------------------------------------
@@ -254,42 +251,10 @@ class KeySnapshots:
 
 
 # ---- Connect storage configs ------------------------------------------------------------------
-@dataclass(frozen=True)
-class StorageUse:
-    """A Connect storage config encrypted with a key."""
-
-    instance_arn: str
-    resource_type: str
-    key: str  # the config's KeyId (an ARN, as Connect requires)
-
-
-def connect_storage_keys(connect: Any, instance_id: str, instance_arn: str) -> list[StorageUse]:
-    """The KMS keys the instance's storage configs name (ListInstanceStorageConfigs per keyed type)."""
-    uses: list[StorageUse] = []
-    for resource_type in KEYED_STORAGE_TYPES:
-        token: str | None = None
-        while True:
-            params: dict[str, Any] = {"InstanceId": instance_id, "ResourceType": resource_type}
-            if token:
-                params["NextToken"] = token
-            page = connect.list_instance_storage_configs(**params)
-            for config in page.get("StorageConfigs") or []:
-                key = _config_key(config)
-                if key:
-                    uses.append(StorageUse(instance_arn, resource_type, key))
-            token = page.get("NextToken")
-            if not token:
-                break
-    return uses
-
-
-def _config_key(config: dict[str, Any]) -> str | None:
-    for holder in ("S3Config", "KinesisVideoStreamConfig"):
-        encryption = (config.get(holder) or {}).get("EncryptionConfig") or {}
-        key = encryption.get("KeyId")
-        if isinstance(key, str) and key:
-            return key
-    return None
+def encrypted_types(configs: Iterable[StorageConfig], arn: str) -> tuple[str, ...]:
+    """The resource types whose storage configs (live, or an approved snapshot's) name the key,
+    by ARN or bare ID (connect_storage.referenced_key_ids)."""
+    return tuple(sorted({c.resource_type for c in configs if any(same_key(k, arn) for k in referenced_key_ids((c,)))}))
 
 
 # ---- key policies ------------------------------------------------------------------------------

@@ -2,8 +2,10 @@
 DisableKey, ScheduleKeyDeletion, PutKeyPolicy and DisableKeyRotation (succeeded or denied).
 
 A key is protected when it is one of the suite's own (SUITE_KEY_ARNS: template.yaml's keys),
-when a storage config of an instance in ConnectInstanceArns names it (recordings, transcripts,
-reports, media streams), or when it has an approved snapshot (`key#<ARN>`). A disabled or
+when it has an approved snapshot (`key#<ARN>`), or when a storage config of an instance in
+ConnectInstanceArns names it: in the instance's approved storage snapshot (`storage#<instance
+ARN>`, the storage guard's) or live (recordings, transcripts, screen recordings, emails,
+reports, attachments, evaluations, media streams; connect_storage.KEYED_RESOURCE_TYPES). A disabled or
 deleted key makes what it encrypts unreadable (recordings, the suite's queues and alerts), so
 every change is CRITICAL; in enforce mode the key is made usable again: CancelKeyDeletion, then
 EnableKey (a cancelled key is Disabled), then EnableKeyRotation when rotation was on.
@@ -23,25 +25,24 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from connect_guard.audit import action_record
 from connect_guard.clients import reread
-from connect_guard.connect import InstanceRef
-from connect_guard.errors import MemberAccessError
+from connect_guard.connect import ConnectGateway, InstanceRef
+from connect_guard.connect_storage import KEYED_RESOURCE_TYPES, StorageSnapshots
+from connect_guard.errors import ConnectResourceNotFoundError, MemberAccessError
 from connect_guard.events import CloudTrailEvent
 from connect_guard.findings import Action, Attempt, Change, EventRef, Finding, Target, finding_id_of
 from connect_guard.kms_keys import (
     KeyGateway,
     KeySnapshots,
     KeyState,
-    StorageUse,
     account_of,
     approved,
-    connect_storage_keys,
     drift,
+    encrypted_types,
     key_id_of,
     key_reference,
     policy_findings,
     region_of,
     restore_calls,
-    same_key,
 )
 from connect_guard.observability import logger
 from connect_guard.outcome import Outcome
@@ -88,6 +89,9 @@ class KeyGuard:
         self.r = responder
         self.settings = responder.settings
         self.snapshots = KeySnapshots(responder.clients.dynamodb, responder.settings.baseline_table_name or "")
+        self.storage_snapshots = StorageSnapshots(
+            responder.clients.dynamodb, responder.settings.baseline_table_name or ""
+        )
 
     def handles(self, event: CloudTrailEvent) -> bool:
         return event.detail.event_source == KMS and event.detail.event_name in KEY_EVENTS
@@ -106,31 +110,46 @@ class KeyGuard:
         )
 
     # -- which keys are guarded ------------------------------------------------------------------
-    def storage_uses(self, arn: str) -> list[StorageUse]:
-        """Storage configs of covered instances (same account and region as the key) that name it."""
+    def covered_instances(self, arn: str) -> list[InstanceRef]:
+        """The instances of ConnectInstanceArns in the key's account and region."""
         own, region = self.settings.own_account_id, self.settings.region
-        uses: list[StorageUse] = []
-        for raw in self.settings.connect_instance_arns:
-            instance = InstanceRef.parse(raw, own, region)
-            if (instance.account_id, instance.region) != (account_of(arn), region_of(arn)):
-                continue
-            connect = self._client("connect", instance.account_id, instance.region, "read")
-            found = connect_storage_keys(connect, instance.instance_id, instance.arn)
-            uses += [u for u in found if same_key(u.key, arn)]
-        return uses
+        instances = [InstanceRef.parse(raw, own, region) for raw in self.settings.connect_instance_arns]
+        return [i for i in instances if (i.account_id, i.region) == (account_of(arn), region_of(arn))]
+
+    def storage_use(self, arn: str) -> str | None:
+        """Which covered instance's storage the key encrypts, cheapest first: each instance's
+        approved storage snapshot (one GetItem), then, only when no snapshot names the key, the
+        live configs (one ListInstanceStorageConfigs per keyed type, on Connect's low, shared
+        quota; the first that names the key ends the search). The snapshot comes first because it
+        is what the attacker can't move: recordings pointed elsewhere (or their encryption
+        dropped) before the approved key is deleted still leave that key guarded."""
+        instances = self.covered_instances(arn)
+        for instance in instances:
+            approved_storage = self.storage_snapshots.get(instance.arn)
+            kinds = encrypted_types(approved_storage.configs, arn) if approved_storage else ()
+            if approved_storage is not None and kinds:
+                named = ", ".join(f"{kind} of {instance.instance_id}" for kind in kinds)
+                when = approved_storage.taken_at or "undated"
+                return f"encrypts Connect storage: {named} (approved storage snapshot, {when})"
+        for instance in instances:
+            connect = ConnectGateway(self._client("connect", instance.account_id, instance.region, "read"), instance)
+            for kind in KEYED_RESOURCE_TYPES:
+                try:
+                    configs = connect.storage_configs(kind)
+                except ConnectResourceNotFoundError:  # the instance is gone: it stores nothing with the key
+                    logger.info("covered instance not found", extra={"instance": instance.arn})
+                    break
+                if encrypted_types(configs, arn):
+                    return f"encrypts Connect storage: {kind} of {instance.instance_id}"
+        return None
 
     def protection(self, arn: str, snapshot: KeyState | None) -> str | None:
-        """Why the suite guards the key, cheapest first: the storage configs are read last (one
-        Connect call per keyed type and instance, on Connect's low, shared API quota)."""
+        """Why the suite guards the key, cheapest first: the storage configs are read last."""
         if arn in self.settings.suite_key_arns:
             return "is one of connect-guard's own keys (SUITE_KEY_ARNS): its queues, alerts, tables, logs or archive"
         if snapshot is not None:
             return f"has an approved snapshot ({snapshot.taken_at or 'undated'})"
-        uses = self.storage_uses(arn)
-        if uses:
-            named = ", ".join(f"{u.resource_type} of {u.instance_arn.rsplit('/', 1)[-1]}" for u in uses)
-            return f"encrypts Connect storage: {named}"
-        return None
+        return self.storage_use(arn)
 
     def guarded_or_none(self, arn: str) -> str | None:
         """Why the key is guarded, best effort: an unreadable storage config is not a reason."""
