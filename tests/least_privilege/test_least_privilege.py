@@ -403,6 +403,8 @@ def run_schedules(aws: LocalAws, log: CallLog, stacks: Stacks) -> None:
     settings = settings_of(stacks, "LogExportFunction")
     logs = aws.session.client("logs")
     suite_groups = [g for g in settings.export_log_groups if g.startswith("/connect-guard/")]
+    with contextlib.suppress(logs.exceptions.ResourceNotFoundException):  # seeded as deployed
+        logs.delete_log_group(logGroupName=suite_groups[-1])
     for group in sorted(set(settings.export_log_groups) - {suite_groups[-1]}):  # one missing: an alert
         with contextlib.suppress(logs.exceptions.ResourceAlreadyExistsException):  # the plumbing's, seeded
             logs.create_log_group(logGroupName=group)

@@ -117,10 +117,9 @@ class EmbeddedPlumbing:
             ids = [t["Id"] for t in events.list_targets_by_rule(Rule=self.rules[logical])["Targets"]]
             events.remove_targets(Rule=self.rules[logical], Ids=ids)
             events.delete_rule(Name=self.rules[logical])
-        # Only the log groups the samples touch exist beforehand (the demo's export and the tests
-        # create the others); each as deployed first: the suite key (not Connect's), the retention.
-        touched = [*(spec.get("retention") or {}), *(spec.get("deleted_log_groups") or [])]
-        for group in touched:
+        # Every known log group exists as deployed first (the drift check reads them all): the
+        # suite key (not Connect's), the retention; then the samples' changes.
+        for group in self.log_groups:
             key = {} if group.startswith("/aws/connect/") else {"kmsKeyId": self.suite_key_arn}
             logs.create_log_group(logGroupName=group, **key)
             logs.put_retention_policy(logGroupName=group, retentionInDays=RETENTION_DAYS)

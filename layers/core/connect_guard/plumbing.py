@@ -21,6 +21,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 # The retry policy every rule target of the security stack carries (template.yaml).
 TARGET_RETRY_POLICY = {"MaximumRetryAttempts": 185, "MaximumEventAgeInSeconds": 86400}
 LIFECYCLE_RULE_ID = "archive-tiering"
@@ -174,3 +176,86 @@ def rule_restore_calls(
     if "state" in settings:
         calls.append(("EnableRule", {"Name": name}))
     return calls
+
+
+def log_group_differences(
+    name: str, group: dict[str, Any] | None, known: KnownPlumbing
+) -> tuple[tuple[Difference, ...], list[tuple[str, dict[str, Any]]]]:
+    """A log group as DescribeLogGroups answers it (None: gone) against the known state: how it
+    differs and the CloudWatch Logs calls that put it back (re-created with the suite's key, not
+    for Connect's groups, which are not encrypted with it; the approved retention)."""
+    retention = {"logGroupName": name, "retentionInDays": known.retention_days}
+    if group is None:
+        key = None if name.startswith("/aws/connect/") else known.log_key_arn
+        create: dict[str, Any] = {"logGroupName": name, **({"kmsKeyId": key} if key else {})}
+        return (Difference("exists", True, False),), [("CreateLogGroup", create), ("PutRetentionPolicy", retention)]
+    days = group.get("retentionInDays")
+    if days is not None and int(days) < known.retention_days:  # none: never expires
+        return (Difference("retention_days", known.retention_days, int(days)),), [("PutRetentionPolicy", retention)]
+    return (), []
+
+
+def bucket_differences(
+    s3: Any, archive: KnownArchive, event_name: str
+) -> tuple[tuple[Difference, ...], list[tuple[str, dict[str, Any]]]]:
+    """Re-read one setting of the archive bucket (as `event_name` names it: versioning, lifecycle
+    or, otherwise, encryption); how it differs and the S3 calls that put it back exactly."""
+    bucket = archive.bucket
+    if event_name == "PutBucketVersioning":
+        status = s3.get_bucket_versioning(Bucket=bucket).get("Status")
+        if status == "Enabled":
+            return (), []
+        versioning = {"Bucket": bucket, "VersioningConfiguration": {"Status": "Enabled"}}
+        return (Difference("versioning", "Enabled", status),), [("PutBucketVersioning", versioning)]
+    if event_name in ("PutBucketLifecycle", "DeleteBucketLifecycle"):
+        try:
+            rules = s3.get_bucket_lifecycle_configuration(Bucket=bucket).get("Rules", [])
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "NoSuchLifecycleConfiguration":
+                raise
+            rules = []
+        wanted = archive.lifecycle()
+        approved, now = [lifecycle_shape(r) for r in wanted["Rules"]], [lifecycle_shape(r) for r in rules]
+        if approved == now:
+            return (), []
+        lifecycle = {"Bucket": bucket, "LifecycleConfiguration": wanted}
+        return (Difference("lifecycle", approved, now),), [("PutBucketLifecycleConfiguration", lifecycle)]
+    try:
+        rules = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"].get("Rules", [])
+    except ClientError as error:
+        if error.response["Error"]["Code"] != "ServerSideEncryptionConfigurationNotFoundError":
+            raise
+        rules = []
+    wanted = archive.encryption()
+    approved, now = [encryption_shape(r) for r in wanted["Rules"]], [encryption_shape(r) for r in rules]
+    if approved == now:
+        return (), []
+    encryption = {"Bucket": bucket, "ServerSideEncryptionConfiguration": wanted}
+    return (Difference("encryption", approved, now),), [("PutBucketEncryption", encryption)]
+
+
+def snake(operation: str) -> str:
+    """An API operation's boto3 method name: PutRetentionPolicy -> put_retention_policy."""
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in operation).lstrip("_")
+
+
+def lifecycle_shape(rule: dict[str, Any]) -> dict[str, Any]:
+    """What a lifecycle rule does (AWS and moto differ in how they echo filters and defaults)."""
+    return {
+        "ID": rule.get("ID"),
+        "Status": rule.get("Status"),
+        "Transitions": sorted((int(t.get("Days", 0)), t.get("StorageClass")) for t in rule.get("Transitions") or []),
+        "Expiration": (rule.get("Expiration") or {}).get("Days"),
+        "Noncurrent": (rule.get("NoncurrentVersionExpiration") or {}).get("NoncurrentDays"),
+        "Abort": (rule.get("AbortIncompleteMultipartUpload") or {}).get("DaysAfterInitiation"),
+        "Filter": (rule.get("Filter") or {}).get("Prefix", rule.get("Prefix", "")) or "",
+    }
+
+
+def encryption_shape(rule: dict[str, Any]) -> dict[str, Any]:
+    default = rule.get("ApplyServerSideEncryptionByDefault") or {}
+    return {
+        "SSEAlgorithm": default.get("SSEAlgorithm"),
+        "KMSMasterKeyID": default.get("KMSMasterKeyID"),
+        "BucketKeyEnabled": bool(rule.get("BucketKeyEnabled")),
+    }

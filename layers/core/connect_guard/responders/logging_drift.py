@@ -296,9 +296,16 @@ def earlier_restore(
 def checks(responder: LoggingGuardResponder) -> tuple[DriftCheck, ...]:
     """The settings the drift check covers: one entry each (see connect_guard.drift)."""
     from connect_guard.responders.key_drift import KeyDrift  # it builds on this module
+    from connect_guard.responders.plumbing_drift import PlumbingDrift
     from connect_guard.responders.storage_drift import StorageDrift  # it builds on this module
 
-    return (TrailDrift(responder), FlowLogsDrift(responder), StorageDrift(responder), KeyDrift(responder))
+    return (
+        TrailDrift(responder),
+        FlowLogsDrift(responder),
+        StorageDrift(responder),
+        KeyDrift(responder),
+        PlumbingDrift(responder),
+    )
 
 
 def build(settings: Settings, clients: AwsClients) -> DriftRun:

@@ -34,9 +34,12 @@ from connect_guard.plumbing import (
     Difference,
     KnownArchive,
     KnownPlumbing,
+    bucket_differences,
+    log_group_differences,
     member_rule_name,
     rule_differences,
     rule_restore_calls,
+    snake,
 )
 from connect_guard.policy import Severity
 from connect_guard.principals import (
@@ -136,6 +139,11 @@ class PlumbingGuard:
             self._known = None
             return self.decide(event)
         return decision
+
+    def reload(self, event_id: str) -> KnownPlumbing | str:
+        """The known state read again now (the drift check's: a deployment may have changed it)."""
+        self._known = None
+        return self._load(event_id)
 
     def _load(self, event_id: str) -> KnownPlumbing | str:
         """The known state, or why it is unusable (fail closed); transient errors are raised."""
@@ -316,23 +324,14 @@ class PlumbingGuard:
         if failed is not None:
             return failed
         group = state["group"]
-        key = None if name.startswith("/aws/connect/") else known.log_key_arn  # Connect's is not the suite's key
+        found, calls = log_group_differences(name, group, known)
+        decision.found, decision.calls = found, [("logs", op, params) for op, params in calls]
         if group is None:
-            decision.found = (Difference("exists", True, False),)
-            create: dict[str, Any] = {"logGroupName": name, **({"kmsKeyId": key} if key else {})}
-            decision.calls = [
-                ("logs", "CreateLogGroup", create),
-                ("logs", "PutRetentionPolicy", {"logGroupName": name, "retentionInDays": approved}),
-            ]
             decision.notes = (
                 "the log group was deleted with every event it held: that evidence is gone, the archive keeps "
                 "what was exported before; re-created so that logging continues",
             )
             return self._settle(decision)
-        retention = group.get("retentionInDays")
-        if retention is not None and int(retention) < approved:
-            decision.found = (Difference("retention_days", approved, int(retention)),)
-            decision.calls = [("logs", "PutRetentionPolicy", {"logGroupName": name, "retentionInDays": approved})]
         if record.event_name == "DeleteLogGroup":
             decision.notes = ("the log group was deleted and exists again: the events it held until then are gone",)
         return self._settle(decision)
@@ -379,52 +378,9 @@ class PlumbingGuard:
 
     @staticmethod
     def _bucket_state(s3: Any, archive: KnownArchive, event_name: str, decision: _Decision) -> None:
-        bucket = archive.bucket
-        if event_name == "PutBucketVersioning":
-            status = s3.get_bucket_versioning(Bucket=bucket).get("Status")
-            if status != "Enabled":
-                decision.found = (Difference("versioning", "Enabled", status),)
-                decision.calls = [
-                    ("s3", "PutBucketVersioning", {"Bucket": bucket, "VersioningConfiguration": {"Status": "Enabled"}})
-                ]
-        elif event_name in ("PutBucketLifecycle", "DeleteBucketLifecycle"):
-            try:
-                rules = s3.get_bucket_lifecycle_configuration(Bucket=bucket).get("Rules", [])
-            except ClientError as error:
-                if error.response["Error"]["Code"] != "NoSuchLifecycleConfiguration":
-                    raise
-                rules = []
-            wanted = archive.lifecycle()
-            if [_lifecycle_shape(r) for r in rules] != [_lifecycle_shape(r) for r in wanted["Rules"]]:
-                decision.found = (
-                    Difference(
-                        "lifecycle",
-                        [_lifecycle_shape(r) for r in wanted["Rules"]],
-                        [_lifecycle_shape(r) for r in rules],
-                    ),
-                )
-                decision.calls = [
-                    ("s3", "PutBucketLifecycleConfiguration", {"Bucket": bucket, "LifecycleConfiguration": wanted})
-                ]
-        else:  # encryption
-            try:
-                rules = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"].get("Rules", [])
-            except ClientError as error:
-                if error.response["Error"]["Code"] != "ServerSideEncryptionConfigurationNotFoundError":
-                    raise
-                rules = []
-            wanted = archive.encryption()
-            if [_encryption_shape(r) for r in rules] != [_encryption_shape(r) for r in wanted["Rules"]]:
-                decision.found = (
-                    Difference(
-                        "encryption",
-                        [_encryption_shape(r) for r in wanted["Rules"]],
-                        [_encryption_shape(r) for r in rules],
-                    ),
-                )
-                decision.calls = [
-                    ("s3", "PutBucketEncryption", {"Bucket": bucket, "ServerSideEncryptionConfiguration": wanted})
-                ]
+        found, calls = bucket_differences(s3, archive, event_name)
+        if found:
+            decision.found, decision.calls = found, [("s3", op, params) for op, params in calls]
 
     # -- handling ----------------------------------------------------------------------------------
     def handle(self, event: CloudTrailEvent) -> Outcome:
@@ -583,26 +539,4 @@ def _not_the_suites(decision: _Decision) -> bool:
 
 
 def _snake(operation: str) -> str:
-    return "".join(f"_{c.lower()}" if c.isupper() else c for c in operation).lstrip("_")
-
-
-def _lifecycle_shape(rule: dict[str, Any]) -> dict[str, Any]:
-    """What a lifecycle rule does (AWS and moto differ in how they echo filters and defaults)."""
-    return {
-        "ID": rule.get("ID"),
-        "Status": rule.get("Status"),
-        "Transitions": sorted((int(t.get("Days", 0)), t.get("StorageClass")) for t in rule.get("Transitions") or []),
-        "Expiration": (rule.get("Expiration") or {}).get("Days"),
-        "Noncurrent": (rule.get("NoncurrentVersionExpiration") or {}).get("NoncurrentDays"),
-        "Abort": (rule.get("AbortIncompleteMultipartUpload") or {}).get("DaysAfterInitiation"),
-        "Filter": (rule.get("Filter") or {}).get("Prefix", rule.get("Prefix", "")) or "",
-    }
-
-
-def _encryption_shape(rule: dict[str, Any]) -> dict[str, Any]:
-    default = rule.get("ApplyServerSideEncryptionByDefault") or {}
-    return {
-        "SSEAlgorithm": default.get("SSEAlgorithm"),
-        "KMSMasterKeyID": default.get("KMSMasterKeyID"),
-        "BucketKeyEnabled": bool(rule.get("BucketKeyEnabled")),
-    }
+    return snake(operation)
