@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -98,8 +99,7 @@ def configuration_rows(text: str) -> dict[str, list[Row]]:
 
 def _template_defaults(template: dict[str, Any]) -> dict[str, str | None]:
     return {
-        name: (None if "Default" not in spec else str(spec["Default"]))
-        for name, spec in template["Parameters"].items()
+        name: (None if "Default" not in spec else str(spec["Default"])) for name, spec in template["Parameters"].items()
     }
 
 
@@ -140,7 +140,7 @@ def test_every_member_stack_parameter_is_documented_with_its_default(documented:
 def test_documented_ahead_rows_exist_for_the_parallel_parameters(documented: dict[str, list[Row]]) -> None:
     # The rows stand now so that the template change and its documentation meet in one merge.
     names = {row.name: row for row in documented["security"]}
-    assert AHEAD_OF_TEMPLATE <= names.keys()
+    assert names.keys() >= AHEAD_OF_TEMPLATE
     for name in AHEAD_OF_TEMPLATE - {"DetectOnlyAccountIds", "OperationsEmail"}:
         assert names[name].default == "inherit"
 
@@ -215,3 +215,37 @@ def test_a_row_that_names_no_parameter_is_refused() -> None:
     with pytest.raises(AssertionError, match="is not `value`, empty or required"):
         configuration_rows(bad_default)
 
+
+# ---- the deployment guides' links resolve ---------------------------------------------------
+
+GUIDES = ("docs/configuration.md", "docs/rollout.md", "docs/upgrade-uninstall.md")
+_LINK = re.compile(r"\]\(([^)\s]+)\)")
+
+
+def _anchors(path: Path) -> set[str]:
+    """GitHub's heading anchors: lower case, punctuation dropped, spaces to hyphens."""
+    anchors = set()
+    for line in path.read_text().splitlines():
+        if line.startswith("#"):
+            title = line.lstrip("#").strip().lower()
+            anchors.add(re.sub(r"\s", "-", re.sub(r"[^\w\s-]", "", title)))
+    return anchors
+
+
+@pytest.mark.parametrize("guide", GUIDES)
+def test_the_guides_links_resolve(guide: str) -> None:
+    source = PROJECT_ROOT / guide
+    broken = []
+    for target in _LINK.findall(source.read_text()):
+        if target.startswith(("http://", "https://")):
+            continue
+        file, _, anchor = target.partition("#")
+        path = (source.parent / file).resolve() if file else source
+        if not path.is_file() or (anchor and anchor not in _anchors(path)):
+            broken.append(target)
+    assert broken == []
+
+
+def test_the_anchor_rule_matches_github() -> None:
+    sample = PROJECT_ROOT / "README.md"
+    assert {"configuration-template-parameters", "liveness-the-canary", "deploy"} <= _anchors(sample)
