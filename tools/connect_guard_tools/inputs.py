@@ -228,7 +228,7 @@ def _documents(text: io.TextIOWrapper, label: str, name: str) -> Iterator[InputI
     numbered = ((n, line) for n, line in enumerate(text, start=1) if line.strip())
     if name.lower().removesuffix(".gz").endswith(_LINE_SUFFIXES):
         for number, line in numbered:
-            yield from _parse(line, f"{label}:{number}")
+            yield from _parse(line.strip(), f"{label}:{number}")
         return
     first = next(numbered, None)
     if first is None:
@@ -246,7 +246,7 @@ def _documents(text: io.TextIOWrapper, label: str, name: str) -> Iterator[InputI
     # A whole JSON value on the first line and more after it: JSON Lines, whatever the name.
     yield from _items(value, f"{label}:{first[0]}")
     for number, line in itertools.chain((second,), numbered):
-        yield from _parse(line, f"{label}:{number}")
+        yield from _parse(line.strip(), f"{label}:{number}")
 
 
 _READ_ERRORS = (OSError, EOFError, UnicodeDecodeError, zlib.error, zipfile.BadZipFile, _TooLarge)
@@ -254,7 +254,7 @@ _READ_ERRORS = (OSError, EOFError, UnicodeDecodeError, zlib.error, zipfile.BadZi
 
 def _read_error(error: Exception) -> str:
     if isinstance(error, _TooLarge):
-        return f"inflates past the replay's cap of {MAX_INFLATED_BYTES // 2**20} MiB: not read further"
+        return f"inflates past the replay's cap of {MAX_INFLATED_BYTES / 2**20:g} MiB: not read further"
     return f"cannot read: {error}"
 
 
@@ -292,7 +292,10 @@ def _zip_items(handle: IO[bytes], label: str) -> Iterator[InputItem]:
             else:
                 try:
                     member = archive.open(info)
-                except (RuntimeError, NotImplementedError, *_READ_ERRORS) as error:  # encrypted, unknown method
+                except RuntimeError:  # zipfile's word for an encrypted member
+                    yield InputItem(source, None, "cannot read member: encrypted (the replay takes no password)")
+                    continue
+                except (NotImplementedError, *_READ_ERRORS) as error:  # a compression method zipfile lacks
                     yield InputItem(source, None, f"cannot read member: {error}")
                     continue
                 with member:
