@@ -259,6 +259,39 @@ def test_json_lines_in_a_json_file_read_line_by_line_and_a_bad_line_spoils_only_
     assert found[2] == ("dataset.json:4", READ["eventID"], API_CALL)
 
 
+def test_json_lines_in_a_json_file_whose_first_line_is_broken_still_read_the_others(tmp_path):
+    (tmp_path / "dataset.json").write_text('{"broken": \n' + json.dumps(ATTACH) + "\n" + json.dumps(READ) + "\n")
+    found = summary(items(tmp_path / "dataset.json"))
+    assert [(s, w) for s, w, _ in found[1:]] == [
+        ("dataset.json:2", ATTACH["eventID"]),
+        ("dataset.json:3", READ["eventID"]),
+    ]
+    assert found[0][0] == "dataset.json:1" and found[0][1].startswith("invalid JSON: Expecting value")
+
+
+def test_a_broken_pretty_printed_document_is_one_error_with_its_position(tmp_path):
+    cut = pretty({"Records": [ATTACH, READ]})[:-40]
+    (tmp_path / "log.json").write_text(cut)
+    ((source, error, _),) = summary(items(tmp_path / "log.json"))
+    assert source == "log.json" and error.startswith("invalid JSON: ")
+    assert f" at line {cut.count(chr(10)) + 1} column " in error  # where the document breaks off
+
+
+def test_lookup_events_pages_appended_to_one_file_are_each_read(tmp_path):
+    first, second = pretty(lookup_events(ATTACH)), pretty(lookup_events(READ, next_token=False))
+    (tmp_path / "pages.json").write_text(first + "\n" + second + "\n" + '{"Events": [\n')
+    found = summary(items(tmp_path / "pages.json"))
+    start = first.count("\n") + 2  # the line the second page starts on
+    assert found[:2] == [
+        ("pages.json:1#0", ATTACH["eventID"], API_CALL),
+        (f"pages.json:{start}#0", READ["eventID"], API_CALL),
+    ]
+    end = start + second.count("\n") + 1
+    assert found[2][0] == f"pages.json:{end}" and found[2][1].startswith(
+        f"invalid JSON: Expecting value at line {end + 1}"
+    )
+
+
 def test_a_cloudtrail_log_file_on_one_line_is_one_document_not_json_lines(tmp_path):
     (tmp_path / "log.json").write_text(json.dumps({"Records": [ATTACH, READ]}))
     assert [i.source for i in items(tmp_path / "log.json")] == ["log.json#0", "log.json#1"]

@@ -28,6 +28,7 @@ import gzip
 import io
 import itertools
 import json
+import re
 import uuid
 import zipfile
 import zlib
@@ -38,6 +39,7 @@ from typing import IO, Any
 
 SUFFIXES = (".json", ".json.gz", ".jsonl", ".jsonl.gz", ".ndjson", ".ndjson.gz", ".zip")
 _LINE_SUFFIXES = (".jsonl", ".ndjson")
+_SPACE = re.compile(r"[ \t\r\n]*")  # JSON's whitespace
 _ID_NAMESPACE = uuid.UUID("5b0a3f4e-8f6c-4c55-9a53-0c6e1e0f3a11")
 # What one gzip stream or zip member may inflate to: far above any CloudTrail log file (they hold
 # minutes of events), low enough that a zip or gzip bomb ends as an error, not an exhausted host.
@@ -237,7 +239,7 @@ def _documents(text: io.TextIOWrapper, label: str, name: str) -> Iterator[InputI
     try:
         value = json.loads(first[1])
     except json.JSONDecodeError:  # a document over many lines (pretty-printed): read it whole
-        yield from _parse(first[1] + text.read(), label)
+        yield from _whole(first, text.read(), label)
         return
     second = next(numbered, None)
     if second is None:  # one document on one line, as CloudTrail writes its log files
@@ -247,6 +249,46 @@ def _documents(text: io.TextIOWrapper, label: str, name: str) -> Iterator[InputI
     yield from _items(value, f"{label}:{first[0]}")
     for number, line in itertools.chain((second,), numbered):
         yield from _parse(line.strip(), f"{label}:{number}")
+
+
+def _whole(first: tuple[int, str], rest: str, label: str) -> Iterator[InputItem]:
+    whole = first[1] + rest
+    try:
+        value = json.loads(whole)
+    except json.JSONDecodeError as error:
+        if error.msg == "Extra data":  # documents one after another: pages saved with `>>`
+            yield from _concatenated(whole, label, first[0])
+            return
+        lines = [(n, line) for n, line in enumerate(whole.splitlines(), start=first[0]) if line.strip()]
+        if len(lines) > 1 and _is_object(lines[1][1]):  # JSON Lines whose first line is the broken one
+            for number, line in lines:
+                yield from _parse(line.strip(), f"{label}:{number}")
+            return
+        yield from _parse(whole, label)  # the error, with its position
+        return
+    yield from _items(value, label)
+
+
+def _concatenated(whole: str, label: str, first_line: int) -> Iterator[InputItem]:
+    """Several JSON documents in one file, each labelled with the line it starts on."""
+    decoder, at, line = json.JSONDecoder(), 0, first_line
+    while (start := _SPACE.match(whole, at).end()) < len(whole):  # type: ignore[union-attr]
+        line += whole.count("\n", at, start)
+        try:
+            value, at = decoder.raw_decode(whole, start)
+        except json.JSONDecodeError as error:
+            where = f"line {error.lineno + first_line - 1} column {error.colno}"
+            yield InputItem(f"{label}:{line}", None, f"invalid JSON: {error.msg} at {where}")
+            return
+        yield from _items(value, f"{label}:{line}")
+        line += whole.count("\n", start, at)
+
+
+def _is_object(line: str) -> bool:
+    try:
+        return isinstance(json.loads(line), dict)
+    except json.JSONDecodeError:
+        return False
 
 
 _READ_ERRORS = (OSError, EOFError, UnicodeDecodeError, zlib.error, zipfile.BadZipFile, _TooLarge)
