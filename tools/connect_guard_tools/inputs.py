@@ -9,8 +9,9 @@
 
 The format is told by content where that is cheap: gzip and zip by their magic bytes, JSON Lines
 by a first line that is a whole JSON value with more after it (`.jsonl` and `.ndjson` are always
-read line by line, so one broken line never hides the others); UTF-8 or UTF-16 byte-order marks
-are honoured.
+read line by line, so one broken line never hides the others), documents one after another (pages
+appended to one file) each from the line it starts on; UTF-8 or UTF-16 byte-order marks are
+honoured.
 
 Each record becomes an `InputItem`: an event to route, an error (a record or file that cannot be
 read, so one bad line never stops a replay), or a skip (a readable record that is not an API call:
