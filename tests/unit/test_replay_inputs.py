@@ -415,6 +415,13 @@ def test_a_bad_zip_member_is_reported_alone_and_the_others_are_read(tmp_path):
     )
 
 
+def test_a_zip_member_name_cannot_write_to_the_terminal(tmp_path):
+    # The archive comes from wherever the incident came from: its names are not trusted.
+    (tmp_path / "x.zip").write_bytes(zipped({"\x1b[2J\x1b[1;1H[!] fake\n.json": json.dumps(READ).encode()}))
+    (item,) = items(tmp_path / "x.zip")
+    assert item.source == "x.zip!\\x1b[2J\\x1b[1;1H[!] fake\\x0a.json" and item.event is not None
+
+
 def test_a_truncated_or_empty_zip_is_an_error(tmp_path):
     (tmp_path / "cut.zip").write_bytes(zipped({"a.json": json.dumps(ATTACH).encode()})[:-30])
     (tmp_path / "other.zip").write_bytes(zipped({"report.csv": b"a,b\n"}))

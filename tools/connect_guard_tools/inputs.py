@@ -315,6 +315,11 @@ def _member_wanted(info: zipfile.ZipInfo) -> bool:
     return base.lower().endswith(SUFFIXES)
 
 
+def _printable(name: str) -> str:
+    """A member name as a label: whoever made the archive chose it, escape codes and newlines too."""
+    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in name)
+
+
 def _zip_items(handle: IO[bytes], label: str) -> Iterator[InputItem]:
     try:
         archive = zipfile.ZipFile(handle)
@@ -327,7 +332,7 @@ def _zip_items(handle: IO[bytes], label: str) -> Iterator[InputItem]:
             count = len(archive.infolist())
             yield InputItem(label, None, f"zip archive with no JSON member ({count} member(s) of other kinds)")
         for info in members:
-            source = f"{label}!{info.filename}"
+            source = f"{label}!{_printable(info.filename)}"
             if info.filename.lower().endswith(".zip"):
                 yield InputItem(source, None, "zip archive inside a zip archive: not read (unzip the outer one)")
             elif info.file_size > MAX_INFLATED_BYTES:
