@@ -184,7 +184,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _text_line(result: ReplayResult, out: TextIO) -> None:
-    mark = {"alerted": "!", "error": "x", "duplicate": "=", "ignored": "-", "rejected": "!"}.get(result.outcome, "*")
+    mark = {"alerted": "!", "error": "x", "duplicate": "=", "ignored": "-", "rejected": "!", "skipped": "~"}.get(
+        result.outcome, "*"
+    )
     route = ", ".join(f"{rule} -> {responder}" for rule, responder in zip(result.rules, result.matched, strict=True))
     severity = f" {result.severity}" if result.severity else ""
     out.write(f"[{mark}] {result.source}\n")
@@ -203,7 +205,7 @@ def _text_line(result: ReplayResult, out: TextIO) -> None:
         out.write(f"      before: {', '.join(change['before']) or '(none)'}\n")
         out.write(f"      {verb}: {', '.join(change['after']) or '(none)'}  (baseline: {change['baseline']})\n")
     # Why an event that matched a rule produced no alert (noise needs no explanation).
-    if result.reason and (result.rules or result.outcome == "error"):
+    if result.reason and (result.rules or result.outcome in ("error", "skipped")):
         out.write(f"      reason: {result.reason}\n")
 
 
@@ -242,6 +244,7 @@ def replay(args: argparse.Namespace, out: TextIO) -> int:
     started = time.perf_counter()
     counts: Counter[str] = Counter()
     severities: Counter[str] = Counter()
+    skipped: Counter[str] = Counter()  # records that are not API calls, by kind
     with LocalAws() as aws:
         if args.seed and args.seed.exists():
             aws.seed(args.seed)
@@ -257,6 +260,8 @@ def replay(args: argparse.Namespace, out: TextIO) -> int:
             result = replayer.replay(item)
             counts[result.outcome] += 1
             counts["matched"] += bool(result.rules)
+            if result.outcome == "skipped":
+                skipped[item.skipped or "other"] += 1
             if result.alerts:
                 severities.update(a["severity"] for a in result.alerts)
             if args.format == "json":
@@ -291,6 +296,7 @@ def replay(args: argparse.Namespace, out: TextIO) -> int:
             "restored",
             "rejected",
             "recorded",
+            "skipped",
         )
     )
     if args.format == "text":
@@ -305,11 +311,18 @@ def replay(args: argparse.Namespace, out: TextIO) -> int:
         out.write(
             f"\n{total} events, {counts['matched']} matched a rule: {counts['alerted']} alerted{acted}"
             f"{f' (alerts: {by_severity})' if by_severity else ''}, {counts['ignored']} ignored, "
-            f"{counts['duplicate']} duplicate, {counts['error']} error\n"
+            f"{counts['duplicate']} duplicate, {counts['error']} error{_skipped_summary(skipped)}\n"
             f"SOC inbox (SQS subscribed to the alert topic) received {delivered} message(s); "
             f"mode {parameters.get('ResponseMode')}, config env {args.config_env}; {elapsed:.2f}s\n"
         )
     return 1 if args.fail_on_error and counts["error"] else 0
+
+
+def _skipped_summary(skipped: Counter[str]) -> str:
+    if not skipped:
+        return ""
+    kinds = ", ".join(f"{kind} {count}" for kind, count in sorted(skipped.items(), key=lambda kv: (-kv[1], kv[0])))
+    return f", {skipped.total()} skipped (not API calls: {kinds})"
 
 
 def _utc_time(text: str) -> datetime:

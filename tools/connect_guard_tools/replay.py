@@ -70,10 +70,16 @@ class Replayer:
         detail = detail if isinstance(detail, dict) else {}
         name = detail.get("eventName") or (event or {}).get("detail-type")
         result = ReplayResult(item.source, detail.get("eventID"), name)
+        if event is None and item.skipped:
+            result.outcome, result.reason = "skipped", f"not an API call: {item.skipped}"
+            return result
         if event is None:
             result.outcome, result.reason = "error", item.error
             return result
         routes = self.router.match(event)
+        if item.skipped and not routes:  # a rule that matched it would get it: the skip is a label
+            result.outcome, result.reason = "skipped", f"not an API call: {item.skipped}"
+            return result
         if not routes:
             result.reason = "matched no rule"
             return result
