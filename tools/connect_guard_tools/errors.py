@@ -64,6 +64,8 @@ def one_line(text: object, limit: int = 400) -> str:
 def describe(error: BaseException, region: str | None = None) -> str:
     """`<what went wrong>; <what to do>` for `error` (region: where the command ran, if known)."""
     where = f" in {region}" if region else ""
+    if isinstance(error, KeyboardInterrupt):
+        return "interrupted; what ran before the interruption is in the audit table: check it before rerunning"
     if isinstance(error, UsageError):
         return f"{one_line(error)}; {error.hint}" if error.hint else one_line(error)
     if isinstance(error, ClientError):
@@ -106,7 +108,7 @@ def _client_error(error: ClientError, where: str) -> str:
 
 def _botocore_error(error: BotoCoreError) -> str:
     if isinstance(error, NoRegionError):
-        return "no AWS region configured; pass --region (e.g. --region us-east-1) or set AWS_REGION"
+        return "no AWS region configured; pass --region (e.g. --region us-east-1) or set AWS_DEFAULT_REGION"
     if isinstance(error, InvalidRegionError):
         return f"{error.kwargs.get('region_name')!r} is not a region name; pass --region like us-east-1"
     if isinstance(error, NoCredentialsError):
