@@ -68,7 +68,10 @@ def client_error(code: str, message: str, operation: str = "DescribeStacks") -> 
         ),
         (FileNotFoundError(2, "No such file or directory", "trail.json"), "trail.json: No such file or directory; "),
         (UsageError("no such file or directory: x", "check the input paths"), "no such file or directory: x; check"),
-        (ParameterError("unknown parameter 'responsemode' (did you mean 'ResponseMode'?)"), "mode'?); use the names"),
+        (
+            ParameterError("unknown parameter 'responsemode' (did you mean 'ResponseMode'?)"),
+            "'ResponseMode'?); use the names",
+        ),
         (MemberAccessError("cannot assume arn:aws:iam::1:role/r"), "cannot assume arn:aws:iam::1:role/r; see the"),
         (ValueError("odd\nvalue"), "unexpected ValueError: odd value; rerun with --debug to see the traceback"),
     ],
