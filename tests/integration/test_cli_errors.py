@@ -176,6 +176,13 @@ def test_a_malformed_argument_is_refused_before_any_call(command, args, says, ca
     assert err.startswith(f"connect-guard {command}: ") and err.rstrip().endswith(f"see connect-guard {command} --help")
 
 
+def test_release_without_the_account_is_one_line_before_any_call(capsys, unreachable):
+    args = ["release", "--stack", STACK, "--user", "mallory", "--by", "soc", "--reason", "r", "--region", "us-east-1"]
+    code, out, err = run(capsys, args)
+    assert_one_line("release", code, out, err, "--account is required with --user or --role; pass the")
+    assert unreachable == []
+
+
 def test_an_unknown_command_and_no_command_are_one_line(capsys):
     for args in (["approve-everything"], []):
         code, out, err = run(capsys, args)

@@ -570,10 +570,10 @@ def release_command(args: argparse.Namespace, out: TextIO, session: Any = None) 
     from connect_guard.errors import MemberAccessError
     from connect_guard.identity_center import RevocationError
     from connect_guard.responders import role_quarantine
+    from connect_guard_tools.errors import UsageError
 
     if not args.sso_user and not args.account:
-        out.write("connect-guard release: --account is required with --user or --role\n")
-        return 2
+        raise UsageError("--account is required with --user or --role", "pass the quarantined principal's account")
     session = session or boto3.session.Session(region_name=args.region)
     settings = _stack_settings(session, args.stack)
     clients = AwsClients(settings.region, session, settings.own_account_id)
@@ -869,11 +869,11 @@ def approve_key(args: argparse.Namespace, out: TextIO, session: Any = None) -> i
     from connect_guard.audit import AuditLog
     from connect_guard.kms_keys import KeyGateway, KeySnapshots, KeyState, account_of, region_of
 
-    session = session or boto3.session.Session(region_name=args.region)
-    settings = _stack_settings(session, args.stack)
-    if not re.fullmatch(r"arn:aws[\w-]*:kms:[a-z0-9-]+:\d{12}:key/[\w-]+", args.key_arn):
+    if not re.fullmatch(r"arn:aws[\w-]*:kms:[a-z0-9-]+:\d{12}:key/[\w-]+", args.key_arn):  # before any call
         out.write(f"{args.key_arn} is not a key ARN (an alias is not: name the key it points to): nothing approved\n")
         return 2
+    session = session or boto3.session.Session(region_name=args.region)
+    settings = _stack_settings(session, args.stack)
     region, account = region_of(args.key_arn), account_of(args.key_arn)
     if not settings.enrolled(account):  # a snapshot nothing acts on would only mislead
         out.write(f"account {account} is not enrolled in the stack (MemberAccountIds): nothing approved\n")
