@@ -64,7 +64,7 @@ def client_error(code: str, message: str, operation: str = "DescribeStacks") -> 
         (client_error("ThrottlingException", "Rate exceeded", "ListSecurityProfiles"), "AWS throttled Lis"),
         (
             client_error("ResourceNotFoundException", "Requested resource not found", "GetItem"),
-            "GetItem failed in eu-west-1 (ResourceNotFoundException: Requested resource not found); check",
+            "GetItem failed (ResourceNotFoundException: Requested resource not found); check",
         ),
         (FileNotFoundError(2, "No such file or directory", "trail.json"), "trail.json: No such file or directory; "),
         (UsageError("no such file or directory: x", "check the input paths"), "no such file or directory: x; check"),

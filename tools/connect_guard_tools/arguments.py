@@ -52,7 +52,7 @@ connect_instance_arn = _checked(
 )
 trail_arn = _checked(
     "a CloudTrail trail ARN",
-    rf"{_PARTITION}:cloudtrail:{_REGION}:{_ACCOUNT}:trail/[\w.-]{{3,128}}",
+    rf"{_PARTITION}:cloudtrail:{_REGION}:{_ACCOUNT}:trail/[\w.-]{{1,128}}",
     "arn:aws:cloudtrail:us-east-1:111122223333:trail/org-trail",
 )
 # An alias ARN is well formed: approve-key itself says why it approves only the key behind it.

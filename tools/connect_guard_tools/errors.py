@@ -103,7 +103,7 @@ def _client_error(error: ClientError, where: str) -> str:
         return f"AWS rejected the credentials ({code}: {message}); check the access key, or the profile in use"
     if code in _THROTTLED:
         return f"AWS throttled {operation} ({code}); retry in a minute"
-    return f"{operation} failed{where} ({code}: {message}); check the arguments"
+    return f"{operation} failed ({code}: {message}); check the arguments"
 
 
 def _botocore_error(error: BotoCoreError) -> str:
