@@ -55,6 +55,10 @@ def client_error(code: str, message: str, operation: str = "DescribeStacks") -> 
             "unknown stack connect-guard-prd in eu-west-1; check --stack and --region",
         ),
         (
+            client_error("ValidationError", "Stack [connect-guard-prd] does not exist", "DescribeStackEvents"),
+            "unknown stack connect-guard-prd in eu-west-1; check --stack and --region",
+        ),
+        (
             client_error("AccessDenied", "User: arn:aws:iam::1:user/x is not authorized to perform: iam:GetRole"),
             "AWS denied DescribeStacks (AccessDenied: User: arn:aws:iam::1:user/x is not authorized to perform: "
             "iam:GetRole); use credentials allowed to call it",

@@ -31,7 +31,8 @@ from botocore.exceptions import (
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
 
-_STACK_MISSING = re.compile(r"Stack with id (?P<stack>\S+) does not exist")
+# DescribeStacks says "Stack with id X does not exist"; other stack calls "Stack [X] does not exist".
+_STACK_MISSING = re.compile(r"Stack (?:with id (?P<id>\S+)|\[(?P<name>[^\]]+)\]) does not exist")
 _DENIED = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "AuthorizationError"}
 _EXPIRED = {"ExpiredToken", "ExpiredTokenException", "RequestExpired"}
 _BAD_KEYS = {"InvalidClientTokenId", "UnrecognizedClientException", "SignatureDoesNotMatch", "InvalidAccessKeyId"}
@@ -93,7 +94,7 @@ def _client_error(error: ClientError, where: str) -> str:
     operation = error.operation_name or "the call"
     missing = _STACK_MISSING.search(message)
     if missing or (operation == "DescribeStacks" and code == "ValidationError" and "does not exist" in message):
-        stack = missing["stack"] if missing else "?"
+        stack = (missing["id"] or missing["name"]) if missing else "?"
         return f"unknown stack {stack}{where}; check --stack and --region (aws cloudformation list-stacks)"
     if code in _DENIED:
         return f"AWS denied {operation} ({code}: {message}); use credentials allowed to call it"
