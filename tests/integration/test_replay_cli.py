@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+from collections import Counter
 
 import pytest
 
@@ -25,8 +26,9 @@ def test_json_output_has_the_documented_fields_for_every_event(tmp_path):
         '{"broken": \n' + json.dumps(load_event("negatives/get-user-policy.json")) + "\n"
     )
     code, output = run(str(tmp_path), "--format", "json", "--no-progress")
-    rows = [json.loads(line) for line in output.splitlines()]
+    *rows, summary = [json.loads(line) for line in output.splitlines()]
     assert code == 0
+    assert summary["kind"] == "summary" and summary["events"] == 3 and summary["outcomes"]["alerted"] == 1
     assert [(r["source"].rsplit("/", 1)[-1], r["outcome"]) for r in rows] == [
         ("lines.jsonl:1", "error"),
         ("lines.jsonl:2", "ignored"),
@@ -38,7 +40,8 @@ def test_json_output_has_the_documented_fields_for_every_event(tmp_path):
     assert {"service": "sns", "operation": "Publish"} in alerted["actions"]
     assert rows[0]["reason"].startswith("invalid JSON")
     for row in rows:
-        assert {"event_id", "event_name", "matched", "outcome", "severity", "alerts", "actions"} <= set(row)
+        assert {"kind", "event_id", "event_name", "matched", "outcome", "severity", "alerts", "actions"} <= set(row)
+        assert row["kind"] == "event"
 
 
 def test_fail_on_error_and_enforce_override(tmp_path):
@@ -232,7 +235,8 @@ def test_replay_refuses_an_allowlist_that_could_fail_open(capsys):
     )
     assert code == 2
     err = capsys.readouterr().err
-    assert "allowlisted_principals" in err and "'arn:aws:iam::*:role/X'" in err and "12-digit" in err
+    assert err.startswith("connect-guard replay: --parameter-overrides: AllowlistedPrincipals: 'arn:aws:iam::*:role/X'")
+    assert "12-digit" in err and len(err.splitlines()) == 1
 
 
 def test_replay_shows_a_recovered_canary_and_a_silent_one():
@@ -283,3 +287,72 @@ def test_replay_drift_shows_what_no_event_reported_in_detect_and_restores_it_in_
         "CRITICAL Log group drift restored: log group /connect-guard/dev/logging-guard\n"
         "               taken: logs PutRetentionPolicy"
     ) in enforce
+
+
+def test_json_output_is_only_json_lines_whatever_the_options(capsys):
+    """Every report the options add is a JSON object naming its kind; nothing else is on stdout."""
+    code = cli.main(
+        [
+            "replay",
+            *(str(EVENTS / d) for d in ("quarantine", "liveness", "connect")),
+            "--format",
+            "json",
+            "--no-progress",
+            *("--sweep", "--drift", "--export", "--release", "--show-findings", "--slack"),
+            *("--liveness-check-at", "2026-11-20T12:00:00Z"),
+            *("--parameter-overrides", "ResponseMode=enforce", "QuarantineOnTampering=true"),
+        ]
+    )
+    out = capsys.readouterr().out
+    assert code == 0
+    rows = [json.loads(line) for line in out.splitlines()]  # every line, or this fails
+    kinds = Counter(row["kind"] for row in rows)
+    assert set(kinds) == {"event", "slack", "sweep", "drift", "release", "export", "liveness", "summary"}
+    assert rows[-1]["kind"] == "summary" and kinds["summary"] == 1
+    summary = rows[-1]
+    assert summary["events"] == kinds["event"] and summary["mode"] == "enforce"
+    assert summary["outcomes"]["quarantined"] >= 1 and sum(summary["alerts"].values()) >= kinds["slack"]
+    slack = next(r for r in rows if r["kind"] == "slack")
+    assert slack["text"].startswith(":") and slack["posted"] is False and slack["finding_id"]
+    released = [r for r in rows if r["kind"] == "release"]
+    assert {r["principal"] for r in released} <= {"user", "role"}
+    assert all(a["status"] == "taken" for r in released for a in r["actions"])
+    (export,) = [r for r in rows if r["kind"] == "export"]
+    assert any(p["prefix"].startswith("s3://connect-guard-archive/findings") for p in export["landed"])
+    (liveness,) = [r for r in rows if r["kind"] == "liveness"]
+    assert liveness["at"] == "2026-11-20T12:00:00Z" and liveness["silent"][0]["severity"] == "HIGH"
+    (drift,) = [r for r in rows if r["kind"] == "drift"]
+    assert all({"severity", "title", "actions"} <= set(f) for f in drift["findings"])
+    assert all(r["instance_arn"].startswith("arn:aws:connect:") for r in rows if r["kind"] == "sweep")
+    emails = [r for r in rows if r["kind"] == "event" and r["alerts"]]
+    assert emails and all(r["emails"] and r["finding"] for r in emails)  # --show-findings: inside the object
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["events/nowhere"], "no such file or directory: events/nowhere; check the input paths"),
+        (["events/connect", "--seed", "state.yaml"], "--seed state.yaml: no such file; "),
+        (["events/connect", "--config-env", "staging"], "unknown config env 'staging' (samconfig.toml has default,"),
+        (["events/connect", "--parameter-overrides", "responsemode=enforce"], "(did you mean 'ResponseMode'?)"),
+        (["events/connect", "--parameter-overrides", "ResponseMode=enforced"], "'enforced' is not one of detect, e"),
+        (["events/connect", "--parameter-overrides", "ResponseMode", "enforce"], "'ResponseMode' is not KEY=VALUE"),
+        (["events/connect", "--liveness-check-at", "noon"], "'noon' is not an ISO 8601 time"),
+        (["events/connect", "--slack-webhook", "hooks.slack.com/x"], "'hooks.slack.com/x' is not an https:// URL"),
+        (["events/connect", "--format", "yaml"], "invalid choice: 'yaml'"),
+    ],
+)
+def test_bad_replay_input_is_one_line_exit_2_and_nothing_replayed(args, says, capsys):
+    code = cli.main(["replay", "--no-progress", *args])
+    captured = capsys.readouterr()
+    assert code == 2 and captured.out == ""
+    assert len(captured.err.splitlines()) == 1 and captured.err.startswith("connect-guard replay: ")
+    assert says in captured.err and "Traceback" not in captured.err
+
+
+def test_a_seed_that_is_not_yaml_is_one_line(tmp_path, capsys):
+    (tmp_path / "state.yaml").write_text("accounts: [\n")
+    code = cli.main(["replay", "events/connect", "--seed", str(tmp_path / "state.yaml")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith(f"connect-guard replay: --seed {tmp_path / 'state.yaml'}: not YAML (")
+    assert len(err.splitlines()) == 1

@@ -64,7 +64,11 @@ def test_a_mixed_export_alerts_on_the_api_calls_and_counts_what_is_not_one(tmp_p
     assert "reason: not an API call: Insights" in text
 
     _, lines = run(str(tmp_path), "--format", "json")
-    rows = {r["source"].removeprefix(f"{tmp_path}/"): r for r in map(json.loads, lines.splitlines())}
+    objects = [json.loads(line) for line in lines.splitlines()]
+    rows = {r["source"].removeprefix(f"{tmp_path}/"): r for r in objects if r["kind"] == "event"}
+    summary = objects[-1]
+    assert summary["kind"] == "summary" and summary["outcomes"]["skipped"] == 4
+    assert summary["skipped"] == {"Insights": 2, "other EventBridge events": 1, "service events": 1}
     assert rows["lookup.json#0"]["outcome"] == "alerted" and rows["lookup.json#0"]["severity"] == "CRITICAL"
     assert rows["lookup.json#1"] == {**rows["lookup.json#1"], "outcome": "skipped", "event_name": "RotateKey"}
     assert rows["lookup.json#1"]["reason"] == "not an API call: service events"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import os
 import sys
@@ -16,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from connect_guard_tools import arguments
 from connect_guard_tools.template import PROJECT_ROOT
 
 if TYPE_CHECKING:
@@ -24,17 +26,34 @@ if TYPE_CHECKING:
     from connect_guard_tools.replay import Replayer, ReplayResult
 
 PROGRESS_THRESHOLD = 200  # items before a progress bar appears (on a terminal)
+DEFAULT_SEED = PROJECT_ROOT / "events" / "demo-state.yaml"
+
+
+def _emit(out: TextIO, kind: str, body: dict[str, Any]) -> None:
+    """One JSON Lines object of `--format json`: every one names its `kind` (event, slack, sweep,
+    drift, release, export, liveness, summary), and nothing else reaches stdout in that mode."""
+    out.write(json.dumps({"kind": kind, **body}, ensure_ascii=False) + "\n")
 
 
 def _stack_arguments(parser: argparse.ArgumentParser) -> None:
     """Every command on a deployed stack names it (its outputs locate the tables) and its region."""
-    parser.add_argument("--stack", required=True, help="connect-guard stack name (its outputs locate the tables)")
-    parser.add_argument("--region", help="the stack's region")
+    parser.add_argument(
+        "--stack",
+        required=True,
+        type=arguments.stack_name,
+        help="connect-guard stack name (its outputs locate the tables)",
+    )
+    parser.add_argument("--region", type=arguments.region_name, help="the stack's region")
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="connect-guard", description=__doc__)
+    parser = arguments.Parser(prog="connect-guard", description=__doc__)
+    # --debug before or after the command; SUPPRESS keeps a command's default from hiding the global one.
+    debug = arguments.Parser(add_help=False)
+    debug.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an unexpected error")
     commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser = functools.partial(commands.add_parser, parents=[debug])  # type: ignore[method-assign]
     replay = commands.add_parser(
         "replay",
         help="replay sample or historical CloudTrail events locally",
@@ -55,12 +74,16 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument(
         "--seed",
         type=Path,
-        default=PROJECT_ROOT / "events" / "demo-state.yaml",
         help="IAM state to create in the embedded AWS (default: events/demo-state.yaml)",
     )
     replay.add_argument("--show-findings", action="store_true", help="print each alert as email renders it")
     replay.add_argument("--slack", action="store_true", help="print each alert as the Slack message (text view)")
-    replay.add_argument("--slack-webhook", metavar="URL", help="also post each alert to this Slack incoming webhook")
+    replay.add_argument(
+        "--slack-webhook",
+        metavar="URL",
+        type=arguments.https_url,
+        help="also post each alert to this Slack incoming webhook",
+    )
     replay.add_argument("--fail-on-error", action="store_true", help="exit 1 if any event ends in error")
     replay.add_argument("--no-progress", action="store_true")
     replay.add_argument(
@@ -93,7 +116,7 @@ def _parser() -> argparse.ArgumentParser:
         "your AWS credentials and store it as the approved baseline the rollback and drift sweep restore. "
         "Use after reviewing a legitimate change.",
     )
-    approve.add_argument("--instance-arn", required=True)
+    approve.add_argument("--instance-arn", required=True, type=arguments.connect_instance_arn)
     _stack_arguments(approve)
     approve.add_argument("--approved-by", required=True, help="who approves (recorded, audited and alerted)")
     approve.add_argument("--reason", default="reviewed", help="why (recorded)")
@@ -105,12 +128,13 @@ def _parser() -> argparse.ArgumentParser:
         "your AWS credentials and store it as the approved snapshot; audited. The logging-guard function can "
         "only read snapshots: approving one is an operator's act.",
     )
-    trail.add_argument("--trail-arn", required=True)
+    trail.add_argument("--trail-arn", required=True, type=arguments.trail_arn)
     _stack_arguments(trail)
     trail.add_argument("--approved-by", required=True, help="who approves (recorded and audited)")
     trail.add_argument("--reason", default="reviewed", help="why (recorded)")
     trail.add_argument(
         "--assume-role-arn",
+        type=arguments.role_arn,
         help="a member account's trail: your role in that account that may read it (default: these credentials)",
     )
 
@@ -123,7 +147,7 @@ def _parser() -> argparse.ArgumentParser:
         "is approved as none: an association added later is restored away. The logging-guard function can "
         "only read snapshots: approving one is an operator's act.",
     )
-    storage.add_argument("--instance-arn", required=True)
+    storage.add_argument("--instance-arn", required=True, type=arguments.connect_instance_arn)
     _stack_arguments(storage)
     storage.add_argument("--approved-by", required=True, help="who approves (recorded and audited)")
     storage.add_argument("--reason", default="reviewed", help="why (recorded)")
@@ -136,12 +160,13 @@ def _parser() -> argparse.ArgumentParser:
         "rotating, if it rotates now) and alert any change of its policy against this one. The logging-guard "
         "function can only read snapshots: approving one is an operator's act.",
     )
-    key.add_argument("--key-arn", required=True)
+    key.add_argument("--key-arn", required=True, type=arguments.kms_key_arn)
     _stack_arguments(key)
     key.add_argument("--approved-by", required=True, help="who approves (recorded and audited)")
     key.add_argument("--reason", default="reviewed", help="why (recorded)")
     key.add_argument(
         "--assume-role-arn",
+        type=arguments.role_arn,
         help="a member account's key: your role in that account that may read it (default: these credentials)",
     )
 
@@ -152,10 +177,12 @@ def _parser() -> argparse.ArgumentParser:
         "and publish a CRITICAL finding.",
     )
     _stack_arguments(release)
-    release.add_argument("--account", help="account of the quarantined user or role (not for --sso-user)")
+    release.add_argument(
+        "--account", type=arguments.account_id, help="account of the quarantined user or role (not for --sso-user)"
+    )
     who = release.add_mutually_exclusive_group(required=True)
-    who.add_argument("--user", help="IAM user name")
-    who.add_argument("--role", help="IAM role name")
+    who.add_argument("--user", type=arguments.iam_name, help="IAM user name")
+    who.add_argument("--role", type=arguments.iam_name, help="IAM role name")
     who.add_argument("--sso-user", help="IAM Identity Center user name: taken off the deny-list SCP")
     release.add_argument("--by", required=True, help="who releases (recorded)")
     release.add_argument("--reason", required=True, help="why (recorded)")
@@ -168,8 +195,8 @@ def _parser() -> argparse.ArgumentParser:
         "refuses a trust policy admitting principals outside this deployment's accounts and organization.",
     )
     _stack_arguments(restore)
-    restore.add_argument("--account", required=True)
-    restore.add_argument("--role", required=True)
+    restore.add_argument("--account", required=True, type=arguments.account_id)
+    restore.add_argument("--role", required=True, type=arguments.iam_name)
     restore.add_argument("--by", default=os.environ.get("USER", "unknown"), help="who restores (recorded)")
     restore.add_argument(
         "--allow-external-trust",
@@ -178,7 +205,9 @@ def _parser() -> argparse.ArgumentParser:
         "the enrolled accounts and the organization (or `*`)",
     )
     restore.add_argument(
-        "--assume-role-arn", help="your role in that account that may create roles (default: these credentials)"
+        "--assume-role-arn",
+        type=arguments.role_arn,
+        help="your role in that account that may create roles (default: these credentials)",
     )
     return parser
 
@@ -231,29 +260,47 @@ def replay(args: argparse.Namespace, out: TextIO) -> int:
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "CRITICAL")
     # Idempotency warns that it has no Lambda context to bound in-progress records: expected here.
     warnings.filterwarnings("ignore", message="Couldn't determine the remaining time left")
+    import yaml
     from pydantic import ValidationError
 
     from connect_guard_tools.config import parse_overrides, replay_parameters, settings_values
+    from connect_guard_tools.errors import ParameterError, UsageError
     from connect_guard_tools.inputs import iter_inputs
     from connect_guard_tools.local_aws import LocalAws
     from connect_guard_tools.replay import Replayer
 
+    # Every argument is checked before the embedded AWS starts: bad input replays nothing.
     paths = args.paths or [PROJECT_ROOT / "events"]
-    overrides = parse_overrides(args.parameter_overrides)
-    parameters = replay_parameters(args.config_env, overrides)
+    missing = [str(path) for path in paths if not path.exists()]
+    if missing:
+        raise UsageError(f"no such file or directory: {', '.join(missing)}", "check the input paths")
+    seed = args.seed or DEFAULT_SEED
+    if args.seed and not args.seed.is_file():
+        raise UsageError(f"--seed {args.seed}: no such file", "name a state file like events/demo-state.yaml")
+    try:
+        overrides = parse_overrides(args.parameter_overrides)
+        parameters = replay_parameters(args.config_env, overrides)
+    except ParameterError as error:
+        origin = "" if str(error).startswith(("samconfig", "unknown config env")) else "--parameter-overrides: "
+        raise ParameterError(origin + str(error), error.hint) from None
+    json_mode = args.format == "json"
     started = time.perf_counter()
     counts: Counter[str] = Counter()
     severities: Counter[str] = Counter()
     skipped: Counter[str] = Counter()  # records that are not API calls, by kind
-    with LocalAws() as aws:
-        if args.seed and args.seed.exists():
-            aws.seed(args.seed)
+    with LocalAws() as aws:  # in memory: a refusal below leaves nothing behind
+        if seed.exists():
+            try:
+                aws.seed(seed)
+            except yaml.YAMLError as error:
+                raise UsageError(f"--seed {seed}: not YAML ({' '.join(str(error).split())})", "fix the file") from None
         try:
             settings = aws.settings(**settings_values(parameters))
         except ValidationError as error:  # the deployed functions refuse the same configuration
             problems = "; ".join(f"{e['loc'][0]}: {e['msg']}" for e in error.errors())
-            sys.stderr.write(f"invalid configuration: {problems}\n")
-            return 2
+            raise UsageError(
+                f"invalid configuration: {problems}", "fix --parameter-overrides or samconfig.toml"
+            ) from None
         replayer = Replayer(aws, settings)
         show_progress = not args.no_progress and sys.stderr.isatty()
         for item in _progress(iter_inputs(paths, root=Path.cwd()), show_progress):
@@ -264,24 +311,24 @@ def replay(args: argparse.Namespace, out: TextIO) -> int:
                 skipped[item.skipped or "other"] += 1
             if result.alerts:
                 severities.update(a["severity"] for a in result.alerts)
-            if args.format == "json":
-                out.write(json.dumps(result.to_dict(with_finding=args.show_findings), ensure_ascii=False) + "\n")
-                continue
-            _text_line(result, out)
-            for email in result.emails if args.show_findings else ():
-                out.write("\n" + "\n".join("      | " + line for line in email.splitlines()) + "\n\n")
+            if json_mode:
+                _emit(out, "event", result.to_dict(with_finding=args.show_findings))
+            else:
+                _text_line(result, out)
+                for email in result.emails if args.show_findings else ():
+                    out.write("\n" + "\n".join("      | " + line for line in email.splitlines()) + "\n\n")
             if result.finding and (args.slack or args.slack_webhook):
-                _slack(result.finding, args, out)
+                _slack(result.finding, args, out, source=result.source if json_mode else None)
         if args.sweep:
-            _sweep(aws, replayer, out)
+            _sweep(aws, replayer, out, json_mode)
         if args.drift:
-            _drift(aws, replayer, out)
+            _drift(aws, replayer, out, json_mode)
         if args.release:
-            _release_all(aws, replayer, out)
+            _release_all(aws, replayer, out, json_mode)
         if args.export:
-            _export(aws, replayer, out)
+            _export(aws, replayer, out, json_mode)
         if args.liveness_check_at:
-            _liveness_check(aws, replayer, args.liveness_check_at, out)
+            _liveness_check(aws, replayer, args.liveness_check_at, out, json_mode)
         delivered = len(aws.inbox())
     elapsed = time.perf_counter() - started
     total = sum(
@@ -299,7 +346,20 @@ def replay(args: argparse.Namespace, out: TextIO) -> int:
             "skipped",
         )
     )
-    if args.format == "text":
+    if json_mode:
+        summary = {
+            "events": total,
+            "matched": counts["matched"],
+            "outcomes": {k: v for k, v in sorted(counts.items()) if k != "matched"},
+            "alerts": {s: severities[s] for s in ("CRITICAL", "HIGH", "MEDIUM", "LOW", "INFO") if severities[s]},
+            "skipped": dict(sorted(skipped.items())),
+            "delivered": delivered,
+            "mode": parameters.get("ResponseMode"),
+            "config_env": args.config_env,
+            "seconds": round(elapsed, 3),
+        }
+        _emit(out, "summary", summary)
+    else:
         by_severity = ", ".join(
             f"{s} {severities[s]}" for s in ("CRITICAL", "HIGH", "MEDIUM", "LOW", "INFO") if severities[s]
         )
@@ -325,28 +385,38 @@ def _skipped_summary(skipped: Counter[str]) -> str:
     return f", {skipped.total()} skipped (not API calls: {kinds})"
 
 
-def _utc_time(text: str) -> datetime:
-    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+_utc_time = arguments.utc_time
 
 
-def _liveness_check(aws: LocalAws, replayer: Replayer, now: datetime, out: TextIO) -> None:
+def _liveness_check(aws: LocalAws, replayer: Replayer, now: datetime, out: TextIO, json_mode: bool = False) -> None:
     from connect_guard import liveness
 
     silent = liveness.build(replayer.settings, aws.clients).check(now)
     stamp = now.isoformat(timespec="seconds").replace("+00:00", "Z")
+    if json_mode:
+        found = [{"severity": str(f.severity), "title": f.title, "reason": f.reasons[0]} for f in silent]
+        _emit(out, "liveness", {"at": stamp, "silent": found})
+        return
     out.write(f"\n[liveness] check at {stamp}: {len(silent)} silent canary(ies)\n")
     for finding in silent:
         out.write(f"      {finding.severity!s:<8} {finding.title}\n      {'':<8} {finding.reasons[0]}\n")
 
 
-def _sweep(aws: LocalAws, replayer: Replayer, out: TextIO) -> None:
+def _sweep(aws: LocalAws, replayer: Replayer, out: TextIO, json_mode: bool = False) -> None:
     from connect_guard.connect import InstanceRef
     from connect_guard.sweep import build
 
     sweep = build(replayer.settings, aws.clients)
     for result in sweep.run():
         names = sweep.gateway(InstanceRef.parse(result.instance_arn, "", "")).profile_names()
+        if json_mode:
+            plans = [
+                {"status": status, "operation": plan.operation, "name": item.name, "gained": list(plan.gained)}
+                for item, plan, status in result.plans
+            ]
+            drift = [sweep.describe(item, names) for item in result.drift]
+            _emit(out, "sweep", {"instance_arn": result.instance_arn, "drift": drift, "plans": plans})
+            continue
         out.write(f"\n[sweep] {result.instance_arn}: {len(result.drift)} drift item(s)\n")
         for item in result.drift:
             out.write(f"      {sweep.describe(item, names)}\n")
@@ -354,10 +424,21 @@ def _sweep(aws: LocalAws, replayer: Replayer, out: TextIO) -> None:
             out.write(f"      {status}: {plan.operation} {item.name} (gained {', '.join(plan.gained)})\n")
 
 
-def _drift(aws: LocalAws, replayer: Replayer, out: TextIO) -> None:
+def _drift(aws: LocalAws, replayer: Replayer, out: TextIO, json_mode: bool = False) -> None:
     from connect_guard.responders import logging_drift
 
     findings = logging_drift.run(replayer.settings, aws.clients)
+    if json_mode:
+        found = [
+            {
+                "severity": str(f.severity),
+                "title": f.title,
+                "actions": [{"status": a.status, "service": a.service, "operation": a.operation} for a in f.actions],
+            }
+            for f in findings
+        ]
+        _emit(out, "drift", {"findings": found})
+        return
     out.write(f"\n[drift] logging drift check: {len(findings)} finding(s)\n")
     for finding in findings:
         out.write(f"      {finding.severity!s:<8} {finding.title}\n")
@@ -365,18 +446,24 @@ def _drift(aws: LocalAws, replayer: Replayer, out: TextIO) -> None:
             out.write(f"      {'':<8} {action.status}: {action.service} {action.operation}\n")
 
 
-def _slack(finding: dict[str, Any], args: argparse.Namespace, out: TextIO) -> None:
+def _slack(finding: dict[str, Any], args: argparse.Namespace, out: TextIO, source: str | None = None) -> None:
+    """The finding as Slack shows it; with `source` (JSON mode) one {"kind": "slack"} object."""
     from connect_guard.slack import SlackNotifier, render, render_text
 
-    if args.slack:
-        text = render_text(render(finding))
-        out.write("\n" + "\n".join("      # " + line for line in text.splitlines()) + "\n\n")
+    text = render_text(render(finding)) if args.slack else None
     if args.slack_webhook:
         SlackNotifier(args.slack_webhook).deliver(finding)
+    if source is not None:
+        body = {"source": source, "finding_id": finding.get("finding_id"), "text": text}
+        _emit(out, "slack", {**body, "posted": bool(args.slack_webhook)})
+        return
+    if text is not None:
+        out.write("\n" + "\n".join("      # " + line for line in text.splitlines()) + "\n\n")
+    if args.slack_webhook:
         out.write("      slack: posted to the webhook\n")
 
 
-def _export(aws: LocalAws, replayer: Replayer, out: TextIO) -> None:
+def _export(aws: LocalAws, replayer: Replayer, out: TextIO, json_mode: bool = False) -> None:
     """One archive cycle. The demo's log groups are minutes old and exports wait ExportLagHours,
     so the cycle runs on a clock moved past the lag (said in the output)."""
     from connect_guard.archive import archive_cycle
@@ -397,13 +484,25 @@ def _export(aws: LocalAws, replayer: Replayer, out: TextIO) -> None:
     shift_hours = settings.export_lag_hours + 2
     settings = settings.model_copy(update={"export_log_groups": tuple(groups)})
     report = archive_cycle(settings, aws.clients, clock=lambda: time.time() + shift_hours * 3600)
+    keys = [o["Key"] for o in aws.session.client("s3").list_objects_v2(Bucket=aws.archive_bucket).get("Contents", [])]
+    landed = sorted({"/".join(k.split("/")[: -2 if k.startswith("logs/") else -1]) for k in keys if "/" in k})
+    if json_mode:
+        body = {
+            "clock_shift_hours": shift_hours,
+            "completed": [{"group": g, "start": _hour(a), "end": _hour(b)} for g, a, b in report.completed],
+            "failed": [{"group": g, "reason": reason} for g, reason in report.failed],
+            "landed": [
+                {"prefix": f"s3://{aws.archive_bucket}/{p}/", "objects": sum(k.startswith(p + "/") for k in keys)}
+                for p in landed
+            ],
+        }
+        _emit(out, "export", body)
+        return
     out.write(f"\n[export] clock moved {shift_hours} h ahead (exports wait ExportLagHours)\n")
     for group, start, end in report.completed:
         out.write(f"      exported {group}: {_hour(start)} .. {_hour(end)} (checkpoint advanced)\n")
     for group, reason in report.failed:
         out.write(f"      failed {group}: {reason}\n")
-    keys = [o["Key"] for o in aws.session.client("s3").list_objects_v2(Bucket=aws.archive_bucket).get("Contents", [])]
-    landed = sorted({"/".join(k.split("/")[: -2 if k.startswith("logs/") else -1]) for k in keys if "/" in k})
     for prefix in landed:
         out.write(
             f"      s3://{aws.archive_bucket}/{prefix}/ ({sum(k.startswith(prefix + '/') for k in keys)} objects)\n"
@@ -414,7 +513,7 @@ def _hour(ms: int) -> str:
     return time.strftime("%Y-%m-%d %H:%M", time.gmtime(ms / 1000))
 
 
-def _release_all(aws: LocalAws, replayer: Replayer, out: TextIO) -> None:
+def _release_all(aws: LocalAws, replayer: Replayer, out: TextIO, json_mode: bool = False) -> None:
     from connect_guard.responders import role_quarantine
 
     responder = role_quarantine.build(replayer.settings, aws.clients)
@@ -423,12 +522,14 @@ def _release_all(aws: LocalAws, replayer: Replayer, out: TextIO) -> None:
         policy = responder.iam_for(account).policy_arn
         users = [u["UserName"] for u in iam.list_users()["Users"] if _has_policy(iam, "user", u["UserName"], policy)]
         roles = [r["RoleName"] for r in iam.list_roles()["Roles"] if _has_policy(iam, "role", r["RoleName"], policy)]
-        for name in users:
-            role_quarantine.release(responder, account, user=name, role=None, by="replay", reason="demo release")
-            out.write(f"[release] user {name} in {account}: quarantine policy detached, tags removed\n")
-        for name in roles:
-            role_quarantine.release(responder, account, user=None, role=name, by="replay", reason="demo release")
-            out.write(f"[release] role {name} in {account}: quarantine policy detached, tags removed\n")
+        for kind, name in [("user", n) for n in users] + [("role", n) for n in roles]:
+            user, role = (name, None) if kind == "user" else (None, name)
+            done = role_quarantine.release(responder, account, user=user, role=role, by="replay", reason="demo release")
+            if json_mode:
+                actions = [{"status": a.status, "operation": a.operation} for a in done]
+                _emit(out, "release", {"account": account, "principal": kind, "name": name, "actions": actions})
+            else:
+                out.write(f"[release] {kind} {name} in {account}: quarantine policy detached, tags removed\n")
 
 
 def _has_policy(iam: Any, kind: str, name: str, policy_arn: str) -> bool:
@@ -447,10 +548,18 @@ def _stack_parameter(session: Any, stack: str, name: str) -> str:
 def _stack_settings(session: Any, stack: str) -> Settings:
     """Settings of a deployed stack, from its outputs and parameters."""
     from connect_guard.settings import Settings
+    from connect_guard_tools.errors import UsageError
 
     described = session.client("cloudformation").describe_stacks(StackName=stack)["Stacks"][0]
     outputs = {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
     parameters = {p["ParameterKey"]: p.get("ParameterValue", "") for p in described.get("Parameters", [])}
+    absent = [k for k in ("AlertTopicArn", "DedupTableName", "BaselineTableName", "AuditTableName") if k not in outputs]
+    if absent:
+        status = described.get("StackStatus", "")
+        raise UsageError(
+            f"stack {stack} ({status}) has no output {', '.join(absent)}",
+            "name a connect-guard stack that finished deploying",
+        )
     return Settings(
         alert_topic_arn=outputs["AlertTopicArn"],
         dedup_table_name=outputs["DedupTableName"],
@@ -475,10 +584,10 @@ def release_command(args: argparse.Namespace, out: TextIO, session: Any = None) 
     from connect_guard.errors import MemberAccessError
     from connect_guard.identity_center import RevocationError
     from connect_guard.responders import role_quarantine
+    from connect_guard_tools.errors import UsageError
 
     if not args.sso_user and not args.account:
-        out.write("connect-guard release: --account is required with --user or --role\n")
-        return 2
+        raise UsageError("--account is required with --user or --role", "pass the quarantined principal's account")
     session = session or boto3.session.Session(region_name=args.region)
     settings = _stack_settings(session, args.stack)
     clients = AwsClients(settings.region, session, settings.own_account_id)
@@ -774,11 +883,11 @@ def approve_key(args: argparse.Namespace, out: TextIO, session: Any = None) -> i
     from connect_guard.audit import AuditLog
     from connect_guard.kms_keys import KeyGateway, KeySnapshots, KeyState, account_of, region_of
 
-    session = session or boto3.session.Session(region_name=args.region)
-    settings = _stack_settings(session, args.stack)
-    if not re.fullmatch(r"arn:aws[\w-]*:kms:[a-z0-9-]+:\d{12}:key/[\w-]+", args.key_arn):
+    if not re.fullmatch(r"arn:aws[\w-]*:kms:[a-z0-9-]+:\d{12}:key/[\w-]+", args.key_arn):  # before any call
         out.write(f"{args.key_arn} is not a key ARN (an alias is not: name the key it points to): nothing approved\n")
         return 2
+    session = session or boto3.session.Session(region_name=args.region)
+    settings = _stack_settings(session, args.stack)
     region, account = region_of(args.key_arn), account_of(args.key_arn)
     if not settings.enrolled(account):  # a snapshot nothing acts on would only mislead
         out.write(f"account {account} is not enrolled in the stack (MemberAccountIds): nothing approved\n")
@@ -836,7 +945,10 @@ def _operator_client(session: Any, service: str, role_arn: str | None, region: s
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as stop:  # a bad argument (one line already on stderr), or --help
+        return stop.code if isinstance(stop.code, int) else 2
     try:
         if args.command == "replay":
             return replay(args, sys.stdout)
@@ -855,7 +967,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # `connect-guard replay | head`: the reader has all it wants
         sys.stderr.close()
         return 0
+    except (Exception, KeyboardInterrupt) as error:  # the one error boundary: one line, never a traceback
+        return _report_error(args, error)
     return 2
+
+
+def _report_error(args: argparse.Namespace, error: BaseException) -> int:
+    from connect_guard_tools.errors import describe, exit_code
+
+    if getattr(args, "debug", False):
+        import traceback
+
+        traceback.print_exception(error, file=sys.stderr)
+    sys.stderr.write(f"connect-guard {args.command}: {describe(error, _region_of(args))}\n")
+    return exit_code(error)
+
+
+def _region_of(args: argparse.Namespace) -> str | None:
+    """The region a command ran in, as boto3 resolves it (for messages only)."""
+    if getattr(args, "region", None):
+        return str(args.region)
+    try:
+        import boto3
+
+        return boto3.session.Session().region_name
+    except Exception:  # an unusable profile: the message says so already
+        return None
 
 
 if __name__ == "__main__":

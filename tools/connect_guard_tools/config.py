@@ -3,11 +3,14 @@
 
 from __future__ import annotations
 
+import difflib
+import re
 import shlex
 import tomllib
 from pathlib import Path
 from typing import Any
 
+from connect_guard_tools.errors import ParameterError
 from connect_guard_tools.template import PROJECT_ROOT, load_template
 
 SAMCONFIG_PATH = PROJECT_ROOT / "samconfig.toml"
@@ -31,21 +34,139 @@ SETTINGS_FROM_PARAMETERS = {
 }
 
 
+_SAM_PAIR = re.compile(r"ParameterKey=(?P<key>[^,]*),ParameterValue=(?P<value>.*)", re.DOTALL)
+
+
 def parse_overrides(value: str | list[str]) -> dict[str, str]:
-    items = value if isinstance(value, list) else shlex.split(value)
-    pairs = dict(item.split("=", 1) for item in items if "=" in item)
-    return {k: v.strip('"') for k, v in pairs.items()}
+    """`KEY=VALUE` words (or sam's `ParameterKey=K,ParameterValue=V`). A word without `=` is an
+    error: sam deploy would not pass it on, and dropping it silently deploys something else."""
+    try:
+        items = value if isinstance(value, list) else shlex.split(value)
+    except ValueError as error:  # an unbalanced quote
+        raise ParameterError(f"cannot split the overrides ({error})") from None
+    pairs: dict[str, str] = {}
+    for item in items:
+        sam = _SAM_PAIR.fullmatch(item)
+        if sam:
+            key, val = sam["key"], sam["value"]
+        elif "=" in item:
+            key, val = item.split("=", 1)
+        else:
+            raise ParameterError(f"{item!r} is not KEY=VALUE")
+        if not key:
+            raise ParameterError(f"{item!r} has no parameter name before '='")
+        pairs[key] = val.strip('"')
+    return pairs
+
+
+def _closest(name: str, known: list[str]) -> str | None:
+    """The parameter a misspelt or mis-cased name most likely meant."""
+    by_lower = {k.lower(): k for k in known}
+    if name.lower() in by_lower:
+        return by_lower[name.lower()]
+    close = difflib.get_close_matches(name.lower(), list(by_lower), n=1, cutoff=0.6)
+    return by_lower[close[0]] if close else None
+
+
+def _number(text: str) -> float | None:
+    try:
+        number = float(text.strip())
+    except ValueError:
+        return None
+    return number if number == number and abs(number) != float("inf") else None  # no NaN, no infinity
+
+
+def _format_number(value: Any) -> str:
+    number = float(value)
+    return str(int(number)) if number.is_integer() else str(number)
+
+
+def _check_value(name: str, spec: dict[str, Any], value: str) -> str | None:
+    """Why CloudFormation would refuse `value` for the parameter, or None. Constraints as
+    CloudFormation applies them: AllowedPattern matches the whole value (each item of a
+    CommaDelimitedList), Min/MaxLength count characters of a String, Min/MaxValue bound a Number."""
+    kind = str(spec.get("Type", "String"))
+    allowed = [str(v) for v in spec.get("AllowedValues") or []]
+    hint = f" ({spec['ConstraintDescription'].strip().rstrip('.')})" if spec.get("ConstraintDescription") else ""
+    if kind in ("Number", "List<Number>"):
+        items = value.split(",") if kind == "List<Number>" else [value]
+        for item in items:
+            number = _number(item)
+            if number is None:
+                return f"{name}: {item!r} is not a number"
+            if allowed and not any(_number(a) == number for a in allowed):
+                return f"{name}: {item!r} is not one of {', '.join(allowed)}"
+            if "MinValue" in spec and number < float(spec["MinValue"]):
+                return f"{name}: {item} is less than the minimum {_format_number(spec['MinValue'])}{hint}"
+            if "MaxValue" in spec and number > float(spec["MaxValue"]):
+                return f"{name}: {item} is more than the maximum {_format_number(spec['MaxValue'])}{hint}"
+        return None
+    items = value.split(",") if kind == "CommaDelimitedList" or kind.startswith("List<") else [value]
+    for item in items:
+        if allowed and item not in allowed:
+            return f"{name}: {item!r} is not one of {', '.join(allowed)}"
+        pattern = spec.get("AllowedPattern")
+        if pattern is not None and not re.fullmatch(str(pattern), item):
+            return f"{name}: {item!r} does not match {pattern}{hint}"
+    if kind == "String":
+        if "MinLength" in spec and len(value) < int(spec["MinLength"]):
+            return f"{name}: {value!r} is shorter than {spec['MinLength']} characters{hint}"
+        if "MaxLength" in spec and len(value) > int(spec["MaxLength"]):
+            return f"{name}: {value[:40]!r}... is longer than {spec['MaxLength']} characters{hint}"
+    return None  # AWS-specific types (AWS::EC2::..., SSM parameters) are resolved by CloudFormation
+
+
+def validate_overrides(overrides: dict[str, str], specs: dict[str, Any] | None = None) -> None:
+    """Raise ParameterError for the first override the template does not declare (with the name it
+    most likely meant) or whose value its constraints refuse."""
+    specs = specs if specs is not None else load_template().get("Parameters", {})
+    for name, value in overrides.items():
+        if name not in specs:
+            guess = _closest(name, list(specs))
+            raise ParameterError(f"unknown parameter {name!r}" + (f" (did you mean {guess!r}?)" if guess else ""))
+        problem = _check_value(name, specs[name], value)
+        if problem:
+            raise ParameterError(problem)
+
+
+def samconfig_overrides(config_env: str, samconfig: Path = SAMCONFIG_PATH) -> dict[str, str]:
+    """The env's deploy `parameter_overrides`, checked like the command line's. An env the file
+    does not have is an error: sam deploy --config-env refuses it too."""
+    if not samconfig.exists():
+        if config_env != "default":
+            raise ParameterError(
+                f"unknown config env {config_env!r}: there is no {samconfig.name}", "leave out --config-env"
+            )
+        return {}
+    try:
+        config: dict[str, Any] = tomllib.loads(samconfig.read_text())
+    except tomllib.TOMLDecodeError as error:
+        raise ParameterError(f"{samconfig.name} is not valid TOML ({error})", f"fix {samconfig}") from None
+    envs = [k for k, v in config.items() if isinstance(v, dict)]
+    if config_env not in envs:
+        raise ParameterError(
+            f"unknown config env {config_env!r} ({samconfig.name} has {', '.join(envs) or 'none'})",
+            "pass --config-env with one of them",
+        )
+    deploy = config[config_env].get("deploy", {}).get("parameters", {})
+    if "parameter_overrides" not in deploy:
+        return {}
+    try:
+        overrides = parse_overrides(deploy["parameter_overrides"])
+        validate_overrides(overrides)
+    except ParameterError as error:
+        raise ParameterError(
+            f"{samconfig.name} [{config_env}] parameter_overrides: {error}", f"fix that env in {samconfig}"
+        ) from None
+    return overrides
 
 
 def stack_parameters(
     config_env: str = "default", overrides: dict[str, str] | None = None, samconfig: Path = SAMCONFIG_PATH
 ) -> dict[str, str]:
     parameters = {name: str(spec.get("Default", "")) for name, spec in load_template().get("Parameters", {}).items()}
-    if samconfig.exists():
-        config: dict[str, Any] = tomllib.loads(samconfig.read_text())
-        deploy = config.get(config_env, {}).get("deploy", {}).get("parameters", {})
-        if "parameter_overrides" in deploy:
-            parameters.update(parse_overrides(deploy["parameter_overrides"]))
+    parameters.update(samconfig_overrides(config_env, samconfig))
+    validate_overrides(overrides or {})
     parameters.update(overrides or {})
     return parameters
 
