@@ -6,6 +6,20 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 
+# Every outcome a responder reports (the runtime's metric Outcome_<outcome>, on the dashboard).
+OUTCOMES = (
+    "alerted",
+    "rolled_back",
+    "quarantined",
+    "restored",
+    "ignored",
+    "duplicate",
+    "rejected",
+    "recorded",
+    "dead_lettered",
+)
+
+
 @dataclass
 class Alert:
     subject: str
