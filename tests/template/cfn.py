@@ -137,7 +137,7 @@ def inline_nested(passed: Mapping[str, Any], nested: Mapping[str, Any]) -> dict[
 
             def sub(match: re.Match[str]) -> str:
                 name = match[1]
-                if local and name in local or name not in declared or name not in passed:
+                if (local and name in local) or name not in declared or name not in passed:
                     return match[0]
                 named = _sub_name(_passed_ref(passed[name], condition))
                 return "${" + named + "}" if named else match[0]

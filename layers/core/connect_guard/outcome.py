@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-
 # Every outcome a responder reports (the runtime's metric Outcome_<outcome>, on the dashboard).
 OUTCOMES = (
     "alerted",
