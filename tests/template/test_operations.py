@@ -66,6 +66,7 @@ def test_the_parent_passes_every_nested_parameter_and_nothing_else() -> None:
     declared = OPS["Parameters"]
     required = {name for name, spec in declared.items() if "Default" not in spec}
     assert required <= set(OPERATIONS_PARAMETERS) <= set(declared)
+    assert len(declared) <= 60  # SAM's limit on a nested application's parameters
 
 
 def _named(value: Any) -> tuple[str, str]:
