@@ -321,6 +321,12 @@ def test_runbook_base_url_is_required_and_must_end_in_a_slash() -> None:
         assert not pattern.fullmatch(bad), bad
     assert OPERATIONS_PARAMETERS["RunbookBaseUrl"] == {"Ref": "RunbookBaseUrl"}
     assert OPS["Parameters"]["RunbookBaseUrl"]["AllowedPattern"] == spec["AllowedPattern"]
+    # The longest base URL allowed still leaves every alarm description within CloudWatch's 1,024.
+    assert spec["MaxLength"] == OPS["Parameters"]["RunbookBaseUrl"]["MaxLength"] == 512
+    longest = "https://" + "a" * (spec["MaxLength"] - len("https://") - 1) + "/"
+    nested = operations_resolver(parameters(RunbookBaseUrl=longest))
+    for name in ALARMS:
+        assert len(nested.resolve(OPS["Resources"][name]["Properties"]["AlarmDescription"])) <= 1024, name
 
 
 # ---- dashboard -------------------------------------------------------------------------------------
