@@ -125,7 +125,11 @@ def _cloudwatch_statement(statements: list[dict[str, Any]]) -> dict[str, Any]:
 def test_the_operations_topic_has_its_own_key_that_only_this_accounts_suite_alarms_may_use() -> None:
     topic = OPERATIONS_RESOURCES["OperationsTopic"]["Properties"]
     assert topic["KmsMasterKeyId"] == {"Fn::GetAtt": ["OperationsKey", "Arn"]}  # not the suite key
-    key = OPERATIONS_RESOURCES["OperationsKey"]["Properties"]
+    # In the parent, so that the logging guard keeps it enabled and rotating like the suite's others.
+    suite_keys = props("LoggingGuardFunction")["Environment"]["Variables"]["SUITE_KEY_ARNS"]["Fn::Join"][1]
+    assert {"Fn::GetAtt": ["OperationsKey", "Arn"]} in suite_keys
+    assert props("OperationsKeyAlias")["AliasName"] == {"Fn::Sub": "alias/connect-guard-${Environment}-operations"}
+    key = props("OperationsKey")
     assert key["EnableKeyRotation"] is True
     statements = key["KeyPolicy"]["Statement"]
     cloudwatch = _cloudwatch_statement(statements)
@@ -189,6 +193,7 @@ def test_the_parent_outputs_the_operations_topic_and_the_dashboard() -> None:
     assert outputs["OperationsTopicArn"]["Value"] == {"Fn::GetAtt": ["OperationsStack", "Outputs.OperationsTopicArn"]}
     assert outputs["DashboardName"]["Value"] == {"Fn::GetAtt": ["OperationsStack", "Outputs.DashboardName"]}
     assert set(OPS["Outputs"]) >= {"OperationsTopicArn", "DashboardName"}
+    assert outputs["OperationsKeyArn"]["Value"] == {"Fn::GetAtt": ["OperationsKey", "Arn"]}
 
 
 # ---- the new alarms --------------------------------------------------------------------------------
