@@ -28,7 +28,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 cfn-lint: $(STAMP)
-	$(BIN)/cfn-lint template.yaml member/template.yaml
+	$(BIN)/cfn-lint template.yaml member/template.yaml stacks/operations.yaml
 
 unit: $(STAMP)
 	$(BIN)/pytest

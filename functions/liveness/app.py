@@ -11,13 +11,14 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from connect_guard import liveness, scheduled
-from connect_guard.observability import logger
+from connect_guard.observability import logger, metrics
 
 CHECK = {"check": "canary-silence"}  # the schedule's Input (template.yaml, LivenessSchedule)
 
 _records = lambda_handler_for(liveness.build)
 
 
+@metrics.log_metrics  # the canary age (liveness.CANARY_AGE_METRIC)
 @logger.inject_lambda_context(clear_state=True)
 def _check(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     silent = scheduled.invoke(scheduled.LIVENESS_CHECK, context.aws_request_id, liveness.run_check)

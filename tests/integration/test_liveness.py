@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from connect_guard import liveness
+from connect_guard.observability import metrics
 from connect_guard.runtime import Pipeline
 from connect_guard.settings import Settings
 from connect_guard_tools.local_aws import SECURITY_ACCOUNT, LocalAws
@@ -275,3 +276,23 @@ def test_a_role_re_created_under_the_canarys_name_in_the_security_account_does_n
     assert item(aws, SECURITY_ACCOUNT, "us-east-1", "iam")["heard_at"] == "2026-11-20T10:15:04Z"
     # A member account's canary is known by its ARN alone: the security stack's ID is not asked of it.
     assert flow.process(canary("iam-canary.json", HEARD + timedelta(minutes=5)))["outcome"] == "recorded"
+
+
+def test_the_check_reports_the_longest_canary_silence_for_the_dashboard(fresh_aws):
+    """CanaryAgeSeconds (the dashboard's canary age): the oldest expected canary's silence, every run."""
+    aws = fresh_aws
+    settings = settings_for(aws)
+    assert pipeline(aws, settings).process(canary("iam-canary.json"))["outcome"] == "recorded"
+    check = liveness.build(settings, aws.clients).check
+    metrics.clear_metrics()
+    try:
+        # The sources never heard start being expected now (age 0); the IAM canary is 30 min old.
+        check(HEARD + timedelta(minutes=30))
+        assert metrics.metric_set[liveness.CANARY_AGE_METRIC]["Value"] == [1800.0]
+        assert metrics.metric_set[liveness.CANARY_AGE_METRIC]["Unit"] == "Seconds"
+        metrics.clear_metrics()
+        # An hour later: the IAM canary 91 min silent (alerted), the others expected for 61 min.
+        assert len(check(HEARD + timedelta(minutes=91))) == 1
+        assert metrics.metric_set[liveness.CANARY_AGE_METRIC]["Value"] == [91 * 60.0]
+    finally:
+        metrics.clear_metrics()

@@ -97,3 +97,53 @@ class Resolver:
             return self.ref(".".join(att) if isinstance(att, list) else att)
         resolved = {key: self.resolve(value) for key, value in node.items()}
         return {key: value for key, value in resolved.items() if value is not NO_VALUE}
+
+
+# ---- nested stacks -------------------------------------------------------------------------------
+def _passed_ref(value: Any, condition: str | None) -> Any:
+    """What a nested parameter stands for in the parent: its value there, the true branch of
+    `Fn::If` when the nested resource carries that same condition (else the value is "")."""
+    if isinstance(value, dict) and "Fn::If" in value and value["Fn::If"][0] == condition:
+        return value["Fn::If"][1]
+    return value
+
+
+def _sub_name(value: Any) -> str | None:
+    """`${...}` name for a parent value inside Fn::Sub: `X` for `Ref X`, `R.A` for `GetAtt [R, A]`."""
+    if isinstance(value, dict) and "Ref" in value:
+        return str(value["Ref"])
+    if isinstance(value, dict) and "Fn::GetAtt" in value:
+        att = value["Fn::GetAtt"]
+        return ".".join(att) if isinstance(att, list) else str(att)
+    return None
+
+
+def inline_nested(passed: Mapping[str, Any], nested: Mapping[str, Any]) -> dict[str, Any]:
+    """The nested template's resources with each of its parameters replaced by what the parent
+    passes (`Ref P` → the parent's expression, `${P}` in Fn::Sub → `${X}` / `${R.Attr}`), so that
+    they read as if they were written in the parent. Parameters the parent does not pass, or
+    passes as an expression Sub cannot name, stay as they are."""
+    declared = set(nested.get("Parameters", {}))
+
+    def inline(node: Any, condition: str | None) -> Any:
+        if isinstance(node, list):
+            return [inline(item, condition) for item in node]
+        if not isinstance(node, dict):
+            return node
+        if set(node) == {"Ref"} and node["Ref"] in declared and node["Ref"] in passed:
+            return _passed_ref(passed[node["Ref"]], condition)
+        if set(node) == {"Fn::Sub"}:
+            text, local = (node["Fn::Sub"], None) if isinstance(node["Fn::Sub"], str) else node["Fn::Sub"]
+
+            def sub(match: re.Match[str]) -> str:
+                name = match[1]
+                if (local and name in local) or name not in declared or name not in passed:
+                    return match[0]
+                named = _sub_name(_passed_ref(passed[name], condition))
+                return "${" + named + "}" if named else match[0]
+
+            text = _SUB.sub(sub, text)
+            return {"Fn::Sub": text if local is None else [text, inline(local, condition)]}
+        return {key: inline(value, condition) for key, value in node.items()}
+
+    return {name: inline(resource, resource.get("Condition")) for name, resource in nested["Resources"].items()}

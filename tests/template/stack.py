@@ -23,6 +23,15 @@ SUITE_ROLE_PATH = "/connect-guard/"
 T = load_template()
 RESOURCES: dict[str, Any] = T["Resources"]
 
+# The operations nested stack (stacks/operations.yaml: alarms, dashboard, operations topic), read
+# as the parent wires it: its parameters replaced by what OperationsStack passes (cfn.inline_nested),
+# so an alarm's dimension reads `!GetAtt PolicyAlertsDLQ.QueueName` as if written in template.yaml.
+OPERATIONS_STACK = "OperationsStack"
+OPERATIONS_PATH = ROOT / "stacks" / "operations.yaml"
+OPS = load_template(OPERATIONS_PATH)
+OPERATIONS_PARAMETERS: dict[str, Any] = RESOURCES[OPERATIONS_STACK]["Properties"]["Parameters"]
+OPERATIONS_RESOURCES: dict[str, Any] = cfn.inline_nested(OPERATIONS_PARAMETERS, OPS)
+
 
 # ---- helpers -------------------------------------------------------------------------------------
 def of_type(resource_type: str) -> dict[str, dict[str, Any]]:
@@ -92,7 +101,7 @@ def walk(node: Any) -> Iterator[tuple[str, Any]]:
 FUNCTIONS = of_type("AWS::Serverless::Function")
 QUEUES = of_type("AWS::SQS::Queue")
 RULES = of_type("AWS::Events::Rule")
-ALARMS = of_type("AWS::CloudWatch::Alarm")
+ALARMS = {name: r for name, r in OPERATIONS_RESOURCES.items() if r["Type"] == "AWS::CloudWatch::Alarm"}
 QUEUE_POLICIES = of_type("AWS::SQS::QueuePolicy")
 SCHEDULES = of_type("AWS::Scheduler::Schedule")
 ROLES = of_type("AWS::IAM::Role")
@@ -165,8 +174,9 @@ def references_suite_key(value: Any) -> bool:
 
 
 def notifies_topic(alarm: dict[str, Any]) -> bool:
+    """The alarm notifies the operations topic (its own key), never the alert topic it may be about."""
     p = alarm["Properties"]
-    return p["AlarmActions"] == [{"Ref": "AlertTopic"}] and p["OKActions"] == [{"Ref": "AlertTopic"}]
+    return p["AlarmActions"] == [{"Ref": "OperationsTopic"}] and p["OKActions"] == [{"Ref": "OperationsTopic"}]
 
 
 # ---- resolved deployments ------------------------------------------------------------------------
@@ -203,6 +213,16 @@ def deployed(name: str, params: dict[str, str]) -> bool:
 
 def resolve(node: Any, params: dict[str, str]) -> Any:
     return _resolver(params).resolve(node)
+
+
+def operations_parameters(params: dict[str, str]) -> dict[str, str]:
+    """The nested stack's parameters as CloudFormation passes them for one parent deployment."""
+    return {name: str(resolve(value, params)) for name, value in OPERATIONS_PARAMETERS.items()}
+
+
+def operations_resolver(params: dict[str, str]) -> cfn.Resolver:
+    """stacks/operations.yaml resolved for the parent deployment `params`."""
+    return cfn.Resolver(OPS, operations_parameters(params), PSEUDO)
 
 
 # ---- function environment ------------------------------------------------------------------------

@@ -28,7 +28,7 @@ def test_key_rotates_and_is_kept() -> None:
 UNCONDITIONED_KEY_SERVICES = {"events.amazonaws.com", "cloudwatch.amazonaws.com", "sns.amazonaws.com"}
 
 
-@pytest.mark.parametrize("key", ["SuiteKey", "ArchiveKey"])
+@pytest.mark.parametrize("key", ["SuiteKey", "ArchiveKey", "OperationsKey"])
 def test_key_policy_grants_services_only_data_key_use(key: str) -> None:
     for statement in props(key)["KeyPolicy"]["Statement"]:
         principal = statement["Principal"]

@@ -10,6 +10,7 @@ from connect_guard_tools.template import rule_routes
 from tests.template.stack import (
     ALARMS,
     FUNCTIONS,
+    OPERATIONS_RESOURCES,
     QUEUES,
     RESOURCES,
     ROOT,
@@ -201,10 +202,13 @@ def test_every_function_has_an_errors_alarm() -> None:
 
 
 def test_every_alarm_notifies_the_topic_and_matches_the_topic_policy() -> None:
-    topic_policy = props("AlertTopicPolicy")["PolicyDocument"]["Statement"]
+    topic_policy = OPERATIONS_RESOURCES["OperationsTopicPolicy"]["Properties"]["PolicyDocument"]["Statement"]
     (cloudwatch,) = [s for s in topic_policy if s.get("Principal") == {"Service": "cloudwatch.amazonaws.com"}]
     allowed_prefix = cloudwatch["Condition"]["ArnLike"]["aws:SourceArn"]["Fn::Sub"].split(":alarm:")[1]
     assert allowed_prefix.endswith("*")
+    # The alert topic takes no alarm: a look-alike alarm could not publish into the SOC's findings.
+    alert_policy = props("AlertTopicPolicy")["PolicyDocument"]["Statement"]
+    assert all(s["Effect"] == "Deny" for s in alert_policy)
     for name, alarm in ALARMS.items():
         assert notifies_topic(alarm), name
         alarm_name = alarm["Properties"]["AlarmName"]["Fn::Sub"]

@@ -65,7 +65,6 @@ def _writer_order(env: dict[str, Any]) -> list[str]:
         ("AllowlistedPrincipals", ""),
         ("AlertEmail", ""),
         ("MemberAccountIds", ""),
-        ("RunbookBaseUrl", "https://github.com/connect-guard/connect-guard/blob/main/docs/runbooks"),
         ("LogRetentionDays", 365),
         ("PowertoolsLayerVersion", 27),
         ("OrganizationId", ""),

@@ -178,7 +178,16 @@ def settings_values(parameters: dict[str, str]) -> dict[str, str]:
     return values
 
 
+# The stack requires RunbookBaseUrl (it ships no default link); the replay links this checkout's
+# runbooks, which resolve on the machine running it.
+LOCAL_RUNBOOK_BASE_URL = (PROJECT_ROOT / "docs" / "runbooks").as_uri() + "/"
+
+
 def replay_parameters(config_env: str = "default", overrides: dict[str, str] | None = None) -> dict[str, str]:
     """Parameters for the local replay: the embedded source accounts are enrolled (their member
-    roles exist) unless the configuration names the accounts itself."""
-    return stack_parameters(config_env, overrides)
+    roles exist) unless the configuration names the accounts itself; the runbooks are this
+    checkout's unless the configuration names a RunbookBaseUrl."""
+    parameters = stack_parameters(config_env, overrides)
+    if not parameters.get("RunbookBaseUrl"):
+        parameters["RunbookBaseUrl"] = LOCAL_RUNBOOK_BASE_URL
+    return parameters

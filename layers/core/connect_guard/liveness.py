@@ -22,12 +22,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import unquote
 
+from aws_lambda_powertools.metrics import MetricUnit
 from botocore.exceptions import ClientError
 
 from connect_guard.clients import AwsClients
 from connect_guard.events import CloudTrailEvent, CloudTrailRecord
 from connect_guard.findings import Attempt, EventRef, Finding
-from connect_guard.observability import logger
+from connect_guard.observability import logger, metrics
 from connect_guard.outcome import Alert, Outcome
 from connect_guard.policy import Severity
 from connect_guard.principals import Actor
@@ -35,6 +36,7 @@ from connect_guard.publisher import SnsPublisher, fit
 from connect_guard.settings import Settings, member_role_name
 
 NAME = "liveness"
+CANARY_AGE_METRIC = "CanaryAgeSeconds"  # EMF, namespace ConnectGuard, dimension service
 TAG_KEY = "connect-guard:canary"
 IAM_REGION = "us-east-1"  # IAM delivers its CloudTrail events to EventBridge only there
 PK_PREFIX = "canary#"
@@ -310,9 +312,12 @@ class LivenessResponder:
         """Alert each expected canary silent longer than the limit, once per silence."""
         limit = timedelta(minutes=self.settings.canary_silence_minutes)
         published = []
+        ages: list[float] = []
         for source, item in self._items(now):
             heard, since = item.get("heard_at"), item.get("expected_since")
             reference = heard or since
+            if reference is not None:
+                ages.append((now - _parse(reference)).total_seconds())
             if reference is None or now - _parse(reference) <= limit or item.get("silent_alerted_at"):
                 continue
             if not self.state.mark_silent(source, now):
@@ -326,6 +331,8 @@ class LivenessResponder:
                 raise
             logger.warning("canary silent", extra={"source": source.label, "last_heard": heard})
             published.append(finding)
+        if ages:  # the dashboard's canary age: the longest any expected canary has been unheard
+            metrics.add_metric(name=CANARY_AGE_METRIC, unit=MetricUnit.Seconds, value=max(ages))
         return published
 
     def _items(self, now: datetime) -> Iterator[tuple[Source, dict[str, Any]]]:

@@ -5,6 +5,19 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+# Every outcome a responder reports (the runtime's metric Outcome_<outcome>, on the dashboard).
+OUTCOMES = (
+    "alerted",
+    "rolled_back",
+    "quarantined",
+    "restored",
+    "ignored",
+    "duplicate",
+    "rejected",
+    "recorded",
+    "dead_lettered",
+)
+
 
 @dataclass
 class Alert:
