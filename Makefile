@@ -30,8 +30,9 @@ typecheck: $(STAMP)
 cfn-lint: $(STAMP)
 	$(BIN)/cfn-lint template.yaml member/template.yaml stacks/operations.yaml
 
+# One worker per core (two on CI): the embedded AWS is per test, so tests share no state.
 unit: $(STAMP)
-	$(BIN)/pytest
+	$(BIN)/pytest -n auto --dist loadscope
 
 clean:
 	rm -rf $(VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache
