@@ -37,7 +37,11 @@ def deploy(aws: LocalAws, *, optional: bool = False, with_role: bool = True, **p
         }
         resources["RedriveRole"] = {
             "Type": "AWS::IAM::Role",
-            "Properties": {"RoleName": "connect-guard-dev-redrive", "Path": "/connect-guard/", "AssumeRolePolicyDocument": trust},
+            "Properties": {
+                "RoleName": "connect-guard-dev-redrive",
+                "Path": "/connect-guard/",
+                "AssumeRolePolicyDocument": trust,
+            },
         }
         outputs["RedriveRoleArn"] = {"Value": {"Fn::GetAtt": ["RedriveRole", "Arn"]}}
     values = {"Environment": "dev", "ResponseMode": "detect", **parameters}
@@ -53,7 +57,9 @@ def deploy(aws: LocalAws, *, optional: bool = False, with_role: bool = True, **p
 def queues(aws: LocalAws) -> dict[str, str]:
     """Logical ID → queue URL."""
     summaries = aws.session.client("cloudformation").list_stack_resources(StackName=STACK)["StackResourceSummaries"]
-    return {s["LogicalResourceId"]: s["PhysicalResourceId"] for s in summaries if s["ResourceType"] == "AWS::SQS::Queue"}
+    return {
+        s["LogicalResourceId"]: s["PhysicalResourceId"] for s in summaries if s["ResourceType"] == "AWS::SQS::Queue"
+    }
 
 
 def arn(url: str) -> str:

@@ -107,9 +107,7 @@ class MessageMoves:
         if source.fifo_queue:
             raise UnsupportedOperation("Only standard queues support redrive.")
         if not backend.list_dead_letter_source_queues(source.name):
-            raise UnsupportedOperation(
-                "Source queue must be configured as a Dead Letter Queue of an Amazon SQS queue."
-            )
+            raise UnsupportedOperation("Source queue must be configured as a Dead Letter Queue of an Amazon SQS queue.")
         if destination_arn:
             _, destination = _queue(destination_arn)
             if destination.fifo_queue:

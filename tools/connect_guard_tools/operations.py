@@ -249,8 +249,8 @@ def plan(stack: Stack, controls: list[Control], sqs: Any, operator_sqs: Any) -> 
             moves.append(move)
             continue
         with aws_errors(f"{control.name}: read {control.dlq}"):
+            task = _latest_task(sqs, stack.arn(control.dlq))  # first: a task ending meanwhile empties the DLQ
             visible, in_flight = _depth(sqs, url)
-            task = _latest_task(sqs, stack.arn(control.dlq))
         move = Move(control.name, control.dlq, control.queue, visible, in_flight)
         if task and task.get("Status") in ("RUNNING", "CANCELLING"):
             move.status = "refused"
@@ -480,7 +480,8 @@ def _queue_status(stack: Stack, control: Control, sqs: Any, cloudwatch: Any, now
                     f"{task.get('ApproximateNumberOfMessagesToMove', '?')}"
                 )
     except ClientError as error:  # one unreadable queue does not hide the others
-        status.error = f"{error.response.get('Error', {}).get('Code')}: {error.response.get('Error', {}).get('Message')}"
+        info = error.response.get("Error", {})
+        status.error = f"{info.get('Code')}: {info.get('Message')}"
     return status
 
 
