@@ -347,7 +347,8 @@ def redrive(
                 notes.write(f"{move.control:<17} started: {move.dlq} -> {move.queue} ({move.messages} message(s))\n")
 
         def progress(move: Move) -> None:
-            notes.write(move.line() + "\n")
+            to_move = "?" if move.to_move is None else move.to_move
+            notes.write(f"{move.control:<17} ... {move.moved} of {to_move} moved ({move.status.lower()})\n")
 
         follow(stack, moves, sqs, progress, poll_seconds, timeout_seconds)
     moved = sum(m.moved for m in moves)
