@@ -361,3 +361,17 @@ def test_embedded_move_tasks_follow_sqs(aws, stack):
     results = sqs.list_message_move_tasks(SourceArn=dlq, MaxResults=10)["Results"]
     assert [r["Status"] for r in results] == ["COMPLETED", "CANCELLED"]
     assert depth(aws, stack["PolicyAlertsQueue"]) == 26 and depth(aws, stack["PolicyAlertsDLQ"]) == 0
+
+
+def test_tampering_with_the_redrive_role_is_critical(aws):
+    """The one sender the responder queues admit besides their rules is guarded like the others."""
+    from connect_guard.events import CloudTrailEvent
+    from connect_guard_tools.local_aws import SECURITY_ACCOUNT
+    from tests.integration.test_role_quarantine import ACCOUNT, iam_event, responder, user
+
+    for name in ("UpdateAssumeRolePolicy", "DeleteRole"):
+        event = iam_event(name, user("eve"), {"roleName": "connect-guard-dev-redrive"})
+        raw = json.loads(event.model_dump_json(by_alias=True).replace(ACCOUNT, SECURITY_ACCOUNT))
+        outcome = responder(aws, mode="detect").handle(CloudTrailEvent.model_validate(raw))
+        assert outcome.severity == "CRITICAL", name
+        assert any("one of connect-guard's own roles" in r for r in outcome.finding["reasons"]), name
