@@ -375,3 +375,24 @@ def test_tampering_with_the_redrive_role_is_critical(aws):
         outcome = responder(aws, mode="detect").handle(CloudTrailEvent.model_validate(raw))
         assert outcome.severity == "CRITICAL", name
         assert any("one of connect-guard's own roles" in r for r in outcome.finding["reasons"]), name
+
+
+def test_main_ends_an_unknown_stack_in_one_line(aws, capsys):
+    for command in ("redrive", "status"):
+        assert cli.main([command, "--stack", "no-such-stack", "--region", "us-east-1"]) == 2
+        captured = capsys.readouterr()
+        assert captured.out == "" and "Traceback" not in captured.err
+        assert captured.err.splitlines() == [
+            f"connect-guard {command}: stack no-such-stack does not exist in this account and region"
+        ]
+
+
+def test_status_reports_an_unreadable_queue_and_shows_the_others(aws, stack):
+    aws.session.client("sqs").delete_queue(QueueUrl=stack["LivenessQueue"])  # deleted outside the stack
+    send(aws, stack["QuarantineDLQ"], "q")
+    code, out, _ = run(aws, "status", "--stack", STACK)
+    assert code == 0
+    (liveness,) = [line for line in out.splitlines() if line.strip().startswith("liveness ")]
+    assert "unreadable: AWS.SimpleQueueService.NonExistentQueue" in liveness
+    (quarantine,) = [line for line in out.splitlines() if line.strip().startswith("role-quarantine ") and "DLQ" in line]
+    assert quarantine.split()[-2:] == ["DLQ", "1"]

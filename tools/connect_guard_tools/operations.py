@@ -473,16 +473,19 @@ def _queue_status(stack: Stack, control: Control, sqs: Any, cloudwatch: Any, now
             status.visible, status.in_flight = _depth(sqs, stack.queues[control.queue])
             status.oldest_age_seconds = _oldest_age(cloudwatch, stack.queues[control.queue].rsplit("/", 1)[-1], now)
         status.dlq_visible, _ = _depth(sqs, stack.queues[control.dlq])
-        if control.movable:
-            task = _latest_task(sqs, stack.arn(control.dlq))
-            if task and task.get("Status") in ("RUNNING", "CANCELLING"):
-                status.move_task = (
-                    f"{task['Status']} {task.get('ApproximateNumberOfMessagesMoved', 0)}/"
-                    f"{task.get('ApproximateNumberOfMessagesToMove', '?')}"
-                )
     except ClientError as error:  # one unreadable queue does not hide the others
         info = error.response.get("Error", {})
         status.error = f"{info.get('Code')}: {info.get('Message')}"
+        return status
+    try:
+        task = _latest_task(sqs, stack.arn(control.dlq)) if control.movable else None
+        if task and task.get("Status") in ("RUNNING", "CANCELLING"):
+            status.move_task = (
+                f"{task['Status']} {task.get('ApproximateNumberOfMessagesMoved', 0)}/"
+                f"{task.get('ApproximateNumberOfMessagesToMove', '?')}"
+            )
+    except ClientError as error:  # e.g. these credentials may read queues, not move tasks
+        status.move_task = f"unreadable ({error.response.get('Error', {}).get('Code')})"
     return status
 
 
