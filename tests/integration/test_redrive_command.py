@@ -17,7 +17,7 @@ from connect_guard_tools import cli
 from connect_guard_tools.operations import CONTROLS, OperationError, aws_errors, redrive_command, status_command
 from connect_guard_tools.template import load_template
 from tests.conftest import delivered_now, load_event, with_new_event_id
-from tests.integration.operations_stack import STACK, arn, deploy, queues
+from tests.integration.operations_stack import STACK, arn, deliver, deploy, queues
 from tests.integration.runtime_support import ClockedContext, sqs_record, wire
 
 ADMIN_ATTACH = "iam/attach-user-policy-administratoraccess.json"
@@ -202,9 +202,10 @@ def test_a_stack_without_the_redrive_role_says_so(aws):
     assert code == 2
     assert "has no RedriveRoleArn output (deployed before redrive existed?)" in err
     assert started_tasks(aws) == []
-    # With the operator's own credentials, on request.
+    # With the operator's own credentials, on request: the queue's policy refuses them.
     code, out, _ = run(aws, "redrive", "--stack", STACK, "--no-assume-role")
-    assert code == 0 and "COMPLETED: moved 1 of 1" in out
+    assert code == 1 and "PolicyAlertsDLQ -> PolicyAlertsQueue: FAILED: moved 0 of 1 (AccessDenied)" in out
+    assert depth(aws, queues(aws)["PolicyAlertsDLQ"]) == 1
 
 
 def test_a_stack_that_is_not_connect_guard_is_refused(aws):
@@ -238,7 +239,7 @@ def test_access_denied_is_one_line():
 
 # ---- status -------------------------------------------------------------------------------------
 def test_status_shows_depths_age_alarms_canaries_and_modes(aws, stack):
-    send(aws, stack["ProfileRollbackQueue"], "waiting", "waiting")
+    deliver(stack["ProfileRollbackQueue"], "waiting", "waiting")
     send(aws, stack["ProfileRollbackDLQ"], "gave up")
     name = stack["ProfileRollbackQueue"].rsplit("/", 1)[-1]
     cloudwatch = aws.session.client("cloudwatch")
@@ -330,8 +331,45 @@ def test_every_dlq_of_the_template_belongs_to_a_control():
 
 
 # ---- the embedded AWS's move tasks, as SQS documents them ---------------------------------------
+def redrive_role_sqs(aws: Any, role: str = "connect-guard-dev-redrive") -> Any:
+    """An SQS client as a session of the role (how the command's RedriveRole session signs)."""
+    role_arn = f"arn:aws:iam::123456789012:role/connect-guard/{role}"
+    keys = aws.session.client("sts").assume_role(RoleArn=role_arn, RoleSessionName="connect-guard-redrive")
+    credentials = keys["Credentials"]
+    return aws.session.client(
+        "sqs",
+        aws_access_key_id=credentials["AccessKeyId"],
+        aws_secret_access_key=credentials["SecretAccessKey"],
+        aws_session_token=credentials["SessionToken"],
+    )
+
+
+def test_the_queue_policy_admits_the_redrive_role_and_refuses_a_forged_one(aws, stack):
+    operator = aws.session.client("sqs")
+    with pytest.raises(operator.exceptions.ClientError, match=r"AccessDenied.*DenyEveryOtherSender"):
+        operator.send_message(QueueUrl=stack["QuarantineQueue"], MessageBody="forged")
+    redrive_role_sqs(aws).send_message(QueueUrl=stack["QuarantineQueue"], MessageBody="redriven")
+    assert depth(aws, stack["QuarantineQueue"]) == 1
+
+    # The role deleted and re-created under its name: a new unique ID, denied like anyone else,
+    # by a direct send and by a move task it starts.
+    iam = aws.clients.iam
+    trust = iam.get_role(RoleName="connect-guard-dev-redrive")["Role"]["AssumeRolePolicyDocument"]
+    iam.delete_role(RoleName="connect-guard-dev-redrive")
+    iam.create_role(
+        RoleName="connect-guard-dev-redrive", Path="/connect-guard/", AssumeRolePolicyDocument=json.dumps(trust)
+    )
+    forged = redrive_role_sqs(aws)
+    with pytest.raises(forged.exceptions.ClientError, match="AccessDenied"):
+        forged.send_message(QueueUrl=stack["QuarantineQueue"], MessageBody="forged")
+    send(aws, stack["QuarantineDLQ"], "q1", "q2")
+    code, out, _ = run(aws, "redrive", "--stack", STACK, "--control", "role-quarantine")
+    assert code == 1 and "QuarantineDLQ -> QuarantineQueue: FAILED: moved 0 of 2 (AccessDenied)" in out
+    assert depth(aws, stack["QuarantineQueue"]) == 1 and depth(aws, stack["QuarantineDLQ"]) == 2
+
+
 def test_embedded_move_tasks_follow_sqs(aws, stack):
-    sqs = aws.session.client("sqs")
+    sqs = redrive_role_sqs(aws)
     with pytest.raises(sqs.exceptions.ClientError, match="Dead Letter Queue"):
         sqs.start_message_move_task(SourceArn=arn(stack["PolicyAlertsQueue"]))  # not a DLQ
     with pytest.raises(sqs.exceptions.ClientError, match="Dead Letter Queue"):

@@ -37,6 +37,7 @@ from connect_guard_tools.connect_fake import ConnectFake, SeededInstance, seed_f
 from connect_guard_tools.local_kms import KmsKeyStates, create_key, seed_key, tamper_key
 from connect_guard_tools.message_moves import MessageMoves
 from connect_guard_tools.plumbing import EmbeddedPlumbing, PlumbingStrictness
+from connect_guard_tools.queue_policies import QueuePolicySends
 
 SECURITY_ACCOUNT = "123456789012"  # moto's default account plays the security account
 REGION = "us-east-1"  # IAM's CloudTrail events reach EventBridge only here
@@ -350,6 +351,7 @@ class LocalAws:
             KmsKeyStates(),  # type: ignore[list-item]  # the same start/stop protocol
             PlumbingStrictness(),
             self.message_moves,  # type: ignore[list-item]  # the same start/stop protocol
+            QueuePolicySends(),  # type: ignore[list-item]  # a queue policy's Deny of SendMessage
         ]
         self._saved_env: dict[str, str | None] = {}
 

@@ -6,7 +6,9 @@ attributes; each arrives as a new message, new ID and enqueue time) to a destina
 the DLQ's original source queue by default; only a queue that is the DLQ of some SQS queue
 can be a source (an EventBridge, SNS or Lambda DLQ is not); one active task per source queue;
 ApproximateNumberOfMessagesToMove is the DLQ's depth when the task starts; a task ends
-COMPLETED, FAILED (with a FailureReason; what it moved stays moved) or CANCELLED.
+COMPLETED, FAILED (with a FailureReason; what it moved stays moved) or CANCELLED. It sends with
+its caller's permissions: a destination whose queue policy denies the caller fails the task
+(connect_guard_tools.queue_policies).
 
 A task is asynchronous in SQS. Here it advances by `batch` messages each time its source's
 tasks are listed, so a caller polling ListMessageMoveTasks sees it run; `hold()` keeps tasks
@@ -28,6 +30,8 @@ from moto.core.responses import ActionResult
 from moto.sqs.exceptions import QueueDoesNotExist, SQSException
 from moto.sqs.models import Queue, SQSBackend, sqs_backends
 from moto.sqs.responses import SQSResponse
+
+from connect_guard_tools.queue_policies import Caller, denied
 
 ACTIVE = ("RUNNING", "CANCELLING")
 
@@ -53,6 +57,7 @@ class MoveTask:
     moved: int = 0
     status: str = "RUNNING"
     failure_reason: str | None = None
+    caller: Caller | None = None  # whose permissions the task sends with (the destination's policy applies)
 
     def entry(self) -> dict[str, Any]:
         entry: dict[str, Any] = {
@@ -102,7 +107,9 @@ class MessageMoves:
         self.failures[source_arn] = (moved, reason)
 
     # ---- the API ----------------------------------------------------------------------------
-    def start_task(self, source_arn: str, destination_arn: str | None, rate: int | None) -> str:
+    def start_task(
+        self, source_arn: str, destination_arn: str | None, rate: int | None, caller: Caller | None = None
+    ) -> str:
         backend, source = _queue(source_arn)
         if source.fifo_queue:
             raise UnsupportedOperation("Only standard queues support redrive.")
@@ -127,6 +134,7 @@ class MessageMoves:
             rate,
             to_move=source.approximate_number_of_messages,
             started_ms=int(time.time() * 1000),
+            caller=caller,
         )
         self.tasks.setdefault(source_arn, []).append(task)
         return task.handle
@@ -165,6 +173,9 @@ class MessageMoves:
             except ResourceNotFound:
                 task.status, task.failure_reason = "FAILED", "AWS.SimpleQueueService.NonExistentQueue"
                 return
+            if task.caller is not None and denied(destination[1], task.caller.context()):
+                task.status, task.failure_reason = "FAILED", "AccessDenied"  # the caller may not send there
+                return
             message = source.messages[0]
             with source._messages_lock:
                 source._messages.remove(message)
@@ -195,6 +206,7 @@ class MessageMoves:
                 response._get_param("SourceArn"),
                 response._get_param("DestinationArn"),
                 None if rate is None else int(rate),
+                Caller.of(response),
             )
             return ActionResult({"TaskHandle": handle})
 
