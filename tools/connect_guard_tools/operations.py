@@ -171,7 +171,7 @@ def redrive_session(session: Any, stack: Stack) -> Any:
     if not role:
         raise OperationError(
             f"stack {stack.name} has no RedriveRoleArn output (deployed before redrive existed?): "
-            "update the stack, or pass --no-assume-role"
+            "update the stack (its responder queues admit only their rules and that role)"
         )
     with aws_errors(f"assume {role}"):
         credentials = session.client("sts").assume_role(RoleArn=role, RoleSessionName="connect-guard-redrive")
@@ -181,7 +181,6 @@ def redrive_session(session: Any, stack: Stack) -> Any:
         aws_secret_access_key=keys["SecretAccessKey"],
         aws_session_token=keys["SessionToken"],
         region_name=session.region_name,
-        botocore_session=None,
     )
 
 
