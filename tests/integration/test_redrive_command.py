@@ -195,6 +195,13 @@ def test_an_unknown_control_is_refused_by_the_parser(capsys):
     assert "invalid choice: 'policy-alert'" in capsys.readouterr().err
 
 
+def test_a_negative_timeout_is_refused(aws, stack):
+    send(aws, stack["PolicyAlertsDLQ"], "p")
+    code, out, err = run(aws, "redrive", "--stack", STACK, "--timeout", "-5")
+    assert (code, out, err) == (2, "", "connect-guard redrive: --timeout must be 0 or more seconds\n")
+    assert started_tasks(aws) == []
+
+
 def test_a_stack_without_the_redrive_role_says_so(aws):
     deploy(aws, with_role=False)
     send(aws, queues(aws)["PolicyAlertsDLQ"], "p")

@@ -555,6 +555,9 @@ def redrive_command(args: Any, out: TextIO, session: Any = None, err: TextIO | N
     import sys
 
     err = err or sys.stderr
+    if args.timeout < 0 or args.poll_seconds < 0:
+        err.write("connect-guard redrive: --timeout must be 0 or more seconds\n")
+        return 2
     try:
         return redrive(
             _session(args, session),
