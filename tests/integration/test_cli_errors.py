@@ -33,6 +33,8 @@ COMMANDS = {
     ],
     "release": ["--account", ACCOUNT, "--user", "mallory", "--by", "soc", "--reason", "reviewed"],
     "restore-role": ["--account", ACCOUNT, "--role", "ConnectAgentFederation", "--by", "soc"],
+    "redrive": ["--dry-run"],
+    "status": [],
 }
 
 AWS_ENV = (

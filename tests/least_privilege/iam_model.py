@@ -316,6 +316,8 @@ def _resources(call: Call, lookup: ArnLookup) -> list[str | None]:
     if call.service == "sns":
         return [p.get("TopicArn") or p.get("TargetArn")]
     if call.service == "sqs":
+        if "SourceArn" in p:  # the message-move task operations name the source queue by ARN
+            return [str(p["SourceArn"])]
         return [queue_arn(p["QueueUrl"])] if "QueueUrl" in p else [None]
     if call.service == "iam":
         return [_iam_resource(call, lookup)]
@@ -573,11 +575,25 @@ def _storage_checks(request: Request) -> list[Request]:
     return implied
 
 
+def _move_task(request: Request) -> list[Request]:
+    """A message-move task runs with its caller's permissions (SQS's DLQ redrive guide): it reads
+    and deletes on the source queue (the DLQ) and sends to the destination."""
+    if request.action != "sqs:StartMessageMoveTask":
+        return []
+    call, source = request.call, request.resource
+    destination = call.params.get("DestinationArn")  # None: the DLQ's source queues, unnamed
+    implied = [
+        Request(call, f"sqs:{action}", source, request.context, via=request.action)
+        for action in ("ReceiveMessage", "DeleteMessage", "GetQueueAttributes")
+    ]
+    return [*implied, Request(call, "sqs:SendMessage", destination, request.context, via=request.action)]
+
+
 def implied_requests(request: Request, keys: dict[str, str]) -> list[Request]:
     """The requests AWS makes with the caller's permissions behind one request: the write an
     export task checks, what Connect checks before it associates storage, and the KMS requests
     behind encrypted resources."""
-    implied = _export_write(request) + _storage_checks(request)
+    implied = _export_write(request) + _storage_checks(request) + _move_task(request)
     return implied + [k for r in (request, *implied) for k in _kms_behind(r, keys)]
 
 

@@ -18,6 +18,7 @@ import pytest
 from cfnlint.decode import cfn_yaml
 
 from connect_guard.settings import MEMBER_ROLE_PATH, member_role_name
+from connect_guard_tools.operations import CONTROLS
 from connect_guard_tools.template import PROJECT_ROOT, load_template, rule_routes
 from tests.template.stack import as_list, target
 
@@ -134,6 +135,10 @@ def test_every_responder_queue_is_fed_by_a_rule() -> None:
     assert "EventDeliveryDLQ" in EVENT_QUEUES
 
 
+# The queues `connect-guard redrive` moves a DLQ back into (connect_guard_tools.operations).
+REDRIVE_DESTINATIONS = {c.queue for c in CONTROLS if c.movable}
+
+
 @pytest.mark.parametrize("queue", EVENT_QUEUES)
 def test_the_queue_denies_sending_to_everyone_but_its_own_rules(queue: str) -> None:
     denies = [
@@ -145,7 +150,12 @@ def test_the_queue_denies_sending_to_everyone_but_its_own_rules(queue: str) -> N
     (deny,) = denies
     assert target(deny["Resource"]) == queue
     # One negated operator, nothing else: a second condition would be ANDed and narrow the deny.
-    assert list(deny["Condition"]) == ["ArnNotEquals"]
+    # The one exception, on a responder queue: the redrive role's sessions by the role's unique ID
+    # (connect-guard redrive; tests/least_privilege/test_redrive_role.py evaluates it).
+    condition = dict(deny["Condition"])
+    if queue in REDRIVE_DESTINATIONS:
+        assert condition.pop("StringNotLike") == {"aws:userid": {"Fn::Sub": "${RedriveRole.RoleId}:*"}}
+    assert list(condition) == ["ArnNotEquals"]
     assert list(deny["Condition"]["ArnNotEquals"]) == ["aws:SourceArn"]
     sources = {target(arn) for arn in as_list(deny["Condition"]["ArnNotEquals"]["aws:SourceArn"])}
     assert sources == FEEDERS[queue]

@@ -209,7 +209,45 @@ def _parser() -> argparse.ArgumentParser:
         type=arguments.role_arn,
         help="your role in that account that may create roles (default: these credentials)",
     )
+    _operations_parsers(commands)
     return parser
+
+
+def _operations_parsers(commands: Any) -> None:
+    """`redrive` and `status` (connect_guard_tools.operations)."""
+    from connect_guard_tools.operations import CONTROL_NAMES
+
+    redrive = commands.add_parser(
+        "redrive",
+        help="move DLQ messages back to their responder queues with SQS message-move tasks (real AWS)",
+        description="Start an SQS message-move task from each responder DLQ (or those --control names) back to "
+        "its queue, as the stack's RedriveRole, and follow it to the end. The other DLQs (EventBridge's, the "
+        "scheduler's, SNS subscriptions') are not move-task sources: their messages are counted, left for a "
+        "person, and the runbook says what to do.",
+    )
+    _stack_arguments(redrive)
+    redrive.add_argument(
+        "--control", action="append", choices=CONTROL_NAMES, help="only this control's DLQ (repeatable; default: all)"
+    )
+    redrive.add_argument("--dry-run", action="store_true", help="count what would move; start nothing")
+    redrive.add_argument(
+        "--no-assume-role", action="store_true", help="use these credentials rather than the stack's RedriveRole"
+    )
+    redrive.add_argument("--format", choices=("text", "json"), default="text")
+    redrive.add_argument("--poll-seconds", type=float, default=5.0, help=argparse.SUPPRESS)
+    redrive.add_argument(
+        "--timeout", type=float, default=900.0, help="seconds to follow the tasks (they go on in SQS after it)"
+    )
+
+    status = commands.add_parser(
+        "status",
+        help="queue depths and ages, DLQs, alarms in ALARM, last canaries and modes of a stack (real AWS)",
+        description="Per control the queue's depth and oldest message age, its DLQ's depth and any redrive "
+        "running; the stack's alarms in ALARM; the last canary heard per account and region; the response "
+        "mode in force per control. Read only, with these credentials.",
+    )
+    _stack_arguments(status)
+    status.add_argument("--format", choices=("text", "json"), default="text")
 
 
 def _text_line(result: ReplayResult, out: TextIO) -> None:
@@ -964,6 +1002,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return release_command(args, sys.stdout)
         if args.command == "restore-role":
             return restore_command(args, sys.stdout)
+        if args.command == "redrive":
+            from connect_guard_tools.operations import redrive_command
+
+            return redrive_command(args, sys.stdout)
+        if args.command == "status":
+            from connect_guard_tools.operations import status_command
+
+            return status_command(args, sys.stdout)
     except BrokenPipeError:  # `connect-guard replay | head`: the reader has all it wants
         sys.stderr.close()
         return 0

@@ -35,7 +35,9 @@ from connect_guard.settings import MEMBER_ROLE_PATH, SUITE_WRITER_ROLES, Setting
 from connect_guard.trails import TrailGateway, TrailSnapshots, TrailState
 from connect_guard_tools.connect_fake import ConnectFake, SeededInstance, seed_from_spec
 from connect_guard_tools.local_kms import KmsKeyStates, create_key, seed_key, tamper_key
+from connect_guard_tools.message_moves import MessageMoves
 from connect_guard_tools.plumbing import EmbeddedPlumbing, PlumbingStrictness
+from connect_guard_tools.queue_policies import QueuePolicySends
 
 SECURITY_ACCOUNT = "123456789012"  # moto's default account plays the security account
 REGION = "us-east-1"  # IAM's CloudTrail events reach EventBridge only here
@@ -339,6 +341,7 @@ class LocalAws:
         self.region = region
         self._mock = mock_aws()
         self.unmodifiable_roles = UnmodifiableRoles()
+        self.message_moves = MessageMoves()  # SQS message-move tasks (redrive), which moto lacks
         self._strictness: list[BackendPatches] = [
             AwsManagedPolicies(),
             IamQuotas(),
@@ -347,6 +350,8 @@ class LocalAws:
             TrailInsights(),
             KmsKeyStates(),  # type: ignore[list-item]  # the same start/stop protocol
             PlumbingStrictness(),
+            self.message_moves,  # type: ignore[list-item]  # the same start/stop protocol
+            QueuePolicySends(),  # type: ignore[list-item]  # a queue policy's Deny of SendMessage
         ]
         self._saved_env: dict[str, str | None] = {}
 

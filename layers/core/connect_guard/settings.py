@@ -51,6 +51,7 @@ SUITE_ROLES = (
     *SUITE_WRITER_ROLES,
     *("policy-alerts", "role-snapshot", "log-export", "scheduler"),
     *("slack-notifier", "securityhub-import", "chat-notifier", "liveness"),
+    "redrive",  # RedriveRole: the one sender the responder queues admit besides their rules
 )
 MEMBER_PURPOSES: tuple[MemberPurpose, ...] = ("read", "rollback", "quarantine", "forward", "sso", "canary")
 
