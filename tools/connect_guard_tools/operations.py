@@ -24,14 +24,17 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TextIO
 
-from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
+from botocore.exceptions import BotoCoreError, ClientError
+
+from connect_guard_tools.errors import UsageError, describe
 
 TERMINAL = ("COMPLETED", "FAILED", "CANCELLED")
 AGE_WINDOW = timedelta(minutes=15)  # ApproximateAgeOfOldestMessage: SQS sends it each minute
 
 
-class OperationError(Exception):
-    """One clear line for the operator; the command exits 2."""
+class OperationError(UsageError):
+    """One clear line for the operator; the command exits 2. No region, no credentials or no
+    network are not caught here: the CLI's error boundary words them like every command's."""
 
 
 @dataclass(frozen=True)
@@ -95,18 +98,15 @@ MODE_PARAMETERS = {
 
 @contextmanager
 def aws_errors(doing: str) -> Iterator[None]:
-    """botocore's errors as one line each."""
+    """AWS's refusals as one line naming what was being done."""
     try:
         yield
-    except NoRegionError:
-        raise OperationError(f"{doing}: no AWS region (pass --region or set AWS_REGION)") from None
-    except NoCredentialsError:
-        raise OperationError(f"{doing}: no AWS credentials found") from None
     except ClientError as error:
         info = error.response.get("Error", {})
-        raise OperationError(f"{doing}: {info.get('Code', 'error')}: {info.get('Message', error)}") from None
-    except BotoCoreError as error:  # endpoint unreachable, bad configuration, expired tokens
-        raise OperationError(f"{doing}: {error}") from None
+        raise OperationError(
+            f"{doing}: {info.get('Code', 'error')}: {info.get('Message', error)}",
+            "check the stack's name and region and that your credentials may read it",
+        ) from None
 
 
 # ---- the stack ------------------------------------------------------------------------------
@@ -128,14 +128,11 @@ class Stack:
 
 def resolve_stack(session: Any, name: str) -> Stack:
     """The stack's queues (by logical ID), parameters and outputs."""
+    cloudformation = session.client("cloudformation")
+    # A missing stack, no region, no credentials: worded by the CLI's error boundary, as for
+    # every command ("unknown stack X in <region>; check --stack and --region").
+    described = cloudformation.describe_stacks(StackName=name)["Stacks"][0]
     with aws_errors(f"stack {name}"):
-        cloudformation = session.client("cloudformation")
-        try:
-            described = cloudformation.describe_stacks(StackName=name)["Stacks"][0]
-        except ClientError as error:
-            if "does not exist" in str(error.response.get("Error", {}).get("Message", "")):
-                raise OperationError(f"stack {name} does not exist in this account and region") from None
-            raise
         queues: dict[str, str] = {}
         for page in cloudformation.get_paginator("list_stack_resources").paginate(StackName=name):
             for resource in page["StackResourceSummaries"]:
@@ -571,8 +568,8 @@ def redrive_command(args: Any, out: TextIO, session: Any = None, err: TextIO | N
             timeout_seconds=args.timeout,
             err=err,
         )
-    except OperationError as error:
-        err.write(f"connect-guard redrive: {error}\n")
+    except (OperationError, ClientError, BotoCoreError) as error:
+        err.write(f"connect-guard redrive: {describe(error, _region(args, session))}\n")
         return 2
 
 
@@ -582,8 +579,13 @@ def status_command(args: Any, out: TextIO, session: Any = None, err: TextIO | No
     err = err or sys.stderr
     try:
         report = status(_session(args, session), args.stack)
-    except OperationError as error:
-        err.write(f"connect-guard status: {error}\n")
+    except (OperationError, ClientError, BotoCoreError) as error:
+        err.write(f"connect-guard status: {describe(error, _region(args, session))}\n")
         return 2
     write_status(report, out, as_json=args.format == "json")
     return 0
+
+
+def _region(args: Any, session: Any) -> str | None:
+    """Where the command ran, for the error line (None when no region is configured)."""
+    return getattr(args, "region", None) or getattr(session, "region_name", None)
