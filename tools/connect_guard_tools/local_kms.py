@@ -42,7 +42,7 @@ _ALLOWED_STATES: dict[str, tuple[str, ...]] = {
 
 class KmsKeyStates(BackendPatches):
     """AWS's key-state rules for the calls the key guard makes or replays (started before the
-    mock, stopped after it, like local_aws.BackendPatches)."""
+    mock, stopped after it, as every BackendPatches)."""
 
     def patches(self) -> list[Any]:
         return [
