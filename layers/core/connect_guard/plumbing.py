@@ -207,22 +207,28 @@ def bucket_differences(
         versioning = {"Bucket": bucket, "VersioningConfiguration": {"Status": "Enabled"}}
         return (Difference("versioning", "Enabled", status),), [("PutBucketVersioning", versioning)]
     if event_name in ("PutBucketLifecycle", "DeleteBucketLifecycle"):
-        try:
-            rules = s3.get_bucket_lifecycle_configuration(Bucket=bucket).get("Rules", [])
-        except ClientError as error:
-            if error.response["Error"]["Code"] != "NoSuchLifecycleConfiguration":
-                raise
-            rules = []
+        rules = _rules_or_none(
+            lambda: s3.get_bucket_lifecycle_configuration(Bucket=bucket).get("Rules", []),
+            "NoSuchLifecycleConfiguration",
+        )
         put = ("PutBucketLifecycleConfiguration", "LifecycleConfiguration")
         return _rules_differences("lifecycle", bucket, archive.lifecycle(), rules, lifecycle_shape, put)
-    try:
-        rules = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"].get("Rules", [])
-    except ClientError as error:
-        if error.response["Error"]["Code"] != "ServerSideEncryptionConfigurationNotFoundError":
-            raise
-        rules = []
+    rules = _rules_or_none(
+        lambda: s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"].get("Rules", []),
+        "ServerSideEncryptionConfigurationNotFoundError",
+    )
     put = ("PutBucketEncryption", "ServerSideEncryptionConfiguration")
     return _rules_differences("encryption", bucket, archive.encryption(), rules, encryption_shape, put)
+
+
+def _rules_or_none(read: Callable[[], list[dict[str, Any]]], missing: str) -> list[dict[str, Any]]:
+    """The rules `read` returns; none when S3 answers `missing` (the configuration was deleted)."""
+    try:
+        return read()
+    except ClientError as error:
+        if error.response["Error"]["Code"] != missing:
+            raise
+        return []
 
 
 def _rules_differences(
