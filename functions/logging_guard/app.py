@@ -7,27 +7,18 @@ either needs, and the drift check restores through the same journal and audit lo
 
 # The runtime first: see functions/policy_alerts/app.py.
 from connect_guard.runtime import lambda_handler_for  # noqa: I001
-from typing import Any
-
-from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from connect_guard import scheduled
-from connect_guard.observability import logger
 from connect_guard.responders import logging_drift, logging_guard
 
 DRIFT_CHECK = {"check": "logging-drift"}  # the schedule's Input (template.yaml, LoggingDriftSchedule)
 
-_records = lambda_handler_for(logging_guard.build)
 
-
-@logger.inject_lambda_context(clear_state=True)
-def _drift(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    found = scheduled.invoke(scheduled.LOGGING_DRIFT, context.aws_request_id, logging_drift.run)
-    logger.info("drift check finished", extra={"findings": [f.title for f in found]})
-    return {"findings": [f.finding_id for f in found]}
-
-
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> Any:
-    if event == DRIFT_CHECK:
-        return _drift(event, context)
-    return _records(event, context)  # SQS batches; anything else is refused there
+lambda_handler = scheduled.check_or_records(
+    DRIFT_CHECK,
+    scheduled.LOGGING_DRIFT,
+    lambda settings, clients: logging_drift.run(settings, clients),  # looked up per run: tests replace it
+    lambda_handler_for(logging_guard.build),  # SQS batches; anything else is refused there
+    finished="drift check finished",
+    key="findings",
+)

@@ -16,6 +16,7 @@ from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ReadTimeoutError
 
 from connect_guard.clients import AwsClients
+from connect_guard.findings import finding_id_of
 from connect_guard.runtime import MAX_RECEIVE_COUNT, Pipeline
 from connect_guard.settings import Settings
 from connect_guard_tools.local_aws import SECURITY_ACCOUNT, LocalAws
@@ -95,6 +96,25 @@ def deliver(aws: LocalAws, build: Callable[[AwsClients], Pipeline], event: dict[
     finally:
         aws.session.events.unregister("after-call", kill)
     return Run(kill, result, receives, [json.loads(m["Message"]) for m in aws.inbox()])
+
+
+def restore_writes(action: str) -> list[str]:
+    """The writes of a clean run that acts once (`action`, as service:Operation), in the order
+    that survives a kill between any two: journaled before the action, audited before the finding."""
+    return [
+        "dynamodb:PutItem",  # the dedup claim
+        "dynamodb:PutItem",  # the action journal, before the action
+        action,
+        "dynamodb:TransactWriteItems",  # its audit record, and the journal marked audited
+        "sns:Publish",  # the finding
+        "dynamodb:UpdateItem",  # the dedup completion
+    ]
+
+
+def audit_of(aws: LocalAws, event: dict[str, Any], responder: str) -> list[tuple[str, str]]:
+    """The (action, status) of every audit record of the responder's finding on `event`."""
+    finding = finding_id_of(responder, event["detail"]["eventID"])
+    return sorted((r["action"]["S"], r["status"]["S"]) for r in aws.audit_records() if r["finding_id"]["S"] == finding)
 
 
 @dataclass

@@ -98,6 +98,20 @@ class Responder:
                 sqs.delete_message(QueueUrl=self.dlq_url, ReceiptHandle=message["ReceiptHandle"])
 
 
+def set_function_environment(aws: LocalAws, monkeypatch: pytest.MonkeyPatch, **env: str) -> None:
+    """What template.yaml gives every function (the embedded AWS's topic and tables), then `env`."""
+    settings = aws.settings()
+    for name, value in {
+        "ALERT_TOPIC_ARN": settings.alert_topic_arn,
+        "DEDUP_TABLE_NAME": settings.dedup_table_name,
+        "BASELINE_TABLE_NAME": aws.baseline_table,
+        "AUDIT_TABLE_NAME": aws.audit_table,
+        "MEMBER_ACCOUNT_IDS": ",".join(settings.member_account_ids),
+        **env,
+    }.items():
+        monkeypatch.setenv(name, value)
+
+
 def wire(
     aws: LocalAws,
     monkeypatch: pytest.MonkeyPatch,

@@ -25,7 +25,7 @@ from connect_guard.runtime import Pipeline, build_pipeline
 from connect_guard_tools.local_aws import SECURITY_ACCOUNT, LocalAws
 from tests.conftest import load_event, with_new_event_id
 from tests.integration import test_role_quarantine
-from tests.integration.delivery import Kill, Killed, Run, deliver
+from tests.integration.delivery import Kill, Killed, Run, audit_of, deliver, restore_writes
 from tests.integration.test_profile_rollback import INSTANCE, Instance, connect_event
 from tests.integration.test_profile_rollback import settings as rollback_settings
 from tests.integration.test_role_quarantine import ACCOUNT, POLICY_ARN, assumed, attached, iam_event, user
@@ -45,25 +45,13 @@ def same_finding_every_time(run: Run, responder: str, event: dict[str, Any]) -> 
     return run.alerts[-1]
 
 
-def audit_of(aws: LocalAws, event: dict[str, Any], responder: str) -> list[tuple[str, str]]:
-    finding = finding_id_of(responder, event["detail"]["eventID"])
-    return sorted((r["action"]["S"], r["status"]["S"]) for r in aws.audit_records() if r["finding_id"]["S"] == finding)
-
-
 def kill_points(clean: Run) -> list[int]:
     """Every write of the clean run: the kill falls after each in turn (the last: after the dedup completion)."""
     return list(range(1, len(clean.kill.writes) + 1))
 
 
 # ---- profile rollback ---------------------------------------------------------------------------
-ROLLBACK_STEPS = [
-    "dynamodb:PutItem",  # the dedup claim
-    "dynamodb:PutItem",  # the action journal, before Connect is called
-    "connect:UpdateUserSecurityProfiles",  # the rollback
-    "dynamodb:TransactWriteItems",  # its audit record, and the journal marked audited
-    "sns:Publish",  # the finding
-    "dynamodb:UpdateItem",  # the dedup completion
-]
+ROLLBACK_STEPS = restore_writes("connect:UpdateUserSecurityProfiles")
 
 
 def test_a_kill_between_any_two_steps_of_a_rollback_still_alerts_and_rolls_back_once(aws):

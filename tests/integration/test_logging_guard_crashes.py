@@ -5,6 +5,7 @@ attempt that made it or by the retry (from the journal) when that one died befor
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from connect_guard.clients import AwsClients
@@ -14,27 +15,10 @@ from connect_guard.runtime import Pipeline, build_pipeline
 from connect_guard.trails import TrailGateway
 from connect_guard_tools.local_aws import LocalAws
 from tests.conftest import load_event, with_new_event_id
-from tests.integration.delivery import Run, deliver
+from tests.integration.delivery import Run, audit_of, deliver, restore_writes
 
 ARN = "arn:aws:cloudtrail:us-east-1:123456789012:trail/{}"
 DEMO_INSTANCE = "f3c95789-ace1-4954-ac5d-6baed2eac902"
-
-TRAIL_STEPS = [
-    "dynamodb:PutItem",  # the dedup claim
-    "dynamodb:PutItem",  # the action journal, before CloudTrail is called
-    "cloudtrail:StartLogging",  # the restore
-    "dynamodb:TransactWriteItems",  # its audit record, and the journal marked audited
-    "sns:Publish",  # the finding
-    "dynamodb:UpdateItem",  # the dedup completion
-]
-FLOW_LOGS_STEPS = [
-    "dynamodb:PutItem",
-    "dynamodb:PutItem",
-    "connect:UpdateInstanceAttribute",
-    "dynamodb:TransactWriteItems",
-    "sns:Publish",
-    "dynamodb:UpdateItem",
-]
 
 
 def pipeline_for(aws: LocalAws):
@@ -44,11 +28,6 @@ def pipeline_for(aws: LocalAws):
         return build_pipeline(logging_guard.build, settings, clients)
 
     return build
-
-
-def audit_of(aws: LocalAws, event: dict[str, Any]) -> list[tuple[str, str]]:
-    finding = finding_id_of("logging_guard", event["detail"]["eventID"])
-    return sorted((r["action"]["S"], r["status"]["S"]) for r in aws.audit_records() if r["finding_id"]["S"] == finding)
 
 
 def reset(aws: LocalAws) -> None:
@@ -70,45 +49,50 @@ def reported(run: Run, event: dict[str, Any], title: str, operation: str) -> dic
     return finding
 
 
-def test_a_kill_between_any_two_steps_of_a_trail_restore_still_restores_once_and_reports_it(aws):
+def restores_once_through_every_kill(
+    aws: LocalAws, sample: str, write: str, title: str, is_restored: Callable[[], bool]
+) -> None:
+    """Killed after each write of the clean run in turn, then delivered again: restored once
+    (`write`, service:Operation), reported and audited every time."""
     build = pipeline_for(aws)
+    operation = write.split(":")[1]
 
     def restored(after: int | None) -> Run:
         reset(aws)
-        event = with_new_event_id(load_event("logging/stop-logging-by-name.json"))
+        event = with_new_event_id(load_event(sample))
         run = deliver(aws, build, event, after)
         assert run.result["outcome"] in ("restored", "duplicate"), run.where
-        assert run.kill.count("cloudtrail:StartLogging") == 1, f"{run.where}: not exactly one StartLogging"
-        assert TrailGateway(aws.session.client("cloudtrail")).state(ARN.format("org-trail")).is_logging
-        reported(run, event, "Trail restored: CloudTrail trail org-trail (StopLogging)", "StartLogging")
-        assert audit_of(aws, event) == [("StartLogging", "taken")], run.where
+        assert run.kill.count(write) == 1, f"{run.where}: not exactly one {operation}"
+        assert is_restored(), run.where
+        reported(run, event, title, operation)
+        assert audit_of(aws, event, "logging_guard") == [(operation, "taken")], run.where
         return run
 
     clean = restored(None)
-    assert clean.kill.writes == TRAIL_STEPS  # journaled before the restore, audited before the finding
-    for after in range(1, len(TRAIL_STEPS) + 1):
+    steps = restore_writes(write)
+    assert clean.kill.writes == steps  # journaled before the restore, audited before the finding
+    for after in range(1, len(steps) + 1):
         restored(after)
+
+
+def test_a_kill_between_any_two_steps_of_a_trail_restore_still_restores_once_and_reports_it(aws):
+    restores_once_through_every_kill(
+        aws,
+        "logging/stop-logging-by-name.json",
+        "cloudtrail:StartLogging",
+        "Trail restored: CloudTrail trail org-trail (StopLogging)",
+        lambda: TrailGateway(aws.session.client("cloudtrail")).state(ARN.format("org-trail")).is_logging,
+    )
 
 
 def test_a_kill_between_any_two_steps_of_a_flow_logs_restore_still_restores_once_and_reports_it(aws):
-    build = pipeline_for(aws)
-
-    def restored(after: int | None) -> Run:
-        reset(aws)
-        event = with_new_event_id(load_event("logging/update-instance-attribute-flow-logs-off.json"))
-        run = deliver(aws, build, event, after)
-        assert run.result["outcome"] in ("restored", "duplicate"), run.where
-        assert run.kill.count("connect:UpdateInstanceAttribute") == 1, f"{run.where}: not exactly one write"
-        assert aws.connect.attribute(DEMO_INSTANCE, "CONTACTFLOW_LOGS") == "true", run.where
-        title = f"Contact flow logs restored: Connect instance {DEMO_INSTANCE}"
-        reported(run, event, title, "UpdateInstanceAttribute")
-        assert audit_of(aws, event) == [("UpdateInstanceAttribute", "taken")], run.where
-        return run
-
-    clean = restored(None)
-    assert clean.kill.writes == FLOW_LOGS_STEPS
-    for after in range(1, len(FLOW_LOGS_STEPS) + 1):
-        restored(after)
+    restores_once_through_every_kill(
+        aws,
+        "logging/update-instance-attribute-flow-logs-off.json",
+        "connect:UpdateInstanceAttribute",
+        f"Contact flow logs restored: Connect instance {DEMO_INSTANCE}",
+        lambda: aws.connect.attribute(DEMO_INSTANCE, "CONTACTFLOW_LOGS") == "true",
+    )
 
 
 def test_a_restore_killed_halfway_is_finished_by_the_retry_and_reported_and_audited_whole(aws):
@@ -129,4 +113,4 @@ def test_a_restore_killed_halfway_is_finished_by_the_retry_and_reported_and_audi
         ("StartLogging", "taken"),
     ]
     assert {c.split("=")[0] for c in finding["change"]["gained"]} >= {"is_logging", "s3_bucket"}
-    assert audit_of(aws, event) == [("StartLogging", "taken"), ("UpdateTrail", "taken")]
+    assert audit_of(aws, event, "logging_guard") == [("StartLogging", "taken"), ("UpdateTrail", "taken")]

@@ -14,6 +14,7 @@ from connect_guard.plumbing import KnownPlumbing
 from connect_guard.responders import logging_drift
 from connect_guard.responders.plumbing_drift import KIND, PlumbingDrift
 from connect_guard_tools.plumbing import rule_name
+from tests.integration.plumbing_support import group, rule
 
 OWN = "123456789012"
 SUITE_LOGS = "/connect-guard/dev/logging-guard"
@@ -24,17 +25,6 @@ def drift(aws, mode: str = "detect") -> dict[str, dict[str, Any]]:
     logging_drift.run(aws.settings(response_mode=mode), aws.clients)
     findings = (json.loads(m["Message"]) for m in aws.inbox())
     return {f["title"]: f for f in findings if f["kind"] == KIND}
-
-
-def rule(aws, logical: str) -> tuple[str, list[dict[str, Any]]]:
-    events = aws.session.client("events")
-    name = rule_name(logical)
-    return events.describe_rule(Name=name)["State"], events.list_targets_by_rule(Rule=name)["Targets"]
-
-
-def group(aws, name: str) -> dict[str, Any] | None:
-    groups = aws.session.client("logs").describe_log_groups(logGroupNamePrefix=name)["logGroups"]
-    return next((g for g in groups if g["logGroupName"] == name), None)
 
 
 def known(aws) -> KnownPlumbing:

@@ -14,6 +14,7 @@ from connect_guard.responders import logging_guard
 from connect_guard.runtime import build_pipeline, parse_event
 from connect_guard_tools.plumbing import rule_name
 from tests.conftest import load_event
+from tests.integration.plumbing_support import group, rule
 
 SUITE_ROLE = "arn:aws:iam::123456789012:role/connect-guard/connect-guard-dev-logging-guard"
 SUITE_ROLE_ID = "AROAZ7QXK3LOGGINGGRD"
@@ -28,17 +29,6 @@ def run(aws, sample: str, mode: str = "enforce", event: dict[str, Any] | None = 
     if len(aws.recorder.findings) > published:
         result["finding"] = aws.recorder.findings[-1]
     return result
-
-
-def rule(aws, logical: str) -> tuple[str, list[dict[str, Any]]]:
-    events = aws.session.client("events")
-    name = rule_name(logical)
-    return events.describe_rule(Name=name)["State"], events.list_targets_by_rule(Rule=name)["Targets"]
-
-
-def group(aws, name: str) -> dict[str, Any] | None:
-    groups = aws.session.client("logs").describe_log_groups(logGroupNamePrefix=name)["logGroups"]
-    return next((g for g in groups if g["logGroupName"] == name), None)
 
 
 def test_a_disabled_suite_rule_is_enabled_again_and_the_restore_is_audited(aws):

@@ -405,20 +405,16 @@ def test_lambda_handler_alerts_on_the_last_receive_only(aws, instance, monkeypat
     import json
 
     from connect_guard.runtime import MAX_RECEIVE_COUNT, lambda_handler_for
+    from tests.integration.runtime_support import set_function_environment
 
-    settings = aws.settings(response_mode="enforce")
-    for name, value in {
-        "ALERT_TOPIC_ARN": settings.alert_topic_arn,
-        "DEDUP_TABLE_NAME": settings.dedup_table_name,
-        "BASELINE_TABLE_NAME": aws.baseline_table,
-        "AUDIT_TABLE_NAME": aws.audit_table,
-        "MEMBER_ACCOUNT_IDS": ",".join(settings.member_account_ids),
-        "SOURCE_QUEUE_ARN": "arn:aws:sqs:us-east-1:123456789012:q",
-        "MAX_EVENT_AGE_HOURS": str(24 * 365),  # the sample's eventTime is fixed in the past
-        "RESPONSE_MODE": "enforce",
-        "CONNECT_INSTANCE_ARNS": INSTANCE_ARN,
-    }.items():
-        monkeypatch.setenv(name, value)
+    set_function_environment(
+        aws,
+        monkeypatch,
+        SOURCE_QUEUE_ARN="arn:aws:sqs:us-east-1:123456789012:q",
+        MAX_EVENT_AGE_HOURS=str(24 * 365),  # the sample's eventTime is fixed in the past
+        RESPONSE_MODE="enforce",
+        CONNECT_INSTANCE_ARNS=INSTANCE_ARN,
+    )
     from connect_guard import runtime
     from connect_guard.clients import AwsClients
 

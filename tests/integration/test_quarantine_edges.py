@@ -12,6 +12,7 @@ from connect_guard.quarantine import QuarantineIam
 from connect_guard.responders import role_quarantine
 from tests.conftest import sqs_batch
 from tests.integration import test_role_quarantine
+from tests.integration.runtime_support import set_function_environment
 from tests.integration.test_role_quarantine import (
     ACCOUNT,
     POLICY_ARN,
@@ -34,19 +35,14 @@ def batch(event: Any, receives: int) -> dict[str, Any]:
 @pytest.fixture
 def handler(aws, monkeypatch):
     """The deployed handler, on the embedded AWS, with IAM throttled on every quarantine."""
-    settings = aws.settings(response_mode="enforce")
-    for name, value in {
-        "ENVIRONMENT": settings.environment,
-        "ALERT_TOPIC_ARN": settings.alert_topic_arn,
-        "DEDUP_TABLE_NAME": settings.dedup_table_name,
-        "BASELINE_TABLE_NAME": aws.baseline_table,
-        "AUDIT_TABLE_NAME": aws.audit_table,
-        "MEMBER_ACCOUNT_IDS": ",".join(settings.member_account_ids),
-        "SOURCE_QUEUE_ARN": QUEUE,
-        "MAX_EVENT_AGE_HOURS": str(24 * 365 * 10),
-        "RESPONSE_MODE": "enforce",
-    }.items():
-        monkeypatch.setenv(name, value)
+    set_function_environment(
+        aws,
+        monkeypatch,
+        ENVIRONMENT=aws.settings().environment,
+        SOURCE_QUEUE_ARN=QUEUE,
+        MAX_EVENT_AGE_HOURS=str(24 * 365 * 10),
+        RESPONSE_MODE="enforce",
+    )
     from connect_guard import runtime
     from connect_guard.clients import AwsClients
 

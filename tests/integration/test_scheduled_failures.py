@@ -14,24 +14,14 @@ from botocore.exceptions import ClientError
 from connect_guard import scheduled
 from connect_guard.clients import AwsClients
 from connect_guard.responders import role_quarantine
+from tests.integration.runtime_support import set_function_environment
 from tests.integration.test_profile_rollback import Instance
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def handler_module(function: str, aws: Any, monkeypatch: pytest.MonkeyPatch, **env: str) -> ModuleType:
-    settings = aws.settings()
-    for name, value in {
-        "ENVIRONMENT": settings.environment,
-        "ALERT_TOPIC_ARN": settings.alert_topic_arn,
-        "DEDUP_TABLE_NAME": settings.dedup_table_name,
-        "BASELINE_TABLE_NAME": aws.baseline_table,
-        "AUDIT_TABLE_NAME": aws.audit_table,
-        "MEMBER_ACCOUNT_IDS": ",".join(settings.member_account_ids),
-        "RESPONSE_MODE": "enforce",
-        **env,
-    }.items():
-        monkeypatch.setenv(name, value)
+    set_function_environment(aws, monkeypatch, ENVIRONMENT=aws.settings().environment, RESPONSE_MODE="enforce", **env)
     spec = importlib.util.spec_from_file_location(f"{function}_app", ROOT / "functions" / function / "app.py")
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)

@@ -57,6 +57,14 @@ def _invalid(message: str) -> ConnectApiError:
     return ConnectApiError("InvalidParameterException", message)
 
 
+def _found(items: dict[str, dict[str, Any]], key: str, what: str) -> dict[str, Any]:
+    """`items[key]`, or the ResourceNotFoundException Connect answers for an unknown ID."""
+    item = items.get(key)
+    if item is None:
+        raise _not_found(f"{what} not found: {key}")
+    return item
+
+
 @cache
 def _service_model() -> Any:
     return botocore.session.get_session().get_service_model("connect")
@@ -247,17 +255,11 @@ class ConnectFake:
 
     @staticmethod
     def _user(instance: _Instance, user_id: str) -> dict[str, Any]:
-        user = instance.users.get(user_id)
-        if user is None:
-            raise _not_found(f"User not found: {user_id}")
-        return user
+        return _found(instance.users, user_id, "User")
 
     @staticmethod
     def _profile(instance: _Instance, profile_id: str) -> dict[str, Any]:
-        profile = instance.profiles.get(profile_id)
-        if profile is None:
-            raise _not_found(f"Security profile not found: {profile_id}")
-        return profile
+        return _found(instance.profiles, profile_id, "Security profile")
 
     @staticmethod
     def _profile_ids(instance: _Instance, ids: Iterable[str]) -> set[str]:

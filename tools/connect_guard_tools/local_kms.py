@@ -19,6 +19,7 @@ from moto.core.exceptions import JsonRESTError
 from moto.kms.models import KmsBackend, kms_backends
 
 from connect_guard.kms_keys import KeyGateway, KeySnapshots, KeyState
+from connect_guard_tools.backend_patches import BackendPatches
 
 
 class KMSInvalidStateException(JsonRESTError):
@@ -39,24 +40,15 @@ _ALLOWED_STATES: dict[str, tuple[str, ...]] = {
 }
 
 
-class KmsKeyStates:
+class KmsKeyStates(BackendPatches):
     """AWS's key-state rules for the calls the key guard makes or replays (started before the
-    mock, stopped after it, like local_aws.BackendPatches)."""
+    mock, stopped after it, as every BackendPatches)."""
 
-    _active: tuple[Any, ...] = ()
-
-    def start(self) -> None:
-        self._active = tuple(
+    def patches(self) -> list[Any]:
+        return [
             mock.patch.object(KmsBackend, name, _in_state(getattr(KmsBackend, name), name, states))
             for name, states in _ALLOWED_STATES.items()
-        )
-        for patch in self._active:
-            patch.start()
-
-    def stop(self) -> None:
-        for patch in reversed(self._active):
-            patch.stop()
-        self._active = ()
+        ]
 
 
 def _in_state(call: Callable[..., Any], name: str, states: tuple[str, ...]) -> Callable[..., Any]:

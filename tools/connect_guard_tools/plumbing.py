@@ -17,6 +17,7 @@ from moto.logs.exceptions import InvalidParameterException
 from moto.logs.models import LogsBackend
 
 from connect_guard.plumbing import KnownArchive, KnownTarget
+from connect_guard_tools.backend_patches import BackendPatches
 from connect_guard_tools.template import load_template
 
 STACK = "connect-guard-dev"
@@ -140,14 +141,12 @@ class EmbeddedPlumbing:
             s3.delete_bucket_encryption(Bucket=bucket)
 
 
-class PlumbingStrictness:
+class PlumbingStrictness(BackendPatches):
     """EventBridge refuses EnableRule, DisableRule and ListTargetsByRule on a rule that does not
     exist (moto answers or fails with a server error), and CloudWatch Logs refuses a retention
     period it does not offer (moto takes any number)."""
 
-    _active: tuple[Any, ...] = ()
-
-    def start(self) -> None:
+    def patches(self) -> list[Any]:
         def existing(method: Any) -> Any:
             def refuse_missing(
                 backend: EventsBackend, name: str, event_bus_arn: str | None, *args: Any, **kwargs: Any
@@ -167,16 +166,9 @@ class PlumbingStrictness:
             original(backend, log_group_name, retention_in_days)
 
         original = LogsBackend.put_retention_policy
-        self._active = (
+        return [
             mock.patch.object(EventsBackend, "enable_rule", existing(EventsBackend.enable_rule)),
             mock.patch.object(EventsBackend, "disable_rule", existing(EventsBackend.disable_rule)),
             mock.patch.object(EventsBackend, "list_targets_by_rule", existing(EventsBackend.list_targets_by_rule)),
             mock.patch.object(LogsBackend, "put_retention_policy", retention),
-        )
-        for patch in self._active:
-            patch.start()
-
-    def stop(self) -> None:
-        for patch in reversed(self._active):
-            patch.stop()
-        self._active = ()
+        ]

@@ -206,18 +206,8 @@ class BaselineStore:
         )
 
     def _meta_item(self, instance_arn: str, approved_by: str, profiles: int, users: int) -> dict[str, Any]:
-        now = datetime.now(UTC).isoformat(timespec="seconds")
-        return _item(
-            {
-                "pk": self._pk(instance_arn),
-                "sk": "meta",
-                "approved_at": now,
-                "approved_by": approved_by,
-                "profile_count": profiles,
-                "user_count": users,
-                "complete": True,
-            }
-        )
+        counts = {"profile_count": profiles, "user_count": users, "complete": True}
+        return self._approved_item(instance_arn, "meta", approved_by, counts)
 
     def approve_instance(self, baseline: InstanceBaseline, approved_by: str) -> None:
         """Replace an instance's whole baseline (first sweep, or an explicit approval)."""
@@ -241,30 +231,22 @@ class BaselineStore:
                 pending = self._db.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
 
     def _profile_item(self, instance_arn: str, profile: ProfileBaseline, approved_by: str) -> dict[str, Any]:
-        return _item(
-            {
-                "pk": self._pk(instance_arn),
-                "sk": f"profile#{profile.id}",
-                "name": profile.name,
-                "permissions": sorted(profile.permissions),
-                "applications": json.dumps(list(profile.applications)),
-                "access_control_tags": json.dumps(dict(profile.access_control_tags)),
-                "approved_by": approved_by,
-                "approved_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            }
-        )
+        fields = {
+            "name": profile.name,
+            "permissions": sorted(profile.permissions),
+            "applications": json.dumps(list(profile.applications)),
+            "access_control_tags": json.dumps(dict(profile.access_control_tags)),
+        }
+        return self._approved_item(instance_arn, f"profile#{profile.id}", approved_by, fields)
 
     def _user_item(self, instance_arn: str, user: UserBaseline, approved_by: str) -> dict[str, Any]:
-        return _item(
-            {
-                "pk": self._pk(instance_arn),
-                "sk": f"user#{user.id}",
-                "username": user.username,
-                "security_profile_ids": sorted(user.security_profile_ids),
-                "approved_by": approved_by,
-                "approved_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            }
-        )
+        fields = {"username": user.username, "security_profile_ids": sorted(user.security_profile_ids)}
+        return self._approved_item(instance_arn, f"user#{user.id}", approved_by, fields)
+
+    def _approved_item(self, instance_arn: str, sk: str, approved_by: str, fields: dict[str, Any]) -> dict[str, Any]:
+        """An item of the instance's baseline, stamped with who approved it and when."""
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        return _item({"pk": self._pk(instance_arn), "sk": sk, **fields, "approved_by": approved_by, "approved_at": now})
 
 
 def _profile(item: dict[str, Any]) -> ProfileBaseline:

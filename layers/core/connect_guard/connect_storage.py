@@ -40,16 +40,16 @@ RESOURCE_TYPES = (
 # The types Connect may store in S3 or Kinesis Video Streams: the only storage whose config names a
 # KMS key (EncryptionConfig.KeyId). Kinesis streams and Firehose (contact trace records, agent
 # events, real-time analysis segments) are encrypted by the stream's own settings, not here.
-KEYED_RESOURCE_TYPES = (
-    "CALL_RECORDINGS",
-    "CHAT_TRANSCRIPTS",
-    "SCREEN_RECORDINGS",
-    "EMAIL_MESSAGES",
-    "SCHEDULED_REPORTS",
-    "MEDIA_STREAMS",
-    "ATTACHMENTS",
-    "CONTACT_EVALUATIONS",
+_STREAMED_TYPES = frozenset(
+    {
+        "CONTACT_TRACE_RECORDS",
+        "AGENT_EVENTS",
+        "REAL_TIME_CONTACT_ANALYSIS_SEGMENTS",
+        "REAL_TIME_CONTACT_ANALYSIS_CHAT_SEGMENTS",
+        "REAL_TIME_CONTACT_ANALYSIS_VOICE_SEGMENTS",
+    }
 )
+KEYED_RESOURCE_TYPES = tuple(t for t in RESOURCE_TYPES if t not in _STREAMED_TYPES)
 # Customers' voices, screens and words: redirected, they are a data breach, not only lost evidence.
 CONTENT_TYPES = frozenset({"CALL_RECORDINGS", "CHAT_TRANSCRIPTS", "SCREEN_RECORDINGS", "EMAIL_MESSAGES"})
 SETTINGS = ("storage_type", "bucket", "prefix", "kms_key_id", "stream_arn", "retention_hours")

@@ -21,6 +21,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from connect_guard.connect_storage import StorageConfig, referenced_key_ids
+from connect_guard.snapshots import IndexedSnapshots
 from connect_guard.trails import Drift, canonical
 
 KEY_GONE = {"NotFoundException"}
@@ -229,50 +230,17 @@ class KeyGateway:
 INDEX_PREFIX = "key#index#"  # `key#index#<account>`, sk the key ARN: the approved keys of an account
 
 
-class KeySnapshots:
+class KeySnapshots(IndexedSnapshots[KeyState]):
     """The approved state of each key, in the baseline table (`key#<key ARN>`, `snapshot`), and
     an index of the approved keys per account (`key#index#<account>`, one item per ARN), so the
     drift check finds a snapshot whose key no longer exists. Both are written only by
     `connect-guard approve-key` (and the demo's seed): the functions read them."""
 
-    def __init__(self, dynamodb: Any, table_name: str) -> None:
-        self._db = dynamodb
-        self._table = table_name
+    kind = "key"
+    index_prefix = INDEX_PREFIX
 
-    @staticmethod
-    def _key(arn: str) -> dict[str, Any]:
-        return {"pk": {"S": f"key#{arn}"}, "sk": {"S": "snapshot"}}
-
-    def put(self, snapshot: KeyState) -> None:
-        self._db.put_item(
-            TableName=self._table,
-            Item={**self._key(snapshot.arn), "snapshot": {"S": json.dumps(snapshot.to_dict(), default=str)}},
-        )
-        index = {"pk": {"S": f"{INDEX_PREFIX}{account_of(snapshot.arn)}"}, "sk": {"S": snapshot.arn}}
-        self._db.put_item(TableName=self._table, Item=index)
-
-    def approved(self, account: str) -> list[str]:
-        """ARNs of the account's approved keys (the index; Query, by key, never a Scan)."""
-        arns: list[str] = []
-        query: dict[str, Any] = {
-            "TableName": self._table,
-            "KeyConditionExpression": "pk = :pk",
-            "ExpressionAttributeValues": {":pk": {"S": f"{INDEX_PREFIX}{account}"}},
-            "ProjectionExpression": "sk",
-            "ConsistentRead": True,
-        }
-        while True:
-            page = self._db.query(**query)
-            arns += [item["sk"]["S"] for item in page.get("Items", [])]
-            if "LastEvaluatedKey" not in page:
-                return arns
-            query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-
-    def get(self, arn: str) -> KeyState | None:
-        item = self._db.get_item(TableName=self._table, Key=self._key(arn), ConsistentRead=True).get("Item")
-        if not item:
-            return None
-        return KeyState.from_dict(json.loads(item["snapshot"]["S"]))
+    def _load(self, body: dict[str, Any]) -> KeyState:
+        return KeyState.from_dict(body)
 
 
 # ---- Connect storage configs ------------------------------------------------------------------

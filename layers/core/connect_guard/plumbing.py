@@ -18,10 +18,13 @@ name identify them exactly too.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import ClientError
+
+from connect_guard.trails import Drift
 
 # The retry policy every rule target of the security stack carries (template.yaml).
 TARGET_RETRY_POLICY = {"MaximumRetryAttempts": 185, "MaximumEventAgeInSeconds": 86400}
@@ -129,13 +132,9 @@ class KnownPlumbing:
 
 
 # ---- what is there now ---------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Difference:
-    """One way a piece of plumbing differs from the template."""
-
-    setting: str
-    approved: Any
-    now: Any
+class Difference(Drift):
+    """One way a piece of plumbing differs from the template (a trails.Drift, told in the
+    template's own key order)."""
 
     def describe(self) -> str:
         approved, now = json.dumps(self.approved, default=str), json.dumps(self.now, default=str)
@@ -208,30 +207,45 @@ def bucket_differences(
         versioning = {"Bucket": bucket, "VersioningConfiguration": {"Status": "Enabled"}}
         return (Difference("versioning", "Enabled", status),), [("PutBucketVersioning", versioning)]
     if event_name in ("PutBucketLifecycle", "DeleteBucketLifecycle"):
-        try:
-            rules = s3.get_bucket_lifecycle_configuration(Bucket=bucket).get("Rules", [])
-        except ClientError as error:
-            if error.response["Error"]["Code"] != "NoSuchLifecycleConfiguration":
-                raise
-            rules = []
-        wanted = archive.lifecycle()
-        approved, now = [lifecycle_shape(r) for r in wanted["Rules"]], [lifecycle_shape(r) for r in rules]
-        if approved == now:
-            return (), []
-        lifecycle = {"Bucket": bucket, "LifecycleConfiguration": wanted}
-        return (Difference("lifecycle", approved, now),), [("PutBucketLifecycleConfiguration", lifecycle)]
+        rules = _rules_or_none(
+            lambda: s3.get_bucket_lifecycle_configuration(Bucket=bucket).get("Rules", []),
+            "NoSuchLifecycleConfiguration",
+        )
+        put = ("PutBucketLifecycleConfiguration", "LifecycleConfiguration")
+        return _rules_differences("lifecycle", bucket, archive.lifecycle(), rules, lifecycle_shape, put)
+    rules = _rules_or_none(
+        lambda: s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"].get("Rules", []),
+        "ServerSideEncryptionConfigurationNotFoundError",
+    )
+    put = ("PutBucketEncryption", "ServerSideEncryptionConfiguration")
+    return _rules_differences("encryption", bucket, archive.encryption(), rules, encryption_shape, put)
+
+
+def _rules_or_none(read: Callable[[], list[dict[str, Any]]], missing: str) -> list[dict[str, Any]]:
+    """The rules `read` returns; none when S3 answers `missing` (the configuration was deleted)."""
     try:
-        rules = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"].get("Rules", [])
+        return read()
     except ClientError as error:
-        if error.response["Error"]["Code"] != "ServerSideEncryptionConfigurationNotFoundError":
+        if error.response["Error"]["Code"] != missing:
             raise
-        rules = []
-    wanted = archive.encryption()
-    approved, now = [encryption_shape(r) for r in wanted["Rules"]], [encryption_shape(r) for r in rules]
+        return []
+
+
+def _rules_differences(
+    setting: str,
+    bucket: str,
+    wanted: dict[str, Any],
+    rules: list[dict[str, Any]],
+    shape: Callable[[dict[str, Any]], dict[str, Any]],
+    put: tuple[str, str],
+) -> tuple[tuple[Difference, ...], list[tuple[str, dict[str, Any]]]]:
+    """A bucket configuration of rules (lifecycle, encryption) against the wanted one, compared by
+    what each rule does (`shape`), and the call (operation, parameter) that puts it back whole."""
+    approved, now = [shape(r) for r in wanted["Rules"]], [shape(r) for r in rules]
     if approved == now:
         return (), []
-    encryption = {"Bucket": bucket, "ServerSideEncryptionConfiguration": wanted}
-    return (Difference("encryption", approved, now),), [("PutBucketEncryption", encryption)]
+    operation, parameter = put
+    return (Difference(setting, approved, now),), [(operation, {"Bucket": bucket, parameter: wanted})]
 
 
 def snake(operation: str) -> str:

@@ -10,14 +10,16 @@ request ID, which a duplicate delivery of the same invocation shares.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from connect_guard.clients import SCHEDULED_RETRY_CONFIG, AwsClients
 from connect_guard.findings import Attempt, EventRef, Finding
-from connect_guard.observability import logger
+from connect_guard.observability import logger, metrics
 from connect_guard.policy import Severity
 from connect_guard.principals import Actor
 from connect_guard.publisher import SnsPublisher
@@ -79,6 +81,35 @@ def invoke(job: Job, invocation_id: str, work: Callable[[Settings, AwsClients], 
     clients = AwsClients(settings.region, account_id=settings.own_account_id, config=SCHEDULED_RETRY_CONFIG)
     # A failed run is final (no Lambda retries): it is alerted, then raised for the errors alarm.
     return run(job, settings, clients.sns, invocation_id, lambda: work(settings, clients))
+
+
+def check_or_records(
+    check: dict[str, Any],
+    job: Job,
+    work: Callable[[Settings, AwsClients], Sequence[Finding]],
+    records: Callable[[dict[str, Any], LambdaContext], Any],
+    *,
+    finished: str,
+    key: str,
+) -> Callable[[dict[str, Any], LambdaContext], Any]:
+    """The handler of a function that takes both its queue's SQS batches (`records`, from
+    runtime.lambda_handler_for) and a schedule whose Input is exactly `check`: that runs `work`
+    as `job` (invoke) and answers `{key: [finding IDs]}`. Anything else goes to `records`, which
+    refuses what is not an SQS batch from its own queue: only the exact Input is ever a check."""
+
+    @metrics.log_metrics  # what the check emits, e.g. the canary age (liveness.CANARY_AGE_METRIC)
+    @logger.inject_lambda_context(clear_state=True)
+    def scheduled_check(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        found = invoke(job, context.aws_request_id, work)
+        logger.info(finished, extra={key: [f.title for f in found]})
+        return {key: [f.finding_id for f in found]}
+
+    def lambda_handler(event: dict[str, Any], context: LambdaContext) -> Any:
+        if event == check:
+            return scheduled_check(event, context)
+        return records(event, context)
+
+    return lambda_handler
 
 
 def run(job: Job, settings: Settings, sns: Any, invocation_id: str, work: Callable[[], T]) -> T:

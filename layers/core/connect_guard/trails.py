@@ -15,6 +15,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from connect_guard.snapshots import IndexedSnapshots
+
 # AWS's selectors when none were ever put: every management event, read and write. moto (and a
 # trail created without selectors) answers an empty list; both mean this.
 DEFAULT_EVENT_SELECTORS: tuple[dict[str, Any], ...] = (
@@ -233,44 +235,17 @@ INDEX_PREFIX = "trail#index#"  # `trail#index#<account>`, sk the ARN: the approv
 SEEN_PREFIX = "trail#seen#"  # `trail#seen#<ARN>`: an unapproved trail the drift check reported once
 
 
-class TrailSnapshots:
+class TrailSnapshots(IndexedSnapshots[TrailState]):
     """The approved state of each trail, in the baseline table (`trail#<ARN>`, `snapshot`), and
     an index of the approved trails per account (`trail#index#<account>`, one item per ARN), so
     the drift check finds a snapshot whose trail no longer exists. Both are written only by
     `connect-guard approve-trail` (and the demo's seed): the functions read them."""
 
-    def __init__(self, dynamodb: Any, table_name: str) -> None:
-        self._db = dynamodb
-        self._table = table_name
+    kind = "trail"
+    index_prefix = INDEX_PREFIX
 
-    @staticmethod
-    def _key(arn: str) -> dict[str, Any]:
-        return {"pk": {"S": f"trail#{arn}"}, "sk": {"S": "snapshot"}}
-
-    def put(self, snapshot: TrailState) -> None:
-        self._db.put_item(
-            TableName=self._table,
-            Item={**self._key(snapshot.arn), "snapshot": {"S": json.dumps(snapshot.to_dict(), default=str)}},
-        )
-        index = {"pk": {"S": f"{INDEX_PREFIX}{trail_account(snapshot.arn)}"}, "sk": {"S": snapshot.arn}}
-        self._db.put_item(TableName=self._table, Item=index)
-
-    def approved(self, account: str) -> list[str]:
-        """ARNs of the account's approved trails (the index; Query, by key, never a Scan)."""
-        arns: list[str] = []
-        query: dict[str, Any] = {
-            "TableName": self._table,
-            "KeyConditionExpression": "pk = :pk",
-            "ExpressionAttributeValues": {":pk": {"S": f"{INDEX_PREFIX}{account}"}},
-            "ProjectionExpression": "sk",
-            "ConsistentRead": True,
-        }
-        while True:
-            page = self._db.query(**query)
-            arns += [item["sk"]["S"] for item in page.get("Items", [])]
-            if "LastEvaluatedKey" not in page:
-                return arns
-            query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    def _load(self, body: dict[str, Any]) -> TrailState:
+        return TrailState.from_dict(body)
 
     def first_sighting(self, arn: str, at: str) -> bool:
         """Whether an unapproved trail is seen for the first time (then marked): reported once."""
@@ -285,9 +260,3 @@ class TrailSnapshots:
                 return False
             raise
         return True
-
-    def get(self, arn: str) -> TrailState | None:
-        item = self._db.get_item(TableName=self._table, Key=self._key(arn), ConsistentRead=True).get("Item")
-        if not item:
-            return None
-        return TrailState.from_dict(json.loads(item["snapshot"]["S"]))
