@@ -33,6 +33,7 @@ from connect_guard.identity_center import DENY_SID, SCP_MAX_CHARACTERS, deny_sta
 from connect_guard.quarantine import RoleSnapshot, RoleSnapshots
 from connect_guard.settings import MEMBER_ROLE_PATH, SUITE_WRITER_ROLES, Settings, member_role_name, suite_role_name
 from connect_guard.trails import TrailGateway, TrailSnapshots, TrailState
+from connect_guard_tools.backend_patches import BackendPatches
 from connect_guard_tools.connect_fake import ConnectFake, SeededInstance, seed_from_spec
 from connect_guard_tools.local_kms import KmsKeyStates, create_key, seed_key, tamper_key
 from connect_guard_tools.message_moves import MessageMoves
@@ -144,28 +145,6 @@ class SnsPublishLimit:
 def _attribute_value(attribute: dict[str, Any]) -> bytes:
     binary = attribute.get("BinaryValue")
     return bytes(binary) if binary is not None else str(attribute.get("StringValue", "")).encode()
-
-
-class BackendPatches:
-    """AWS behaviour moto lacks or leaves off, added in its IAM backend where the state lives:
-    every account and every client (member roles included) sees it, as in IAM. Started before
-    the mock, stopped after it."""
-
-    _active: tuple[Any, ...] = ()
-
-    def patches(self) -> list[Any]:
-        """Made at start: each wraps the backend as it is then (earlier behaviours included)."""
-        raise NotImplementedError
-
-    def start(self) -> None:
-        self._active = tuple(self.patches())
-        for patch in self._active:
-            patch.start()
-
-    def stop(self) -> None:
-        for patch in reversed(self._active):
-            patch.stop()
-        self._active = ()
 
 
 class IamQuotas(BackendPatches):
@@ -348,10 +327,10 @@ class LocalAws:
             self.unmodifiable_roles,
             ScpLimits(),
             TrailInsights(),
-            KmsKeyStates(),  # type: ignore[list-item]  # the same start/stop protocol
+            KmsKeyStates(),
             PlumbingStrictness(),
             self.message_moves,  # type: ignore[list-item]  # the same start/stop protocol
-            QueuePolicySends(),  # type: ignore[list-item]  # a queue policy's Deny of SendMessage
+            QueuePolicySends(),  # a queue policy's Deny of SendMessage
         ]
         self._saved_env: dict[str, str | None] = {}
 

@@ -24,6 +24,8 @@ from moto.sqs.models import Queue
 from moto.sqs.responses import SQSResponse
 from moto.sts.models import sts_backends
 
+from connect_guard_tools.backend_patches import BackendPatches
+
 
 class AccessDenied(SQSException):
     def __init__(self, message: str) -> None:
@@ -95,12 +97,10 @@ def refuse(queue: Queue, caller: Caller) -> None:
         )
 
 
-class QueuePolicySends:
+class QueuePolicySends(BackendPatches):
     """Started and stopped with the mock, like the other strictness patches."""
 
-    _active: tuple[Any, ...] = ()
-
-    def start(self) -> None:
+    def patches(self) -> list[Any]:
         def checked(send: Any) -> Any:
             def send_if_allowed(response: SQSResponse) -> Any:
                 refuse(response.sqs_backend.get_queue(response._get_queue_name()), Caller.of(response))
@@ -108,14 +108,7 @@ class QueuePolicySends:
 
             return send_if_allowed
 
-        self._active = (
+        return [
             mock.patch.object(SQSResponse, "send_message", checked(SQSResponse.send_message)),
             mock.patch.object(SQSResponse, "send_message_batch", checked(SQSResponse.send_message_batch)),
-        )
-        for patch in self._active:
-            patch.start()
-
-    def stop(self) -> None:
-        for patch in reversed(self._active):
-            patch.stop()
-        self._active = ()
+        ]
