@@ -11,8 +11,8 @@ import pytest
 from connect_guard_tools.template import rule_routes
 from tests.template.stack import (
     COMMON_ENV,
-    MODE_ENV,
     FUNCTIONS,
+    MODE_ENV,
     OWN_ENV,
     QUEUES,
     RESOURCES,
