@@ -11,8 +11,11 @@ import pytest
 
 from connect_guard.errors import MemberAccessError
 from connect_guard.events import CloudTrailEvent
-from connect_guard.responders import profile_rollback, role_quarantine
+from connect_guard.responders import logging_guard, profile_rollback, role_quarantine
+from connect_guard.runtime import build_pipeline
 from connect_guard.sweep import build as build_sweep
+from tests.conftest import load_event
+from tests.integration.test_logging_guard import DEMO_INSTANCE
 from tests.integration.test_profile_rollback import INSTANCE, Instance, connect_event
 from tests.integration.test_profile_rollback import settings as connect_settings
 from tests.integration.test_role_quarantine import DENIED, POLICY_ARN, attached, iam_event, user
@@ -147,3 +150,43 @@ def test_the_sweep_follows_its_own_mode_and_the_detect_only_accounts(aws, instan
     (finding,) = findings(aws)
     assert finding["mode"] == ("enforce" if restored else "detect") and finding["mode_reason"] == reason
     assert [a["status"] for a in finding["actions"]] == ["taken" if restored else "proposed"]
+
+
+# ---- the logging guard -----------------------------------------------------------------------------
+MEMBER_TRAIL = f"arn:aws:cloudtrail:us-east-1:{ACCOUNT}:trail/member-trail"
+OWN_TRAIL = "arn:aws:cloudtrail:us-east-1:123456789012:trail/org-trail"
+
+
+def _guard(aws, **modes: Any):
+    return build_pipeline(logging_guard.build, aws.settings(**modes), aws.clients)
+
+
+def _logging(aws, arn: str) -> bool:
+    client = aws.account_session(arn.split(":")[4]).client("cloudtrail")
+    return bool(client.get_trail_status(Name=arn)["IsLogging"])
+
+
+def test_the_logging_guard_enforces_by_its_own_mode_and_spares_a_detect_only_account(aws):
+    assert not _logging(aws, MEMBER_TRAIL) and not _logging(aws, OWN_TRAIL)
+    guard = _guard(aws, response_mode="detect", logging_guard_mode="enforce", detect_only_account_ids=(ACCOUNT,))
+
+    member = guard.process(load_event("logging/stop-logging-member-account.json"))
+    own = guard.process(load_event("logging/stop-logging-by-name.json"))
+
+    assert member["outcome"] == "alerted" and not _logging(aws, MEMBER_TRAIL)  # the pilot's trail: left alone
+    assert own["outcome"] == "restored" and _logging(aws, OWN_TRAIL)  # the security account's: restored
+    by_account = {f["event"]["account_id"]: f for f in findings(aws)}
+    assert by_account[ACCOUNT]["mode_reason"] == f"{PILOT}; LoggingGuardMode=enforce"
+    assert by_account[ACCOUNT]["actions"][0]["status"] == "proposed"
+    assert by_account["123456789012"]["mode"] == "enforce"
+    assert by_account["123456789012"]["mode_reason"] == "LoggingGuardMode=enforce"
+    assert [a["target"]["S"] for a in aws.audit_records()] == [OWN_TRAIL]
+
+
+def test_flow_logs_stay_off_when_only_the_other_controls_enforce(aws):
+    guard = _guard(aws, response_mode="enforce", logging_guard_mode="detect")
+    result = guard.process(load_event("logging/update-instance-attribute-flow-logs-off.json"))
+    assert result["outcome"] == "alerted"
+    assert aws.connect.attribute(DEMO_INSTANCE, "CONTACTFLOW_LOGS") == "false"
+    (finding,) = findings(aws)
+    assert finding["mode"] == "detect" and finding["mode_reason"] == "LoggingGuardMode=detect"
