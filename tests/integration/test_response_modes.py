@@ -67,7 +67,9 @@ def test_quarantine_enforces_while_the_rollback_only_detects(aws, iam, instance)
     assert instance.user_profiles() == {instance.agent, instance.admin}  # the escalation stands
     assert reported.finding["mode"] == "detect"
     assert reported.finding["mode_reason"] == "ResponseMode=detect (ProfileRollbackMode inherits)"
-    assert any(r.startswith("detect mode (ResponseMode=detect") for r in reported.finding["reasons"])
+    assert any(
+        r.endswith("(detect: ResponseMode=detect (ProfileRollbackMode inherits))") for r in reported.finding["reasons"]
+    )
     assert [a["operation"] for a in aws.audit_records() if a["responder"]["S"] == "profile_rollback"] == []
 
 

@@ -184,7 +184,7 @@ class BaselineSweep(ConnectControl):
         severity = self.rules.severity(gained) if gained else Severity.LOW
         reasons = [self.describe(item, names) for item in result.drift][:50]
         if gained and not enforce:
-            reasons.append(f"detect mode ({mode.reason}): the actions show the calls enforce mode makes")
+            reasons.append(f"detect mode: the actions show the calls enforce mode makes (detect: {mode.reason})")
         title = f"Connect baseline drift in {instance.instance_id}: {len(result.drift)} change(s)"
         if gained:
             title += f", privileged: {', '.join(sorted(set(gained)))}"

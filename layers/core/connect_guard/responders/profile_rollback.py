@@ -473,7 +473,8 @@ class ProfileRollbackResponder(ConnectControl):
         elif status == "proposed":
             reasons = (
                 *reasons,
-                f"detect mode ({mode.reason}): no change made; the action shows the exact call enforce mode makes",
+                "detect mode: no change made; the action shows the exact call enforce mode makes "
+                f"(detect: {mode.reason})",
             )
         finding = self._finding(event, actor, self.rules.severity(plan.gained), subject, connect, (action,), reasons)
         if pending is not None:

@@ -422,7 +422,9 @@ class RoleQuarantineResponder:
         mode = self._mode(actor, account)
         if not mode.enforces:
             self._publish_failed(
-                event, error, f"detect mode ({mode.reason}): nothing is ever quarantined, the alert is what failed"
+                event,
+                error,
+                f"detect mode: nothing is ever quarantined, the alert is what failed (detect: {mode.reason})",
             )
             return
         try:
@@ -544,8 +546,8 @@ class RoleQuarantineResponder:
             return QuarantineResult(_unreachable(kind, name, where, error), critical=True)
         if not enforce:
             return QuarantineResult(
-                f"detect mode ({mode.reason}): the actions show what enforce mode does to {kind} {name} "
-                f"({_EFFECT[kind]})",
+                f"detect mode: the actions show what enforce mode does to {kind} {name} ({_EFFECT[kind]}); "
+                f"detect: {mode.reason}",
                 planned,
             )
         try:
@@ -660,10 +662,9 @@ class RoleQuarantineResponder:
         if not mode.enforces:
             planned = IdentityCenterRevocation(None, None, "", policy).plan(None, person)
             return QuarantineResult(
-                f"detect mode ({mode.reason}): enforce mode adds IAM Identity Center user {person} to the "
-                f"deny-list SCP {policy} "
+                f"detect mode: enforce mode adds IAM Identity Center user {person} to the deny-list SCP {policy} "
                 f"(everything denied in every account it binds, whatever the permission set; {role} is not "
-                "modifiable in IAM)",
+                f"modifiable in IAM); detect: {mode.reason}",
                 [planned],
             )
         finding_id = finding_id_of(NAME, record.event_id)
