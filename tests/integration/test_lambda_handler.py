@@ -93,7 +93,7 @@ def test_published_alert_carries_attributes_subject_and_both_renderings(aws, han
         "kind": "iam.policy_change",
     }
     finding = json.loads(message["Message"])  # SQS subscribers get the JSON finding
-    assert finding["schema"] == "connect-guard/finding" and finding["schema_version"] == "1.1"
+    assert finding["schema"] == "connect-guard/finding" and finding["schema_version"] == "1.2"
     assert finding["policy"]["arn"] == "arn:aws:iam::aws:policy/AdministratorAccess"
     assert finding["target"] == {"kind": "user", "name": "alice", "arn": None}
     assert finding["event"]["console_url"].endswith(f"#/events/{finding['event']['event_id']}")

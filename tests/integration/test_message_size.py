@@ -58,7 +58,7 @@ def test_a_policy_too_large_for_sns_alerts_with_its_grants_summarised(aws):
     assert outcome.outcome == "alerted"
     (delivered,) = aws.inbox()
     finding = json.loads(delivered["Message"])
-    assert finding["schema_version"] == "1.1" and finding["truncated"] == ["policy.grants"]
+    assert finding["schema_version"] == "1.2" and finding["truncated"] == ["policy.grants"]
     assert finding["policy"]["grants_total"] == 1
     assert outcome.finding == finding  # the outcome reports the finding as published
     (grant,) = finding["policy"]["grants"]

@@ -356,3 +356,57 @@ def test_a_seed_that_is_not_yaml_is_one_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and err.startswith(f"connect-guard replay: --seed {tmp_path / 'state.yaml'}: not YAML (")
     assert len(err.splitlines()) == 1
+
+
+# ---- response modes per control and per account (README "Response modes") -----------------------
+MIXED_SAMPLES = (
+    "quarantine/delete-role-tagged-assumed-role.json",  # in member account 111122223333
+    "connect/create-user-with-admin.json",  # an instance of 111122223333
+    "logging/stop-logging-member-account.json",  # a trail of 111122223333
+    "logging/stop-logging-by-name.json",  # a trail of the security account, 123456789012
+)
+
+
+def _mixed(*overrides: str) -> dict[str, dict]:
+    paths = [str(EVENTS / sample) for sample in MIXED_SAMPLES]
+    code, output = run(
+        *paths, "--format", "json", "--no-progress", "--show-findings", "--parameter-overrides", *overrides
+    )
+    assert code == 0
+    objects = [json.loads(line) for line in output.splitlines()]
+    rows = {row["source"].removeprefix("events/"): row for row in objects if row["kind"] == "event"}
+    assert set(rows) == set(MIXED_SAMPLES)
+    return rows
+
+
+def test_replay_with_quarantine_enforcing_while_everything_else_detects():
+    rows = _mixed("QuarantineMode=enforce")  # ResponseMode stays detect
+    quarantine = rows[MIXED_SAMPLES[0]]
+    assert quarantine["outcome"] == "quarantined"
+    assert (
+        quarantine["finding"]["mode"] == "enforce" and quarantine["finding"]["mode_reason"] == "QuarantineMode=enforce"
+    )
+    rollback = rows[MIXED_SAMPLES[1]]
+    assert rollback["outcome"] == "alerted"  # the escalation is reported, not rolled back
+    assert rollback["finding"]["mode"] == "detect"
+    assert rollback["finding"]["mode_reason"] == "ResponseMode=detect (ProfileRollbackMode inherits)"
+    assert [a["status"] for a in rollback["finding"]["actions"]] == ["proposed"]
+    for trail in MIXED_SAMPLES[2:]:
+        assert rows[trail]["outcome"] == "alerted" and rows[trail]["finding"]["mode"] == "detect"
+
+
+def test_replay_leaves_a_detect_only_account_alone_whatever_the_controls_modes():
+    rows = _mixed("ResponseMode=enforce", "QuarantineMode=enforce", "DetectOnlyAccountIds=111122223333")
+    pilot = "account 111122223333 is in DetectOnlyAccountIds"
+    for sample in MIXED_SAMPLES[:3]:  # everything in the pilot account: alerted, nothing written
+        row = rows[sample]
+        assert row["outcome"] == "alerted", sample
+        assert row["finding"]["mode"] == "detect" and row["finding"]["mode_reason"].startswith(pilot), sample
+        assert all(a["status"] == "proposed" for a in row["finding"]["actions"]), sample
+    assert rows[MIXED_SAMPLES[0]]["finding"]["mode_reason"] == f"{pilot}; QuarantineMode=enforce"
+    # The email says which mode applied and why.
+    assert f"Mode              detect ({pilot}; QuarantineMode=enforce)" in rows[MIXED_SAMPLES[0]]["emails"][0]
+    # The security account's own trail is not a pilot: restored.
+    own = rows[MIXED_SAMPLES[3]]
+    assert own["outcome"] == "restored"
+    assert own["finding"]["mode_reason"] == "ResponseMode=enforce (LoggingGuardMode inherits)"

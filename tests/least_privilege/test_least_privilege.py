@@ -121,6 +121,10 @@ class Run:
     outcomes: dict[str, set[str]]  # function → replay outcomes
     variant: str = ""  # identity-center-in-member: Identity Center is administered from the member account
 
+    @property
+    def quarantine_enforces(self) -> bool:
+        return self.mode == "enforce" or self.variant == "quarantine-enforces"
+
     @cached_property
     def mismatches(self) -> list[Mismatch]:
         return check(self.requests, self.stacks)
@@ -467,7 +471,11 @@ def run_notifications(aws: LocalAws, log: CallLog, stacks: Stacks, slack: FakeSl
 
 # Identity Center administered from the security account, or from an enrolled account (its
 # member stack's sso role): the corpus' SSO deletion revokes through the deny-list SCP there.
-@pytest.fixture(scope="module", params=["detect", "enforce", "enforce/identity-center-in-member"])
+# Mixed modes: quarantine enforcing in a detect deployment (QuarantineMode=enforce): its writes,
+# and nobody else's, are granted and called.
+@pytest.fixture(
+    scope="module", params=["detect", "enforce", "enforce/identity-center-in-member", "detect/quarantine-enforces"]
+)
 def run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
     mode, _, variant = request.param.partition("/")
     center_account = SOURCE_ACCOUNT if variant == "identity-center-in-member" else SECURITY_ACCOUNT
@@ -489,6 +497,7 @@ def run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
             "default",
             {
                 "ResponseMode": mode,
+                **({"QuarantineMode": "enforce"} if variant == "quarantine-enforces" else {}),
                 "ConnectInstanceArns": ",".join([*(i.instance_arn for i in aws.instances), fresh]),
                 # The corpus' allowlisted pipeline also approves: the rollback's baseline write.
                 "BaselineApprovers": f"arn:aws:iam::{SOURCE_ACCOUNT}:role/ConnectChangePipeline",
@@ -594,7 +603,8 @@ def test_the_write_paths_ran(run: Run) -> None:
     acted = {"rolled_back", "quarantined"} & (
         run.outcomes["ProfileRollbackFunction"] | run.outcomes["QuarantineFunction"]
     )
-    assert acted == ({"rolled_back", "quarantined"} if run.mode == "enforce" else set())
+    expected = {"rolled_back"} if run.mode == "enforce" else set()
+    assert acted == expected | ({"quarantined"} if run.quarantine_enforces else set())
 
 
 def test_the_member_stack_is_resolved_for_the_same_deployment(run: Run) -> None:
@@ -645,7 +655,12 @@ def test_a_detect_deployment_holds_no_write(run: Run) -> None:
         for action in s.actions
         if _is_write(action, s.resources)
     }
-    if run.mode == "detect":
+    if run.variant == "quarantine-enforces":  # the quarantine's writes and write role, nobody else's
+        assert member == {"member:ReadRole", "member:QuarantineRole"}
+        others = {w for w in writes if not w.startswith(("QuarantineFunctionRole:", "member:QuarantineRole:"))}
+        assert others == {"ProfileRollbackFunctionRole: dynamodb:PutItem"}
+        assert any(w.startswith("QuarantineFunctionRole: iam:Attach") for w in writes)
+    elif run.mode == "detect":
         assert member == {"member:ReadRole"}
         # The rollback records a baseline approver's change, in either mode.
         assert writes == {"ProfileRollbackFunctionRole: dynamodb:PutItem"}
@@ -669,7 +684,7 @@ def distinct(calls: list[Call]) -> list[Call]:
 
 def test_no_policy_but_the_quarantine_policy_can_be_attached(run: Run) -> None:
     attachments = distinct([c for c in run.suite_calls if c.service == "iam" and c.operation.startswith("Attach")])
-    if run.mode == "detect":
+    if not run.quarantine_enforces:
         assert attachments == []
         return
     assert attachments, "enforce mode attached nothing"
@@ -681,7 +696,7 @@ def test_no_policy_but_the_quarantine_policy_can_be_attached(run: Run) -> None:
 
 def test_only_the_suites_tag_keys_can_be_written(run: Run) -> None:
     tagging = distinct([c for c in run.suite_calls if c.service == "iam" and c.operation.startswith(("Tag", "Untag"))])
-    assert bool(tagging) == (run.mode == "enforce")
+    assert bool(tagging) == run.quarantine_enforces
     protected = settings_of(run.stacks, "QuarantineFunction").protected_role_tag_key
     for call in tagging:
         assert forged(run, call) == [], call
@@ -701,7 +716,7 @@ def test_the_suites_own_roles_are_never_modified(run: Run) -> None:
             if c.service == "iam" and "RoleName" in c.params and not c.operation.startswith(("Get", "List"))
         ]
     )
-    assert bool(writes) == (run.mode == "enforce")
+    assert bool(writes) == run.quarantine_enforces
     for call in writes:
         for role in suite_roles(run.stacks, call.account):
             kinds = {m.kind for m in forged(run, call, RoleName=role.rsplit("/", 1)[-1])}
@@ -883,7 +898,7 @@ def test_an_export_task_needs_the_write_to_its_destination() -> None:
 
 
 def test_only_the_configured_operator_role_may_release_through_the_member_quarantine_role(run: Run) -> None:
-    if run.mode == "detect":
+    if not run.quarantine_enforces:
         return
     quarantine = run.stacks.member_roles(SOURCE_ACCOUNT)["connect-guard-dev-member-quarantine"]
     released = [c for c in run.calls if c.function == OPERATOR and c.role == quarantine.arn]

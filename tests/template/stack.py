@@ -298,6 +298,35 @@ COMMON_ENV = {
     "POWERTOOLS_LOG_LEVEL": "INFO",
     **{variable: {"Ref": parameter} for parameter, variable in QUARANTINE_PARAMETERS.items()},
 }
+# Response modes (README "Response modes"): each responsive control's function and its condition.
+# The function's writes live in that condition's branches, and it gets its mode resolved.
+ENFORCES = {
+    "ProfileRollbackFunction": "RollbackEnforces",
+    "BaselineSweepFunction": "SweepEnforces",
+    "QuarantineFunction": "QuarantineEnforces",
+    "LoggingGuardFunction": "LoggingGuardEnforces",
+}
+MODE_PARAMETERS = {
+    "ProfileRollbackFunction": ("PROFILE_ROLLBACK_MODE", "ProfileRollbackMode"),
+    "BaselineSweepFunction": ("BASELINE_SWEEP_MODE", "BaselineSweepMode"),
+    "QuarantineFunction": ("QUARANTINE_MODE", "QuarantineMode"),
+    "LoggingGuardFunction": ("LOGGING_GUARD_MODE", "LoggingGuardMode"),
+}
+MODE_ENV = {
+    function: {
+        "RESPONSE_MODE": {"Fn::If": [condition, "enforce", "detect"]},
+        MODE_PARAMETERS[function][0]: {"Ref": MODE_PARAMETERS[function][1]},
+        "DETECT_ONLY_ACCOUNT_IDS": {"Ref": "DetectOnlyAccountIds"},
+    }
+    for function, condition in ENFORCES.items()
+}
+
+
+def common_env(function: str) -> dict[str, Any]:
+    """COMMON_ENV as `function` reads it: a responsive control's RESPONSE_MODE is its own, resolved."""
+    return {**COMMON_ENV, **{k: v for k, v in MODE_ENV.get(function, {}).items() if k in COMMON_ENV}}
+
+
 # Each responder reads only its own queue's records (connect_guard.runtime).
 SOURCE_QUEUES = {
     "PolicyAlertsFunction": "PolicyAlertsQueue",

@@ -25,13 +25,6 @@ SECTION = "### Configuration (template parameters)"
 SECURITY_HEADER = ("parameter", "default")
 MEMBER_HEADER = ("member parameter", "default")
 
-# Documented ahead of the template: parameters that work in progress elsewhere adds (per-control
-# response modes in both templates, the operations topic, the redrive operator). A row for one of
-# them may stand before the template has it; once the template has it, its row is checked like
-# any other. Empty these sets when they land.
-_MODES = frozenset({"ProfileRollbackMode", "BaselineSweepMode", "QuarantineMode", "LoggingGuardMode"})
-AHEAD_OF_TEMPLATE = _MODES | {"DetectOnlyAccountIds", "OperationsEmail", "RedriveOperatorArn"}
-AHEAD_OF_MEMBER_TEMPLATE = _MODES
 
 _NAME = re.compile(r"^`([A-Za-z][A-Za-z0-9]*)`$")
 _CODE = re.compile(r"^`([^`]*)`$")
@@ -97,7 +90,7 @@ def _template_defaults(template: dict[str, Any]) -> dict[str, str | None]:
     }
 
 
-def _problems(rows: list[Row], defaults: dict[str, str | None], ahead: frozenset[str]) -> list[str]:
+def _problems(rows: list[Row], defaults: dict[str, str | None]) -> list[str]:
     problems = []
     seen: dict[str, int] = {}
     for row in rows:
@@ -105,8 +98,7 @@ def _problems(rows: list[Row], defaults: dict[str, str | None], ahead: frozenset
             problems.append(f"{row.name}: documented twice (lines {seen[row.name]} and {row.line})")
         seen[row.name] = row.line
         if row.name not in defaults:
-            if row.name not in ahead:
-                problems.append(f"{row.name} (line {row.line}): no such parameter in the template")
+            problems.append(f"{row.name} (line {row.line}): no such parameter in the template")
             continue
         if row.default != defaults[row.name]:
             wanted = "required" if defaults[row.name] is None else repr(defaults[row.name])
@@ -123,22 +115,12 @@ def documented() -> dict[str, list[Row]]:
 
 def test_every_security_stack_parameter_is_documented_with_its_default(documented: dict[str, list[Row]]) -> None:
     defaults = _template_defaults(load_template())
-    assert _problems(documented["security"], defaults, AHEAD_OF_TEMPLATE) == []
+    assert _problems(documented["security"], defaults) == []
 
 
 def test_every_member_stack_parameter_is_documented_with_its_default(documented: dict[str, list[Row]]) -> None:
     defaults = _template_defaults(load_template(PROJECT_ROOT / "member" / "template.yaml"))
-    assert _problems(documented["member"], defaults, AHEAD_OF_MEMBER_TEMPLATE) == []
-
-
-def test_documented_ahead_rows_exist_for_the_parallel_parameters(documented: dict[str, list[Row]]) -> None:
-    # The rows stand now so that the template change and its documentation meet in one merge.
-    security = {row.name: row.default for row in documented["security"]}
-    member = {row.name: row.default for row in documented["member"]}
-    assert security.keys() >= AHEAD_OF_TEMPLATE
-    assert member.keys() >= AHEAD_OF_MEMBER_TEMPLATE
-    assert {security[name] for name in _MODES} == {member[name] for name in _MODES} == {"inherit"}
-    assert security["DetectOnlyAccountIds"] == security["OperationsEmail"] == security["RedriveOperatorArn"] == ""
+    assert _problems(documented["member"], defaults) == []
 
 
 def test_the_docs_the_readme_links_exist() -> None:
@@ -188,17 +170,17 @@ def test_only_rows_of_the_section_count() -> None:
 def test_the_checker_reports_missing_stale_and_wrong_defaults() -> None:
     rows = configuration_rows(SAMPLE)["security"]
     defaults = {"Environment": "prod", "Prose": "", "Outside": "", "After": ""}
-    problems = _problems(rows, defaults, frozenset())
+    problems = _problems(rows, defaults)
     assert "Environment (line 15): default documented 'dev', template 'prod'" in problems
     assert "Gone (line 16): no such parameter in the template" in problems
     assert {p.split(":")[0] for p in problems if "not in the README" in p} == {"Prose", "Outside", "After"}
-    assert _problems(rows, {"Environment": "dev"}, frozenset({"Gone"})) == []
+    assert _problems(rows, {"Environment": "dev", "Gone": ""}) == []
 
 
 def test_a_required_parameter_must_be_documented_as_required() -> None:
     rows = configuration_rows(SAMPLE)["member"]
-    assert _problems(rows, {"SecurityAccountId": None}, frozenset()) == []
-    assert _problems(rows, {"SecurityAccountId": "123456789012"}, frozenset()) == [
+    assert _problems(rows, {"SecurityAccountId": None}) == []
+    assert _problems(rows, {"SecurityAccountId": "123456789012"}) == [
         "SecurityAccountId (line 20): default documented required, template '123456789012'"
     ]
 

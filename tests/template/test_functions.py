@@ -12,6 +12,7 @@ from connect_guard_tools.template import rule_routes
 from tests.template.stack import (
     COMMON_ENV,
     FUNCTIONS,
+    MODE_ENV,
     OWN_ENV,
     QUEUES,
     RESOURCES,
@@ -21,6 +22,7 @@ from tests.template.stack import (
     SOURCE_QUEUES,
     SUITE_ROLE_PATH,
     T,
+    common_env,
     grants,
     parameters,
     props,
@@ -102,7 +104,7 @@ CONNECT_FUNCTIONS = {
 def test_every_function_reads_the_common_settings_under_the_same_names() -> None:
     for name, fn in FUNCTIONS.items():
         env = fn["Properties"]["Environment"]["Variables"]
-        assert {k: env.get(k) for k in COMMON_ENV} == COMMON_ENV, name
+        assert {k: env.get(k) for k in COMMON_ENV} == common_env(name), name
         assert env["POWERTOOLS_SERVICE_NAME"] == Path(fn["Properties"]["CodeUri"]).name.replace("_", "-"), name
 
 
@@ -122,7 +124,9 @@ def test_every_environment_variable_is_a_setting_the_core_reads() -> None:
 def test_connect_functions_environment(function: str) -> None:
     env = props(function)["Environment"]["Variables"]
     own = OWN_ENV.get(function, {})
-    assert env == {**COMMON_ENV, **CONNECT_ENV, **own, "POWERTOOLS_SERVICE_NAME": CONNECT_FUNCTIONS[function]}
+    mode = MODE_ENV.get(function, {})
+    expected = {**COMMON_ENV, **CONNECT_ENV, **own, **mode, "POWERTOOLS_SERVICE_NAME": CONNECT_FUNCTIONS[function]}
+    assert env == expected
 
 
 def test_settings_one_function_reads_stay_with_it() -> None:

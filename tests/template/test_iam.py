@@ -11,6 +11,7 @@ import pytest
 from tests.template.stack import (
     CONNECT_SERVICE_ROLES,
     DENY_LIST_SCP,
+    ENFORCES,
     EXPORTABLE_LOG_GROUPS,
     FUNCTIONS,
     IAM_ROLE_WRITES,
@@ -186,17 +187,17 @@ def test_member_roles_are_assumed_only_with_enrolled_accounts(function: str) -> 
     (conditional,) = [p["Fn::If"] for p in role_props["Policies"] if "Fn::If" in p]
     assert conditional[0] == "HasMemberAccounts" and conditional[2] == {"Ref": "AWS::NoValue"}
     assert T["Conditions"]["HasMemberAccounts"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "MemberAccountIds"}, ""]}]}
-    # The read role always; a write role only inside IsEnforce.
+    # The read role always; a write role only inside the function's own control's condition.
     read, *writers = conditional[1]["PolicyDocument"]["Statement"]
     assert read["Resource"] == member_role("read")
     for writer in writers:
         condition, statement, otherwise = writer["Fn::If"]
         assert otherwise == {"Ref": "AWS::NoValue"}
         if condition == "RevokesIdentityCenterInMember":  # the one account administering Identity Center
-            assert {"Condition": "IsEnforce"} in T["Conditions"][condition]["Fn::And"]
+            assert {"Condition": ENFORCES[function]} in T["Conditions"][condition]["Fn::And"]
             assert statement["Resource"] == MEMBER_SSO_ROLE
             continue
-        assert condition == "IsEnforce"
+        assert condition == ENFORCES[function]
         assert statement["Resource"] in (member_role("rollback"), member_role("quarantine"))
 
 
@@ -214,7 +215,7 @@ def test_the_sweep_and_the_quarantine_record_audit_entries_only_in_enforce_mode(
             for s in own["PolicyDocument"]["Statement"]
             if "Fn::If" in s and s["Fn::If"][1]["Sid"] == "AuditRecords"
         ]
-        assert audit[0] == "IsEnforce" and audit[2] == {"Ref": "AWS::NoValue"}, function
+        assert audit[0] == ENFORCES[function] and audit[2] == {"Ref": "AWS::NoValue"}, function
         assert audit[1]["Action"] == "dynamodb:PutItem" and target(audit[1]["Resource"]) == "AuditTable", function
 
 
@@ -228,7 +229,7 @@ def test_the_action_journal_is_read_by_key_in_enforce_mode_only_and_never_the_au
             for s in own["PolicyDocument"]["Statement"]
             if "Fn::If" in s and s["Fn::If"][1]["Sid"] == "ReadActionJournal"
         ]
-        assert journal[0] == "IsEnforce" and journal[2] == {"Ref": "AWS::NoValue"}, function
+        assert journal[0] == ENFORCES[function] and journal[2] == {"Ref": "AWS::NoValue"}, function
         statement = journal[1]
         assert statement["Action"] == "dynamodb:GetItem" and target(statement["Resource"]) == "AuditTable", function
         assert statement["Condition"] == {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["finding#*"]}}

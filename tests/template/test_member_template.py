@@ -181,7 +181,8 @@ def _without_no_value(items: list[Any]) -> list[Any]:
 
 def _statements(role: str) -> list[dict[str, Any]]:
     properties = member()[role]["Properties"]
-    return [s for p in properties["Policies"] for s in _without_no_value(as_list(p["PolicyDocument"]["Statement"]))]
+    policies = _without_no_value(properties["Policies"])
+    return [s for p in policies for s in _without_no_value(as_list(p["PolicyDocument"]["Statement"]))]
 
 
 def _actions(role: str) -> set[str]:
@@ -239,18 +240,23 @@ def test_member_roles_trust_only_the_exact_function_roles_that_need_them():
 def test_only_the_read_role_exists_in_detect_mode_and_none_in_the_security_account():
     conditions = template()["Conditions"]
     assert member()["ReadRole"]["Condition"] == "HasMemberRoles"
-    assert member()["RollbackRole"]["Condition"] == member()["QuarantineRole"]["Condition"] == "HasWriteRoles"
+    assert member()["RollbackRole"]["Condition"] == "HasRollbackRole"
+    assert member()["QuarantineRole"]["Condition"] == "HasQuarantineRole"
     assert conditions["HasMemberRoles"] == {
         "Fn::And": [{"Condition": "IsUsEast1"}, {"Fn::Not": [{"Condition": "IsSecurityAccount"}]}]
     }
-    assert conditions["HasWriteRoles"] == {"Fn::And": [{"Condition": "HasMemberRoles"}, {"Condition": "IsEnforce"}]}
+    # Each write role only where a control that uses it enforces (test_member_modes: every combination).
+    assert {"Condition": "HasMemberRoles"} in conditions["HasRollbackRole"]["Fn::And"]
+    assert conditions["HasQuarantineRole"] == {
+        "Fn::And": [{"Condition": "HasMemberRoles"}, {"Condition": "QuarantineEnforces"}]
+    }
     assert conditions["IsEnforce"] == {"Fn::Equals": [{"Ref": "ResponseMode"}, "enforce"]}
     assert template()["Parameters"]["ResponseMode"]["Default"] == "detect"
     # Nothing else in the stack can write to IAM or Connect.
     for name, resource in member().items():
         if resource["Type"] == "AWS::IAM::Role" and name not in MEMBER_ROLES:
             if name == "SsoRevocationRole":  # the Identity Center account's, enforce mode only
-                assert {"Condition": "HasWriteRoles"} in conditions["HasSsoRole"]["Fn::And"]
+                assert {"Condition": "HasQuarantineRole"} in conditions["HasSsoRole"]["Fn::And"]
                 assert _actions(name) == {
                     "organizations:DescribePolicy",
                     "organizations:ListTargetsForPolicy",
@@ -325,9 +331,9 @@ def test_the_rollback_role_holds_exactly_the_connect_updates_and_the_flow_logs_s
 
 def test_member_quarantine_role_exists_only_in_enforce_mode_and_holds_only_the_quarantines_writes():
     resource = member()["QuarantineRole"]
-    assert resource["Condition"] == "HasWriteRoles"
-    assert template()["Conditions"]["HasWriteRoles"] == {
-        "Fn::And": [{"Condition": "HasMemberRoles"}, {"Condition": "IsEnforce"}]
+    assert resource["Condition"] == "HasQuarantineRole"
+    assert template()["Conditions"]["HasQuarantineRole"] == {
+        "Fn::And": [{"Condition": "HasMemberRoles"}, {"Condition": "QuarantineEnforces"}]
     }
     allows = [s for s in _statements("QuarantineRole") if s["Effect"] == "Allow"]
     actions = {a for s in allows for a in as_list(s["Action"])}

@@ -245,19 +245,19 @@ def _quarantine_statements() -> list[dict[str, Any]]:
 
 
 def test_the_quarantines_iam_writes_exist_only_in_enforce_mode() -> None:
-    # Detect deployments hold no IAM write: every one (and the guard) is in an IsEnforce branch.
+    # Detect deployments hold no IAM write: every one (and the guard) is in a QuarantineEnforces branch.
     enforce_only = T["Conditions"]["DeactivatesKeysInEnforce"]["Fn::And"]
-    assert {"Condition": "IsEnforce"} in enforce_only
+    assert {"Condition": "QuarantineEnforces"} in enforce_only
     for item in _quarantine_statements():
         if "Fn::If" not in item:
             actions = as_list(item["Action"])
             assert all(a.split(":")[1].startswith(("Get", "List")) for a in actions if a.startswith("iam:")), item
             continue
         condition, statement, otherwise = item["Fn::If"]
-        enforce_only = ("IsEnforce", "DeactivatesKeysInEnforce", "RevokesIdentityCenterHere")
+        enforce_only = ("QuarantineEnforces", "DeactivatesKeysInEnforce", "RevokesIdentityCenterHere")
         assert condition in enforce_only and otherwise == {"Ref": "AWS::NoValue"}
         if condition == "RevokesIdentityCenterHere":  # the SCP and the user lookup, nothing of IAM
-            assert {"Condition": "IsEnforce"} in T["Conditions"][condition]["Fn::And"]
+            assert {"Condition": "QuarantineEnforces"} in T["Conditions"][condition]["Fn::And"]
             assert not any(a.startswith("iam:") for a in as_list(statement["Action"])), statement["Sid"]
             continue
         if statement["Sid"] in ("AuditRecords", "ReadActionJournal"):  # the record of what enforce mode did

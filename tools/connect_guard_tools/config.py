@@ -31,6 +31,13 @@ SETTINGS_FROM_PARAMETERS = {
     "QuarantineOnTampering": "quarantine_on_tampering",
     "DeactivateAccessKeys": "deactivate_access_keys",
     "QuarantinePolicyName": "quarantine_policy_name",
+    # Response modes: the replay runs every control in one process, so it resolves each one's
+    # mode itself (Settings.mode_for), as the template's conditions do.
+    "ProfileRollbackMode": "profile_rollback_mode",
+    "BaselineSweepMode": "baseline_sweep_mode",
+    "QuarantineMode": "quarantine_mode",
+    "LoggingGuardMode": "logging_guard_mode",
+    "DetectOnlyAccountIds": "detect_only_account_ids",
 }
 
 

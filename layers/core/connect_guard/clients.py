@@ -29,7 +29,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from connect_guard.errors import DeadlineExceededError, ErrorClass, MemberAccessError, classify
-from connect_guard.settings import MemberPurpose, Settings
+from connect_guard.settings import WRITE_PURPOSES, MemberPurpose, Settings
 
 CONNECT_TIMEOUT_SECONDS = 2
 READ_TIMEOUT_SECONDS = 3
@@ -156,6 +156,10 @@ class AwsClients:
             return self._regional[key]
         if not settings.enrolled(account_id):
             raise MemberAccessError(f"account {account_id} is not enrolled (MemberAccountIds)")
+        if purpose in WRITE_PURPOSES and account_id in settings.detect_only_account_ids:
+            # Fail closed below the responders' own mode checks: a pilot account's member stack
+            # may have write roles, but nothing the suite runs assumes them.
+            raise MemberAccessError(f"account {account_id} is in DetectOnlyAccountIds: its {purpose} role is not used")
         return self.member_client(service, settings.member_role_arn(account_id, purpose), region)
 
     @cached_property

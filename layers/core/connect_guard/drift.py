@@ -78,6 +78,7 @@ class DriftFinding:
     connect: ConnectRef | None = None
 
     def finding(self, settings: Settings, summary: str) -> Finding:
+        mode = settings.mode_for("logging_guard", self.account)  # every drift check is the logging guard's
         return Finding(
             responder=self.responder,
             kind=self.kind,
@@ -91,7 +92,8 @@ class DriftFinding:
             reasons=self.reasons,
             runbook_url=settings.runbook_url(self.responder),
             environment=settings.environment,
-            mode=settings.response_mode,
+            mode=mode.mode,
+            mode_reason=mode.reason,
             target=self.target,
             connect=self.connect,
             change=self.change,

@@ -19,7 +19,7 @@ from connect_guard.events import CloudTrailEvent, CloudTrailRecord
 from connect_guard.policy import Severity
 from connect_guard.principals import Actor
 
-SCHEMA_VERSION = "1.1"
+SCHEMA_VERSION = "1.2"
 SCHEMA_ID = "connect-guard/finding"
 SUBJECT_MAX = 99  # SNS: under 100 characters
 
@@ -133,6 +133,9 @@ class Finding:
     runbook_url: str
     environment: str
     mode: str
+    # Why the mode applied to this account (Settings.mode_for), for the responsive controls:
+    # "QuarantineMode=enforce", "account 111122223333 is in DetectOnlyAccountIds; ...". Empty elsewhere.
+    mode_reason: str = ""
     target: Target | None = None
     policy: PolicyRef | None = None
     connect: ConnectRef | None = None
@@ -194,6 +197,7 @@ def render_text(finding: Finding) -> str:
         "",
         "WHAT",
         _line("Event", f"{e.event_name} {verb} at {e.event_time}"),
+        _line("Mode", finding.mode_reason and f"{finding.mode} ({finding.mode_reason})"),
         _line(
             "Error",
             finding.attempt.error_code and f"{finding.attempt.error_code}: {finding.attempt.error_message}",

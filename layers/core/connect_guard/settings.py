@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -57,6 +58,30 @@ MEMBER_PURPOSES: tuple[MemberPurpose, ...] = ("read", "rollback", "quarantine", 
 
 DEDUP_TTL_SECONDS = 20 * 86_400
 
+# Response modes (README "Response modes"): each responsive control has its own template
+# parameter; `inherit` follows ResponseMode. DetectOnlyAccountIds keeps accounts in detect.
+Mode = Literal["detect", "enforce"]
+ControlMode = Literal["inherit", "detect", "enforce"]
+Control = Literal["profile_rollback", "baseline_sweep", "quarantine", "logging_guard"]
+CONTROL_MODE_PARAMETERS: dict[Control, str] = {
+    "profile_rollback": "ProfileRollbackMode",
+    "baseline_sweep": "BaselineSweepMode",
+    "quarantine": "QuarantineMode",
+    "logging_guard": "LoggingGuardMode",
+}
+
+
+@dataclass(frozen=True)
+class ModeDecision:
+    """Whether a control acts on one account, and why (the finding's `mode` and `mode_reason`)."""
+
+    mode: Mode
+    reason: str
+
+    @property
+    def enforces(self) -> bool:
+        return self.mode == "enforce"
+
 
 def member_role_name(environment: str, purpose: MemberPurpose) -> str:
     return f"connect-guard-{environment}-member-{purpose}"
@@ -71,6 +96,14 @@ class Settings(BaseModel):
 
     environment: str = "dev"
     response_mode: Literal["detect", "enforce"] = "detect"
+    # Per control (template.yaml ProfileRollbackMode, ...): a function gets its own control's
+    # and RESPONSE_MODE already resolved; the replay gets all of them and resolves here.
+    profile_rollback_mode: ControlMode = "inherit"
+    baseline_sweep_mode: ControlMode = "inherit"
+    quarantine_mode: ControlMode = "inherit"
+    logging_guard_mode: ControlMode = "inherit"
+    # Accounts where no control writes, whatever its mode (pilot accounts).
+    detect_only_account_ids: tuple[str, ...] = ()
     alert_topic_arn: str = Field(pattern=r"^arn:aws[\w-]*:sns:[\w-]+:\d{12}:[\w-]+$")
     dedup_table_name: str = Field(min_length=3)
     # Principal patterns (connect_guard.arn_patterns, validated below): the allowlist's changes
@@ -153,6 +186,7 @@ class Settings(BaseModel):
 
     _split = field_validator(
         "member_account_ids",
+        "detect_only_account_ids",
         "suite_role_arns",
         "suite_role_ids",
         "allowlisted_principals",
@@ -167,7 +201,7 @@ class Settings(BaseModel):
         mode="before",
     )(_split_list)
 
-    @field_validator("member_account_ids", "snapshot_account_ids")
+    @field_validator("member_account_ids", "snapshot_account_ids", "detect_only_account_ids")
     @classmethod
     def _account_ids(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         bad = [v for v in value if not (len(v) == 12 and v.isdigit())]
@@ -269,6 +303,24 @@ class Settings(BaseModel):
         """A run outside the deployed trigger path, where direct invocations are accepted."""
         return self.sam_local or self.allow_direct_invocation
 
+    def mode_for(self, control: Control, account_id: str | None) -> ModeDecision:
+        """Does `control` act on `account_id` (the account the write would touch), and why.
+
+        Fail closed: an account in DetectOnlyAccountIds, or one the event does not name, is
+        detect whatever the control's mode."""
+        parameter = CONTROL_MODE_PARAMETERS[control]
+        own: ControlMode = getattr(self, f"{control}_mode")
+        if own == "inherit":
+            mode: Mode = self.response_mode
+            why = f"ResponseMode={mode} ({parameter} inherits)"
+        else:
+            mode, why = own, f"{parameter}={own}"
+        if mode == "enforce" and not account_id:
+            return ModeDecision("detect", f"the account is not known; {why}")
+        if mode == "enforce" and account_id in self.detect_only_account_ids:
+            return ModeDecision("detect", f"account {account_id} is in DetectOnlyAccountIds; {why}")
+        return ModeDecision(mode, why)
+
     def enrolled(self, account_id: str) -> bool:
         """The security account, or a source account with the member stack."""
         return account_id == self.own_account_id or account_id in self.member_account_ids
@@ -290,6 +342,11 @@ class Settings(BaseModel):
         names = {
             "environment": "ENVIRONMENT",
             "response_mode": "RESPONSE_MODE",
+            "profile_rollback_mode": "PROFILE_ROLLBACK_MODE",
+            "baseline_sweep_mode": "BASELINE_SWEEP_MODE",
+            "quarantine_mode": "QUARANTINE_MODE",
+            "logging_guard_mode": "LOGGING_GUARD_MODE",
+            "detect_only_account_ids": "DETECT_ONLY_ACCOUNT_IDS",
             "alert_topic_arn": "ALERT_TOPIC_ARN",
             "dedup_table_name": "DEDUP_TABLE_NAME",
             "allowlisted_principals": "ALLOWLISTED_PRINCIPALS",

@@ -151,7 +151,10 @@ def render(finding: dict[str, Any]) -> dict[str, Any]:
         for label, url in (("CloudTrail event", event.get("console_url")), ("Runbook", finding.get("runbook_url")))
         if url
     ]
-    footer = [*links, f"`{escape(finding.get('finding_id', ''))}`", f"mode {escape(finding.get('mode', '?'))}"]
+    mode = f"mode {escape(finding.get('mode', '?'))}"
+    if finding.get("mode_reason"):
+        mode += f" ({escape(finding['mode_reason'])})"
+    footer = [*links, f"`{escape(finding.get('finding_id', ''))}`", mode]
     blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": " · ".join(footer)}]})
     text = cut(f"{emoji} [{severity}] {escape(finding.get('title', ''))}", SECTION_TEXT_MAX)
     return {"text": text, "attachments": [{"color": colour, "blocks": within_limits(blocks)}]}

@@ -145,7 +145,8 @@ class BaselineSweep(ConnectControl):
                 ),
             )
             return result
-        if self.settings.response_mode == "enforce":
+        mode = self.settings.mode_for("baseline_sweep", instance.account_id)
+        if mode.enforces:
             self._earlier_run(instance, current)
         result.drift = diff(current, approved)
         if not result.drift:
@@ -157,7 +158,7 @@ class BaselineSweep(ConnectControl):
         planned = [
             (item, plan) for item in result.drift if (plan := self._plan(item, current, approved, names, permissions))
         ]
-        enforce = self.settings.response_mode == "enforce"
+        enforce = mode.enforces
         pending = None
         if enforce and planned:
             # Journaled before the first rollback: should this run die before its finding and its
@@ -182,8 +183,8 @@ class BaselineSweep(ConnectControl):
         gained = tuple(g for _, plan, _ in result.plans for g in plan.gained)
         severity = self.rules.severity(gained) if gained else Severity.LOW
         reasons = [self.describe(item, names) for item in result.drift][:50]
-        if gained and self.settings.response_mode != "enforce":
-            reasons.append("detect mode: the actions show the calls enforce mode makes")
+        if gained and not enforce:
+            reasons.append(f"detect mode: the actions show the calls enforce mode makes (detect: {mode.reason})")
         title = f"Connect baseline drift in {instance.instance_id}: {len(result.drift)} change(s)"
         if gained:
             title += f", privileged: {', '.join(sorted(set(gained)))}"
@@ -372,6 +373,7 @@ class BaselineSweep(ConnectControl):
             )
             for item, plan, status in result.plans
         )
+        mode = self.settings.mode_for("baseline_sweep", instance.account_id)
         finding = Finding(
             responder=NAME,
             kind=KIND,
@@ -393,7 +395,8 @@ class BaselineSweep(ConnectControl):
             reasons=reasons,
             runbook_url=self.settings.runbook_url(NAME),
             environment=self.settings.environment,
-            mode=self.settings.response_mode,
+            mode=mode.mode,
+            mode_reason=mode.reason,
             connect=ConnectRef(instance.instance_id, instance.arn),
             actions=actions,
         )

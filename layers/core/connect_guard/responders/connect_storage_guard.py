@@ -173,7 +173,7 @@ class StorageGuard:
             severity, title, reasons = decision.report
             return self.r._publish(self.finding(event, decision, severity, title, reasons), outcome, "alerted")
         if decision.ignore:
-            pending = self.r.journal.get(finding_id) if self.settings.response_mode == "enforce" else None
+            pending = self.r.journal.get(finding_id) if self.r.mode_of(event).enforces else None
             if pending is None:
                 outcome.reason = decision.ignore
                 return outcome
@@ -183,7 +183,7 @@ class StorageGuard:
             if not pending.audited:
                 self.r.journal.complete(pending, list(pending.records), "taken")
             return self.r._publish(self.changed(event, decision, actions), outcome, "restored")
-        if self.settings.response_mode != "enforce":
+        if not self.r.mode_of(event).enforces:
             actions = tuple(Action("connect", op, params, "proposed") for op, params in decision.calls)
             return self.r._publish(self.changed(event, decision, actions), outcome, "alerted")
         return self._restore(event, decision, outcome, finding_id)
@@ -297,7 +297,8 @@ class StorageGuard:
             reasons=reasons,
             runbook_url=self.settings.runbook_url(NAME),
             environment=self.settings.environment,
-            mode=self.settings.response_mode,
+            mode=self.r.mode_of(event).mode,
+            mode_reason=self.r.mode_of(event).reason,
             target=Target("connect_storage", kind, instance.arn if instance else None),
             connect=ConnectRef(instance.instance_id, instance.arn) if instance else None,
             change=change,

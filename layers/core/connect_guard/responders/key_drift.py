@@ -220,7 +220,7 @@ class KeyDrift:
             )
         severity = Severity.HIGH if {d.setting for d in found} == {"rotation"} else Severity.CRITICAL
         drifted = _title(current, state)
-        if self.settings.response_mode != "enforce" or not calls:
+        if not self.r.mode_for(account).enforces or not calls:
             actions = tuple(Action("kms", op, params, "proposed") for op, params in calls)
             return report(severity, drifted, *reasons, change=change, actions=actions)
         event_id = run_id(self.name, arn)  # the journal's and the audit records' finding

@@ -245,7 +245,7 @@ class KeyGuard:
         finding_id = finding_id_of(NAME, record.event_id)
         calls = decision.calls
         if not calls:
-            pending = self.r.journal.get(finding_id) if self.settings.response_mode == "enforce" else None
+            pending = self.r.journal.get(finding_id) if self.r.mode_of(event).enforces else None
             if pending is not None:  # an earlier attempt restored the key and died before reporting
                 actions = tuple(Action(a.service, a.operation, a.parameters, "taken") for a in pending.actions())
                 drifts = tuple(Drift(**d) for d in pending.payload.get("drift", []))
@@ -256,7 +256,7 @@ class KeyGuard:
                 return self.r._publish(self.tampered(event, decision, decision.found, ()), outcome, "alerted")
             outcome.reason = "the key is as approved: nothing to restore"
             return outcome
-        if self.settings.response_mode != "enforce":
+        if not self.r.mode_of(event).enforces:
             actions = tuple(Action("kms", op, params, "proposed") for op, params in calls)
             return self.r._publish(self.tampered(event, decision, decision.found, actions), outcome, "alerted")
         return self._restore(event, decision, outcome, finding_id, calls)
@@ -444,7 +444,8 @@ class KeyGuard:
             reasons=reasons,
             runbook_url=self.settings.runbook_url(NAME),
             environment=self.settings.environment,
-            mode=self.settings.response_mode,
+            mode=self.r.mode_of(event).mode,
+            mode_reason=self.r.mode_of(event).reason,
             target=Target("kms_key", name if decision.arn else None, decision.arn),
             change=change,
             actions=actions,

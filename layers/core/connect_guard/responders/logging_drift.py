@@ -142,7 +142,7 @@ class TrailDrift:
         if not current.records_management_writes:
             reasons = ("the trail no longer records write management events: the suite is blind to them", *reasons)
         reasons = ("found by the scheduled drift check: no event reported this change", *reasons)
-        if self.settings.response_mode != "enforce":
+        if not self.r.mode_for(account).enforces:
             actions = tuple(Action("cloudtrail", op, params, "proposed") for op, params in calls)
             return report(severity, "Trail drifted", *reasons, change=change, actions=actions)
         actions = self._restore(account, arn, current, found, calls, event_id)
@@ -238,7 +238,7 @@ class FlowLogsDrift:
             return earlier_restore(self.r, key, FLOW_LOGS_KIND, target, label, instance.account_id, instance.region)
         parameters = {"InstanceId": instance.instance_id, "AttributeType": FLOW_LOGS, "Value": "true"}
         why = "found by the scheduled drift check: contact flow logs are off, and no event reported it"
-        if self.settings.response_mode != "enforce":
+        if not self.r.mode_for(instance.account_id).enforces:
             action = Action("connect", "UpdateInstanceAttribute", parameters, "proposed")
             return report(Severity.HIGH, "Contact flow logs off", why, actions=(action,))
         action = Action("connect", "UpdateInstanceAttribute", parameters, "taken")
@@ -269,7 +269,7 @@ def earlier_restore(
     """The setting is as approved. In enforce mode, a restore journaled (under `key`) by an
     earlier run that died before reporting it is reported now, under that run's finding ID, and
     audited; one that was reported (or made by the event path) is not reported again."""
-    if responder.settings.response_mode != "enforce":
+    if not responder.mode_for(account).enforces:
         return None
     pending = responder.journal.get(key)
     if pending is None or pending.audited or pending.responder != NAME:

@@ -34,7 +34,7 @@ from connect_guard.publisher import SnsPublisher, publish_outcome
 from connect_guard.responders.connect_storage_guard import StorageGuard
 from connect_guard.responders.key_guard import KeyGuard
 from connect_guard.responders.plumbing_guard import PlumbingGuard
-from connect_guard.settings import MemberPurpose, Settings
+from connect_guard.settings import MemberPurpose, ModeDecision, Settings
 from connect_guard.trails import (
     Drift,
     TrailGateway,
@@ -141,6 +141,15 @@ class LoggingGuardResponder:
             AuditLog(clients.dynamodb, settings.audit_table_name),
         )
 
+    def mode_for(self, account: str | None) -> ModeDecision:
+        """Whether the guard restores in `account` (the account the write touches), and why."""
+        return self.settings.mode_for("logging_guard", account)
+
+    def mode_of(self, event: CloudTrailEvent) -> ModeDecision:
+        """The event's account: every restore of the event path writes there (a change is made,
+        and put back, in its own account)."""
+        return self.mode_for(event.detail.recipient_account_id or event.account)
+
     def trail_gateway(self, account: str, arn: str, purpose: MemberPurpose = "read") -> TrailGateway:
         """The trail's account and home region: this account's own role, else the member stack's
         role for `purpose` (read; rollback, in enforce mode only, for the restoring writes)."""
@@ -234,7 +243,7 @@ class LoggingGuardResponder:
         assert decision.snapshot is not None and decision.current is not None and decision.arn is not None
         finding_id = finding_id_of(NAME, record.event_id)
         if not decision.found:
-            pending = self.journal.get(finding_id) if self.settings.response_mode == "enforce" else None
+            pending = self.journal.get(finding_id) if self.mode_of(event).enforces else None
             if pending is None and record.event_name == "StopLogging":
                 # Restarted since (by hand, or another tool): nothing to restore, but the trail
                 # recorded nothing in between, and the gap is evidence the SOC needs.
@@ -255,7 +264,7 @@ class LoggingGuardResponder:
                 self.journal.complete(pending, list(pending.records), "taken")
             return self._publish(finding, outcome, "restored")
         calls = decision.calls
-        if self.settings.response_mode != "enforce":
+        if not self.mode_of(event).enforces:
             actions = tuple(Action("cloudtrail", op, params, "proposed") for op, params in calls)
             return self._publish(self._weakened(event, decision, decision.found, actions), outcome, "alerted")
         return self._restore(event, decision, outcome, finding_id)
@@ -312,7 +321,7 @@ class LoggingGuardResponder:
     def _report_journaled(self, event: CloudTrailEvent, decision: _Decision) -> bool:
         """Last attempt, nothing left to restore: if an attempt restored it (its answer lost, or
         it died before its finding), say so now; else the restore would go unreported."""
-        if self.settings.response_mode != "enforce":
+        if not self.mode_of(event).enforces:
             return False
         pending = reread(lambda: self.journal.get(finding_id_of(NAME, event.detail.event_id)))
         if pending is None:
@@ -354,7 +363,7 @@ class LoggingGuardResponder:
             else:
                 state = "re-read now, the trail still differs: " + "; ".join(d.describe() for d in decision.found)
                 verdict = "FAILED"
-        outcome = "the trail is NOT restored" if self.settings.response_mode == "enforce" else "NOT evaluated"
+        outcome = "the trail is NOT restored" if self.mode_of(event).enforces else "NOT evaluated"
         reasons = (
             f"RESTORE DID NOT HAPPEN: {type(error).__name__}: {error}",
             state,
@@ -420,7 +429,8 @@ class LoggingGuardResponder:
             reasons=reasons,
             runbook_url=self.settings.runbook_url(NAME),
             environment=self.settings.environment,
-            mode=self.settings.response_mode,
+            mode=self.mode_of(event).mode,
+            mode_reason=self.mode_of(event).reason,
             target=Target("trail", name, decision.arn),
             change=change,
             actions=actions,
@@ -542,7 +552,7 @@ class FlowLogsGuard:
         finding_id = finding_id_of(NAME, record.event_id)
         if decision.ignore:
             pending = None
-            if decision.on_again and self.settings.response_mode == "enforce":
+            if decision.on_again and self.r.mode_of(event).enforces:
                 pending = self.r.journal.get(finding_id)
             if pending is None:
                 outcome.reason = decision.ignore
@@ -557,7 +567,7 @@ class FlowLogsGuard:
         assert decision.instance is not None
         instance = decision.instance
         parameters = self.restore_parameters(instance)
-        if self.settings.response_mode != "enforce":
+        if not self.r.mode_of(event).enforces:
             action = Action("connect", "UpdateInstanceAttribute", parameters, "proposed")
             finding = self.finding(event, decision, Severity.HIGH, "Contact flow logs off", (why,), (action,))
             return self.r._publish(finding, outcome, "alerted")
@@ -606,7 +616,7 @@ class FlowLogsGuard:
             if decision.unreadable and decision.report:
                 verdict, state = "UNCONFIRMED", "; ".join(decision.report[2])  # refused on the re-read
             elif not decision.off:
-                if decision.on_again and self.settings.response_mode == "enforce":
+                if decision.on_again and self.r.mode_of(event).enforces:
                     # Restored by an attempt whose answer was lost, or that died before its finding.
                     pending = reread(lambda: self.r.journal.get(finding_id_of(NAME, record.event_id)))
                     if pending is not None:
@@ -646,7 +656,8 @@ class FlowLogsGuard:
             reasons=reasons,
             runbook_url=self.settings.runbook_url(NAME),
             environment=self.settings.environment,
-            mode=self.settings.response_mode,
+            mode=self.r.mode_of(event).mode,
+            mode_reason=self.r.mode_of(event).reason,
             target=Target("connect_instance", where, instance.arn if instance else None),
             connect=ConnectRef(instance.instance_id, instance.arn) if instance else None,
             actions=actions,

@@ -180,7 +180,7 @@ class PlumbingDrift:
 
         if not item.calls:
             return report(f"{noun} changed")
-        if self.settings.response_mode != "enforce":
+        if not self.r.mode_for(account).enforces:
             return report(f"{noun} drifted", tuple(Action(s, op, p, "proposed") for s, op, p in item.calls))
         records = [
             action_record(

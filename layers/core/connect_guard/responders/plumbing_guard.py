@@ -396,14 +396,14 @@ class PlumbingGuard:
             return self.r._publish(self.finding(event, decision, severity, title, reasons), outcome, "alerted")
         finding_id = finding_id_of(NAME, record.event_id)
         if not decision.calls:
-            pending = self.r.journal.get(finding_id) if self.settings.response_mode == "enforce" else None
+            pending = self.r.journal.get(finding_id) if self.r.mode_of(event).enforces else None
             if pending is not None:  # an earlier attempt restored it and died before reporting
                 actions = tuple(Action(a.service, a.operation, a.parameters, "taken") for a in pending.actions())
                 if not pending.audited:
                     self.r.journal.complete(pending, list(pending.records), "taken")
                 return self.r._publish(self._changed(event, decision, actions), outcome, "restored")
             return self.r._publish(self._changed(event, decision, ()), outcome, "alerted")
-        if self.settings.response_mode != "enforce":
+        if not self.r.mode_of(event).enforces:
             actions = tuple(Action(s, op, p, "proposed") for s, op, p in decision.calls)
             return self.r._publish(self._changed(event, decision, actions), outcome, "alerted")
         assert decision.target is not None
@@ -525,7 +525,8 @@ class PlumbingGuard:
             reasons=reasons,
             runbook_url=self.settings.runbook_url(NAME),
             environment=self.settings.environment,
-            mode=self.settings.response_mode,
+            mode=self.r.mode_of(event).mode,
+            mode_reason=self.r.mode_of(event).reason,
             target=target or Target("plumbing", None),
             change=change,
             actions=actions,

@@ -31,7 +31,7 @@ from connect_guard.outcome import Outcome
 from connect_guard.policy import Severity
 from connect_guard.principals import CONNECT_REPLICATION, Actor, allowlist_match, exempt_service, is_suite_principal
 from connect_guard.publisher import SnsPublisher, publish_outcome
-from connect_guard.settings import MemberPurpose, Settings
+from connect_guard.settings import MemberPurpose, ModeDecision, Settings
 
 NAME = "profile_rollback"
 KIND = "connect.security_profile_change"
@@ -456,7 +456,8 @@ class ProfileRollbackResponder(ConnectControl):
         plan, record = subject.plan, event.detail
         reasons: tuple[str, ...] = (f"gained {', '.join(plan.gained)} not in the approved baseline", *plan.reasons)
         status, pending = "proposed", None
-        if self.settings.response_mode == "enforce":
+        mode = self._mode(event)
+        if mode.enforces:
             # Journaled before the call: if this attempt dies after it, the retry reports it.
             pending = self.journal.begin(
                 finding_id_of(NAME, record.event_id),
@@ -470,7 +471,11 @@ class ProfileRollbackResponder(ConnectControl):
         if status.startswith("failed"):
             reasons = (f"ROLLBACK DID NOT HAPPEN: {status.removeprefix('failed: ')}", *reasons)
         elif status == "proposed":
-            reasons = (*reasons, "detect mode: no change made; the action shows the exact call enforce mode makes")
+            reasons = (
+                *reasons,
+                "detect mode: no change made; the action shows the exact call enforce mode makes "
+                f"(detect: {mode.reason})",
+            )
         finding = self._finding(event, actor, self.rules.severity(plan.gained), subject, connect, (action,), reasons)
         if pending is not None:
             audit = self._audit_entry(plan.operation, action.status, actor, subject, reasons[0], event)
@@ -485,7 +490,7 @@ class ProfileRollbackResponder(ConnectControl):
         left to restore. Without the journal it would ack in silence. On the `final` attempt an
         audit write that still fails does not stop the finding (the journal keeps the record).
         """
-        if self.settings.response_mode != "enforce" or decision.subject is None or decision.gateway is None:
+        if not self._mode(event).enforces or decision.subject is None or decision.gateway is None:
             return None
         record = event.detail
         pending = self.journal.get(finding_id_of(NAME, record.event_id))
@@ -572,13 +577,10 @@ class ProfileRollbackResponder(ConnectControl):
         actor = Actor.from_record(record)
         kind, subject_id, instance = self._target(event)
         # Detect mode rolls nothing back: what failed is the alert, not a rollback.
-        outcome = (
-            "the escalation is NOT rolled back"
-            if self.settings.response_mode == "enforce"
-            else "the event was NOT evaluated (detect mode)"
-        )
+        enforces = self._mode(event).enforces
+        outcome = "the escalation is NOT rolled back" if enforces else "the event was NOT evaluated (detect mode)"
         verdict, first = "FAILED", f"ROLLBACK DID NOT HAPPEN: {type(error).__name__}: {error}"
-        if unconfirmed and self.settings.response_mode == "enforce":
+        if unconfirmed and enforces:
             verdict, outcome = "UNCONFIRMED", "whether the escalation is rolled back is unknown"
             first = f"ROLLBACK NOT CONFIRMED: {type(error).__name__}: {error}"
         subject = decision.subject if decision else None
@@ -599,6 +601,15 @@ class ProfileRollbackResponder(ConnectControl):
         self.publisher.publish(finding)
 
     # -- helpers ----------------------------------------------------------------------------
+    def _mode(self, event: CloudTrailEvent) -> ModeDecision:
+        """The mode for the account a rollback would write to: the instance's."""
+        try:
+            _, _, instance = self._target(event)
+        except (KeyError, IndexError):  # an event this responder does not act on: no account to write to
+            return self.settings.mode_for("profile_rollback", None)
+        account = instance.account_id if instance else (event.detail.recipient_account_id or event.account)
+        return self.settings.mode_for("profile_rollback", account)
+
     def _target(self, event: CloudTrailEvent) -> tuple[str, str | None, InstanceRef | None]:
         record = event.detail
         if record.event_name in USER_EVENTS:
@@ -654,6 +665,7 @@ class ProfileRollbackResponder(ConnectControl):
         self, event: CloudTrailEvent, actor: Actor, severity: Severity, title: str, summary: str, **details: Any
     ) -> Finding:
         """A finding about one CloudTrail event; `details` adds the Connect-specific parts."""
+        mode = self._mode(event)
         return Finding(
             responder=NAME,
             kind=KIND,
@@ -665,7 +677,8 @@ class ProfileRollbackResponder(ConnectControl):
             attempt=Attempt.of(event.detail),
             runbook_url=self.settings.runbook_url(NAME),
             environment=self.settings.environment,
-            mode=self.settings.response_mode,
+            mode=mode.mode,
+            mode_reason=mode.reason,
             **details,
         )
 
@@ -768,7 +781,7 @@ class ProfileRollbackResponder(ConnectControl):
             after=sorted(plan.target) if plan and action != "ApproveBaseline" else sorted(subject.before),
             event_id=event.detail.event_id,
             finding_id=finding_id_of(NAME, event.detail.event_id),
-            mode=self.settings.response_mode,
+            mode=self._mode(event).mode,
         )
 
     @staticmethod

@@ -52,7 +52,7 @@ from connect_guard.principals import (
 )
 from connect_guard.publisher import SnsPublisher, fit
 from connect_guard.quarantine import ATTACH_OPERATIONS, QuarantineIam, RoleSnapshots, VerifiedPolicies
-from connect_guard.settings import MemberPurpose, Settings
+from connect_guard.settings import MemberPurpose, ModeDecision, Settings
 
 NAME = "role_quarantine"
 DELETIONS = {"DeleteRole", "DeleteServiceLinkedRole"}
@@ -163,6 +163,11 @@ class RoleQuarantineResponder:
         """IAM in `account_id`: the read role to decide, the quarantine role (enforce only) to act."""
         iam = self.clients.for_account("iam", account_id, self.clients.region, self.settings, purpose)
         return QuarantineIam(iam, account_id, self.settings.quarantine_policy_name, self.settings.partition)
+
+    def _mode(self, actor: Actor, account: str | None) -> ModeDecision:
+        """The mode for the account a quarantine writes to: the principal's (the event's when the
+        actor names none). An Identity Center person is judged by the account of the session."""
+        return self.settings.mode_for("quarantine", actor.account_id or account)
 
     # -- decide -----------------------------------------------------------------------------
     def _target(self, record: CloudTrailRecord, account: str) -> RoleTarget:
@@ -414,8 +419,13 @@ class RoleQuarantineResponder:
                 return
             logger.info("last attempt failed; no quarantine was due: no FAILED alert")
             return
-        if self.settings.response_mode != "enforce":
-            self._publish_failed(event, error, "detect mode: nothing is ever quarantined, the alert is what failed")
+        mode = self._mode(actor, account)
+        if not mode.enforces:
+            self._publish_failed(
+                event,
+                error,
+                f"detect mode: nothing is ever quarantined, the alert is what failed (detect: {mode.reason})",
+            )
             return
         try:
             found = reread(lambda: self._quarantine(record, actor, account, decision.target, act=False))
@@ -453,12 +463,9 @@ class RoleQuarantineResponder:
         target = self._target(record, account)
         what = f"{target.kind.replace('_', ' ')} {target.name or '(unknown)'}"
         # Detect mode quarantines nobody: what failed is the alert, not a quarantine.
-        outcome = (
-            "the principal is NOT quarantined"
-            if self.settings.response_mode == "enforce"
-            else "the event was NOT evaluated (detect mode)"
-        )
-        if unconfirmed and self.settings.response_mode == "enforce":
+        mode = self._mode(actor, account)
+        outcome = "the principal is NOT quarantined" if mode.enforces else "the event was NOT evaluated (detect mode)"
+        if unconfirmed and mode.enforces:
             verdict, outcome = "UNCONFIRMED", "whether the principal is quarantined is unknown"
             first = f"QUARANTINE NOT CONFIRMED: {type(error).__name__}: {error}; it may or may not be in place"
         else:
@@ -482,7 +489,8 @@ class RoleQuarantineResponder:
             ),
             runbook_url=self.settings.runbook_url(NAME),
             environment=self.settings.environment,
-            mode=self.settings.response_mode,
+            mode=mode.mode,
+            mode_reason=mode.reason,
             target=Target(target.kind, target.name, target.arn),
         )
         self.publisher.publish(finding)
@@ -507,7 +515,8 @@ class RoleQuarantineResponder:
             return self._revoke_identity_center(record, actor, name, act)
         where = actor.account_id or account
         why = f"{record.event_name} on {target.kind} {target.name}"
-        enforce = self.settings.response_mode == "enforce"
+        mode = self._mode(actor, account)
+        enforce = mode.enforces
         try:
             iam = self.iam_for(where)
             if iam.quarantined(kind, name):
@@ -537,7 +546,9 @@ class RoleQuarantineResponder:
             return QuarantineResult(_unreachable(kind, name, where, error), critical=True)
         if not enforce:
             return QuarantineResult(
-                f"detect mode: the actions show what enforce mode does to {kind} {name} ({_EFFECT[kind]})", planned
+                f"detect mode: the actions show what enforce mode does to {kind} {name} ({_EFFECT[kind]}); "
+                f"detect: {mode.reason}",
+                planned,
             )
         try:
             writer = self.iam_for(where, "quarantine")
@@ -647,12 +658,13 @@ class RoleQuarantineResponder:
         policy = self.settings.sso_deny_list_policy_id
         if not self.settings.identity_center or not person or not policy:
             return QuarantineResult(_sso_note(actor, role), critical=True)
-        if self.settings.response_mode != "enforce":
+        mode = self._mode(actor, record.recipient_account_id)
+        if not mode.enforces:
             planned = IdentityCenterRevocation(None, None, "", policy).plan(None, person)
             return QuarantineResult(
                 f"detect mode: enforce mode adds IAM Identity Center user {person} to the deny-list SCP {policy} "
                 f"(everything denied in every account it binds, whatever the permission set; {role} is not "
-                "modifiable in IAM)",
+                f"modifiable in IAM); detect: {mode.reason}",
                 [planned],
             )
         finding_id = finding_id_of(NAME, record.event_id)
@@ -759,6 +771,7 @@ class RoleQuarantineResponder:
         if taken:
             title = f"Quarantined {actor.display}: {title}"
             severity = Severity.CRITICAL  # every quarantine is CRITICAL, tampering included
+        mode = self._mode(actor, record.recipient_account_id or event.account)
         finding = Finding(
             responder=NAME,
             kind=kind,
@@ -772,7 +785,8 @@ class RoleQuarantineResponder:
             reasons=tuple(reasons),
             runbook_url=self.settings.runbook_url(NAME),
             environment=self.settings.environment,
-            mode=self.settings.response_mode,
+            mode=mode.mode,
+            mode_reason=mode.reason,
             target=Target(target.kind, target.name, target.arn),
             actions=tuple(actions),
             snapshot=snapshot,

@@ -117,7 +117,7 @@ class StorageDrift:
             tuple(sorted({f"{kind}.{s}" for d in found for s in (d.settings or (d.kind,))})),
             "approved",
         )
-        if self.settings.response_mode != "enforce":
+        if not self.r.mode_for(instance.account_id).enforces:
             actions = tuple(Action("connect", op, params, "proposed") for op, params in calls)
             return report("Connect storage drifted", *reasons, change=change, actions=actions)
         records = [
