@@ -196,7 +196,13 @@ def test_a_row_that_names_no_parameter_is_refused() -> None:
 
 # ---- the README's and the deployment guides' links resolve ---------------------------------------------------
 
-GUIDES = ("README.md", "docs/configuration.md", "docs/rollout.md", "docs/upgrade-uninstall.md")
+GUIDES = (
+    "README.md",
+    "docs/configuration.md",
+    "docs/rollout.md",
+    "docs/upgrade-uninstall.md",
+    "docs/reliability.md",
+)
 _LINK = re.compile(r"\]\(([^)\s]+)\)")
 
 
