@@ -11,7 +11,7 @@ from typing import Any
 
 from moto.sqs.models import sqs_backends
 
-from connect_guard_tools.local_aws import REGION, SECURITY_ACCOUNT, LocalAws
+from connect_guard_tools.local_aws import REGION, SECURITY_ACCOUNT, SECURITY_ACCOUNT_TRUST, LocalAws
 from connect_guard_tools.operations import CONTROLS
 from connect_guard_tools.template import load_template
 from tests.template.cfn import Resolver, parameters
@@ -31,16 +31,7 @@ def deploy(aws: LocalAws, *, optional: bool = False, with_role: bool = True, **p
         resources[name] = {"Type": "AWS::SQS::Queue", "Properties": properties}
     outputs: dict[str, Any] = {"BaselineTableName": {"Value": aws.baseline_table}}
     if with_role:
-        trust = {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Effect": "Allow",
-                    "Principal": {"AWS": f"arn:aws:iam::{SECURITY_ACCOUNT}:root"},
-                    "Action": "sts:AssumeRole",
-                }
-            ],
-        }
+        trust = SECURITY_ACCOUNT_TRUST
         resources["RedriveRole"] = {
             "Type": "AWS::IAM::Role",
             "Properties": {

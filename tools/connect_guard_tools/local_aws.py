@@ -41,6 +41,13 @@ from connect_guard_tools.plumbing import EmbeddedPlumbing, PlumbingStrictness
 from connect_guard_tools.queue_policies import QueuePolicySends
 
 SECURITY_ACCOUNT = "123456789012"  # moto's default account plays the security account
+# A role the security account may assume (its own policies decide who): the embedded member roles.
+SECURITY_ACCOUNT_TRUST: dict[str, Any] = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{SECURITY_ACCOUNT}:root"}, "Action": "sts:AssumeRole"}
+    ],
+}
 REGION = "us-east-1"  # IAM's CloudTrail events reach EventBridge only here
 SUITE_KEY_ID = "5ec0a1d2-9a7b-4c3e-8f10-2b6d4e8c0a11"  # template.yaml's SuiteKey (fixed: samples name it)
 ENVIRONMENT = "dev"
@@ -329,7 +336,7 @@ class LocalAws:
             TrailInsights(),
             KmsKeyStates(),
             PlumbingStrictness(),
-            self.message_moves,  # type: ignore[list-item]  # the same start/stop protocol
+            self.message_moves,
             QueuePolicySends(),  # a queue policy's Deny of SendMessage
         ]
         self._saved_env: dict[str, str | None] = {}
@@ -602,16 +609,7 @@ class LocalAws:
     @staticmethod
     def _seed_member_roles(iam: Any) -> None:
         """The member stack's roles (member/template.yaml) in a source account."""
-        trust = {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Effect": "Allow",
-                    "Principal": {"AWS": f"arn:aws:iam::{SECURITY_ACCOUNT}:root"},
-                    "Action": "sts:AssumeRole",
-                }
-            ],
-        }
+        trust = SECURITY_ACCOUNT_TRUST
         for purpose in ("read", "rollback", "quarantine", "forward"):
             iam.create_role(
                 RoleName=member_role_name(ENVIRONMENT, purpose),

@@ -31,6 +31,7 @@ from moto.sqs.exceptions import QueueDoesNotExist, SQSException
 from moto.sqs.models import Queue, SQSBackend, sqs_backends
 from moto.sqs.responses import SQSResponse
 
+from connect_guard_tools.backend_patches import BackendPatches
 from connect_guard_tools.queue_policies import Caller, denied
 
 ACTIVE = ("RUNNING", "CANCELLING")
@@ -90,14 +91,13 @@ def _queue(arn: str) -> tuple[SQSBackend, Queue]:
 
 
 @dataclass
-class MessageMoves:
+class MessageMoves(BackendPatches):
     """The tasks of every source queue, most recent last; started and stopped with the mock."""
 
     batch: int = 10  # messages a running task moves per ListMessageMoveTasks of its source
     tasks: dict[str, list[MoveTask]] = field(default_factory=dict)
     held: bool = False
     failures: dict[str, tuple[int, str]] = field(default_factory=dict)  # source ARN → (after n moved, reason)
-    _active: tuple[Any, ...] = ()
 
     # ---- test controls ----------------------------------------------------------------------
     def hold(self, held: bool = True) -> None:
@@ -197,7 +197,7 @@ class MessageMoves:
         return backend, origins[0]
 
     # ---- wiring -----------------------------------------------------------------------------
-    def start(self) -> None:
+    def patches(self) -> list[Any]:
         moves = self
 
         def start_message_move_task(response: SQSResponse) -> ActionResult:
@@ -223,14 +223,10 @@ class MessageMoves:
             "list_message_move_tasks": list_message_move_tasks,
             "cancel_message_move_task": cancel_message_move_task,
         }
-        self._active = tuple(mock.patch.object(SQSResponse, n, f, create=True) for n, f in operations.items())
-        for patch in self._active:
-            patch.start()
+        return [mock.patch.object(SQSResponse, n, f, create=True) for n, f in operations.items()]
 
     def stop(self) -> None:
-        for patch in reversed(self._active):
-            patch.stop()
-        self._active = ()
+        super().stop()
         self.tasks.clear()
         self.failures.clear()
         self.held = False
