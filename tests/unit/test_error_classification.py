@@ -121,10 +121,10 @@ def test_an_unclassified_error_keeps_its_type_and_a_bounded_message() -> None:
     assert len(verdict.reason) < 600
 
 
-def test_the_readme_documents_each_class() -> None:
+def test_the_reliability_guide_documents_each_class() -> None:
     from tests.conftest import ROOT
 
-    readme = (ROOT / "README.md").read_text()
+    readme = (ROOT / "docs" / "reliability.md").read_text()
     section = readme.split("## Error classification and delivery guarantees", 1)[1].split("\n## ", 1)[0]
     for words in ("Poison", "Transient", "Unclassified", "UnclassifiedErrors"):
         assert f"| {words} |" in section or words in section, words
