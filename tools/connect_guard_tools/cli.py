@@ -810,7 +810,6 @@ def approve_baseline(args: argparse.Namespace, out: TextIO, session: Any = None)
 def approve_trail(args: argparse.Namespace, out: TextIO, session: Any = None) -> int:
     import boto3
 
-    from connect_guard.audit import AuditLog
     from connect_guard.trails import TrailGateway, TrailSnapshots, TrailState
 
     session = session or boto3.session.Session(region_name=args.region)
@@ -819,7 +818,7 @@ def approve_trail(args: argparse.Namespace, out: TextIO, session: Any = None) ->
     if not settings.enrolled(account):  # a snapshot nothing acts on would only mislead
         out.write(f"account {account} is not enrolled in the stack (MemberAccountIds): nothing approved\n")
         return 2
-    reader = _trail_reader(session, args.assume_role_arn, region)
+    reader = _operator_client(session, "cloudtrail", args.assume_role_arn, region, "connect-guard-approve-trail")
     state = TrailGateway(reader).state(args.trail_arn)
     if state is None:
         out.write(f"{args.trail_arn} does not exist: nothing approved\n")
@@ -827,18 +826,30 @@ def approve_trail(args: argparse.Namespace, out: TextIO, session: Any = None) ->
     if not state.records_management_writes:  # a snapshot the guard would restore to blindness
         out.write(f"{args.trail_arn} does not log write management events: not approved\n")
         return 2
+    approved = TrailState.from_dict({**state.to_dict(), "taken_at": datetime.now(UTC).isoformat(timespec="seconds")})
+    _approve_snapshot(session, settings, TrailSnapshots, state.arn, approved, "ApproveTrailSnapshot", args)
+    out.write(f"approved {state.arn} as the trail's snapshot (by {args.approved_by})\n")
+    return 0
+
+
+def _approve_snapshot(
+    session: Any, settings: Settings, store: Any, target: str, approved: Any, action: str, args: argparse.Namespace
+) -> None:
+    """Store `approved` as `target`'s snapshot that logging_guard restores (`store`: its snapshot
+    class), and audit the approval with what it replaced."""
+    from connect_guard.audit import AuditLog
+
     assert settings.baseline_table_name and settings.audit_table_name
     dynamodb = session.client("dynamodb", region_name=settings.region)
-    snapshots = TrailSnapshots(dynamodb, settings.baseline_table_name)
-    before = snapshots.get(state.arn)
-    approved = TrailState.from_dict({**state.to_dict(), "taken_at": datetime.now(UTC).isoformat(timespec="seconds")})
+    snapshots = store(dynamodb, settings.baseline_table_name)
+    before = snapshots.get(target)
     snapshots.put(approved)
     AuditLog(dynamodb, settings.audit_table_name).record(
         responder="logging_guard",
-        action="ApproveTrailSnapshot",
+        action=action,
         status="taken",
         actor=args.approved_by,
-        target=state.arn,
+        target=target,
         reason=args.reason,
         before=before.to_dict() if before else None,
         after=approved.to_dict(),
@@ -846,31 +857,12 @@ def approve_trail(args: argparse.Namespace, out: TextIO, session: Any = None) ->
         finding_id=None,
         mode=settings.response_mode,
     )
-    out.write(f"approved {state.arn} as the trail's snapshot (by {args.approved_by})\n")
-    return 0
-
-
-def _trail_reader(session: Any, role_arn: str | None, region: str) -> Any:
-    """CloudTrail in the trail's home region, with the operator's own credentials or their role
-    in the trail's account (the suite's member roles trust only the suite's functions)."""
-    if not role_arn:
-        return session.client("cloudtrail", region_name=region)
-    credentials = session.client("sts").assume_role(RoleArn=role_arn, RoleSessionName="connect-guard-approve-trail")
-    keys = credentials["Credentials"]
-    return session.client(
-        "cloudtrail",
-        region_name=region,
-        aws_access_key_id=keys["AccessKeyId"],
-        aws_secret_access_key=keys["SecretAccessKey"],
-        aws_session_token=keys["SessionToken"],
-    )
 
 
 def approve_storage(args: argparse.Namespace, out: TextIO, session: Any = None) -> int:
     import boto3
     from botocore.exceptions import ClientError
 
-    from connect_guard.audit import AuditLog
     from connect_guard.connect import ConnectGateway, InstanceRef
     from connect_guard.connect_storage import CONTENT_TYPES, RESOURCE_TYPES, StorageSnapshots, StorageState
 
@@ -889,26 +881,9 @@ def approve_storage(args: argparse.Namespace, out: TextIO, session: Any = None) 
     for config in configs:
         if config.resource_type in CONTENT_TYPES and config.storage_type == "S3" and not config.kms_key_id:
             out.write(f"warning: {config.resource_type} is stored without a KMS key ({config.describe()})\n")
-    assert settings.baseline_table_name and settings.audit_table_name
-    dynamodb = session.client("dynamodb", region_name=settings.region)
-    snapshots = StorageSnapshots(dynamodb, settings.baseline_table_name)
-    before = snapshots.get(instance.arn)
     taken_at = datetime.now(UTC).isoformat(timespec="seconds")
     approved = StorageState(instance.arn, tuple(configs), taken_at, args.approved_by)
-    snapshots.put(approved)
-    AuditLog(dynamodb, settings.audit_table_name).record(
-        responder="logging_guard",
-        action="ApproveStorageSnapshot",
-        status="taken",
-        actor=args.approved_by,
-        target=instance.arn,
-        reason=args.reason,
-        before=before.to_dict() if before else None,
-        after=approved.to_dict(),
-        event_id=None,
-        finding_id=None,
-        mode=settings.response_mode,
-    )
+    _approve_snapshot(session, settings, StorageSnapshots, instance.arn, approved, "ApproveStorageSnapshot", args)
     out.write(f"approved {len(configs)} storage config(s) of {instance.arn} as its snapshot (by {args.approved_by})\n")
     return 0
 
@@ -918,7 +893,6 @@ def approve_key(args: argparse.Namespace, out: TextIO, session: Any = None) -> i
 
     import boto3
 
-    from connect_guard.audit import AuditLog
     from connect_guard.kms_keys import KeyGateway, KeySnapshots, KeyState, account_of, region_of
 
     if not re.fullmatch(r"arn:aws[\w-]*:kms:[a-z0-9-]+:\d{12}:key/[\w-]+", args.key_arn):  # before any call
@@ -943,25 +917,8 @@ def approve_key(args: argparse.Namespace, out: TextIO, session: Any = None) -> i
         return 2
     if state.rotatable and not state.rotation:
         out.write("warning: automatic rotation is off; it is approved as off\n")
-    assert settings.baseline_table_name and settings.audit_table_name
-    dynamodb = session.client("dynamodb", region_name=settings.region)
-    snapshots = KeySnapshots(dynamodb, settings.baseline_table_name)
-    before = snapshots.get(state.arn)
     approved = KeyState.from_dict({**state.to_dict(), "taken_at": datetime.now(UTC).isoformat(timespec="seconds")})
-    snapshots.put(approved)
-    AuditLog(dynamodb, settings.audit_table_name).record(
-        responder="logging_guard",
-        action="ApproveKeySnapshot",
-        status="taken",
-        actor=args.approved_by,
-        target=state.arn,
-        reason=args.reason,
-        before=before.to_dict() if before else None,
-        after=approved.to_dict(),
-        event_id=None,
-        finding_id=None,
-        mode=settings.response_mode,
-    )
+    _approve_snapshot(session, settings, KeySnapshots, state.arn, approved, "ApproveKeySnapshot", args)
     out.write(f"approved {state.arn} as the key's snapshot (by {args.approved_by})\n")
     return 0
 
