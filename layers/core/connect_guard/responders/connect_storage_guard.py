@@ -31,7 +31,7 @@ from connect_guard.connect_storage import (
 )
 from connect_guard.errors import ConnectResourceNotFoundError, MemberAccessError
 from connect_guard.events import CloudTrailEvent
-from connect_guard.findings import Action, Attempt, Change, ConnectRef, EventRef, Finding, Target, finding_id_of
+from connect_guard.findings import Action, Change, ConnectRef, Finding, Target, finding_id_of
 from connect_guard.observability import logger
 from connect_guard.outcome import Outcome
 from connect_guard.policy import Severity
@@ -290,15 +290,8 @@ class StorageGuard:
             title=title if full_title else f"{title}: {kind} of Connect instance {where}",
             summary=f"{d.actor.display} called {record.event_name} ({kind}) on Connect instance {where} in account "
             f"{record.recipient_account_id} ({record.aws_region}). Severity {severity}.",
-            event=EventRef.of(event),
-            actor=d.actor,
-            attempt=Attempt.of(record),
-            allowlisted=allowlist_match(d.actor, self.settings.allowlisted_principals) is not None,
+            **self.r.event_fields(event, d.actor),
             reasons=reasons,
-            runbook_url=self.settings.runbook_url(NAME),
-            environment=self.settings.environment,
-            mode=self.r.mode_of(event).mode,
-            mode_reason=self.r.mode_of(event).reason,
             target=Target("connect_storage", kind, instance.arn if instance else None),
             connect=ConnectRef(instance.instance_id, instance.arn) if instance else None,
             change=change,

@@ -29,7 +29,7 @@ from connect_guard.connect import ConnectGateway, InstanceRef
 from connect_guard.connect_storage import KEYED_RESOURCE_TYPES, StorageSnapshots
 from connect_guard.errors import ConnectResourceNotFoundError, MemberAccessError
 from connect_guard.events import CloudTrailEvent
-from connect_guard.findings import Action, Attempt, Change, EventRef, Finding, Target, finding_id_of
+from connect_guard.findings import Action, Change, Finding, Target, finding_id_of
 from connect_guard.kms_keys import (
     KeyGateway,
     KeySnapshots,
@@ -437,15 +437,8 @@ class KeyGuard:
             title=title if full_title else f"{title}: KMS key {name} ({record.event_name})",
             summary=f"{actor.display} called {record.event_name} on KMS key {name} in account "
             f"{record.recipient_account_id} ({record.aws_region}). Severity {severity}.",
-            event=EventRef.of(event),
-            actor=actor,
-            attempt=Attempt.of(record),
-            allowlisted=allowlist_match(actor, self.settings.allowlisted_principals) is not None,
+            **self.r.event_fields(event, actor),
             reasons=reasons,
-            runbook_url=self.settings.runbook_url(NAME),
-            environment=self.settings.environment,
-            mode=self.r.mode_of(event).mode,
-            mode_reason=self.r.mode_of(event).reason,
             target=Target("kms_key", name if decision.arn else None, decision.arn),
             change=change,
             actions=actions,

@@ -145,6 +145,20 @@ class LoggingGuardResponder:
         """Whether the guard restores in `account` (the account the write touches), and why."""
         return self.settings.mode_for("logging_guard", account)
 
+    def event_fields(self, event: CloudTrailEvent, actor: Actor) -> dict[str, Any]:
+        """What every logging-guard finding about `event` says of it, its caller and the mode."""
+        mode = self.mode_of(event)
+        return {
+            "event": EventRef.of(event),
+            "actor": actor,
+            "attempt": Attempt.of(event.detail),
+            "allowlisted": allowlist_match(actor, self.settings.allowlisted_principals) is not None,
+            "runbook_url": self.settings.runbook_url(NAME),
+            "environment": self.settings.environment,
+            "mode": mode.mode,
+            "mode_reason": mode.reason,
+        }
+
     def mode_of(self, event: CloudTrailEvent) -> ModeDecision:
         """The event's account: every restore of the event path writes there (a change is made,
         and put back, in its own account)."""
@@ -422,15 +436,8 @@ class LoggingGuardResponder:
             title=headline,
             summary=f"{actor.display} called {record.event_name} on trail {name or '(unnamed)'} in account "
             f"{record.recipient_account_id} ({record.aws_region}). Severity {severity}.",
-            event=EventRef.of(event),
-            actor=actor,
-            attempt=Attempt.of(record),
-            allowlisted=allowlist_match(actor, self.settings.allowlisted_principals) is not None,
+            **self.event_fields(event, actor),
             reasons=reasons,
-            runbook_url=self.settings.runbook_url(NAME),
-            environment=self.settings.environment,
-            mode=self.mode_of(event).mode,
-            mode_reason=self.mode_of(event).reason,
             target=Target("trail", name, decision.arn),
             change=change,
             actions=actions,
@@ -649,15 +656,8 @@ class FlowLogsGuard:
             title=title if full_title else f"{title}: Connect instance {where}",
             summary=f"{decision.actor.display} called {record.event_name} on Connect instance {where} in account "
             f"{record.recipient_account_id} ({record.aws_region}). Severity {severity}.",
-            event=EventRef.of(event),
-            actor=decision.actor,
-            attempt=Attempt.of(record),
-            allowlisted=allowlist_match(decision.actor, self.settings.allowlisted_principals) is not None,
+            **self.r.event_fields(event, decision.actor),
             reasons=reasons,
-            runbook_url=self.settings.runbook_url(NAME),
-            environment=self.settings.environment,
-            mode=self.r.mode_of(event).mode,
-            mode_reason=self.r.mode_of(event).reason,
             target=Target("connect_instance", where, instance.arn if instance else None),
             connect=ConnectRef(instance.instance_id, instance.arn) if instance else None,
             actions=actions,

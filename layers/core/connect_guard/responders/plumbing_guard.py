@@ -26,7 +26,7 @@ from connect_guard.clients import reread
 from connect_guard.connect import InstanceRef
 from connect_guard.errors import MemberAccessError
 from connect_guard.events import CloudTrailEvent
-from connect_guard.findings import Action, Attempt, Change, EventRef, Finding, Target, finding_id_of
+from connect_guard.findings import Action, Change, Finding, Target, finding_id_of
 from connect_guard.observability import logger
 from connect_guard.outcome import Outcome
 from connect_guard.plumbing import (
@@ -518,15 +518,8 @@ class PlumbingGuard:
             title=title if full_title else f"{title}: {what} ({record.event_name})",
             summary=f"{decision.actor.display} called {record.event_name} on {what} in account "
             f"{record.recipient_account_id} ({record.aws_region}). Severity {severity}.",
-            event=EventRef.of(event),
-            actor=decision.actor,
-            attempt=Attempt.of(record),
-            allowlisted=allowlist_match(decision.actor, self.settings.allowlisted_principals) is not None,
+            **self.r.event_fields(event, decision.actor),
             reasons=reasons,
-            runbook_url=self.settings.runbook_url(NAME),
-            environment=self.settings.environment,
-            mode=self.r.mode_of(event).mode,
-            mode_reason=self.r.mode_of(event).reason,
             target=target or Target("plumbing", None),
             change=change,
             actions=actions,
