@@ -18,6 +18,26 @@ BUDGET_DOC = PROJECT_ROOT / "docs" / "performance.md"
 TABLE_START = "<!-- budget-table -->"
 TABLE_END = "<!-- /budget-table -->"
 
+# The keys the bench measures (the numbers are the doc's alone): a row it does not measure, or a
+# figure with no row, is a mistake a unit test catches before a bench run does.
+MEASURED_KEYS = frozenset(
+    {
+        "cold.floor_ratio",
+        "cold.custodian_ratio",
+        "warm.acting_ms",
+        "warm.not_acting_ms",
+        "calls.dedup_writes",
+        "calls.alert",
+        "calls.quarantine",
+        "calls.rollback",
+        "calls.noise",
+        "replay.one_event_s",
+        "replay.acting_growth",
+        "replay.noise_rate",
+        "replay.noise_rss_mib",
+    }
+)
+
 _BUDGET = re.compile(r"^(?P<op>≤|≥|<=|>=)\s*(?P<limit>[0-9][0-9,]*(?:\.[0-9]+)?)\s*(?P<unit>.*)$")
 _KEY = re.compile(r"^`?(?P<key>[a-z][a-z0-9_.]*)`?$")
 

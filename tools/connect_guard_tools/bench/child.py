@@ -49,10 +49,10 @@ class _Context:
         return 30_000
 
 
-def _install_answers(answers: dict[str, list[list[object]]], served: dict[str, int]) -> None:
+def answer_hook(answers: dict[str, list[list[object]]], served: dict[str, int]) -> object:
+    """A `before-send` handler that answers each call with its recorded responses, in turn."""
     import base64
 
-    from botocore import handlers
     from botocore.awsrequest import AWSResponse
 
     replies = {
@@ -69,8 +69,14 @@ def _install_answers(answers: dict[str, list[list[object]]], served: dict[str, i
         status, headers, body = recorded[turn % len(recorded)]
         return AWSResponse(getattr(request, "url", ""), status, headers, _Raw(body))
 
+    return answer
+
+
+def _install_answers(answers: dict[str, list[list[object]]], served: dict[str, int]) -> None:
+    from botocore import handlers
+
     # Every botocore session made from now on registers it (as moto's own stub does).
-    handlers.BUILTIN_HANDLERS.append(("before-send", answer))
+    handlers.BUILTIN_HANDLERS.append(("before-send", answer_hook(answers, served)))
 
 
 def _botocore_timer() -> list[float]:
