@@ -130,7 +130,7 @@ def _replay(figures: list[Figure], info: list[str], quick: bool, acting_events: 
     figures.append(Figure("replay.noise_rate", noise.rate, detail))
     figures.append(Figure("replay.noise_rss_mib", noise.peak_rss_mib, "peak RSS of the replay process"))
     _log(f"acting replay of {acting_events:,} events")
-    cap = 90.0 if quick else 480.0
+    cap = 60.0 if quick else 480.0
     acting = replaying.acting_cost(acting_events, cap, _log)
     ran = f"{acting.replayed:,} events" + (f" of {acting.requested:,} (time cap {cap:.0f} s)" if acting.capped else "")
     detail = f"{ran}; first {replaying.WINDOW}: {acting.first_ms:.2f} ms/event, last: {acting.last_ms:.2f} ms/event"

@@ -10,18 +10,26 @@ Members: `floor` (`import boto3; boto3.client('sns')`), `handler` (import the fu
 and invoke its handler once) and, with `warm` > 0, that many more invocations, each timed in
 process CPU with the time spent inside botocore's API calls measured apart.
 
-This file imports nothing of the project: what it imports before the clock starts, every member
-imports alike (time, then json, os and sys).
+This file imports nothing of the project. Before the clock starts it does what Lambda's runtime
+does before loading a function (logging, with a root handler); after, every member alike reads
+its spec (json, os) and installs the answers.
 """
 
+import logging
+import sys
 import time
+
+# As Lambda's Python runtime does before it loads the function: a root handler writing to the
+# function's log (here stdout, which the bench discards). Custodian logs through it.
+_root = logging.StreamHandler(sys.stdout)
+_root.setFormatter(logging.Formatter("[%(levelname)s]\t%(asctime)s\t%(message)s"))
+logging.getLogger().addHandler(_root)
 
 STARTED = time.perf_counter()
 STARTED_CPU = time.process_time()
 
 import json  # noqa: E402
 import os  # noqa: E402
-import sys  # noqa: E402
 
 
 class _Raw:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -19,6 +20,8 @@ EVENTS = PROJECT_ROOT / "events"
 ENFORCE = {"ResponseMode": "enforce"}
 # The Lambda's own queue in the handler runs (a record from another queue is refused).
 SOURCE_QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:connect-guard-bench"
+# The embedded stack's quarantine role (LocalAws.settings' suite_role_arns).
+SUITE_QUARANTINE_ROLE = "arn:aws:iam::123456789012:role/connect-guard/connect-guard-dev-role-quarantine"
 
 
 @dataclass(frozen=True)
@@ -28,9 +31,23 @@ class Scenario:
     event_file: str  # relative to events/
     kind: str  # the AWS-call budget it counts against: alert, quarantine, rollback
     expected: str  # the outcome it must have, or the measure is not of an acting event
+    own_change: bool = False  # made the suite's own change: its quarantine-policy attachment
 
     def event(self, fresh: bool = False) -> dict[str, Any]:
         event: dict[str, Any] = json.loads((EVENTS / self.event_file).read_text())
+        if self.own_change:
+            event["detail"]["userIdentity"] = {
+                "type": "AssumedRole",
+                "arn": f"arn:aws:sts::123456789012:assumed-role/{SUITE_QUARANTINE_ROLE.rsplit('/', 1)[1]}/bench",
+                "accountId": "123456789012",
+                "sessionContext": {"sessionIssuer": {"type": "Role", "arn": SUITE_QUARANTINE_ROLE}},
+            }
+            # Another event than the one it is made from: its own eventID (and dedup record).
+            event["detail"]["eventID"] = str(uuid.uuid5(uuid.NAMESPACE_URL, event["detail"]["eventID"]))
+            account = event["detail"]["recipientAccountId"]
+            event["detail"]["requestParameters"]["policyArn"] = (
+                f"arn:aws:iam::{account}:policy/connect-guard/connect-guard-quarantine"
+            )
         if fresh:  # within the deployed functions' delivery horizon
             event = copy.deepcopy(event)
             now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -86,8 +103,20 @@ COLD = {
 }
 # Not acting: the suite's own change (an exempt identity), by responder.
 NOT_ACTING = {
+    "policy_alerts": Scenario(
+        "own change, alert",
+        "policy_alerts",
+        "iam/attach-user-policy-administratoraccess.json",
+        "alert",
+        "ignored",
+        own_change=True,
+    ),
     "profile_rollback": Scenario(
-        "own change", "profile_rollback", "connect/update-security-profile-by-suite.json", "rollback", "ignored"
+        "own change, rollback",
+        "profile_rollback",
+        "connect/update-security-profile-by-suite.json",
+        "rollback",
+        "ignored",
     ),
 }
 NOISE_EVENT = "negatives/get-user-policy.json"
