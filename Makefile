@@ -65,5 +65,25 @@ build: $(STAMP) $(SAM_STAMP)
 validate: $(STAMP) $(SAM_STAMP)
 	$(SAM_RUN) validate --lint
 
-bench: $(STAMP)
-	$(BIN)/python -m connect_guard_tools.bench
+# ---- bench: the performance budget (docs/performance.md); not part of CI ----------------------
+# Cloud Custodian, the peer the cold init is compared with, in its own virtualenv (its pins are
+# its own), pinned exactly: the bench packages its Lambda with c7n's own archive code.
+CUSTODIAN_VENV := .tools/custodian
+CUSTODIAN_STAMP := $(CUSTODIAN_VENV)/.installed
+BENCH_ARGS ?=
+
+.PHONY: custodian bench-quick
+
+$(CUSTODIAN_STAMP):
+	$(PYTHON) -m venv $(CUSTODIAN_VENV)
+	$(CUSTODIAN_VENV)/bin/pip install --quiet --disable-pip-version-check --upgrade "pip==25.3"
+	$(CUSTODIAN_VENV)/bin/pip install --quiet --disable-pip-version-check "c7n==0.9.53"
+	touch $(CUSTODIAN_STAMP)
+
+custodian: $(CUSTODIAN_STAMP)
+
+bench: $(STAMP) $(CUSTODIAN_STAMP)
+	$(BIN)/python -m connect_guard_tools.bench $(BENCH_ARGS)
+
+bench-quick: $(STAMP) $(CUSTODIAN_STAMP)
+	$(BIN)/python -m connect_guard_tools.bench --quick $(BENCH_ARGS)
