@@ -1,10 +1,11 @@
 """AWS calls per event, counted: what a responder asks of AWS while it handles one event.
 
 `CallCounter` hooks the embedded AWS's session and the clients made already (`before-call`,
-registered first, and `before-call.connect`, so that calls the Connect fake answers count too) and records `service:Operation` for every call made
-inside `counting()`. The dedup write happens in the runtime, outside a responder's `handle`,
-so a count taken around `handle` is the count beyond it. Role assumptions (sts:AssumeRole)
-are cached per container and listed apart: `per_event` leaves them out.
+registered first, and `before-call.connect`, so that calls the Connect fake answers count
+too) and records `service:Operation` for every call made inside `counting()`. The dedup write
+happens in the runtime, outside a responder's `handle`, so a count taken around `handle` is
+the count beyond it. Role assumptions (sts:AssumeRole) are cached per container: `per_event`
+leaves them out.
 """
 
 from __future__ import annotations

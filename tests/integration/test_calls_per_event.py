@@ -22,7 +22,7 @@ from tests.integration.call_counts import CallCounter
 
 ACCOUNT = quarantine.ACCOUNT
 QUARANTINE_POLICY = quarantine.POLICY_ARN
-ALERT_BUDGET, QUARANTINE_BUDGET, ROLLBACK_BUDGET = 3, 3, 4  # docs/performance.md, beyond the dedup write
+ALERT_BUDGET, QUARANTINE_BUDGET = 3, 3  # DESIGN's budget, beyond the dedup write (rollback: 4)
 
 
 @pytest.fixture
@@ -62,17 +62,14 @@ def audit_items_of(aws, outcome) -> list[dict]:
 # ---- quarantine -------------------------------------------------------------------------------
 # Beyond the acting writes (attach, tags, key deactivations), a quarantine costs: the re-read of
 # what is attached, the quarantine policy's check, the journal before and the audit after the
-# writes, and the publish; a role target adds its tags (and, once gone, its snapshot).
-QUARANTINE_OVERHEAD = {"iam:GetPolicy", "dynamodb:PutItem", "dynamodb:TransactWriteItems", "sns:Publish"}
+# writes, and the publish; a target protected by tag adds its tags (and, once gone, its snapshot).
 
 
 def denied_slr_deletion(name: str) -> CloudTrailEvent:
     return quarantine.iam_event("DeleteServiceLinkedRole", quarantine.user(name), None, **quarantine.DENIED)
 
 
-def test_a_user_quarantine_writes_one_audit_item_and_reads_the_policy_document_once_per_container(
-    aws, iam, counter
-):
+def test_a_user_quarantine_writes_one_audit_item_and_reads_the_policy_document_once_per_container(aws, iam, counter):
     responder = quarantine.responder(aws)
     first = {}
     calls = counted(counter, lambda: first.setdefault("outcome", responder.handle(denied_slr_deletion("mallory"))))
@@ -95,9 +92,9 @@ def test_a_user_quarantine_writes_one_audit_item_and_reads_the_policy_document_o
     assert [(s["operation"], s["status"]) for s in steps] == [("AttachUserPolicy", "taken"), ("TagUser", "taken")]
 
     second = counted(counter, lambda: responder.handle(denied_slr_deletion("eve")))
-    assert second == calls - Counter({"iam:GetPolicyVersion": 1})  # the verified document is not read again
-    overhead = sum(n for op, n in second.items() if op in QUARANTINE_OVERHEAD | {"iam:ListAttachedUserPolicies"})
-    assert overhead == 5 > QUARANTINE_BUDGET  # argued in the README: journal and audit keep crash safety
+    # The verified document is not read again. 7 calls: over the budget of 3 by the re-read, the
+    # policy check and the journal's two writes (README, AWS calls per event).
+    assert second == calls - Counter({"iam:GetPolicyVersion": 1})
 
 
 def test_an_already_quarantined_principal_is_within_budget(aws, iam, counter):
@@ -183,7 +180,9 @@ def escalation(instance, identity=rollback.IAM_USER) -> CloudTrailEvent:
 
 
 def website(user_id: str) -> dict:
-    return rollback.assumed("AWSServiceRoleForAmazonConnect_a1b2c3", user_id, "/aws-service-role/connect.amazonaws.com/")
+    return rollback.assumed(
+        "AWSServiceRoleForAmazonConnect_a1b2c3", user_id, "/aws-service-role/connect.amazonaws.com/"
+    )
 
 
 @pytest.mark.parametrize("by", ["iam_user", "admin_website"])
@@ -242,14 +241,46 @@ def test_a_profile_rollback_reads_the_baseline_with_one_query(aws, instance, cou
             **ROLLBACK_WRITES,
         }
     )
-    # Beyond the baseline read, the re-read and the update: the journal, the audit, the publish.
-    assert sum(calls.values()) == ROLLBACK_BUDGET + 2  # the two journal writes: argued in the README
+    # 6 calls: over the budget of 4 by the journal's two writes (README, AWS calls per event).
+
+
+def test_created_users_and_profiles_cost_the_reads_of_what_the_baseline_lacks(aws, instance, counter):
+    responder = rollback_responder(aws)
+    created = instance.fake.add_user(rollback.INSTANCE, "new.hire", [instance.admin])
+    params = {"InstanceId": rollback.INSTANCE, "Username": "new.hire", "SecurityProfileIds": [instance.admin]}
+    event = rollback.connect_event("CreateUser", params, responseElements={"UserId": created})
+    done = {}
+    calls = counted(counter, lambda: done.setdefault("o", responder.handle(CloudTrailEvent.model_validate(event))))
+    assert done["o"].outcome == "rolled_back"  # to the fallback profile (Admin is privileged by name)
+    assert calls == Counter(
+        {
+            "dynamodb:Query": 1,
+            "connect:DescribeUser": 1,
+            "connect:UpdateUserSecurityProfiles": 1,
+            **ROLLBACK_WRITES,
+        }
+    )
+    profile = instance.fake.add_security_profile(rollback.INSTANCE, "Shadow", ["Users.Edit"])
+    params = {"InstanceId": rollback.INSTANCE, "SecurityProfileName": "Shadow", "Permissions": ["Users.Edit"]}
+    event = rollback.connect_event("CreateSecurityProfile", params, responseElements={"SecurityProfileId": profile})
+    calls = counted(counter, lambda: done.update(o=responder.handle(CloudTrailEvent.model_validate(event))))
+    assert done["o"].outcome == "rolled_back"
+    assert calls == Counter(
+        {
+            "dynamodb:Query": 1,
+            "connect:ListSecurityProfilePermissions": 1,
+            "connect:DescribeSecurityProfile": 1,  # its name: not in the baseline
+            "connect:UpdateSecurityProfile": 1,
+            **ROLLBACK_WRITES,
+        }
+    )
 
 
 def test_a_partial_baseline_is_told_by_the_same_query(aws, instance, counter):
     db = aws.clients.dynamodb
     db.delete_item(
-        TableName=aws.baseline_table, Key={"pk": {"S": f"instance#{instance.arn}"}, "sk": {"S": f"user#{instance.user}"}}
+        TableName=aws.baseline_table,
+        Key={"pk": {"S": f"instance#{instance.arn}"}, "sk": {"S": f"user#{instance.user}"}},
     )
     done = {}
     calls = counted(counter, lambda: done.setdefault("outcome", rollback_responder(aws).handle(escalation(instance))))
@@ -263,7 +294,9 @@ CUSTOMER_MANAGED = "arn:aws:iam::111122223333:policy/ConnectAgentTools"
 
 
 def attach_customer_managed() -> CloudTrailEvent:
-    return CloudTrailEvent.model_validate(with_new_event_id(load_event("iam/attach-group-policy-customer-managed.json")))
+    return CloudTrailEvent.model_validate(
+        with_new_event_id(load_event("iam/attach-group-policy-customer-managed.json"))
+    )
 
 
 def test_a_customer_managed_document_is_read_once_per_version_per_container(aws, counter):

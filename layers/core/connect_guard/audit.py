@@ -229,7 +229,10 @@ def actions_record(audit: AuditLog, actions: list[Action], **fields: Any) -> dic
     names it (`action`, `status`, `after`, as a one-action record); `steps` lists every action
     as made, which the journal's retry rebuilds and the archive exports."""
     first = actions[0]
-    steps = [{"service": a.service, "operation": a.operation, "parameters": a.parameters, "status": a.status} for a in actions]
+    steps = [
+        {"service": a.service, "operation": a.operation, "parameters": a.parameters, "status": a.status}
+        for a in actions
+    ]
     return {
         **action_record(audit, first, **fields),
         "steps": json.dumps(steps, sort_keys=True, default=sorted),

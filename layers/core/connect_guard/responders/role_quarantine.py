@@ -193,7 +193,9 @@ class RoleQuarantineResponder:
             "policyArn"
         ) == self.settings.quarantine_policy_arn(account)
 
-    def _snapshot(self, account: str, role: str, read: dict[tuple[str, str], RoleSnapshot | None]) -> RoleSnapshot | None:
+    def _snapshot(
+        self, account: str, role: str, read: dict[tuple[str, str], RoleSnapshot | None]
+    ) -> RoleSnapshot | None:
         """The role's last snapshot, read at most once per event (`read` keeps what was read)."""
         if (account, role) not in read:
             read[account, role] = self.snapshots.get(account, role)
@@ -202,8 +204,9 @@ class RoleQuarantineResponder:
     def _protected(
         self, account: str, role: str, read: dict[tuple[str, str], RoleSnapshot | None] | None = None
     ) -> str | None:
-        """Why the role is protected, or None. The snapshot is read only when the role is gone
-        (into `read`, the event's snapshot reads, which its finding reuses).
+        """Why the role is protected, or None. Its snapshot is read only when the role is gone,
+        into `read` (the event's snapshot reads, which its finding reuses); `read` None: the
+        role was just listed (the scheduled snapshot), and one gone since has nothing to snapshot.
 
         Raises ClientError/MemberAccessError when IAM can't be read, NoSnapshotError when the
         role is gone and no snapshot says how it was tagged.
@@ -217,7 +220,9 @@ class RoleQuarantineResponder:
                 return f"protected by name ({pattern})"
         tags = self.iam_for(account).role_tags(role)
         if tags is None:
-            snapshot = self._snapshot(account, role, {} if read is None else read)
+            if read is None:
+                return None
+            snapshot = self._snapshot(account, role, read)
             if snapshot is None:  # gone, never snapshotted: it may have carried the tag
                 raise NoSnapshotError(role)
             tags = snapshot.tags  # already deleted: its last snapshot says how it was tagged
@@ -919,19 +924,20 @@ def release(
         kind = "user" if user else "role"
     now = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
     event_id = f"release:{account_id}:{subject}:{now}"
-    for action in done:
-        responder.audit.record(
-            responder=NAME,
-            action=action.operation,
-            status=action.status,
-            actor=by,
-            target=subject,
-            reason=f"released: {reason}",
-            before=None,
-            after=action.parameters,
-            event_id=None,
-            finding_id=finding_id_of(NAME, event_id),
-            mode="release",
+    if done:  # one audit item for the release, its actions (detach first) in `steps`
+        responder.audit.write(
+            actions_record(
+                responder.audit,
+                done,
+                responder=NAME,
+                actor=by,
+                target=subject,
+                reason=f"released: {reason}",
+                before=None,
+                event_id=None,
+                finding_id=finding_id_of(NAME, event_id),
+                mode="release",
+            )
         )
     nothing = [] if done or not sso_user else [f"{sso_user} was not on the deny-list SCP: nothing changed"]
     finding = Finding(
