@@ -112,9 +112,22 @@ def restore_writes(action: str) -> list[str]:
 
 
 def audit_of(aws: LocalAws, event: dict[str, Any], responder: str) -> list[tuple[str, str]]:
-    """The (action, status) of every audit record of the responder's finding on `event`."""
+    """The (action, status) of every action audited for the responder's finding on `event`: a
+    record's own, or each of its `steps` (one record for the actions of one event)."""
     finding = finding_id_of(responder, event["detail"]["eventID"])
-    return sorted((r["action"]["S"], r["status"]["S"]) for r in aws.audit_records() if r["finding_id"]["S"] == finding)
+    audited = []
+    for r in aws.audit_records():
+        if r["finding_id"]["S"] != finding:
+            continue
+        steps = json.loads(r["steps"]["S"]) if "steps" in r else None
+        audited += [(s["operation"], s["status"]) for s in steps] if steps else [(r["action"]["S"], r["status"]["S"])]
+    return sorted(audited)
+
+
+def audit_items_of(aws: LocalAws, event: dict[str, Any], responder: str) -> int:
+    """How many audit items the responder's finding on `event` wrote."""
+    finding = finding_id_of(responder, event["detail"]["eventID"])
+    return sum(1 for r in aws.audit_records() if r["finding_id"]["S"] == finding)
 
 
 @dataclass

@@ -25,7 +25,7 @@ from connect_guard.runtime import Pipeline, build_pipeline
 from connect_guard_tools.local_aws import SECURITY_ACCOUNT, LocalAws
 from tests.conftest import load_event, with_new_event_id
 from tests.integration import test_role_quarantine
-from tests.integration.delivery import Kill, Killed, Run, audit_of, deliver, restore_writes
+from tests.integration.delivery import Kill, Killed, Run, audit_items_of, audit_of, deliver, restore_writes
 from tests.integration.test_profile_rollback import INSTANCE, Instance, connect_event
 from tests.integration.test_profile_rollback import settings as rollback_settings
 from tests.integration.test_role_quarantine import ACCOUNT, POLICY_ARN, assumed, attached, iam_event, user
@@ -156,6 +156,7 @@ def test_a_kill_between_any_two_steps_of_a_user_quarantine_still_alerts_and_quar
             ("TagUser", "taken"),
             ("UpdateAccessKey", "taken"),
         ], run.where
+        assert audit_items_of(aws, event, "role_quarantine") == 1, f"{run.where}: one audit item per event"
         return run
 
     clean = quarantined(None)
@@ -195,6 +196,7 @@ def test_a_kill_between_any_two_steps_of_a_role_quarantine_still_alerts_and_quar
             ("TagRole", "taken"),
         ], run.where
         assert audit_of(aws, event, "role_quarantine") == [("AttachRolePolicy", "taken"), ("TagRole", "taken")]
+        assert audit_items_of(aws, event, "role_quarantine") == 1, f"{run.where}: one audit item per event"
         return run
 
     clean = quarantined(None)

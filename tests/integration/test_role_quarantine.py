@@ -138,8 +138,10 @@ def test_denied_slr_deletion_by_a_user_attaches_the_quarantine_policy_and_tags_t
     assert outcome.finding["target"]["name"] == SLR  # from the error message: denied calls carry no parameters
     (message,) = aws.inbox()
     assert message["Subject"].startswith("[CRITICAL] Quarantined mallory: Attempt to delete role " + SLR)
-    audit = aws.audit_records()
-    assert sorted(a["action"]["S"] for a in audit) == ["AttachUserPolicy", "TagUser"]
+    (audit,) = aws.audit_records()  # one item for the event, listing its actions
+    assert (audit["action"]["S"], audit["status"]["S"]) == ("AttachUserPolicy", "taken")
+    steps = [(s["operation"], s["status"]) for s in json.loads(audit["steps"]["S"])]
+    assert steps == [("AttachUserPolicy", "taken"), ("TagUser", "taken")]
 
 
 def test_a_second_attempt_by_a_quarantined_user_adds_nothing(aws, iam):

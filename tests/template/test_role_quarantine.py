@@ -180,7 +180,7 @@ ROLE_SNAPSHOT_ACTIONS: dict[str, Any] = {
     "sns:Publish": {"AlertTopic"},  # "Role snapshot FAILED" only
     "kms:Decrypt": {"SuiteKey"},
     "kms:GenerateDataKey": {"SuiteKey"},
-    **{f"dynamodb:{verb}": {"BaselineTable"} for verb in ("GetItem", "PutItem")},
+    "dynamodb:PutItem": {"BaselineTable"},  # the snapshots; none is read (the roles are listed)
     "iam:ListRoles": ["*"],
     **{action: [OWN_ROLES] for action in SNAPSHOT_IAM_READS},
     "sts:AssumeRole": [member_role("read")],

@@ -1,5 +1,6 @@
 """Audit records: who, what, why, before, after and the triggering eventID of every automated
-action (and every approval), one DynamoDB item each, partitioned by day.
+action (and every approval), one DynamoDB item each, partitioned by day; the actions a
+quarantine makes for one event share one item, which lists them in its `steps`.
 
 The same table holds the action journal: an item per finding that reports an action
 (`pk = finding#<finding ID>`), written before the action is made. A function can die between
@@ -119,11 +120,13 @@ class PendingAction:
 
     def actions(self) -> list[Action]:
         """The recorded actions (operation, status and parameters), as the finding lists them."""
-        return [
-            Action(r["service"], r["action"], json.loads(r["after"]) or {}, r["status"])
-            for r in self.records
-            if r.get("service")
-        ]
+        found = []
+        for r in self.records:
+            if r.get("steps"):  # one record for the actions of one event (actions_record)
+                found += [Action(**step) for step in json.loads(r["steps"])]
+            elif r.get("service"):
+                found.append(Action(r["service"], r["action"], json.loads(r["after"]) or {}, r["status"]))
+        return found
 
 
 class ActionJournal:
@@ -218,6 +221,22 @@ class ActionJournal:
         for start in range(0, len(items), TRANSACTION_MAX_ITEMS):
             self._db.transact_write_items(TransactItems=items[start : start + TRANSACTION_MAX_ITEMS])
         return done
+
+
+def actions_record(audit: AuditLog, actions: list[Action], **fields: Any) -> dict[str, Any]:
+    """One audit record for the actions of one event (a quarantine's attach, tags and key
+    deactivations): one item to write and to read. The first action, the one that decides,
+    names it (`action`, `status`, `after`, as a one-action record); `steps` lists every action
+    as made, which the journal's retry rebuilds and the archive exports."""
+    first = actions[0]
+    steps = [
+        {"service": a.service, "operation": a.operation, "parameters": a.parameters, "status": a.status}
+        for a in actions
+    ]
+    return {
+        **action_record(audit, first, **fields),
+        "steps": json.dumps(steps, sort_keys=True, default=sorted),
+    }
 
 
 def action_record(audit: AuditLog, action: Action, **fields: Any) -> dict[str, Any]:

@@ -2,8 +2,8 @@
 
 One partition per instance (`pk = instance#<arn>`): an item per security profile
 (`profile#<id>`: name, permissions, applications), per user (`user#<id>`: security profile
-IDs), and a `meta` item. A responder reads one user or profile with a single GetItem; the sweep
-reads the whole instance with one Query.
+IDs), and a `meta` item. The rollback and the sweep read the whole partition with one Query
+(paged past 1 MB): its completeness, the user or profile and the approved profiles at once.
 
 The meta item records how many profiles and users were approved: a baseline is acted on only
 when the items match it (a partial write or a deleted item must never read as "approved: none",

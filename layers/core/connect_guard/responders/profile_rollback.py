@@ -20,7 +20,7 @@ from typing import Any, Self
 from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 
 from connect_guard.audit import ActionJournal, AuditLog
-from connect_guard.baseline import BaselineStore, ProfileBaseline, UserBaseline
+from connect_guard.baseline import BaselineStore, InstanceBaseline, ProfileBaseline, UserBaseline, incomplete
 from connect_guard.clients import AwsClients, reread
 from connect_guard.connect import ConnectGateway, ConnectUser, InstanceRef
 from connect_guard.errors import ConnectResourceNotFoundError, MemberAccessError, PoisonEventError
@@ -255,11 +255,11 @@ class ConnectControl:
 class ProfileRollbackResponder(ConnectControl):
     name = NAME
 
+    @staticmethod
     def _profiles(
-        self, gateway: ConnectGateway, ids: frozenset[str]
+        gateway: ConnectGateway, ids: frozenset[str], approved: dict[str, ProfileBaseline]
     ) -> tuple[dict[str, str], dict[str, frozenset[str]]]:
         """Names and permissions of profiles: the baseline's, then the API for unknown ones."""
-        approved = self.baselines.profiles(gateway.instance.arn)
         names = {p.id: p.name for p in approved.values()}
         permissions = {p.id: p.permissions for p in approved.values()}
         unknown = [i for i in ids if i not in approved]
@@ -269,19 +269,28 @@ class ProfileRollbackResponder(ConnectControl):
                 permissions[profile_id] = gateway.permissions(profile_id)
         return names, permissions
 
-    def _subject(self, gateway: ConnectGateway, kind: str, subject_id: str) -> _Subject:
+    def _subject(
+        self,
+        gateway: ConnectGateway,
+        kind: str,
+        subject_id: str,
+        approved: InstanceBaseline,
+        described: dict[str, ConnectUser],
+    ) -> _Subject:
+        """The user or profile as it is now, judged against the instance's baseline (read once
+        per event); `described`: the users this event read already (DescribeUser once per user)."""
         instance = gateway.instance
         if kind == "connect_user":
-            user = gateway.user(subject_id)
-            baseline = self.baselines.user(instance.arn, user.id)
+            user = described.get(subject_id) or gateway.user(subject_id)
+            baseline = approved.users.get(user.id)
             ids = user.security_profile_ids | (baseline.security_profile_ids if baseline else frozenset())
-            names, permissions = self._profiles(gateway, ids)
+            names, permissions = self._profiles(gateway, ids, approved.profiles)
             plan = plan_user(user, baseline, names, permissions, self.rules)
             return _Subject(
                 kind, user.id, user.username, f"{instance.arn}/agent/{user.id}", user.security_profile_ids, plan, names
             )
         current = gateway.permissions(subject_id)
-        baseline_profile = self.baselines.profile(instance.arn, subject_id)
+        baseline_profile = approved.profiles.get(subject_id)
         name = (
             baseline_profile.name
             if baseline_profile
@@ -390,15 +399,19 @@ class ProfileRollbackResponder(ConnectControl):
         # from "baseline lost", and a rollback would strip what it should keep.
         if not self.configured(instance):
             return report("the instance is not in ConnectInstanceArns")
-        problem = self.baselines.problem(instance.arn)
+        # One Query reads the whole baseline: its completeness, the user or profile, and the
+        # names and permissions of the approved profiles.
+        approved = self.baselines.instance(instance.arn)
+        problem = incomplete(approved.meta, len(approved.profiles), len(approved.users))
         if problem:
             return report(problem, Severity.CRITICAL)
 
         what = "user" if kind == "connect_user" else "security profile"
         try:
             gateway = self.gateway(instance)
-            actor_user = self._admin_website_user(gateway, actor)
-            subject = self._subject(gateway, kind, subject_id)
+            described: dict[str, ConnectUser] = {}
+            actor_user = self._admin_website_user(gateway, actor, approved, described)
+            subject = self._subject(gateway, kind, subject_id, approved, described)
         except NoFallbackProfileError as error:
             return report(
                 f"the {what} gained privileged profiles and would be left with none, but {error}: "
@@ -625,12 +638,21 @@ class ProfileRollbackResponder(ConnectControl):
             instance = InstanceRef.parse(raw_instance, record.recipient_account_id or event.account, record.aws_region)
         return kind, subject_id, instance
 
-    def _admin_website_user(self, gateway: ConnectGateway, actor: Actor) -> ConnectUser | None:
-        """Admin-website changes carry the Connect user's ID as the service-linked role's session name."""
+    def _admin_website_user(
+        self, gateway: ConnectGateway, actor: Actor, approved: InstanceBaseline, described: dict[str, ConnectUser]
+    ) -> ConnectUser | None:
+        """Admin-website changes carry the Connect user's ID as the service-linked role's session name.
+
+        Only the name is shown: an approved user's comes from the baseline already read (no
+        DescribeUser); any other is described, and kept in `described` for the subject."""
         if not (actor.session_issuer_arn and CONNECT_SERVICE_ROLE in actor.session_issuer_arn and actor.session_name):
             return None
+        known = approved.users.get(actor.session_name)
+        if known is not None and known.username:
+            return ConnectUser(known.id, known.username, frozenset())  # for its name only: profiles unread
         try:
-            return gateway.user(actor.session_name)
+            user = described[actor.session_name] = gateway.user(actor.session_name)
+            return user
         except (ConnectResourceNotFoundError, ClientError):
             return ConnectUser(actor.session_name, "", frozenset())
 

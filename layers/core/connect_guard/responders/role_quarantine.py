@@ -30,7 +30,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 
-from connect_guard.audit import ActionJournal, AuditLog, action_record
+from connect_guard.audit import ActionJournal, AuditLog, action_record, actions_record
 from connect_guard.aws_errors import transient
 from connect_guard.clients import AwsClients, reread
 from connect_guard.connect import InstanceRef
@@ -51,7 +51,7 @@ from connect_guard.principals import (
     suite_role,
 )
 from connect_guard.publisher import SnsPublisher, fit
-from connect_guard.quarantine import ATTACH_OPERATIONS, QuarantineIam, RoleSnapshots, VerifiedPolicies
+from connect_guard.quarantine import ATTACH_OPERATIONS, QuarantineIam, RoleSnapshot, RoleSnapshots, VerifiedPolicies
 from connect_guard.settings import MemberPurpose, ModeDecision, Settings
 
 NAME = "role_quarantine"
@@ -130,6 +130,8 @@ class _Decision:
     # The state that decides it could not be read (a refusal, an unreachable account): a
     # quarantine may have been due. The last attempt says so as a FAILED alert.
     undetermined: bool = False
+    # The role snapshots read in deciding, by (account, role): the finding attaches them unread again.
+    snapshots: dict[tuple[str, str], RoleSnapshot | None] = field(default_factory=dict)
 
 
 # What a quarantine does, said in the finding (a role's deny binds every session, old and new).
@@ -191,8 +193,20 @@ class RoleQuarantineResponder:
             "policyArn"
         ) == self.settings.quarantine_policy_arn(account)
 
-    def _protected(self, account: str, role: str) -> str | None:
-        """Why the role is protected, or None.
+    def _snapshot(
+        self, account: str, role: str, read: dict[tuple[str, str], RoleSnapshot | None]
+    ) -> RoleSnapshot | None:
+        """The role's last snapshot, read at most once per event (`read` keeps what was read)."""
+        if (account, role) not in read:
+            read[account, role] = self.snapshots.get(account, role)
+        return read[account, role]
+
+    def _protected(
+        self, account: str, role: str, read: dict[tuple[str, str], RoleSnapshot | None] | None = None
+    ) -> str | None:
+        """Why the role is protected, or None. Its snapshot is read only when the role is gone,
+        into `read` (the event's snapshot reads, which its finding reuses); `read` None: the
+        role was just listed (the scheduled snapshot), and one gone since has nothing to snapshot.
 
         Raises ClientError/MemberAccessError when IAM can't be read, NoSnapshotError when the
         role is gone and no snapshot says how it was tagged.
@@ -204,9 +218,11 @@ class RoleQuarantineResponder:
                 f"arn:aws:iam::{account}:role/{role}".lower(), pattern.lower()
             ):
                 return f"protected by name ({pattern})"
-        snapshot = self.snapshots.get(account, role)
         tags = self.iam_for(account).role_tags(role)
         if tags is None:
+            if read is None:
+                return None
+            snapshot = self._snapshot(account, role, read)
             if snapshot is None:  # gone, never snapshotted: it may have carried the tag
                 raise NoSnapshotError(role)
             tags = snapshot.tags  # already deleted: its last snapshot says how it was tagged
@@ -244,6 +260,7 @@ class RoleQuarantineResponder:
             decision.kind,
             decision.reasons,
             actions,
+            decision.snapshots,
         )
 
     def _decide(self, event: CloudTrailEvent) -> _Decision:
@@ -270,7 +287,7 @@ class RoleQuarantineResponder:
             if target.name is None:
                 return review_by_hand("the event does not say which role; review by hand")
             try:
-                why = self._protected(account, target.name)
+                why = self._protected(account, target.name, decision.snapshots)
             except MemberAccessError as error:  # the account can't be reached: the suite is blind there
                 return review_by_hand(
                     f"member account unreachable: could not tell whether {target.name} is protected ({error}); "
@@ -564,12 +581,12 @@ class RoleQuarantineResponder:
             finding_id_of(NAME, record.event_id),
             responder=NAME,
             event_id=record.event_id,
-            records=[self._audit_entry(actor, subject, why, record, replace(a, status="taken")) for a in planned],
+            records=[self._audit_record(actor, subject, why, record, [replace(a, status="taken") for a in planned])],
         )
         done = writer.execute(planned)
         self.journal.complete(
             pending,
-            [self._audit_entry(actor, subject, why, record, a) for a in done],
+            [self._audit_record(actor, subject, why, record, done)],
             "taken" if _attached(done) else "failed",
         )
         return _iam_result(kind, name, done)
@@ -606,7 +623,7 @@ class RoleQuarantineResponder:
             done += made.values()
         else:
             note += "; its tags and key deactivations are not confirmed"
-        records = [self._audit_entry(actor, f"{kind}/{name}", why, record, a, "confirmed on a retry") for a in done]
+        records = [self._audit_record(actor, f"{kind}/{name}", why, record, done, "confirmed on a retry")]
         try:
             self.journal.complete(pending, records, "taken")
         except (ClientError, BotoCoreError) as error:
@@ -633,6 +650,23 @@ class RoleQuarantineResponder:
             target=subject,
             reason=f"{reason} ({note})" if note else reason,
             before=before,
+            event_id=record.event_id,
+            finding_id=finding_id_of(NAME, record.event_id),  # the finding _alert publishes
+            mode="enforce",
+        )
+
+    def _audit_record(
+        self, actor: Actor, subject: str, reason: str, record: CloudTrailRecord, actions: list[Action], note: str = ""
+    ) -> dict[str, Any]:
+        """The one audit record of an IAM quarantine: its actions (attach first) in `steps`."""
+        return actions_record(
+            self.audit,
+            actions,
+            responder=NAME,
+            actor=actor.arn,
+            target=subject,
+            reason=f"{reason} ({note})" if note else reason,
+            before=None,
             event_id=record.event_id,
             finding_id=finding_id_of(NAME, record.event_id),  # the finding _alert publishes
             mode="enforce",
@@ -748,11 +782,13 @@ class RoleQuarantineResponder:
         kind: str,
         reasons: list[str],
         actions: list[Action],
+        snapshots: dict[tuple[str, str], RoleSnapshot | None] | None = None,
     ) -> Outcome:
         record = event.detail
         snapshot = None
         if record.event_name in DELETIONS and not record.denied and target.name:
-            stored = self.snapshots.get(record.recipient_account_id or event.account, target.name)
+            account = record.recipient_account_id or event.account
+            stored = self._snapshot(account, target.name, {} if snapshots is None else snapshots)
             if stored:
                 snapshot = stored.to_dict()
                 reasons.append(
@@ -888,19 +924,20 @@ def release(
         kind = "user" if user else "role"
     now = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
     event_id = f"release:{account_id}:{subject}:{now}"
-    for action in done:
-        responder.audit.record(
-            responder=NAME,
-            action=action.operation,
-            status=action.status,
-            actor=by,
-            target=subject,
-            reason=f"released: {reason}",
-            before=None,
-            after=action.parameters,
-            event_id=None,
-            finding_id=finding_id_of(NAME, event_id),
-            mode="release",
+    if done:  # one audit item for the release, its actions (detach first) in `steps`
+        responder.audit.write(
+            actions_record(
+                responder.audit,
+                done,
+                responder=NAME,
+                actor=by,
+                target=subject,
+                reason=f"released: {reason}",
+                before=None,
+                event_id=None,
+                finding_id=finding_id_of(NAME, event_id),
+                mode="release",
+            )
         )
     nothing = [] if done or not sso_user else [f"{sso_user} was not on the deny-list SCP: nothing changed"]
     finding = Finding(
