@@ -326,7 +326,8 @@ def replay(args: argparse.Namespace, out: TextIO) -> int:
     counts: Counter[str] = Counter()
     severities: Counter[str] = Counter()
     skipped: Counter[str] = Counter()  # records that are not API calls, by kind
-    with LocalAws() as aws:  # in memory: a refusal below leaves nothing behind
+    # In memory, each part made when a call first needs it: a refusal below leaves nothing behind.
+    with LocalAws(on_demand=True) as aws:
         if seed.exists():
             try:
                 aws.seed(seed)
