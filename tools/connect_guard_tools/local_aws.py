@@ -27,6 +27,7 @@ from moto.iam.exceptions import IAMException, LimitExceededException
 from moto.iam.models import IAMBackend
 from moto.organizations.exceptions import ConstraintViolationException
 from moto.organizations.models import OrganizationsBackend
+from moto.sqs.models import Message, Queue, sqs_backends
 
 from connect_guard.baseline import BaselineStore, InstanceBaseline, ProfileBaseline, UserBaseline
 from connect_guard.clients import AwsClients
@@ -354,11 +355,16 @@ class LocalAws:
     when a call first needs it (`Provision`): a replay of one IAM event creates no trail,
     Connect baseline or log group, and pays for none. The default makes everything up front,
     as the tests that read moto's backends directly expect. `provisioned` names what was made.
+
+    `hold_deliveries=True` (the replay) keeps the SOC inbox and findings-archive queues short:
+    what a publish delivers to them waits outside moto (`_hold`) until a call names the queue.
     """
 
-    def __init__(self, region: str = REGION, on_demand: bool = False) -> None:
+    def __init__(self, region: str = REGION, on_demand: bool = False, hold_deliveries: bool = False) -> None:
         self.region = region
         self.on_demand = on_demand
+        self.hold_deliveries = hold_deliveries
+        self._held: dict[str, list[Message]] = {}  # queue URL → messages taken out of it, oldest first
         self._pending: list[Provision] = []
         self.provisioned: list[str] = []
         self._provisioning = 0  # depth of parts being made (they may need others)
@@ -393,6 +399,9 @@ class LocalAws:
         self.session.events.register("before-parameter-build", self.recorder)
         if self.on_demand:
             self.session.events.register("before-parameter-build", self._provide_for_call)
+        if self.hold_deliveries:
+            self.session.events.register("after-call.sns", self._hold)
+            self.session.events.register("before-parameter-build.sqs", self._put_back)
         # moto has no Connect users or profiles: an in-memory fake answers Connect's calls.
         self.connect = ConnectFake()
         self.connect.install(self.session.events)
@@ -438,6 +447,29 @@ class LocalAws:
         """Make every pending part now (a state read straight from moto's backends needs them)."""
         while self._pending:
             self._make(self._pending.pop(0))
+
+    def _queue(self, url: str) -> Queue | None:
+        return sqs_backends[SECURITY_ACCOUNT][self.region].queues.get(url.rsplit("/", 1)[1])
+
+    def _hold(self, **_: Any) -> None:
+        """botocore hook (after-call.sns): take what a publish delivered out of the SOC inbox and
+        the findings archive. moto's SendMessage reads all of a queue's attributes, its message
+        counts among them, each a scan of every message: each publish would cost more than the last."""
+        for url in (self.inbox_url, self.findings_archive_url):
+            queue = self._queue(url)
+            if queue is not None and queue._messages:
+                with queue._messages_lock:
+                    self._held.setdefault(url, []).extend(queue._messages)
+                    queue._messages.clear()
+
+    def _put_back(self, params: dict[str, Any], **_: Any) -> None:
+        """botocore hook (before-parameter-build.sqs): a call naming a queue finds it whole, the
+        held messages in front (they are the older ones)."""
+        held = self._held.pop(str(params.get("QueueUrl")), None)
+        queue = self._queue(str(params["QueueUrl"])) if held else None
+        if queue is not None:
+            with queue._messages_lock:
+                queue._messages[:0] = held
 
     def _tables(self) -> tuple[str, ...]:
         return (self.table_name, self.baseline_table, self.audit_table)
@@ -588,7 +620,8 @@ class LocalAws:
     def inbox(self) -> list[dict[str, Any]]:
         """Every message the SOC inbox queue received (SNS envelopes, JSON finding in Message)."""
         sqs = self.session.client("sqs")
-        messages: list[dict[str, Any]] = []
+        # Held messages were never received: read here, as ReceiveMessage would return their body.
+        messages: list[dict[str, Any]] = [json.loads(m.body) for m in self._held.pop(self.inbox_url, [])]
         while True:
             batch = sqs.receive_message(QueueUrl=self.inbox_url, MaxNumberOfMessages=10).get("Messages", [])
             if not batch:
@@ -616,6 +649,10 @@ class LocalAws:
                 region_name=self.region,
                 botocore_session=core,
             )
+            if self.on_demand:  # what a call there needs is made first, as for the security account
+                core.register("before-parameter-build", self._provide_for_call)
+            if self.hold_deliveries:
+                core.register("before-parameter-build.sqs", self._put_back)
         return self._account_sessions[account_id]
 
     def seed(self, state_file: Path, with_trails: bool = True) -> None:
