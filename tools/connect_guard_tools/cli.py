@@ -327,7 +327,7 @@ def replay(args: argparse.Namespace, out: TextIO) -> int:
     severities: Counter[str] = Counter()
     skipped: Counter[str] = Counter()  # records that are not API calls, by kind
     # In memory, each part made when a call first needs it: a refusal below leaves nothing behind.
-    with LocalAws(on_demand=True, hold_deliveries=True) as aws:
+    with LocalAws.for_replay() as aws:
         if seed.exists():
             try:
                 aws.seed(seed)

@@ -385,6 +385,11 @@ class LocalAws:
         ]
         self._saved_env: dict[str, str | None] = {}
 
+    @classmethod
+    def for_replay(cls, region: str = REGION) -> LocalAws:
+        """As `connect-guard replay` runs it: parts made on demand, deliveries held."""
+        return cls(region, on_demand=True, hold_deliveries=True)
+
     def __enter__(self) -> LocalAws:
         for key, value in FAKE_CREDENTIALS.items():
             self._saved_env[key] = os.environ.get(key)
