@@ -341,7 +341,7 @@ def replay(args: argparse.Namespace, out: TextIO) -> int:
             raise UsageError(
                 f"invalid configuration: {problems}", "fix --parameter-overrides or samconfig.toml"
             ) from None
-        replayer = Replayer(aws, settings)
+        replayer = Replayer(aws, settings, on_first_event=True)
         show_progress = not args.no_progress and sys.stderr.isatty()
         for item in _progress(iter_inputs(paths, root=Path.cwd()), show_progress):
             result = replayer.replay(item)
