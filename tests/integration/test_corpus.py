@@ -36,7 +36,7 @@ def dig(body: Any, dotted: str) -> Any:
 @pytest.fixture(scope="module")
 def results() -> dict[str, ReplayResult]:
     """Replay the whole corpus once, with the dev configuration from samconfig.toml."""
-    with LocalAws() as aws:
+    with LocalAws.for_replay() as aws:  # as the replay command runs it
         aws.seed(EVENTS / "demo-state.yaml")
         parameters = replay_parameters("default")
         replayer = Replayer(aws, aws.settings(**settings_values(parameters)))
@@ -103,7 +103,7 @@ def test_every_alert_reached_the_soc_inbox_with_filterable_attributes(results):
 
 
 def test_enforce_mode_rolls_back_every_escalation_sample_to_the_state_it_reports():
-    with LocalAws() as aws:
+    with LocalAws.for_replay() as aws:  # as the replay command runs it
         aws.seed(EVENTS / "demo-state.yaml")
         parameters = replay_parameters("default", {"ResponseMode": "enforce"})
         replayer = Replayer(aws, aws.settings(**settings_values(parameters)))
@@ -148,7 +148,7 @@ def test_enforce_mode_quarantines_the_sample_actors_and_release_lifts_it():
     from connect_guard.quarantine import SUITE_TAG_KEYS
     from connect_guard.responders import role_quarantine
 
-    with LocalAws() as aws:
+    with LocalAws.for_replay() as aws:  # as the replay command runs it
         aws.seed(EVENTS / "demo-state.yaml")
         settings = aws.settings(**settings_values(replay_parameters("default", {"ResponseMode": "enforce"})))
         replayer = Replayer(aws, settings)

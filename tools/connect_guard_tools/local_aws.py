@@ -7,6 +7,7 @@ demo IAM state of the source accounts (events/demo-state.yaml).
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from collections.abc import Callable, Iterator
@@ -18,6 +19,7 @@ from typing import Any
 from unittest import mock
 
 import boto3
+import botocore.session
 import yaml
 from moto import mock_aws
 from moto.cloudtrail.models import Trail
@@ -25,6 +27,7 @@ from moto.iam.exceptions import IAMException, LimitExceededException
 from moto.iam.models import IAMBackend
 from moto.organizations.exceptions import ConstraintViolationException
 from moto.organizations.models import OrganizationsBackend
+from moto.sqs.models import Message, Queue, sqs_backends
 
 from connect_guard.baseline import BaselineStore, InstanceBaseline, ProfileBaseline, UserBaseline
 from connect_guard.clients import AwsClients
@@ -35,11 +38,13 @@ from connect_guard.settings import MEMBER_ROLE_PATH, SUITE_WRITER_ROLES, Setting
 from connect_guard.trails import TrailGateway, TrailSnapshots, TrailState
 from connect_guard_tools.backend_patches import BackendPatches
 from connect_guard_tools.connect_fake import ConnectFake, SeededInstance, seed_from_spec
-from connect_guard_tools.local_kms import KmsKeyStates, create_key, seed_key, tamper_key
+from connect_guard_tools.local_kms import DeferredKeyPairs, KmsKeyStates, create_key, seed_key, tamper_key
 from connect_guard_tools.message_moves import MessageMoves
+from connect_guard_tools.plumbing import PARAMETER as PLUMBING_PARAMETER
 from connect_guard_tools.plumbing import EmbeddedPlumbing, PlumbingStrictness
 from connect_guard_tools.queue_policies import QueuePolicySends
 
+_SAFE_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 SECURITY_ACCOUNT = "123456789012"  # moto's default account plays the security account
 # A role the security account may assume (its own policies decide who): the embedded member roles.
 SECURITY_ACCOUNT_TRUST: dict[str, Any] = {
@@ -81,6 +86,7 @@ class CallRecorder:
         self.calls: list[dict[str, str]] = []
         self.emails: list[str] = []
         self.findings: list[dict[str, Any]] = []
+        self.paused = False  # while the embedded AWS provisions itself: its calls are nobody's actions
 
     def clear(self) -> None:
         self.calls.clear()
@@ -88,7 +94,7 @@ class CallRecorder:
         self.findings.clear()
 
     def __call__(self, model: Any, params: dict[str, Any], **_: Any) -> None:
-        if model.name.startswith(_READ_PREFIXES):
+        if self.paused or model.name.startswith(_READ_PREFIXES):
             return
         self.calls.append({"service": model.service_model.endpoint_prefix, "operation": model.name})
         if model.name == "Publish" and params.get("MessageStructure") == "json":
@@ -320,11 +326,49 @@ class IdentityCenter:
         }
 
 
-class LocalAws:
-    """Start with `with LocalAws() as aws:`; nothing leaves the process."""
+@dataclass(frozen=True)
+class Provision:
+    """A part of the embedded stack or of the demo state, made when a call first needs it.
 
-    def __init__(self, region: str = REGION) -> None:
+    `triggers` are the services whose calls need it ("iam", "kms", ...) and, for what a table
+    holds, "dynamodb:<table>" (a read of the baseline table needs the snapshots in it).
+    """
+
+    name: str
+    triggers: frozenset[str]
+    make: Callable[[], None]
+
+
+def _tables_named(params: dict[str, Any]) -> set[str]:
+    """The tables a DynamoDB call names: one, or several in a batch or a transaction."""
+    if params.get("TableName"):
+        return {str(params["TableName"])}
+    tables = set(params.get("RequestItems") or ())
+    for item in params.get("TransactItems") or ():
+        tables.update(str(op["TableName"]) for op in item.values() if isinstance(op, dict) and "TableName" in op)
+    return tables
+
+
+class LocalAws:
+    """Start with `with LocalAws() as aws:`; nothing leaves the process.
+
+    `on_demand=True` (the replay) makes each part of the stack and of the seeded demo state
+    when a call first needs it (`Provision`): a replay of one IAM event creates no trail,
+    Connect baseline or log group, and pays for none. The default makes everything up front,
+    as the tests that read moto's backends directly expect. `provisioned` names what was made.
+
+    `hold_deliveries=True` (the replay) keeps the SOC inbox and findings-archive queues short:
+    what a publish delivers to them waits outside moto (`_hold`) until a call names the queue.
+    """
+
+    def __init__(self, region: str = REGION, on_demand: bool = False, hold_deliveries: bool = False) -> None:
         self.region = region
+        self.on_demand = on_demand
+        self.hold_deliveries = hold_deliveries
+        self._held: dict[str, list[Message]] = {}  # queue URL → messages taken out of it, oldest first
+        self._pending: list[Provision] = []
+        self.provisioned: list[str] = []
+        self._provisioning = 0  # depth of parts being made (they may need others)
         self._mock = mock_aws()
         self.unmodifiable_roles = UnmodifiableRoles()
         self.message_moves = MessageMoves()  # SQS message-move tasks (redrive), which moto lacks
@@ -338,8 +382,14 @@ class LocalAws:
             PlumbingStrictness(),
             self.message_moves,
             QueuePolicySends(),  # a queue policy's Deny of SendMessage
+            DeferredKeyPairs(),  # not strictness: start-up time (a key pair only when a key signs)
         ]
         self._saved_env: dict[str, str | None] = {}
+
+    @classmethod
+    def for_replay(cls, region: str = REGION) -> LocalAws:
+        """As `connect-guard replay` runs it: parts made on demand, deliveries held."""
+        return cls(region, on_demand=True, hold_deliveries=True)
 
     def __enter__(self) -> LocalAws:
         for key, value in FAKE_CREDENTIALS.items():
@@ -353,14 +403,82 @@ class LocalAws:
         SnsPublishLimit(self.session).install(self.session)
         self.recorder = CallRecorder()
         self.session.events.register("before-parameter-build", self.recorder)
+        if self.on_demand:
+            self.session.events.register("before-parameter-build", self._provide_for_call)
+        if self.hold_deliveries:
+            self.session.events.register("after-call.sns", self._hold)
+            self.session.events.register("before-parameter-build.sqs", self._put_back)
         # moto has no Connect users or profiles: an in-memory fake answers Connect's calls.
         self.connect = ConnectFake()
         self.connect.install(self.session.events)
         self.instances: list[SeededInstance] = []
         self.member_accounts: list[str] = []
+        self._account_sessions: dict[str, boto3.session.Session] = {}
         self.clients = AwsClients(self.region, self.session, SECURITY_ACCOUNT)
         self._create_stack()
         return self
+
+    def _provide(self, name: str, triggers: set[str], make: Callable[[], None]) -> None:
+        """Make a part now, or (on demand) when a call first needs it."""
+        if self.on_demand:
+            self._pending.append(Provision(name, frozenset(triggers), make))
+        else:
+            self._make(Provision(name, frozenset(triggers), make))
+
+    def _make(self, part: Provision) -> None:
+        self._provisioning += 1
+        paused, self.recorder.paused = self.recorder.paused, True
+        try:
+            part.make()
+        finally:
+            self.recorder.paused = paused
+            self._provisioning -= 1
+        self.provisioned.append(part.name)
+
+    def _provide_for_call(self, model: Any, params: dict[str, Any], **_: Any) -> None:
+        """botocore hook (before-parameter-build): first make the pending parts this call needs."""
+        if not self._pending:
+            return
+        service = model.service_model.service_name
+        needs = {service}
+        # A table's contents matter to whoever reads it, not to the parts writing their own items.
+        if service == "dynamodb" and not self._provisioning:
+            needs |= {f"dynamodb:{table}" for table in _tables_named(params) or self._tables()}
+        for part in [p for p in self._pending if p.triggers & needs]:
+            if part in self._pending:  # not made meanwhile, by a part that needed it
+                self._pending.remove(part)
+                self._make(part)
+
+    def provide_all(self) -> None:
+        """Make every pending part now (a state read straight from moto's backends needs them)."""
+        while self._pending:
+            self._make(self._pending.pop(0))
+
+    def _queue(self, url: str) -> Queue | None:
+        return sqs_backends[SECURITY_ACCOUNT][self.region].queues.get(url.rsplit("/", 1)[1])
+
+    def _hold(self, **_: Any) -> None:
+        """botocore hook (after-call.sns): take what a publish delivered out of the SOC inbox and
+        the findings archive. moto's SendMessage reads all of a queue's attributes, its message
+        counts among them, each a scan of every message: each publish would cost more than the last."""
+        for url in (self.inbox_url, self.findings_archive_url):
+            queue = self._queue(url)
+            if queue is not None and queue._messages:
+                with queue._messages_lock:
+                    self._held.setdefault(url, []).extend(queue._messages)
+                    queue._messages.clear()
+
+    def _put_back(self, params: dict[str, Any], **_: Any) -> None:
+        """botocore hook (before-parameter-build.sqs): a call naming a queue finds it whole, the
+        held messages in front (they are the older ones)."""
+        held = self._held.pop(str(params.get("QueueUrl")), None)
+        queue = self._queue(str(params["QueueUrl"])) if held else None
+        if queue is not None:
+            with queue._messages_lock:
+                queue._messages[:0] = held
+
+    def _tables(self) -> tuple[str, ...]:
+        return (self.table_name, self.baseline_table, self.audit_table)
 
     def __exit__(self, *exc: object) -> None:
         self._mock.stop()
@@ -373,22 +491,46 @@ class LocalAws:
                 os.environ[key] = value
 
     def _create_stack(self) -> None:
-        self.suite_key_arn = create_key(
-            self.session, SECURITY_ACCOUNT, self.region, {"id": SUITE_KEY_ID, "description": "connect-guard suite key"}
-        )
+        """The security stack's stateful resources; their names and ARNs are known before they exist."""
         self.key_id = SUITE_KEY_ID
-        sns, sqs = self.clients.sns, self.session.client("sqs")
-        self.topic_arn = sns.create_topic(Name="connect-guard-alerts", Attributes={"KmsMasterKeyId": self.key_id})[
-            "TopicArn"
-        ]
-        self.inbox_url = sqs.create_queue(QueueName="soc-inbox")["QueueUrl"]
-        inbox_arn = sqs.get_queue_attributes(QueueUrl=self.inbox_url, AttributeNames=["QueueArn"])["Attributes"][
-            "QueueArn"
-        ]
-        sns.subscribe(TopicArn=self.topic_arn, Protocol="sqs", Endpoint=inbox_arn)
+        self.suite_key_arn = f"arn:aws:kms:{self.region}:{SECURITY_ACCOUNT}:key/{SUITE_KEY_ID}"
+        self.topic_arn = f"arn:aws:sns:{self.region}:{SECURITY_ACCOUNT}:connect-guard-alerts"
+        self.inbox_url = f"https://sqs.{self.region}.amazonaws.com/{SECURITY_ACCOUNT}/soc-inbox"
+        self.findings_archive_url = f"https://sqs.{self.region}.amazonaws.com/{SECURITY_ACCOUNT}/findings-archive"
         self.table_name = "connect-guard-dedup"
         self.baseline_table = "connect-guard-baseline"
         self.audit_table = "connect-guard-audit"
+        self.archive_bucket = "connect-guard-archive"
+        self._suite_key_tampered: dict[str, Any] = {}  # the demo's changes to it, once it exists
+        self._plumbing_tampered: dict[str, Any] | None = None
+        self._provide("suite key", {"kms"}, self._create_suite_key)
+        self._provide("alert topic", {"sns", "sqs"}, self._create_alerting)
+        self._provide("tables", {"dynamodb"}, self._create_tables)
+        self._provide("quarantine policy", {"iam"}, lambda: _create_quarantine_policy(self.clients.iam))
+        self._provide("archive and plumbing", {"s3", "events", "logs", "ssm"}, self._create_plumbing)
+
+    def _create_suite_key(self) -> None:
+        arn = create_key(
+            self.session, SECURITY_ACCOUNT, self.region, {"id": SUITE_KEY_ID, "description": "connect-guard suite key"}
+        )
+        assert arn == self.suite_key_arn, arn
+        if self._suite_key_tampered:
+            self.tamper_key(SECURITY_ACCOUNT, self.suite_key_arn, self._suite_key_tampered)
+
+    def _create_alerting(self) -> None:
+        """The alert topic (KMS), the SOC inbox subscribed to it, and the queue that keeps every
+        finding for the archive (raw delivery)."""
+        sns, sqs = self.clients.sns, self.session.client("sqs")
+        topic = sns.create_topic(Name="connect-guard-alerts", Attributes={"KmsMasterKeyId": self.key_id})
+        assert topic["TopicArn"] == self.topic_arn, topic
+        for url, attributes in ((self.inbox_url, {}), (self.findings_archive_url, {"RawMessageDelivery": "true"})):
+            created = sqs.create_queue(QueueName=url.rsplit("/", 1)[1])["QueueUrl"]
+            assert created == url, created
+            arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+            extra = {"Attributes": attributes} if attributes else {}
+            sns.subscribe(TopicArn=self.topic_arn, Protocol="sqs", Endpoint=arn, **extra)
+
+    def _create_tables(self) -> None:
         dynamodb = self.clients.dynamodb
         dynamodb.create_table(
             TableName=self.table_name,
@@ -396,17 +538,6 @@ class LocalAws:
             AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
             BillingMode="PAY_PER_REQUEST",
         )
-        # The archive: bucket, and the queue that keeps every finding for it (raw delivery).
-        self.archive_bucket = "connect-guard-archive"
-        self.session.client("s3").create_bucket(Bucket=self.archive_bucket)
-        self.findings_archive_url = sqs.create_queue(QueueName="findings-archive")["QueueUrl"]
-        archive_arn = sqs.get_queue_attributes(QueueUrl=self.findings_archive_url, AttributeNames=["QueueArn"])[
-            "Attributes"
-        ]["QueueArn"]
-        sns.subscribe(
-            TopicArn=self.topic_arn, Protocol="sqs", Endpoint=archive_arn, Attributes={"RawMessageDelivery": "true"}
-        )
-        _create_quarantine_policy(self.clients.iam)  # template.yaml's QuarantinePolicy
         for table in (self.baseline_table, self.audit_table):
             dynamodb.create_table(
                 TableName=table,
@@ -417,9 +548,14 @@ class LocalAws:
                 ],
                 BillingMode="PAY_PER_REQUEST",
             )
-        # The suite's rules, log groups and archive settings as template.yaml deploys them, and
-        # the SSM parameter that says so (PlumbingStateParameter).
+
+    def _create_plumbing(self) -> None:
+        """The archive bucket; the suite's rules, log groups and archive settings as template.yaml
+        deploys them, and the SSM parameter that says so (PlumbingStateParameter)."""
+        self.session.client("s3").create_bucket(Bucket=self.archive_bucket)
         self.plumbing = EmbeddedPlumbing.create(self.session, self.archive_bucket, self.key_id)
+        if self._plumbing_tampered is not None:
+            self.plumbing.tamper(self.session, self._plumbing_tampered)
 
     def settings(self, **overrides: Any) -> Settings:
         values: dict[str, Any] = {
@@ -439,7 +575,7 @@ class LocalAws:
             "archive_bucket_name": self.archive_bucket,
             "checkpoint_table_name": self.baseline_table,
             "findings_archive_queue_url": self.findings_archive_url,
-            "plumbing_state_parameter": self.plumbing.parameter,
+            "plumbing_state_parameter": PLUMBING_PARAMETER,
             # The replay and the tests run recorded history: no delivery horizon on its age.
             "max_event_age_hours": None,
         }
@@ -490,7 +626,8 @@ class LocalAws:
     def inbox(self) -> list[dict[str, Any]]:
         """Every message the SOC inbox queue received (SNS envelopes, JSON finding in Message)."""
         sqs = self.session.client("sqs")
-        messages: list[dict[str, Any]] = []
+        # Held messages were never received: read here, as ReceiveMessage would return their body.
+        messages: list[dict[str, Any]] = [json.loads(m.body) for m in self._held.pop(self.inbox_url, [])]
         while True:
             batch = sqs.receive_message(QueueUrl=self.inbox_url, MaxNumberOfMessages=10).get("Messages", [])
             if not batch:
@@ -503,53 +640,101 @@ class LocalAws:
         """A session acting in another (moto) account (moto lets any role there be assumed)."""
         if account_id == SECURITY_ACCOUNT:
             return self.session
-        creds = self.session.client("sts").assume_role(
-            RoleArn=f"arn:aws:iam::{account_id}:role/seed", RoleSessionName="seed"
-        )["Credentials"]
-        return boto3.session.Session(
-            aws_access_key_id=creds["AccessKeyId"],
-            aws_secret_access_key=creds["SecretAccessKey"],
-            aws_session_token=creds["SessionToken"],
-            region_name=self.region,
-        )
+        if account_id not in self._account_sessions:  # one per account: each costs an AssumeRole
+            creds = self.session.client("sts").assume_role(
+                RoleArn=f"arn:aws:iam::{account_id}:role/seed", RoleSessionName="seed"
+            )["Credentials"]
+            # The service models this process has parsed already: a new botocore session would
+            # read and decode each one again (~15 ms a client).
+            core = botocore.session.Session()
+            core.register_component("data_loader", self.session._session.get_component("data_loader"))
+            self._account_sessions[account_id] = boto3.session.Session(
+                aws_access_key_id=creds["AccessKeyId"],
+                aws_secret_access_key=creds["SecretAccessKey"],
+                aws_session_token=creds["SessionToken"],
+                region_name=self.region,
+                botocore_session=core,
+            )
+            if self.on_demand:  # what a call there needs is made first, as for the security account
+                core.register("before-parameter-build", self._provide_for_call)
+            if self.hold_deliveries:
+                core.register("before-parameter-build.sqs", self._put_back)
+        return self._account_sessions[account_id]
 
     def seed(self, state_file: Path, with_trails: bool = True) -> None:
         """Create the demo state: per source account the member role, managed policies with their
         versions, and Connect instances (current state in the fake, approved state as baseline);
-        the CloudTrail trails (`trails`: the security account's, or `account`'s), unless `with_trails` is False."""
-        state = yaml.safe_load(state_file.read_text()) or {}
+        the CloudTrail trails (`trails`: the security account's, or `account`'s), unless `with_trails` is False.
+
+        On demand, what is known without AWS (the enrolled accounts, the Connect fake's instances)
+        is set now and each part's AWS state when a call first needs it."""
+        # libyaml's safe loader where PyYAML has it: the pure-Python one takes ~0.1 s on the demo state.
+        state = yaml.load(state_file.read_text(), Loader=_SAFE_LOADER) or {}  # noqa: S506  # a safe loader
+        baseline = f"dynamodb:{self.baseline_table}"
         if with_trails:
-            for trail in state.get("trails") or []:
-                self.seed_trail(str(trail.get("account", SECURITY_ACCOUNT)), trail)
+            trails = [(str(t.get("account", SECURITY_ACCOUNT)), t) for t in state.get("trails") or []]
+            if trails:
+                self._provide("trails", {"cloudtrail", "s3", baseline}, lambda: self._seed_trails(trails))
             if state.get("suite_key"):  # the security account's own key, tampered as the demo says
-                self.tamper_key(SECURITY_ACCOUNT, self.suite_key_arn, state["suite_key"].get("tampered") or {})
-        self._seed_canaries(state.get("canaries") or [])
+                self._tamper_suite_key(state["suite_key"].get("tampered") or {})
+        if state.get("canaries"):
+            self._provide("canaries", {baseline}, lambda: self._seed_canaries(state["canaries"]))
         if with_trails:  # the security account's, like its trails
-            self.plumbing.tamper(self.session, state.get("plumbing") or {})
+            self._tamper_plumbing(state.get("plumbing") or {})
         for account_id, account in (state.get("accounts") or {}).items():
+            account_id = str(account_id)
             for spec in (account.get("connect") or {}).get("instances") or []:
-                self._seed_instance(str(account_id), spec)
-            for key in account.get("kms_keys") or []:
-                self.seed_key(str(account_id), key)
-            iam = self.account_session(str(account_id)).client("iam")
-            if str(account_id) != SECURITY_ACCOUNT:  # the security stack holds its own policy, and no member roles
-                self.member_accounts.append(str(account_id))
-                self._seed_member_roles(iam)
-                _create_quarantine_policy(iam)  # what member/template.yaml deploys in every source account
-            with self.unmodifiable_roles.aws_side():  # the demo's SSO and service-linked roles, as AWS made them
-                self._seed_iam(str(account_id), iam, account.get("iam") or {})
-            for policy in account.get("managed_policies") or []:
-                versions = policy["versions"]
-                arn = iam.create_policy(
-                    PolicyName=policy["name"],
-                    Path=policy.get("path", "/"),
-                    PolicyDocument=json.dumps(versions[0]),
-                )["Policy"]["Arn"]
-                for document in versions[1:]:
-                    iam.create_policy_version(PolicyArn=arn, PolicyDocument=json.dumps(document))
-                default = policy.get("default_version", "v1")
-                if default != "v1":
-                    iam.set_default_policy_version(PolicyArn=arn, VersionId=default)
+                self._seed_instance(account_id, spec)
+            keys = account.get("kms_keys") or []
+            if keys:
+                self._provide(
+                    f"keys {account_id}", {"kms", baseline}, functools.partial(self._seed_keys, account_id, keys)
+                )
+            if account_id != SECURITY_ACCOUNT:  # the security stack holds its own policy, and no member roles
+                self.member_accounts.append(account_id)
+            self._provide(
+                f"iam {account_id}", {"iam", baseline}, functools.partial(self._seed_account_iam, account_id, account)
+            )
+
+    def _seed_trails(self, trails: list[tuple[str, dict[str, Any]]]) -> None:
+        for account_id, trail in trails:
+            self.seed_trail(account_id, trail)
+
+    def _tamper_suite_key(self, tampered: dict[str, Any]) -> None:
+        if "suite key" in self.provisioned:
+            self.tamper_key(SECURITY_ACCOUNT, self.suite_key_arn, tampered)
+        else:
+            self._suite_key_tampered = tampered
+
+    def _tamper_plumbing(self, tampered: dict[str, Any]) -> None:
+        if "archive and plumbing" in self.provisioned:
+            self.plumbing.tamper(self.session, tampered)
+        else:
+            self._plumbing_tampered = tampered
+
+    def _seed_keys(self, account_id: str, keys: list[dict[str, Any]]) -> None:
+        for key in keys:
+            self.seed_key(account_id, key)
+
+    def _seed_account_iam(self, account_id: str, account: dict[str, Any]) -> None:
+        iam = self.account_session(account_id).client("iam")
+        if account_id != SECURITY_ACCOUNT:
+            self._seed_member_roles(iam)
+            _create_quarantine_policy(iam)  # what member/template.yaml deploys in every source account
+        with self.unmodifiable_roles.aws_side():  # the demo's SSO and service-linked roles, as AWS made them
+            self._seed_iam(account_id, iam, account.get("iam") or {})
+        for policy in account.get("managed_policies") or []:
+            versions = policy["versions"]
+            arn = iam.create_policy(
+                PolicyName=policy["name"],
+                Path=policy.get("path", "/"),
+                PolicyDocument=json.dumps(versions[0]),
+            )["Policy"]["Arn"]
+            for document in versions[1:]:
+                iam.create_policy_version(PolicyArn=arn, PolicyDocument=json.dumps(document))
+            default = policy.get("default_version", "v1")
+            if default != "v1":
+                iam.set_default_policy_version(PolicyArn=arn, VersionId=default)
 
     def seed_trail(self, account_id: str, spec: dict[str, Any]) -> str:
         """A trail as approved (its snapshot, unless `snapshot: false`), then as `tampered` leaves it
@@ -651,8 +836,14 @@ class LocalAws:
                     iam.put_role_policy(RoleName=role["name"], PolicyName=name, PolicyDocument=json.dumps(document))
 
     def _seed_instance(self, account_id: str, spec: dict[str, Any]) -> None:
+        """The instance in the Connect fake now (in memory, no AWS call); its approved state in
+        the baseline table when that is first read."""
         seeded = seed_from_spec(self.connect, account_id, spec)
         self.instances.append(seeded)
+        triggers = {f"dynamodb:{self.baseline_table}"}
+        self._provide(f"baseline {seeded.instance_arn}", triggers, functools.partial(self._approve_instance, seeded))
+
+    def _approve_instance(self, seeded: SeededInstance) -> None:
         baseline = InstanceBaseline(seeded.instance_arn)
         for profile_id, profile in seeded.baseline["profiles"].items():
             baseline.profiles[profile_id] = ProfileBaseline(

@@ -17,6 +17,7 @@ from unittest import mock
 
 from moto.core.exceptions import JsonRESTError
 from moto.kms.models import KmsBackend, kms_backends
+from moto.kms.utils import generate_private_key
 
 from connect_guard.kms_keys import KeyGateway, KeySnapshots, KeyState
 from connect_guard_tools.backend_patches import BackendPatches
@@ -60,6 +61,29 @@ def _in_state(call: Callable[..., Any], name: str, states: tuple[str, ...]) -> C
         return call(backend, raw, *args)
 
     return checked
+
+
+class _DeferredKeyPair:
+    """moto's key pair for a KMS key, generated when first used (Sign, Verify, GetPublicKey):
+    moto makes an RSA-2048 pair for every key, even a symmetric one, ~50 ms of CPU each."""
+
+    def __init__(self, key_spec: str) -> None:
+        self._key_spec = key_spec
+        self._pair: Any = None
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or name in ("_key_spec", "_pair"):  # copy and pickle probe these
+            raise AttributeError(name)
+        if self._pair is None:
+            self._pair = generate_private_key(self._key_spec)
+        return getattr(self._pair, name)
+
+
+class DeferredKeyPairs(BackendPatches):
+    """Every key's pair made on first use instead of at CreateKey (symmetric keys never use it)."""
+
+    def patches(self) -> list[Any]:
+        return [mock.patch("moto.kms.models.generate_private_key", _DeferredKeyPair)]
 
 
 # What a `kms_keys` entry may say.

@@ -7,25 +7,30 @@ mutating AWS call recorded as it leaves botocore.
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from connect_guard import liveness
 from connect_guard.errors import PoisonEventError
-from connect_guard.responders import logging_guard, policy_alerts, profile_rollback, role_quarantine
 from connect_guard.runtime import Pipeline, ResponderFactory, build_pipeline
 from connect_guard.settings import Settings
 from connect_guard_tools.inputs import InputItem
 from connect_guard_tools.local_aws import LocalAws
 from connect_guard_tools.routing import Router
 
-RESPONDERS: dict[str, ResponderFactory] = {
-    "policy_alerts": policy_alerts.build,
-    "profile_rollback": profile_rollback.build,
-    "role_quarantine": role_quarantine.build,
-    "logging_guard": logging_guard.build,
-    "liveness": liveness.build,
+# Each responder's module (its `build` makes the responder): imported when its pipeline is built.
+RESPONDERS: dict[str, str] = {
+    "policy_alerts": "connect_guard.responders.policy_alerts",
+    "profile_rollback": "connect_guard.responders.profile_rollback",
+    "role_quarantine": "connect_guard.responders.role_quarantine",
+    "logging_guard": "connect_guard.responders.logging_guard",
+    "liveness": "connect_guard.liveness",
 }
+
+
+def responder_factory(responder: str) -> ResponderFactory:
+    factory: ResponderFactory = importlib.import_module(RESPONDERS[responder]).build
+    return factory
 
 
 @dataclass
@@ -52,7 +57,12 @@ class ReplayResult:
 
 
 class Replayer:
-    def __init__(self, aws: LocalAws, settings: Settings, router: Router | None = None) -> None:
+    """`on_first_event=True` (the replay command) builds a responder's pipeline, importing its
+    modules, when an event first routes to it; by default all are built here, as containers start."""
+
+    def __init__(
+        self, aws: LocalAws, settings: Settings, router: Router | None = None, on_first_event: bool = False
+    ) -> None:
         self.router = router or Router()
         self.settings = settings
         self.aws = aws
@@ -60,9 +70,14 @@ class Replayer:
         for route in self.router.routes:
             if route.responder not in RESPONDERS:
                 raise ValueError(f"template routes {route.rule} to unknown responder {route.responder!r}")
-            if route.responder not in self.pipelines:
-                self.pipelines[route.responder] = build_pipeline(RESPONDERS[route.responder], settings, aws.clients)
+            if not on_first_event:
+                self._pipeline(route.responder)
         self.recorder = aws.recorder
+
+    def _pipeline(self, responder: str) -> Pipeline:
+        if responder not in self.pipelines:
+            self.pipelines[responder] = build_pipeline(responder_factory(responder), self.settings, self.aws.clients)
+        return self.pipelines[responder]
 
     def replay(self, item: InputItem) -> ReplayResult:
         event = item.event
@@ -88,7 +103,7 @@ class Replayer:
         for route in routes:
             self.recorder.clear()
             try:
-                outcome = self.pipelines[route.responder].process(event)
+                outcome = self._pipeline(route.responder).process(event)
             except PoisonEventError as error:
                 result.outcome, result.reason = "error", str(error)
             except Exception as error:  # a replay reports, it never stops on one event
