@@ -270,10 +270,25 @@ def test_json_lines_in_a_json_file_whose_first_line_is_broken_still_read_the_oth
 
 
 def test_a_broken_pretty_printed_document_is_one_error_with_its_position(tmp_path):
+    cut = pretty({"Events": [{"CloudTrailEvent": json.dumps(ATTACH)}]})[:-10]
+    (tmp_path / "page.json").write_text(cut)
+    ((source, error, _),) = summary(items(tmp_path / "page.json"))
+    assert source == "page.json" and error.startswith("invalid JSON: ")
+    assert f" at line {cut.count(chr(10)) + 1} column " in error  # where the document breaks off
+
+
+def test_a_cloudtrail_log_file_broken_off_still_replays_the_records_before_the_break(tmp_path):
+    # Its records are read one by one (streamed): the break is the last record's error, at the
+    # position a whole-document parse gives.
     cut = pretty({"Records": [ATTACH, READ]})[:-40]
     (tmp_path / "log.json").write_text(cut)
-    ((source, error, _),) = summary(items(tmp_path / "log.json"))
-    assert source == "log.json" and error.startswith("invalid JSON: ")
+    found = summary(items(tmp_path / "log.json"))
+    assert found[0] == ("log.json#0", ATTACH["eventID"], API_CALL)
+    ((source, error, _),) = found[1:]
+    with pytest.raises(json.JSONDecodeError) as whole:
+        json.loads(cut)
+    expected = f"invalid JSON: {whole.value.msg} at line {whole.value.lineno} column {whole.value.colno}"
+    assert (source, error) == ("log.json#1", expected)
     assert f" at line {cut.count(chr(10)) + 1} column " in error  # where the document breaks off
 
 
