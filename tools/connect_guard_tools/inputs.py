@@ -128,18 +128,23 @@ class _TooLarge(Exception):
     pass
 
 
-def envelope_from_record(record: dict[str, Any], detail_type: str = API_CALL) -> dict[str, Any]:
-    """The EventBridge event CloudTrail would have delivered for a raw record."""
+def record_source(record: dict[str, Any]) -> str:
+    """The EventBridge `source` CloudTrail delivers a record with ("aws.iam" for iam.amazonaws.com)."""
     event_source = str(record.get("eventSource") or "")
     if not event_source and isinstance(record.get("insightDetails"), dict):
         event_source = "cloudtrail.amazonaws.com"  # an Insights event is CloudTrail's own
     service = event_source.split(".", 1)[0]
+    return f"aws.{service}" if service else "aws.unknown"
+
+
+def envelope_from_record(record: dict[str, Any], detail_type: str = API_CALL) -> dict[str, Any]:
+    """The EventBridge event CloudTrail would have delivered for a raw record."""
     event_id = str(record.get("eventID", ""))
     return {
         "version": "0",
         "id": str(uuid.uuid5(_ID_NAMESPACE, event_id or json.dumps(record, sort_keys=True))),
         "detail-type": detail_type,
-        "source": f"aws.{service}" if service else "aws.unknown",
+        "source": record_source(record),
         "account": record.get("recipientAccountId") or (record.get("userIdentity") or {}).get("accountId"),
         "time": record.get("eventTime"),
         "region": record.get("awsRegion"),

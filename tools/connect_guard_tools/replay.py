@@ -65,18 +65,15 @@ class Replayer:
         self.recorder = aws.recorder
 
     def replay(self, item: InputItem) -> ReplayResult:
-        event = item.event
-        detail = event.get("detail") if isinstance(event, dict) else None
-        detail = detail if isinstance(detail, dict) else {}
-        name = detail.get("eventName") or (event or {}).get("detail-type")
-        result = ReplayResult(item.source, detail.get("eventID"), name)
-        if event is None and item.skipped:
+        detail = item.detail  # a raw record stays one unless a rule matches it
+        result = ReplayResult(item.source, detail.get("eventID"), detail.get("eventName") or item.detail_type)
+        if not item.readable and item.skipped:
             result.outcome, result.reason = "skipped", f"not an API call: {item.skipped}"
             return result
-        if event is None:
+        if not item.readable:
             result.outcome, result.reason = "error", item.error
             return result
-        routes = self.router.match(event)
+        routes = self.router.match_item(item)
         if item.skipped and not routes:  # a rule that matched it would get it: the skip is a label
             result.outcome, result.reason = "skipped", f"not an API call: {item.skipped}"
             return result
@@ -85,6 +82,8 @@ class Replayer:
             return result
         result.rules = [r.rule for r in routes]
         result.matched = [r.responder for r in routes]
+        event = item.event
+        assert event is not None  # routed, so readable
         for route in routes:
             self.recorder.clear()
             try:
