@@ -343,14 +343,16 @@ def replay(args: argparse.Namespace, out: TextIO) -> int:
         replayer = Replayer(aws, settings)
         show_progress = not args.no_progress and sys.stderr.isatty()
         for item in _progress(iter_inputs(paths, root=Path.cwd()), show_progress):
+            if replayer.is_noise(item):  # counted by event name, not listed: most of a trail is noise
+                counts["ignored"] += 1
+                detail = item.detail
+                unmatched.add(detail.get("eventSource"), detail.get("eventName") or item.detail_type)
+                continue
             result = replayer.replay(item)
             counts[result.outcome] += 1
             counts["matched"] += bool(result.rules)
             if result.outcome == "skipped":
                 skipped[item.skipped or "other"] += 1
-            if not result.rules and result.outcome == "ignored":  # noise: counted, not listed
-                unmatched.add(item.detail.get("eventSource"), result.event_name)
-                continue
             if result.alerts:
                 severities.update(a["severity"] for a in result.alerts)
             if json_mode:
@@ -433,15 +435,22 @@ class Unmatched:
     KINDS = 10_000  # distinct (eventSource, eventName) pairs counted apart; past that, "other"
 
     def __init__(self) -> None:
-        self.by_name: Counter[tuple[str, str]] = Counter()
-        self.events = 0
+        self.by_name: dict[Any, int] = {}  # (eventSource, eventName) as read -> events
+
+    @property
+    def events(self) -> int:
+        return sum(self.by_name.values())
 
     def add(self, event_source: Any, event_name: Any) -> None:
+        key = (event_source, event_name)
+        count = self.by_name.get(key) if isinstance(event_source, str) and isinstance(event_name, str) else None
+        if count is not None:  # the common case, once per record: one look-up
+            self.by_name[key] = count + 1
+            return
         key = (str(event_source or "?"), str(event_name or "?"))
         if key not in self.by_name and len(self.by_name) >= self.KINDS:
             key = ("other", "other")
-        self.by_name[key] += 1
-        self.events += 1
+        self.by_name[key] = self.by_name.get(key, 0) + 1
 
     def _split(self) -> tuple[list[tuple[tuple[str, str], int]], int, int]:
         ranked = sorted(self.by_name.items(), key=lambda kv: (-kv[1], kv[0]))

@@ -40,9 +40,11 @@ from typing import IO, Any
 SUFFIXES = (".json", ".json.gz", ".jsonl", ".jsonl.gz", ".ndjson", ".ndjson.gz", ".zip")
 _LINE_SUFFIXES = (".jsonl", ".ndjson")
 _SPACE = re.compile(r"[ \t\r\n]*")  # JSON's whitespace
+_WHITESPACE = " \t\r\n"
 # How a CloudTrail S3 log file begins: the replay then reads its records one by one.
 _RECORDS = re.compile(r'[ \t\r\n]*\{[ \t\r\n]*"Records"[ \t\r\n]*:[ \t\r\n]*\[')
 _CHUNK = 1 << 20  # characters of text read at a time from a CloudTrail log file
+_AHEAD = 1 << 16  # characters kept ahead of a record's start: more than CloudTrail writes in one record
 _ID_NAMESPACE = uuid.UUID("5b0a3f4e-8f6c-4c55-9a53-0c6e1e0f3a11")
 # What one gzip stream or zip member may inflate to: far above any CloudTrail log file (they hold
 # minutes of events), low enough that a zip or gzip bomb ends as an error, not an exhausted host.
@@ -89,7 +91,8 @@ class InputItem:
 
     @classmethod
     def of_record(cls, source: str, record: dict[str, Any], detail_type: str, skipped: str | None = None) -> InputItem:
-        item = cls(source, None, skipped=skipped)
+        item = cls.__new__(cls)  # one per record of a log file: the fields set here, not in __init__
+        item.source, item._event, item.error, item.skipped = source, None, None, skipped
         item.record, item.detail_type = record, detail_type
         return item
 
@@ -156,6 +159,8 @@ def envelope_from_record(record: dict[str, Any], detail_type: str = API_CALL) ->
 def _record_item(record: dict[str, Any], source: str) -> InputItem | None:
     """A raw CloudTrail record as an item, or None when the object is not a CloudTrail record."""
     event_type = record.get("eventType")
+    if event_type == "AwsApiCall" and "eventSource" in record and "eventName" in record:
+        return InputItem.of_record(source, record, API_CALL)  # most records: the rest below
     if isinstance(event_type, str) and event_type not in ("AwsApiCall", "AwsConsoleSignIn"):
         known = _RECORD_TYPES.get(event_type)
         if known is not None:
@@ -200,6 +205,28 @@ def _lake_row(row: Any, source: str) -> Iterator[InputItem]:
     yield InputItem(source, None, f"CloudTrail Lake row without an eventJson column (columns: {names}): {_LAKE_HINT}")
 
 
+def _single(value: Any, source: str) -> InputItem | None:
+    """The one item a JSON value is, or None when it holds several (a list, a log file, a page):
+    `_items` without a generator, for the 200,000 records of a streamed log file."""
+    if not isinstance(value, dict):
+        return None if isinstance(value, list) else _items_error(value, source)
+    if "Records" in value or "Events" in value or "QueryResultRows" in value:
+        return None  # `_items` tells a container from a record that merely has such a key
+    if "detail-type" in value:
+        return _eventbridge_item(value, source)
+    item = _record_item(value, source)
+    if item is not None:
+        return item
+    if "digestStartTime" in value and "logFiles" in value:
+        return InputItem(source, None, skipped="CloudTrail digest files")
+    return _items_error(value, source)
+
+
+def _items_error(value: Any, source: str) -> InputItem:
+    kind = type(value).__name__
+    return InputItem(source, None, error=f"not an EventBridge event or CloudTrail record (a JSON {kind})")
+
+
 def _items(value: Any, source: str) -> Iterator[InputItem]:
     if isinstance(value, dict) and isinstance(value.get("Records"), list):
         for index, record in enumerate(value["Records"]):
@@ -223,8 +250,7 @@ def _items(value: Any, source: str) -> Iterator[InputItem]:
     elif isinstance(value, dict) and "digestStartTime" in value and "logFiles" in value:
         yield InputItem(source, None, skipped="CloudTrail digest files")
     else:
-        kind = type(value).__name__
-        yield InputItem(source, None, error=f"not an EventBridge event or CloudTrail record (a JSON {kind})")
+        yield _items_error(value, source)
 
 
 def _eventbridge_item(event: dict[str, Any], source: str) -> InputItem:
@@ -345,7 +371,7 @@ class _Chunks:
         self.text, self.buffer, self.at, self.eof = text, head, 0, False
         self.lines_before = 0  # newlines before buffer[0]
         self.column_before = 0  # characters between the last of them and buffer[0]
-        self.decode = json.JSONDecoder().raw_decode
+        self.scan = json.JSONDecoder().scan_once  # the C scanner
         self.reading = ""  # the label of what is being read: an error is labelled with it
 
     def _more(self) -> bool:
@@ -357,7 +383,8 @@ class _Chunks:
         if not data:
             self.eof = True
             return False
-        newlines = self.buffer.count("\n", 0, self.at)
+        # find (memchr) first: a CloudTrail file is one line, and counting is ten times slower.
+        newlines = self.buffer.count("\n", 0, self.at) if self.buffer.find("\n", 0, self.at) >= 0 else 0
         if newlines:
             self.lines_before += newlines
             self.column_before = self.at - self.buffer.rfind("\n", 0, self.at) - 1
@@ -381,9 +408,16 @@ class _Chunks:
                 return self.buffer[self.at : self.at + 1]
 
     def _value(self) -> Any:
+        if len(self.buffer) - self.at < _AHEAD and not self.eof:
+            self._more()  # read on before a record is cut: a cut one costs an exception and a re-parse
+        if self.buffer[self.at : self.at + 1] in _WHITESPACE:  # also "": the chunk's end
+            self._peek()
         while True:
             try:
-                value, end = self.decode(self.buffer, self.at)
+                try:
+                    value, end = self.scan(self.buffer, self.at)
+                except StopIteration as stop:  # what JSONDecoder.raw_decode says, without its frame
+                    raise json.JSONDecodeError("Expecting value", self.buffer, stop.value) from None
             except json.JSONDecodeError as error:
                 # Cut off by the chunk's end, or broken? Only the former reads on.
                 cut = error.pos >= len(self.buffer) - 16 or error.msg.startswith("Unterminated string")
@@ -407,17 +441,28 @@ class _Chunks:
             self.at += 1
         else:
             while True:
-                self.reading = f"{label}#{index}"  # an error is the record's
-                yield from _items(self._value(), self.reading)
+                self.reading = source = f"{label}#{index}"  # an error is the record's
+                try:
+                    value = self._value()
+                except _Broken:
+                    if index and self._peek() == "]":  # at the bracket (json says at the comma)
+                        raise _Broken("Illegal trailing comma before end of array", *self.where(self.at)) from None
+                    raise
+                item = _single(value, source)
+                if item is None:
+                    yield from _items(value, source)
+                else:
+                    yield item
                 index += 1
-                char = self._peek()
-                if char == "]":
-                    self.at += 1
-                    break
-                comma = self.at
-                self._expect(",", "Expecting ',' delimiter")
-                if self._peek() == "]":
-                    raise _Broken("Illegal trailing comma before end of array", *self.where(comma))
+                char = self.buffer[self.at : self.at + 1]
+                if char != ",":
+                    char = self._peek()
+                    if char == "]":
+                        self.at += 1
+                        break
+                    if char != ",":
+                        raise _Broken("Expecting ',' delimiter", *self.where(self.at))
+                self.at += 1
         self.reading = label
         while self._peek() == ",":  # other members of the document: read, not replayed
             self.at += 1

@@ -64,6 +64,10 @@ class Replayer:
                 self.pipelines[route.responder] = build_pipeline(RESPONDERS[route.responder], settings, aws.clients)
         self.recorder = aws.recorder
 
+    def is_noise(self, item: InputItem) -> bool:
+        """An API call no rule matches: `replay` would say ignored, "matched no rule", and do nothing."""
+        return item.readable and not item.skipped and not self.router.match_item(item)
+
     def replay(self, item: InputItem) -> ReplayResult:
         detail = item.detail  # a raw record stays one unless a rule matches it
         result = ReplayResult(item.source, detail.get("eventID"), detail.get("eventName") or item.detail_type)

@@ -139,6 +139,7 @@ class Router:
         self._by_source: dict[str, list[CompiledRoute]] = {}
         self._any_source: list[CompiledRoute] = []
         self._candidates: dict[tuple[str, str], tuple[CompiledRoute, ...]] = {}
+        self._by_record: dict[tuple[str, str], tuple[CompiledRoute, ...]] = {}  # by eventSource, eventName
         for route in self.routes:
             compiled = CompiledRoute(
                 route,
@@ -178,7 +179,14 @@ class Router:
         record = item.record
         if record is None:
             return self.match(item.event) if item.event is not None else []
-        name = record.get("eventName")
-        if isinstance(name, str) and not self._narrowed(record_source(record), name):
-            return []
+        name, event_source = record.get("eventName"), record.get("eventSource")
+        if isinstance(name, str):
+            key = (event_source, name)
+            candidates = self._by_record.get(key) if isinstance(event_source, str) and event_source else None
+            if candidates is None:
+                candidates = self._narrowed(record_source(record), name)
+                if isinstance(event_source, str) and event_source and len(self._by_record) < _CACHED_KEYS:
+                    self._by_record[key] = candidates
+            if not candidates:
+                return []
         return self.match(item.event)  # type: ignore[arg-type]  # a record always has one
