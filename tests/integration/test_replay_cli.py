@@ -26,15 +26,22 @@ def test_json_output_has_the_documented_fields_for_every_event(tmp_path):
         '{"broken": \n' + json.dumps(load_event("negatives/get-user-policy.json")) + "\n"
     )
     code, output = run(str(tmp_path), "--format", "json", "--no-progress")
-    *rows, summary = [json.loads(line) for line in output.splitlines()]
+    *rows, unmatched, summary = [json.loads(line) for line in output.splitlines()]
     assert code == 0
     assert summary["kind"] == "summary" and summary["events"] == 3 and summary["outcomes"]["alerted"] == 1
+    assert summary["outcomes"]["ignored"] == 1 and summary["matched"] == 1
     assert [(r["source"].rsplit("/", 1)[-1], r["outcome"]) for r in rows] == [
         ("lines.jsonl:1", "error"),
-        ("lines.jsonl:2", "ignored"),
         ("trail.json.gz#0", "alerted"),
     ]
-    alerted = rows[2]
+    # The read no rule matches is counted by its event name, not listed as an event of its own.
+    assert unmatched == {
+        "kind": "unmatched",
+        "events": 1,
+        "top": [{"event_source": "iam.amazonaws.com", "event_name": "GetUserPolicy", "events": 1}],
+        "others": {"event_names": 0, "events": 0},
+    }
+    alerted = rows[1]
     assert alerted["matched"] == ["policy_alerts"] and alerted["severity"] == "HIGH"
     assert alerted["alerts"][0]["subject"].startswith("[HIGH] inline policy EverythingButIam")
     assert {"service": "sns", "operation": "Publish"} in alerted["actions"]

@@ -44,6 +44,7 @@ _WHITESPACE = " \t\r\n"
 # How a CloudTrail S3 log file begins: the replay then reads its records one by one.
 _RECORDS = re.compile(r'[ \t\r\n]*\{[ \t\r\n]*"Records"[ \t\r\n]*:[ \t\r\n]*\[')
 _CHUNK = 1 << 20  # characters of text read at a time from a CloudTrail log file
+_HEAD = 4096  # characters read to tell a CloudTrail log file by its opening
 _AHEAD = 1 << 16  # characters kept ahead of a record's start: more than CloudTrail writes in one record
 _ID_NAMESPACE = uuid.UUID("5b0a3f4e-8f6c-4c55-9a53-0c6e1e0f3a11")
 # What one gzip stream or zip member may inflate to: far above any CloudTrail log file (they hold
@@ -312,7 +313,7 @@ def _documents(text: io.TextIOWrapper, label: str, name: str) -> Iterator[InputI
     if name.lower().removesuffix(".gz").endswith(_LINE_SUFFIXES):
         lines: _Rejoined | io.TextIOWrapper = text
     else:
-        head = text.read(_CHUNK)
+        head = text.read(_HEAD)
         if _RECORDS.match(head):  # a CloudTrail log file: its records are read one at a time
             yield from _Chunks(text, head).documents(label)
             return
@@ -461,6 +462,7 @@ class _Chunks:
                         self.at += 1
                         break
                     if char != ",":
+                        self.reading = f"{label}#{index}"  # where the next record should have begun
                         raise _Broken("Expecting ',' delimiter", *self.where(self.at))
                 self.at += 1
         self.reading = label
