@@ -372,7 +372,7 @@ class _Chunks:
         self.text, self.buffer, self.at, self.eof = text, head, 0, False
         self.lines_before = 0  # newlines before buffer[0]
         self.column_before = 0  # characters between the last of them and buffer[0]
-        self.scan = json.JSONDecoder().scan_once  # the C scanner
+        self.scan = json.JSONDecoder().scan_once  # type: ignore[attr-defined]  # the C scanner
         self.reading = ""  # the label of what is being read: an error is labelled with it
 
     def _more(self) -> bool:

@@ -139,7 +139,7 @@ class Router:
         self._by_source: dict[str, list[CompiledRoute]] = {}
         self._any_source: list[CompiledRoute] = []
         self._candidates: dict[tuple[str, str], tuple[CompiledRoute, ...]] = {}
-        self._by_record: dict[tuple[str, str], tuple[CompiledRoute, ...]] = {}  # by eventSource, eventName
+        self._by_record: dict[tuple[Any, str], tuple[CompiledRoute, ...]] = {}  # by eventSource, eventName
         for route in self.routes:
             compiled = CompiledRoute(
                 route,
