@@ -344,7 +344,6 @@ def replay(args: argparse.Namespace, out: TextIO) -> int:
         show_progress = not args.no_progress and sys.stderr.isatty()
         for item in _progress(iter_inputs(paths, root=Path.cwd()), show_progress):
             if replayer.is_noise(item):  # counted by event name, not listed: most of a trail is noise
-                counts["ignored"] += 1
                 detail = item.detail
                 unmatched.add(detail.get("eventSource"), detail.get("eventName") or item.detail_type)
                 continue
@@ -376,6 +375,7 @@ def replay(args: argparse.Namespace, out: TextIO) -> int:
         delivered = len(aws.inbox())
     elapsed = time.perf_counter() - started
     if unmatched.events:
+        counts["ignored"] += unmatched.events  # in the totals, as every other event
         if json_mode:
             _emit(out, "unmatched", unmatched.to_dict())
         else:
@@ -468,7 +468,7 @@ class Unmatched:
     def write(self, out: TextIO) -> None:
         top, names, events = self._split()
         out.write(f"[-] {self.events} event(s) matched no rule (counted, not listed), by event name:\n")
-        width = len(str(top[0][1]))
+        width = len(str(max(top[0][1], events)))  # the counts right-aligned
         for (source, name), count in top:
             out.write(f"      {count:>{width}}  {name} ({source})\n")
         if names:

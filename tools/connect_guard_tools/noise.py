@@ -1,9 +1,10 @@
 """Noise for the replay benchmark: a CloudTrail S3 log file of API calls no rule of the suite matches.
 
-The mix is what a busy account's trail holds (KMS and STS calls from workloads, EC2 and S3 reads,
-IAM and Connect reads by people and pipelines), each record about the size CloudTrail writes
-(~1 KB). The file is written one record at a time, as CloudTrail writes it (one line, gzipped when
-the name ends in `.gz`), so making a large one needs no more memory than a small one.
+The calls are those a busy account's trail holds (KMS and STS calls from workloads, EC2 and S3
+reads, IAM and Connect reads by people and pipelines), spread over the file, each record about the
+size CloudTrail writes (~1.3 KB). The file is written one record at a time, as CloudTrail writes
+it (one line, gzipped when the name ends in `.gz`), so a large one needs no more memory than a
+small one.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ACCOUNT = "111122223333"
-# (eventSource, eventName, readOnly): the first are the commonest, as in real trails. Services the
-# rules watch (iam, connect, kms, cloudtrail, s3, logs, events) appear with calls no rule names.
+# (eventSource, eventName, readOnly). Services the rules watch (iam, connect, kms, cloudtrail, s3,
+# logs, events) appear with calls no rule names: routing them takes the narrowing, not one look-up.
 CALLS = (
     ("kms.amazonaws.com", "Decrypt", True),
     ("kms.amazonaws.com", "GenerateDataKey", True),

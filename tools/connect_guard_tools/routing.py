@@ -139,7 +139,7 @@ class Router:
         self._by_source: dict[str, list[CompiledRoute]] = {}
         self._any_source: list[CompiledRoute] = []
         self._candidates: dict[tuple[str, str], tuple[CompiledRoute, ...]] = {}
-        self._by_record: dict[tuple[Any, str], tuple[CompiledRoute, ...]] = {}  # by eventSource, eventName
+        self._by_record: dict[tuple[Any, Any], tuple[CompiledRoute, ...]] = {}  # by eventSource, eventName
         for route in self.routes:
             compiled = CompiledRoute(
                 route,
@@ -174,19 +174,26 @@ class Router:
             candidates = (*(self._by_source.get(source, ()) if isinstance(source, str) else ()), *self._any_source)
         return [c.route for c in candidates if c.matches(event)]
 
+    def _record_candidates(self, record: dict[str, Any], key: tuple[Any, Any]) -> tuple[CompiledRoute, ...] | None:
+        """The rules a record of this eventSource and eventName may match; None: ask `match`."""
+        event_source, name = key
+        if not isinstance(name, str):
+            return None
+        candidates = self._narrowed(record_source(record), name)
+        if isinstance(event_source, str) and event_source and len(self._by_record) < _CACHED_KEYS:
+            self._by_record[key] = candidates  # an empty eventSource's source depends on more fields
+        return candidates
+
     def match_item(self, item: InputItem) -> list[RuleRoute]:
         """The routes of an input item; a raw record's envelope is built only if a rule may match."""
         record = item.record
         if record is None:
             return self.match(item.event) if item.event is not None else []
-        name, event_source = record.get("eventName"), record.get("eventSource")
-        if isinstance(name, str):
-            key = (event_source, name)
-            candidates = self._by_record.get(key) if isinstance(event_source, str) and event_source else None
-            if candidates is None:
-                candidates = self._narrowed(record_source(record), name)
-                if isinstance(event_source, str) and event_source and len(self._by_record) < _CACHED_KEYS:
-                    self._by_record[key] = candidates
-            if not candidates:
-                return []
+        key = (record.get("eventSource"), record.get("eventName"))
+        try:
+            candidates = self._by_record[key]
+        except (KeyError, TypeError):  # first seen, or a value that is not a string
+            candidates = self._record_candidates(record, key)
+        if candidates == ():
+            return []
         return self.match(item.event)  # type: ignore[arg-type]  # a record always has one
