@@ -26,15 +26,22 @@ def test_json_output_has_the_documented_fields_for_every_event(tmp_path):
         '{"broken": \n' + json.dumps(load_event("negatives/get-user-policy.json")) + "\n"
     )
     code, output = run(str(tmp_path), "--format", "json", "--no-progress")
-    *rows, summary = [json.loads(line) for line in output.splitlines()]
+    *rows, unmatched, summary = [json.loads(line) for line in output.splitlines()]
     assert code == 0
     assert summary["kind"] == "summary" and summary["events"] == 3 and summary["outcomes"]["alerted"] == 1
+    assert summary["outcomes"]["ignored"] == 1 and summary["matched"] == 1
     assert [(r["source"].rsplit("/", 1)[-1], r["outcome"]) for r in rows] == [
         ("lines.jsonl:1", "error"),
-        ("lines.jsonl:2", "ignored"),
         ("trail.json.gz#0", "alerted"),
     ]
-    alerted = rows[2]
+    # The read no rule matches is counted by its event name, not listed as an event of its own.
+    assert unmatched == {
+        "kind": "unmatched",
+        "events": 1,
+        "top": [{"event_source": "iam.amazonaws.com", "event_name": "GetUserPolicy", "events": 1}],
+        "others": {"event_names": 0, "events": 0},
+    }
+    alerted = rows[1]
     assert alerted["matched"] == ["policy_alerts"] and alerted["severity"] == "HIGH"
     assert alerted["alerts"][0]["subject"].startswith("[HIGH] inline policy EverythingButIam")
     assert {"service": "sns", "operation": "Publish"} in alerted["actions"]
@@ -410,3 +417,30 @@ def test_replay_leaves_a_detect_only_account_alone_whatever_the_controls_modes()
     own = rows[MIXED_SAMPLES[3]]
     assert own["outcome"] == "restored"
     assert own["finding"]["mode_reason"] == "ResponseMode=enforce (LoggingGuardMode inherits)"
+
+
+def test_noise_is_counted_by_event_name_the_commonest_first_and_the_rest_in_one_count(tmp_path):
+    from connect_guard_tools.noise import noise_record, write_noise_file
+
+    write_noise_file(tmp_path / "trail.json.gz", 200)
+    ranked = Counter((r["eventSource"], r["eventName"]) for r in map(noise_record, range(200))).most_common()
+    ranked.sort(key=lambda kv: (-kv[1], kv[0]))
+    top, rest = ranked[:10], ranked[10:]
+    assert rest  # the file has more event names than are shown
+
+    code, text = run(str(tmp_path), "--no-progress")
+    assert code == 0 and "no rule  =>" not in text
+    width = len(str(max(top[0][1], sum(n for _, n in rest))))
+    block = ["[-] 200 event(s) matched no rule (counted, not listed), by event name:"]
+    block += [f"      {n:>{width}}  {name} ({source})" for (source, name), n in top]
+    block += [f"      {sum(n for _, n in rest):>{width}}  ({len(rest)} more event name(s))"]
+    assert "\n".join(block) + "\n\n200 events, 0 matched a rule: 0 alerted, 200 ignored," in text
+
+    _, output = run(str(tmp_path), "--format", "json", "--no-progress")
+    unmatched, summary = [json.loads(line) for line in output.splitlines()]
+    assert summary["events"] == 200 and summary["outcomes"] == {"ignored": 200}
+    assert unmatched["events"] == 200
+    assert [(t["event_source"], t["event_name"], t["events"]) for t in unmatched["top"]] == [
+        (s, name, n) for (s, name), n in top
+    ]
+    assert unmatched["others"] == {"event_names": len(rest), "events": sum(n for _, n in rest)}

@@ -62,6 +62,12 @@ def test_a_mixed_export_alerts_on_the_api_calls_and_counts_what_is_not_one(tmp_p
     ) in text
     assert "/lake.json#1\n      AWS Insight via CloudTrail  no rule  => skipped\n" in text
     assert "reason: not an API call: Insights" in text
+    assert "no rule  => ignored" not in text
+    assert (
+        "[-] 2 event(s) matched no rule (counted, not listed), by event name:\n"
+        "      1  GetUserPolicy (iam.amazonaws.com)\n"
+        "      1  ConsoleLogin (signin.amazonaws.com)\n\n"
+    ) in text
 
     _, lines = run(str(tmp_path), "--format", "json")
     objects = [json.loads(line) for line in lines.splitlines()]
@@ -72,10 +78,16 @@ def test_a_mixed_export_alerts_on_the_api_calls_and_counts_what_is_not_one(tmp_p
     assert rows["lookup.json#0"]["outcome"] == "alerted" and rows["lookup.json#0"]["severity"] == "CRITICAL"
     assert rows["lookup.json#1"] == {**rows["lookup.json#1"], "outcome": "skipped", "event_name": "RotateKey"}
     assert rows["lookup.json#1"]["reason"] == "not an API call: service events"
-    assert rows["lookup.json#2"]["outcome"] == "ignored"  # a console sign-in: routed, no rule wants it
     assert rows["trail.zip!AWSLogs/insight.json.gz#0"]["outcome"] == "skipped"
-    assert rows["trail.zip!AWSLogs/log.json.gz#0"]["outcome"] == "ignored"
     assert [r["outcome"] for r in rows.values()].count("skipped") == 4
+    # A console sign-in is routed and no rule wants it; nor the read: counted, not listed.
+    assert "lookup.json#2" not in rows and "trail.zip!AWSLogs/log.json.gz#0" not in rows
+    (unmatched,) = [o for o in objects if o["kind"] == "unmatched"]
+    assert unmatched["events"] == summary["outcomes"]["ignored"] == 2
+    assert sorted((t["event_source"], t["event_name"], t["events"]) for t in unmatched["top"]) == [
+        ("iam.amazonaws.com", "GetUserPolicy", 1),
+        ("signin.amazonaws.com", "ConsoleLogin", 1),
+    ]
 
 
 def test_a_skip_is_a_label_a_rule_that_matches_the_event_still_gets_it():

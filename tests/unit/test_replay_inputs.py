@@ -270,10 +270,25 @@ def test_json_lines_in_a_json_file_whose_first_line_is_broken_still_read_the_oth
 
 
 def test_a_broken_pretty_printed_document_is_one_error_with_its_position(tmp_path):
+    cut = pretty({"Events": [{"CloudTrailEvent": json.dumps(ATTACH)}]})[:-10]
+    (tmp_path / "page.json").write_text(cut)
+    ((source, error, _),) = summary(items(tmp_path / "page.json"))
+    assert source == "page.json" and error.startswith("invalid JSON: ")
+    assert f" at line {cut.count(chr(10)) + 1} column " in error  # where the document breaks off
+
+
+def test_a_cloudtrail_log_file_broken_off_still_replays_the_records_before_the_break(tmp_path):
+    # Its records are read one by one (streamed): the break is the last record's error, at the
+    # position a whole-document parse gives.
     cut = pretty({"Records": [ATTACH, READ]})[:-40]
     (tmp_path / "log.json").write_text(cut)
-    ((source, error, _),) = summary(items(tmp_path / "log.json"))
-    assert source == "log.json" and error.startswith("invalid JSON: ")
+    found = summary(items(tmp_path / "log.json"))
+    assert found[0] == ("log.json#0", ATTACH["eventID"], API_CALL)
+    ((source, error, _),) = found[1:]
+    with pytest.raises(json.JSONDecodeError) as whole:
+        json.loads(cut)
+    expected = f"invalid JSON: {whole.value.msg} at line {whole.value.lineno} column {whole.value.colno}"
+    assert (source, error) == ("log.json#1", expected)
     assert f" at line {cut.count(chr(10)) + 1} column " in error  # where the document breaks off
 
 
@@ -547,3 +562,78 @@ def test_the_demo_lookup_events_sample_is_what_the_aws_cli_writes():
         assert entry["ReadOnly"] in ("true", "false") and entry["EventTime"].endswith("+00:00")
     times = [e["EventTime"] for e in document["Events"]]
     assert times == sorted(times, reverse=True)  # newest first, as LookupEvents returns them
+
+
+# ---- streamed CloudTrail log files (issue 14) ---------------------------------------------------
+
+
+def _streamed(text: str, label: str = "log.json") -> list[InputItem]:
+    """The items of a file's text, read as a CloudTrail log file is (chunk by chunk)."""
+    streamed = list(inputs._Chunks(io.StringIO(text), "").documents(label))
+    if len(text) > 64:  # as a file: the same, told by its opening
+        assert list(inputs._documents(io.TextIOWrapper(io.BytesIO(text.encode())), label, label)) == streamed
+    return streamed
+
+
+@pytest.mark.parametrize("chunk", [7, 64, 1 << 20])
+@pytest.mark.parametrize("indent", [None, 2])
+def test_a_log_file_read_record_by_record_gives_what_a_whole_parse_gives(monkeypatch, chunk, indent):
+    # Tiny chunks put a chunk's end inside every token: strings, escapes, numbers, literals.
+    monkeypatch.setattr(inputs, "_CHUNK", chunk)
+    monkeypatch.setattr(inputs, "_AHEAD", chunk // 2)
+    odd = {**READ, "eventID": "x", "n": -12.5e3, "t": True, "f": None, "s": 'q"\\u00e9\n', "a": [1, [2, {}]]}
+    document = {"Records": [ATTACH, odd, SERVICE_EVENT, INSIGHT_START, [READ], 42, {}], "Trail": {"x": [1]}}
+    text = json.dumps(document, indent=indent)
+    assert inputs._RECORDS.match(text)
+    assert _streamed(text) == list(inputs._items(json.loads(text), "log.json"))
+
+
+@pytest.mark.parametrize("chunk", [7, 1 << 20])
+def test_documents_after_a_log_file_are_each_labelled_with_the_line_they_start_on(monkeypatch, chunk):
+    monkeypatch.setattr(inputs, "_CHUNK", chunk)
+    first, second = json.dumps({"Records": [ATTACH]}), json.dumps({"Records": [READ]}, indent=2)
+    found = summary(_streamed(f"{first}{first}\n\n{second}\n{json.dumps(PUT)}\n"))
+    start = 3 + second.count("\n") + 1
+    assert [(s, w) for s, w, _ in found] == [
+        ("log.json#0", ATTACH["eventID"]),
+        ("log.json:1#0", ATTACH["eventID"]),
+        ("log.json:3#0", READ["eventID"]),
+        (f"log.json:{start}", PUT["eventID"]),
+    ]
+
+
+@pytest.mark.parametrize("chunk", [7, 1 << 20])
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"Records": [{"eventID": "a", "eventSource": "iam.amazonaws.com", "eventName": "X"}, {"eventID": }]}',
+        '{"Records": [{"eventID": "a", "eventSource": "iam.amazonaws.com", "eventName": "X"}\n  {"b": 1}]}',
+        '{"Records": [{"eventID": "a", "eventSource": "iam.amazonaws.com", "eventName": "X"},\n\n  {"b": "\x01"}]}',
+        '{"Records": [{"eventID": "a", "eventSource": "iam.amazonaws.com", "eventName": "X"}, {"b": "cut',
+        '{"Records": [{"eventID": "a", "eventSource": "iam.amazonaws.com", "eventName": "X"}] ',
+        '{"Records": [{"eventID": "a", "eventSource": "iam.amazonaws.com", "eventName": "X"}], "k" 1}',
+    ],
+)
+def test_a_break_in_a_log_file_is_an_error_at_the_position_json_gives_after_the_records_before_it(
+    monkeypatch, chunk, text
+):
+    monkeypatch.setattr(inputs, "_CHUNK", chunk)
+    *read, broken = _streamed(text)
+    assert [(i.source, i.detail["eventID"]) for i in read] == [("log.json#0", "a")]
+    with pytest.raises(json.JSONDecodeError) as whole:
+        json.loads(text)
+    error = whole.value
+    assert broken.error == f"invalid JSON: {error.msg} at line {error.lineno} column {error.colno}"
+    assert broken.source in ("log.json#1", "log.json")
+
+
+def test_a_large_log_file_is_read_a_chunk_at_a_time(tmp_path):
+    from connect_guard_tools.noise import write_noise_file
+
+    path = write_noise_file(tmp_path / "big.json.gz", 3000)  # ~4 MB of text: several chunks
+    with gzip.open(path, "rt") as handle:
+        records = inputs._Chunks(handle, handle.read(inputs._CHUNK)).documents("big.json.gz")
+        first = next(records)
+        assert first.source == "big.json.gz#0" and first.record is not None
+        assert handle.buffer.tell() < 4 * inputs._CHUNK  # what gzip has inflated so far: not the file
+        assert sum(1 for _ in records) == 2999

@@ -32,7 +32,7 @@ DEFAULT_SEED = PROJECT_ROOT / "events" / "demo-state.yaml"
 
 def _emit(out: TextIO, kind: str, body: dict[str, Any]) -> None:
     """One JSON Lines object of `--format json`: every one names its `kind` (event, slack, sweep,
-    drift, release, export, liveness, summary), and nothing else reaches stdout in that mode."""
+    drift, release, export, liveness, unmatched, summary), and nothing else reaches stdout in that mode."""
     out.write(json.dumps({"kind": kind, **body}, ensure_ascii=False) + "\n")
 
 
@@ -327,6 +327,7 @@ def replay(args: argparse.Namespace, out: TextIO) -> int:
     counts: Counter[str] = Counter()
     severities: Counter[str] = Counter()
     skipped: Counter[str] = Counter()  # records that are not API calls, by kind
+    unmatched = Unmatched()
     # In memory, each part made when a call first needs it: a refusal below leaves nothing behind.
     with LocalAws.for_replay() as aws:
         if seed.exists():
@@ -344,6 +345,10 @@ def replay(args: argparse.Namespace, out: TextIO) -> int:
         replayer = Replayer(aws, settings, on_first_event=True)
         show_progress = not args.no_progress and sys.stderr.isatty()
         for item in _progress(iter_inputs(paths, root=Path.cwd()), show_progress):
+            if replayer.is_noise(item):  # counted by event name, not listed: most of a trail is noise
+                detail = item.detail
+                unmatched.add(detail.get("eventSource"), detail.get("eventName") or item.detail_type)
+                continue
             result = replayer.replay(item)
             counts[result.outcome] += 1
             counts["matched"] += bool(result.rules)
@@ -371,6 +376,12 @@ def replay(args: argparse.Namespace, out: TextIO) -> int:
             _liveness_check(aws, replayer, args.liveness_check_at, out, json_mode)
         delivered = len(aws.inbox())
     elapsed = time.perf_counter() - started
+    if unmatched.events:
+        counts["ignored"] += unmatched.events  # in the totals, as every other event
+        if json_mode:
+            _emit(out, "unmatched", unmatched.to_dict())
+        else:
+            unmatched.write(out)
     total = sum(
         counts[k]
         for k in (
@@ -416,6 +427,54 @@ def replay(args: argparse.Namespace, out: TextIO) -> int:
             f"mode {parameters.get('ResponseMode')}, config env {args.config_env}; {elapsed:.2f}s\n"
         )
     return 1 if args.fail_on_error and counts["error"] else 0
+
+
+class Unmatched:
+    """The events that matched no rule, counted by eventSource and eventName: a trail's noise is
+    most of it, and one report line per record would bury the events that matter."""
+
+    TOP = 10  # event names shown; the rest are one count
+    KINDS = 10_000  # distinct (eventSource, eventName) pairs counted apart; past that, "other"
+
+    def __init__(self) -> None:
+        self.by_name: dict[Any, int] = {}  # (eventSource, eventName) as read -> events
+
+    @property
+    def events(self) -> int:
+        return sum(self.by_name.values())
+
+    def add(self, event_source: Any, event_name: Any) -> None:
+        key = (event_source, event_name)
+        count = self.by_name.get(key) if isinstance(event_source, str) and isinstance(event_name, str) else None
+        if count is not None:  # the common case, once per record: one look-up
+            self.by_name[key] = count + 1
+            return
+        key = (str(event_source or "?"), str(event_name or "?"))
+        if key not in self.by_name and len(self.by_name) >= self.KINDS:
+            key = ("other", "other")
+        self.by_name[key] = self.by_name.get(key, 0) + 1
+
+    def _split(self) -> tuple[list[tuple[tuple[str, str], int]], int, int]:
+        ranked = sorted(self.by_name.items(), key=lambda kv: (-kv[1], kv[0]))
+        rest = ranked[self.TOP :]
+        return ranked[: self.TOP], len(rest), sum(n for _, n in rest)
+
+    def to_dict(self) -> dict[str, Any]:
+        top, names, events = self._split()
+        return {
+            "events": self.events,
+            "top": [{"event_source": s, "event_name": n, "events": count} for (s, n), count in top],
+            "others": {"event_names": names, "events": events},
+        }
+
+    def write(self, out: TextIO) -> None:
+        top, names, events = self._split()
+        out.write(f"[-] {self.events} event(s) matched no rule (counted, not listed), by event name:\n")
+        width = len(str(max(top[0][1], events)))  # the counts right-aligned
+        for (source, name), count in top:
+            out.write(f"      {count:>{width}}  {name} ({source})\n")
+        if names:
+            out.write(f"      {events:>{width}}  ({names} more event name(s))\n")
 
 
 def _skipped_summary(skipped: Counter[str]) -> str:

@@ -34,13 +34,18 @@ import uuid
 import zipfile
 import zlib
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 SUFFIXES = (".json", ".json.gz", ".jsonl", ".jsonl.gz", ".ndjson", ".ndjson.gz", ".zip")
 _LINE_SUFFIXES = (".jsonl", ".ndjson")
 _SPACE = re.compile(r"[ \t\r\n]*")  # JSON's whitespace
+_WHITESPACE = " \t\r\n"
+# How a CloudTrail S3 log file begins: the replay then reads its records one by one.
+_RECORDS = re.compile(r'[ \t\r\n]*\{[ \t\r\n]*"Records"[ \t\r\n]*:[ \t\r\n]*\[')
+_CHUNK = 1 << 20  # characters of text read at a time from a CloudTrail log file
+_HEAD = 4096  # characters read to tell a CloudTrail log file by its opening
+_AHEAD = 1 << 16  # characters kept ahead of a record's start: more than CloudTrail writes in one record
 _ID_NAMESPACE = uuid.UUID("5b0a3f4e-8f6c-4c55-9a53-0c6e1e0f3a11")
 # What one gzip stream or zip member may inflate to: far above any CloudTrail log file (they hold
 # minutes of events), low enough that a zip or gzip bomb ends as an error, not an exhausted host.
@@ -64,32 +69,86 @@ _SKIPPED_DETAIL_TYPES = {detail_type: why for detail_type, why in _RECORD_TYPES.
 _ROUTED_DETAIL_TYPES = {API_CALL, SIGN_IN, "AWS Console Signin via CloudTrail"}
 
 
-@dataclass(frozen=True)
 class InputItem:
-    source: str  # file, with ":line" or "#index" inside multi-record files, "!member" inside a zip
-    event: dict[str, Any] | None
-    error: str | None = None
-    # A readable record that is not an API call: what kind ("Insights", "service events", ...).
-    # Its event, when it has an EventBridge form, is still routed: a rule that wants it gets it.
-    skipped: str | None = None
+    """One thing read: an event to route, an error, or a skip.
+
+    A raw CloudTrail record keeps its record and becomes its EventBridge envelope only when `event`
+    is asked for: the replay routes records on their own fields first, so noise never pays for one.
+    """
+
+    __slots__ = ("_event", "detail_type", "error", "record", "skipped", "source")
+
+    def __init__(
+        self, source: str, event: dict[str, Any] | None, error: str | None = None, skipped: str | None = None
+    ) -> None:
+        self.source = source  # file, with ":line" or "#index" inside multi-record files, "!member" in a zip
+        self._event = event
+        self.error = error
+        # A readable record that is not an API call: what kind ("Insights", "service events", ...).
+        # Its event, when it has an EventBridge form, is still routed: a rule that wants it gets it.
+        self.skipped = skipped
+        self.record: dict[str, Any] | None = None  # the raw CloudTrail record, when the input was one
+        self.detail_type = event.get("detail-type") if isinstance(event, dict) else None
+
+    @classmethod
+    def of_record(cls, source: str, record: dict[str, Any], detail_type: str, skipped: str | None = None) -> InputItem:
+        item = cls.__new__(cls)  # one per record of a log file: the fields set here, not in __init__
+        item.source, item._event, item.error, item.skipped = source, None, None, skipped
+        item.record, item.detail_type = record, detail_type
+        return item
+
+    @property
+    def event(self) -> dict[str, Any] | None:
+        """The EventBridge event to route and replay (built from the record on first use)."""
+        if self._event is None and self.record is not None:
+            self._event = envelope_from_record(self.record, self.detail_type or API_CALL)
+        return self._event
+
+    @property
+    def detail(self) -> dict[str, Any]:
+        """The CloudTrail record: the raw one, or the event's detail ({} when it has none)."""
+        if self.record is not None:
+            return self.record
+        detail = self._event.get("detail") if isinstance(self._event, dict) else None
+        return detail if isinstance(detail, dict) else {}
+
+    @property
+    def readable(self) -> bool:
+        return self._event is not None or self.record is not None
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, InputItem):
+            return NotImplemented
+        mine = (self.source, self.event, self.error, self.skipped)
+        return mine == (other.source, other.event, other.error, other.skipped)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable contents, as the dataclass it replaces
+
+    def __repr__(self) -> str:
+        return f"InputItem({self.source!r}, {self.event!r}, error={self.error!r}, skipped={self.skipped!r})"
 
 
 class _TooLarge(Exception):
     pass
 
 
-def envelope_from_record(record: dict[str, Any], detail_type: str = API_CALL) -> dict[str, Any]:
-    """The EventBridge event CloudTrail would have delivered for a raw record."""
+def record_source(record: dict[str, Any]) -> str:
+    """The EventBridge `source` CloudTrail delivers a record with ("aws.iam" for iam.amazonaws.com)."""
     event_source = str(record.get("eventSource") or "")
     if not event_source and isinstance(record.get("insightDetails"), dict):
         event_source = "cloudtrail.amazonaws.com"  # an Insights event is CloudTrail's own
     service = event_source.split(".", 1)[0]
+    return f"aws.{service}" if service else "aws.unknown"
+
+
+def envelope_from_record(record: dict[str, Any], detail_type: str = API_CALL) -> dict[str, Any]:
+    """The EventBridge event CloudTrail would have delivered for a raw record."""
     event_id = str(record.get("eventID", ""))
     return {
         "version": "0",
         "id": str(uuid.uuid5(_ID_NAMESPACE, event_id or json.dumps(record, sort_keys=True))),
         "detail-type": detail_type,
-        "source": f"aws.{service}" if service else "aws.unknown",
+        "source": record_source(record),
         "account": record.get("recipientAccountId") or (record.get("userIdentity") or {}).get("accountId"),
         "time": record.get("eventTime"),
         "region": record.get("awsRegion"),
@@ -101,19 +160,21 @@ def envelope_from_record(record: dict[str, Any], detail_type: str = API_CALL) ->
 def _record_item(record: dict[str, Any], source: str) -> InputItem | None:
     """A raw CloudTrail record as an item, or None when the object is not a CloudTrail record."""
     event_type = record.get("eventType")
+    if event_type == "AwsApiCall" and "eventSource" in record and "eventName" in record:
+        return InputItem.of_record(source, record, API_CALL)  # most records: the rest below
     if isinstance(event_type, str) and event_type not in ("AwsApiCall", "AwsConsoleSignIn"):
         known = _RECORD_TYPES.get(event_type)
         if known is not None:
-            return InputItem(source, envelope_from_record(record, known[0]), skipped=known[1])
+            return InputItem.of_record(source, record, known[0], skipped=known[1])
         if event_type == "AwsVpceEvent":  # network activity: a call's path through a VPC endpoint
             return InputItem(source, None, skipped="network activity events")
         if "eventID" in record and "eventVersion" in record:
             return InputItem(source, None, skipped=f"other records ({event_type[:40]})")
     if "eventSource" in record and "eventName" in record:
         detail_type = _RECORD_TYPES.get(event_type or "AwsApiCall", (API_CALL, None))[0]
-        return InputItem(source, envelope_from_record(record, detail_type))
+        return InputItem.of_record(source, record, detail_type)
     if record.get("eventCategory") == "Insight" or isinstance(record.get("insightDetails"), dict):
-        return InputItem(source, envelope_from_record(record, "AWS Insight via CloudTrail"), skipped="Insights")
+        return InputItem.of_record(source, record, "AWS Insight via CloudTrail", skipped="Insights")
     return None
 
 
@@ -145,6 +206,28 @@ def _lake_row(row: Any, source: str) -> Iterator[InputItem]:
     yield InputItem(source, None, f"CloudTrail Lake row without an eventJson column (columns: {names}): {_LAKE_HINT}")
 
 
+def _single(value: Any, source: str) -> InputItem | None:
+    """The one item a JSON value is, or None when it holds several (a list, a log file, a page):
+    `_items` without a generator, for the 200,000 records of a streamed log file."""
+    if not isinstance(value, dict):
+        return None if isinstance(value, list) else _items_error(value, source)
+    if "Records" in value or "Events" in value or "QueryResultRows" in value:
+        return None  # `_items` tells a container from a record that merely has such a key
+    if "detail-type" in value:
+        return _eventbridge_item(value, source)
+    item = _record_item(value, source)
+    if item is not None:
+        return item
+    if "digestStartTime" in value and "logFiles" in value:
+        return InputItem(source, None, skipped="CloudTrail digest files")
+    return _items_error(value, source)
+
+
+def _items_error(value: Any, source: str) -> InputItem:
+    kind = type(value).__name__
+    return InputItem(source, None, error=f"not an EventBridge event or CloudTrail record (a JSON {kind})")
+
+
 def _items(value: Any, source: str) -> Iterator[InputItem]:
     if isinstance(value, dict) and isinstance(value.get("Records"), list):
         for index, record in enumerate(value["Records"]):
@@ -168,8 +251,7 @@ def _items(value: Any, source: str) -> Iterator[InputItem]:
     elif isinstance(value, dict) and "digestStartTime" in value and "logFiles" in value:
         yield InputItem(source, None, skipped="CloudTrail digest files")
     else:
-        kind = type(value).__name__
-        yield InputItem(source, None, error=f"not an EventBridge event or CloudTrail record (a JSON {kind})")
+        yield _items_error(value, source)
 
 
 def _eventbridge_item(event: dict[str, Any], source: str) -> InputItem:
@@ -228,7 +310,15 @@ def _text(raw: IO[bytes], inflated: bool) -> io.TextIOWrapper:
 
 def _documents(text: io.TextIOWrapper, label: str, name: str) -> Iterator[InputItem]:
     """The items of one file's text: one JSON document, or JSON Lines."""
-    numbered = ((n, line) for n, line in enumerate(text, start=1) if line.strip())
+    if name.lower().removesuffix(".gz").endswith(_LINE_SUFFIXES):
+        lines: _Rejoined | io.TextIOWrapper = text
+    else:
+        head = text.read(_HEAD)
+        if _RECORDS.match(head):  # a CloudTrail log file: its records are read one at a time
+            yield from _Chunks(text, head).documents(label)
+            return
+        lines = _Rejoined(head + text.readline(), text)  # the line the chunk ends inside, whole
+    numbered = ((n, line) for n, line in enumerate(lines, start=1) if line.strip())
     if name.lower().removesuffix(".gz").endswith(_LINE_SUFFIXES):
         for number, line in numbered:
             yield from _parse(line.strip(), f"{label}:{number}")
@@ -240,7 +330,7 @@ def _documents(text: io.TextIOWrapper, label: str, name: str) -> Iterator[InputI
     try:
         value = json.loads(first[1])
     except json.JSONDecodeError:  # a document over many lines (pretty-printed): read it whole
-        yield from _whole(first, text.read(), label)
+        yield from _whole(first, lines.read(), label)
         return
     second = next(numbered, None)
     if second is None:  # one document on one line, as CloudTrail writes its log files
@@ -250,6 +340,160 @@ def _documents(text: io.TextIOWrapper, label: str, name: str) -> Iterator[InputI
     yield from _items(value, f"{label}:{first[0]}")
     for number, line in itertools.chain((second,), numbered):
         yield from _parse(line.strip(), f"{label}:{number}")
+
+
+class _Rejoined:
+    """A text stream whose first chunk was read to look at it: its lines, then the rest."""
+
+    def __init__(self, head: str, text: io.TextIOWrapper) -> None:
+        self.head, self.text = io.StringIO(head), text
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self.head
+        yield from self.text
+
+    def read(self) -> str:
+        return self.head.read() + self.text.read()
+
+
+class _Broken(Exception):
+    """Text that is not JSON, where it breaks: the message json gives for a whole-document parse."""
+
+    def __init__(self, msg: str, line: int, column: int) -> None:
+        super().__init__(f"invalid JSON: {msg} at line {line} column {column}")
+
+
+class _Chunks:
+    """JSON documents read from a text stream a chunk at a time, records of a `{"Records": [...]}`
+    document one by one: a 200,000-record CloudTrail file never sits in memory whole (as text it is
+    ~250 MB, as Python objects over 1 GiB). Positions in errors are the file's lines and columns."""
+
+    def __init__(self, text: IO[str], head: str) -> None:
+        self.text, self.buffer, self.at, self.eof = text, head, 0, False
+        self.lines_before = 0  # newlines before buffer[0]
+        self.column_before = 0  # characters between the last of them and buffer[0]
+        self.scan = json.JSONDecoder().scan_once  # type: ignore[attr-defined]  # the C scanner
+        self.reading = ""  # the label of what is being read: an error is labelled with it
+
+    def _more(self) -> bool:
+        """Read on: keep buffer[at:], add at least as much again (a record longer than a chunk
+        is re-parsed a logarithmic number of times, not once per chunk)."""
+        if self.eof:
+            return False
+        data = self.text.read(max(_CHUNK, len(self.buffer) - self.at))
+        if not data:
+            self.eof = True
+            return False
+        # find (memchr) first: a CloudTrail file is one line, and counting is ten times slower.
+        newlines = self.buffer.count("\n", 0, self.at) if self.buffer.find("\n", 0, self.at) >= 0 else 0
+        if newlines:
+            self.lines_before += newlines
+            self.column_before = self.at - self.buffer.rfind("\n", 0, self.at) - 1
+        else:
+            self.column_before += self.at
+        self.buffer, self.at = self.buffer[self.at :] + data, 0
+        return True
+
+    def where(self, at: int) -> tuple[int, int]:
+        """The file's line and column (both from 1, as json counts them) of buffer[at]."""
+        newlines = self.buffer.count("\n", 0, at)
+        if newlines:
+            return self.lines_before + newlines + 1, at - self.buffer.rfind("\n", 0, at)
+        return self.lines_before + 1, self.column_before + at + 1
+
+    def _peek(self) -> str:
+        """The next character that is not whitespace ("" at the end), read up to."""
+        while True:
+            self.at = _SPACE.match(self.buffer, self.at).end()  # type: ignore[union-attr]
+            if self.at < len(self.buffer) or not self._more():
+                return self.buffer[self.at : self.at + 1]
+
+    def _value(self) -> Any:
+        if len(self.buffer) - self.at < _AHEAD and not self.eof:
+            self._more()  # read on before a record is cut: a cut one costs an exception and a re-parse
+        if self.buffer[self.at : self.at + 1] in _WHITESPACE:  # also "": the chunk's end
+            self._peek()
+        while True:
+            try:
+                try:
+                    value, end = self.scan(self.buffer, self.at)
+                except StopIteration as stop:  # what JSONDecoder.raw_decode says, without its frame
+                    raise json.JSONDecodeError("Expecting value", self.buffer, stop.value) from None
+            except json.JSONDecodeError as error:
+                # Cut off by the chunk's end, or broken? Only the former reads on.
+                cut = error.pos >= len(self.buffer) - 16 or error.msg.startswith("Unterminated string")
+                if cut and self._more():
+                    continue
+                raise _Broken(error.msg, *self.where(error.pos)) from None
+            if end >= len(self.buffer) and self._more():  # a number may go on in the next chunk
+                continue
+            self.at = end
+            return value
+
+    def _expect(self, char: str, msg: str) -> None:
+        if self._peek() != char:
+            raise _Broken(msg, *self.where(self.at))
+        self.at += 1
+
+    def _records(self, label: str) -> Iterator[InputItem]:
+        """The records of a `{"Records": [` document (the opening read), then the rest of it."""
+        index = 0
+        if self._peek() == "]":
+            self.at += 1
+        else:
+            while True:
+                self.reading = source = f"{label}#{index}"  # an error is the record's
+                try:
+                    value = self._value()
+                except _Broken:
+                    if index and self._peek() == "]":  # at the bracket (json says at the comma)
+                        raise _Broken("Illegal trailing comma before end of array", *self.where(self.at)) from None
+                    raise
+                item = _single(value, source)
+                if item is None:
+                    yield from _items(value, source)
+                else:
+                    yield item
+                index += 1
+                char = self.buffer[self.at : self.at + 1]
+                if char != ",":
+                    char = self._peek()
+                    if char == "]":
+                        self.at += 1
+                        break
+                    if char != ",":
+                        self.reading = f"{label}#{index}"  # where the next record should have begun
+                        raise _Broken("Expecting ',' delimiter", *self.where(self.at))
+                self.at += 1
+        self.reading = label
+        while self._peek() == ",":  # other members of the document: read, not replayed
+            self.at += 1
+            if not isinstance(self._value(), str):
+                raise _Broken("Expecting property name enclosed in double quotes", *self.where(self.at))
+            self._expect(":", "Expecting ':' delimiter")
+            self._value()
+        self._expect("}", "Expecting ',' delimiter")
+
+    def documents(self, label: str) -> Iterator[InputItem]:
+        """Every document of the text, the first a `{"Records": [` one; more after it (files
+        appended to one another) are each labelled with the line they start on."""
+        self.reading = label
+        try:
+            while self._peek():
+                if self.reading != label:
+                    self.reading = f"{label}:{self.where(self.at)[0]}"
+                source = self.reading
+                while len(self.buffer) - self.at < 64 and self._more():
+                    pass  # enough to see the opening of a CloudTrail log file
+                opening = _RECORDS.match(self.buffer, self.at)
+                if opening:
+                    self.at = opening.end()
+                    yield from self._records(source)
+                else:
+                    yield from _items(self._value(), source)
+                self.reading = ""  # the next document, if any, is labelled with its line
+        except _Broken as error:  # nothing after it can be told apart from the break: stop here
+            yield InputItem(self.reading, None, str(error))
 
 
 def _whole(first: tuple[int, str], rest: str, label: str) -> Iterator[InputItem]:

@@ -79,19 +79,20 @@ class Replayer:
             self.pipelines[responder] = build_pipeline(responder_factory(responder), self.settings, self.aws.clients)
         return self.pipelines[responder]
 
+    def is_noise(self, item: InputItem) -> bool:
+        """An API call no rule matches: `replay` would say ignored, "matched no rule", and do nothing."""
+        return item.readable and not item.skipped and not self.router.match_item(item)
+
     def replay(self, item: InputItem) -> ReplayResult:
-        event = item.event
-        detail = event.get("detail") if isinstance(event, dict) else None
-        detail = detail if isinstance(detail, dict) else {}
-        name = detail.get("eventName") or (event or {}).get("detail-type")
-        result = ReplayResult(item.source, detail.get("eventID"), name)
-        if event is None and item.skipped:
+        detail = item.detail  # a raw record stays one unless a rule matches it
+        result = ReplayResult(item.source, detail.get("eventID"), detail.get("eventName") or item.detail_type)
+        if not item.readable and item.skipped:
             result.outcome, result.reason = "skipped", f"not an API call: {item.skipped}"
             return result
-        if event is None:
+        if not item.readable:
             result.outcome, result.reason = "error", item.error
             return result
-        routes = self.router.match(event)
+        routes = self.router.match_item(item)
         if item.skipped and not routes:  # a rule that matched it would get it: the skip is a label
             result.outcome, result.reason = "skipped", f"not an API call: {item.skipped}"
             return result
@@ -100,6 +101,8 @@ class Replayer:
             return result
         result.rules = [r.rule for r in routes]
         result.matched = [r.responder for r in routes]
+        event = item.event
+        assert event is not None  # routed, so readable
         for route in routes:
             self.recorder.clear()
             try:
