@@ -163,8 +163,10 @@ class Settings(BaseModel):
     # a record from any other queue is refused.
     source_queue_arn: str | None = Field(default=None, pattern=r"^arn:aws[\w-]*:sqs:[\w-]+:\d{12}:[\w.-]+$")
     # That queue's DLQ: a poison record is sent there on its first receive, with its reason.
+    # Queue names are ASCII (letters, digits, '-', '_'): a Unicode `\w{1,80}` would also cost
+    # ~20 ms of cold start to compile in pydantic-core's regex engine.
     dead_letter_queue_url: str | None = Field(
-        default=None, pattern=r"^https://sqs\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/[0-9]{12}/[\w-]{1,80}$"
+        default=None, pattern=r"^https://sqs\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/[0-9]{12}/[A-Za-z0-9_-]{1,80}$"
     )
     # A direct invocation (no SQS batch) is refused unless the run is local: `sam local invoke`
     # sets AWS_SAM_LOCAL; CONNECT_GUARD_ALLOW_DIRECT_INVOCATION says so explicitly.
