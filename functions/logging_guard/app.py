@@ -5,20 +5,20 @@ One function for both (as liveness): the same role holds exactly the reads and r
 either needs, and the drift check restores through the same journal and audit log.
 """
 
-# The runtime first: see functions/policy_alerts/app.py.
-from connect_guard.runtime import lambda_handler_for  # noqa: I001
-
 from connect_guard import scheduled
 from connect_guard.responders import logging_drift, logging_guard
+from connect_guard.runtime import init_in_lambda, lambda_handler_for
 
 DRIFT_CHECK = {"check": "logging-drift"}  # the schedule's Input (template.yaml, LoggingDriftSchedule)
 
+records = lambda_handler_for(logging_guard.build)  # SQS batches; anything else is refused there
+init_in_lambda(records)  # deployed: the pipeline is built in INIT (runtime.py)
 
 lambda_handler = scheduled.check_or_records(
     DRIFT_CHECK,
     scheduled.LOGGING_DRIFT,
     lambda settings, clients: logging_drift.run(settings, clients),  # looked up per run: tests replace it
-    lambda_handler_for(logging_guard.build),  # SQS batches; anything else is refused there
+    records,
     finished="drift check finished",
     key="findings",
 )

@@ -1,7 +1,7 @@
 """Security-profile rollback: SQS batches of CloudTrail Connect events → restore the baseline."""
 
-# The runtime first: see functions/policy_alerts/app.py.
-from connect_guard.runtime import lambda_handler_for  # noqa: I001
 from connect_guard.responders import profile_rollback
+from connect_guard.runtime import init_in_lambda, lambda_handler_for
 
 lambda_handler = lambda_handler_for(profile_rollback.build)
+init_in_lambda(lambda_handler)  # deployed: settings, clients and pipeline built in INIT (runtime.py)

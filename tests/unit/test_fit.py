@@ -64,3 +64,46 @@ def test_actions_are_ranked_escalation_connect_writes_wildcards_writes_reads():
 def test_console_links_quote_what_the_event_says():
     url = console_url("evil.example/x?", "1#<!channel>")
     assert url.startswith("https://evil.example%2Fx%3F.console.aws.amazon.com/") and "<" not in url
+
+
+def _reference_to_dict(f: Finding) -> dict:
+    """Finding.to_dict as dataclasses.asdict makes it, tuple fields as lists."""
+    from dataclasses import asdict
+
+    body = asdict(f, dict_factory=lambda items: {k: list(v) if isinstance(v, tuple) else v for k, v in items})
+    body["severity"] = str(f.severity)
+    body["actor"]["allowlisted"] = f.allowlisted
+    body["actor"]["display"] = f.actor.display
+    del body["allowlisted"]
+    return {"schema": "connect-guard/finding", "schema_version": "1.2", "finding_id": f.finding_id, **body}
+
+
+def test_a_finding_serialises_as_asdict_would_and_each_rendering_is_computed_once():
+    import json
+    from dataclasses import replace
+
+    from connect_guard.findings import Action, Change, ConnectRef, Target
+    from connect_guard.publisher import sns_message
+
+    nested = {"Statement": [{"Action": ("iam:*",), "Condition": {"k": [1, 2.5, None, True]}}], "n": ("a", ("b",))}
+    rich = finding(
+        target=Target("role", "r", "arn:aws:iam::111122223333:role/r"),
+        policy=PolicyRef("inline", None, "p", grants=("Allow iam:* on *",)),
+        connect=ConnectRef("i-1", "arn:aws:connect:us-east-1:111122223333:instance/i-1", user_id="u"),
+        change=Change(("A",), (), ("B", "C"), "approved"),
+        actions=(Action("iam", "PutRolePolicy", nested, "proposed"),),
+        snapshot={"role_name": "r", "tags": {"a": "b"}, "managed_policies": ["x"]},
+        truncated=("policy.grants",),
+    )
+    body = rich.to_dict()
+    assert body == _reference_to_dict(rich) and repr(body) == repr(_reference_to_dict(rich))
+    # A copy, not the finding's own values: changing it changes nothing in the finding.
+    body["actions"][0]["parameters"]["Statement"][0]["Condition"]["k"].append("x")
+    assert rich.actions[0].parameters["Statement"][0]["Condition"]["k"] == [1, 2.5, None, True]
+    assert json.loads(rich.to_json()) == json.loads(json.dumps(_reference_to_dict(rich), default=str))
+    assert sns_message(rich) is sns_message(rich) and rich.to_json() is rich.to_json()
+    assert json.loads(sns_message(rich)) == {"default": rich.to_json(), "email": rich.text}
+    # Another finding (dataclasses.replace) renders afresh.
+    other = replace(rich, title="another title")
+    assert other.subject == "[HIGH] another title" and '"another title"' in other.to_json()
+    assert rich.subject == "[HIGH] inline policy put on role r"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 # Every outcome a responder reports (the runtime's metric Outcome_<outcome>, on the dashboard).
@@ -42,6 +42,6 @@ class Outcome:
     finding: dict[str, Any] | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
-        body = asdict(self)
+        body = asdict(replace(self, finding=None))  # not a deep copy of the finding only to drop it
         del body["finding"]
         return body

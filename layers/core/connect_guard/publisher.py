@@ -12,7 +12,7 @@ import json
 from dataclasses import fields, is_dataclass, replace
 from typing import Any
 
-from connect_guard.findings import Finding, render_text
+from connect_guard.findings import Finding
 from connect_guard.observability import logger
 from connect_guard.outcome import Alert, Outcome
 from connect_guard.policy import summarise_grant
@@ -42,7 +42,7 @@ def message_attributes(finding: Finding) -> dict[str, dict[str, str]]:
 
 def sns_message(finding: Finding) -> str:
     """Per-protocol message: email gets text; every other protocol falls back to `default`."""
-    return json.dumps({"default": finding.to_json(), "email": render_text(finding)}, ensure_ascii=False)
+    return finding.sns_message  # computed once per finding: fit() sizes it, publish() sends it
 
 
 def publish_bytes(message: str, attributes: dict[str, dict[str, str]], subject: str = "") -> int:

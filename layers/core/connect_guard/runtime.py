@@ -13,17 +13,15 @@ and the last receive of an event whose action did not happen has the responder s
 
 from __future__ import annotations
 
+import os
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 from typing import Any, Protocol, cast
 
 from aws_lambda_powertools.metrics import MetricUnit
-
-# Before anything imports pydantic (see functions/*/app.py): keeps Powertools' batch models unloaded.
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.idempotency import (
     DynamoDBPersistenceLayer,
     IdempotencyConfig,
@@ -38,6 +36,7 @@ from connect_guard import scope
 from connect_guard.clients import ATTEMPT_MS, DEADLINE, DEADLINE_MARGIN_MS, HUNG_CALL_MS, AwsClients
 from connect_guard.delivery import MAX_RECEIVE_COUNT, Arrivals, DeadLetters, Delivery
 from connect_guard.errors import (
+    ConfigurationError,
     DeadlineExceededError,
     DirectInvocationError,
     ErrorClass,
@@ -53,7 +52,16 @@ from connect_guard.outcome import Alert, Outcome
 from connect_guard.publisher import SnsPublisher, fit
 from connect_guard.settings import Settings
 
-__all__ = ["MAX_RECEIVE_COUNT", "Pipeline", "build_pipeline", "lambda_handler_for", "parse_event"]
+__all__ = [
+    "MAX_RECEIVE_COUNT",
+    "LambdaHandler",
+    "Pipeline",
+    "build_pipeline",
+    "init_in_lambda",
+    "lambda_handler_for",
+    "parse_event",
+    "partial_batch_response",
+]
 
 # EventBridge drops events over 256 KB; anything bigger did not come from it.
 MAX_EVENT_BYTES = 262_144
@@ -84,6 +92,29 @@ class GivesUp(Protocol):
 
 
 ResponderFactory = Callable[[Settings, AwsClients], Responder]
+SqsRecord = dict[str, Any]  # one record of an SQS batch, as Lambda delivers it (delivery.Delivery reads it)
+
+
+def partial_batch_response(records: object, handle: Callable[[SqsRecord], object]) -> dict[str, list[dict[str, str]]]:
+    """Every record of an SQS batch through `handle`, in order, for a partial batch response.
+
+    A record that raises is reported by its `messageId` (SQS retries exactly those and, after
+    maxReceiveCount, moves them to the DLQ) and the next is still handled; a batch where every
+    record failed is reported the same way, item by item, never raised. What Powertools'
+    BatchProcessor (raise_on_entire_batch_failure=False) answers, without its import: asyncio and
+    every event data class, ~20 ms of cold start (more when pydantic is imported first).
+    """
+    if not isinstance(records, list) or not records:
+        raise DirectInvocationError("not an SQS batch: 'Records' must be a non-empty list")
+    failed = []
+    for record in records:
+        try:
+            handle(record)
+        except Exception:
+            failed.append(record)
+    # A failed record without its messageId can't be reported alone: the invocation fails and
+    # SQS retries the whole batch.
+    return {"batchItemFailures": [{"itemIdentifier": record["messageId"]} for record in failed]}
 
 
 def parse_event(body: str | bytes | dict[str, Any]) -> tuple[dict[str, Any], CloudTrailEvent]:
@@ -241,11 +272,51 @@ def build_pipeline(factory: ResponderFactory, settings: Settings, clients: AwsCl
 
 @dataclass
 class _Container:
-    """What one Lambda container builds on its first invocation and keeps while it lives."""
+    """What one Lambda container builds once (in INIT when deployed) and keeps while it lives."""
 
     settings: Settings
+    clients: AwsClients
     pipeline: Pipeline
-    dead_letters: DeadLetters | None
+
+    @cached_property
+    def dead_letters(self) -> DeadLetters | None:
+        """Built on the first poison record: nothing else needs the SQS client (~8 ms to create)."""
+        if not self.settings.dead_letter_queue_url:
+            return None
+        return DeadLetters(self.clients.sqs, self.settings.dead_letter_queue_url, self.pipeline.responder.name)
+
+
+class LambdaHandler(Protocol):
+    """A function's handler; `init()` builds the container's set-up now (app.py: in INIT)."""
+
+    def __call__(self, event: dict[str, Any], context: LambdaContext) -> Any: ...
+
+    def init(self) -> object: ...
+
+
+@dataclass(frozen=True)
+class _Handler:
+    invoke: Callable[[dict[str, Any], LambdaContext], Any]
+    setup: Callable[[], _Container]
+
+    def __call__(self, event: dict[str, Any], context: LambdaContext) -> Any:
+        return self.invoke(event, context)
+
+    def init(self) -> _Container:
+        return self.setup()
+
+
+def in_lambda() -> bool:
+    """Running as a deployed (or `sam local`) Lambda function: the runtime sets the function's name."""
+    return bool(os.environ.get("AWS_LAMBDA_FUNCTION_NAME"))
+
+
+def init_in_lambda(handler: LambdaHandler) -> None:
+    """The set-up in Lambda's INIT phase (the module's import), at full CPU, instead of inside the
+    first invocation, where Lambda throttles CPU to the function's memory size. Elsewhere (tests,
+    the replay) the handler builds it on its first call, after the caller set the environment."""
+    if in_lambda():
+        handler.init()
 
 
 def _where(error: BaseException) -> str:
@@ -258,27 +329,27 @@ def _where(error: BaseException) -> str:
     return f"{frame.filename.rsplit('/', 1)[-1]}:{frame.lineno} in {frame.name}"
 
 
-def lambda_handler_for(factory: ResponderFactory) -> Callable[[dict[str, Any], LambdaContext], Any]:
+def lambda_handler_for(factory: ResponderFactory) -> LambdaHandler:
     """A Lambda handler: SQS batches from the function's own queue, with partial failures.
 
     A direct invocation (one EventBridge event, no `Records`) is accepted only in a local run
     (`sam local invoke`, or CONNECT_GUARD_ALLOW_DIRECT_INVOCATION): deployed, the queue is the
     only way in, so that its policy decides who may feed the function.
     """
-    # Report every failed item, even when the whole batch failed: SQS retries exactly those and,
-    # after maxReceiveCount, moves them to the DLQ.
-    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-    state: list[_Container] = []  # built on the first invocation, kept while the container lives
+    state: list[_Container] = []  # built once (init, else the first invocation), kept while the container lives
 
     def setup() -> _Container:
         if not state:
-            settings = Settings.from_env()
-            clients = AwsClients(settings.region, account_id=settings.own_account_id)
-            pipeline = build_pipeline(factory, settings, clients)
-            dead_letters = None
-            if settings.dead_letter_queue_url:
-                dead_letters = DeadLetters(clients.sqs, settings.dead_letter_queue_url, pipeline.responder.name)
-            state.append(_Container(settings, pipeline, dead_letters))
+            try:
+                settings = Settings.from_env()
+                clients = AwsClients(settings.region, account_id=settings.own_account_id)
+                pipeline = build_pipeline(factory, settings, clients)
+            except ConfigurationError as error:
+                # One line that names the setting, then the error: in INIT, Lambda reports an init
+                # error and retries INIT with the next invocation; SQS keeps the batch meanwhile.
+                logger.error("function not configured: no event can be processed", extra={"reason": str(error)})
+                raise
+            state.append(_Container(settings, clients, pipeline))
         return state[0]
 
     def handle(body: str | dict[str, Any]) -> dict[str, Any]:
@@ -348,9 +419,9 @@ def lambda_handler_for(factory: ResponderFactory) -> Callable[[dict[str, Any], L
         )
         return {"outcome": "dead_lettered", "reason": verdict.reason, "dead_letter_message_id": message_id}
 
-    def record_handler(record: SQSRecord) -> dict[str, Any]:
+    def record_handler(record: SqsRecord) -> dict[str, Any]:
         _clear_record_keys()
-        logger.append_keys(sqs_message_id=bounded(str(record.message_id), 128))
+        logger.append_keys(sqs_message_id=bounded(str(record["messageId"]), 128))
         container = setup()
         expected = container.settings.source_queue_arn
         delivery = Delivery.of(record)
@@ -408,7 +479,7 @@ def lambda_handler_for(factory: ResponderFactory) -> Callable[[dict[str, Any], L
 
     @metrics.log_metrics
     @logger.inject_lambda_context(clear_state=True)
-    def lambda_handler(event: dict[str, Any], context: LambdaContext) -> Any:
+    def invoke(event: dict[str, Any], context: LambdaContext) -> Any:
         container = setup()
         settings = container.settings
         container.pipeline.idempotency.register_lambda_context(context)
@@ -416,9 +487,7 @@ def lambda_handler_for(factory: ResponderFactory) -> Callable[[dict[str, Any], L
             if "Records" in event:
                 settings.require("source_queue_arn")  # fail loudly: no record can be attributed without it
                 try:
-                    return process_partial_response(
-                        event=event, record_handler=record_handler, processor=processor, context=context
-                    )
+                    return partial_batch_response(event["Records"], record_handler)
                 finally:
                     _clear_record_keys()
             if not settings.local_run:
@@ -432,4 +501,4 @@ def lambda_handler_for(factory: ResponderFactory) -> Callable[[dict[str, Any], L
                 raise DirectInvocationError(reason)
             return handle(event)  # local direct invocation: an error fails the whole invocation
 
-    return lambda_handler
+    return _Handler(invoke, setup)
