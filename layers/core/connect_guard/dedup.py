@@ -4,7 +4,8 @@ A claim is the item `<prefix>#<md5 of the eventID as JSON>` (Powertools Idempote
 records written before this module still count) naming the SQS message that made it, that
 message's receive count and the end of its in-progress window (the invocation's deadline). No
 completion is written: SQS itself says whether the claimant finished, because a message whose
-record succeeded is deleted and never comes back. So a claim is taken by
+record succeeded is deleted and never comes back (docs/reliability.md, "Dedup"). So a delivery
+runs the responder when the claim is held by
 
 - nobody yet (or its TTL passed): the event is new, the responder runs;
 - the same message, whose window has ended: that receive failed or died (the visibility timeout,
@@ -37,8 +38,6 @@ from botocore.exceptions import ClientError
 from connect_guard.delivery import MAX_RECEIVE_COUNT, Delivery
 from connect_guard.errors import DuplicateInProgressError
 
-# The window of a claim made outside an invocation (the replay, a test): Lambda's longest timeout.
-DEFAULT_WINDOW_MS = 900_000
 # Powertools' status attribute: its in-progress records may still be in a table written before.
 _LEGACY_IN_PROGRESS = "INPROGRESS"
 _CONDITION = (
@@ -96,13 +95,17 @@ class Dedup:
         """True: `claimant` holds the eventID now and runs the responder. False: a duplicate.
         DuplicateInProgressError: this message's other receive may still be running."""
         now_ms = int(time.time() * 1000)
+        expires = now_ms // 1000 + self._ttl
         window = self._window_ms()
+        # Outside an invocation (the replay, a test) nothing bounds the claimant: in progress
+        # until the claim expires, as Powertools had it without a Lambda context.
+        window_end = expires * 1000 if window is None else now_ms + window
         item = {
             "id": {"S": dedup_key(self._prefix, event_id)},
             "message_id": {"S": claimant.message_id},
             "receive_count": {"N": str(claimant.receive_count)},
-            "in_progress_expiration": {"N": str(now_ms + (DEFAULT_WINDOW_MS if window is None else window))},
-            "expiration": {"N": str(now_ms // 1000 + self._ttl)},
+            "in_progress_expiration": {"N": str(window_end)},
+            "expiration": {"N": str(expires)},
         }
         try:
             self._db.put_item(
