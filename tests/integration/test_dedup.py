@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from botocore.exceptions import ReadTimeoutError
 
 from connect_guard.clients import AwsClients
 from connect_guard.dedup import Claimant, Dedup, dedup_key
@@ -27,7 +28,7 @@ from connect_guard.responders import policy_alerts
 from connect_guard.runtime import MAX_RECEIVE_COUNT, Pipeline, build_pipeline
 from connect_guard_tools.local_aws import SECURITY_ACCOUNT, LocalAws
 from tests.conftest import delivered_now, load_event, with_new_event_id
-from tests.integration.delivery import QUEUE, Kill, Killed, deadline_passed
+from tests.integration.delivery import QUEUE, Kill, Killed, TimeOut, deadline_passed
 
 ADMIN_ATTACH = "iam/attach-user-policy-administratoraccess.json"
 TITLE = "AdministratorAccess attached to user alice in 111122223333"
@@ -173,9 +174,22 @@ def test_a_release_frees_only_its_own_claim(aws):
     dedup = Dedup(aws.clients.dynamodb, settings.dedup_table_name, settings.dedup_ttl_seconds, "policy_alerts")
     assert dedup.claim("e-1", Claimant("m-1", 1))
     dedup.release("e-1", Claimant("m-2", 1))  # another message's failure: not its claim
+    dedup.release("e-1", Claimant("m-1", 2))  # another receive of the message (SQS's twin)
     assert [c["message_id"]["S"] for c in claims(aws)] == ["m-1"]
     dedup.release("e-1", Claimant("m-1", 1))
     assert claims(aws) == []
+
+
+def test_a_claim_whose_answer_was_lost_is_released_so_a_copy_is_not_skipped(aws):
+    """The put applied, its answer timed out: the claim stands for nothing. Left there, EventBridge's
+    copy would be acknowledged as a duplicate of an attempt that never ran."""
+    event = fresh()
+    TimeOut("dynamodb:PutItem").install(aws)
+    with pytest.raises(ReadTimeoutError):
+        pipeline(aws).process(*message(event, "m-1"))
+    assert claims(aws) == []
+    assert pipeline(aws).process(*message(event, "m-2"))["outcome"] == "alerted"
+    assert titles(aws) == [TITLE]
 
 
 def killed(aws: LocalAws, after: int, body: str, delivery: Delivery) -> None:

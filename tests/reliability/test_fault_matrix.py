@@ -19,6 +19,9 @@ Assumptions about the design parts A and B choose (stated, since the assertions 
   status "taken" (its wording may say "completed by an earlier attempt");
 - an at-least-once duplicate is a second publish of the same finding ID (the finding ID
   derives from the responder and the eventID, as today);
+- a copy of an event in another message (EventBridge's at-least-once) is acknowledged as a
+  duplicate while the first message holds the event's dedup claim: an event with a copy in a
+  DLQ is judged by the DLQ's rules (its FAILED alert), whatever became of the other copies;
 - a message the function moves to its DLQ itself goes to the queue its template redrive
   names, or to one its environment names (the harness reads both), carrying the original
   body, or a wrapper holding the body or the SQS message ID;

@@ -138,14 +138,17 @@ class Dedup:
 
     def release(self, event_id: str, claimant: Claimant) -> None:
         """A caught failure: the claim goes, so that the retry, or another copy, runs the event.
-        Only `claimant`'s own claim: one another message took over since stays."""
+        Only the claim this receive made: one another message, or another receive, made stays."""
         try:
             self._db.delete_item(
                 TableName=self._table,
                 Key={"id": {"S": dedup_key(self._prefix, event_id)}},
-                ConditionExpression="#message = :message",
-                ExpressionAttributeNames={"#message": "message_id"},
-                ExpressionAttributeValues={":message": {"S": claimant.message_id}},
+                ConditionExpression="#message = :message AND #receives = :receives",
+                ExpressionAttributeNames={"#message": "message_id", "#receives": "receive_count"},
+                ExpressionAttributeValues={
+                    ":message": {"S": claimant.message_id},
+                    ":receives": {"N": str(claimant.receive_count)},
+                },
             )
         except ClientError as error:
             if (error.response.get("Error") or {}).get("Code") != "ConditionalCheckFailedException":

@@ -35,6 +35,7 @@ from connect_guard.delivery import MAX_RECEIVE_COUNT, Arrivals, DeadLetters, Del
 from connect_guard.errors import (
     DeadlineExceededError,
     DirectInvocationError,
+    DuplicateInProgressError,
     ErrorClass,
     PoisonEventError,
     Verdict,
@@ -223,14 +224,17 @@ class Pipeline:
         work: Callable[[], dict[str, Any]],
     ) -> dict[str, Any]:
         """`work()` under the eventID's dedup claim: a duplicate is reported, not run; a caught
-        failure releases the claim (a kill leaves it to its window: connect_guard.dedup)."""
+        failure releases the claim, the claim's own too (a put whose answer was lost may have been
+        applied); a kill leaves it to its window (connect_guard.dedup)."""
         if dedup is None:
             return work()
         event_id, claimant = parsed.detail.event_id, Claimant.of(delivery)
-        if not dedup.claim(event_id, claimant):
-            return _mark_duplicate(self.responder.name, parsed)
         try:
+            if not dedup.claim(event_id, claimant):
+                return _mark_duplicate(self.responder.name, parsed)
             return work()
+        except DuplicateInProgressError:
+            raise  # the claim is the other receive's: it stays
         except Exception:
             try:
                 dedup.release(event_id, claimant)
