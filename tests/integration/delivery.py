@@ -16,6 +16,7 @@ from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ReadTimeoutError
 
 from connect_guard.clients import AwsClients
+from connect_guard.delivery import Delivery
 from connect_guard.findings import finding_id_of
 from connect_guard.runtime import MAX_RECEIVE_COUNT, Pipeline
 from connect_guard.settings import Settings
@@ -54,11 +55,11 @@ class Kill:
 
 
 def deadline_passed(aws: LocalAws) -> None:
-    """What time does to a dead invocation's dedup claim before SQS delivers the message again:
-    its in-progress expiry (the invocation's deadline) lies in the past."""
+    """What time does to a dead invocation's dedup claim before SQS delivers the message again
+    (after the visibility timeout): its in-progress window (the invocation's deadline) has ended."""
     db = aws.clients.dynamodb
     for item in db.scan(TableName=aws.table_name)["Items"]:
-        if item.get("status", {}).get("S") == "INPROGRESS":
+        if "in_progress_expiration" in item:
             db.update_item(
                 TableName=aws.table_name,
                 Key={"id": item["id"]},
@@ -80,17 +81,20 @@ class Run:
 
 
 def deliver(aws: LocalAws, build: Callable[[AwsClients], Pipeline], event: dict[str, Any], after: int | None) -> Run:
-    """Deliver the event as SQS does: again after each killed receive, each time in a new container."""
+    """Deliver the event as SQS does: one message, again after each killed receive (its receive
+    count up by one), each time in a new container."""
     kill = Kill(after)
     aws.session.events.register("after-call", kill)
+    body = json.dumps(event)
     try:
         receives, result = 0, None
         while result is None:
             receives += 1
             assert receives <= MAX_RECEIVE_COUNT, f"still killed after {MAX_RECEIVE_COUNT} receives"
             pipeline = build(AwsClients(aws.region, aws.session, SECURITY_ACCOUNT))  # clients with the hook
+            delivery = Delivery("m-killed", body, QUEUE, receives, None)
             try:
-                result = pipeline.process(json.dumps(event))
+                result = pipeline.process(body, delivery)
             except Killed:
                 deadline_passed(aws)
     finally:
@@ -106,8 +110,7 @@ def restore_writes(action: str) -> list[str]:
         "dynamodb:PutItem",  # the action journal, before the action
         action,
         "dynamodb:TransactWriteItems",  # its audit record, and the journal marked audited
-        "sns:Publish",  # the finding
-        "dynamodb:UpdateItem",  # the dedup completion
+        "sns:Publish",  # the finding (the dedup claim needs no completion)
     ]
 
 

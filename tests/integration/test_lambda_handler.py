@@ -20,14 +20,15 @@ def fresh(relative: str) -> str:
     return json.dumps(delivered_now(load_event(relative)))
 
 
-def sqs_batch(*bodies: str, source: str = QUEUE_ARN) -> dict[str, Any]:
+def sqs_batch(*bodies: str, source: str = QUEUE_ARN, first: int = 0, receives: int = 1) -> dict[str, Any]:
+    """One record per body, messages m-<first>, m-<first + 1>, ..."""
     return {
         "Records": [
             {
-                "messageId": f"m-{i}",
-                "receiptHandle": f"rh-{i}",
+                "messageId": f"m-{first + i}",
+                "receiptHandle": f"rh-{first + i}",
                 "body": body,
-                "attributes": {"ApproximateReceiveCount": "1"},
+                "attributes": {"ApproximateReceiveCount": str(receives)},
                 "messageAttributes": {},
                 "md5OfBody": "",
                 "eventSource": "aws:sqs",
@@ -77,7 +78,23 @@ def test_a_malformed_record_fails_alone_and_is_logged_with_its_reason(aws, handl
 def test_the_same_event_twice_publishes_one_alert(aws, handler, lambda_context):
     body = fresh(ADMIN_ATTACH)
     assert handler(sqs_batch(body), lambda_context) == {"batchItemFailures": []}
+    # EventBridge's second delivery: another SQS message with the same eventID.
+    assert handler(sqs_batch(body, first=1), lambda_context) == {"batchItemFailures": []}
+    assert len(aws.inbox()) == 1
+
+
+def test_both_copies_in_one_batch_publish_one_alert_and_both_are_acked(aws, handler, lambda_context):
+    body = fresh(ADMIN_ATTACH)
+    assert handler(sqs_batch(body, body), lambda_context) == {"batchItemFailures": []}
+    assert len(aws.inbox()) == 1
+
+
+def test_the_same_message_received_again_while_its_claim_is_in_progress_is_retried(aws, handler, lambda_context):
+    """SQS delivered one message twice at once: the second receive waits for the first to settle."""
+    body = fresh(ADMIN_ATTACH)
     assert handler(sqs_batch(body), lambda_context) == {"batchItemFailures": []}
+    again = handler(sqs_batch(body, receives=2), lambda_context)
+    assert again == {"batchItemFailures": [{"itemIdentifier": "m-0"}]}
     assert len(aws.inbox()) == 1
 
 

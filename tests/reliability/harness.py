@@ -1037,9 +1037,13 @@ def check(result: Result, expected: Result) -> list[Violation]:
     for event_id, sents in groups.items():
         event = name(sents)
         ids = {s.message_id for s in sents}
-        # A message the function put in its DLQ itself (and reported handled) counts as DLQ'd.
-        processed = bool(ids & (delivery.processed - set(delivery.dlq)))
-        in_dlq = not processed and bool(ids & set(delivery.dlq))
+        # A message the function put in its DLQ itself (and reported handled) counts as DLQ'd. An
+        # acknowledged copy vouches for its event only when no copy is in a DLQ: another message's
+        # copy is acknowledged as a duplicate while the first holds the dedup claim, and the event
+        # is then that message's to finish: by a retry, or in the DLQ with its FAILED alert
+        # (docs/reliability.md, "Dedup").
+        in_dlq = bool(ids & set(delivery.dlq))
+        processed = not in_dlq and bool(ids & delivery.processed)
         findings = result.findings_for(event_id)
         unconfirmed = [f for f in findings if is_unconfirmed_alert(f)]
         alerts = [f for f in findings if not is_failed_alert(f) and not is_unconfirmed_alert(f)]

@@ -9,7 +9,7 @@ Cells: every (responder, dependency, kind) once, for N receive rounds (N = 1, 4 
 rotation: recovered at once, recovered on the last receive, never recovered), on the calls
 where the kind bites (errors on the first call of the dependency in each attempt; a 5xx and a
 read timeout after the call applied on the calls that change something: SNS Publish, the
-dedup completion, IAM and Connect writes); then, per responder, a few seeded runs where any
+dedup claim, IAM and Connect writes); then, per responder, a few seeded runs where any
 call to any dependency may meet any fault kind. RELIABILITY_SEED picks other runs (the
 default keeps CI deterministic).
 
@@ -19,6 +19,9 @@ Assumptions about the design parts A and B choose (stated, since the assertions 
   status "taken" (its wording may say "completed by an earlier attempt");
 - an at-least-once duplicate is a second publish of the same finding ID (the finding ID
   derives from the responder and the eventID, as today);
+- a copy of an event in another message (EventBridge's at-least-once) is acknowledged as a
+  duplicate while the first message holds the event's dedup claim: an event with a copy in a
+  DLQ is judged by the DLQ's rules (its FAILED alert), whatever became of the other copies;
 - a message the function moves to its DLQ itself goes to the queue its template redrive
   names, or to one its environment names (the harness reads both), carrying the original
   body, or a wrapper holding the body or the SQS message ID;
@@ -86,25 +89,25 @@ ITEMS = {responder: tuple(corpus_item(f) for f in files) for responder, files in
 DEPENDENCIES: dict[str, dict[str, frozenset[str]]] = {
     "policy_alerts": {
         "sns": frozenset({"Publish"}),
-        "dynamodb": frozenset({"UpdateItem"}),  # the dedup record completed after the publish
+        "dynamodb": frozenset({"PutItem"}),  # the dedup claim, the one dedup write (and an action's journal)
         "sts": frozenset({"AssumeRole"}),
         "iam": frozenset({"GetPolicyVersion"}),  # reads only: the document
     },
     "profile_rollback": {
         "sns": frozenset({"Publish"}),
-        "dynamodb": frozenset({"UpdateItem"}),
+        "dynamodb": frozenset({"PutItem"}),
         "sts": frozenset({"AssumeRole"}),
         "connect": CONNECT_WRITES,
     },
     "role_quarantine": {
         "sns": frozenset({"Publish"}),
-        "dynamodb": frozenset({"UpdateItem"}),
+        "dynamodb": frozenset({"PutItem"}),
         "sts": frozenset({"AssumeRole"}),
         "iam": IAM_ATTACHMENTS | {"TagUser", "TagRole"},
     },
     "logging_guard": {
         "sns": frozenset({"Publish"}),
-        "dynamodb": frozenset({"UpdateItem"}),
+        "dynamodb": frozenset({"PutItem"}),
         "sts": frozenset({"AssumeRole"}),  # the member read and rollback roles (flow logs)
         "cloudtrail": TRAIL_WRITES,  # the security account's trails, with the function's own role
         "connect": ATTRIBUTE_WRITES,

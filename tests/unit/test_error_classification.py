@@ -8,16 +8,13 @@ import copy
 import json
 
 import pytest
-from aws_lambda_powertools.utilities.idempotency.exceptions import (
-    IdempotencyAlreadyInProgressError,
-    IdempotencyPersistenceLayerError,
-)
 from botocore import exceptions as boto
 from pydantic import ValidationError
 
 from connect_guard.errors import (
     ConfigurationError,
     DeadlineExceededError,
+    DuplicateInProgressError,
     ErrorClass,
     PoisonEventError,
     classify,
@@ -41,13 +38,6 @@ def validation_error() -> ValidationError:
     except ValidationError as error:
         return error
     raise AssertionError("validated")
-
-
-def wrapped(cause: BaseException) -> IdempotencyPersistenceLayerError:
-    try:
-        raise IdempotencyPersistenceLayerError("Failed to save in progress record", cause) from cause
-    except IdempotencyPersistenceLayerError as error:
-        return error
 
 
 CASES = {
@@ -79,9 +69,9 @@ CASES = {
     "ConnectionResetError": (ConnectionResetError("reset by peer"), TRANSIENT),
     "deadline": (DeadlineExceededError("not attempted"), TRANSIENT),
     "configuration": (ConfigurationError("missing configuration: AUDIT_TABLE_NAME"), TRANSIENT),
-    "duplicate in progress": (IdempotencyAlreadyInProgressError("in progress"), TRANSIENT),
-    "dedup store 5xx": (wrapped(client_error("InternalServerError", 500, "PutItem")), TRANSIENT),
-    "dedup store timeout": (wrapped(boto.ReadTimeoutError(endpoint_url="https://dynamodb/")), TRANSIENT),
+    "duplicate in progress": (DuplicateInProgressError("another receive of this event is being processed"), TRANSIENT),
+    "dedup store 5xx": (client_error("InternalServerError", 500, "PutItem"), TRANSIENT),
+    "dedup store timeout": (boto.ReadTimeoutError(endpoint_url="https://dynamodb/"), TRANSIENT),
     "AccessDenied": (client_error("AccessDenied", 403, "GetRole"), UNCLASSIFIED),
     "IAM InvalidInput": (client_error("InvalidInput", 400, "GetRole"), UNCLASSIFIED),
     "AttributeError": (AttributeError("'float' object has no attribute 'lower'"), UNCLASSIFIED),
@@ -109,7 +99,8 @@ def test_reasons_name_what_failed_never_the_values_from_the_event() -> None:
         "the event carries text that is not valid Unicode (surrogates not allowed at position 1)"
     )
     assert reasons["dedup store 5xx"] == "PutItem answered InternalServerError (HTTP 500)"
-    assert classify(CASES["dedup store 5xx"][0]).error_type == "IdempotencyPersistenceLayerError(ClientError)"
+    assert classify(CASES["dedup store 5xx"][0]).error_type == "ClientError"  # the claim's own error, unwrapped
+    assert reasons["duplicate in progress"] == "another delivery of this eventID is being processed"
     for name, reason in reasons.items():
         assert "alice" not in reason and "said no" not in reason, name  # AWS's message echoes the request
 

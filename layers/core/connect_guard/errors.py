@@ -54,6 +54,11 @@ class DirectInvocationError(ConnectGuardError):
     """A responder was invoked directly, outside a local run: it takes only its queue's batches."""
 
 
+class DuplicateInProgressError(ConnectGuardError):
+    """Another receive of the same message holds the event's dedup claim and may still be running
+    (connect_guard.dedup): SQS retries it, and the retry finds the claim settled."""
+
+
 class DeadlineExceededError(ConnectGuardError):
     """Too little of the invocation is left for the work (an AWS call attempt, a record): it is not
     started, so the function ends on its own terms instead of being killed at its timeout."""
@@ -79,13 +84,6 @@ class Verdict:
 # SNS refuses a Publish whose content it can't take (too long, a subject it won't carry): the
 # same finding is refused every time, so the event that produced it is poison.
 SNS_CONTENT_CODES = frozenset({"InvalidParameter", "InvalidParameterValue", "InvalidParameterException"})
-# Powertools Idempotency: another delivery of the same eventID is being processed right now, or
-# the dedup record moved under it. Both settle on a retry.
-_IDEMPOTENCY_TRANSIENT = frozenset(
-    {"IdempotencyAlreadyInProgressError", "IdempotencyInconsistentStateError", "IdempotencyItemAlreadyExistsError"}
-)
-# Powertools wraps the persistence layer's own error: the cause decides.
-_WRAPPERS = frozenset({"IdempotencyPersistenceLayerError"})
 REASON_MAX = 500
 _PARAMETER = re.compile(r"parameter ([A-Za-z0-9_.\[\]]+)")
 
@@ -99,15 +97,6 @@ def bounded(text: str, limit: int = REASON_MAX) -> str:
 
 def classify(error: BaseException) -> Verdict:
     """What kind of failure `error` is, and why, in words safe to log and to put on the DLQ message."""
-    verdict = _classify(error)
-    cause = error.__cause__
-    if verdict.kind is ErrorClass.UNCLASSIFIED and type(error).__name__ in _WRAPPERS and cause is not None:
-        inner = _classify(cause)
-        return Verdict(inner.kind, f"{verdict.error_type}({inner.error_type})", inner.reason)
-    return verdict
-
-
-def _classify(error: BaseException) -> Verdict:
     # Imported when first needed: every module imports this one, and runtime.py orders its imports.
     from botocore import exceptions as boto
     from pydantic import ValidationError
@@ -131,13 +120,11 @@ def _classify(error: BaseException) -> Verdict:
         return _client_error(error)
     if isinstance(error, boto.ConnectionError | boto.HTTPClientError | TimeoutError | ConnectionError):
         return Verdict(ErrorClass.TRANSIENT, name, f"{name}: the request did not complete")
+    if isinstance(error, DuplicateInProgressError):
+        return Verdict(ErrorClass.TRANSIENT, name, "another delivery of this eventID is being processed")
     if isinstance(error, DeadlineExceededError | ConfigurationError):
         # A configuration error is fixed by a deployment, after which the retry succeeds.
         return Verdict(ErrorClass.TRANSIENT, name, bounded(str(error)))
-    if name in _IDEMPOTENCY_TRANSIENT:
-        return Verdict(ErrorClass.TRANSIENT, name, "another delivery of this eventID is being processed")
-    if name == "IdempotencyKeyError":
-        return Verdict(ErrorClass.POISON, name, "the event has no eventID to deduplicate it by")
     return Verdict(ErrorClass.UNCLASSIFIED, name, bounded(f"{name}: {error}"))
 
 

@@ -22,23 +22,19 @@ from functools import cached_property
 from typing import Any, Protocol, cast
 
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.idempotency import (
-    DynamoDBPersistenceLayer,
-    IdempotencyConfig,
-    idempotent_function,
-)
-from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 from pydantic_core import from_json, to_json
 
 from connect_guard import scope
 from connect_guard.clients import ATTEMPT_MS, DEADLINE, DEADLINE_MARGIN_MS, HUNG_CALL_MS, AwsClients
+from connect_guard.dedup import Claimant, Dedup
 from connect_guard.delivery import MAX_RECEIVE_COUNT, Arrivals, DeadLetters, Delivery
 from connect_guard.errors import (
     ConfigurationError,
     DeadlineExceededError,
     DirectInvocationError,
+    DuplicateInProgressError,
     ErrorClass,
     PoisonEventError,
     Verdict,
@@ -147,9 +143,20 @@ def parse_event(body: str | bytes | dict[str, Any]) -> tuple[dict[str, Any], Clo
         raise PoisonEventError(bounded(f"invalid CloudTrail event: {problems}")) from error
 
 
-def _mark_duplicate(response: Any, idempotent_data: DataRecord) -> Any:
-    """Powertools returns the stored outcome on a redelivery: report it as a duplicate."""
-    return {**response, "outcome": "duplicate", "alerts": [], "reason": "eventID already processed"}
+def _mark_duplicate(responder: str, parsed: CloudTrailEvent) -> dict[str, Any]:
+    """A redelivery of an eventID another delivery claimed: reported as a duplicate, nothing done.
+    (The claim holds no outcome: writing one would be a second write per event.)"""
+    record = parsed.detail
+    outcome = Outcome(responder, record.event_id, record.event_name, "duplicate", None, "eventID already processed")
+    return outcome.to_dict()
+
+
+@dataclass(frozen=True)
+class DedupTable:
+    """Where the claims live: the dedup table, through the function's DynamoDB client."""
+
+    client: Any
+    name: str
 
 
 def _utcnow() -> datetime:
@@ -168,7 +175,7 @@ class Pipeline:
     def __init__(
         self,
         responder: Responder,
-        persistence: DynamoDBPersistenceLayer | None,
+        persistence: DedupTable | None,
         ttl: int,
         *,
         settings: Settings,
@@ -181,31 +188,15 @@ class Pipeline:
         self.publisher = publisher
         self.clock = clock or _utcnow
         self.arrivals = arrivals
-        self.idempotency = IdempotencyConfig(
-            event_key_jmespath="detail.eventID",
-            raise_on_no_idempotency_key=True,
-            expires_after_seconds=ttl,
-            response_hook=_mark_duplicate,
-        )
-        self._run: Callable[..., dict[str, Any]] = self._respond
-        self._reject: Callable[..., dict[str, Any]] = self._report_rejection
+        self._events: Dedup | None = None
+        self._rejections: Dedup | None = None
         if persistence is not None:
-            self._run = idempotent_function(
-                self._respond,
-                data_keyword_argument="event",
-                persistence_store=persistence,
-                config=self.idempotency,
-                key_prefix=responder.name,
-            )
+            # A claim stays in progress until the invocation's deadline (connect_guard.dedup).
+            table = (persistence.client, persistence.name, ttl)
+            self._events = Dedup(*table, responder.name, DEADLINE.remaining_ms)
             # Rejections are remembered apart: a forged copy of a real eventID must never claim
             # the real event's dedup record (nor the real one silence the rejection).
-            self._reject = idempotent_function(
-                self._report_rejection,
-                data_keyword_argument="event",
-                persistence_store=persistence,
-                config=self.idempotency,
-                key_prefix=f"{responder.name}.rejected",
-            )
+            self._rejections = Dedup(*table, f"{responder.name}.rejected", DEADLINE.remaining_ms)
 
     def out_of_scope(self, parsed: CloudTrailEvent, delivery: Delivery | None = None) -> str | None:
         return scope.out_of_scope(parsed, self.settings, self._received_at(parsed, delivery))
@@ -228,10 +219,10 @@ class Pipeline:
         )
         return first
 
-    def _respond(self, *, event: dict[str, Any], parsed: CloudTrailEvent) -> dict[str, Any]:
+    def _respond(self, parsed: CloudTrailEvent) -> dict[str, Any]:
         return self.responder.handle(parsed).to_dict()
 
-    def _report_rejection(self, *, event: dict[str, Any], parsed: CloudTrailEvent, reason: str) -> dict[str, Any]:
+    def _report_rejection(self, parsed: CloudTrailEvent, reason: str) -> dict[str, Any]:
         finding = scope.rejection_finding(parsed, reason, self.responder.name, self.settings)
         message_id = self.publisher.publish(finding)
         metrics.add_metric(name="OutOfScopeEvents", unit=MetricUnit.Count, value=1)
@@ -248,21 +239,46 @@ class Pipeline:
     def process(self, body: str | bytes | dict[str, Any], delivery: Delivery | None = None) -> dict[str, Any]:
         """One event through parse → scope → dedup → respond. Raises PoisonEventError or a retryable error."""
         logger.remove_keys(("event_id", "event_name", "correlation_id"))
-        raw, parsed = parse_event(body)
+        _, parsed = parse_event(body)
         logger.append_keys(event_id=parsed.detail.event_id, event_name=parsed.detail.event_name)
         logger.set_correlation_id(parsed.id)
         reason = self.out_of_scope(parsed, delivery)
         if reason is not None:
-            return self._reject(event=raw, parsed=parsed, reason=reason)
-        return self._run(event=raw, parsed=parsed)
+            return self._once(self._rejections, parsed, delivery, lambda: self._report_rejection(parsed, reason))
+        return self._once(self._events, parsed, delivery, lambda: self._respond(parsed))
+
+    def _once(
+        self,
+        dedup: Dedup | None,
+        parsed: CloudTrailEvent,
+        delivery: Delivery | None,
+        work: Callable[[], dict[str, Any]],
+    ) -> dict[str, Any]:
+        """`work()` under the eventID's dedup claim: a duplicate is reported, not run; a caught
+        failure releases the claim, the claim's own too (a put whose answer was lost may have been
+        applied); a kill leaves it to its window (connect_guard.dedup)."""
+        if dedup is None:
+            return work()
+        event_id, claimant = parsed.detail.event_id, Claimant.of(delivery)
+        try:
+            if not dedup.claim(event_id, claimant):
+                return _mark_duplicate(self.responder.name, parsed)
+            return work()
+        except DuplicateInProgressError:
+            raise  # the claim is the other receive's: it stays
+        except Exception:
+            try:
+                dedup.release(event_id, claimant)
+            except Exception as error:  # the claim then ends with its window; the first error stands
+                logger.warning("dedup claim not released", extra={"error": classify(error).reason})
+            raise
 
 
 def build_pipeline(factory: ResponderFactory, settings: Settings, clients: AwsClients) -> Pipeline:
     responder = factory(settings, clients)
-    persistence = DynamoDBPersistenceLayer(table_name=settings.dedup_table_name, boto3_client=clients.dynamodb)
     return Pipeline(
         responder,
-        persistence,
+        DedupTable(clients.dynamodb, settings.dedup_table_name),
         settings.dedup_ttl_seconds,
         settings=settings,
         publisher=SnsPublisher(clients.sns, settings.alert_topic_arn),
@@ -482,7 +498,6 @@ def lambda_handler_for(factory: ResponderFactory) -> LambdaHandler:
     def invoke(event: dict[str, Any], context: LambdaContext) -> Any:
         container = setup()
         settings = container.settings
-        container.pipeline.idempotency.register_lambda_context(context)
         with DEADLINE.of(context.get_remaining_time_in_millis):
             if "Records" in event:
                 settings.require("source_queue_arn")  # fail loudly: no record can be attributed without it
