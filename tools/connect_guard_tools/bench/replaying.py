@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import copy
-import gzip
-import json
 import os
 import statistics
 import subprocess
@@ -16,7 +14,8 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from connect_guard_tools.bench.scenarios import COLD, EVENTS, NOISE_EVENT
+from connect_guard_tools.bench.scenarios import COLD, EVENTS
+from connect_guard_tools.noise import write_noise_file
 from connect_guard_tools.template import PROJECT_ROOT
 
 CONNECT_GUARD = Path(sys.executable).parent / "connect-guard"
@@ -63,8 +62,8 @@ def acting_cost(count: int, time_cap_s: float, progress: object = None) -> Actin
     base = COLD["policy_alerts"].event()
     costs: list[float] = []
     capped = False
-    with LocalAws() as aws:
-        replayer = Replayer(aws, aws.settings(member_account_ids=("111122223333",)))
+    with LocalAws.for_replay() as aws:  # as the replay command builds it: parts on demand, deliveries held
+        replayer = Replayer(aws, aws.settings(member_account_ids=("111122223333",)), on_first_event=True)
         deadline = time.perf_counter() + time_cap_s
         for number in range(count):
             event = copy.deepcopy(base)
@@ -87,18 +86,9 @@ def acting_cost(count: int, time_cap_s: float, progress: object = None) -> Actin
 
 
 def write_noise_log(path: Path, count: int) -> None:
-    """A CloudTrail S3 log file (gzip, `{"Records": [...]}`) of read events no rule matches."""
-    record = json.loads((EVENTS / NOISE_EVENT).read_text())["detail"]
-    record["eventID"] = "@ID@"
-    template = json.dumps(record, separators=(",", ":"))
-    head, tail = template.split('"@ID@"')
-    with gzip.open(path, "wt", encoding="utf-8", compresslevel=1) as file:
-        file.write('{"Records":[')
-        for number in range(count):
-            if number:
-                file.write(",")
-            file.write(f'{head}"{uuid.UUID(int=number + 1)}"{tail}')
-        file.write("]}")
+    """A CloudTrail S3 log file (gzip, `{"Records": [...]}`) of API calls no rule matches, in the
+    mix a busy account's trail holds (connect_guard_tools.noise)."""
+    write_noise_file(path, count)
 
 
 @dataclass
