@@ -48,7 +48,8 @@ SQS_RESPONDERS = ("policy_alerts", "profile_rollback", "role_quarantine", "loggi
 
 
 def probe(function: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if k not in DEPLOYED}
+    # Not the worker's Powertools settings: an in-process replay test sets the log level to CRITICAL.
+    clean = {k: v for k, v in os.environ.items() if k not in DEPLOYED and not k.startswith("POWERTOOLS_")}
     return subprocess.run(
         [sys.executable, "-c", PROBE.replace("FUNCTION", function)],
         cwd=ROOT,
