@@ -632,6 +632,20 @@ class RoleQuarantineResponder:
             logger.warning("audit record not written; the journal keeps it", extra={"error": str(error)})
         return _iam_result(kind, name, done, note)
 
+    def _audit_fields(
+        self, actor: Actor, subject: str, reason: str, record: CloudTrailRecord, note: str, before: Any
+    ) -> dict[str, Any]:
+        return {
+            "responder": NAME,
+            "actor": actor.arn,
+            "target": subject,
+            "reason": f"{reason} ({note})" if note else reason,
+            "before": before,
+            "event_id": record.event_id,
+            "finding_id": finding_id_of(NAME, record.event_id),  # the finding _alert publishes
+            "mode": "enforce",
+        }
+
     def _audit_entry(
         self,
         actor: Actor,
@@ -642,35 +656,13 @@ class RoleQuarantineResponder:
         note: str = "",
         before: Any = None,
     ) -> dict[str, Any]:
-        return action_record(
-            self.audit,
-            action,
-            responder=NAME,
-            actor=actor.arn,
-            target=subject,
-            reason=f"{reason} ({note})" if note else reason,
-            before=before,
-            event_id=record.event_id,
-            finding_id=finding_id_of(NAME, record.event_id),  # the finding _alert publishes
-            mode="enforce",
-        )
+        return action_record(self.audit, action, **self._audit_fields(actor, subject, reason, record, note, before))
 
     def _audit_record(
         self, actor: Actor, subject: str, reason: str, record: CloudTrailRecord, actions: list[Action], note: str = ""
     ) -> dict[str, Any]:
         """The one audit record of an IAM quarantine: its actions (attach first) in `steps`."""
-        return actions_record(
-            self.audit,
-            actions,
-            responder=NAME,
-            actor=actor.arn,
-            target=subject,
-            reason=f"{reason} ({note})" if note else reason,
-            before=None,
-            event_id=record.event_id,
-            finding_id=finding_id_of(NAME, record.event_id),  # the finding _alert publishes
-            mode="enforce",
-        )
+        return actions_record(self.audit, actions, **self._audit_fields(actor, subject, reason, record, note, None))
 
     def identity_center(self, purpose: MemberPurpose = "sso") -> IdentityCenterRevocation:
         """The deny-list SCP and identity store, in the account that administers them."""
