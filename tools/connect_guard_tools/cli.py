@@ -11,7 +11,6 @@ import json
 import os
 import sys
 import time
-import warnings
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
@@ -298,7 +297,6 @@ def replay(args: argparse.Namespace, out: TextIO) -> int:
     # Quiet the responders' structured logs: the replay prints its own report.
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "CRITICAL")
     # Idempotency warns that it has no Lambda context to bound in-progress records: expected here.
-    warnings.filterwarnings("ignore", message="Couldn't determine the remaining time left")
     import yaml
     from pydantic import ValidationError
 

@@ -4,7 +4,6 @@ the AWS calls each event makes, and the answers the fresh-process runs replay.""
 from __future__ import annotations
 
 import os
-import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,7 +30,6 @@ class EmbeddedRuns:
 
 def run_scenarios() -> EmbeddedRuns:
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "CRITICAL")
-    warnings.filterwarnings("ignore", message="Couldn't determine the remaining time left")
     from connect_guard_tools.bench.scenarios import replay_settings_values
     from connect_guard_tools.inputs import InputItem
     from connect_guard_tools.local_aws import LocalAws

@@ -10,7 +10,6 @@ import sys
 import tempfile
 import time
 import uuid
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,7 +53,6 @@ def acting_cost(count: int, time_cap_s: float, progress: object = None) -> Actin
     """Alerts through one embedded AWS and Replayer, as `connect-guard replay` runs them: the
     mean cost per event of the first 500 and of the last 500 (growth is what this measures)."""
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "CRITICAL")
-    warnings.filterwarnings("ignore", message="Couldn't determine the remaining time left")
     from connect_guard_tools.inputs import InputItem
     from connect_guard_tools.local_aws import LocalAws
     from connect_guard_tools.replay import Replayer
