@@ -76,6 +76,31 @@ def test_a_replay_of_one_iam_alert_makes_the_alerting_path_and_nothing_else():
         assert len(aws.inbox()) == 1
 
 
+def test_a_replay_that_published_nothing_reads_an_empty_inbox_without_making_the_alerting_path():
+    with LocalAws.for_replay() as aws:
+        aws.seed(EVENTS / "demo-state.yaml")
+        assert aws.inbox() == []
+        assert aws.provisioned == []
+        assert _observer().client("sqs").list_queues().get("QueueUrls", []) == []
+
+
+def test_moto_and_the_replay_read_each_service_model_with_one_loader_a_process():
+    from moto.core import utils
+    from moto.core.base_backend import AccountSpecificBackend
+
+    with LocalAws.for_replay() as first:
+        moto_loader = utils.create_loader()
+        assert utils.create_loader() is moto_loader  # moto's extras on botocore's models, listed once
+        regions = AccountSpecificBackend.get_session()
+        loader = first.session._session.get_component("data_loader")
+        assert regions._session.get_component("data_loader") is loader
+        assert loader is not moto_loader
+    with LocalAws.for_replay() as second:
+        assert second.session._session.get_component("data_loader") is loader
+        assert loader.search_paths == list(dict.fromkeys(loader.search_paths))  # boto3's folder once
+    assert utils.create_loader() is not moto_loader  # undone with the mock
+
+
 def test_the_first_read_of_the_baseline_table_finds_the_demo_state_as_seeded_up_front():
     def approved(aws: LocalAws) -> dict[str, Any]:
         store = BaselineStore(aws.clients.dynamodb, aws.baseline_table)

@@ -637,3 +637,58 @@ def test_a_large_log_file_is_read_a_chunk_at_a_time(tmp_path):
         assert first.source == "big.json.gz#0" and first.record is not None
         assert handle.buffer.tell() < 4 * inputs._CHUNK  # what gzip has inflated so far: not the file
         assert sum(1 for _ in records) == 2999
+
+
+# ---- CloudTrail log files read with orjson ---------------------------------------------------------
+
+
+def _log_file(tmp_path: Path, records: list[Any], separator: str = ",") -> Path:
+    path = tmp_path / "trail.json"
+    path.write_text('{"Records":[' + separator.join(json.dumps(r, separators=(",", ":")) for r in records) + "]}")
+    return path
+
+
+def test_records_orjson_cannot_read_as_json_does_are_read_by_json(tmp_path):
+    """Integers past 64 bits, NaN, lone surrogates, "},{" inside strings and arrays of objects:
+    each item is what json reads, and a routed record is replayed as json reads it."""
+    odd = [
+        {**READ, "eventID": "big", "requestParameters": {"size": 123456789012345678901234567890}},
+        {**READ, "eventID": "nan", "responseElements": {"ratio": float("nan")}},
+        {**READ, "eventID": "surrogate", "userAgent": "\ud800"},
+        {**READ, "eventID": "string", "requestParameters": {"policyDocument": '[{"a":1},{"b":2}]}],{'}},
+        {**READ, "eventID": "tags", "requestParameters": {"tags": [{"k": str(i)} for i in range(12)]}},
+        {**ATTACH, "requestParameters": {**ATTACH["requestParameters"], "n": -9223372036854775809}},
+    ]
+    path = _log_file(tmp_path, [READ, *odd, READ])
+    expected = json.loads(path.read_text())["Records"]
+    found = list(read_file(path, "trail.json"))
+    assert [i.source for i in found] == [f"trail.json#{n}" for n in range(len(expected))]
+    assert all(i.error is None for i in found)
+    for item, record in zip(found, expected, strict=True):
+        assert item.event == envelope_from_record(record)  # json's reading, exactly
+        assert json.dumps(item.record) == json.dumps(record)
+    big = found[1].event["detail"]["requestParameters"]["size"]
+    assert isinstance(big, int) and big == 123456789012345678901234567890
+
+
+def test_a_noise_record_is_routed_on_orjson_reading_and_read_by_json_only_when_replayed(tmp_path):
+    path = _log_file(tmp_path, [READ, {**READ, "requestParameters": {"n": 2**70}}])
+    first, second = read_file(path, "trail.json")
+    assert first._text is not None and first.record == READ  # orjson's reading: strings and structure alike
+    assert isinstance(second.record["requestParameters"]["n"], float)  # orjson's: routing needs none of it
+    assert second.event["detail"]["requestParameters"]["n"] == 2**70  # the replay's: json's
+    assert second.record["requestParameters"]["n"] == 2**70 and second._text is None
+
+
+@pytest.mark.parametrize("separator", [", ", ",\n", ","])
+def test_records_spaced_or_broken_read_as_json_reads_them(tmp_path, separator):
+    records = [READ, ATTACH, PUT] * 30
+    path = _log_file(tmp_path, records, separator)
+    assert [i.event for i in read_file(path, "t")] == [envelope_from_record(r) for r in records]
+    broken = tmp_path / "broken.json"
+    broken.write_text(path.read_text().replace('"eventName":', '"eventName" ', 40))
+    (*_, last) = read_file(broken, "broken.json")
+    with pytest.raises(json.JSONDecodeError) as raised:
+        json.loads(broken.read_text())
+    error = raised.value
+    assert last.error == f"invalid JSON: {error.msg} at line {error.lineno} column {error.colno}"

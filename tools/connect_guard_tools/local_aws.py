@@ -277,6 +277,40 @@ class AwsManagedPolicies(BackendPatches):
             os.environ[self.ENV] = self._saved
 
 
+@cache
+def _botocore_models() -> Any:
+    """One botocore loader for the process: each new one lists botocore's ~400 service folders
+    (~10 ms) and reads and decodes a service's model again (DynamoDB's: ~15 ms)."""
+    return botocore.session.Session().get_component("data_loader")
+
+
+def shared_models_session(region: str) -> boto3.session.Session:
+    """A boto3 session whose service models are the process's (`_botocore_models`)."""
+    core = botocore.session.Session()
+    loader = _botocore_models()
+    core.register_component("data_loader", loader)
+    session = boto3.session.Session(region_name=region, botocore_session=core)
+    loader.search_paths[:] = dict.fromkeys(loader.search_paths)  # boto3 appends its data folder each time
+    return session
+
+
+class SharedServiceModels(BackendPatches):
+    """Start-up time, not strictness: moto reads each service's model with a new loader (its
+    extras on botocore's) and finds a backend's regions with a session of its own; one loader
+    each, for every service, lists botocore's folders once and decodes each model once."""
+
+    def patches(self) -> list[Any]:
+        from moto.core import loaders
+        from moto.core.base_backend import AccountSpecificBackend
+
+        extras = loaders.create_loader()
+        regions = functools.cache(lambda: shared_models_session(REGION))
+        return [
+            mock.patch("moto.core.utils.create_loader", lambda: extras),
+            mock.patch.object(AccountSpecificBackend, "get_session", classmethod(lambda cls: regions())),
+        ]
+
+
 class TrailInsights(BackendPatches):
     """PutInsightSelectors replaces a trail's Insights selectors (an empty list turns Insights off);
     moto appends them, so a restore would never read back as the approved state."""
@@ -383,6 +417,7 @@ class LocalAws:
             self.message_moves,
             QueuePolicySends(),  # a queue policy's Deny of SendMessage
             DeferredKeyPairs(),  # not strictness: start-up time (a key pair only when a key signs)
+            SharedServiceModels(),  # not strictness either: start-up time
         ]
         self._saved_env: dict[str, str | None] = {}
 
@@ -398,7 +433,7 @@ class LocalAws:
         for behaviour in self._strictness:  # before the mock: moto makes backends from then on
             behaviour.start()
         self._mock.start()
-        self.session = boto3.session.Session(region_name=self.region)
+        self.session = shared_models_session(self.region)
         # Registered before any client exists: botocore copies the hooks into each client.
         SnsPublishLimit(self.session).install(self.session)
         self.recorder = CallRecorder()
@@ -625,6 +660,8 @@ class LocalAws:
 
     def inbox(self) -> list[dict[str, Any]]:
         """Every message the SOC inbox queue received (SNS envelopes, JSON finding in Message)."""
+        if any(part.name == "alert topic" for part in self._pending):
+            return []  # no SNS or SQS call was made, so nothing was delivered: no topic made to say so
         sqs = self.session.client("sqs")
         # Held messages were never received: read here, as ReceiveMessage would return their body.
         messages: list[dict[str, Any]] = [json.loads(m.body) for m in self._held.pop(self.inbox_url, [])]
