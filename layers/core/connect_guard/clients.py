@@ -18,7 +18,6 @@ which is under the shortest responder timeout (30 s) with room for the rest of t
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -31,6 +30,7 @@ import botocore.session
 from botocore.config import Config
 from botocore.exceptions import ClientError, DataNotFoundError
 from botocore.loaders import JSONFileLoader, Loader
+from pydantic_core import from_json
 
 from connect_guard.errors import DeadlineExceededError, ErrorClass, MemberAccessError, classify
 from connect_guard.settings import WRITE_PURPOSES, MemberPurpose, Settings
@@ -124,15 +124,16 @@ class PlainJSONFileLoader(JSONFileLoader):  # type: ignore[misc]
     """botocore's model files read into plain dicts, not OrderedDicts (both keep the file's order).
 
     A first client's cost is mostly its service model's JSON: decoding it with botocore's
-    `object_pairs_hook=OrderedDict` takes 2-3x as long (Connect's 1.9 MB model: ~26 ms against
-    ~9 ms). botocore reads models only as mappings.
+    `object_pairs_hook=OrderedDict` takes 2-3x as long as into dicts (Connect's 1.9 MB model:
+    ~26 ms against ~9 ms, ~6 ms with pydantic-core's parser). botocore reads models only as
+    mappings.
     """
 
     def _load_file(self, full_path: str, open_method: Callable[..., Any]) -> Any:
         if not os.path.isfile(full_path):
             return None
         with open_method(full_path, "rb") as file:
-            return json.loads(file.read().decode("utf-8"))
+            return from_json(file.read())  # pydantic-core's parser (already loaded): ~1.5x json's speed
 
 
 class _KnownServices(Sequence[str]):
