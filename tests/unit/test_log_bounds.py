@@ -37,3 +37,27 @@ def test_structures_are_bounded_as_their_json_and_lone_surrogates_are_escaped():
     assert record["nested"].startswith('{"a":["bbb') and record["nested"].endswith("characters cut]")
     assert record["text"] == "al\\ud800ice"  # what it was, readable, and encodable as UTF-8
     line.encode("utf-8")  # the stream handler's encoder would have raised on the surrogate
+
+
+def test_a_line_of_short_plain_fields_is_written_as_it_is():
+    log = {"message": "event processed", "outcome": "ignored", "cold_start": False, "memory": 512, "x": 1.5, "n": None}
+    assert bounded_json(log) == json.dumps(log, ensure_ascii=False, separators=(",", ":"))
+    # A field of exactly FIELD_MAX characters is not cut; one over it is, on the same line.
+    assert json.loads(bounded_json({"message": "m", "reason": "r" * FIELD_MAX}))["reason"] == "r" * FIELD_MAX
+    assert json.loads(bounded_json({"message": "m", "reason": "r" * 501}))["reason"].endswith("[1 characters cut]")
+
+
+def test_a_short_line_with_a_lone_surrogate_is_escaped_like_any_other():
+    record = json.loads(bounded_json({"message": "m", "text": "al\ud800ice"}))
+    assert record["text"] == "al\\ud800ice"
+
+
+def test_a_message_that_is_json_is_decoded_as_powertools_does_and_text_stays_text():
+    with captured_logs() as logs:
+        logger.info('{"change": "attached"}')
+        logger.info(" [1, 2]")
+        logger.info("event processed")
+        logger.info("null and void")  # starts like JSON, is not: kept as text
+    # Decoded, then bounded as any structure: its compact JSON.
+    messages = [r["message"] for r in logs.records]
+    assert messages == ['{"change":"attached"}', "[1,2]", "event processed", "null and void"]

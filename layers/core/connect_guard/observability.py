@@ -47,8 +47,32 @@ def _dumps(log: Mapping[str, Any]) -> str:
     return json.dumps(log, ensure_ascii=False, separators=(",", ":"), default=str)
 
 
+def _plain(log: Mapping[str, Any]) -> bool:
+    """Every value one `_field` returns unchanged (when it encodes): a short text, a number, None."""
+    for value in log.values():
+        kind = type(value)
+        if kind is str:
+            if len(value) > FIELD_MAX:
+                return False
+        elif value is not None and kind not in _NUMBERS:
+            return False
+    return True
+
+
+_NUMBERS = frozenset((bool, int, float))
+
+
 def bounded_json(log: Mapping[str, Any]) -> str:
     """The Powertools formatter's serializer: `log` as one JSON line within the bounds."""
+    # The usual line (short plain fields, valid Unicode, within LINE_MAX) is written as it is:
+    # one dumps and one encode instead of a pass over every field.
+    if _plain(log):
+        line = _dumps(log)
+        try:
+            if len(line.encode()) <= LINE_MAX:
+                return line
+        except UnicodeEncodeError:
+            pass  # a lone surrogate: escaped field by field below
     line = ""
     for limit in _CUTS:
         fields = {k: _field(v, FIELD_MAX if k in _KEEP else limit) for k, v in log.items()}
@@ -63,5 +87,16 @@ def bounded_json(log: Mapping[str, Any]) -> str:
     return _dumps({k: _field(v, 80) for k, v in kept.items()})
 
 
-logger = Logger(json_serializer=bounded_json)
+def _json_message(message: Any) -> Any:
+    """The formatter's message decoder: a message that is JSON is logged as its value (Powertools'
+    default), any other is kept as text without the cost of a failed `json.loads` (~5 us a line)."""
+    if not isinstance(message, str) or message[:1] not in _JSON_STARTS:
+        return message
+    return json.loads(message)
+
+
+# What a text json.loads reads can start with: JSON whitespace, a value, NaN or Infinity.
+_JSON_STARTS = frozenset(' \t\n\r{["-0123456789tfnNI')
+
+logger = Logger(json_serializer=bounded_json, json_deserializer=_json_message)
 metrics = Metrics(namespace="ConnectGuard")

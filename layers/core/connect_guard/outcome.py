@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 # Every outcome a responder reports (the runtime's metric Outcome_<outcome>, on the dashboard).
@@ -42,6 +42,11 @@ class Outcome:
     finding: dict[str, Any] | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
-        body = asdict(replace(self, finding=None))  # not a deep copy of the finding only to drop it
-        del body["finding"]
+        """What `asdict` gives without the finding, built directly: every field but `alerts` is
+        text or None (nothing to copy), and no copy of the finding is made only to drop it."""
+        body = {name: getattr(self, name) for name in _REPORTED}
+        body["alerts"] = [asdict(alert) for alert in self.alerts]
         return body
+
+
+_REPORTED = tuple(f.name for f in fields(Outcome) if f.name != "finding")

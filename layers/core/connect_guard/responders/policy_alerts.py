@@ -148,8 +148,8 @@ class PolicyAlertResponder:
         outcome = Outcome(NAME, record.event_id, record.event_name, "ignored")
         own = is_suite_principal(actor, self.settings)
         if own and self._is_quarantine(record, change):
+            # The handler's "event processed" line says so (outcome and reason): no line of its own.
             outcome.reason = "change made by connect-guard itself (quarantine policy attached)"
-            logger.info("ignoring the suite's own change")
             return outcome
 
         if change is None:
