@@ -91,12 +91,14 @@ def _plain(item: dict[str, Any]) -> dict[str, Any]:
 
 
 def _value(value: dict[str, Any]) -> Any:
-    """TypeDeserializer's value, the baseline's own types (strings, string sets) decoded inline:
+    """TypeDeserializer's value, the baseline's own types (strings, sets and lists) decoded inline:
     a rollback reads the whole partition every event, and the generic dispatch cost most of it."""
     if "S" in value:
         return value["S"]
     if "SS" in value:
         return set(value["SS"])
+    if "L" in value:
+        return [_value(v) for v in value["L"]]
     return _deserializer.deserialize(value)
 
 
