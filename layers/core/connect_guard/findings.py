@@ -13,7 +13,7 @@ import json
 import unicodedata
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Any
 from urllib.parse import quote
 
@@ -114,6 +114,7 @@ class Action:
     status: str  # taken | proposed | failed
 
 
+@lru_cache(maxsize=64)  # asked several times per event (journal, audit records, finding)
 def finding_id_of(responder: str, event_id: str) -> str:
     """A finding's ID, known before the finding is built (audit records written first carry it)."""
     digest = hashlib.sha256(f"{responder}:{event_id}".encode()).hexdigest()
