@@ -115,7 +115,7 @@ def test_fuzzed_records_keep_every_line_small_bounded_and_free_of_event_content(
             ]
             responder.handler(responder.batch(*records), ClockedContext(timeout_ms=60_000))
 
-    assert len(logs.raw) > len(bodies)  # every record said something
+    assert len(logs.raw) >= len(bodies)  # every record said something (an event handled: one line)
     for line in logs.raw:
         assert len(line.encode()) <= LINE_MAX, line[:300]
         assert CANARY not in line, line[:300]

@@ -81,6 +81,7 @@ def _reference_to_dict(f: Finding) -> dict:
 def test_a_finding_serialises_as_asdict_would_and_each_rendering_is_computed_once():
     import json
     from dataclasses import replace
+    from datetime import UTC, datetime
 
     from connect_guard.findings import Action, Change, ConnectRef, Target
     from connect_guard.publisher import sns_message
@@ -101,6 +102,11 @@ def test_a_finding_serialises_as_asdict_would_and_each_rendering_is_computed_onc
     body["actions"][0]["parameters"]["Statement"][0]["Condition"]["k"].append("x")
     assert rich.actions[0].parameters["Statement"][0]["Condition"]["k"] == [1, 2.5, None, True]
     assert json.loads(rich.to_json()) == json.loads(json.dumps(_reference_to_dict(rich), default=str))
+    # Encoded from the dataclasses themselves: to_dict's JSON, byte for byte, non-JSON values included.
+    odd = replace(rich, actions=(Action("iam", "X", {"at": datetime(2026, 1, 2, tzinfo=UTC), "ids": {"i"}}, "taken"),))
+    for each in (rich, odd):
+        assert each.to_json() == json.dumps(each.to_dict(), ensure_ascii=False, separators=(",", ":"), default=str)
+        assert each.published() == json.loads(each.to_json()) and each.published() is not each.published()
     assert sns_message(rich) is sns_message(rich) and rich.to_json() is rich.to_json()
     assert json.loads(sns_message(rich)) == {"default": rich.to_json(), "email": rich.text}
     # Another finding (dataclasses.replace) renders afresh.

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from boto3.dynamodb.types import TypeDeserializer
 
 from connect_guard.findings import Action
 
@@ -28,8 +28,10 @@ from connect_guard.findings import Action
 JOURNAL_RETENTION_SECONDS = 15 * 24 * 3600
 JOURNAL_PREFIX = "finding#"
 TRANSACTION_MAX_ITEMS = 100  # DynamoDB TransactWriteItems
-_serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
+# json.dumps(value, sort_keys=True, default=sorted), its encoder built once (not on every call).
+_sorted_json = json.JSONEncoder(sort_keys=True, default=sorted).encode
+_records_json = json.JSONEncoder(sort_keys=True).encode  # audit records: JSON-native already
 
 
 def _now() -> datetime:
@@ -73,8 +75,8 @@ class AuditLog:
             "actor": actor or "unknown",
             "target": target,
             "reason": reason,
-            "before": json.dumps(before, sort_keys=True, default=sorted),
-            "after": json.dumps(after, sort_keys=True, default=sorted),
+            "before": _sorted_json(before),
+            "after": _sorted_json(after),
             "event_id": event_id or "",
             "finding_id": finding_id or "",
             "mode": mode,
@@ -148,13 +150,13 @@ class ActionJournal:
             "responder": pending.responder,
             "event_id": pending.event_id,
             "status": pending.status,
-            "records": json.dumps(list(pending.records), sort_keys=True),
-            "payload": json.dumps(pending.payload, sort_keys=True, default=sorted),
+            "records": _records_json(list(pending.records)),
+            "payload": _sorted_json(pending.payload),
             "started_at": pending.started_at,
         }
         return {
             **self._key(pending.finding_id),
-            **{k: _serializer.serialize(v) for k, v in body.items()},
+            **{k: {"S": v} for k, v in body.items()},  # strings, all of them (TypeSerializer's S)
             "expires_at": {"N": str(expires)},
         }
 
@@ -235,7 +237,7 @@ def actions_record(audit: AuditLog, actions: list[Action], **fields: Any) -> dic
     ]
     return {
         **action_record(audit, first, **fields),
-        "steps": json.dumps(steps, sort_keys=True, default=sorted),
+        "steps": _sorted_json(steps),
     }
 
 

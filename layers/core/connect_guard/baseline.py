@@ -87,7 +87,19 @@ def _item(values: dict[str, Any]) -> dict[str, Any]:
 
 
 def _plain(item: dict[str, Any]) -> dict[str, Any]:
-    return {k: _deserializer.deserialize(v) for k, v in item.items()}
+    return {k: _value(v) for k, v in item.items()}
+
+
+def _value(value: dict[str, Any]) -> Any:
+    """TypeDeserializer's value, the baseline's own types (strings, sets and lists) decoded inline:
+    a rollback reads the whole partition every event, and the generic dispatch cost most of it."""
+    if "S" in value:
+        return value["S"]
+    if "SS" in value:
+        return set(value["SS"])
+    if "L" in value:
+        return [_value(v) for v in value["L"]]
+    return _deserializer.deserialize(value)
 
 
 class BaselineStore:

@@ -13,7 +13,7 @@ import json
 import unicodedata
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Any
 from urllib.parse import quote
 
@@ -114,6 +114,7 @@ class Action:
     status: str  # taken | proposed | failed
 
 
+@lru_cache(maxsize=64)  # asked several times per event (journal, audit records, finding)
 def finding_id_of(responder: str, event_id: str) -> str:
     """A finding's ID, known before the finding is built (audit records written first carry it)."""
     digest = hashlib.sha256(f"{responder}:{event_id}".encode()).hexdigest()
@@ -171,9 +172,26 @@ class Finding:
     def to_json(self) -> str:
         return self._json
 
+    def published(self) -> dict[str, Any]:
+        """The finding as its JSON says (what machine subscribers got): a fresh dict each call."""
+        body: dict[str, Any] = json.loads(self._json)
+        return body
+
     @cached_property
     def _json(self) -> str:
-        return json.dumps(self.to_dict(), ensure_ascii=False, separators=(",", ":"), default=str)
+        # Encoded straight from the dataclasses (to_dict's text, byte for byte): the C encoder
+        # walks the tree; building to_dict's copy of it first cost as much as encoding it.
+        return json.dumps(
+            self._head(), ensure_ascii=False, separators=(",", ":"), default=_encodable, check_circular=False
+        )
+
+    def _head(self) -> dict[str, Any]:
+        """The top level of to_dict, its values left as they are (the encoder converts them)."""
+        body = {name: getattr(self, name) for name in _field_names(Finding)}
+        body["severity"] = str(self.severity)
+        body["actor"] = {**_shallow(self.actor), "allowlisted": self.allowlisted, "display": self.actor.display}
+        del body["allowlisted"]
+        return {"schema": SCHEMA_ID, "schema_version": SCHEMA_VERSION, "finding_id": self.finding_id, **body}
 
     @cached_property
     def text(self) -> str:
@@ -190,6 +208,24 @@ class Finding:
 _FIELD_NAMES: dict[type, tuple[str, ...]] = {}  # per dataclass, for _plain
 
 
+def _field_names(kind: type) -> tuple[str, ...]:
+    names = _FIELD_NAMES.get(kind)
+    if names is None:
+        names = _FIELD_NAMES[kind] = tuple(f.name for f in fields(kind))
+    return names
+
+
+def _shallow(value: Any) -> dict[str, Any]:
+    return {name: getattr(value, name) for name in _field_names(type(value))}
+
+
+def _encodable(value: Any) -> Any:
+    """json.dumps' `default`: a dataclass as its fields (what _plain makes of it), else str."""
+    if hasattr(type(value), "__dataclass_fields__") and not isinstance(value, type):
+        return _shallow(value)
+    return str(value)
+
+
 def _plain(value: Any) -> Any:
     """What `dataclasses.asdict` makes of `value`, with a dataclass's tuple fields as JSON-native
     lists (machine subscribers and the replay get lists), and without its deep copy of every
@@ -198,11 +234,8 @@ def _plain(value: Any) -> Any:
         return value
     kind = type(value)
     if hasattr(kind, "__dataclass_fields__"):
-        names = _FIELD_NAMES.get(kind)
-        if names is None:
-            names = _FIELD_NAMES[kind] = tuple(f.name for f in fields(value))
         body = {}
-        for name in names:
+        for name in _field_names(kind):
             item = _plain(getattr(value, name))
             body[name] = list(item) if isinstance(item, tuple) else item
         return body

@@ -13,7 +13,6 @@ from dataclasses import fields, is_dataclass, replace
 from typing import Any
 
 from connect_guard.findings import Finding
-from connect_guard.observability import logger
 from connect_guard.outcome import Alert, Outcome
 from connect_guard.policy import summarise_grant
 
@@ -140,10 +139,9 @@ class SnsPublisher:
 
 def publish_outcome(publisher: Any, finding: Finding, outcome: Outcome, result: str) -> Outcome:
     """Publish `finding` and record it in `outcome` as `result`, with the finding as published."""
-    message_id = publisher.publish(finding)
-    logger.info("finding published", extra={"finding_id": finding.finding_id, "severity": str(finding.severity)})
+    message_id = publisher.publish(finding)  # the runtime's "event processed" line names it
     outcome.outcome = result
     outcome.severity = str(finding.severity)
     outcome.alerts.append(Alert(finding.subject, str(finding.severity), finding.finding_id, message_id))
-    outcome.finding = fit(finding).to_dict()  # as published
+    outcome.finding = fit(finding).published()
     return outcome

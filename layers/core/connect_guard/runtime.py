@@ -376,10 +376,10 @@ def lambda_handler_for(factory: ResponderFactory) -> LambdaHandler:
 
     def _report(result: dict[str, Any]) -> None:
         metrics.add_metric(name=f"Outcome_{result['outcome']}", unit=MetricUnit.Count, value=1)
-        logger.info(
-            "event processed",
-            extra={k: result.get(k) for k in ("outcome", "severity", "reason", "responder")},
-        )
+        fields = {k: result.get(k) for k in ("outcome", "severity", "reason", "responder")}
+        if result.get("alerts"):  # the findings published for it (one line per event, not one more per finding)
+            fields["finding_ids"] = [alert["finding_id"] for alert in result["alerts"]]
+        logger.info("event processed", extra=fields)
 
     def note_arrival(container: _Container, delivery: Delivery) -> None:
         """Best effort: the first arrival of a message that may come back from the DLQ."""

@@ -254,6 +254,8 @@ class ConnectControl:
 
 class ProfileRollbackResponder(ConnectControl):
     name = NAME
+    # The last event's mode, by the identity of the event and of the settings it was decided with.
+    _last_mode: tuple[CloudTrailEvent, Settings, ModeDecision] | None = None
 
     @staticmethod
     def _profiles(
@@ -615,13 +617,19 @@ class ProfileRollbackResponder(ConnectControl):
 
     # -- helpers ----------------------------------------------------------------------------
     def _mode(self, event: CloudTrailEvent) -> ModeDecision:
-        """The mode for the account a rollback would write to: the instance's."""
+        """The mode for the account a rollback would write to: the instance's (decided once per
+        event: the journal, the audit records and the finding all ask)."""
+        last = self._last_mode
+        if last is not None and last[0] is event and last[1] is self.settings:
+            return last[2]
         try:
             _, _, instance = self._target(event)
         except (KeyError, IndexError):  # an event this responder does not act on: no account to write to
             return self.settings.mode_for("profile_rollback", None)
         account = instance.account_id if instance else (event.detail.recipient_account_id or event.account)
-        return self.settings.mode_for("profile_rollback", account)
+        mode = self.settings.mode_for("profile_rollback", account)
+        self._last_mode = (event, self.settings, mode)
+        return mode
 
     def _target(self, event: CloudTrailEvent) -> tuple[str, str | None, InstanceRef | None]:
         record = event.detail

@@ -819,12 +819,11 @@ class RoleQuarantineResponder:
             actions=tuple(actions),
             snapshot=snapshot,
         )
-        message_id = self.publisher.publish(finding)
-        logger.info("finding published", extra={"finding_id": finding.finding_id, "severity": str(severity)})
+        message_id = self.publisher.publish(finding)  # the runtime's "event processed" line names it
         outcome.outcome = "quarantined" if taken else "alerted"
         outcome.severity = str(severity)
         outcome.alerts.append(Alert(finding.subject, str(severity), finding.finding_id, message_id))
-        outcome.finding = fit(finding).to_dict()  # as published
+        outcome.finding = fit(finding).published()
         return outcome
 
 
