@@ -59,3 +59,25 @@ def test_aws_data_path_is_still_searched_first(monkeypatch, tmp_path):
     model.write_text(json.dumps({**real, "metadata": {**real["metadata"], "serviceId": "SNS custom"}}))
     monkeypatch.setenv("AWS_DATA_PATH", str(tmp_path))
     assert default_session("us-east-1").client("sns").meta.service_model.service_id == "SNS custom"
+
+
+def test_a_call_the_override_does_not_expect_goes_to_botocores_own_reader(monkeypatch, tmp_path):
+    """The runtime's botocore may differ from ours: an unexpected argument or file falls back."""
+    from connect_guard.clients import PlainJSONFileLoader
+
+    seen: list[tuple] = []
+
+    def botocores(self, full_path, open_method, *args, **kwargs):
+        seen.append((full_path, args, kwargs))
+        return {"from": "botocore"}
+
+    monkeypatch.setattr(botocore.loaders.JSONFileLoader, "_load_file", botocores)
+    broken = tmp_path / "service-2.json"
+    broken.write_text("{not json")
+    loader = PlainJSONFileLoader()
+    assert loader._load_file(str(broken), open, "extra") == {"from": "botocore"}
+    assert loader._load_file(str(broken), open) == {"from": "botocore"}
+    good = tmp_path / "good.json"
+    good.write_text('{"a": 1}')
+    assert loader._load_file(str(good), open) == {"a": 1}
+    assert [(path, args) for path, args, _ in seen] == [(str(broken), ("extra",)), (str(broken), ())]

@@ -129,11 +129,16 @@ class PlainJSONFileLoader(JSONFileLoader):  # type: ignore[misc]
     mappings.
     """
 
-    def _load_file(self, full_path: str, open_method: Callable[..., Any]) -> Any:
-        if not os.path.isfile(full_path):
-            return None
-        with open_method(full_path, "rb") as file:
-            return from_json(file.read())  # pydantic-core's parser (already loaded): ~1.5x json's speed
+    def _load_file(self, full_path: str, open_method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        # A private hook of botocore's: the Lambda runtime ships its own botocore, so anything this
+        # override doesn't expect (more arguments, a file it can't read) goes to botocore's own.
+        if args or kwargs or not os.path.isfile(full_path):
+            return super()._load_file(full_path, open_method, *args, **kwargs)
+        try:
+            with open_method(full_path, "rb") as file:
+                return from_json(file.read())  # pydantic-core's parser (already loaded): ~1.5x json's speed
+        except Exception:
+            return super()._load_file(full_path, open_method)
 
 
 class _KnownServices(Sequence[str]):
