@@ -254,9 +254,13 @@ LOG_EXPORT_ACTIONS: dict[str, Any] = {
     "logs:CreateExportTask": EXPORTABLE_LOG_GROUPS,
     "logs:DescribeExportTasks": ["*"],
     "logs:DescribeLogGroups": ["*"],
-    "s3:PutObject": [{"Fn::Sub": "${ArchiveBucket.Arn}/*"}],  # no read of the bucket or the archive
-    "kms:Decrypt": {"SuiteKey"},
+    "s3:PutObject": [{"Fn::Sub": "${ArchiveBucket.Arn}/*"}],
+    # Sealing: versions listed and read by version ID only (no plain GetObject or ListBucket).
+    "s3:ListBucketVersions": {"ArchiveBucket"},
+    "s3:GetObjectVersion": [{"Fn::Sub": "${ArchiveBucket.Arn}/*"}],
+    "kms:Decrypt": {"ArchiveKey", "SuiteKey"},
     "kms:GenerateDataKey": {"ArchiveKey", "SuiteKey"},
+    "kms:Sign": {"ArchiveSigningKey"},
     "sqs:ReceiveMessage": {"FindingsArchiveQueue"},
     "sqs:DeleteMessage": {"FindingsArchiveQueue"},
     **{f"dynamodb:{verb}": {"BaselineTable"} for verb in ("GetItem", "PutItem")},  # checkpoints, by key

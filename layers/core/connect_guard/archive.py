@@ -79,6 +79,11 @@ class ExportReport:
     waiting: str | None = None  # why no new task was started
     behind: list[tuple[str, float]] = field(default_factory=list)  # (log group, hours behind)
     archived_objects: list[str] = field(default_factory=list)
+    # The smallest `exported_to` over every log source this cycle knows (None: no source): days
+    # ending at or before it are complete in the archive and may be sealed (connect_guard.manifests).
+    low_watermark_ms: int | None = None
+    manifests: list[str] = field(default_factory=list)  # manifest keys written this cycle
+    manifest_errors: list[str] = field(default_factory=list)
 
 
 def prefix_for(log_group: str, start_ms: int) -> str:
@@ -173,10 +178,11 @@ class LogExporter:
                 checkpoints[group] = self.store.get(group) or self._initial(group)
             except LookupError as error:
                 report.failed.append((group, str(error)))
+        known = list(checkpoints.values())  # the sources failing below still hold the watermark
         # Settle whatever is in flight first: never start a second task beside it.
         for checkpoint in checkpoints.values():
             if checkpoint.task_id and not self._settle(checkpoint, report, deadline):
-                return self._finish(checkpoints, report)
+                return self._finish(checkpoints, report, known)
         first = True  # one task per run even without time to wait for it
         while first or self.clock() < deadline:
             first = False
@@ -215,9 +221,10 @@ class LogExporter:
                 break
             if checkpoint.task_id is None and checkpoint.last_error:
                 checkpoints.pop(checkpoint.log_group)  # failed this run: retried next run, not in a loop
-        return self._finish(checkpoints, report)
+        return self._finish(checkpoints, report, known)
 
-    def _finish(self, checkpoints: dict[str, Checkpoint], report: ExportReport) -> ExportReport:
+    def _finish(self, checkpoints: dict[str, Checkpoint], report: ExportReport, known: list[Checkpoint]) -> ExportReport:
+        report.low_watermark_ms = min((c.exported_to for c in known), default=None)
         now = self._now_ms()
         for checkpoint in checkpoints.values():
             behind = (now - checkpoint.exported_to) / HOUR_MS
@@ -322,6 +329,7 @@ def archive_cycle(settings: Settings, clients: AwsClients, clock: Callable[[], f
         report.archived_objects += archiver.audit(
             clients.dynamodb, settings.audit_table_name, clients.dynamodb, settings.checkpoint_table_name
         )
+    _seal(settings, clients, report, clock)
     problems = _problems(report, store)
     if problems:
         _alert(settings, clients, problems, clock)
@@ -337,7 +345,31 @@ def _problems(report: ExportReport, store: CheckpointStore) -> list[str]:
         if persistent or not transient:  # missing group, bucket policy or KMS denial: say so at once
             problems.append(f"{group}: export failed ({reason}); its checkpoint did not move")
     problems += [f"{group}: archive is {hours} h behind" for group, hours in report.behind]
+    problems += report.manifest_errors
     return problems
+
+
+def _seal(settings: Settings, clients: AwsClients, report: ExportReport, clock: Callable[[], float]) -> None:
+    """Seal the days now complete; a failure is alerted and leaves the rest of the cycle done."""
+    from connect_guard.manifests import ManifestStore, seal_days
+
+    if not settings.archive_signing_key_arn:
+        return
+    assert settings.archive_bucket_name and settings.checkpoint_table_name
+    try:
+        sealed = seal_days(
+            clients.client("s3"),
+            clients.client("kms"),
+            settings.archive_bucket_name,
+            settings.archive_signing_key_arn,
+            ManifestStore(clients.dynamodb, settings.checkpoint_table_name),
+            report.low_watermark_ms,
+            clock(),
+        )
+    except Exception as error:  # noqa: BLE001 - any failure: alerted, the next run seals again
+        report.manifest_errors.append(f"manifests: sealing failed ({type(error).__name__}: {error})")
+        return
+    report.manifests += sealed.sealed
 
 
 def _alert(settings: Settings, clients: AwsClients, problems: list[str], clock: Callable[[], float]) -> None:
