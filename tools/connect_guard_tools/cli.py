@@ -210,7 +210,23 @@ def _parser() -> argparse.ArgumentParser:
         help="your role in that account that may create roles (default: these credentials)",
     )
     _operations_parsers(commands)
+    _verify_parser(commands)
     return parser
+
+
+def _verify_parser(commands: Any) -> None:
+    """`verify-archive` (connect_guard_tools.verify_archive)."""
+    verify = commands.add_parser(
+        "verify-archive",
+        help="check the evidence archive against its signed daily manifests (real AWS, read only)",
+        description="Check each sealed day's manifest (KMS signature, chain to the previous day) and every "
+        "object it lists (same version, size and SHA-256), and report objects it does not list and days "
+        "without a manifest. Exit 0 only when everything checks.",
+    )
+    _stack_arguments(verify)
+    verify.add_argument("--from", dest="first", type=arguments.utc_day, help="first day to check (YYYY-MM-DD)")
+    verify.add_argument("--to", dest="last", type=arguments.utc_day, help="last day to check (YYYY-MM-DD)")
+    verify.add_argument("--json", action="store_true", help="one JSON object on stdout")
 
 
 def _operations_parsers(commands: Any) -> None:
@@ -1035,6 +1051,10 @@ def _main(argv: Sequence[str] | None) -> int:
             from connect_guard_tools.operations import status_command
 
             return status_command(args, sys.stdout)
+        if args.command == "verify-archive":
+            from connect_guard_tools.verify_archive import verify_command
+
+            return verify_command(args, sys.stdout)
     except BrokenPipeError:  # `connect-guard replay | head`: the reader has all it wants
         sys.stderr.close()
         return 0

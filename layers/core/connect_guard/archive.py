@@ -223,7 +223,9 @@ class LogExporter:
                 checkpoints.pop(checkpoint.log_group)  # failed this run: retried next run, not in a loop
         return self._finish(checkpoints, report, known)
 
-    def _finish(self, checkpoints: dict[str, Checkpoint], report: ExportReport, known: list[Checkpoint]) -> ExportReport:
+    def _finish(
+        self, checkpoints: dict[str, Checkpoint], report: ExportReport, known: list[Checkpoint]
+    ) -> ExportReport:
         report.low_watermark_ms = min((c.exported_to for c in known), default=None)
         now = self._now_ms()
         for checkpoint in checkpoints.values():
@@ -366,7 +368,7 @@ def _seal(settings: Settings, clients: AwsClients, report: ExportReport, clock: 
             report.low_watermark_ms,
             clock(),
         )
-    except Exception as error:  # noqa: BLE001 - any failure: alerted, the next run seals again
+    except Exception as error:  # any failure: alerted, and the next run seals again
         report.manifest_errors.append(f"manifests: sealing failed ({type(error).__name__}: {error})")
         return
     report.manifests += sealed.sealed

@@ -82,8 +82,11 @@ class ArchiveLayout:
         """`logs/<account>/<region>/<group>/` of every log source: a group's segments end where
         a year (`yyyy/`) begins. A group may hold a sub-group (`/a` and `/a/b`): both are found."""
         roots: list[str] = []
-        pending = [f"logs/{account}/{region}/" for account in self.children("logs/") for region in
-                   self.children(f"logs/{account}/")]
+        pending = [
+            f"logs/{account}/{region}/"
+            for account in self.children("logs/")
+            for region in self.children(f"logs/{account}/")
+        ]
         while pending:
             prefix = pending.pop()
             for child in self.children(prefix):
@@ -265,9 +268,7 @@ def seal_days(
         manifest["signature"] = base64.b64encode(signed["Signature"]).decode()
         body = canonical(manifest)
         key = manifest_key(day)
-        s3.put_object(
-            Bucket=bucket, Key=key, Body=body, ContentType="application/json", ChecksumAlgorithm="SHA256"
-        )
+        s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json", ChecksumAlgorithm="SHA256")
         previous = SealState(day.isoformat(), key, hashlib.sha256(body).hexdigest())
         store.put(previous)
         report.sealed.append(key)
