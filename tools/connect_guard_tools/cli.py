@@ -578,7 +578,8 @@ def _slack(finding: dict[str, Any], args: argparse.Namespace, out: TextIO, sourc
 
 def _export(aws: LocalAws, replayer: Replayer, out: TextIO, json_mode: bool = False) -> None:
     """One archive cycle. The demo's log groups are minutes old and exports wait ExportLagHours,
-    so the cycle runs on a clock moved past the lag (said in the output)."""
+    so the cycle runs on a clock moved past the lag and the end of today (said in the output):
+    today's objects are then complete, and its manifest is sealed and signed."""
     from connect_guard.archive import archive_cycle
 
     settings = replayer.settings
@@ -594,11 +595,19 @@ def _export(aws: LocalAws, replayer: Replayer, out: TextIO, json_mode: bool = Fa
             logStreamName="demo",
             logEvents=[{"timestamp": int(time.time() * 1000), "message": json.dumps({"message": "demo log line"})}],
         )
-    shift_hours = settings.export_lag_hours + 2
-    settings = settings.model_copy(update={"export_log_groups": tuple(groups)})
+    shift_hours = settings.export_lag_hours + 26
+    signing = aws.session.client("kms").create_key(
+        KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY", Description="connect-guard archive signing key"
+    )
+    settings = settings.model_copy(
+        update={"export_log_groups": tuple(groups), "archive_signing_key_arn": signing["KeyMetadata"]["Arn"]}
+    )
     report = archive_cycle(settings, aws.clients, clock=lambda: time.time() + shift_hours * 3600)
     keys = [o["Key"] for o in aws.session.client("s3").list_objects_v2(Bucket=aws.archive_bucket).get("Contents", [])]
-    landed = sorted({"/".join(k.split("/")[: -2 if k.startswith("logs/") else -1]) for k in keys if "/" in k})
+    landed = sorted(
+        {"/".join(k.split("/")[: -2 if k.startswith("logs/") else -1]) for k in keys if "/" in k}
+        - {"manifests/" + "/".join(m.split("/")[1:3]) for m in report.manifests}
+    )
     if json_mode:
         body = {
             "clock_shift_hours": shift_hours,
@@ -608,10 +617,11 @@ def _export(aws: LocalAws, replayer: Replayer, out: TextIO, json_mode: bool = Fa
                 {"prefix": f"s3://{aws.archive_bucket}/{p}/", "objects": sum(k.startswith(p + "/") for k in keys)}
                 for p in landed
             ],
+            "manifests": [f"s3://{aws.archive_bucket}/{m}" for m in report.manifests],
         }
         _emit(out, "export", body)
         return
-    out.write(f"\n[export] clock moved {shift_hours} h ahead (exports wait ExportLagHours)\n")
+    out.write(f"\n[export] clock moved {shift_hours} h ahead (exports wait ExportLagHours; today is then over)\n")
     for group, start, end in report.completed:
         out.write(f"      exported {group}: {_hour(start)} .. {_hour(end)} (checkpoint advanced)\n")
     for group, reason in report.failed:
@@ -620,6 +630,8 @@ def _export(aws: LocalAws, replayer: Replayer, out: TextIO, json_mode: bool = Fa
         out.write(
             f"      s3://{aws.archive_bucket}/{prefix}/ ({sum(k.startswith(prefix + '/') for k in keys)} objects)\n"
         )
+    for manifest in report.manifests:
+        out.write(f"      s3://{aws.archive_bucket}/{manifest} (day sealed: signed digest manifest)\n")
 
 
 def _hour(ms: int) -> str:
