@@ -12,6 +12,8 @@ from typing import Any
 from connect_guard_tools.template import PROJECT_ROOT, load_template
 from tests.template import cfn
 
+# Free-form objects of a finding, read as their JSON text (json_extract them).
+FINDING_JSON_TEXT = frozenset({"actions[].parameters", "snapshot"})
 QUERY_STACK_PATH = PROJECT_ROOT / "stacks" / "archive-query.yaml"
 QUERY_STACK = load_template(QUERY_STACK_PATH)
 BUCKET = "connect-guard-dev-archive-111122223333-us-east-1"
@@ -141,10 +143,10 @@ class Table:
         assert "${" not in location, location
         return location
 
-    def partition_of(self, key: str, today: date) -> dict[str, str] | None:
-        """The partition values whose location holds `key` (an object key of BUCKET), if any: a
-        key in no projected partition is invisible to every query."""
-        pattern = re.escape(self.template)
+    def partition_of(self, key: str, today: date, bucket: str = BUCKET) -> dict[str, str] | None:
+        """The partition values whose location holds `key` (an object key of `bucket`), if any: a
+        key in no projected partition is invisible to every query. `today`: the projection's NOW."""
+        pattern = re.escape(self.template.replace(f"s3://{BUCKET}/", f"s3://{bucket}/", 1))
         for column in self.partition_keys:
             placeholder = re.escape("${" + column + "}")
             if self.projection(column) == "date":
@@ -155,7 +157,7 @@ class Table:
                 # An injected value is whatever the query names ("/" included: a log group's);
                 # the shortest reading is the one a query naming account and region makes.
                 pattern = pattern.replace(placeholder, f"(?P<{column}>.+?)", 1)
-        match = re.match(pattern, f"s3://{BUCKET}/{key}")
+        match = re.match(pattern, f"s3://{bucket}/{key}")
         if not match:
             return None
         values = match.groupdict()
@@ -165,7 +167,8 @@ class Table:
                 start, end = self.day_range(column, today)
                 if not start <= day <= end:
                     return None
-        assert f"s3://{BUCKET}/{key}".startswith(self.location(**values))
+        location = self.location(**values).replace(f"s3://{BUCKET}/", f"s3://{bucket}/", 1)
+        assert f"s3://{bucket}/{key}".startswith(location), (key, values)
         return values
 
 

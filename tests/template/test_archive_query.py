@@ -28,7 +28,7 @@ from connect_guard.findings import (
 )
 from connect_guard.policy import Severity
 from connect_guard.principals import Actor
-from tests.archive_tables import BUCKET, QUERY_STACK, QUERY_STACK_PATH, TABLES, HiveType, conforms
+from tests.archive_tables import BUCKET, FINDING_JSON_TEXT, QUERY_STACK, QUERY_STACK_PATH, TABLES, HiveType, conforms
 from tests.template import cfn
 from tests.template.stack import RESOURCES, ROOT, T, condition, parameters, props, walk
 
@@ -36,8 +36,6 @@ STACK = "ArchiveQueryStack"
 PASSED: dict[str, Any] = RESOURCES[STACK]["Properties"]["Parameters"]
 NESTED = cfn.inline_nested(PASSED, QUERY_STACK)  # as if written in template.yaml
 QUERIES = {r["Properties"]["Name"]: r["Properties"] for r in NESTED.values() if r["Type"] == "AWS::Athena::NamedQuery"}
-# Free-form objects of the finding, read as their JSON text (json_extract them).
-FINDING_JSON_TEXT = frozenset({"actions[].parameters", "snapshot"})
 
 
 # ---- the nested stack and what the parent passes -------------------------------------------------
@@ -89,7 +87,10 @@ def test_the_workgroup_enforces_results_in_their_own_bucket_under_the_archive_ke
     assert config["BytesScannedCutoffPerQuery"] == {"Ref": "QueryBytesScannedCutoff"}
     results = config["ResultConfiguration"]
     assert results["OutputLocation"] == {"Fn::Sub": "s3://${QueryResultsBucket}/results/"}
-    assert results["EncryptionConfiguration"] == {"EncryptionOption": "SSE_KMS", "KmsKey": {"Fn::GetAtt": ["ArchiveKey", "Arn"]}}
+    assert results["EncryptionConfiguration"] == {
+        "EncryptionOption": "SSE_KMS",
+        "KmsKey": {"Fn::GetAtt": ["ArchiveKey", "Arn"]},
+    }
     assert "ArchiveBucket" not in json.dumps(results)
 
 
@@ -115,7 +116,9 @@ def test_the_results_bucket_is_private_encrypted_expiring_and_tls_only() -> None
 
 
 def test_the_tables_read_the_evidence_bucket_and_are_projected_not_crawled() -> None:
-    assert not [r for r in QUERY_STACK["Resources"].values() if r["Type"] in ("AWS::Glue::Crawler", "AWS::Glue::Partition")]
+    assert not [
+        r for r in QUERY_STACK["Resources"].values() if r["Type"] in ("AWS::Glue::Crawler", "AWS::Glue::Partition")
+    ]
     database = NESTED["Database"]["Properties"]["DatabaseInput"]["Name"]
     assert database == {"Fn::Sub": "connect_guard_${Environment}"}  # underscores: no quoting in SQL
     assert set(TABLES) == {"findings", "audit", "logs"}
@@ -135,7 +138,9 @@ def full_finding() -> Finding:
         severity=Severity.CRITICAL,
         title="Protected role deleted",
         summary="A protected role was deleted.",
-        event=EventRef("e-1", "DeleteRole", "iam.amazonaws.com", "2026-11-20T10:00:00Z", "444455556666", "us-east-1", "https://x"),
+        event=EventRef(
+            "e-1", "DeleteRole", "iam.amazonaws.com", "2026-11-20T10:00:00Z", "444455556666", "us-east-1", "https://x"
+        ),
         actor=Actor(
             "arn:aws:sts::444455556666:assumed-role/Admin/alice",
             "AssumedRole",
@@ -159,8 +164,12 @@ def full_finding() -> Finding:
         mode="enforce",
         mode_reason="QuarantineMode=enforce",
         target=Target("role", "ConnectRole", "arn:aws:iam::444455556666:role/ConnectRole"),
-        policy=PolicyRef("customer_managed", "arn:aws:iam::444455556666:policy/p", "p", "v2", True, "api", ("Allow * on *",), 1),
-        connect=ConnectRef("i-1", "arn:aws:connect:us-east-1:444455556666:instance/i-1", "u", "un", "sp", "spn", "au", "aun"),
+        policy=PolicyRef(
+            "customer_managed", "arn:aws:iam::444455556666:policy/p", "p", "v2", True, "api", ("Allow * on *",), 1
+        ),
+        connect=ConnectRef(
+            "i-1", "arn:aws:connect:us-east-1:444455556666:instance/i-1", "u", "un", "sp", "spn", "au", "aun"
+        ),
         change=Change(("Agent",), ("Agent",), ("Admin",), "approved"),
         actions=(Action("iam", "AttachRolePolicy", {"RoleName": "x", "Nested": {"a": [1]}}, "taken"),),
         snapshot={"role_name": "ConnectRole", "managed_policies": ["arn:p"], "tags": {"k": "v"}},
@@ -174,7 +183,9 @@ def test_the_findings_columns_are_exactly_a_findings_fields_with_compatible_type
     findings = TABLES["findings"]
     data_columns = {n: t for n, t in findings.columns.items() if n not in findings.partition_keys}
     assert set(data_columns) == set(published)
-    problems = [p for name, hive in data_columns.items() for p in conforms(published[name], hive, name, FINDING_JSON_TEXT)]
+    problems = [
+        p for name, hive in data_columns.items() for p in conforms(published[name], hive, name, FINDING_JSON_TEXT)
+    ]
     assert problems == []
 
 
@@ -253,7 +264,10 @@ def archived_audit_lines() -> list[dict[str, Any]]:
         finding_id="cg-1",
         mode="enforce",
     )
-    actions = [Action("iam", "AttachUserPolicy", {"UserName": "m"}, "taken"), Action("iam", "UpdateAccessKey", {}, "taken")]
+    actions = [
+        Action("iam", "AttachUserPolicy", {"UserName": "m"}, "taken"),
+        Action("iam", "UpdateAccessKey", {}, "taken"),
+    ]
     audit.write(
         actions_record(
             audit,
@@ -323,6 +337,7 @@ def test_a_key_outside_the_layout_is_in_no_partition() -> None:
     assert findings.partition_of("findings/2023/12/31/x.jsonl", today) is None  # before the range
     assert findings.partition_of("findings/2026-11-20/x.jsonl", today) is None
     assert findings.partition_of("findings/x.jsonl", today) is None
+    assert logs.partition_of("logs/444455556666/eu-west-2/aws/connect/acme/0100-0200.log.gz", today) is None  # no day
 
 
 def test_the_logs_template_reads_the_documented_layout_log_groups_with_slashes_included() -> None:
