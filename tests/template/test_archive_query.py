@@ -30,7 +30,7 @@ from connect_guard.policy import Severity
 from connect_guard.principals import Actor
 from tests.archive_tables import BUCKET, FINDING_JSON_TEXT, QUERY_STACK, QUERY_STACK_PATH, TABLES, HiveType, conforms
 from tests.template import cfn
-from tests.template.stack import RESOURCES, ROOT, T, condition, parameters, props, walk
+from tests.template.stack import RESOURCES, ROOT, T, as_list, condition, parameters, props, walk
 
 STACK = "ArchiveQueryStack"
 PASSED: dict[str, Any] = RESOURCES[STACK]["Properties"]["Parameters"]
@@ -67,8 +67,9 @@ def test_the_makefile_lints_the_query_stack() -> None:
 
 
 # ---- nothing here writes evidence or grants the suite anything -----------------------------------
-def test_it_has_no_role_or_policy_and_the_suite_gains_no_glue_or_athena_right() -> None:
-    assert not [n for n, r in QUERY_STACK["Resources"].items() if r["Type"].startswith("AWS::IAM::")]
+def test_it_has_no_role_and_the_suite_gains_no_glue_or_athena_right() -> None:
+    iam = {n: r["Type"] for n, r in QUERY_STACK["Resources"].items() if r["Type"].startswith("AWS::IAM::")}
+    assert iam == {"ArchiveReaderPolicy": "AWS::IAM::ManagedPolicy"}
     actions = {
         action
         for _, statement in walk(T["Resources"])
@@ -77,6 +78,52 @@ def test_it_has_no_role_or_policy_and_the_suite_gains_no_glue_or_athena_right() 
         if isinstance(action, str)
     }
     assert not {a for a in actions if a.split(":")[0] in {"glue", "athena"}}
+
+
+READER = NESTED["ArchiveReaderPolicy"]["Properties"]
+EVIDENCE = "arn:${AWS::Partition}:s3:::${ArchiveBucket}"
+WORKGROUP_ARN = "arn:${AWS::Partition}:athena:${AWS::Region}:${AWS::AccountId}:workgroup/${WorkGroup}"
+
+
+def _statements() -> list[dict[str, Any]]:
+    statements = READER["PolicyDocument"]["Statement"]
+    assert all(s["Effect"] == "Allow" for s in statements)
+    return [s | {"Action": as_list(s["Action"]), "Resource": as_list(s["Resource"])} for s in statements]
+
+
+def test_the_reader_policy_is_attached_to_nothing_here() -> None:
+    assert not {"Roles", "Users", "Groups"} & set(READER)
+    assert READER["ManagedPolicyName"] == {"Fn::Sub": "connect-guard-${Environment}-archive-reader"}
+    assert "Path" not in READER  # not one of the suite's own (/connect-guard/) policies
+
+
+def test_the_reader_reads_the_evidence_and_writes_only_query_results() -> None:
+    for statement in _statements():
+        for action in statement["Action"]:
+            service, verb = action.split(":")
+            assert service in {"athena", "glue", "s3", "kms"}, action
+            writes = not verb.startswith(("Get", "List", "BatchGet", "Decrypt"))
+            for resource in statement["Resource"]:
+                text = json.dumps(resource)
+                if service == "s3" and "${ArchiveBucket}" in text:
+                    assert not writes, f"{action} on the evidence"
+                    if verb == "GetObject":
+                        assert resource["Fn::Sub"] in {f"{EVIDENCE}/{t}/*" for t in ("findings", "audit", "logs")}
+                if service == "s3" and writes:
+                    assert resource == {"Fn::Sub": "${QueryResultsBucket.Arn}/results/*"}, action
+                if service == "athena":
+                    assert resource == {"Fn::Sub": WORKGROUP_ARN}
+                if service == "glue":
+                    assert writes is False and "${AWS::AccountId}" in text, action
+                if service == "kms":
+                    assert resource == {"Fn::GetAtt": ["ArchiveKey", "Arn"]}
+                    assert statement["Condition"] == {
+                        "StringEquals": {"kms:ViaService": {"Fn::Sub": "s3.${AWS::Region}.amazonaws.com"}}
+                    }
+    (listing,) = [
+        s for s in _statements() if s["Resource"] == [{"Fn::Sub": EVIDENCE}] and "s3:ListBucket" in s["Action"]
+    ]
+    assert listing["Condition"] == {"StringLike": {"s3:prefix": ["findings/*", "audit/*", "logs/*"]}}
 
 
 def test_the_workgroup_enforces_results_in_their_own_bucket_under_the_archive_key() -> None:
