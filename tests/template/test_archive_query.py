@@ -174,6 +174,11 @@ def test_the_tables_read_the_evidence_bucket_and_are_projected_not_crawled() -> 
         assert table.template.startswith(f"s3://{BUCKET}/{table.name}/") and table.template.endswith("/")
         assert table.partition_keys[-1] == "dt" and table.projection("dt") == "date"
         assert table.parameters["projection.dt.interval.unit"] == "DAYS"
+        # Else Athena skips, without a word, every object the lifecycle moved to Glacier.
+        assert table.parameters["read_restored_glacier_objects"] == "true"
+    assert NESTED["WorkGroup"]["Properties"]["WorkGroupConfiguration"]["EngineVersion"] == {
+        "SelectedEngineVersion": "Athena engine version 3"  # what reads restored Glacier objects
+    }
 
 
 # ---- the findings table holds every field a finding has ------------------------------------------
