@@ -28,7 +28,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 cfn-lint: $(STAMP)
-	$(BIN)/cfn-lint template.yaml member/template.yaml stacks/operations.yaml
+	$(BIN)/cfn-lint template.yaml member/template.yaml stacks/operations.yaml stacks/archive-query.yaml
 
 # One worker per core (two on CI): the embedded AWS is per test, so tests share no state.
 unit: $(STAMP)

@@ -11,7 +11,7 @@ from cfnlint.decode import cfn_yaml
 
 from connect_guard_tools.template import PROJECT_ROOT, load_template
 
-TEMPLATES = ("template.yaml", "member/template.yaml", "stacks/operations.yaml")
+TEMPLATES = ("template.yaml", "member/template.yaml", "stacks/operations.yaml", "stacks/archive-query.yaml")
 
 
 @pytest.mark.parametrize("template", TEMPLATES)
