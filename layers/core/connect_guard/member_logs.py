@@ -24,10 +24,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ClientError
 
 from connect_guard.archive import HOUR_MS, Checkpoint, CheckpointStore, ExportReport, next_window
-from connect_guard.errors import ConnectGuardError, ErrorClass, MemberAccessError, classify
+from connect_guard.errors import ErrorClass, MemberAccessError, classify
 from connect_guard.settings import Settings, member_export_parameter
 
 DAY_MS = 24 * HOUR_MS
@@ -229,7 +229,7 @@ class MemberLogPuller:
                 if groups != self.registry.get(target):
                     self.registry.put(target, groups)
                 logs = self.client_for("logs", target.account_id, target.region)
-            except (ConnectGuardError, ClientError, BotoCoreError) as error:
+            except Exception as error:  # one source's failure never stops the others
                 report.failed.append((target.name, _reason(error)))
                 registered = self.registry.get(target)
                 # Never reached: what it holds is unknown, so no day may be sealed without it.
@@ -243,7 +243,7 @@ class MemberLogPuller:
                 source = LogSource(target.account_id, target.region, group)
                 try:
                     checkpoint = self.store.get(source.name) or self._initial(source, logs)
-                except (LookupError, ConnectGuardError, ClientError, BotoCoreError) as error:
+                except Exception as error:  # one source's failure never stops the others
                     report.failed.append((source.name, _reason(error)))
                     continue
                 if checkpoint is not None:
@@ -259,7 +259,7 @@ class MemberLogPuller:
             source, checkpoint, logs = active[name]
             try:
                 key = self._pull(source, logs, start, end)
-            except (ConnectGuardError, ClientError, BotoCoreError) as error:
+            except Exception as error:  # one source's failure never stops the others
                 checkpoint.failures += 1
                 checkpoint.last_error = _reason(error)
                 report.failed.append((name, checkpoint.last_error))
