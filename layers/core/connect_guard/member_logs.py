@@ -222,7 +222,7 @@ class MemberLogPuller:
         deadline = self.clock() + self.budget_seconds
         active: dict[str, tuple[LogSource, Checkpoint, Any]] = {}
         known: list[Checkpoint] = []  # every source's checkpoint, reached this run or not
-        unreached = False
+        unreached = False  # a source whose checkpoint could not be known this run
         for target in targets:
             try:
                 groups = self.discover(target)
@@ -245,6 +245,8 @@ class MemberLogPuller:
                     checkpoint = self.store.get(source.name) or self._initial(source, logs)
                 except Exception as error:  # one source's failure never stops the others
                     report.failed.append((source.name, _reason(error)))
+                    # Its start is unknown (unless the group does not exist): no day may be sealed.
+                    unreached = unreached or not isinstance(error, LookupError)
                     continue
                 if checkpoint is not None:
                     known.append(checkpoint)
