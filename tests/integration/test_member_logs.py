@@ -284,3 +284,38 @@ def test_the_security_accounts_other_regions_are_pulled_with_its_own_role(aws):
 @pytest.mark.parametrize("message", ["plain", "ends with a newline\n"])
 def test_export_lines_are_cloudwatchs_format(message):
     assert export_line(1_795_000_000_007, message) == "2026-11-18T11:06:40.007Z " + message.rstrip("\n") + "\n"
+
+
+class PagedLogs:
+    """FilterLogEvents as AWS pages it (a page may even be empty), recording each request."""
+
+    def __init__(self, pages: list[list[tuple[int, str]]]) -> None:
+        self.pages, self.requests = pages, []
+
+    def filter_log_events(self, **kwargs: Any) -> dict[str, Any]:
+        self.requests.append(kwargs)
+        index = int(kwargs.get("nextToken", "0"))
+        page = {"events": [{"timestamp": t, "message": m} for t, m in self.pages[index]]}
+        return {**page, "nextToken": str(index + 1)} if index + 1 < len(self.pages) else page
+
+
+def test_a_window_is_read_page_by_page_into_one_object(aws):
+    logs = PagedLogs([[(T0 + 1, "a"), (T0 + 2, "b")], [], [(T0 + 3, "c")]])
+    clients = container(aws)
+    puller = MemberLogPuller(
+        lambda *_: None,
+        clients.client("s3"),
+        CheckpointStore(clients.dynamodb, aws.baseline_table),
+        SourceRegistry(clients.dynamodb, aws.baseline_table),
+        aws.archive_bucket,
+        "dev",
+        lag_hours=12,
+        max_window_hours=24,
+        behind_alert_hours=48,
+    )
+    key = puller._pull(SOURCE, logs, T0, T0 + HOUR_MS)
+    assert [r.get("nextToken") for r in logs.requests] == [None, "1", "2"]
+    # Half-open windows: FilterLogEvents' endTime is inclusive, so the window's last millisecond.
+    assert {(r["startTime"], r["endTime"]) for r in logs.requests} == {(T0, T0 + HOUR_MS - 1)}
+    assert [line.split(" ", 1)[1] for line in archived(aws)[key]] == ["a", "b", "c"]
+    assert puller._pull(SOURCE, PagedLogs([[]]), T0 + HOUR_MS, T0 + 2 * HOUR_MS) is None  # nothing written
