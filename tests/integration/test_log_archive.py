@@ -76,10 +76,23 @@ def exporter(aws, archive, clock: float, groups=(GROUP,)) -> LogExporter:
         lag_hours=12,
         max_window_hours=24,
         behind_alert_hours=48,
+        account_id="123456789012",
+        region="us-east-1",
         clock=lambda: clock,
         poll_seconds=0,
         budget_seconds=60,
     )
+
+
+def own_logs_scripted(aws, archive):
+    """The security account's own logs client scripted; a member role's clients (credentials) as they are."""
+
+    def client(service: str, region: str | None = None, **credentials: str) -> Any:
+        if service == "logs" and not credentials:
+            return archive["logs"]
+        return aws.session.client(service, region_name=region, **credentials)
+
+    return client
 
 
 def checkpoint(aws, group=GROUP):
@@ -99,7 +112,10 @@ def test_catch_up_exports_contiguous_windows_and_lands_objects_by_day(aws, archi
     assert checkpoint(aws).exported_to == start + 58 * HOUR_MS
     keys = [o["Key"] for o in archive["s3"].list_objects_v2(Bucket="connect-guard-archive")["Contents"]]
     day = time.strftime("%Y/%m/%d", time.gmtime(start / 1000))
-    assert any(k.startswith(f"logs/connect-guard/dev/policy-alerts/{day}/") and k.endswith(".gz") for k in keys)
+    # Under the account and region, as the member accounts' pulled windows are.
+    prefix = f"logs/123456789012/us-east-1/connect-guard/dev/policy-alerts/{day}/"
+    assert any(k.startswith(prefix) and k.endswith(".gz") for k in keys)
+    assert archive["logs"].created[0]["destinationPrefix"] == prefix.rstrip("/")
 
 
 def test_checkpoint_waits_for_completion_and_never_starts_a_second_task(aws, archive):
@@ -145,7 +161,7 @@ def test_missing_group_and_persistent_failures_alert_and_the_rest_goes_on(aws, a
     monkeypatch.setattr(
         aws.clients,
         "client",
-        lambda service, *a, **k: archive["logs"] if service == "logs" else aws.session.client(service),
+        own_logs_scripted(aws, archive),
     )
     report = archive_cycle(settings, aws.clients, clock=lambda: (archive["created"] + 40 * HOUR_MS) / 1000)
     assert report.completed and report.failed == [
@@ -213,7 +229,7 @@ def test_a_refused_export_alerts_at_once_and_keeps_the_checkpoint(aws, archive, 
     monkeypatch.setattr(
         aws.clients,
         "client",
-        lambda service, *a, **k: archive["logs"] if service == "logs" else aws.session.client(service),
+        own_logs_scripted(aws, archive),
     )
     archive_cycle(settings, aws.clients, clock=lambda: (archive["created"] + 40 * HOUR_MS) / 1000)
     assert checkpoint(aws).exported_to == archive["created"] and checkpoint(aws).task_id is None

@@ -248,6 +248,9 @@ def test_log_export_function_contract() -> None:
     assert p["EventInvokeConfig"]["MaximumRetryAttempts"] == 0
 
 
+MEMBER_EXPORT_PARAMETER = (
+    "arn:${AWS::Partition}:ssm:*:${AWS::AccountId}:parameter/connect-guard/${Environment}/member/export"
+)
 LOG_EXPORT_ACTIONS: dict[str, Any] = {
     "logs:CreateLogStream": {"LogExportLogGroup"},
     "logs:PutLogEvents": {"LogExportLogGroup"},
@@ -262,6 +265,14 @@ LOG_EXPORT_ACTIONS: dict[str, Any] = {
     **{f"dynamodb:{verb}": {"BaselineTable"} for verb in ("GetItem", "PutItem")},  # checkpoints, by key
     "dynamodb:Query": {"AuditTable"},
     "sns:Publish": {"AlertTopic"},
+    # Pulls (connect_guard.member_logs): member accounts through their logs role, this account's
+    # other regions with this role (the member stack there adds the grant on the groups it lists).
+    "sts:AssumeRole": [
+        {"Fn::Sub": "arn:${AWS::Partition}:iam::*:role/connect-guard/connect-guard-${Environment}-member-logs"}
+    ],
+    "logs:FilterLogEvents": [{"Fn::Sub": "arn:${AWS::Partition}:logs:*:${AWS::AccountId}:log-group:/aws/connect/*"}],
+    "connect:DescribeInstance": [{"Fn::Sub": "arn:${AWS::Partition}:connect:*:${AWS::AccountId}:instance/*"}],
+    "ssm:GetParameter": [{"Fn::Sub": MEMBER_EXPORT_PARAMETER}],
 }
 
 

@@ -79,12 +79,21 @@ class ExportReport:
     waiting: str | None = None  # why no new task was started
     behind: list[tuple[str, float]] = field(default_factory=list)  # (log group, hours behind)
     archived_objects: list[str] = field(default_factory=list)
+    # The smallest `exported_to` of every log source this cycle knows (own export checkpoints and
+    # member pull checkpoints, failed ones included); None without any source. A day is sealable
+    # once it is over and its end is at or before this.
+    low_watermark_ms: int | None = None
 
 
-def prefix_for(log_group: str, start_ms: int) -> str:
-    """`logs/<log group>/<yyyy>/<mm>/<dd>`, the day the window starts (UTC)."""
+def _lowest(*marks: int | None) -> int | None:
+    return min((m for m in marks if m is not None), default=None)
+
+
+def prefix_for(log_group: str, start_ms: int, account_id: str, region: str) -> str:
+    """`logs/<account>/<region>/<log group>/<yyyy>/<mm>/<dd>`, the day the window starts (UTC):
+    the same layout as the member accounts' pulled windows (connect_guard.member_logs)."""
     day = datetime.fromtimestamp(start_ms / 1000, UTC)
-    return f"logs/{log_group.strip('/')}/{day:%Y/%m/%d}"
+    return f"logs/{account_id}/{region}/{log_group.strip('/')}/{day:%Y/%m/%d}"
 
 
 def next_window(exported_to: int, now_ms: int, lag_hours: int, max_window_hours: int) -> tuple[int, int] | None:
@@ -108,11 +117,15 @@ class LogExporter:
         lag_hours: int,
         max_window_hours: int,
         behind_alert_hours: int,
+        account_id: str,
+        region: str,
         clock: Callable[[], float] = time.time,
         poll_seconds: float = 5.0,
         budget_seconds: float = 240.0,
     ) -> None:
         self.logs = logs
+        self.account_id = account_id
+        self.region = region
         self.store = store
         self.bucket = bucket
         self.log_groups = log_groups
@@ -173,10 +186,11 @@ class LogExporter:
                 checkpoints[group] = self.store.get(group) or self._initial(group)
             except LookupError as error:
                 report.failed.append((group, str(error)))
+        known = list(checkpoints.values())  # also those dropped below after a failure: the sealing watermark
         # Settle whatever is in flight first: never start a second task beside it.
         for checkpoint in checkpoints.values():
             if checkpoint.task_id and not self._settle(checkpoint, report, deadline):
-                return self._finish(checkpoints, report)
+                return self._finish(checkpoints, report, known)
         first = True  # one task per run even without time to wait for it
         while first or self.clock() < deadline:
             first = False
@@ -195,7 +209,7 @@ class LogExporter:
                     fromTime=start,
                     to=end - 1,  # `to` is inclusive; windows are half-open so they never overlap
                     destination=self.bucket,
-                    destinationPrefix=prefix_for(checkpoint.log_group, start),
+                    destinationPrefix=prefix_for(checkpoint.log_group, start, self.account_id, self.region),
                 )["taskId"]
             except ClientError as error:
                 code = error.response["Error"]["Code"]
@@ -215,9 +229,12 @@ class LogExporter:
                 break
             if checkpoint.task_id is None and checkpoint.last_error:
                 checkpoints.pop(checkpoint.log_group)  # failed this run: retried next run, not in a loop
-        return self._finish(checkpoints, report)
+        return self._finish(checkpoints, report, known)
 
-    def _finish(self, checkpoints: dict[str, Checkpoint], report: ExportReport) -> ExportReport:
+    def _finish(
+        self, checkpoints: dict[str, Checkpoint], report: ExportReport, known: list[Checkpoint]
+    ) -> ExportReport:
+        report.low_watermark_ms = min((c.exported_to for c in known), default=None)
         now = self._now_ms()
         for checkpoint in checkpoints.values():
             behind = (now - checkpoint.exported_to) / HOUR_MS
@@ -312,9 +329,13 @@ def archive_cycle(settings: Settings, clients: AwsClients, clock: Callable[[], f
         lag_hours=settings.export_lag_hours,
         max_window_hours=settings.export_max_window_hours,
         behind_alert_hours=settings.archive_behind_alert_hours,
+        account_id=settings.own_account_id,
+        region=settings.region,
         clock=clock,
+        budget_seconds=150.0,  # the rest of the 300 s run: member pulls, findings and audit
     )
     report = exporter.run()
+    _merge(report, _pull_member_logs(settings, clients, store, clock))
     archiver = JsonLinesArchiver(clients.client("s3"), settings.archive_bucket_name, clock)
     if settings.findings_archive_queue_url:
         report.archived_objects += archiver.findings(clients.client("sqs"), settings.findings_archive_queue_url)
@@ -326,6 +347,23 @@ def archive_cycle(settings: Settings, clients: AwsClients, clock: Callable[[], f
     if problems:
         _alert(settings, clients, problems, clock)
     return report
+
+
+def _pull_member_logs(
+    settings: Settings, clients: AwsClients, store: CheckpointStore, clock: Callable[[], float]
+) -> ExportReport:
+    from connect_guard.member_logs import pull_member_logs  # it builds on this module
+
+    return pull_member_logs(settings, clients, store, clock)
+
+
+def _merge(report: ExportReport, pulled: ExportReport) -> None:
+    """The member accounts' pulls into the cycle's report (their sources named `<account>/<region>/...`)."""
+    report.completed += pulled.completed
+    report.failed += pulled.failed
+    report.behind += pulled.behind
+    report.archived_objects += pulled.archived_objects
+    report.low_watermark_ms = _lowest(report.low_watermark_ms, pulled.low_watermark_ms)
 
 
 def _problems(report: ExportReport, store: CheckpointStore) -> list[str]:
