@@ -261,6 +261,7 @@ LOG_EXPORT_ACTIONS: dict[str, Any] = {
     "sqs:DeleteMessage": {"FindingsArchiveQueue"},
     **{f"dynamodb:{verb}": {"BaselineTable"} for verb in ("GetItem", "PutItem")},  # checkpoints, by key
     "dynamodb:Query": {"AuditTable"},
+    "dynamodb:DescribeTable": {"AuditTable"},  # once: the audit archive starts at its creation day
     "sns:Publish": {"AlertTopic"},
 }
 
