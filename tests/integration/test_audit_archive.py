@@ -138,7 +138,7 @@ def test_upgrade_from_per_day_markers_neither_skips_nor_repeats(aws, s3):
     checkpoint = AuditCheckpointStore(db, aws.baseline_table).get()
     # Markers are read up to the upgrade day (the old archiver may have run that day), then never.
     assert checkpoint is not None and checkpoint.legacy_until == f"{upgraded:%Y-%m-%d}"
-    assert run(aws, s3, upgraded + timedelta(days=1)) == []
+    assert run(aws, s3, upgraded + timedelta(days=1, hours=1)) == []
     checkpoint = AuditCheckpointStore(db, aws.baseline_table).get()
     assert checkpoint is not None and checkpoint.legacy_until is None
 
