@@ -6,7 +6,6 @@ the table's columns. A key the projection misses is evidence no query can see.""
 from __future__ import annotations
 
 import gzip
-import inspect
 import io
 import json
 import re
@@ -16,7 +15,6 @@ from typing import Any
 
 import pytest
 
-from connect_guard.archive import prefix_for
 from connect_guard_tools import cli
 from connect_guard_tools.config import replay_parameters, settings_values
 from connect_guard_tools.inputs import iter_inputs
@@ -118,19 +116,6 @@ def test_every_exported_log_line_splits_into_time_and_message(archive: Archive) 
         datetime.fromisoformat(match[1].replace("Z", "+00:00"))
 
 
-def _exports_under_the_group_alone() -> bool:
-    """Whether the archive still keys exports `logs/<group>/...`, without account and region (the
-    layout before the org-wide archive; the tables read the org-wide one)."""
-    if len(inspect.signature(prefix_for).parameters) != 2:
-        return False
-    return bool(prefix_for("/g", 0) == "logs/g/1970/01/01")
-
-
-@pytest.mark.xfail(
-    _exports_under_the_group_alone(),
-    reason="exports are keyed logs/<group>/ until they move to logs/<account>/<region>/<group>/",
-    strict=True,
-)
 def test_every_exported_log_object_is_in_the_partition_of_its_account_region_group_and_day(archive: Archive) -> None:
     logs = TABLES["logs"]
     problems: list[Any] = []

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import time
 from typing import Any
 
@@ -76,10 +77,23 @@ def exporter(aws, archive, clock: float, groups=(GROUP,)) -> LogExporter:
         lag_hours=12,
         max_window_hours=24,
         behind_alert_hours=48,
+        account_id="123456789012",
+        region="us-east-1",
         clock=lambda: clock,
         poll_seconds=0,
         budget_seconds=60,
     )
+
+
+def own_logs_scripted(aws, archive):
+    """The security account's own logs client scripted; a member role's clients (credentials) as they are."""
+
+    def client(service: str, region: str | None = None, **credentials: str) -> Any:
+        if service == "logs" and not credentials:
+            return archive["logs"]
+        return aws.session.client(service, region_name=region, **credentials)
+
+    return client
 
 
 def checkpoint(aws, group=GROUP):
@@ -99,7 +113,10 @@ def test_catch_up_exports_contiguous_windows_and_lands_objects_by_day(aws, archi
     assert checkpoint(aws).exported_to == start + 58 * HOUR_MS
     keys = [o["Key"] for o in archive["s3"].list_objects_v2(Bucket="connect-guard-archive")["Contents"]]
     day = time.strftime("%Y/%m/%d", time.gmtime(start / 1000))
-    assert any(k.startswith(f"logs/connect-guard/dev/policy-alerts/{day}/") and k.endswith(".gz") for k in keys)
+    # Under the account and region, as the member accounts' pulled windows are.
+    prefix = f"logs/123456789012/us-east-1/connect-guard/dev/policy-alerts/{day}/"
+    assert any(k.startswith(prefix) and k.endswith(".gz") for k in keys)
+    assert archive["logs"].created[0]["destinationPrefix"] == prefix.rstrip("/")
 
 
 def test_checkpoint_waits_for_completion_and_never_starts_a_second_task(aws, archive):
@@ -145,7 +162,7 @@ def test_missing_group_and_persistent_failures_alert_and_the_rest_goes_on(aws, a
     monkeypatch.setattr(
         aws.clients,
         "client",
-        lambda service, *a, **k: archive["logs"] if service == "logs" else aws.session.client(service),
+        own_logs_scripted(aws, archive),
     )
     report = archive_cycle(settings, aws.clients, clock=lambda: (archive["created"] + 40 * HOUR_MS) / 1000)
     assert report.completed and report.failed == [
@@ -156,10 +173,10 @@ def test_missing_group_and_persistent_failures_alert_and_the_rest_goes_on(aws, a
     assert finding["kind"] == "archive.export_problem" and "checkpoint did not move" in finding["reasons"][0]
 
 
-def test_findings_and_audit_records_land_as_json_lines(aws, archive):
+def test_findings_and_audit_records_land_as_json_lines_by_archival_day(aws, archive):
     sqs = aws.session.client("sqs")
     queue = sqs.create_queue(QueueName="findings-archive")["QueueUrl"]
-    for n in range(3):
+    for n in range(3):  # created on an earlier day: keyed by the day they are archived
         sqs.send_message(
             QueueUrl=queue, MessageBody=json.dumps({"finding_id": f"cg-{n}", "created_at": "2026-11-20T10:00:00+00:00"})
         )
@@ -178,14 +195,16 @@ def test_findings_and_audit_records_land_as_json_lines(aws, archive):
         finding_id="cg-1",
         mode="enforce",
     )
-    archiver = JsonLinesArchiver(archive["s3"], "connect-guard-archive")
+    later = time.time() + 3600  # past the settling time of the record just written
+    archiver = JsonLinesArchiver(archive["s3"], "connect-guard-archive", clock=lambda: later)
     (findings_key,) = archiver.findings(sqs, queue)
-    assert findings_key.startswith("findings/2026/11/20/")
+    assert findings_key.startswith(f"findings/{time.strftime('%Y/%m/%d', time.gmtime(later))}/")
+    assert re.fullmatch(r"findings/\d{4}/\d{2}/\d{2}/\d{6}-[0-9a-f]{8}\.jsonl", findings_key)
     body = archive["s3"].get_object(Bucket="connect-guard-archive", Key=findings_key)["Body"].read().decode()
     assert [json.loads(line)["finding_id"] for line in body.splitlines()] == ["cg-0", "cg-1", "cg-2"]
     assert sqs.receive_message(QueueUrl=queue).get("Messages") is None  # deleted only after the write
-    audit_keys = archiver.audit(aws.clients.dynamodb, aws.audit_table, aws.clients.dynamodb, aws.baseline_table)
-    assert len(audit_keys) == 1
+    (audit_key,) = archiver.audit(aws.clients.dynamodb, aws.audit_table, aws.clients.dynamodb, aws.baseline_table)
+    assert audit_key.startswith(f"audit/{time.strftime('%Y/%m/%d', time.gmtime(later))}/")
     assert (
         archiver.audit(aws.clients.dynamodb, aws.audit_table, aws.clients.dynamodb, aws.baseline_table) == []
     )  # checkpointed
@@ -213,7 +232,7 @@ def test_a_refused_export_alerts_at_once_and_keeps_the_checkpoint(aws, archive, 
     monkeypatch.setattr(
         aws.clients,
         "client",
-        lambda service, *a, **k: archive["logs"] if service == "logs" else aws.session.client(service),
+        own_logs_scripted(aws, archive),
     )
     archive_cycle(settings, aws.clients, clock=lambda: (archive["created"] + 40 * HOUR_MS) / 1000)
     assert checkpoint(aws).exported_to == archive["created"] and checkpoint(aws).task_id is None
@@ -226,3 +245,38 @@ def test_an_archive_that_falls_behind_alerts(aws, archive):
     logs.limit_exceeded = True  # someone else's export holds the account's only slot for days
     report = exporter(aws, archive, (archive["created"] + 80 * HOUR_MS) / 1000).run()
     assert report.behind == [(GROUP, 80.0)]
+
+
+def test_findings_land_in_bounded_objects_and_a_failed_write_deletes_nothing(aws, archive, monkeypatch):
+    from connect_guard import archive as archive_module
+
+    sqs = aws.session.client("sqs")
+    # Visible again at once after a failed run (the deployed queue waits 360 s).
+    queue = sqs.create_queue(QueueName="findings-backlog", Attributes={"VisibilityTimeout": "0"})["QueueUrl"]
+    for n in range(25):
+        sqs.send_message(QueueUrl=queue, MessageBody=json.dumps({"finding_id": f"cg-{n}"}))
+    monkeypatch.setattr(archive_module, "FINDINGS_PER_OBJECT", 10)
+    archiver = JsonLinesArchiver(archive["s3"], "connect-guard-archive")
+
+    def refuse(**kwargs: Any) -> dict[str, Any]:
+        raise ClientError({"Error": {"Code": "AccessDenied", "Message": "denied"}}, "PutObject")
+
+    real_put = archive["s3"].put_object
+    monkeypatch.setattr(archive["s3"], "put_object", refuse)
+    with pytest.raises(ClientError):
+        archiver.findings(sqs, queue)
+    attributes = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["ApproximateNumberOfMessages"])
+    assert attributes["Attributes"]["ApproximateNumberOfMessages"] == "25"  # all still there, none lost
+    monkeypatch.setattr(archive["s3"], "put_object", real_put)
+    # As deployed: longer than a run, so one run never receives a message it holds a second time.
+    sqs.set_queue_attributes(QueueUrl=queue, Attributes={"VisibilityTimeout": "360"})
+    keys = archiver.findings(sqs, queue)
+    assert len(keys) == 3  # 10, 10 and 5: memory stays bounded however deep the backlog
+    ids = []
+    for key in keys:
+        head = archive["s3"].head_object(Bucket="connect-guard-archive", Key=key, ChecksumMode="ENABLED")
+        assert head["ChecksumSHA256"]  # S3 checked the body it stored
+        body = archive["s3"].get_object(Bucket="connect-guard-archive", Key=key)["Body"].read().decode()
+        ids += [json.loads(line)["finding_id"] for line in body.splitlines()]
+    assert sorted(ids) == sorted(f"cg-{n}" for n in range(25))  # each once
+    assert sqs.receive_message(QueueUrl=queue).get("Messages") is None

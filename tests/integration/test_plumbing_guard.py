@@ -11,10 +11,12 @@ from typing import Any
 import pytest
 
 from connect_guard.responders import logging_guard
+from connect_guard.responders.plumbing_guard import BUCKET_EVENTS
 from connect_guard.runtime import build_pipeline, parse_event
 from connect_guard_tools.plumbing import rule_name
-from tests.conftest import load_event
+from tests.conftest import load_event, with_new_event_id
 from tests.integration.plumbing_support import group, rule
+from tests.template.stack import props
 
 SUITE_ROLE = "arn:aws:iam::123456789012:role/connect-guard/connect-guard-dev-logging-guard"
 SUITE_ROLE_ID = "AROAZ7QXK3LOGGINGGRD"
@@ -329,3 +331,26 @@ def test_a_known_state_read_for_an_earlier_event_is_read_again_before_acting(aws
     outcome = responder.handle(second)
     assert outcome.outcome == "ignored" and "not one of the suite's rules" in str(outcome.reason)
     assert rule(aws, "LoggingGuardRule")[0] == "DISABLED"
+
+
+def test_the_archive_buckets_access_logging_turned_off_is_alerted(aws):
+    """A disabled access log hides the next deletion: alerted CRITICAL at once, and left to a
+    redeploy (the known plumbing does not carry the log bucket)."""
+    event = with_new_event_id(load_event("plumbing/delete-bucket-policy.json"))
+    detail = event["detail"]
+    detail["eventName"] = "PutBucketLogging"
+    detail["requestParameters"] = {
+        "bucketName": detail["requestParameters"]["bucketName"],
+        "Host": detail["requestParameters"]["Host"],
+        "logging": "",
+        "BucketLoggingStatus": {"xmlns": "http://s3.amazonaws.com/doc/2006-03-01/"},
+    }
+    result = run(aws, "", event=event)
+    assert result["outcome"] == "alerted" and result["severity"] == "CRITICAL"
+    assert result["finding"]["actions"] == []
+    assert "server access logging" in result["finding"]["reasons"][0]
+    assert aws.audit_records() == []
+    # The rule routes it here (the pattern names what the guard handles, no more, no less).
+    (s3,) = [b for b in props("LoggingGuardPlumbingRule")["EventPattern"]["$or"] if b["source"] == ["aws.s3"]]
+    assert "PutBucketLogging" in s3["detail"]["eventName"]
+    assert set(s3["detail"]["eventName"]) == set(BUCKET_EVENTS)

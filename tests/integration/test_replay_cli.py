@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import re
 import time
 from collections import Counter
 
@@ -222,6 +223,18 @@ def test_replay_export_shows_what_landed_in_the_archive():
     assert code == 0
     assert "exported /connect-guard/dev/policy-alerts" in output
     assert "s3://connect-guard-archive/findings/" in output  # the replay's alert, as JSON Lines
+    # The source account's Connect flow logs, pulled through its member-logs role, land next to
+    # the security account's own logs, each under its account and region.
+    assert "pulled 111122223333/us-east-1/aws/connect/acme-contact-centre:" in output
+    day = r"\d{4}/\d{2}/\d{2}"
+    assert re.search(
+        rf"s3://connect-guard-archive/logs/111122223333/us-east-1/aws/connect/acme-contact-centre/{day}/ \(1 objects\)",
+        output,
+    )
+    assert re.search(
+        rf"s3://connect-guard-archive/logs/123456789012/us-east-1/connect-guard/dev/policy-alerts/{day}/", output
+    )
+    assert "failed" not in output.split("[export]", 1)[1]
     # The clock is past the end of the day the replay ran: that day is sealed.
     today = time.strftime("%Y/%m/%d", time.gmtime())
     assert f"s3://connect-guard-archive/manifests/{today}.json (day sealed: signed digest manifest)" in output

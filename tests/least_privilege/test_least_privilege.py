@@ -425,10 +425,44 @@ def run_schedules(aws: LocalAws, log: CallLog, stacks: Stacks) -> None:
             logStreamName="s",
             logEvents=[{"timestamp": int(time.time() * 1000), "message": "a log line"}],
         )
+    seed_pulled_log_groups(aws)
+    # An instance of the security account in another region too (its flow logs are pulled with the
+    # function's own role there), as ConnectInstanceArns would list it; the other functions' runs
+    # stay as they were.
+    settings = settings.model_copy(update={"connect_instance_arns": (*settings.connect_instance_arns, OWN_EU_ARN)})
     # Past the lag and the end of today: windows to export, and today complete, so sealed.
     later = time.time() + (settings.export_lag_hours + 26) * 3600
     with log.running("LogExportFunction", "scheduled archive cycle"):
         archive_cycle(settings, container(aws), clock=lambda: later)
+
+
+OWN_EU_INSTANCE = "0e1f2a3b-4c5d-4e6f-8a9b-0c1d2e3f4a5b"
+OWN_EU_ARN = f"arn:aws:connect:eu-west-2:{SECURITY_ACCOUNT}:instance/{OWN_EU_INSTANCE}"
+
+
+def seed_pulled_log_groups(aws: LocalAws) -> None:
+    """Flow logs the archive pulls: the source account's instance (through its member-logs role;
+    the second instance there has never logged, so it has no group), and an instance of the
+    security account in another region, with the export list that region's member stack publishes."""
+    from connect_guard.settings import member_export_parameter
+
+    aws.connect.add_instance(SECURITY_ACCOUNT, "eu-west-2", OWN_EU_INSTANCE, "acme-eu")
+    aws.session.client("ssm", region_name="eu-west-2").put_parameter(
+        Name=member_export_parameter("dev"), Value='{"log_groups": []}', Type="String", Overwrite=True
+    )
+    for account, region, group in (
+        (SOURCE_ACCOUNT, REGION, "/aws/connect/acme-contact-centre"),
+        (SECURITY_ACCOUNT, "eu-west-2", "/aws/connect/acme-eu"),
+    ):
+        logs = aws.account_session(account).client("logs", region_name=region)
+        with contextlib.suppress(logs.exceptions.ResourceAlreadyExistsException):
+            logs.create_log_group(logGroupName=group)
+        logs.create_log_stream(logGroupName=group, logStreamName="flows")
+        logs.put_log_events(
+            logGroupName=group,
+            logStreamName="flows",
+            logEvents=[{"timestamp": int(time.time() * 1000), "message": "a flow log line"}],
+        )
 
 
 def tamper_member_key(aws: LocalAws) -> None:
@@ -664,17 +698,17 @@ def test_a_detect_deployment_holds_no_write(run: Run) -> None:
         if _is_write(action, s.resources)
     }
     if run.variant == "quarantine-enforces":  # the quarantine's writes and write role, nobody else's
-        assert member == {"member:ReadRole", "member:QuarantineRole"}
+        assert member == {"member:ReadRole", "member:LogsRole", "member:QuarantineRole"}
         others = {w for w in writes if not w.startswith(("QuarantineFunctionRole:", "member:QuarantineRole:"))}
         assert others == {"ProfileRollbackFunctionRole: dynamodb:PutItem"}
         assert any(w.startswith("QuarantineFunctionRole: iam:Attach") for w in writes)
     elif run.mode == "detect":
-        assert member == {"member:ReadRole"}
+        assert member == {"member:ReadRole", "member:LogsRole"}  # the log archive's reads only
         # The rollback records a baseline approver's change, in either mode.
         assert writes == {"ProfileRollbackFunctionRole: dynamodb:PutItem"}
     else:
         sso = {"member:SsoRevocationRole"} if run.variant == "identity-center-in-member" else set()
-        assert member == {"member:ReadRole", "member:RollbackRole", "member:QuarantineRole", *sso}
+        assert member == {"member:ReadRole", "member:LogsRole", "member:RollbackRole", "member:QuarantineRole", *sso}
         assert writes > {"ProfileRollbackFunctionRole: dynamodb:PutItem"}
 
 

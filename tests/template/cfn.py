@@ -1,7 +1,7 @@
 """A template's values as CloudFormation resolves them for one deployment.
 
 Parameters (defaults, then overrides), conditions, and the intrinsics the suite's templates use:
-Ref, Fn::Sub, Fn::GetAtt, Fn::Join, Fn::If, Fn::Select, Condition and AWS::NoValue. Stack
+Ref, Fn::Sub, Fn::GetAtt, Fn::Join, Fn::Split, Fn::If, Fn::Select, Condition and AWS::NoValue. Stack
 resources resolve to the physical values the caller supplies (`"Name"` for Ref,
 `"Name.Attribute"` for GetAtt), else to placeholders (`<Name>`, `<Name.Attribute>`) that match
 nothing real.
@@ -86,6 +86,9 @@ class Resolver:
         if "Fn::Join" in node:
             separator, items = node["Fn::Join"]
             return separator.join(str(v) for v in self.resolve(items))
+        if "Fn::Split" in node:
+            separator, text = node["Fn::Split"]
+            return str(self.resolve(text)).split(separator)
         if "Fn::Select" in node:
             index, items = node["Fn::Select"]
             return self.resolve(items)[int(self.resolve(index))]

@@ -132,7 +132,7 @@ def test_function_statements_name_no_wildcard_resource() -> None:
                     assert (
                         target(resource)
                         or objects_of(resource)
-                        or resource in [member_role(p) for p in ("read", "rollback", "quarantine")]
+                        or resource in [member_role(p) for p in ("read", "rollback", "quarantine", "logs")]
                         or resource == MEMBER_SSO_ROLE  # one role, in the one Identity Center account
                         or (connect_only and resource in OWN_CONNECT_RESOURCES)
                         or (users_only and resource == OWN_USERS)
@@ -163,7 +163,6 @@ def test_no_role_holds_a_write_on_everything() -> None:
 # Functions that never leave this account: no member role, whatever the configuration.
 OWN_TRAILS = {"Fn::Sub": "arn:${AWS::Partition}:cloudtrail:*:${AWS::AccountId}:trail/*"}
 OWN_ACCOUNT_ONLY = {
-    "LogExportFunction",
     "SlackNotifierFunction",
     "SecurityHubImportFunction",
     "ChatNotifierFunction",
@@ -187,9 +186,10 @@ def test_member_roles_are_assumed_only_with_enrolled_accounts(function: str) -> 
     (conditional,) = [p["Fn::If"] for p in role_props["Policies"] if "Fn::If" in p]
     assert conditional[0] == "HasMemberAccounts" and conditional[2] == {"Ref": "AWS::NoValue"}
     assert T["Conditions"]["HasMemberAccounts"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "MemberAccountIds"}, ""]}]}
-    # The read role always; a write role only inside the function's own control's condition.
+    # The read role always (the log archive's: the logs role, which only reads); a write role
+    # only inside the function's own control's condition.
     read, *writers = conditional[1]["PolicyDocument"]["Statement"]
-    assert read["Resource"] == member_role("read")
+    assert read["Resource"] == member_role("logs" if function == "LogExportFunction" else "read")
     for writer in writers:
         condition, statement, otherwise = writer["Fn::If"]
         assert otherwise == {"Ref": "AWS::NoValue"}
@@ -267,7 +267,7 @@ def test_a_detect_deployment_holds_no_iam_or_connect_write_and_no_write_role(mod
                     assumable |= {r.rsplit("-", 1)[-1] for r in as_list(statement["Resource"])}
     if mode == "detect":
         assert writes == {}
-        assert assumable == {"read"}
+        assert assumable == {"read", "logs"}  # the log archive's logs role reads only
     else:
         assert set(writes) == {
             "ProfileRollbackFunctionRole",
@@ -275,7 +275,7 @@ def test_a_detect_deployment_holds_no_iam_or_connect_write_and_no_write_role(mod
             "QuarantineFunctionRole",
             "LoggingGuardFunctionRole",
         }
-        assert assumable == {"read", "rollback", "quarantine"}
+        assert assumable == {"read", "logs", "rollback", "quarantine"}
 
 
 def test_the_core_knows_every_role_the_stack_names() -> None:

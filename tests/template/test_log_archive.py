@@ -4,6 +4,7 @@ exporter's function, role and the log groups it exports."""
 from __future__ import annotations
 
 import fnmatch
+import json
 from typing import Any
 
 import pytest
@@ -26,6 +27,7 @@ from tests.template.stack import (
     deployed,
     function_role,
     grants,
+    notifies_topic,
     of_type,
     parameters,
     props,
@@ -248,6 +250,9 @@ def test_log_export_function_contract() -> None:
     assert p["EventInvokeConfig"]["MaximumRetryAttempts"] == 0
 
 
+MEMBER_EXPORT_PARAMETER = (
+    "arn:${AWS::Partition}:ssm:*:${AWS::AccountId}:parameter/connect-guard/${Environment}/member/export"
+)
 LOG_EXPORT_ACTIONS: dict[str, Any] = {
     "logs:CreateLogStream": {"LogExportLogGroup"},
     "logs:PutLogEvents": {"LogExportLogGroup"},
@@ -265,7 +270,16 @@ LOG_EXPORT_ACTIONS: dict[str, Any] = {
     "sqs:DeleteMessage": {"FindingsArchiveQueue"},
     **{f"dynamodb:{verb}": {"BaselineTable"} for verb in ("GetItem", "PutItem")},  # checkpoints, by key
     "dynamodb:Query": {"AuditTable"},
+    "dynamodb:DescribeTable": {"AuditTable"},  # once: the audit archive starts at its creation day
     "sns:Publish": {"AlertTopic"},
+    # Pulls (connect_guard.member_logs): member accounts through their logs role, this account's
+    # other regions with this role (the member stack there adds the grant on the groups it lists).
+    "sts:AssumeRole": [
+        {"Fn::Sub": "arn:${AWS::Partition}:iam::*:role/connect-guard/connect-guard-${Environment}-member-logs"}
+    ],
+    "logs:FilterLogEvents": [{"Fn::Sub": "arn:${AWS::Partition}:logs:*:${AWS::AccountId}:log-group:/aws/connect/*"}],
+    "connect:DescribeInstance": [{"Fn::Sub": "arn:${AWS::Partition}:connect:*:${AWS::AccountId}:instance/*"}],
+    "ssm:GetParameter": [{"Fn::Sub": MEMBER_EXPORT_PARAMETER}],
 }
 
 
@@ -396,3 +410,149 @@ def test_manifests_are_signed_by_their_own_asymmetric_key_that_only_the_exporter
     env = props("LogExportFunction")["Environment"]["Variables"]
     assert env["ARCHIVE_SIGNING_KEY_ARN"] == {"Fn::GetAtt": ["ArchiveSigningKey", "Arn"]}
     assert T["Outputs"]["ArchiveSigningKeyArn"]["Value"] == {"Fn::GetAtt": ["ArchiveSigningKey", "Arn"]}
+
+
+# ---- no finding lost without an alarm first ----------------------------------------------------
+SQS_MAX_RETENTION = 14 * 24 * 3600
+
+
+def _alarm_on(metric: str, queue: str) -> dict[str, Any]:
+    dimensions = [{"Name": "QueueName", "Value": {"Fn::GetAtt": [queue, "QueueName"]}}]
+    (alarm,) = [
+        a
+        for a in ALARMS.values()
+        if a["Properties"]["MetricName"] == metric and a["Properties"]["Dimensions"] == dimensions
+    ]
+    return alarm
+
+
+def _seconds_to_alarm(alarm: dict[str, Any]) -> int:
+    """The longest a breach goes unannounced: the threshold plus the periods it must hold for."""
+    p = alarm["Properties"]
+    assert p["ComparisonOperator"] == "GreaterThanThreshold" and p["Statistic"] == "Maximum"
+    assert p.get("DatapointsToAlarm", p["EvaluationPeriods"]) <= p["EvaluationPeriods"]
+    threshold = p["Threshold"] if p["MetricName"] == "ApproximateAgeOfOldestMessage" else 0
+    return int(threshold) + int(p["Period"]) * int(p["EvaluationPeriods"])
+
+
+def test_a_finding_cannot_expire_from_the_archive_queue_without_an_alarm_long_before() -> None:
+    queue, dlq = props("FindingsArchiveQueue"), props("FindingsArchiveDLQ")
+    # Both keep a message as long as SQS allows.
+    assert queue["MessageRetentionPeriod"] == dlq["MessageRetentionPeriod"] == SQS_MAX_RETENTION
+    assert references_suite_key(dlq["KmsMasterKeyId"])
+    # Undrained: the age alarm fires within hours; the operators then have nearly 14 days.
+    age = _alarm_on("ApproximateAgeOfOldestMessage", "FindingsArchiveQueue")
+    assert _seconds_to_alarm(age) * 100 < SQS_MAX_RETENTION
+    assert notifies_topic(age)
+    # A healthy exporter never trips it: a run every hour (the default schedule) that ends within its
+    # timeout deletes everything it received, within the visibility timeout.
+    interval = 3600
+    assert T["Parameters"]["ExportSchedule"]["Default"] == "rate(1 hour)"
+    timeout = props("LogExportFunction")["Timeout"]
+    assert interval + timeout < age["Properties"]["Threshold"]
+    assert queue["VisibilityTimeout"] > timeout
+    # What SNS could not deliver into the queue lands in its DLQ, which alarms within a minute or two.
+    (subscription,) = [
+        s
+        for s in of_type("AWS::SNS::Subscription").values()
+        if target(s["Properties"]["Endpoint"]) == "FindingsArchiveQueue"
+    ]
+    assert target(subscription["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]) == "FindingsArchiveDLQ"
+    depth = _alarm_on("ApproximateNumberOfMessagesVisible", "FindingsArchiveDLQ")
+    assert _seconds_to_alarm(depth) <= 300 and notifies_topic(depth)
+    # Not even the SNS delivery into that DLQ fails silently: the topic's failed notifications alarm.
+    assert notifies_topic(ALARMS["AlertTopicDeliveryFailuresAlarm"])
+
+
+# ---- Object Lock in prod -------------------------------------------------------------------------
+LOCK_ACTIONS = {"s3:BypassGovernanceRetention", "s3:PutObjectRetention", "s3:PutBucketObjectLockConfiguration"}
+
+
+def test_prod_locks_the_archive_in_governance_mode_for_a_year_and_the_template_accepts_it() -> None:
+    import tomllib
+
+    from connect_guard_tools.config import parse_overrides
+    from tests.template.stack import ROOT
+
+    samconfig = tomllib.loads((ROOT / "samconfig.toml").read_text())
+    prod = parse_overrides(samconfig["prod"]["deploy"]["parameters"]["parameter_overrides"])
+    dev = parse_overrides(samconfig["default"]["deploy"]["parameters"]["parameter_overrides"])
+    assert (prod["ObjectLockMode"], prod["ObjectLockRetentionDays"]) == ("GOVERNANCE", "365")
+    assert "ObjectLockMode" not in dev  # dev stays unlocked: a test bucket can be emptied
+    p = T["Parameters"]
+    assert prod["ObjectLockMode"] in p["ObjectLockMode"]["AllowedValues"]
+    retention = int(prod["ObjectLockRetentionDays"])
+    assert retention >= p["ObjectLockRetentionDays"]["MinValue"]
+    # Lifecycle expiry is not shortened by the lock, nor the other way round: expiry comes after it.
+    expiry = int(prod.get("ArchiveExpirationDays", p["ArchiveExpirationDays"]["Default"]))
+    assert retention <= expiry
+    params = parameters(**prod)
+    assert condition("HasObjectLock", params)
+    resolved = resolve(props("ArchiveBucket")["ObjectLockConfiguration"], params)
+    assert resolved["Rule"]["DefaultRetention"] == {"Mode": "GOVERNANCE", "Days": "365"}
+    # No suite role may bypass governance retention or change the lock.
+    for name, role in of_type("AWS::IAM::Role").items():
+        granted = grants(role["Properties"])
+        assert not LOCK_ACTIONS & set(granted), name
+
+
+# ---- server access logging -----------------------------------------------------------------------
+ARCHIVE_BUCKET_ARN = {
+    "Fn::Sub": "arn:${AWS::Partition}:s3:::connect-guard-${Environment}-archive-${AWS::AccountId}-${AWS::Region}"
+}
+
+
+def test_the_archive_bucket_logs_every_request_to_its_own_log_bucket() -> None:
+    archive = RESOURCES["ArchiveBucket"]
+    assert archive["Properties"]["LoggingConfiguration"] == {
+        "DestinationBucketName": {"Ref": "ArchiveAccessLogBucket"},
+        "LogFilePrefix": "archive/",
+        "TargetObjectKeyFormat": {"PartitionedPrefix": {"PartitionDateSource": "EventTime"}},
+    }
+    # The delivery is admitted before logging is turned on.
+    assert archive["DependsOn"] == "ArchiveAccessLogBucketPolicy"
+    # The policy names the archive bucket as the bucket's name is declared (no reference: no cycle).
+    assert resolve(ARCHIVE_BUCKET_ARN, parameters()) == "arn:aws:s3:::" + resolve(
+        archive["Properties"]["BucketName"], parameters()
+    )
+    logs = RESOURCES["ArchiveAccessLogBucket"]
+    assert logs["DeletionPolicy"] == logs["UpdateReplacePolicy"] == "Retain"
+    p = logs["Properties"]
+    # S3 delivers access logs only into an SSE-S3 bucket without Object Lock.
+    assert p["BucketEncryption"] == {
+        "ServerSideEncryptionConfiguration": [{"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
+    }
+    assert "ObjectLockEnabled" not in p and "ObjectLockConfiguration" not in p
+    assert "LoggingConfiguration" not in p  # no log of the log: S3 would log its own deliveries
+    assert p["VersioningConfiguration"] == {"Status": "Enabled"}
+    assert p["PublicAccessBlockConfiguration"] == props("ArchiveBucket")["PublicAccessBlockConfiguration"]
+    assert p["OwnershipControls"] == {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}
+    # Kept as long as the evidence it is about.
+    (rule,) = p["LifecycleConfiguration"]["Rules"]
+    assert rule["Status"] == "Enabled" and "Filter" not in rule and "Prefix" not in rule
+    assert rule["ExpirationInDays"] == {"Ref": "ArchiveExpirationDays"}
+    assert rule["NoncurrentVersionExpiration"] == {"NoncurrentDays": {"Ref": "ArchiveNoncurrentExpirationDays"}}
+    assert rule["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 7}
+
+
+def test_the_access_log_bucket_admits_only_s3_log_delivery_for_the_archive_bucket() -> None:
+    policy = props("ArchiveAccessLogBucketPolicy")
+    assert policy["Bucket"] == {"Ref": "ArchiveAccessLogBucket"}
+    deny, allow = as_list(policy["PolicyDocument"]["Statement"])
+    assert (deny["Effect"], deny["Principal"], deny["Action"]) == ("Deny", "*", "s3:*")
+    assert deny["Resource"] == [
+        {"Fn::GetAtt": ["ArchiveAccessLogBucket", "Arn"]},
+        {"Fn::Sub": "${ArchiveAccessLogBucket.Arn}/*"},
+    ]
+    assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    assert allow["Effect"] == "Allow" and allow["Principal"] == {"Service": "logging.s3.amazonaws.com"}
+    assert allow["Action"] == "s3:PutObject"
+    assert allow["Resource"] == {"Fn::Sub": "${ArchiveAccessLogBucket.Arn}/archive/*"}
+    assert allow["Condition"] == {
+        "StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}},
+        "ArnEquals": {"aws:SourceArn": ARCHIVE_BUCKET_ARN},
+    }
+    # No suite role writes, reads or deletes there: the record of the evidence is not the suite's to edit.
+    for name, role in of_type("AWS::IAM::Role").items():
+        for statement in role_statements(role["Properties"]):
+            assert "ArchiveAccessLogBucket" not in json.dumps(statement), name

@@ -204,6 +204,7 @@ MEMBER_ROLES = {
     ),
     "RollbackRole": ("rollback", ["profile-rollback", "baseline-sweep", "logging-guard"]),
     "QuarantineRole": ("quarantine", ["role-quarantine"]),
+    "LogsRole": ("logs", ["log-export"]),
 }
 
 
@@ -479,3 +480,67 @@ def test_each_canary_schedule_writes_exactly_what_its_role_may_write():
     west = _canary_stack("eu-west-2")
     assert not west.deployed("CanaryConnectSchedule") and not west.deployed("CanaryIamSchedule")
     assert _canary_stack("eu-west-2", instance).deployed("CanaryConnectSchedule")
+
+
+# ---- log archive: the member-logs role and the published export list ------------------------------
+def _member_stack(region: str, account: str = "111122223333", **overrides: str) -> Any:
+    from tests.template.cfn import Resolver, parameters
+
+    doc = template()
+    params = parameters(doc, SecurityAccountId="123456789012", Environment="prod", **overrides)
+    return Resolver(doc, params, {"AWS::Partition": "aws", "AWS::Region": region, "AWS::AccountId": account})
+
+
+def test_the_logs_role_reads_log_events_and_what_names_the_groups_nothing_else():
+    assert member()["LogsRole"]["Condition"] == "HasMemberRoles"  # global, once, outside the security account
+    east = _member_stack("us-east-1")
+    statements = east.resolve(member()["LogsRole"]["Properties"])["Policies"][0]["PolicyDocument"]["Statement"]
+    granted = {s["Action"]: s["Resource"] for s in statements}
+    assert all(s["Effect"] == "Allow" and "Condition" not in s for s in statements)
+    assert granted == {
+        "logs:FilterLogEvents": "arn:aws:logs:*:111122223333:log-group:/aws/connect/*",
+        "logs:DescribeLogGroups": "*",  # no resource-level permission: a group's creation time
+        "connect:DescribeInstance": "arn:aws:connect:*:111122223333:instance/*",
+        "ssm:GetParameter": "arn:aws:ssm:*:111122223333:parameter/connect-guard/prod/member/export",
+    }
+    # Its ARN is the one the security stack's code assumes.
+    from connect_guard.settings import MEMBER_ROLE_PATH, member_role_name
+
+    assert east.resolve(member()["LogsRole"]["Properties"]["RoleName"]) == member_role_name("prod", "logs")
+    assert member()["LogsRole"]["Properties"]["Path"] == MEMBER_ROLE_PATH
+
+
+def test_each_region_publishes_its_listed_log_groups_and_grants_exactly_that_region():
+    import json
+
+    from connect_guard.settings import member_export_parameter
+
+    for region in ("us-east-1", "eu-west-2"):
+        stack = _member_stack(region, ExportLogGroups="/acme/ivr,/acme/lambda-hooks")
+        parameter = stack.resolve(member()["ExportLogsParameter"]["Properties"])
+        assert parameter["Name"] == member_export_parameter("prod")
+        assert json.loads(parameter["Value"]) == {"log_groups": ["/acme/ivr", "/acme/lambda-hooks"]}
+        assert stack.deployed("ListedLogGroupsPolicy")
+        policy = stack.resolve(member()["ListedLogGroupsPolicy"]["Properties"])
+        (statement,) = policy["PolicyDocument"]["Statement"]
+        assert (statement["Action"], statement["Resource"]) == (
+            "logs:FilterLogEvents",
+            f"arn:aws:logs:{region}:111122223333:log-group:*",  # this region only, read only
+        )
+        # Added to the us-east-1 stack's role (by Ref there, so it is created after the role).
+        assert policy["RoleName"] in ("<LogsRole>", "connect-guard-prod-member-logs")
+    nothing = _member_stack("eu-west-2")
+    assert json.loads(nothing.resolve(member()["ExportLogsParameter"]["Properties"]["Value"])) == {"log_groups": []}
+    assert not nothing.deployed("ListedLogGroupsPolicy")
+    # In the security account: no member role; another region's listed groups go to its log-export
+    # role, which pulls there itself; its own region exports by task and publishes nothing.
+    own = _member_stack("eu-west-2", account="123456789012", ExportLogGroups="/acme/ivr")
+    assert not own.deployed("LogsRole")
+    assert own.resolve(member()["ListedLogGroupsPolicy"]["Properties"]["RoleName"]) == "connect-guard-prod-log-export"
+    home = _member_stack("us-east-1", account="123456789012", ExportLogGroups="/acme/ivr")
+    assert not home.deployed("ExportLogsParameter") and not home.deployed("ListedLogGroupsPolicy")
+    # What the parameter may hold needs no JSON escaping: log group characters only.
+    pattern = template()["Parameters"]["ExportLogGroups"]["AllowedPattern"]
+    import re
+
+    assert re.fullmatch(pattern, "/acme/ivr,/aws/lambda/x_y#1") and not re.fullmatch(pattern, '/a"b')

@@ -79,6 +79,9 @@ def test_connect_writes_only_in_the_rollback_and_sweep_roles_and_never_on_everyt
                 if set(connect) == FLOW_LOGS_WRITE:
                     flow_log_writers.add(name)
                 continue
+            if set(connect) == {"connect:DescribeInstance"}:  # log_export: an instance's alias, the instance alone
+                assert as_list(statement["Resource"]) == OWN_CONNECT_RESOURCES[:1], f"{name}: {statement['Sid']}"
+                continue
             if set(connect) <= STORAGE_READ | STORAGE_WRITE:  # logging_guard's storage configs: the instance alone
                 assert as_list(statement["Resource"]) == OWN_CONNECT_RESOURCES[:1], f"{name}: {statement['Sid']}"
                 assert set(connect) in (STORAGE_READ, STORAGE_WRITE), f"{name}: reads and writes in separate statements"

@@ -9,6 +9,7 @@ import functools
 import gc
 import json
 import os
+import re
 import sys
 import time
 from collections import Counter
@@ -579,35 +580,42 @@ def _slack(finding: dict[str, Any], args: argparse.Namespace, out: TextIO, sourc
 def _export(aws: LocalAws, replayer: Replayer, out: TextIO, json_mode: bool = False) -> None:
     """One archive cycle. The demo's log groups are minutes old and exports wait ExportLagHours,
     so the cycle runs on a clock moved past the lag and the end of today (said in the output):
-    today's objects are then complete, and its manifest is sealed and signed."""
+    today's objects are then complete, and its manifest is sealed and signed. The security
+    account's own groups go by export task; a member account's Connect flow logs are pulled
+    through its member-logs role, and land next to them under `logs/<account>/<region>/`."""
     from connect_guard.archive import archive_cycle
+    from connect_guard_tools.local_aws import SECURITY_ACCOUNT
 
     settings = replayer.settings
-    logs = aws.session.client("logs")
-    groups = [f"/connect-guard/{settings.environment}/{name}" for name in ("policy-alerts", "profile-rollback")]
-    groups += [f"/aws/connect/{i.alias}" for i in aws.instances]
-    for group in groups:
+    now_ms = int(time.time() * 1000)
+    own = [f"/connect-guard/{settings.environment}/{name}" for name in ("policy-alerts", "profile-rollback")]
+    placed = [(SECURITY_ACCOUNT, aws.region, group, "demo log line") for group in own]
+    for instance in aws.instances:
+        group = f"/aws/connect/{instance.alias}"
+        placed.append((instance.account_id, instance.region, group, "demo contact flow log line"))
+        if (instance.account_id, instance.region) == (SECURITY_ACCOUNT, aws.region):
+            own.append(group)  # the security stack's own instance (ConnectInstanceAlias): exported by task
+    for account, region, group, line in placed:
+        logs = aws.account_session(account).client("logs", region_name=region)
         with contextlib.suppress(logs.exceptions.ResourceAlreadyExistsException):  # the plumbing's, seeded
             logs.create_log_group(logGroupName=group)
         logs.create_log_stream(logGroupName=group, logStreamName="demo")
         logs.put_log_events(
             logGroupName=group,
             logStreamName="demo",
-            logEvents=[{"timestamp": int(time.time() * 1000), "message": json.dumps({"message": "demo log line"})}],
+            logEvents=[{"timestamp": now_ms, "message": json.dumps({"message": line})}],
         )
     shift_hours = settings.export_lag_hours + 26
     signing = aws.session.client("kms").create_key(
         KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY", Description="connect-guard archive signing key"
     )
     settings = settings.model_copy(
-        update={"export_log_groups": tuple(groups), "archive_signing_key_arn": signing["KeyMetadata"]["Arn"]}
+        update={"export_log_groups": tuple(own), "archive_signing_key_arn": signing["KeyMetadata"]["Arn"]}
     )
     report = archive_cycle(settings, aws.clients, clock=lambda: time.time() + shift_hours * 3600)
     keys = [o["Key"] for o in aws.session.client("s3").list_objects_v2(Bucket=aws.archive_bucket).get("Contents", [])]
-    landed = sorted(
-        {"/".join(k.split("/")[: -2 if k.startswith("logs/") else -1]) for k in keys if "/" in k}
-        - {"manifests/" + "/".join(m.split("/")[1:3]) for m in report.manifests}
-    )
+    sealed = {"manifests/" + "/".join(m.split("/")[1:3]) for m in report.manifests}  # listed below
+    landed = sorted({_landed_prefix(k) for k in keys if "/" in k} - sealed)
     if json_mode:
         body = {
             "clock_shift_hours": shift_hours,
@@ -623,7 +631,8 @@ def _export(aws: LocalAws, replayer: Replayer, out: TextIO, json_mode: bool = Fa
         return
     out.write(f"\n[export] clock moved {shift_hours} h ahead (exports wait ExportLagHours; today is then over)\n")
     for group, start, end in report.completed:
-        out.write(f"      exported {group}: {_hour(start)} .. {_hour(end)} (checkpoint advanced)\n")
+        how = "pulled" if group[:12].isdigit() else "exported"  # `<account>/<region>/<group>`: a member's
+        out.write(f"      {how} {group}: {_hour(start)} .. {_hour(end)} (checkpoint advanced)\n")
     for group, reason in report.failed:
         out.write(f"      failed {group}: {reason}\n")
     for prefix in landed:
@@ -632,6 +641,15 @@ def _export(aws: LocalAws, replayer: Replayer, out: TextIO, json_mode: bool = Fa
         )
     for manifest in report.manifests:
         out.write(f"      s3://{aws.archive_bucket}/{manifest} (day sealed: signed digest manifest)\n")
+
+
+_DAY_PREFIX = re.compile(r"^(?:logs/.+?|findings|audit)/\d{4}/\d{2}(?:/\d{2})?")
+
+
+def _landed_prefix(key: str) -> str:
+    """The day prefix an archived object is under (`logs/<account>/<region>/<group>/<yyyy>/<mm>/<dd>`, ...)."""
+    match = _DAY_PREFIX.match(key)
+    return match.group(0) if match else key.rsplit("/", 1)[0]
 
 
 def _hour(ms: int) -> str:

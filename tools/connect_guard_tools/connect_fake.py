@@ -166,6 +166,7 @@ class ConnectFake:
             "ListSecurityProfileApplications": self._list_security_profile_applications,
             "CreateSecurityProfile": self._create_security_profile,
             "UpdateSecurityProfile": self._update_security_profile,
+            "DescribeInstance": self._describe_instance,
             "DescribeInstanceAttribute": self._describe_instance_attribute,
             "UpdateInstanceAttribute": self._update_instance_attribute,
             "AssociateInstanceStorageConfig": self._associate_instance_storage_config,
@@ -515,6 +516,19 @@ class ConnectFake:
             profile["Description"] = params["Description"]
         profile["LastModifiedTime"], profile["LastModifiedRegion"] = self._clock(), region
         return {}
+
+    # -- instances (the log archive: an instance's alias names its flow-log group) ------------
+
+    def _describe_instance(self, instance: _Instance, params: dict[str, Any], region: str) -> dict[str, Any]:
+        return {
+            "Instance": {
+                "Id": instance.id,
+                "Arn": instance.arn,
+                "InstanceAlias": instance.alias,
+                "InstanceStatus": "ACTIVE",
+                "IdentityManagementType": "CONNECT_MANAGED",
+            }
+        }
 
     # -- instance attributes (logging_guard: contact flow logs) --------------------------------
 

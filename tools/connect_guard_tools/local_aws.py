@@ -34,7 +34,14 @@ from connect_guard.clients import AwsClients
 from connect_guard.connect_storage import StorageSnapshots, StorageState
 from connect_guard.identity_center import DENY_SID, SCP_MAX_CHARACTERS, deny_statement
 from connect_guard.quarantine import RoleSnapshot, RoleSnapshots
-from connect_guard.settings import MEMBER_ROLE_PATH, SUITE_WRITER_ROLES, Settings, member_role_name, suite_role_name
+from connect_guard.settings import (
+    MEMBER_ROLE_PATH,
+    SUITE_WRITER_ROLES,
+    Settings,
+    member_export_parameter,
+    member_role_name,
+    suite_role_name,
+)
 from connect_guard.trails import TrailGateway, TrailSnapshots, TrailState
 from connect_guard_tools.backend_patches import BackendPatches
 from connect_guard_tools.connect_fake import ConnectFake, SeededInstance, seed_from_spec
@@ -751,6 +758,12 @@ class LocalAws:
                 )
             if account_id != SECURITY_ACCOUNT:  # the security stack holds its own policy, and no member roles
                 self.member_accounts.append(account_id)
+                regions = {self.region} | {i.region for i in self.instances if i.account_id == account_id}
+                self._provide(
+                    f"member export {account_id}",
+                    {"ssm"},
+                    functools.partial(self._seed_member_export, account_id, sorted(regions), account),
+                )
             self._provide(
                 f"iam {account_id}", {"iam", baseline}, functools.partial(self._seed_account_iam, account_id, account)
             )
@@ -850,11 +863,18 @@ class LocalAws:
             values = {f: {"S": str(canary[f])} for f in fields if canary.get(f)}
             dynamodb.put_item(TableName=self.baseline_table, Item={**key, **values})
 
+    def _seed_member_export(self, account_id: str, regions: list[str], account: dict[str, Any]) -> None:
+        """The SSM parameter each region's member stack publishes: its ExportLogGroups (`export_log_groups`)."""
+        value = json.dumps({"log_groups": list(account.get("export_log_groups") or [])})
+        for region in regions:
+            ssm = self.account_session(account_id).client("ssm", region_name=region)
+            ssm.put_parameter(Name=member_export_parameter(ENVIRONMENT), Value=value, Type="String", Overwrite=True)
+
     @staticmethod
     def _seed_member_roles(iam: Any) -> None:
         """The member stack's roles (member/template.yaml) in a source account."""
         trust = SECURITY_ACCOUNT_TRUST
-        for purpose in ("read", "rollback", "quarantine", "forward"):
+        for purpose in ("read", "rollback", "quarantine", "forward", "logs"):
             iam.create_role(
                 RoleName=member_role_name(ENVIRONMENT, purpose),
                 Path=MEMBER_ROLE_PATH,

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -79,17 +79,23 @@ class ExportReport:
     waiting: str | None = None  # why no new task was started
     behind: list[tuple[str, float]] = field(default_factory=list)  # (log group, hours behind)
     archived_objects: list[str] = field(default_factory=list)
-    # The smallest `exported_to` over every log source this cycle knows (None: no source): days
-    # ending at or before it are complete in the archive and may be sealed (connect_guard.manifests).
+    # The smallest `exported_to` of every log source this cycle knows (own export checkpoints and
+    # member pull checkpoints, failed ones included); None without any source. A day is sealable
+    # once it is over and its end is at or before this.
     low_watermark_ms: int | None = None
     manifests: list[str] = field(default_factory=list)  # manifest keys written this cycle
     manifest_errors: list[str] = field(default_factory=list)
 
 
-def prefix_for(log_group: str, start_ms: int) -> str:
-    """`logs/<log group>/<yyyy>/<mm>/<dd>`, the day the window starts (UTC)."""
+def _lowest(*marks: int | None) -> int | None:
+    return min((m for m in marks if m is not None), default=None)
+
+
+def prefix_for(log_group: str, start_ms: int, account_id: str, region: str) -> str:
+    """`logs/<account>/<region>/<log group>/<yyyy>/<mm>/<dd>`, the day the window starts (UTC):
+    the same layout as the member accounts' pulled windows (connect_guard.member_logs)."""
     day = datetime.fromtimestamp(start_ms / 1000, UTC)
-    return f"logs/{log_group.strip('/')}/{day:%Y/%m/%d}"
+    return f"logs/{account_id}/{region}/{log_group.strip('/')}/{day:%Y/%m/%d}"
 
 
 def next_window(exported_to: int, now_ms: int, lag_hours: int, max_window_hours: int) -> tuple[int, int] | None:
@@ -113,11 +119,15 @@ class LogExporter:
         lag_hours: int,
         max_window_hours: int,
         behind_alert_hours: int,
+        account_id: str,
+        region: str,
         clock: Callable[[], float] = time.time,
         poll_seconds: float = 5.0,
         budget_seconds: float = 240.0,
     ) -> None:
         self.logs = logs
+        self.account_id = account_id
+        self.region = region
         self.store = store
         self.bucket = bucket
         self.log_groups = log_groups
@@ -178,7 +188,7 @@ class LogExporter:
                 checkpoints[group] = self.store.get(group) or self._initial(group)
             except LookupError as error:
                 report.failed.append((group, str(error)))
-        known = list(checkpoints.values())  # the sources failing below still hold the watermark
+        known = list(checkpoints.values())  # also those dropped below after a failure: the sealing watermark
         # Settle whatever is in flight first: never start a second task beside it.
         for checkpoint in checkpoints.values():
             if checkpoint.task_id and not self._settle(checkpoint, report, deadline):
@@ -201,7 +211,7 @@ class LogExporter:
                     fromTime=start,
                     to=end - 1,  # `to` is inclusive; windows are half-open so they never overlap
                     destination=self.bucket,
-                    destinationPrefix=prefix_for(checkpoint.log_group, start),
+                    destinationPrefix=prefix_for(checkpoint.log_group, start, self.account_id, self.region),
                 )["taskId"]
             except ClientError as error:
                 code = error.response["Error"]["Code"]
@@ -235,77 +245,196 @@ class LogExporter:
         return report
 
 
+# The audit archive's position: one item (`export#audit`, `checkpoint`) in the checkpoint table.
+# The archiver before it kept one marker per day partition (`export#audit`, `<yyyy-mm-dd>`).
+AUDIT_CHECKPOINT_KEY = {"pk": {"S": "export#audit"}, "sk": {"S": "checkpoint"}}
+# A record is keyed by the time just before its write (AuditLog.stamp), by a function that runs
+# 15 minutes at most (Lambda's limit): a key older than that can no longer be overtaken by a
+# record keyed before it, so the archive reads only keys that old and skips nothing.
+AUDIT_SETTLE_SECONDS = 900
+AUDIT_DAYS_PER_RUN = 31  # day partitions with records archived per run; the next run goes on
+AUDIT_PARTITIONS_PER_RUN = 400  # partitions read per run, empty ones included (one Query each)
+AUDIT_RECORDS_PER_OBJECT = 5000  # bounds memory: a busy day lands as several objects
+# Findings held before one object is written: SNS messages are at most 256 KiB each.
+FINDINGS_PER_OBJECT = 500
+FINDINGS_BYTES_PER_OBJECT = 16 * 1024 * 1024
+
+
+@dataclass
+class AuditCheckpoint:
+    day: str  # yyyy-mm-dd: every day partition before it is archived
+    last_sk: str = ""  # and, in this one, every record keyed up to this
+    archived_to: int = 0  # epoch ms: every record keyed before this is archived
+    legacy_until: str | None = None  # days up to this may hold a marker of the per-day archiver
+
+
+class AuditCheckpointStore:
+    def __init__(self, dynamodb: Any, table_name: str) -> None:
+        self._db = dynamodb
+        self._table = table_name
+
+    def get(self) -> AuditCheckpoint | None:
+        item = self._db.get_item(TableName=self._table, Key=AUDIT_CHECKPOINT_KEY, ConsistentRead=True).get("Item")
+        return AuditCheckpoint(**json.loads(item["checkpoint"]["S"])) if item else None
+
+    def put(self, checkpoint: AuditCheckpoint) -> None:
+        self._db.put_item(
+            TableName=self._table, Item={**AUDIT_CHECKPOINT_KEY, "checkpoint": {"S": json.dumps(checkpoint.__dict__)}}
+        )
+
+    def legacy_marker(self, day: str) -> str:
+        """The last key the per-day archiver reached in that day's partition ("" when none)."""
+        key = {"pk": {"S": "export#audit"}, "sk": {"S": day}}
+        item = self._db.get_item(TableName=self._table, Key=key, ConsistentRead=True).get("Item")
+        return str(item["last_sk"]["S"]) if item else ""
+
+
+def _ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
 class JsonLinesArchiver:
-    """Findings (drained from the topic's archive queue) and audit records as JSON Lines in S3."""
+    """Findings (drained from the topic's archive queue) and audit records as JSON Lines in S3,
+    keyed by the day each object is written (UTC): a day's prefix is complete once it is over."""
 
     def __init__(self, s3: Any, bucket: str, clock: Callable[[], float] = time.time) -> None:
         self.s3 = s3
         self.bucket = bucket
         self.clock = clock
 
-    def _put(self, kind: str, day: datetime, lines: list[str]) -> str:
-        key = f"{kind}/{day:%Y/%m/%d}/{datetime.fromtimestamp(self.clock(), UTC):%H%M%S}-{uuid.uuid4().hex[:8]}.jsonl"
+    def _put(self, kind: str, lines: list[str]) -> str:
+        now = datetime.fromtimestamp(self.clock(), UTC)
+        key = f"{kind}/{now:%Y/%m/%d}/{now:%H%M%S}-{uuid.uuid4().hex[:8]}.jsonl"
         self.s3.put_object(
-            Bucket=self.bucket, Key=key, Body=("\n".join(lines) + "\n").encode(), ContentType="application/x-ndjson"
+            Bucket=self.bucket,
+            Key=key,
+            Body=("\n".join(lines) + "\n").encode(),
+            ContentType="application/x-ndjson",
+            ChecksumAlgorithm="SHA256",
         )
         return key
 
     def findings(self, sqs: Any, queue_url: str, max_batches: int = 100) -> list[str]:
-        """Drain the queue; a message is deleted only after the object holding it is written."""
-        keys = []
+        """Drain the queue; a message is deleted only after the object holding it is written.
+
+        Every receipt is deleted within the run, so within the queue's visibility timeout (longer
+        than the function's): a message is never read twice by one run, nor lost by one."""
+        keys: list[str] = []
+        held: list[dict[str, Any]] = []
+        size = 0
+
+        def flush() -> None:
+            nonlocal held, size
+            if held:
+                keys.append(self._put("findings", [m["Body"] for m in held]))
+                for start in range(0, len(held), 10):
+                    sqs.delete_message_batch(
+                        QueueUrl=queue_url,
+                        Entries=[
+                            {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
+                            for i, m in enumerate(held[start : start + 10])
+                        ],
+                    )
+            held, size = [], 0
+
         for _ in range(max_batches):
             messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get(
                 "Messages", []
             )
             if not messages:
                 break
-            by_day: dict[str, list[dict[str, Any]]] = {}
-            for message in messages:
-                body = message["Body"]
-                try:
-                    created = json.loads(body).get("created_at", "")[:10]
-                except (ValueError, AttributeError):
-                    created = ""
-                by_day.setdefault(created or datetime.now(UTC).strftime("%Y-%m-%d"), []).append(message)
-            for day, batch in by_day.items():
-                keys.append(self._put("findings", datetime.fromisoformat(day), [m["Body"] for m in batch]))
-                sqs.delete_message_batch(
-                    QueueUrl=queue_url,
-                    Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)],
-                )
+            held += messages
+            size += sum(len(m["Body"]) for m in messages)
+            if len(held) >= FINDINGS_PER_OBJECT or size >= FINDINGS_BYTES_PER_OBJECT:
+                flush()
+        flush()
         return keys
 
-    def audit(self, dynamodb: Any, audit_table: str, store_db: Any, checkpoint_table: str, days: int = 7) -> list[str]:
-        """Audit records newer than the last archived one, per day partition."""
-        keys = []
-        today = datetime.fromtimestamp(self.clock(), UTC)
-        for offset in range(days, -1, -1):
-            day = today - timedelta(days=offset)
-            marker_key = {"pk": {"S": "export#audit"}, "sk": {"S": f"{day:%Y-%m-%d}"}}
-            marker = store_db.get_item(TableName=checkpoint_table, Key=marker_key).get("Item")
-            values = {":pk": {"S": f"audit#{day:%Y-%m-%d}"}}
-            condition = "pk = :pk"
-            if marker:
-                condition += " AND sk > :after"
-                values[":after"] = marker["last_sk"]
-            kwargs: dict[str, Any] = {
-                "TableName": audit_table,
-                "KeyConditionExpression": condition,
-                "ExpressionAttributeValues": values,
-            }
-            items: list[dict[str, Any]] = []
-            while True:
-                page = dynamodb.query(**kwargs)
-                items += page.get("Items", [])
-                if "LastEvaluatedKey" not in page:
-                    break
-                kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-            if not items:
-                continue
-            lines = [json.dumps({k: v.get("S", v) for k, v in item.items()}, sort_keys=True) for item in items]
-            keys.append(self._put("audit", day, lines))
-            store_db.put_item(TableName=checkpoint_table, Item={**marker_key, "last_sk": {"S": items[-1]["sk"]["S"]}})
+    def audit(
+        self,
+        dynamodb: Any,
+        audit_table: str,
+        store_db: Any,
+        checkpoint_table: str,
+        max_days: int = AUDIT_DAYS_PER_RUN,
+    ) -> list[str]:
+        """Audit records after the checkpoint, day partition by day partition, however long ago it
+        stopped: at most `max_days` partitions with records a run, the next run goes on."""
+        store = AuditCheckpointStore(store_db, checkpoint_table)
+        now = datetime.fromtimestamp(self.clock(), UTC)
+        settled = now - timedelta(seconds=AUDIT_SETTLE_SECONDS)
+        checkpoint = store.get() or self._first(dynamodb, audit_table, now)
+        keys: list[str] = []
+        days_written = 0
+        for _ in range(AUDIT_PARTITIONS_PER_RUN):
+            start = datetime.fromisoformat(checkpoint.day).replace(tzinfo=UTC)
+            if start > settled:
+                break
+            end = start + timedelta(days=1)
+            upto = min(settled, end)
+            after = checkpoint.last_sk
+            if checkpoint.legacy_until is not None and checkpoint.day <= checkpoint.legacy_until:
+                after = max(after, store.legacy_marker(checkpoint.day))  # archived before the upgrade
+            wrote = False
+            for records in self._records(dynamodb, audit_table, checkpoint.day, after, upto):
+                lines = [json.dumps({k: v.get("S", v) for k, v in r.items()}, sort_keys=True) for r in records]
+                keys.append(self._put("audit", lines))
+                checkpoint.last_sk = records[-1]["sk"]["S"]
+                store.put(checkpoint)  # after the object: a crash re-reads, never skips
+                wrote = True
+            checkpoint.archived_to = max(checkpoint.archived_to, _ms(upto))
+            if upto == end:  # the day is over and settled: no record can join it any more
+                checkpoint.day, checkpoint.last_sk = f"{end:%Y-%m-%d}", ""
+                if checkpoint.legacy_until is not None and checkpoint.day > checkpoint.legacy_until:
+                    checkpoint.legacy_until = None
+            store.put(checkpoint)
+            days_written += wrote
+            if upto < end or days_written >= max_days:
+                break
         return keys
+
+    @staticmethod
+    def _first(dynamodb: Any, audit_table: str, now: datetime) -> AuditCheckpoint:
+        """No checkpoint yet: start at the audit table's creation day (no record is older, and it
+        takes one DescribeTable, no Scan). Markers of the per-day archiver, if this is an upgrade,
+        say where each partition up to today was left."""
+        created = dynamodb.describe_table(TableName=audit_table)["Table"]["CreationDateTime"]
+        day = created.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        return AuditCheckpoint(f"{day:%Y-%m-%d}", archived_to=_ms(day), legacy_until=f"{now:%Y-%m-%d}")
+
+    @staticmethod
+    def _records(
+        dynamodb: Any, audit_table: str, day: str, after: str, upto: datetime
+    ) -> Iterator[list[dict[str, Any]]]:
+        """The partition's records keyed after `after` and before `upto`, in key order, in chunks."""
+        before = upto.isoformat(timespec="microseconds")
+        if after and after >= before:
+            return
+        values = {":pk": {"S": f"audit#{day}"}, ":before": {"S": before}}
+        if after:  # BETWEEN is inclusive: the record at `after` is dropped below
+            condition, values[":after"] = "pk = :pk AND sk BETWEEN :after AND :before", {"S": after}
+        else:
+            condition = "pk = :pk AND sk < :before"
+        kwargs: dict[str, Any] = {
+            "TableName": audit_table,
+            "KeyConditionExpression": condition,
+            "ExpressionAttributeValues": values,
+        }
+        chunk: list[dict[str, Any]] = []
+        while True:
+            page = dynamodb.query(**kwargs)
+            for item in page.get("Items", []):
+                if item["sk"]["S"] == after:
+                    continue
+                chunk.append(item)
+                if len(chunk) >= AUDIT_RECORDS_PER_OBJECT:
+                    yield chunk
+                    chunk = []
+            if "LastEvaluatedKey" not in page:
+                break
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        if chunk:
+            yield chunk
 
 
 def archive_cycle(settings: Settings, clients: AwsClients, clock: Callable[[], float] = time.time) -> ExportReport:
@@ -321,9 +450,13 @@ def archive_cycle(settings: Settings, clients: AwsClients, clock: Callable[[], f
         lag_hours=settings.export_lag_hours,
         max_window_hours=settings.export_max_window_hours,
         behind_alert_hours=settings.archive_behind_alert_hours,
+        account_id=settings.own_account_id,
+        region=settings.region,
         clock=clock,
+        budget_seconds=150.0,  # the rest of the 300 s run: member pulls, findings and audit
     )
     report = exporter.run()
+    _merge(report, _pull_member_logs(settings, clients, store, clock))
     archiver = JsonLinesArchiver(clients.client("s3"), settings.archive_bucket_name, clock)
     if settings.findings_archive_queue_url:
         report.archived_objects += archiver.findings(clients.client("sqs"), settings.findings_archive_queue_url)
@@ -331,11 +464,32 @@ def archive_cycle(settings: Settings, clients: AwsClients, clock: Callable[[], f
         report.archived_objects += archiver.audit(
             clients.dynamodb, settings.audit_table_name, clients.dynamodb, settings.checkpoint_table_name
         )
+        audit = AuditCheckpointStore(clients.dynamodb, settings.checkpoint_table_name).get()
+        behind = (clock() * 1000 - audit.archived_to) / HOUR_MS if audit else 0.0
+        if behind > settings.archive_behind_alert_hours:
+            report.behind.append(("audit records", round(behind, 1)))
     _seal(settings, clients, report, clock)
     problems = _problems(report, store)
     if problems:
         _alert(settings, clients, problems, clock)
     return report
+
+
+def _pull_member_logs(
+    settings: Settings, clients: AwsClients, store: CheckpointStore, clock: Callable[[], float]
+) -> ExportReport:
+    from connect_guard.member_logs import pull_member_logs  # it builds on this module
+
+    return pull_member_logs(settings, clients, store, clock)
+
+
+def _merge(report: ExportReport, pulled: ExportReport) -> None:
+    """The member accounts' pulls into the cycle's report (their sources named `<account>/<region>/...`)."""
+    report.completed += pulled.completed
+    report.failed += pulled.failed
+    report.behind += pulled.behind
+    report.archived_objects += pulled.archived_objects
+    report.low_watermark_ms = _lowest(report.low_watermark_ms, pulled.low_watermark_ms)
 
 
 def _problems(report: ExportReport, store: CheckpointStore) -> list[str]:

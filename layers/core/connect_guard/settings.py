@@ -39,8 +39,9 @@ DEFAULT_PRIVILEGED_PERMISSIONS = (
 # The member stack's roles (member/template.yaml): one that reads, one per responsive control
 # that writes (created only in enforce mode), and the one its forwarding rules use.
 MEMBER_ROLE_PATH = "/connect-guard/"
-MemberPurpose = Literal["read", "rollback", "quarantine", "forward", "sso", "canary"]
+MemberPurpose = Literal["read", "rollback", "quarantine", "forward", "sso", "canary", "logs"]
 # "canary": the scheduler role whose harmless tag writes prove the event path (liveness).
+# "logs": reads the account's Connect flow logs (and the groups its stack lists) for the archive.
 # "sso": the deny-list SCP's role, in the account that administers IAM Identity Center.
 WRITE_PURPOSES: tuple[MemberPurpose, ...] = ("rollback", "quarantine", "sso")
 
@@ -54,7 +55,7 @@ SUITE_ROLES = (
     *("slack-notifier", "securityhub-import", "chat-notifier", "liveness"),
     "redrive",  # RedriveRole: the one sender the responder queues admit besides their rules
 )
-MEMBER_PURPOSES: tuple[MemberPurpose, ...] = ("read", "rollback", "quarantine", "forward", "sso", "canary")
+MEMBER_PURPOSES: tuple[MemberPurpose, ...] = ("read", "rollback", "quarantine", "forward", "sso", "canary", "logs")
 
 DEDUP_TTL_SECONDS = 20 * 86_400
 
@@ -85,6 +86,11 @@ class ModeDecision:
 
 def member_role_name(environment: str, purpose: MemberPurpose) -> str:
     return f"connect-guard-{environment}-member-{purpose}"
+
+
+def member_export_parameter(environment: str) -> str:
+    """The SSM parameter each member stack publishes per region: the log groups it lists for the archive."""
+    return f"/connect-guard/{environment}/member/export"
 
 
 def suite_role_name(environment: str, control: str) -> str:

@@ -71,6 +71,7 @@ BUCKET_EVENTS = (
     "PutBucketObjectLockConfiguration",
     "PutBucketEncryption",
     "DeleteBucketEncryption",
+    "PutBucketLogging",
     "DeleteBucket",
 )
 HANDLED = {EVENTS: RULE_EVENTS, LOGS: LOG_EVENTS, S3: BUCKET_EVENTS}
@@ -364,6 +365,12 @@ class PlumbingGuard:
             decision.notes = (
                 "Object Lock settings changed: in compliance mode retention can't be shortened, in governance mode it "
                 f"can; check the bucket's default retention and {REDEPLOY}",
+            )
+            return self._settle(decision)
+        if event_name == "PutBucketLogging":
+            decision.notes = (
+                "the archive bucket's server access logging changed (turned off or sent elsewhere, a deletion of "
+                f"evidence would go unrecorded); the suite does not carry its target; {REDEPLOY}",
             )
             return self._settle(decision)
         if event_name == "DeleteBucket":
