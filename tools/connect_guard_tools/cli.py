@@ -577,6 +577,11 @@ def _slack(finding: dict[str, Any], args: argparse.Namespace, out: TextIO, sourc
         out.write("      slack: posted to the webhook\n")
 
 
+def export_shift_hours(settings: Settings) -> int:
+    """How far `--export` moves the clock: past ExportLagHours, and past the end of today."""
+    return settings.export_lag_hours + 26
+
+
 def _export(aws: LocalAws, replayer: Replayer, out: TextIO, json_mode: bool = False) -> None:
     """One archive cycle. The demo's log groups are minutes old and exports wait ExportLagHours,
     so the cycle runs on a clock moved past the lag and the end of today (said in the output):
@@ -605,7 +610,7 @@ def _export(aws: LocalAws, replayer: Replayer, out: TextIO, json_mode: bool = Fa
             logStreamName="demo",
             logEvents=[{"timestamp": now_ms, "message": json.dumps({"message": line})}],
         )
-    shift_hours = settings.export_lag_hours + 26
+    shift_hours = export_shift_hours(settings)
     signing = aws.session.client("kms").create_key(
         KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY", Description="connect-guard archive signing key"
     )
