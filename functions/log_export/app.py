@@ -1,4 +1,5 @@
-"""Scheduled log archive: export log windows to S3, archive findings and audit records."""
+"""Scheduled log archive: export log windows to S3, archive findings and audit records, seal
+complete days in signed manifests."""
 
 from typing import Any
 
@@ -22,6 +23,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         "waiting": report.waiting,
         "behind": report.behind,
         "archived_objects": len(report.archived_objects),
+        "manifests": report.manifests,
     }
     logger.info("archive cycle finished", extra=summary)
     return summary

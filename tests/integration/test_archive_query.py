@@ -48,7 +48,7 @@ def archive() -> Archive:
                 replayer.replay(item)
         out = io.StringIO()
         cli._export(aws, replayer, out)  # the replay's --export: one cycle, its clock past the lag
-        shifted = time.time() + (settings.export_lag_hours + 2) * 3600
+        shifted = time.time() + cli.export_shift_hours(settings) * 3600
         s3 = aws.session.client("s3")
         objects = {}
         for page in s3.get_paginator("list_objects_v2").paginate(Bucket=aws.archive_bucket):

@@ -6,6 +6,7 @@ import gzip
 import io
 import json
 import re
+import time
 from collections import Counter
 
 import pytest
@@ -234,6 +235,9 @@ def test_replay_export_shows_what_landed_in_the_archive():
         rf"s3://connect-guard-archive/logs/123456789012/us-east-1/connect-guard/dev/policy-alerts/{day}/", output
     )
     assert "failed" not in output.split("[export]", 1)[1]
+    # The clock is past the end of the day the replay ran: that day is sealed.
+    today = time.strftime("%Y/%m/%d", time.gmtime())
+    assert f"s3://connect-guard-archive/manifests/{today}.json (day sealed: signed digest manifest)" in output
 
 
 def test_replay_renders_alerts_as_slack_shows_them():
@@ -339,6 +343,7 @@ def test_json_output_is_only_json_lines_whatever_the_options(capsys):
     assert all(a["status"] == "taken" for r in released for a in r["actions"])
     (export,) = [r for r in rows if r["kind"] == "export"]
     assert any(p["prefix"].startswith("s3://connect-guard-archive/findings") for p in export["landed"])
+    assert [m.split("/")[3] for m in export["manifests"]] == ["manifests"]
     (liveness,) = [r for r in rows if r["kind"] == "liveness"]
     assert liveness["at"] == "2026-11-20T12:00:00Z" and liveness["silent"][0]["severity"] == "HIGH"
     (drift,) = [r for r in rows if r["kind"] == "drift"]

@@ -406,6 +406,8 @@ def leading_keys(call: Call, table: str | None = None) -> tuple[str, ...] | None
 def requests_of(call: Call, lookup: ArnLookup) -> list[Request]:
     """The IAM requests one call makes: its action on each resource it names."""
     action = f"{call.service}:{ACTION_NAMES.get((call.service, call.operation), call.operation)}"
+    if action == "s3:GetObject" and "VersionId" in call.params:  # a version read is its own action
+        action = "s3:GetObjectVersion"
     if action in UNAUTHORIZED_ACTIONS:
         return []
     context: Context = {"aws:RequestedRegion": call.region, "aws:SecureTransport": "true"}
@@ -488,6 +490,7 @@ KMS_BEHIND: dict[str, tuple[str, ...]] = {
     "sqs:ReceiveMessage": ("Decrypt",),
     "s3:PutObject": ("GenerateDataKey",),
     "s3:GetObject": ("Decrypt",),
+    "s3:GetObjectVersion": ("Decrypt",),
     "dynamodb:*": ("Decrypt",),  # the table key, on every data-plane call
 }
 

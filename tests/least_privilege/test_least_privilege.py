@@ -136,6 +136,12 @@ class Run:
 
 
 # ---- the embedded stack, as the template names it -----------------------------------------------
+def _signing_key(kms: Any) -> dict[str, str]:
+    """The manifests' asymmetric key (connect_guard.manifests), as the template makes it."""
+    key = kms.create_key(KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")["KeyMetadata"]
+    return {"ArchiveSigningKey": key["KeyId"], "ArchiveSigningKey.Arn": key["Arn"]}
+
+
 def physical_resources(aws: LocalAws, archive_key: str, chat_topic: str) -> dict[str, str]:
     """Template logical ID (Ref) and `ID.Attribute` (GetAtt) → the embedded resource playing it."""
     dynamodb, sqs, kms = (aws.session.client(service) for service in ("dynamodb", "sqs", "kms"))
@@ -147,6 +153,7 @@ def physical_resources(aws: LocalAws, archive_key: str, chat_topic: str) -> dict
         "SuiteKey.Arn": kms.describe_key(KeyId=aws.key_id)["KeyMetadata"]["Arn"],
         "ArchiveKey": archive_key,
         "ArchiveKey.Arn": kms.describe_key(KeyId=archive_key)["KeyMetadata"]["Arn"],
+        **_signing_key(kms),
         "ArchiveBucket": aws.archive_bucket,
         "ArchiveBucket.Arn": f"arn:aws:s3:::{aws.archive_bucket}",
         "FindingsArchiveQueue": aws.findings_archive_url,
@@ -423,7 +430,8 @@ def run_schedules(aws: LocalAws, log: CallLog, stacks: Stacks) -> None:
     # function's own role there), as ConnectInstanceArns would list it; the other functions' runs
     # stay as they were.
     settings = settings.model_copy(update={"connect_instance_arns": (*settings.connect_instance_arns, OWN_EU_ARN)})
-    later = time.time() + (settings.export_lag_hours + 2) * 3600  # past the lag: windows to export
+    # Past the lag and the end of today: windows to export, and today complete, so sealed.
+    later = time.time() + (settings.export_lag_hours + 26) * 3600
     with log.running("LogExportFunction", "scheduled archive cycle"):
         archive_cycle(settings, container(aws), clock=lambda: later)
 

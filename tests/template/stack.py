@@ -275,6 +275,7 @@ ARCHIVE_ENV = {
     # The exporter keeps its checkpoints (pk "export#<log group>") in the baseline table.
     "CHECKPOINT_TABLE_NAME": {"Ref": "BaselineTable"},
     "FINDINGS_ARCHIVE_QUEUE_URL": {"Ref": "FindingsArchiveQueue"},
+    "ARCHIVE_SIGNING_KEY_ARN": {"Fn::GetAtt": ["ArchiveSigningKey", "Arn"]},
 }
 # Slack delivery (connect_guard.settings: slack_webhook_secret_arn, slack_digest_*).
 SLACK_ENV = {

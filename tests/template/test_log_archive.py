@@ -259,9 +259,13 @@ LOG_EXPORT_ACTIONS: dict[str, Any] = {
     "logs:CreateExportTask": EXPORTABLE_LOG_GROUPS,
     "logs:DescribeExportTasks": ["*"],
     "logs:DescribeLogGroups": ["*"],
-    "s3:PutObject": [{"Fn::Sub": "${ArchiveBucket.Arn}/*"}],  # no read of the bucket or the archive
-    "kms:Decrypt": {"SuiteKey"},
+    "s3:PutObject": [{"Fn::Sub": "${ArchiveBucket.Arn}/*"}],
+    # Sealing: versions listed and read by version ID only (no plain GetObject or ListBucket).
+    "s3:ListBucketVersions": {"ArchiveBucket"},
+    "s3:GetObjectVersion": [{"Fn::Sub": "${ArchiveBucket.Arn}/*"}],
+    "kms:Decrypt": {"ArchiveKey", "SuiteKey"},
     "kms:GenerateDataKey": {"ArchiveKey", "SuiteKey"},
+    "kms:Sign": {"ArchiveSigningKey"},
     "sqs:ReceiveMessage": {"FindingsArchiveQueue"},
     "sqs:DeleteMessage": {"FindingsArchiveQueue"},
     **{f"dynamodb:{verb}": {"BaselineTable"} for verb in ("GetItem", "PutItem")},  # checkpoints, by key
@@ -382,6 +386,30 @@ def test_archive_settings_read_from_the_template_environment() -> None:
     # An alert on every run helps nobody: the default threshold is past the lag and one interval.
     p = T["Parameters"]
     assert p["ArchiveBehindAlertHours"]["Default"] > p["ExportLagHours"]["Default"] + 1
+
+
+EXPORTER_ROLE_ARN = (
+    "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/connect-guard/connect-guard-${Environment}-log-export"
+)
+
+
+def test_manifests_are_signed_by_their_own_asymmetric_key_that_only_the_exporter_may_sign_with() -> None:
+    key = RESOURCES["ArchiveSigningKey"]
+    assert (key["DeletionPolicy"], key["UpdateReplacePolicy"]) == ("Retain", "Retain")  # old manifests verify
+    p = key["Properties"]
+    assert (p["KeySpec"], p["KeyUsage"]) == ("ECC_NIST_P256", "SIGN_VERIFY")
+    assert "EnableKeyRotation" not in p  # asymmetric keys have no automatic rotation
+    root, deny = p["KeyPolicy"]["Statement"]
+    assert root["Principal"] == {"AWS": {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}}
+    assert (deny["Effect"], deny["Principal"], deny["Action"]) == ("Deny", "*", "kms:Sign")
+    # The exporter's role by name and path (its policy names the key: a GetAtt here would be a cycle).
+    role = props("LogExportFunctionRole")
+    assert role["Path"] + role["RoleName"]["Fn::Sub"] == EXPORTER_ROLE_ARN.split(":role")[1]
+    assert deny["Condition"] == {"ArnNotEquals": {"aws:PrincipalArn": {"Fn::Sub": EXPORTER_ROLE_ARN}}}
+    assert props("ArchiveSigningKeyAlias")["TargetKeyId"] == {"Ref": "ArchiveSigningKey"}
+    env = props("LogExportFunction")["Environment"]["Variables"]
+    assert env["ARCHIVE_SIGNING_KEY_ARN"] == {"Fn::GetAtt": ["ArchiveSigningKey", "Arn"]}
+    assert T["Outputs"]["ArchiveSigningKeyArn"]["Value"] == {"Fn::GetAtt": ["ArchiveSigningKey", "Arn"]}
 
 
 # ---- no finding lost without an alarm first ----------------------------------------------------

@@ -50,7 +50,8 @@ def test_every_key_of_the_stack_is_a_suite_key_of_the_logging_guard():
     keys = {name for name, r in T["Resources"].items() if r["Type"] == "AWS::KMS::Key"}
     delimiter, listed = props("LoggingGuardFunction")["Environment"]["Variables"]["SUITE_KEY_ARNS"]["Fn::Join"]
     assert delimiter == "," and all(set(item) == {"Fn::GetAtt"} and item["Fn::GetAtt"][1] == "Arn" for item in listed)
-    assert {item["Fn::GetAtt"][0] for item in listed} == keys == {"SuiteKey", "ArchiveKey", "OperationsKey"}
+    assert {item["Fn::GetAtt"][0] for item in listed} == keys
+    assert keys == {"SuiteKey", "ArchiveKey", "OperationsKey", "ArchiveSigningKey"}
 
 
 def test_the_function_reads_this_accounts_keys_and_restores_them_only_in_enforce_mode():

@@ -7,7 +7,7 @@ import argparse
 import re
 import sys
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import NoReturn
 
 _PARTITION = r"arn:aws(?:-cn|-us-gov|-iso[a-z]*)?"
@@ -81,3 +81,10 @@ def utc_time(text: str) -> datetime:
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 time (e.g. 2026-11-20T12:30:00Z)") from None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def utc_day(text: str) -> date:
+    try:
+        return date.fromisoformat(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a day (e.g. 2026-11-20)") from None

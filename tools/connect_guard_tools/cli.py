@@ -211,7 +211,23 @@ def _parser() -> argparse.ArgumentParser:
         help="your role in that account that may create roles (default: these credentials)",
     )
     _operations_parsers(commands)
+    _verify_parser(commands)
     return parser
+
+
+def _verify_parser(commands: Any) -> None:
+    """`verify-archive` (connect_guard_tools.verify_archive)."""
+    verify = commands.add_parser(
+        "verify-archive",
+        help="check the evidence archive against its signed daily manifests (real AWS, read only)",
+        description="Check each sealed day's manifest (KMS signature, chain to the previous day) and every "
+        "object it lists (same version, size and SHA-256), and report objects it does not list and days "
+        "without a manifest. Exit 0 only when everything checks.",
+    )
+    _stack_arguments(verify)
+    verify.add_argument("--from", dest="first", type=arguments.utc_day, help="first day to check (YYYY-MM-DD)")
+    verify.add_argument("--to", dest="last", type=arguments.utc_day, help="last day to check (YYYY-MM-DD)")
+    verify.add_argument("--json", action="store_true", help="one JSON object on stdout")
 
 
 def _operations_parsers(commands: Any) -> None:
@@ -561,11 +577,17 @@ def _slack(finding: dict[str, Any], args: argparse.Namespace, out: TextIO, sourc
         out.write("      slack: posted to the webhook\n")
 
 
+def export_shift_hours(settings: Settings) -> int:
+    """How far `--export` moves the clock: past ExportLagHours, and past the end of today."""
+    return settings.export_lag_hours + 26
+
+
 def _export(aws: LocalAws, replayer: Replayer, out: TextIO, json_mode: bool = False) -> None:
     """One archive cycle. The demo's log groups are minutes old and exports wait ExportLagHours,
-    so the cycle runs on a clock moved past the lag (said in the output). The security account's
-    own groups go by export task; a member account's Connect flow logs are pulled through its
-    member-logs role, and land next to them under `logs/<account>/<region>/`."""
+    so the cycle runs on a clock moved past the lag and the end of today (said in the output):
+    today's objects are then complete, and its manifest is sealed and signed. The security
+    account's own groups go by export task; a member account's Connect flow logs are pulled
+    through its member-logs role, and land next to them under `logs/<account>/<region>/`."""
     from connect_guard.archive import archive_cycle
     from connect_guard_tools.local_aws import SECURITY_ACCOUNT
 
@@ -588,11 +610,17 @@ def _export(aws: LocalAws, replayer: Replayer, out: TextIO, json_mode: bool = Fa
             logStreamName="demo",
             logEvents=[{"timestamp": now_ms, "message": json.dumps({"message": line})}],
         )
-    shift_hours = settings.export_lag_hours + 2
-    settings = settings.model_copy(update={"export_log_groups": tuple(own)})
+    shift_hours = export_shift_hours(settings)
+    signing = aws.session.client("kms").create_key(
+        KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY", Description="connect-guard archive signing key"
+    )
+    settings = settings.model_copy(
+        update={"export_log_groups": tuple(own), "archive_signing_key_arn": signing["KeyMetadata"]["Arn"]}
+    )
     report = archive_cycle(settings, aws.clients, clock=lambda: time.time() + shift_hours * 3600)
     keys = [o["Key"] for o in aws.session.client("s3").list_objects_v2(Bucket=aws.archive_bucket).get("Contents", [])]
-    landed = sorted({_landed_prefix(k) for k in keys if "/" in k})
+    sealed = {"manifests/" + "/".join(m.split("/")[1:3]) for m in report.manifests}  # listed below
+    landed = sorted({_landed_prefix(k) for k in keys if "/" in k} - sealed)
     if json_mode:
         body = {
             "clock_shift_hours": shift_hours,
@@ -602,10 +630,11 @@ def _export(aws: LocalAws, replayer: Replayer, out: TextIO, json_mode: bool = Fa
                 {"prefix": f"s3://{aws.archive_bucket}/{p}/", "objects": sum(k.startswith(p + "/") for k in keys)}
                 for p in landed
             ],
+            "manifests": [f"s3://{aws.archive_bucket}/{m}" for m in report.manifests],
         }
         _emit(out, "export", body)
         return
-    out.write(f"\n[export] clock moved {shift_hours} h ahead (exports wait ExportLagHours)\n")
+    out.write(f"\n[export] clock moved {shift_hours} h ahead (exports wait ExportLagHours; today is then over)\n")
     for group, start, end in report.completed:
         how = "pulled" if group[:12].isdigit() else "exported"  # `<account>/<region>/<group>`: a member's
         out.write(f"      {how} {group}: {_hour(start)} .. {_hour(end)} (checkpoint advanced)\n")
@@ -615,6 +644,8 @@ def _export(aws: LocalAws, replayer: Replayer, out: TextIO, json_mode: bool = Fa
         out.write(
             f"      s3://{aws.archive_bucket}/{prefix}/ ({sum(k.startswith(prefix + '/') for k in keys)} objects)\n"
         )
+    for manifest in report.manifests:
+        out.write(f"      s3://{aws.archive_bucket}/{manifest} (day sealed: signed digest manifest)\n")
 
 
 _DAY_PREFIX = re.compile(r"^(?:logs/.+?|findings|audit)/\d{4}/\d{2}(?:/\d{2})?")
@@ -1055,6 +1086,10 @@ def _main(argv: Sequence[str] | None) -> int:
             from connect_guard_tools.operations import status_command
 
             return status_command(args, sys.stdout)
+        if args.command == "verify-archive":
+            from connect_guard_tools.verify_archive import verify_command
+
+            return verify_command(args, sys.stdout)
     except BrokenPipeError:  # `connect-guard replay | head`: the reader has all it wants
         sys.stderr.close()
         return 0

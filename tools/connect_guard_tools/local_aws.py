@@ -329,6 +329,25 @@ class TrailInsights(BackendPatches):
         return [mock.patch.object(Trail, "put_insight_selectors", replace)]
 
 
+class NullVersionReads(BackendPatches):
+    """HeadObject with VersionId "null" (an object written while versioning was off or
+    suspended) reads that version in AWS; moto answers 400 unless the bucket is versioned now.
+    On such a bucket the null version is the key's current one: read it as such. Started with
+    the archive bucket (moto's S3 responses load with the first S3 call, not at start-up)."""
+
+    def patches(self) -> list[Any]:
+        from moto.s3.responses import S3Response
+
+        head = S3Response.head_object
+
+        def head_object(response: Any, bucket_name: str, query: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+            if query.get("versionId") == ["null"] and not response.backend.get_bucket(bucket_name).is_versioned:
+                query = {k: v for k, v in query.items() if k != "versionId"}
+            return head(response, bucket_name, query, *args, **kwargs)
+
+        return [mock.patch.object(S3Response, "head_object", head_object)]
+
+
 class ScpLimits(BackendPatches):
     """Organizations' size limit for an SCP document (5,120 characters), which moto does not hold."""
 
@@ -595,6 +614,9 @@ class LocalAws:
         """The archive bucket; the suite's rules, log groups and archive settings as template.yaml
         deploys them, and the SSM parameter that says so (PlumbingStateParameter)."""
         self.session.client("s3").create_bucket(Bucket=self.archive_bucket)
+        null_versions = NullVersionReads()
+        null_versions.start()
+        self._strictness.append(null_versions)  # stopped with the others
         self.plumbing = EmbeddedPlumbing.create(self.session, self.archive_bucket, self.key_id)
         if self._plumbing_tampered is not None:
             self.plumbing.tamper(self.session, self._plumbing_tampered)

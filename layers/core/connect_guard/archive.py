@@ -83,6 +83,8 @@ class ExportReport:
     # member pull checkpoints, failed ones included); None without any source. A day is sealable
     # once it is over and its end is at or before this.
     low_watermark_ms: int | None = None
+    manifests: list[str] = field(default_factory=list)  # manifest keys written this cycle
+    manifest_errors: list[str] = field(default_factory=list)
 
 
 def _lowest(*marks: int | None) -> int | None:
@@ -466,6 +468,7 @@ def archive_cycle(settings: Settings, clients: AwsClients, clock: Callable[[], f
         behind = (clock() * 1000 - audit.archived_to) / HOUR_MS if audit else 0.0
         if behind > settings.archive_behind_alert_hours:
             report.behind.append(("audit records", round(behind, 1)))
+    _seal(settings, clients, report, clock)
     problems = _problems(report, store)
     if problems:
         _alert(settings, clients, problems, clock)
@@ -498,7 +501,31 @@ def _problems(report: ExportReport, store: CheckpointStore) -> list[str]:
         if persistent or not transient:  # missing group, bucket policy or KMS denial: say so at once
             problems.append(f"{group}: export failed ({reason}); its checkpoint did not move")
     problems += [f"{group}: archive is {hours} h behind" for group, hours in report.behind]
+    problems += report.manifest_errors
     return problems
+
+
+def _seal(settings: Settings, clients: AwsClients, report: ExportReport, clock: Callable[[], float]) -> None:
+    """Seal the days now complete; a failure is alerted and leaves the rest of the cycle done."""
+    from connect_guard.manifests import ManifestStore, seal_days
+
+    if not settings.archive_signing_key_arn:
+        return
+    assert settings.archive_bucket_name and settings.checkpoint_table_name
+    try:
+        sealed = seal_days(
+            clients.client("s3"),
+            clients.client("kms"),
+            settings.archive_bucket_name,
+            settings.archive_signing_key_arn,
+            ManifestStore(clients.dynamodb, settings.checkpoint_table_name),
+            report.low_watermark_ms,
+            clock(),
+        )
+    except Exception as error:  # any failure: alerted, and the next run seals again
+        report.manifest_errors.append(f"manifests: sealing failed ({type(error).__name__}: {error})")
+        return
+    report.manifests += sealed.sealed
 
 
 def _alert(settings: Settings, clients: AwsClients, problems: list[str], clock: Callable[[], float]) -> None:

@@ -163,6 +163,7 @@ class Settings(BaseModel):
     archive_behind_alert_hours: int = Field(default=48, ge=1)
     checkpoint_table_name: str | None = None
     findings_archive_queue_url: str | None = None
+    archive_signing_key_arn: str | None = None  # signs each sealed day's manifest (connect_guard.manifests)
     # Slack delivery.
     slack_webhook_secret_arn: str | None = None
     slack_digest_window_seconds: int = Field(default=300, ge=10)
@@ -254,6 +255,7 @@ class Settings(BaseModel):
         "archive_bucket_name",
         "checkpoint_table_name",
         "findings_archive_queue_url",
+        "archive_signing_key_arn",
         "slack_webhook_secret_arn",
         "chat_topic_arn",
         "source_queue_arn",
@@ -393,6 +395,7 @@ class Settings(BaseModel):
             "archive_behind_alert_hours": "ARCHIVE_BEHIND_ALERT_HOURS",
             "checkpoint_table_name": "CHECKPOINT_TABLE_NAME",
             "findings_archive_queue_url": "FINDINGS_ARCHIVE_QUEUE_URL",
+            "archive_signing_key_arn": "ARCHIVE_SIGNING_KEY_ARN",
             "slack_webhook_secret_arn": "SLACK_WEBHOOK_SECRET_ARN",
             "slack_digest_window_seconds": "SLACK_DIGEST_WINDOW_SECONDS",
             "slack_digest_threshold": "SLACK_DIGEST_THRESHOLD",
