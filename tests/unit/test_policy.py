@@ -5,7 +5,15 @@ import json
 import pytest
 
 from connect_guard.errors import PoisonEventError
-from connect_guard.policy import MAX_DOCUMENT_CHARS, Severity, analyse, known_aws_managed, parse_document
+from connect_guard.policy import (
+    ESCALATION_ACTIONS,
+    MAX_DOCUMENT_CHARS,
+    Severity,
+    analyse,
+    known_aws_managed,
+    parse_document,
+    patterns_overlap,
+)
 
 
 def doc(*statements: dict) -> str:
@@ -105,3 +113,117 @@ def test_admin_grade_aws_managed_policies_are_known_by_name():
     assert known_aws_managed("arn:aws:iam::aws:policy/AmazonConnect_FullAccess")[0] == Severity.HIGH
     assert known_aws_managed("arn:aws:iam::111122223333:policy/AdministratorAccess") is None
     assert known_aws_managed("arn:aws:iam::aws:policy/ReadOnlyAccess") is None
+
+
+MFA_AND_IP = {"Bool": {"aws:MultiFactorAuthPresent": "true"}, "IpAddress": {"aws:SourceIp": "203.0.113.0/24"}}
+
+
+def test_a_conditioned_admin_grant_stays_critical_and_says_its_condition_keys():
+    analysis = analyse(parse_document(doc(allow("*", Condition=MFA_AND_IP))))
+    assert analysis.severity == Severity.CRITICAL
+    assert analysis.reasons[0] == "full administrator access (Action * on Resource *)"
+    assert (
+        "grant conditioned on aws:MultiFactorAuthPresent, aws:SourceIp: the severity assumes the condition holds"
+        in analysis.reasons
+    )
+
+
+def test_a_conditioned_connect_write_grant_stays_high_and_says_so():
+    analysis = analyse(
+        parse_document(doc(allow("connect:Update*", Condition={"Bool": {"aws:SecureTransport": "true"}})))
+    )
+    assert analysis.severity == Severity.HIGH
+    assert analysis.reasons[1] == "grant conditioned on aws:SecureTransport: the severity assumes the condition holds"
+
+
+def test_a_deny_overlapping_part_of_the_grant_is_said():
+    document = doc(
+        allow(["iam:*", "s3:GetObject"]),
+        {"Effect": "Deny", "Action": ["iam:Delete*", "ec2:*"], "Resource": "arn:aws:iam::1:role/connect-guard-*"},
+    )
+    analysis = analyse(parse_document(document))
+    assert analysis.severity == Severity.CRITICAL
+    # Only the denied actions that meet the grant: ec2:* does not.
+    assert analysis.reasons[-1] == (
+        "partly denied in the same document: iam:Delete* denied on arn:aws:iam::1:role/connect-guard-*"
+    )
+
+
+def test_a_conditioned_deny_says_its_keys_and_a_notaction_deny_its_exceptions():
+    document = doc(
+        allow("iam:AttachRolePolicy", "arn:aws:iam::1:role/*"),
+        {"Effect": "Deny", "NotAction": "s3:*", "Resource": "*", "Condition": {"Bool": {"aws:ViaAWSService": "false"}}},
+    )
+    analysis = analyse(parse_document(document))
+    assert analysis.severity == Severity.CRITICAL
+    assert analysis.reasons[-1] == (
+        "partly denied in the same document: every action except s3:* denied on * "
+        "(the deny conditioned on aws:ViaAWSService)"
+    )
+
+
+@pytest.mark.parametrize(
+    "deny",
+    [
+        {"Effect": "Deny", "Action": "s3:*", "Resource": "*"},  # other actions
+        {"Effect": "Deny", "Action": "iam:*", "Resource": "arn:aws:iam::1:user/*"},  # other resources
+        {"Effect": "Deny", "NotAction": "iam:*", "Resource": "*"},  # spares all the grant names
+    ],
+)
+def test_a_deny_that_does_not_meet_the_grant_is_not_said(deny):
+    analysis = analyse(parse_document(doc(allow("iam:PutRolePolicy", "arn:aws:iam::1:role/ops-*"), deny)))
+    assert analysis.reasons == ["IAM privilege escalation: iam:PutRolePolicy"]
+
+
+def test_a_policy_variable_in_a_resource_may_match_anything():
+    document = doc(
+        allow("iam:CreateAccessKey", "arn:aws:iam::1:user/${aws:username}"),
+        {"Effect": "Deny", "Action": "iam:CreateAccessKey", "Resource": "arn:aws:iam::1:user/breakglass"},
+    )
+    assert analyse(parse_document(document)).reasons[-1].startswith("partly denied in the same document")
+
+
+def caveats_of(reasons: list[str]) -> list[str]:
+    return [r for r in reasons if r.startswith(("grant conditioned", "grant has a condition", "partly denied"))]
+
+
+def test_an_unconditioned_undenied_grant_says_nothing_extra():
+    admin = analyse(parse_document(doc(allow("*"))))
+    assert admin.reasons[0] == "full administrator access (Action * on Resource *)"
+    assert admin.reasons and caveats_of(admin.reasons) == []
+    assert analyse(parse_document(doc(allow("connect:UpdateUserSecurityProfiles")))).reasons == [
+        "Amazon Connect write access: connect:UpdateUserSecurityProfiles"
+    ]
+
+
+def test_conditions_on_grants_that_do_not_drive_the_severity_are_not_said():
+    document = doc(allow("iam:*", "arn:aws:iam::1:role/ops-*"), allow("s3:GetObject", Condition=MFA_AND_IP))
+    assert analyse(parse_document(document)).reasons == [
+        "iam:* (can grant itself anything)",
+        "IAM privilege escalation: " + ", ".join(ESCALATION_ACTIONS),
+    ]
+    medium = analyse(parse_document(doc(allow("s3:GetObject", Condition=MFA_AND_IP))))
+    assert medium.reasons == ["no administrator, IAM escalation or Connect write permissions"]
+
+
+def test_a_condition_whose_keys_cannot_be_read_is_still_said():
+    analysis = analyse(parse_document(doc(allow("iam:PassRole", Condition="aws:SourceIp"))))
+    assert analysis.reasons[-1].startswith("grant has a condition (unreadable keys)")
+
+
+@pytest.mark.parametrize(
+    ("left", "right", "overlap"),
+    [
+        ("iam:Put*", "iam:*RolePolicy", True),
+        ("iam:Get*", "iam:Put*", False),
+        ("*", "connect:UpdateUser", True),
+        ("iam:?etRole", "iam:GetRole", True),
+        ("iam:?etRole", "iam:GetUser", False),
+        ("arn:aws:iam::1:role/a*", "arn:aws:iam::1:role/*z", True),
+        ("arn:aws:iam::1:role/a*", "arn:aws:iam::1:role/b*", False),
+        ("IAM:PUTROLEPOLICY", "iam:putrolepolicy", True),
+    ],
+)
+def test_patterns_overlap_with_iam_wildcards(left, right, overlap):
+    assert patterns_overlap(left, right) is overlap
+    assert patterns_overlap(right, left) is overlap
