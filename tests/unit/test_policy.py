@@ -7,9 +7,11 @@ import pytest
 from connect_guard.errors import PoisonEventError
 from connect_guard.policy import (
     ESCALATION_ACTIONS,
+    MAX_DENY_LINES,
     MAX_DOCUMENT_CHARS,
     Severity,
     analyse,
+    caveats,
     known_aws_managed,
     parse_document,
     patterns_overlap,
@@ -184,7 +186,7 @@ def test_a_policy_variable_in_a_resource_may_match_anything():
 
 
 def caveats_of(reasons: list[str]) -> list[str]:
-    return [r for r in reasons if r.startswith(("grant conditioned", "grant has a condition", "partly denied"))]
+    return [r for r in reasons if "conditioned on" in r or r.startswith(("partly denied", "more Deny"))]
 
 
 def test_an_unconditioned_undenied_grant_says_nothing_extra():
@@ -208,7 +210,9 @@ def test_conditions_on_grants_that_do_not_drive_the_severity_are_not_said():
 
 def test_a_condition_whose_keys_cannot_be_read_is_still_said():
     analysis = analyse(parse_document(doc(allow("iam:PassRole", Condition="aws:SourceIp"))))
-    assert analysis.reasons[-1].startswith("grant has a condition (unreadable keys)")
+    assert analysis.reasons[-1] == (
+        "grant conditioned on keys that could not be read: the severity assumes the condition holds"
+    )
 
 
 @pytest.mark.parametrize(
@@ -227,3 +231,34 @@ def test_a_condition_whose_keys_cannot_be_read_is_still_said():
 def test_patterns_overlap_with_iam_wildcards(left, right, overlap):
     assert patterns_overlap(left, right) is overlap
     assert patterns_overlap(right, left) is overlap
+
+
+def test_when_only_some_driving_grants_are_conditioned_the_line_says_the_others_are_not():
+    document = doc(allow("iam:PassRole", Condition=MFA_AND_IP), allow("sts:AssumeRole"))
+    assert analyse(parse_document(document)).reasons[-1] == (
+        "1 of 2 grants behind the severity conditioned on aws:MultiFactorAuthPresent, aws:SourceIp; the others are not"
+    )
+
+
+def test_a_document_of_many_denies_gets_a_few_lines_and_a_pointer_to_the_rest():
+    denies = [
+        {"Effect": "Deny", "Action": "iam:PutRolePolicy", "Resource": f"arn:aws:iam::1:role/r{i}"} for i in range(40)
+    ]
+    analysis = analyse(parse_document(doc(allow("iam:PutRolePolicy", "arn:aws:iam::1:role/*"), *denies)))
+    denied = [r for r in analysis.reasons if r.startswith("partly denied")]
+    assert denied[0] == "partly denied in the same document: iam:PutRolePolicy denied on arn:aws:iam::1:role/r0"
+    assert len(denied) == MAX_DENY_LINES
+    assert analysis.reasons[-1] == "35 more Deny statements not compared: read them in the document"
+
+
+def test_comparing_denies_is_bounded_and_what_was_not_compared_is_said():
+    def pair(stars: int) -> tuple[list, list]:
+        grant = parse_document(doc(allow("iam:Put*", "arn:aws:iam::1:role/" + "*a" * stars)))
+        deny = {"Effect": "Deny", "Action": "iam:*", "Resource": "arn:aws:iam::1:role/" + "a*" * stars + "b"}
+        return grant, parse_document(doc(deny, deny, deny))
+
+    grant, denies = pair(100)  # some 40,000 steps to compare
+    assert caveats(grant, denies) == ["3 more Deny statements not compared: read them in the document"]
+    grant, denies = pair(20)
+    assert caveats(grant, denies[:1]) == []  # compared, and disjoint (no a...b role ends in a)
+    assert caveats(grant, denies[:1], max_steps=50) == ["1 more Deny statement not compared: read it in the document"]

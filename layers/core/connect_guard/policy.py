@@ -233,51 +233,98 @@ def analyse(statements: list[Statement]) -> Analysis:
     return analysis
 
 
-def caveats(drivers: list[Statement], denies: list[Statement]) -> list[str]:
+# A document's caveats are a few lines and a bounded amount of work, however it is built: at most
+# this many Deny lines, and this many pattern comparison steps (some 20 ms) before the
+# remaining Deny statements are left to the reader.
+MAX_DENY_LINES = 5
+MAX_CAVEAT_STEPS = 20_000
+
+
+class _OutOfSteps(Exception):
+    pass
+
+
+@dataclass
+class _Steps:
+    left: int
+
+    def spend(self, count: int = 1) -> None:
+        self.left -= count
+        if self.left < 0:
+            raise _OutOfSteps
+
+
+def caveats(drivers: list[Statement], denies: list[Statement], max_steps: int = MAX_CAVEAT_STEPS) -> list[str]:
     """What the conservative reading set aside for the grants the severity rests on: their
-    conditions, and the Deny statements of the same document that overlap them."""
+    conditions (one line), and the Deny statements of the same document that overlap them."""
     lines = []
-    for grant in drivers:
-        if grant.condition_keys:
-            keys = ", ".join(grant.condition_keys)
+    conditioned = [g for g in drivers if g.conditional]
+    if conditioned:
+        keys = (
+            ", ".join(dict.fromkeys(k for g in conditioned for k in g.condition_keys)) or "keys that could not be read"
+        )
+        if len(conditioned) == len(drivers):
             lines.append(f"grant conditioned on {keys}: the severity assumes the condition holds")
-        elif grant.conditional:
-            lines.append("grant has a condition (unreadable keys): the severity assumes the condition holds")
-        for deny in denies:
-            denied = _denied_actions(grant, deny)
-            if denied is None or not _resources_overlap(grant, deny):
-                continue
-            where = "*" if deny.any_resource else _listed(deny.resources)
-            when = f" (the deny conditioned on {', '.join(deny.condition_keys)})" if deny.condition_keys else ""
-            lines.append(f"partly denied in the same document: {denied} denied on {where}{when}")
+        else:
+            lines.append(
+                f"{len(conditioned)} of {len(drivers)} grants behind the severity conditioned on {keys}; "
+                "the others are not"
+            )
+    steps, said = _Steps(max_steps), 0
+    for index, deny in enumerate(denies):
+        try:
+            if said == MAX_DENY_LINES:
+                raise _OutOfSteps
+            line = _deny_line(drivers, deny, steps)
+        except _OutOfSteps:
+            left = len(denies) - index
+            lines.append(
+                f"{left} more Deny statement{'s' if left > 1 else ''} not compared: "
+                f"read {'them' if left > 1 else 'it'} in the document"
+            )
+            break
+        if line:
+            lines.append(line)
+            said += 1
     return lines
 
 
-def _denied_actions(grant: Statement, deny: Statement) -> str | None:
+def _deny_line(drivers: list[Statement], deny: Statement, steps: _Steps) -> str | None:
+    for grant in drivers:
+        denied = _denied_actions(grant, deny, steps)
+        if denied is not None and _resources_overlap(grant, deny, steps):
+            where = "*" if deny.any_resource else _listed(deny.resources)
+            when = f" (the deny conditioned on {', '.join(deny.condition_keys)})" if deny.condition_keys else ""
+            return f"partly denied in the same document: {denied} denied on {where}{when}"
+    return None
+
+
+def _denied_actions(grant: Statement, deny: Statement, steps: _Steps) -> str | None:
     """The deny's actions that overlap the grant's, said as the deny lists them; None if none.
 
     NotAction on either side is read conservatively: it overlaps unless its list plainly
     covers everything the other side names."""
     if deny.not_actions is not None:
-        if grant.not_actions is None and all(_covered(g, deny.not_actions) for g in grant.actions):
+        if grant.not_actions is None and all(_covered(g, deny.not_actions, steps) for g in grant.actions):
             return None
         return EVERY_ACTION_EXCEPT + _listed(deny.not_actions)
     if grant.not_actions is not None:
-        overlapping = [d for d in deny.actions if not _covered(d, grant.not_actions)]
+        overlapping = [d for d in deny.actions if not _covered(d, grant.not_actions, steps)]
     else:
-        overlapping = [d for d in deny.actions if any(patterns_overlap(d, g) for g in grant.actions)]
+        overlapping = [d for d in deny.actions if any(patterns_overlap(d, g, steps) for g in grant.actions)]
     return _listed(tuple(overlapping)) if overlapping else None
 
 
-def _covered(pattern: str, by: tuple[str, ...]) -> bool:
+def _covered(pattern: str, by: tuple[str, ...], steps: _Steps) -> bool:
     """Every action `pattern` names is matched by one of `by` (its wildcards read as text)."""
+    steps.spend(len(by))
     return any(fnmatchcase(pattern.lower(), b.lower()) for b in by)
 
 
-def _resources_overlap(grant: Statement, deny: Statement) -> bool:
+def _resources_overlap(grant: Statement, deny: Statement, steps: _Steps) -> bool:
     if grant.any_resource or deny.any_resource:
         return True
-    return any(patterns_overlap(_unvariable(g), _unvariable(d)) for g in grant.resources for d in deny.resources)
+    return any(patterns_overlap(_unvariable(g), _unvariable(d), steps) for g in grant.resources for d in deny.resources)
 
 
 def _unvariable(resource: str) -> str:
@@ -285,17 +332,18 @@ def _unvariable(resource: str) -> str:
     return re.sub(r"\$\{[^}]*\}", "*", resource)
 
 
-# Beyond this a comparison costs more than it tells: long patterns are said to overlap.
-_MAX_OVERLAP_CHARS = 512
-
-
-def patterns_overlap(left: str, right: str) -> bool:
+def patterns_overlap(left: str, right: str, steps: _Steps | None = None) -> bool:
     """Whether two IAM patterns (`*` any run, `?` one character, case-insensitive) match a
     common string: a walk over positions in both, each `*` free to match nothing or one more
-    character of the other side."""
+    character of the other side. `steps` bounds the walk (_OutOfSteps when spent)."""
+    steps = steps or _Steps(MAX_CAVEAT_STEPS)
+    steps.spend()
     a, b = left.lower(), right.lower()
-    if len(a) > _MAX_OVERLAP_CHARS or len(b) > _MAX_OVERLAP_CHARS:
-        return True
+    wild_a, wild_b = "*" in a or "?" in a, "*" in b or "?" in b
+    if not wild_b:
+        return fnmatchcase(b, a) if wild_a else a == b
+    if not wild_a:
+        return fnmatchcase(a, b)
     seen: set[tuple[int, int]] = set()
     todo = [(0, 0)]
     while todo:
@@ -303,6 +351,7 @@ def patterns_overlap(left: str, right: str) -> bool:
         if (i, j) in seen:
             continue
         seen.add((i, j))
+        steps.spend()
         if i == len(a) and j == len(b):
             return True
         if i < len(a) and a[i] == "*":
