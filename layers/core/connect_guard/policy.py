@@ -1,13 +1,16 @@
 """What an IAM policy document grants, and how much that should worry a SOC.
 
 Understands wildcards in actions (`*`, `iam:*`, `iam:Put*`), `NotAction` (grants everything
-it does not list) and `NotResource` (treated as any resource). Deny statements are not
-subtracted: an alert that overstates a grant is safer than one that misses it.
+it does not list) and `NotResource` (treated as any resource). Deny statements and
+Conditions are not subtracted: an alert that overstates a grant is safer than one that misses
+it. They are said instead: a grant that drives the severity and is conditioned, or overlapped by
+a Deny of the same document, gets a reason line of its own for the SOC to weigh.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from enum import IntEnum
@@ -99,6 +102,7 @@ class Statement:
     resources: tuple[str, ...]
     any_resource: bool
     conditional: bool
+    condition_keys: tuple[str, ...] = ()  # e.g. aws:MultiFactorAuthPresent, in document order
 
     def grants(self, action: str) -> bool:
         action = action.lower()
@@ -178,39 +182,189 @@ def parse_document(document: str | dict[str, Any]) -> list[Statement]:
                 resources=resources,
                 any_resource="NotResource" in item or "*" in resources,
                 conditional=bool(item.get("Condition")),
+                condition_keys=_condition_keys(item.get("Condition")),
             )
         )
     return statements
 
 
+def _condition_keys(condition: Any) -> tuple[str, ...]:
+    """The keys a Condition block tests ({operator: {key: value}}), each once."""
+    if not isinstance(condition, dict):
+        return ()
+    keys = (key for test in condition.values() if isinstance(test, dict) for key in test)
+    return tuple(dict.fromkeys(str(key) for key in keys))
+
+
 def analyse(statements: list[Statement]) -> Analysis:
     """Severity of a set of statements and the reasons a SOC analyst can check."""
     allows = [s for s in statements if s.effect == "Allow"]
+    denies = [s for s in statements if s.effect == "Deny"]
     analysis = Analysis(Severity.MEDIUM, grants=[s.describe() for s in statements][:20], grants_total=len(statements))
     critical: list[str] = []
+    drivers: list[Statement] = []  # the statements the severity rests on
     for statement in allows:
+        found: list[str] = []
         if statement.any_resource and statement.not_actions is None and "*" in statement.actions:
-            critical.append("full administrator access (Action * on Resource *)")
+            found.append("full administrator access (Action * on Resource *)")
         if statement.not_actions is None and any(p.lower() == "iam:*" for p in statement.actions):
-            critical.append("iam:* (can grant itself anything)")
+            found.append("iam:* (can grant itself anything)")
         escalations = [a for a in ESCALATION_ACTIONS if statement.grants(a)]
         if escalations:
-            critical.append("IAM privilege escalation: " + ", ".join(escalations))
+            found.append("IAM privilege escalation: " + ", ".join(escalations))
         if statement.any_resource:
-            critical.extend(f"{a} on every resource" for a in ESCALATION_ON_ANY_RESOURCE if statement.grants(a))
+            found.extend(f"{a} on every resource" for a in ESCALATION_ON_ANY_RESOURCE if statement.grants(a))
+        if found:
+            critical.extend(found)
+            drivers.append(statement)
     if critical:
         analysis.severity = Severity.CRITICAL
-        analysis.reasons = list(dict.fromkeys(critical))
+        analysis.reasons = list(dict.fromkeys([*critical, *caveats(drivers, denies)]))
         return analysis
     # Kept in CONNECT_WRITE_ACTIONS order: identity and profile changes first.
     connect_writes = [a for a in CONNECT_WRITE_ACTIONS if any(s.grants(a) for s in allows)]
     if connect_writes:
         analysis.severity = Severity.HIGH
         shown = ", ".join(connect_writes[:5]) + (" …" if len(connect_writes) > 5 else "")
-        analysis.reasons = [f"Amazon Connect write access: {shown}"]
+        drivers = [s for s in allows if any(s.grants(a) for a in connect_writes)]
+        analysis.reasons = list(dict.fromkeys([f"Amazon Connect write access: {shown}", *caveats(drivers, denies)]))
         return analysis
     analysis.reasons = ["no administrator, IAM escalation or Connect write permissions"]
     return analysis
+
+
+# A document's caveats are a few lines and a bounded amount of work, however it is built: at most
+# this many Deny lines, and this many pattern comparison steps (some 20 ms) before the
+# remaining Deny statements are left to the reader.
+MAX_DENY_LINES = 5
+MAX_CAVEAT_STEPS = 20_000
+
+
+class _OutOfSteps(Exception):
+    pass
+
+
+@dataclass
+class _Steps:
+    left: int
+
+    def spend(self, count: int = 1) -> None:
+        self.left -= count
+        if self.left < 0:
+            raise _OutOfSteps
+
+
+def caveats(drivers: list[Statement], denies: list[Statement], max_steps: int = MAX_CAVEAT_STEPS) -> list[str]:
+    """What the conservative reading set aside for the grants the severity rests on: their
+    conditions (one line), and the Deny statements of the same document that overlap them."""
+    lines = []
+    conditioned = [g for g in drivers if g.conditional]
+    if conditioned:
+        keys = (
+            ", ".join(dict.fromkeys(k for g in conditioned for k in g.condition_keys)) or "keys that could not be read"
+        )
+        if len(conditioned) == len(drivers):
+            lines.append(f"grant conditioned on {keys}: the severity assumes the condition holds")
+        else:
+            lines.append(
+                f"{len(conditioned)} of {len(drivers)} grants behind the severity conditioned on {keys}; "
+                "the others are not"
+            )
+    steps, said = _Steps(max_steps), 0
+    for index, deny in enumerate(denies):
+        try:
+            if said == MAX_DENY_LINES:
+                raise _OutOfSteps
+            line = _deny_line(drivers, deny, steps)
+        except _OutOfSteps:
+            left = len(denies) - index
+            lines.append(
+                f"{left} more Deny statement{'s' if left > 1 else ''} not compared: "
+                f"read {'them' if left > 1 else 'it'} in the document"
+            )
+            break
+        if line:
+            lines.append(line)
+            said += 1
+    return lines
+
+
+def _deny_line(drivers: list[Statement], deny: Statement, steps: _Steps) -> str | None:
+    for grant in drivers:
+        denied = _denied_actions(grant, deny, steps)
+        if denied is not None and _resources_overlap(grant, deny, steps):
+            where = "*" if deny.any_resource else _listed(deny.resources)
+            when = f" (the deny conditioned on {', '.join(deny.condition_keys)})" if deny.condition_keys else ""
+            return f"partly denied in the same document: {denied} denied on {where}{when}"
+    return None
+
+
+def _denied_actions(grant: Statement, deny: Statement, steps: _Steps) -> str | None:
+    """The deny's actions that overlap the grant's, said as the deny lists them; None if none.
+
+    NotAction on either side is read conservatively: it overlaps unless its list plainly
+    covers everything the other side names."""
+    if deny.not_actions is not None:
+        if grant.not_actions is None and all(_covered(g, deny.not_actions, steps) for g in grant.actions):
+            return None
+        return EVERY_ACTION_EXCEPT + _listed(deny.not_actions)
+    if grant.not_actions is not None:
+        overlapping = [d for d in deny.actions if not _covered(d, grant.not_actions, steps)]
+    else:
+        overlapping = [d for d in deny.actions if any(patterns_overlap(d, g, steps) for g in grant.actions)]
+    return _listed(tuple(overlapping)) if overlapping else None
+
+
+def _covered(pattern: str, by: tuple[str, ...], steps: _Steps) -> bool:
+    """Every action `pattern` names is matched by one of `by` (its wildcards read as text)."""
+    steps.spend(len(by))
+    return any(fnmatchcase(pattern.lower(), b.lower()) for b in by)
+
+
+def _resources_overlap(grant: Statement, deny: Statement, steps: _Steps) -> bool:
+    if grant.any_resource or deny.any_resource:
+        return True
+    return any(patterns_overlap(_unvariable(g), _unvariable(d), steps) for g in grant.resources for d in deny.resources)
+
+
+def _unvariable(resource: str) -> str:
+    # A policy variable (${aws:username}) can be anything at request time: a wildcard here.
+    return re.sub(r"\$\{[^}]*\}", "*", resource)
+
+
+def patterns_overlap(left: str, right: str, steps: _Steps | None = None) -> bool:
+    """Whether two IAM patterns (`*` any run, `?` one character, case-insensitive) match a
+    common string: a walk over positions in both, each `*` free to match nothing or one more
+    character of the other side. `steps` bounds the walk (_OutOfSteps when spent)."""
+    steps = steps or _Steps(MAX_CAVEAT_STEPS)
+    steps.spend()
+    a, b = left.lower(), right.lower()
+    wild_a, wild_b = "*" in a or "?" in a, "*" in b or "?" in b
+    if not wild_b:
+        return fnmatchcase(b, a) if wild_a else a == b
+    if not wild_a:
+        return fnmatchcase(a, b)
+    seen: set[tuple[int, int]] = set()
+    todo = [(0, 0)]
+    while todo:
+        i, j = todo.pop()
+        if (i, j) in seen:
+            continue
+        seen.add((i, j))
+        steps.spend()
+        if i == len(a) and j == len(b):
+            return True
+        if i < len(a) and a[i] == "*":
+            todo.append((i + 1, j))
+            if j < len(b):
+                todo.append((i, j + 1))
+        if j < len(b) and b[j] == "*":
+            todo.append((i, j + 1))
+            if i < len(a):
+                todo.append((i + 1, j))
+        if i < len(a) and j < len(b) and "*" not in (a[i], b[j]) and (a[i] == b[j] or "?" in (a[i], b[j])):
+            todo.append((i + 1, j + 1))
+    return False
 
 
 def action_risk(pattern: str) -> int:
