@@ -297,7 +297,7 @@ def _iam_resource(call: Call, lookup: ArnLookup) -> str | None:
 def _connect_resource(call: Call) -> str | None:
     instance = str(call.params.get("InstanceId", ""))
     if not instance:
-        return None
+        return "*" if call.operation == "ListInstances" else None  # no resource type
     if not instance.startswith("arn:"):
         instance = f"arn:aws:connect:{call.region}:{call.account}:instance/{instance}"
     for key, kind in (("UserId", "agent"), ("SecurityProfileId", "security-profile")):

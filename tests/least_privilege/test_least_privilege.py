@@ -380,8 +380,17 @@ def release_quarantines(aws: LocalAws, log: CallLog, stacks: Stacks) -> None:
 
 
 def run_schedules(aws: LocalAws, log: CallLog, stacks: Stacks) -> None:
+    # An instance of the security account in another region (the archive pulls its flow logs
+    # below): the sweep's discovery lists that region with the function's own role.
+    aws.connect.add_instance(SECURITY_ACCOUNT, "eu-west-2", OWN_EU_INSTANCE, "acme-eu")
+    # And one nobody configured: reported, and the reported set recorded.
+    aws.connect.add_instance(SECURITY_ACCOUNT, "eu-west-2", UNWATCHED_EU_INSTANCE, "shadow-eu")
+    sweep_settings = settings_of(stacks, "BaselineSweepFunction")
+    sweep_settings = sweep_settings.model_copy(
+        update={"connect_instance_arns": (*sweep_settings.connect_instance_arns, OWN_EU_ARN)}
+    )
     with log.running("BaselineSweepFunction", "scheduled sweep"):
-        build_sweep(settings_of(stacks, "BaselineSweepFunction"), container(aws)).run()
+        build_sweep(sweep_settings, container(aws)).run()
     with log.running("RoleSnapshotFunction", "scheduled snapshot"):
         responder = role_quarantine.build(settings_of(stacks, "RoleSnapshotFunction"), container(aws))
         role_quarantine.snapshot_protected_roles(responder)
@@ -438,15 +447,16 @@ def run_schedules(aws: LocalAws, log: CallLog, stacks: Stacks) -> None:
 
 OWN_EU_INSTANCE = "0e1f2a3b-4c5d-4e6f-8a9b-0c1d2e3f4a5b"
 OWN_EU_ARN = f"arn:aws:connect:eu-west-2:{SECURITY_ACCOUNT}:instance/{OWN_EU_INSTANCE}"
+UNWATCHED_EU_INSTANCE = "5b6c7d8e-9f0a-4b1c-8d2e-3f4a5b6c7d8e"
 
 
 def seed_pulled_log_groups(aws: LocalAws) -> None:
     """Flow logs the archive pulls: the source account's instance (through its member-logs role;
-    the second instance there has never logged, so it has no group), and an instance of the
-    security account in another region, with the export list that region's member stack publishes."""
+    the second instance there has never logged, so it has no group), and the security account's
+    instance in another region (run_schedules adds it), with the export list that region's member
+    stack publishes."""
     from connect_guard.settings import member_export_parameter
 
-    aws.connect.add_instance(SECURITY_ACCOUNT, "eu-west-2", OWN_EU_INSTANCE, "acme-eu")
     aws.session.client("ssm", region_name="eu-west-2").put_parameter(
         Name=member_export_parameter("dev"), Value='{"log_groups": []}', Type="String", Overwrite=True
     )

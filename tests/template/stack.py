@@ -459,6 +459,8 @@ CONNECT_READ_ACTIONS = {
 CONNECT_WRITE_ACTIONS = {"connect:UpdateUserSecurityProfiles", "connect:UpdateSecurityProfile"}
 # logging_guard: an instance's contact flow logs (the instance alone, no sub-resource).
 FLOW_LOGS_READ = {"connect:DescribeInstanceAttribute"}
+# The sweep's instance discovery: no resource type, "*", alone in its statement.
+CONNECT_LIST = {"connect:ListInstances"}
 FLOW_LOGS_WRITE = {"connect:UpdateInstanceAttribute"}
 # logging_guard: this account's trails, any home region; the restore never stops, deletes or creates one.
 OWN_TRAILS = {"Fn::Sub": "arn:${AWS::Partition}:cloudtrail:*:${AWS::AccountId}:trail/*"}

@@ -45,7 +45,13 @@ from tests.template.stack import (
 # Actions without resource-level permissions (no resource type in the Service Authorization
 # Reference): the only ones a statement may grant on "*", each alone in its statement. All are
 # reads: a write that can't be scoped (e.g. logs:CancelExportTask) is not granted at all.
-UNSCOPABLE_READS = {"iam:ListRoles", "logs:DescribeExportTasks", "logs:DescribeLogGroups", "cloudtrail:DescribeTrails"}
+UNSCOPABLE_READS = {
+    "iam:ListRoles",
+    "logs:DescribeExportTasks",
+    "logs:DescribeLogGroups",
+    "cloudtrail:DescribeTrails",
+    "connect:ListInstances",
+}
 UNSCOPABLE_WRITES = {"logs:CancelExportTask"}
 UNSCOPABLE = UNSCOPABLE_READS | UNSCOPABLE_WRITES
 

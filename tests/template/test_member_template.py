@@ -9,6 +9,7 @@ from cfnlint.api import lint_file
 
 from connect_guard_tools.template import PROJECT_ROOT, load_template
 from tests.template.stack import (
+    CONNECT_LIST,
     CONNECT_READ_ACTIONS,
     CONNECT_SERVICE_ROLES,
     CONNECT_WRITE_ACTIONS,
@@ -283,16 +284,18 @@ def test_the_read_role_only_reads():
         "iam:GetPolicy",
         "iam:GetPolicyVersion",
     }
-    assert {a for a in actions if a.startswith("connect:")} == CONNECT_READ_ACTIONS | FLOW_LOGS_READ | STORAGE_READ
+    assert {a for a in actions if a.startswith("connect:")} == (
+        CONNECT_READ_ACTIONS | FLOW_LOGS_READ | STORAGE_READ | CONNECT_LIST
+    )
     assert {a for a in actions if a.startswith("kms:")} == KEY_READS
     assert {a for a in actions if a.startswith("cloudtrail:")} == TRAIL_READS | TRAIL_LIST
     for statement in _statements("ReadRole"):
         resources = as_list(statement["Resource"])
         statement_actions = set(as_list(statement["Action"]))
         if "*" in resources:
-            # Only iam:ListRoles and cloudtrail:DescribeTrails, which have no resource-level
-            # permissions, each alone in its statement.
-            assert statement_actions in ({"iam:ListRoles"}, TRAIL_LIST) and resources == ["*"], statement
+            # Only iam:ListRoles, cloudtrail:DescribeTrails and connect:ListInstances, which have
+            # no resource-level permissions, each alone in its statement.
+            assert statement_actions in ({"iam:ListRoles"}, TRAIL_LIST, CONNECT_LIST) and resources == ["*"], statement
         elif statement_actions & TRAIL_READS:  # this account's trails only
             assert statement_actions == TRAIL_READS and resources == [OWN_TRAILS], statement
         elif statement_actions & CONNECT_READ_ACTIONS:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tests.template.stack import (
+    CONNECT_LIST,
     CONNECT_READ_ACTIONS,
     CONNECT_WRITE_ACTIONS,
     FLOW_LOGS_READ,
@@ -79,6 +80,9 @@ def test_connect_writes_only_in_the_rollback_and_sweep_roles_and_never_on_everyt
                 if set(connect) == FLOW_LOGS_WRITE:
                     flow_log_writers.add(name)
                 continue
+            if set(connect) == CONNECT_LIST:  # the sweep's discovery: no resource type, alone on "*"
+                assert as_list(statement["Resource"]) == ["*"], f"{name}: {statement['Sid']}"
+                continue
             if set(connect) == {"connect:DescribeInstance"}:  # log_export: an instance's alias, the instance alone
                 assert as_list(statement["Resource"]) == OWN_CONNECT_RESOURCES[:1], f"{name}: {statement['Sid']}"
                 continue
@@ -141,7 +145,10 @@ CONNECT_RESPONDER_OWN: dict[str, dict[str, set[str] | None]] = {
             )
         ),
         "dynamodb:BatchWriteItem": {"BaselineTable"},
-        "dynamodb:GetItem": {"AuditTable"},  # the action journal: the last run's unreported rollbacks
+        # The action journal (the last run's unreported rollbacks); the discovery item.
+        "dynamodb:GetItem": {"AuditTable", "BaselineTable"},
+        "dynamodb:PutItem": {"AuditTable", "BaselineTable"},  # audit records; the discovery item
+        "connect:ListInstances": None,  # "*": below
     },
 }
 
@@ -165,8 +172,10 @@ def test_connect_responders_have_exactly_the_contract_actions(function: str, log
     for action, resources in expected.items():
         if resources is not None:
             assert {target(r) for r in granted[action]} == resources, action
-    for action in {a for a in expected if a.startswith("connect:")}:
+    for action in {a for a in expected if a.startswith("connect:")} - CONNECT_LIST:
         assert granted[action] == OWN_CONNECT_RESOURCES, action
+    for action in CONNECT_LIST & set(expected):
+        assert granted[action] == ["*"], action
     assert granted["sts:AssumeRole"] == [member_role("read"), member_role("rollback")]
 
 

@@ -11,6 +11,7 @@ import base64
 import binascii
 import copy
 import hashlib
+import os
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -122,6 +123,7 @@ class _Instance:
     region: str
     alias: str
     routing_profile_id: str  # the instance's "Basic Routing Profile", given to users created without one
+    created: datetime = field(default_factory=_now)
     users: dict[str, dict[str, Any]] = field(default_factory=dict)
     profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
     # Instance attributes as the API returns them ("true"/"false" strings); Connect's defaults.
@@ -207,22 +209,28 @@ class ConnectFake:
         # before-call only sees the serialised HTTP request: keep the API params for it.
         context[_PARAMS_KEY] = params
 
-    def _answer(self, model: Any, context: dict[str, Any], **_: Any) -> tuple[AWSResponse, dict[str, Any]] | None:
+    def _answer(
+        self, model: Any, context: dict[str, Any], request_signer: Any = None, **_: Any
+    ) -> tuple[AWSResponse, dict[str, Any]] | None:
         name = model.name
         with self._lock:
             failures = self._failures.get(name)
             injected = failures.pop(0) if failures else None
             operation = self._operations.get(name)
-            if injected is None and operation is None:
+            if injected is None and operation is None and name != "ListInstances":
                 return None  # not ours: botocore sends it on, to moto
             params = copy.deepcopy(context.get(_PARAMS_KEY) or {})
             self.calls.append((name, copy.deepcopy(params)))
             try:
                 if injected is not None:
                     raise ConnectApiError(injected, f"Injected failure of {name}")
-                assert operation is not None
                 _check_limits(model.input_shape, params, "")
                 region = context.get("client_region") or DEFAULT_REGION
+                if name == "ListInstances":  # the one read with no instance: the caller's account's
+                    parsed = self._list_instances(_caller_account(request_signer), region, params)
+                    parsed["ResponseMetadata"] = self._metadata(200)
+                    return AWSResponse(None, 200, {}, None), parsed
+                assert operation is not None
                 instance = self._instance(params["InstanceId"], region)
                 parsed = copy.deepcopy(operation(instance, params, region))
             except ConnectApiError as error:
@@ -278,7 +286,8 @@ class ConnectFake:
                 raise ValueError(f"instance {instance_id} exists")
             arn = f"arn:{_partition(region)}:connect:{region}:{account_id}:instance/{instance_id}"
             routing = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{arn}/routing-profile/basic"))
-            self._instances[instance_id] = _Instance(instance_id, arn, account_id, region, alias, routing)
+            created = self._clock()
+            self._instances[instance_id] = _Instance(instance_id, arn, account_id, region, alias, routing, created)
             return arn
 
     def add_security_profile(
@@ -519,6 +528,25 @@ class ConnectFake:
 
     # -- instances (the log archive: an instance's alias names its flow-log group) ------------
 
+    def _list_instances(self, account_id: str, region: str, params: dict[str, Any]) -> dict[str, Any]:
+        """The instances of the caller's account in its region, as ListInstances pages them."""
+        mine = [i for i in self._instances.values() if i.account_id == account_id and i.region == region]
+        page, token = _page(mine, params, "ListInstances", default=10)
+        summaries = [
+            {
+                "Id": i.id,
+                "Arn": i.arn,
+                "IdentityManagementType": "CONNECT_MANAGED",
+                "InstanceAlias": i.alias,
+                "CreatedTime": i.created,
+                "InstanceStatus": "ACTIVE",
+                "InboundCallsEnabled": i.attributes["INBOUND_CALLS"] == "true",
+                "OutboundCallsEnabled": i.attributes["OUTBOUND_CALLS"] == "true",
+            }
+            for i in page
+        ]
+        return {"InstanceSummaryList": summaries, **token}
+
     def _describe_instance(self, instance: _Instance, params: dict[str, Any], region: str) -> dict[str, Any]:
         return {
             "Instance": {
@@ -694,6 +722,18 @@ def _user_view(user: dict[str, Any]) -> dict[str, Any]:
 
 def _modified(profile: dict[str, Any]) -> dict[str, Any]:
     return {"LastModifiedTime": profile["LastModifiedTime"], "LastModifiedRegion": profile["LastModifiedRegion"]}
+
+
+def _caller_account(request_signer: Any) -> str:
+    """The account of the credentials signing the call, as the embedded AWS (moto) maps them:
+    an assumed role's keys belong to the role's account, moto's default ones to its default."""
+    from moto.iam.models import get_account_id_from  # the embedded AWS only; not at import time
+
+    if account := os.environ.get("MOTO_ACCOUNT_ID"):
+        return account
+    credentials = getattr(request_signer, "_credentials", None)  # botocore keeps them private
+    key = credentials.get_frozen_credentials().access_key if credentials is not None else ""
+    return str(get_account_id_from(key))
 
 
 def _page(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from urllib.parse import unquote
 
@@ -39,6 +40,34 @@ class InstanceRef:
             parts = text.split(":")
             return cls(parts[4], parts[3], parts[5].split("/")[1])
         return cls(account_id, region, text)
+
+
+@dataclass(frozen=True)
+class InstanceSummary:
+    """One instance as ListInstances returns it."""
+
+    arn: str
+    alias: str
+    status: str  # ACTIVE | CREATION_IN_PROGRESS | CREATION_FAILED
+    created: str  # ISO 8601; "" when Connect did not say
+
+    @classmethod
+    def from_api(cls, raw: dict[str, Any]) -> InstanceSummary:
+        created = raw.get("CreatedTime")  # a datetime, as botocore parses it
+        when = created.isoformat() if isinstance(created, datetime) else str(created or "")
+        return cls(raw["Arn"], raw.get("InstanceAlias", ""), raw.get("InstanceStatus", ""), when)
+
+
+def list_instances(client: Any) -> Iterator[InstanceSummary]:
+    """Every instance of the client's account and region, 10 a page (the API's maximum).
+    Errors are the caller's: a listing that failed is not an empty one."""
+    token: dict[str, str] = {}
+    while True:
+        page = client.list_instances(MaxResults=10, **token)
+        yield from (InstanceSummary.from_api(raw) for raw in page.get("InstanceSummaryList", []))
+        if not page.get("NextToken"):
+            return
+        token = {"NextToken": page["NextToken"]}
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,9 @@ enforce mode roll back privileged drift exactly as the event-driven responder wo
 The first sweep of an instance never baselined records its state as the baseline (the first
 deployment, said at INFO). A baseline that was recorded and is now missing or partial is never
 re-recorded: the sweep alerts CRITICAL and does nothing until `connect-guard approve-baseline`.
+
+Each run then lists the instances of the configured accounts and regions and reports those not
+configured (connect_guard.discovery).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from typing import Any
 from connect_guard.baseline import InstanceBaseline, ProfileBaseline, UserBaseline, incomplete
 from connect_guard.clients import AwsClients
 from connect_guard.connect import ConnectGateway, ConnectUser, InstanceRef
+from connect_guard.discovery import DiscoveryResult, DiscoveryState, InstanceDiscovery
 from connect_guard.findings import Action, Attempt, ConnectRef, EventRef, Finding, finding_id_of
 from connect_guard.observability import logger
 from connect_guard.policy import Severity
@@ -104,12 +108,22 @@ class SweepResult:
 
 
 class BaselineSweep(ConnectControl):
+    discovery: DiscoveryResult | None = None  # the last run's instance discovery
+
     def run(self) -> list[SweepResult]:
         results = []
         for arn in self.settings.connect_instance_arns:
             instance = InstanceRef.parse(arn, self.settings.own_account_id, self.settings.region)
             results.append(self.sweep(instance))
+        # After the configured instances: a failure here does not cost them their drift check.
+        self.discovery = self.discover()
         return results
+
+    def discover(self) -> DiscoveryResult:
+        """The instances of the configured accounts and regions that nothing watches (discovery)."""
+        assert self.settings.baseline_table_name
+        state = DiscoveryState(self.clients.dynamodb, self.settings.baseline_table_name)
+        return InstanceDiscovery(self.settings, self.clients, self.publisher, state).run()
 
     def sweep(self, instance: InstanceRef) -> SweepResult:
         result = SweepResult(instance.arn)
