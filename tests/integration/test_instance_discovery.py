@@ -120,3 +120,19 @@ def test_the_security_accounts_own_instances_are_listed_directly(aws):
     result = run(aws, connect_instance_arns=(*aws.settings().connect_instance_arns, own))
     assert Scope(SECURITY_ACCOUNT, "eu-west-2") in [listing.scope for listing in result.listings]
     assert [i.arn for i in result.unwatched] == [unwatched]
+
+
+def test_a_look_alike_of_the_watched_instance_is_still_reported(aws):
+    """Watched means the exact configured ARN: an instance borrowing the watched one's alias, or an
+    ID that differs only in case from a watched ID, is another instance."""
+    (watched,) = aws.settings().connect_instance_arns
+    watched_id = watched.rsplit("/", 1)[1]
+    alias_twin = aws.connect.add_instance(MEMBER, "us-east-1", ROGUE, "acme-contact-centre")
+    case_twin = aws.connect.add_instance(MEMBER, "us-east-1", watched_id.upper(), "acme-contact-centre")
+
+    result = run(aws)
+
+    assert {i.arn for i in result.unwatched} == {alias_twin, case_twin}
+    assert watched not in {i.arn for i in result.unwatched}
+    (finding,) = discovery_findings(aws)
+    assert finding["title"] == "2 Connect instance(s) not in ConnectInstanceArns (2 new)"
