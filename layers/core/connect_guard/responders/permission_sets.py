@@ -249,7 +249,12 @@ class PermissionSetAlerts:
         whole.reasons = [f"the permission set grants {whole.severity}-grade access", *whole.reasons]
         if own is None:
             return whole, "api"
-        return _worst([("the event's policy", own[0]), ("now", whole)]), own[1]
+        event_analysis, source = own
+        # The event's reasons first; the set's, unless they repeat one (a reference it now holds).
+        reasons = [*event_analysis.reasons]
+        reasons += [r for r in whole.reasons if not any(said in r for said in event_analysis.reasons)]
+        grants = [*event_analysis.grants, *whole.grants][:20]
+        return Analysis(max(event_analysis.severity, whole.severity), reasons, grants, whole.grants_total), source
 
     # ---- the finding ----------------------------------------------------------------------------
     def handle(self, event: CloudTrailEvent) -> Outcome:
