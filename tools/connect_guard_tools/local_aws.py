@@ -793,11 +793,13 @@ class LocalAws:
             keys = {"InstanceArn": instance, "PermissionSetArn": arn}
             for policy in permission_set.get("managed_policies") or []:
                 sso.attach_managed_policy_to_permission_set(**keys, ManagedPolicyArn=policy)
-            if permission_set.get("inline_policy"):
-                sso.put_inline_policy_to_permission_set(**keys, InlinePolicy=json.dumps(permission_set["inline_policy"]))
+            inline = permission_set.get("inline_policy")
+            if inline:
+                sso.put_inline_policy_to_permission_set(**keys, InlinePolicy=json.dumps(inline))
             for reference in permission_set.get("customer_managed") or []:
+                named = {"Name": reference["name"], "Path": reference.get("path", "/")}
                 sso.attach_customer_managed_policy_reference_to_permission_set(
-                    **keys, CustomerManagedPolicyReference={"Name": reference["name"], "Path": reference.get("path", "/")}
+                    **keys, CustomerManagedPolicyReference=named
                 )
 
     def _seed_trails(self, trails: list[tuple[str, dict[str, Any]]]) -> None:
