@@ -217,3 +217,23 @@ def test_an_iam_event_with_a_permission_set_events_name_is_poison(aws):
     raw["source"], raw["detail"]["eventSource"] = "aws.iam", "iam.amazonaws.com"
     with pytest.raises(PoisonEventError):
         handle(aws, CloudTrailEvent.model_validate(raw))
+
+
+# ---- configuration ------------------------------------------------------------------------------
+def test_the_account_alone_configures_reads_and_revocation_still_needs_all_three(aws):
+    from connect_guard.errors import ConfigurationError
+    from connect_guard.settings import Settings
+
+    base = {"ALERT_TOPIC_ARN": aws.topic_arn, "DEDUP_TABLE_NAME": aws.table_name}
+    reads = Settings.from_env({**base, "IDENTITY_CENTER_ACCOUNT_ID": CENTER})
+    assert reads.identity_center_home == (CENTER, "us-east-1")  # the stack's region when not given
+    assert not reads.identity_center  # nobody is revoked without the deny-list SCP
+    elsewhere = Settings.from_env({**base, "IDENTITY_CENTER_ACCOUNT_ID": CENTER, "IDENTITY_CENTER_REGION": "eu-west-1"})
+    assert elsewhere.identity_center_home == (CENTER, "eu-west-1")
+    assert Settings.from_env(base).identity_center_home is None
+    for partial in (
+        {"IDENTITY_STORE_ID": "d-906700a1b2", "SSO_DENY_LIST_POLICY_ID": "p-abcdefgh"},  # no account
+        {"IDENTITY_CENTER_ACCOUNT_ID": CENTER, "IDENTITY_STORE_ID": "d-906700a1b2"},  # no SCP
+    ):
+        with pytest.raises(ConfigurationError, match="go together"):
+            Settings.from_env({**base, **partial})
