@@ -348,6 +348,8 @@ def _resources(call: Call, lookup: ArnLookup) -> list[str | None]:
         return [secret if secret.startswith("arn:") else f"arn:aws:secretsmanager:{region}:{account}:secret:{secret}"]
     if call.service == "organizations":
         return [_policy_arn(call.account, str(p["PolicyId"]))] if "PolicyId" in p else [None]
+    if call.service == "sso":  # sso-admin authorizes a permission set's reads on its instance and on the set
+        return [p[key] for key in ("InstanceArn", "PermissionSetArn") if p.get(key)] or [None]
     if call.service == "identitystore":
         store = p.get("IdentityStoreId")
         return [f"arn:aws:identitystore::{account}:identitystore/{store}"] if store else [None]

@@ -175,7 +175,7 @@ def stacks_for(params: dict[str, str], physical: dict[str, str]) -> Stacks:
     security = Resolver(SECURITY, params, own, default_physical(SECURITY, params, own) | physical)
     shared = {k: v for k, v in params.items() if k in MEMBER["Parameters"]}
     # Identity Center's parameters go to the member stack of the account that administers it only.
-    identity_center = {"IdentityStoreId", "SsoDenyListPolicyId"}
+    identity_center = {"IdentityStoreId", "SsoDenyListPolicyId", "IdentityCenterRegion"}
 
     def member(account: str) -> Resolver:
         given = (
@@ -562,6 +562,7 @@ def run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
                 "EnableSecurityHub": "true",
                 "EnableChat": "true",
                 **center.parameters(),
+                "IdentityCenterRegion": REGION,  # where its permission sets are read, and its events forwarded from
             },
         )
         stacks = stacks_for(params, physical_resources(aws, archive_key, chat_topic))

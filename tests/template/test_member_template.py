@@ -76,6 +76,7 @@ def test_forwarding_rules_use_the_security_stacks_patterns():
     }
     rules = (
         "PolicyAttachmentRule",
+        "PermissionSetRule",
         "ProfileRollbackRule",
         "RoleProtectionRule",
         "InstanceDeletionRule",
@@ -114,6 +115,7 @@ def test_iam_is_forwarded_from_us_east_1_and_connect_from_every_region():
         "aws.connect": "ForwardsConnect",
         "aws.cloudtrail": "ForwardsConnect",
         "aws.kms": "ForwardsConnect",  # keys are regional
+        "aws.sso": "ForwardsIdentityCenter",  # Identity Center's instance region, wherever that is
     }
     for name, resource in resources.items():
         if name == "ForwardLivenessCanaryRule":  # IAM's canary in us-east-1, Connect's everywhere
@@ -547,3 +549,24 @@ def test_each_region_publishes_its_listed_log_groups_and_grants_exactly_that_reg
     import re
 
     assert re.fullmatch(pattern, "/acme/ivr,/aws/lambda/x_y#1") and not re.fullmatch(pattern, '/a"b')
+
+
+def test_identity_center_is_forwarded_from_its_instances_region_only():
+    conditions = template()["Conditions"]
+    # Not us-east-1 by default: Identity Center delivers in the region its instance lives in.
+    assert conditions["ForwardsIdentityCenter"] == {
+        "Fn::And": [
+            {"Condition": "ForwardsConnect"},
+            {"Fn::Equals": [{"Ref": "AWS::Region"}, {"Ref": "IdentityCenterRegion"}]},
+        ]
+    }
+    assert template()["Parameters"]["IdentityCenterRegion"]["Default"] == ""
+    assert member()["ForwardPermissionSetRule"]["Condition"] == "ForwardsIdentityCenter"
+    # Its read role reads permission sets only where the account administers Identity Center.
+    assert conditions["ReadsPermissionSets"] == {
+        "Fn::And": [{"Condition": "HasMemberRoles"}, {"Condition": "AdministersIdentityCenter"}]
+    }
+    read = member()["ReadRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+    (grant,) = [s["Fn::If"] for s in read if "Fn::If" in s and s["Fn::If"][0] == "ReadsPermissionSets"]
+    assert grant[1]["Sid"] == "ReadPermissionSets" and grant[2] == {"Ref": "AWS::NoValue"}
+    assert all(action.startswith(("sso:List", "sso:Get")) for action in grant[1]["Action"])

@@ -34,6 +34,9 @@ def test_policy_alerts_function_contract() -> None:
         "DEACTIVATE_ACCESS_KEYS": {"Ref": "DeactivateAccessKeys"},
         "QUARANTINE_POLICY_NAME": {"Ref": "QuarantinePolicyName"},
         "SNAPSHOT_ACCOUNT_IDS": {"Ref": "SnapshotAccountIds"},
+        # Permission sets are read where IAM Identity Center is administered.
+        "IDENTITY_CENTER_ACCOUNT_ID": {"Ref": "IdentityCenterAccountId"},
+        "IDENTITY_CENTER_REGION": {"Ref": "IdentityCenterRegion"},
         "POWERTOOLS_SERVICE_NAME": "policy-alerts",
         "POWERTOOLS_METRICS_NAMESPACE": "ConnectGuard",
         "POWERTOOLS_LOG_LEVEL": "INFO",
@@ -60,6 +63,10 @@ POLICY_ALERTS_ACTIONS = {
     "iam:GetPolicy": None,
     "iam:GetPolicyVersion": None,
     "sts:AssumeRole": None,
+    # what a permission set grants, only where this account administers IAM Identity Center
+    "sso:ListManagedPoliciesInPermissionSet": None,
+    "sso:GetInlinePolicyForPermissionSet": None,
+    "sso:ListCustomerManagedPolicyReferencesInPermissionSet": None,
 }
 
 
@@ -79,3 +86,10 @@ def test_policy_alerts_has_exactly_the_contract_actions_on_their_resources() -> 
         ]
     )
     assert granted["sts:AssumeRole"] == [member_role("read")]  # never a write role
+    statements = role_props["Policies"][0]["PolicyDocument"]["Statement"]
+    (reads,) = [s["Fn::If"] for s in statements if "Fn::If" in s]
+    assert reads[0] == "IsIdentityCenterAccount" and reads[2] == {"Ref": "AWS::NoValue"}
+    assert reads[1]["Resource"] == [
+        {"Fn::Sub": "arn:${AWS::Partition}:sso:::instance/*"},
+        {"Fn::Sub": "arn:${AWS::Partition}:sso:::permissionSet/*"},
+    ]

@@ -474,6 +474,7 @@ class LocalAws:
         self.connect.install(self.session.events)
         self.instances: list[SeededInstance] = []
         self.member_accounts: list[str] = []
+        self.identity_center_home: tuple[str, str] | None = None
         self._account_sessions: dict[str, boto3.session.Session] = {}
         self.clients = AwsClients(self.region, self.session, SECURITY_ACCOUNT)
         self._create_stack()
@@ -643,6 +644,8 @@ class LocalAws:
             # The replay and the tests run recorded history: no delivery horizon on its age.
             "max_event_age_hours": None,
         }
+        if self.identity_center_home:  # the seeded permission sets are read there
+            values["identity_center_account_id"], values["identity_center_region"] = self.identity_center_home
         values.update(overrides)
         return Settings.model_validate(values)
 
@@ -745,6 +748,10 @@ class LocalAws:
                 self._tamper_suite_key(state["suite_key"].get("tampered") or {})
         if state.get("canaries"):
             self._provide("canaries", {baseline}, lambda: self._seed_canaries(state["canaries"]))
+        center = state.get("identity_center")
+        if center:  # permission sets, read by policy_alerts in the account that administers Identity Center
+            self.identity_center_home = (str(center["account"]), str(center.get("region", self.region)))
+            self._provide("identity center", {"sso-admin"}, functools.partial(self.seed_permission_sets, center))
         if with_trails:  # the security account's, like its trails
             self._tamper_plumbing(state.get("plumbing") or {})
         for account_id, account in (state.get("accounts") or {}).items():
@@ -767,6 +774,33 @@ class LocalAws:
             self._provide(
                 f"iam {account_id}", {"iam", baseline}, functools.partial(self._seed_account_iam, account_id, account)
             )
+
+    def seed_permission_sets(self, spec: dict[str, Any]) -> None:
+        """`identity_center` of demo-state.yaml: its instance's permission sets, under the ARNs the
+        samples name, with their managed, inline and customer managed policies."""
+        from moto.ssoadmin.models import ssoadmin_backends  # only where a replay reads permission sets
+
+        account, region = str(spec["account"]), str(spec.get("region", self.region))
+        sso = self.account_session(account).client("sso-admin", region_name=region)
+        backend = ssoadmin_backends[account][region]
+        instance = spec["instance_arn"]
+        backend.instances[0].instance_arn = instance  # moto draws a random one
+        for permission_set in spec.get("permission_sets") or []:
+            made = sso.create_permission_set(Name=permission_set["name"], InstanceArn=instance)["PermissionSet"]
+            # moto names a set instance/<id>/ps-<random>; AWS, permissionSet/<instance id>/ps-<id>.
+            held = next(p for p in backend.permission_sets if p.permission_set_arn == made["PermissionSetArn"])
+            held.permission_set_arn = arn = permission_set["arn"]
+            keys = {"InstanceArn": instance, "PermissionSetArn": arn}
+            for policy in permission_set.get("managed_policies") or []:
+                sso.attach_managed_policy_to_permission_set(**keys, ManagedPolicyArn=policy)
+            inline = permission_set.get("inline_policy")
+            if inline:
+                sso.put_inline_policy_to_permission_set(**keys, InlinePolicy=json.dumps(inline))
+            for reference in permission_set.get("customer_managed") or []:
+                named = {"Name": reference["name"], "Path": reference.get("path", "/")}
+                sso.attach_customer_managed_policy_reference_to_permission_set(
+                    **keys, CustomerManagedPolicyReference=named
+                )
 
     def _seed_trails(self, trails: list[tuple[str, dict[str, Any]]]) -> None:
         for account_id, trail in trails:

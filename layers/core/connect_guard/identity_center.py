@@ -225,3 +225,77 @@ class IdentityCenterRevocation:
                     after, problem=current.problem
                 )
         raise LostUpdateError(f"concurrent updates of the deny-list SCP {self.policy_id} kept dropping {user_id}")
+
+
+# ---- Permission sets: what a set grants, read through sso-admin (connect_guard.responders.permission_sets) ----
+
+
+class PermissionSetUnreadableError(Exception):
+    """The permission set could not be read (the reason is the message): alert HIGH, never lower."""
+
+
+@dataclass(frozen=True)
+class PolicyReference:
+    """A customer managed policy a permission set names: the policy of that path and name in
+    each account the set is provisioned to, which may differ from account to account."""
+
+    name: str
+    path: str = "/"
+
+    def arn(self, partition: str, account_id: str) -> str:
+        return f"arn:{partition}:iam::{account_id}:policy{self.path}{self.name}"
+
+    @property
+    def shown(self) -> str:
+        return f"{self.path}{self.name}"
+
+
+@dataclass(frozen=True)
+class PermissionSetContents:
+    """The policies a permission set grants, as sso-admin returns them (its boundary is not read:
+    a boundary only limits, and the severity is the set's grants read conservatively)."""
+
+    arn: str
+    managed_policy_arns: tuple[str, ...]
+    inline_policy: str | None
+    customer_managed: tuple[PolicyReference, ...]
+
+
+class PermissionSetReader:
+    """One Identity Center instance's permission sets, read with an sso-admin client of the
+    account that administers it: three reads a set (its managed policies, its inline policy,
+    its customer managed policy references)."""
+
+    def __init__(self, sso_admin: Any) -> None:
+        self.sso_admin = sso_admin
+
+    def read(self, instance_arn: str, permission_set_arn: str) -> PermissionSetContents:
+        keys = {"InstanceArn": instance_arn, "PermissionSetArn": permission_set_arn}
+        try:
+            managed = self._pages("list_managed_policies_in_permission_set", "AttachedManagedPolicies", keys)
+            inline = self.sso_admin.get_inline_policy_for_permission_set(**keys).get("InlinePolicy") or None
+            references = self._pages(
+                "list_customer_managed_policy_references_in_permission_set", "CustomerManagedPolicyReferences", keys
+            )
+        except ClientError as error:
+            if transient(error):
+                raise  # throttling, 5xx: SQS retries the event
+            # Access denied, no such set, a malformed ARN: the finding says so (fail closed).
+            raise PermissionSetUnreadableError(f"sso-admin {_code(error)} reading {permission_set_arn}") from error
+        return PermissionSetContents(
+            arn=permission_set_arn,
+            managed_policy_arns=tuple(str(p["Arn"]) for p in managed),
+            inline_policy=inline,
+            customer_managed=tuple(PolicyReference(str(r["Name"]), str(r.get("Path") or "/")) for r in references),
+        )
+
+    def _pages(self, operation: str, key: str, keys: dict[str, str]) -> list[dict[str, Any]]:
+        # A set holds at most 20 managed policies and references together: one page in practice.
+        items: list[dict[str, Any]] = []
+        token: str | None = None
+        while True:
+            page = getattr(self.sso_admin, operation)(**keys, **({"NextToken": token} if token else {}))
+            items += page.get(key) or []
+            token = page.get("NextToken")
+            if not token:
+                return items

@@ -32,6 +32,7 @@ LIFECYCLE_RULE_ID = "archive-tiering"
 # member/template.yaml's forwarding rules, by their fixed names (a template test keeps them equal).
 MEMBER_RULES = (
     "forward-policy-attachment",
+    "forward-permission-set",
     "forward-profile-rollback",
     "forward-logging-guard",
     "forward-logging-guard-connect",

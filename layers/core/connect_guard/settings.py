@@ -147,8 +147,9 @@ class Settings(BaseModel):
     deactivate_access_keys: bool = False
     quarantine_policy_name: str = "connect-guard-quarantine"
     snapshot_account_ids: tuple[str, ...] = ()
-    # IAM Identity Center sessions (connect_guard.identity_center): revoked through a prepared
-    # deny-list SCP, in the account that administers Identity Center and the SCP. All or none.
+    # IAM Identity Center (connect_guard.identity_center), in the account that administers it:
+    # the account (and region) alone lets policy_alerts read permission sets; sessions are
+    # revoked through a prepared deny-list SCP when the identity store and the SCP are given too.
     identity_center_account_id: str | None = Field(default=None, pattern=r"^[0-9]{12}$")
     identity_center_region: str | None = Field(default=None, pattern=r"^[a-z]{2}(-[a-z]+)+-[0-9]$")
     identity_store_id: str | None = Field(
@@ -275,11 +276,12 @@ class Settings(BaseModel):
 
     @model_validator(mode="after")
     def _identity_center_all_or_none(self) -> Settings:
-        given = [self.identity_center_account_id, self.identity_store_id, self.sso_deny_list_policy_id]
-        if any(given) and not all(given):
+        revocation = [self.identity_store_id, self.sso_deny_list_policy_id]
+        if any(revocation) and not (all(revocation) and self.identity_center_account_id):
             raise ValueError(
                 "IDENTITY_CENTER_ACCOUNT_ID, IDENTITY_STORE_ID and SSO_DENY_LIST_POLICY_ID go together: "
-                "set all three (Identity Center revocation) or none"
+                "set all three (Identity Center revocation), IDENTITY_CENTER_ACCOUNT_ID alone "
+                "(permission sets read only), or none"
             )
         return self
 
@@ -293,6 +295,13 @@ class Settings(BaseModel):
     def identity_center(self) -> bool:
         """Identity Center sessions are revoked through the deny-list SCP (see identity_center)."""
         return self.sso_deny_list_policy_id is not None
+
+    @property
+    def identity_center_home(self) -> tuple[str, str] | None:
+        """Where IAM Identity Center is administered (account, region), for reading permission sets."""
+        if self.identity_center_account_id is None:
+            return None
+        return self.identity_center_account_id, self.identity_center_region or self.region
 
     def require(self, *fields: str) -> None:
         """Fail closed when a responder's own configuration is missing."""

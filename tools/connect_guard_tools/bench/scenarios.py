@@ -94,6 +94,14 @@ ACTING = (
         "rollback",
         "rolled_back",
     ),
+    # An assignment reads the set: three sso-admin reads and the publish (README "AWS calls per event").
+    Scenario(
+        "alert, permission set read",
+        "policy_alerts",
+        "sso/create-account-assignment-admin-set.json",
+        "alert",
+        "alerted",
+    ),
 )
 # The one each responder's cold start and warm CPU are measured on.
 COLD = {

@@ -20,6 +20,7 @@ from connect_guard.outcome import Alert, Outcome
 from connect_guard.policy import Analysis, Severity, analyse, known_aws_managed, parse_document
 from connect_guard.principals import CLOUDFORMATION, Actor, allowlist_match, is_suite_principal, suite_role
 from connect_guard.publisher import SnsPublisher, fit
+from connect_guard.responders.permission_sets import PermissionSetAlerts
 from connect_guard.settings import Settings
 
 NAME = "policy_alerts"
@@ -113,10 +114,15 @@ def title_for(record: CloudTrailRecord, change: PolicyChange | None, actor: Acto
 class PolicyAlertResponder:
     name = NAME
 
-    def __init__(self, settings: Settings, publisher: SnsPublisher, policies: PolicyReader) -> None:
+    def __init__(
+        self, settings: Settings, publisher: SnsPublisher, policies: PolicyReader, clients: AwsClients | None = None
+    ) -> None:
         self.settings = settings
         self.publisher = publisher
         self.policies = policies
+        self.clients = clients
+        # Sub-controls for other policy-like events, each with its own events: one line each.
+        self.sub_controls: tuple[PermissionSetAlerts, ...] = (PermissionSetAlerts(self),)
 
     def _resolve(self, record: CloudTrailRecord, change: PolicyChange) -> tuple[Analysis, str, str | None]:
         """(analysis, document source, version id) for the policy the change is about."""
@@ -142,6 +148,9 @@ class PolicyAlertResponder:
         return assess_document(document), "api", version_id
 
     def handle(self, event: CloudTrailEvent) -> Outcome:
+        sub = next((sub for sub in self.sub_controls if sub.handles(event)), None)
+        if sub is not None:
+            return sub.handle(event)
         record = event.detail
         actor = Actor.from_record(record)
         change = describe_change(record)
@@ -265,4 +274,5 @@ def build(settings: Settings, clients: AwsClients) -> PolicyAlertResponder:
         settings,
         SnsPublisher(clients.sns, settings.alert_topic_arn),
         PolicyReader(clients, settings),
+        clients,
     )
