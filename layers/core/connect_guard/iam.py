@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -116,9 +116,13 @@ class PrincipalPolicies:
     def of_role(self, account: str, role: str) -> list[PrincipalDocument]:
         return self._read(account, "role", role)
 
-    def of_user(self, account: str, user: str) -> list[PrincipalDocument]:
-        """The user's own policies, then its groups'."""
+    def of_user(
+        self, account: str, user: str, enough: Callable[[list[PrincipalDocument]], bool] | None = None
+    ) -> list[PrincipalDocument]:
+        """The user's own policies, then its groups' (not read when `enough` says its own suffice)."""
         documents = self._read(account, "user", user)
+        if enough is not None and enough(documents):
+            return documents
         iam = self._iam(account)
         groups: list[str] = []
         with _final_as_unavailable(f"the groups of user {user}"):

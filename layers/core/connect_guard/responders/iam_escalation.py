@@ -165,8 +165,10 @@ class IamEscalationGuard:
     # -- deciding -----------------------------------------------------------------------------
     def decide(self, record: CloudTrailRecord, change: Escalation | None) -> Analysis:
         """What the change lets someone do; reads the principal's policies (never for a denied call)."""
-        if change is None:
+        if change is None and record.denied:
             return Analysis(Severity.MEDIUM, ["denied attempt without request parameters: target unknown"])
+        if change is None:
+            return Analysis(Severity.HIGH, ["the event does not say whom the change is about; review it by hand"])
         if record.denied:
             return Analysis(Severity.MEDIUM, ["denied attempt; the principal's policies were not read"])
         if change.root_key:
@@ -211,7 +213,8 @@ class IamEscalationGuard:
             return self.principals.of_group(account, name)
         if target.kind == "role":
             return self.principals.of_role(account, name)
-        return self.principals.of_user(account, name)
+        # A user's own CRITICAL grant can't be raised by its groups: they are not read then.
+        return self.principals.of_user(account, name, lambda own: assess(own, name).severity == Severity.CRITICAL)
 
     def _boundary(self, change: Escalation, own: Analysis, subject: str) -> Analysis:
         """A new boundary: the old one is not in the event and the suite keeps none, so the change is
