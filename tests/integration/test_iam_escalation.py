@@ -211,7 +211,15 @@ def test_the_snapshots_trust_again_is_low_and_a_changed_condition_medium(aws):
     assert "its conditions or actions changed" in changed.finding["reasons"][-1]
 
 
-@pytest.mark.parametrize("document", ["not json", "%7B%22Statement%22", json.dumps(["a list"])])
+@pytest.mark.parametrize(
+    "document",
+    [
+        "not json",
+        "%7B%22Statement%22",
+        json.dumps(["a list"]),
+        json.dumps({"Statement": [{"Effect": "Allow", "Principal": "arn:aws:iam::1:root", "Action": "*"}]}),
+    ],
+)
 def test_an_unreadable_trust_policy_is_high(aws, document):
     outcome = handle(aws, event(TRUST_STAR, policyDocument=document))
     assert outcome.severity == "HIGH"

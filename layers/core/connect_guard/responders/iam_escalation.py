@@ -146,7 +146,11 @@ def _trust_document(value: str | dict[str, Any]) -> dict[str, Any]:
 
 
 def _principal_lines(document: dict[str, Any]) -> list[str]:
-    return list(dict.fromkeys(trust_principals(document)))
+    """Who a trust policy admits; ValueError for a Principal IAM would not have accepted."""
+    try:
+        return list(dict.fromkeys(trust_principals(document)))
+    except (AttributeError, TypeError) as error:
+        raise ValueError(f"a statement's Principal is not a principal map ({error})") from error
 
 
 class IamEscalationGuard:
@@ -253,11 +257,11 @@ class IamEscalationGuard:
             if change.trust_document is None:
                 raise ValueError("the event carries no trust policy")
             document = _trust_document(change.trust_document)
+            now = _principal_lines(document)
         except ValueError as error:
             return Analysis(Severity.HIGH, [f"the new trust policy could not be read ({error}); review it by hand"])
         account = str(record.recipient_account_id)
         known = {self.settings.own_account_id, *self.settings.member_account_ids, *self.settings.snapshot_account_ids}
-        now = _principal_lines(document)
         snapshot = self.snapshots.get(account, role) if self.snapshots else None
         before = _principal_lines(snapshot.trust_policy) if snapshot else None
         new = [p for p in now if before is None or p not in before]
