@@ -28,9 +28,9 @@ from connect_guard.outcome import Outcome
 from connect_guard.policy import Analysis, Severity, analyse, known_aws_managed, parse_document
 from connect_guard.principals import CLOUDFORMATION, Actor, allowlist_match, is_suite_principal, suite_role
 from connect_guard.publisher import publish_outcome
-from connect_guard.quarantine import RoleSnapshots, external_trust, trust_principals
 
 if TYPE_CHECKING:
+    from connect_guard.quarantine import RoleSnapshots
     from connect_guard.responders.policy_alerts import PolicyAlertResponder
 
 NAME = "policy_alerts"  # the responder's: its queue, dedup claims and runbook
@@ -147,6 +147,8 @@ def _trust_document(value: str | dict[str, Any]) -> dict[str, Any]:
 
 def _principal_lines(document: dict[str, Any]) -> list[str]:
     """Who a trust policy admits; ValueError for a Principal IAM would not have accepted."""
+    from connect_guard.quarantine import trust_principals  # trust events only: not on every cold start
+
     try:
         return list(dict.fromkeys(trust_principals(document)))
     except (AttributeError, TypeError) as error:
@@ -160,8 +162,17 @@ class IamEscalationGuard:
         self.responder = responder
         self.settings = responder.settings
         self.principals = PrincipalPolicies(responder.policies.clients, responder.settings, responder.policies)
-        table = responder.settings.baseline_table_name
-        self.snapshots = RoleSnapshots(responder.policies.clients.dynamodb, table) if table else None
+        self._snapshots: RoleSnapshots | None = None
+
+    @property
+    def snapshots(self) -> RoleSnapshots | None:
+        """The role snapshots (connect_guard.quarantine), made on the first trust event."""
+        table = self.settings.baseline_table_name
+        if self._snapshots is None and table:
+            from connect_guard.quarantine import RoleSnapshots
+
+            self._snapshots = RoleSnapshots(self.responder.policies.clients.dynamodb, table)
+        return self._snapshots
 
     def handles(self, event: CloudTrailEvent) -> bool:
         return event.detail.event_source == IAM and event.detail.event_name in EVENTS
@@ -265,6 +276,8 @@ class IamEscalationGuard:
         snapshot = self.snapshots.get(account, role) if self.snapshots else None
         before = _principal_lines(snapshot.trust_policy) if snapshot else None
         new = [p for p in now if before is None or p not in before]
+        from connect_guard.quarantine import external_trust
+
         outside = external_trust(document, known | {account}, self.settings.organization_id)
         anyone = [p for p in outside if "*" in p.partition(": ")[2]]
         outside_new = [p for p in outside if p in new]
