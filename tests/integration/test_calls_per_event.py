@@ -349,3 +349,68 @@ def test_a_policy_re_created_under_the_same_arn_is_read_again(aws, counter):
     latest = json.loads(aws.inbox()[-1]["Message"])
     assert latest["policy"]["version_id"] == benign.finding["policy"]["version_id"] == "v1"
     assert latest["severity"] == "CRITICAL" and benign.severity != "CRITICAL"
+
+
+# ---- escalation without an attachment (responders/iam_escalation.py) ------------------------------
+# Over the alert budget by design: what a principal can do is several documents (README "AWS calls
+# per event"). Each list and each inline policy is one call; AWS managed policies known by name none.
+def iam_escalation(relative: str, **params: object) -> CloudTrailEvent:
+    raw = with_new_event_id(load_event(relative))
+    raw["detail"]["requestParameters"] = {**(raw["detail"]["requestParameters"] or {}), **params}
+    return CloudTrailEvent.model_validate(raw)
+
+
+def test_a_group_joined_reads_the_groups_policies_once_each(aws, counter):
+    responder = policy_alerts.build(aws.settings(), aws.clients)
+    calls = counted(counter, lambda: responder.handle(iam_escalation("iam/add-user-to-group-admins.json")))
+    # AdministratorAccess is known by name: no document read.
+    assert calls == Counter(
+        {"iam:ListAttachedGroupPolicies": 1, "iam:ListGroupPolicies": 1, "iam:GetGroupPolicy": 1, "sns:Publish": 1}
+    )
+
+
+def test_a_key_for_another_user_reads_its_policies_and_its_groups(aws, counter):
+    responder = policy_alerts.build(aws.settings(), aws.clients)
+    calls = counted(counter, lambda: responder.handle(iam_escalation("iam/create-access-key-other-user.json")))
+    assert calls == Counter(
+        {
+            "iam:ListAttachedUserPolicies": 1,
+            "iam:ListUserPolicies": 1,
+            "iam:GetUserPolicy": 1,
+            "iam:ListGroupsForUser": 1,
+            "iam:ListAttachedGroupPolicies": 1,
+            "iam:ListGroupPolicies": 1,
+            "iam:GetPolicy": 1,  # AmazonConnectReadOnlyAccess: read, then cached per container
+            "iam:GetPolicyVersion": 1,
+            "sns:Publish": 1,
+        }
+    )
+    again = counted(counter, lambda: responder.handle(iam_escalation("iam/create-access-key-other-user.json")))
+    assert again["iam:GetPolicyVersion"] == 0 and again["iam:GetPolicy"] == 1
+
+
+def test_a_user_whose_own_policy_is_critical_has_its_groups_left_unread(aws, counter):
+    member_iam = aws.account_session(ACCOUNT).client("iam")
+    member_iam.put_user_policy(UserName="svc.ivr-deploy", PolicyName="Admin", PolicyDocument=_admin_document("*"))
+    responder = policy_alerts.build(aws.settings(), aws.clients)
+    outcome = {}
+    calls = counted(
+        counter,
+        lambda: outcome.setdefault("o", responder.handle(iam_escalation("iam/create-access-key-other-user.json"))),
+    )
+    assert outcome["o"].severity == "CRITICAL"
+    assert calls["iam:ListGroupsForUser"] == 0 and calls["iam:ListAttachedGroupPolicies"] == 0
+
+
+def test_self_service_and_denied_calls_read_nothing(aws, counter):
+    responder = policy_alerts.build(aws.settings(), aws.clients)
+    for sample in ("iam/create-access-key-self-service.json", "iam/create-access-key-denied.json"):
+        calls = counted(counter, lambda s=sample: responder.handle(iam_escalation(s)))
+        assert calls == Counter({"sns:Publish": 1}), sample
+
+
+def test_a_trust_change_reads_the_roles_snapshot_and_nothing_from_iam(aws, counter):
+    responder = policy_alerts.build(aws.settings(), aws.clients)
+    calls = counted(counter, lambda: responder.handle(iam_escalation("iam/update-assume-role-policy-star.json")))
+    assert calls == Counter({"dynamodb:GetItem": 1, "sns:Publish": 1})
+    assert sum(calls.values()) <= ALERT_BUDGET

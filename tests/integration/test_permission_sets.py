@@ -111,6 +111,20 @@ def test_a_refused_read_is_high_and_a_throttled_one_is_retried(aws):
     assert aws.inbox() == []
 
 
+def test_the_last_attempt_of_a_throttled_read_still_alerts_not_assessed(aws):
+    """The final receive failed on a throttled read: the SOC hears of the change before the DLQ."""
+    responder = policy_alerts.build(aws.settings(), aws.clients)
+    error = RuntimeError("ThrottlingException: Rate exceeded")
+    responder.give_up(event(PROVISION), error)
+    responder.give_up(event(ATTACH_ADMIN), error)
+    provisioned, attached = (json.loads(m["Message"]) for m in aws.inbox())
+    assert provisioned["severity"] == "HIGH"  # never lower than HIGH: the set was not read
+    assert provisioned["reasons"][0].startswith("NOT ASSESSED: RuntimeError: ThrottlingException")
+    assert provisioned["policy"]["document_source"] == "unavailable"
+    assert attached["severity"] == "CRITICAL"  # the event's own document still decides the floor
+    assert sso_calls(aws) == []
+
+
 # ---- what the set grants ----------------------------------------------------------------------
 def test_the_assigned_set_is_read_in_three_calls_and_nothing_is_written(aws):
     with CallCounter(aws) as counter, counter.counting() as calls:

@@ -781,6 +781,7 @@ OWNED_PARTITIONS = {
     "ProfileRollbackFunction": "instance#",  # baselines (connect_guard.baseline)
     "BaselineSweepFunction": "instance#",
     "QuarantineFunction": "roles#",  # role snapshots, read only (connect_guard.quarantine)
+    "PolicyAlertsFunction": "roles#",  # a role's snapshot, read only: what a new trust policy adds
     "RoleSnapshotFunction": "roles#",
     "LogExportFunction": "export#",  # checkpoints and audit-export markers (connect_guard.archive)
     # trail# and storage# snapshots, read only (connect_guard.trails, connect_guard.connect_storage)

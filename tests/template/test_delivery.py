@@ -226,13 +226,25 @@ POLICY_EVENTS = [
     "CreatePolicyVersion",
     "SetDefaultPolicyVersion",
 ]
+# Escalation without an attachment (responders/iam_escalation.py; tests/template/test_policy_alerts.py).
+ESCALATION_EVENTS = [
+    "AddUserToGroup",
+    "CreateAccessKey",
+    "CreateLoginProfile",
+    "UpdateLoginProfile",
+    "DeleteUserPermissionsBoundary",
+    "DeleteRolePermissionsBoundary",
+    "PutUserPermissionsBoundary",
+    "PutRolePermissionsBoundary",
+    "UpdateAssumeRolePolicy",
+]
 
 
 def test_policy_attachment_rule_pattern() -> None:
     assert props("PolicyAttachmentRule")["EventPattern"] == {
         "source": ["aws.iam"],
         "detail-type": ["AWS API Call via CloudTrail"],
-        "detail": {"eventSource": ["iam.amazonaws.com"], "eventName": POLICY_EVENTS},
+        "detail": {"eventSource": ["iam.amazonaws.com"], "eventName": POLICY_EVENTS + ESCALATION_EVENTS},
     }
 
 
@@ -313,10 +325,12 @@ def test_quarantine_events_reach_exactly_one_rule_succeeded_or_denied() -> None:
     cases.append(("connect", "DeleteInstance", "InstanceDeletionRule"))
     for service, event_name, rule in cases:
         event = _cloudtrail_event(service, event_name)
-        assert matching(event) == {rule}, event_name
+        # A trust or boundary change is also an escalation to assess (policy alerts), on any role.
+        rules = {rule} | ({"PolicyAttachmentRule"} if event_name in ESCALATION_EVENTS else set())
+        assert matching(event) == rules, event_name
         # A denied attempt carries errorCode and often no requestParameters: still delivered.
         denied = {**event, "detail": {**event["detail"], "errorCode": "AccessDenied", "requestParameters": None}}
-        assert matching(denied) == {rule}, event_name
+        assert matching(denied) == rules, event_name
     # Neighbouring calls are noise for the quarantine, and a Connect source never matches the IAM rule.
     for service, event_name in [("iam", "CreateRole"), ("iam", "DeleteUser"), ("connect", "CreateInstance")]:
         assert not matching(_cloudtrail_event(service, event_name)) & {"RoleProtectionRule", "InstanceDeletionRule"}

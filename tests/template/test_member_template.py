@@ -53,6 +53,16 @@ IAM_PRINCIPAL_READS = {
     "iam:ListAttachedRolePolicies",
     "iam:ListRolePolicies",
 }
+# policy alerts, escalation without an attachment: a group's and a user's policies.
+PRINCIPAL_POLICY_READS = {
+    "iam:ListAttachedGroupPolicies",
+    "iam:ListGroupPolicies",
+    "iam:GetGroupPolicy",
+    "iam:ListUserPolicies",
+    "iam:GetUserPolicy",
+    "iam:ListGroupsForUser",
+}
+OWN_GROUPS = {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:group/*"}
 
 
 def template() -> dict[str, Any]:
@@ -281,7 +291,7 @@ def test_the_read_role_only_reads():
     actions = _actions("ReadRole")
     assert not any("*" in a for a in actions), actions
     assert all(a.split(":")[1].startswith(("Get", "List", "Describe", "Search")) for a in actions), actions
-    assert {a for a in actions if a.startswith("iam:")} == IAM_PRINCIPAL_READS | {
+    assert {a for a in actions if a.startswith("iam:")} == IAM_PRINCIPAL_READS | PRINCIPAL_POLICY_READS | {
         "iam:ListRoles",
         "iam:GetPolicy",
         "iam:GetPolicyVersion",
@@ -310,6 +320,8 @@ def test_the_read_role_only_reads():
             assert statement_actions == KEY_READS and resources == [OWN_KEYS], statement
         elif statement_actions & IAM_PRINCIPAL_READS:
             assert resources == [OWN_USERS, OWN_ROLES], statement
+        elif statement_actions & PRINCIPAL_POLICY_READS:  # this account's groups and users, nothing else
+            assert statement_actions == PRINCIPAL_POLICY_READS and resources == [OWN_GROUPS, OWN_USERS], statement
 
 
 def test_the_rollback_role_holds_exactly_the_connect_updates_and_the_flow_logs_storage_key_and_trail_restores():

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
+
+from connect_guard_tools.routing import compile_pattern
+from connect_guard_tools.template import PROJECT_ROOT, load_template
 from tests.template.stack import (
     OWN_ENV,
     function_role,
@@ -37,6 +43,8 @@ def test_policy_alerts_function_contract() -> None:
         # Permission sets are read where IAM Identity Center is administered.
         "IDENTITY_CENTER_ACCOUNT_ID": {"Ref": "IdentityCenterAccountId"},
         "IDENTITY_CENTER_REGION": {"Ref": "IdentityCenterRegion"},
+        "BASELINE_TABLE_NAME": {"Ref": "BaselineTable"},
+        "ORGANIZATION_ID": {"Ref": "OrganizationId"},
         "POWERTOOLS_SERVICE_NAME": "policy-alerts",
         "POWERTOOLS_METRICS_NAMESPACE": "ConnectGuard",
         "POWERTOOLS_LOG_LEVEL": "INFO",
@@ -44,6 +52,18 @@ def test_policy_alerts_function_contract() -> None:
     }
 
 
+PRINCIPAL_READS = (
+    "iam:ListAttachedGroupPolicies",
+    "iam:ListGroupPolicies",
+    "iam:GetGroupPolicy",
+    "iam:ListAttachedUserPolicies",
+    "iam:ListUserPolicies",
+    "iam:GetUserPolicy",
+    "iam:ListGroupsForUser",
+    "iam:ListAttachedRolePolicies",
+    "iam:ListRolePolicies",
+    "iam:GetRolePolicy",
+)
 POLICY_ALERTS_ACTIONS = {
     # the function's own plumbing (what SAM's managed policies would grant on "*")
     "logs:CreateLogStream": "PolicyAlertsLogGroup",
@@ -57,7 +77,7 @@ POLICY_ALERTS_ACTIONS = {
     "kms:Decrypt": "SuiteKey",
     "kms:GenerateDataKey": "SuiteKey",
     "dynamodb:PutItem": "DedupTable",
-    "dynamodb:GetItem": "DedupTable",
+    "dynamodb:GetItem": None,  # the dedup table, and the role snapshots of the baseline table
     "dynamodb:UpdateItem": "DedupTable",
     "dynamodb:DeleteItem": "DedupTable",
     "iam:GetPolicy": None,
@@ -67,6 +87,8 @@ POLICY_ALERTS_ACTIONS = {
     "sso:ListManagedPoliciesInPermissionSet": None,
     "sso:GetInlinePolicyForPermissionSet": None,
     "sso:ListCustomerManagedPolicyReferencesInPermissionSet": None,
+    # escalation without an attachment: what a group, user or role can do now
+    **dict.fromkeys(PRINCIPAL_READS, None),
 }
 
 
@@ -93,3 +115,97 @@ def test_policy_alerts_has_exactly_the_contract_actions_on_their_resources() -> 
         {"Fn::Sub": "arn:${AWS::Partition}:sso:::instance/*"},
         {"Fn::Sub": "arn:${AWS::Partition}:sso:::permissionSet/*"},
     ]
+    own = ("group", "user", "role")
+    for action in PRINCIPAL_READS:  # this account's principals only
+        assert granted[action] == [{"Fn::Sub": f"arn:${{AWS::Partition}}:iam::${{AWS::AccountId}}:{k}/*"} for k in own]
+    assert {target(r) for r in granted["dynamodb:GetItem"]} == {"DedupTable", "BaselineTable"}
+
+
+def test_the_role_snapshot_read_is_role_snapshots_only() -> None:
+    _, role_props = function_role("PolicyAlertsFunction")
+    (statement,) = [
+        s
+        for p in role_props["Policies"]
+        if isinstance(p, dict) and "PolicyDocument" in p
+        for s in p["PolicyDocument"]["Statement"]
+        if s.get("Sid") == "ReadRoleSnapshots"
+    ]
+    assert statement["Action"] == "dynamodb:GetItem"
+    assert statement["Condition"] == {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["roles#*"]}}
+
+
+# ---- routing: escalation without an attachment ----------------------------------------------------
+ESCALATIONS = [
+    "AddUserToGroup",
+    "CreateAccessKey",
+    "CreateLoginProfile",
+    "UpdateLoginProfile",
+    "DeleteUserPermissionsBoundary",
+    "DeleteRolePermissionsBoundary",
+    "PutUserPermissionsBoundary",
+    "PutRolePermissionsBoundary",
+    "UpdateAssumeRolePolicy",
+]
+# Not routed: each only takes access away (README, "Policy alerts").
+DE_ESCALATIONS = [
+    "DeletePolicyVersion",
+    "DetachUserPolicy",
+    "DetachGroupPolicy",
+    "DeleteUserPolicy",
+    "DeleteGroupPolicy",
+    "RemoveUserFromGroup",
+]
+
+
+def _iam_event(name: str, **detail: Any) -> dict[str, Any]:
+    return {
+        "source": "aws.iam",
+        "detail-type": "AWS API Call via CloudTrail",
+        "detail": {"eventSource": "iam.amazonaws.com", "eventName": name, **detail},
+    }
+
+
+def _matching(event: dict[str, Any]) -> set[str]:
+    return {name for name, rule in _rules().items() if rule(event)}
+
+
+@pytest.mark.parametrize("name", ESCALATIONS)
+def test_escalations_reach_the_policy_alerts_rule_succeeded_or_denied(name: str) -> None:
+    assert "PolicyAttachmentRule" in _matching(_iam_event(name, requestParameters={"userName": "bob"}))
+    denied = _iam_event(name, errorCode="AccessDenied", requestParameters=None)
+    assert "PolicyAttachmentRule" in _matching(denied)
+    # The same name from another service (a look-alike source or eventSource) is not IAM's.
+    assert "PolicyAttachmentRule" not in _matching({**_iam_event(name), "source": "aws.sts"})
+    forged = _iam_event(name)
+    forged["detail"]["eventSource"] = "iam.amazonaws.com.attacker.example"
+    assert "PolicyAttachmentRule" not in _matching(forged)
+
+
+@pytest.mark.parametrize("name", DE_ESCALATIONS)
+def test_de_escalations_reach_no_rule(name: str) -> None:
+    assert _matching(_iam_event(name)) == set()
+
+
+def test_the_role_de_escalations_reach_only_the_quarantine() -> None:
+    # Detaching or deleting a protected role's policy is tampering (role quarantine), not an escalation.
+    for name in ("DetachRolePolicy", "DeleteRolePolicy"):
+        assert _matching(_iam_event(name)) == {"RoleProtectionRule"}
+
+
+def test_the_member_stack_forwards_every_escalation() -> None:
+    member = load_template(PROJECT_ROOT / "member" / "template.yaml")
+    pattern = member["Resources"]["ForwardPolicyAttachmentRule"]["Properties"]["EventPattern"]
+    forward = compile_pattern(pattern)
+    for name in ESCALATIONS:
+        assert forward(_iam_event(name)), name
+    for name in DE_ESCALATIONS:
+        assert not forward(_iam_event(name)), name
+
+
+def _rules() -> dict[str, Any]:
+    resources = load_template()["Resources"]
+    return {
+        name: compile_pattern(r["Properties"]["EventPattern"])
+        for name, r in resources.items()
+        if r["Type"] == "AWS::Events::Rule" and "EventPattern" in r["Properties"]
+    }

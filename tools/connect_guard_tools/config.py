@@ -31,6 +31,7 @@ SETTINGS_FROM_PARAMETERS = {
     "QuarantineOnTampering": "quarantine_on_tampering",
     "DeactivateAccessKeys": "deactivate_access_keys",
     "QuarantinePolicyName": "quarantine_policy_name",
+    "OrganizationId": "organization_id",
     # Response modes: the replay runs every control in one process, so it resolves each one's
     # mode itself (Settings.mode_for), as the template's conditions do.
     "ProfileRollbackMode": "profile_rollback_mode",

@@ -916,12 +916,25 @@ class LocalAws:
             )
 
     def _seed_iam(self, account_id: str, iam: Any, spec: dict[str, Any]) -> None:
-        """Users (with access keys) and roles; deleted roles leave only their snapshot."""
+        """Groups and users (with access keys, policies and groups) and roles; deleted roles leave
+        only their snapshot. A group's or user's `managed_policies` are attached (AWS managed ones)."""
+        for group in spec.get("groups") or []:
+            iam.create_group(GroupName=group["name"])
+            for arn in group.get("managed_policies") or []:
+                iam.attach_group_policy(GroupName=group["name"], PolicyArn=arn)
+            for name, document in (group.get("inline_policies") or {}).items():
+                iam.put_group_policy(GroupName=group["name"], PolicyName=name, PolicyDocument=json.dumps(document))
         for user in spec.get("users") or []:
             tags = [{"Key": k, "Value": str(v)} for k, v in (user.get("tags") or {}).items()]
             iam.create_user(UserName=user["name"], Tags=tags)
             for _ in range(int(user.get("access_keys", 0))):
                 iam.create_access_key(UserName=user["name"])
+            for arn in user.get("managed_policies") or []:
+                iam.attach_user_policy(UserName=user["name"], PolicyArn=arn)
+            for name, document in (user.get("inline_policies") or {}).items():
+                iam.put_user_policy(UserName=user["name"], PolicyName=name, PolicyDocument=json.dumps(document))
+            for group_name in user.get("groups") or []:
+                iam.add_user_to_group(GroupName=group_name, UserName=user["name"])
         snapshots = RoleSnapshots(self.clients.dynamodb, self.baseline_table)
         for role in spec.get("roles") or []:
             tags = {k: str(v) for k, v in (role.get("tags") or {}).items()}

@@ -103,21 +103,28 @@ class Replayer:
         result.matched = [r.responder for r in routes]
         event = item.event
         assert event is not None  # routed, so readable
-        for route in routes:
+        for index, route in enumerate(routes):
             self.recorder.clear()
             try:
                 outcome = self._pipeline(route.responder).process(event)
             except PoisonEventError as error:
-                result.outcome, result.reason = "error", str(error)
+                outcome = {"outcome": "error", "reason": str(error), "alerts": []}
             except Exception as error:  # a replay reports, it never stops on one event
-                result.outcome, result.reason = "error", f"{type(error).__name__}: {error}"
-            else:
-                result.outcome = outcome["outcome"]
-                result.severity = outcome.get("severity")
-                result.reason = outcome.get("reason")
-                result.alerts += [{"subject": a["subject"], "severity": a["severity"]} for a in outcome["alerts"]]
+                outcome = {"outcome": "error", "reason": f"{type(error).__name__}: {error}", "alerts": []}
+            result.alerts += [{"subject": a["subject"], "severity": a["severity"]} for a in outcome["alerts"]]
             result.actions += self.recorder.calls
             result.emails += self.recorder.emails
+            # Two rules for one event (an UpdateAssumeRolePolicy is a trust change and, on a protected
+            # role, tampering): the result is the later route's, unless it did less than an earlier one.
+            if index and _RANK.get(outcome["outcome"], 1) < _RANK.get(result.outcome, 1):
+                continue
+            result.outcome = outcome["outcome"]
+            result.severity = outcome.get("severity")
+            result.reason = outcome.get("reason")
             if self.recorder.findings:
                 result.finding = self.recorder.findings[-1]
         return result
+
+
+# Outcomes that say something happened outrank one that says nothing did (any other: in between).
+_RANK = {"ignored": 0, "duplicate": 0}

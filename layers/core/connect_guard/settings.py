@@ -147,6 +147,9 @@ class Settings(BaseModel):
     deactivate_access_keys: bool = False
     quarantine_policy_name: str = "connect-guard-quarantine"
     snapshot_account_ids: tuple[str, ...] = ()
+    # The organization (template.yaml OrganizationId): a trust policy bound to it by
+    # aws:PrincipalOrgID admits no outsider (policy alerts, UpdateAssumeRolePolicy).
+    organization_id: str | None = Field(default=None, pattern=r"^o-[a-z0-9]{10,32}$")
     # IAM Identity Center (connect_guard.identity_center), in the account that administers it:
     # the account (and region) alone lets policy_alerts read permission sets; sessions are
     # revoked through a prepared deny-list SCP when the identity store and the SCP are given too.
@@ -265,6 +268,7 @@ class Settings(BaseModel):
         "identity_center_region",
         "identity_store_id",
         "sso_deny_list_policy_id",
+        "organization_id",
         "plumbing_state_parameter",
         "suite_deploy_role_arn",
         "suite_deploy_role_id",
@@ -393,6 +397,7 @@ class Settings(BaseModel):
             "deactivate_access_keys": "DEACTIVATE_ACCESS_KEYS",
             "quarantine_policy_name": "QUARANTINE_POLICY_NAME",
             "snapshot_account_ids": "SNAPSHOT_ACCOUNT_IDS",
+            "organization_id": "ORGANIZATION_ID",
             "identity_center_account_id": "IDENTITY_CENTER_ACCOUNT_ID",
             "identity_center_region": "IDENTITY_CENTER_REGION",
             "identity_store_id": "IDENTITY_STORE_ID",

@@ -261,12 +261,33 @@ class PermissionSetAlerts:
         record = event.detail
         actor = Actor.from_record(record)
         change = describe_change(record)
-        outcome = Outcome(self.responder.name, record.event_id, record.event_name, "ignored")
         if change is None:
             analysis = Analysis(Severity.MEDIUM, ["denied attempt without request parameters: permission set unknown"])
             source = "unavailable"
         else:
             analysis, source = self._assess(record, change)
+        return self._alert(event, actor, change, analysis, source)
+
+    def give_up(self, event: CloudTrailEvent, error: Exception) -> None:
+        """The last attempt failed (a read of the set, or the publish): one finding without the
+        reads, so the SOC still hears of the change before the event ends in the DLQ."""
+        record = event.detail
+        change = describe_change(record)
+        own = self._event_analysis(record, change) if change else None
+        reasons = [f"NOT ASSESSED: {type(error).__name__}: {error}; the permission set was not read: review by hand"]
+        analysis = Analysis(max(Severity.HIGH, own[0].severity) if own else Severity.HIGH, reasons)
+        self._alert(event, Actor.from_record(record), change, analysis, "unavailable")
+
+    def _alert(
+        self,
+        event: CloudTrailEvent,
+        actor: Actor,
+        change: PermissionSetChange | None,
+        analysis: Analysis,
+        source: str,
+    ) -> Outcome:
+        record = event.detail
+        outcome = Outcome(self.responder.name, record.event_id, record.event_name, "ignored")
         if record.denied:
             analysis.reasons.insert(0, f"the call was denied ({record.error_code}): an attempt, not a change")
         if change and change.change == "assignment":

@@ -8,7 +8,7 @@ attempts; allowlisted actors at INFO; the suite's own changes are ignored.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from connect_guard.clients import AwsClients
 from connect_guard.errors import DocumentUnavailableError, PoisonEventError
@@ -20,6 +20,7 @@ from connect_guard.outcome import Alert, Outcome
 from connect_guard.policy import Analysis, Severity, analyse, known_aws_managed, parse_document
 from connect_guard.principals import CLOUDFORMATION, Actor, allowlist_match, is_suite_principal, suite_role
 from connect_guard.publisher import SnsPublisher, fit
+from connect_guard.responders.iam_escalation import IamEscalationGuard
 from connect_guard.responders.permission_sets import PermissionSetAlerts
 from connect_guard.settings import Settings
 
@@ -37,6 +38,17 @@ EVENTS: dict[str, tuple[str, str, str]] = {
     "CreatePolicyVersion": ("new_version", "policy", "policyArn"),
     "SetDefaultPolicyVersion": ("set_default", "policy", "policyArn"),
 }
+
+
+class SubControl(Protocol):
+    """Other IAM events that change what a principal can do: decided and published by itself, on the
+    responder's settings, readers and publisher (as logging_guard's sub-controls)."""
+
+    def handles(self, event: CloudTrailEvent) -> bool: ...
+
+    def handle(self, event: CloudTrailEvent) -> Outcome: ...
+
+    def give_up(self, event: CloudTrailEvent, error: Exception) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -121,8 +133,18 @@ class PolicyAlertResponder:
         self.publisher = publisher
         self.policies = policies
         self.clients = clients
-        # Sub-controls for other policy-like events, each with its own events: one line each.
-        self.sub_controls: tuple[PermissionSetAlerts, ...] = (PermissionSetAlerts(self),)
+        # Other policy-like events (groups, credentials, boundaries, trust; Identity Center's
+        # permission sets), each decided and published by its own sub-control.
+        self.sub_controls: tuple[SubControl, ...] = (IamEscalationGuard(self), PermissionSetAlerts(self))
+
+    def _sub_control(self, event: CloudTrailEvent) -> SubControl | None:
+        return next((sub for sub in self.sub_controls if sub.handles(event)), None)
+
+    def give_up(self, event: CloudTrailEvent, error: Exception) -> None:
+        """The last attempt failed: a sub-control says so; a policy change alone ends in the DLQ."""
+        sub = self._sub_control(event)
+        if sub is not None:
+            sub.give_up(event, error)
 
     def _resolve(self, record: CloudTrailRecord, change: PolicyChange) -> tuple[Analysis, str, str | None]:
         """(analysis, document source, version id) for the policy the change is about."""
@@ -148,7 +170,7 @@ class PolicyAlertResponder:
         return assess_document(document), "api", version_id
 
     def handle(self, event: CloudTrailEvent) -> Outcome:
-        sub = next((sub for sub in self.sub_controls if sub.handles(event)), None)
+        sub = self._sub_control(event)
         if sub is not None:
             return sub.handle(event)
         record = event.detail
