@@ -295,6 +295,8 @@ def _iam_resource(call: Call, lookup: ArnLookup) -> str | None:
 
 
 def _connect_resource(call: Call) -> str | None:
+    if call.params.get("resourceArn"):  # the tag operations name the resource itself
+        return str(call.params["resourceArn"])
     instance = str(call.params.get("InstanceId", ""))
     if not instance:
         return "*" if call.operation == "ListInstances" else None  # no resource type

@@ -237,13 +237,23 @@ def test_policy_attachment_rule_pattern() -> None:
 
 
 CONNECT_PROFILE_EVENTS = ["UpdateSecurityProfile", "CreateSecurityProfile", "UpdateUserSecurityProfiles", "CreateUser"]
+CONNECT_USER_EVENTS = ["UpdateUserIdentityInfo", "UpdateUserHierarchy", "TagResource", "UntagResource"]
+USER_TAGS_ONLY = [
+    {"eventName": [{"anything-but": ["TagResource", "UntagResource"]}]},
+    {"requestParameters": {"resourceArn": [{"wildcard": w} for w in ("*/agent/*", "*%2Fagent%2F*", "*%2fagent%2f*")]}},
+    {"errorCode": [{"exists": True}]},
+]
 
 
 def test_profile_rollback_rule_pattern() -> None:
     assert props("ProfileRollbackRule")["EventPattern"] == {
         "source": ["aws.connect"],
         "detail-type": ["AWS API Call via CloudTrail"],
-        "detail": {"eventSource": ["connect.amazonaws.com"], "eventName": CONNECT_PROFILE_EVENTS},
+        "detail": {
+            "eventSource": ["connect.amazonaws.com"],
+            "eventName": CONNECT_PROFILE_EVENTS + CONNECT_USER_EVENTS,
+            "$or": USER_TAGS_ONLY,
+        },
     }
 
 
