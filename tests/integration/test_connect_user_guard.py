@@ -322,3 +322,27 @@ def test_user_baseline_round_trips_its_new_fields(aws, users):
     users.store.approve_user(users.arn, replace(agent, identity=None, hierarchy_group_id=None, tags=None), "t")
     old = users.store.user(users.arn, users.agent)
     assert old is not None and (old.identity, old.hierarchy_group_id, old.tags) == (None, None, None)
+
+
+# ---- the sweep ------------------------------------------------------------------------------------
+def test_the_sweep_records_privileged_users_emails_and_reports_identity_drift_critical(aws, users):
+    from connect_guard.connect import InstanceRef
+    from connect_guard.sweep import build
+
+    sweep = build(settings(aws, response_mode="enforce"), aws.clients)
+    instance = InstanceRef.parse(users.arn, ACCOUNT, REGION)
+    sweep.approve(sweep.gateway(instance), "soc@example.com")
+    # One DescribeUser, for the privileged user only: the others' names come from SearchUsers.
+    assert [p["UserId"] for op, p in users.fake.calls if op == "DescribeUser"] == [users.admin]
+    admin, agent = users.store.user(users.arn, users.admin), users.store.user(users.arn, users.agent)
+    assert admin is not None and dict(admin.identity or ())["Email"] == "a.admin@example.com"
+    assert agent is not None and dict(agent.identity or ()) == {"FirstName": "Ben", "LastName": "Agent"}
+    assert (admin.hierarchy_group_id, admin.tags) == (ADMIN_GROUP, (("Department", "Administration"),))
+
+    users.set_email(users.admin, "x@attacker.example.net")
+    result = sweep.sweep(instance)
+    (drift,) = result.drift
+    assert drift.id == users.admin and "Email=x@attacker.example.net" in drift.added
+    finding = json.loads(aws.inbox()[-1]["Message"])
+    assert finding["severity"] == "CRITICAL" and result.plans == []  # reported; the event path restores
+    assert users.identity(users.admin)["Email"] == "x@attacker.example.net"

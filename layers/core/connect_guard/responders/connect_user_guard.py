@@ -30,7 +30,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 
 from connect_guard.audit import actions_record
 from connect_guard.baseline import UserBaseline, incomplete
@@ -450,6 +450,8 @@ class ConnectUserGuard:
         record = event.detail
         try:
             decision = reread(lambda: self.decide(event))
+        except ParamValidationError:
+            return  # the event names nothing Connect could hold: no restore could be due
         except Exception as failure:
             decision = _Decision(Actor.from_record(record), ASPECTS[record.event_name])
             verdict, state = "UNCONFIRMED", f"the user could not be re-read ({type(failure).__name__}: {failure})"
@@ -463,10 +465,8 @@ class ConnectUserGuard:
                         self.r.publisher.publish(recovered)
                 return  # restored since, or no restore was due (the DLQ and its alarm keep it)
             elif not self.mode_of(decision, event).enforces:
-                verdict, state = (
-                    "FAILED",
-                    "detect mode: nothing is restored; this alert is what the attempts failed to send",
-                )
+                verdict = "NOT EVALUATED (detect mode)"
+                state = "detect mode: nothing is restored; this alert is what the attempts failed to send"
             else:
                 verdict, state = "FAILED", "re-read now, the user still differs from the approved values"
         reasons = (
