@@ -346,3 +346,35 @@ def test_the_sweep_records_privileged_users_emails_and_reports_identity_drift_cr
     finding = json.loads(aws.inbox()[-1]["Message"])
     assert finding["severity"] == "CRITICAL" and result.plans == []  # reported; the event path restores
     assert users.identity(users.admin)["Email"] == "x@attacker.example.net"
+
+
+# ---- AWS calls per event (behaviour: DESIGN's rollback budget, as for a profile rollback) ----------
+def test_a_restore_and_an_alert_make_the_rollbacks_calls_and_no_more(aws, users):
+    from collections import Counter
+
+    from tests.integration.call_counts import CallCounter
+
+    guard = responder(aws)
+    params = users.set_email(users.admin, "x@attacker.example.net")
+    with CallCounter(aws) as counter:
+        with counter.counting():
+            assert (
+                guard.handle(CloudTrailEvent.model_validate(connect_event("UpdateUserIdentityInfo", params))).outcome
+                == "restored"
+            )
+        assert counter.by_operation == Counter(
+            {
+                "dynamodb:Query": 1,  # the whole baseline: completeness, the user, the approved profiles
+                "connect:DescribeUser": 1,  # the values CloudTrail hides, re-read before acting
+                "dynamodb:PutItem": 1,  # the journal, before the write
+                "connect:UpdateUserIdentityInfo": 1,
+                "dynamodb:TransactWriteItems": 1,  # the audit record and the journal's mark
+                "sns:Publish": 1,
+            }
+        )
+        renamed = {**users.identity(users.agent), "LastName": "Agent-Two"}
+        users.client.update_user_identity_info(InstanceId=INSTANCE, UserId=users.agent, IdentityInfo=renamed)
+        event = connect_event("UpdateUserIdentityInfo", {"InstanceId": INSTANCE, "UserId": users.agent})
+        with counter.counting():
+            assert guard.handle(CloudTrailEvent.model_validate(event)).outcome == "alerted"
+        assert counter.by_operation == Counter({"dynamodb:Query": 1, "connect:DescribeUser": 1, "sns:Publish": 1})
