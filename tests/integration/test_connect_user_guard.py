@@ -265,6 +265,14 @@ def test_tags_of_other_resources_are_ignored_with_no_connect_call(aws, users):
     assert users.fake.calls == [] and aws.inbox() == []
 
 
+def test_a_user_of_another_account_named_by_the_event_is_not_read(aws, users):
+    other = users.agent_arn(users.admin).replace(ACCOUNT, "444455556666")
+    outcome = handle(aws, connect_event("TagResource", {"resourceArn": other, "tags": {"k": "v"}}))
+    assert (outcome.outcome, outcome.severity) == ("alerted", "HIGH")
+    assert "names a user of account 444455556666" in outcome.finding["reasons"][0]
+    assert users.fake.calls == []
+
+
 # ---- faults --------------------------------------------------------------------------------------
 def test_a_throttled_restore_is_retried_and_the_last_attempt_says_failed(aws, users):
     params = users.set_email(users.admin, "x@attacker.example.net")

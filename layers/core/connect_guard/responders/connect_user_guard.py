@@ -226,6 +226,15 @@ class ConnectUserGuard:
             why = "the event does not say which instance or user changed; review by hand"
             decision.report = (Severity.HIGH, "Unidentified Connect user change", (why,))
             return decision
+        home = (record.recipient_account_id or event.account, record.aws_region)
+        if (instance.account_id, instance.region) != home:
+            # A user is changed from its own account and region: an ARN of another is not read.
+            why = (
+                f"the event from account {home[0]} in {home[1]} names a user of account {instance.account_id} "
+                f"in {instance.region}: not read, not restored"
+            )
+            decision.report = (Severity.HIGH, "Connect user change not assessed", (why,))
+            return decision
         if not self.r.configured(instance):
             why = "the instance is not in ConnectInstanceArns; not read, not restored"
             decision.report = (Severity.HIGH, "Connect user change not assessed", (why,))
