@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
+from connect_guard.responders.connect_user_guard import FieldChange
 from connect_guard_tools.config import replay_parameters, settings_values
 from connect_guard_tools.inputs import iter_inputs
 from connect_guard_tools.local_aws import LocalAws
@@ -107,6 +108,17 @@ def test_every_alert_reached_the_soc_inbox_with_filterable_attributes(results):
         assert subject.isascii() and len(subject) < 100 and "\n" not in subject
 
 
+def _shown(user: dict[str, Any], field: str) -> str:
+    """A user's value of a connect_user_guard field, as its findings show it."""
+    if field == "hierarchy":
+        value: str | None = user.get("HierarchyGroupId", "")
+    elif field.startswith("tag:"):
+        value = user["Tags"].get(field.removeprefix("tag:"))
+    else:
+        value = user["IdentityInfo"].get(field, "")
+    return FieldChange(field, value, None).shown(value)
+
+
 def test_enforce_mode_rolls_back_every_escalation_sample_to_the_state_it_reports():
     with LocalAws.for_replay() as aws:  # as the replay command runs it
         aws.seed(EVENTS / "demo-state.yaml")
@@ -127,8 +139,13 @@ def test_enforce_mode_rolls_back_every_escalation_sample_to_the_state_it_reports
                 assert result.outcome == expected["outcome"], item.source
                 continue
             rolled_back += 1
-            assert result.outcome == "rolled_back", (item.source, result.reason)
             connect, change = result.finding["connect"], result.finding["change"]
+            if result.finding["kind"] == "connect.user_change":  # identity, hierarchy group, tags
+                assert result.outcome == "restored", (item.source, result.reason)
+                user = aws.connect.user(instance.instance_id, connect["user_id"])
+                assert [_shown(user, field) for field in change["gained"]] == change["after"], item.source
+                continue
+            assert result.outcome == "rolled_back", (item.source, result.reason)
             if result.finding["target"]["kind"] == "connect_user":
                 now = aws.connect.user(instance.instance_id, connect["user_id"])["SecurityProfileIds"]
                 assert sorted(names[i] for i in now) == change["after"], item.source

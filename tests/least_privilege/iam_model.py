@@ -295,6 +295,8 @@ def _iam_resource(call: Call, lookup: ArnLookup) -> str | None:
 
 
 def _connect_resource(call: Call) -> str | None:
+    if call.params.get("resourceArn"):  # the tag operations name the resource itself
+        return str(call.params["resourceArn"])
     instance = str(call.params.get("InstanceId", ""))
     if not instance:
         return "*" if call.operation == "ListInstances" else None  # no resource type
@@ -333,7 +335,12 @@ def _resources(call: Call, lookup: ArnLookup) -> list[str | None]:
         arn = f"arn:aws:logs:{region}:{account}:log-group:{group}"
         return [f"{arn}:log-stream:{p['logStreamName']}" if "logStreamName" in p else arn]
     if call.service == "connect":
-        return [_connect_resource(call)]
+        resource = _connect_resource(call)
+        group = call.params.get("HierarchyGroupId")
+        if call.operation == "UpdateUserHierarchy" and group and resource:
+            # The group assigned is authorized as well as the user (hierarchy-group, agent-group/ in ARNs).
+            return [resource, f"{resource.split('/agent/')[0]}/agent-group/{group}"]
+        return [resource]
     if call.service == "cloudtrail":
         # A trail by ARN (as the suite names it) or by name in the call's region; DescribeTrails
         # has no resource type.

@@ -366,6 +366,8 @@ OWN_ENV["ProfileRollbackFunction"] = {
     **OWN_ENV["ProfileRollbackFunction"],
     "BASELINE_APPROVERS": {"Ref": "BaselineApprovers"},
 }
+# A user's email moved outside the organization's domains (connect_user_guard).
+OWN_ENV["ProfileRollbackFunction"]["ORGANIZATION_EMAIL_DOMAINS"] = {"Ref": "OrganizationEmailDomains"}
 
 
 # ---- IAM patterns --------------------------------------------------------------------------------
@@ -462,6 +464,16 @@ FLOW_LOGS_READ = {"connect:DescribeInstanceAttribute"}
 # The sweep's instance discovery: no resource type, "*", alone in its statement.
 CONNECT_LIST = {"connect:ListInstances"}
 FLOW_LOGS_WRITE = {"connect:UpdateInstanceAttribute"}
+# profile_rollback's user guard: a privileged user's identity, hierarchy group and tags put back,
+# on users (agent ARNs) only; UpdateUserHierarchy also names the hierarchy group it assigns.
+CONNECT_USER_WRITES = {
+    "connect:UpdateUserIdentityInfo",
+    "connect:UpdateUserHierarchy",
+    "connect:TagResource",
+    "connect:UntagResource",
+}
+OWN_CONNECT_USERS = {"Fn::Sub": "arn:${AWS::Partition}:connect:*:${AWS::AccountId}:instance/*/agent/*"}
+OWN_HIERARCHY_GROUPS = {"Fn::Sub": "arn:${AWS::Partition}:connect:*:${AWS::AccountId}:instance/*/agent-group/*"}
 # logging_guard: this account's trails, any home region; the restore never stops, deletes or creates one.
 OWN_TRAILS = {"Fn::Sub": "arn:${AWS::Partition}:cloudtrail:*:${AWS::AccountId}:trail/*"}
 TRAIL_READS = {

@@ -19,6 +19,7 @@ from tests.template.stack import (
     KEY_GRANT_FOR_SERVICES,
     MEMBER_SSO_ROLE,
     OWN_CONNECT_RESOURCES,
+    OWN_HIERARCHY_GROUPS,
     OWN_KEYS,
     OWN_ROLES,
     OWN_USERS,
@@ -141,6 +142,8 @@ def test_function_statements_name_no_wildcard_resource() -> None:
                         or resource in [member_role(p) for p in ("read", "rollback", "quarantine", "logs")]
                         or resource == MEMBER_SSO_ROLE  # one role, in the one Identity Center account
                         or (connect_only and resource in OWN_CONNECT_RESOURCES)
+                        # (user guard) the hierarchy group a user is put back in: this account's groups.
+                        or (actions == ["connect:UpdateUserHierarchy"] and resource == OWN_HIERARCHY_GROUPS)
                         or (users_only and resource == OWN_USERS)
                         or (roles_only and resource == OWN_ROLES)
                         or (export_only and resource in EXPORTABLE_LOG_GROUPS)

@@ -12,6 +12,7 @@ from tests.template.stack import (
     CONNECT_LIST,
     CONNECT_READ_ACTIONS,
     CONNECT_SERVICE_ROLES,
+    CONNECT_USER_WRITES,
     CONNECT_WRITE_ACTIONS,
     FLOW_LOGS_READ,
     FLOW_LOGS_WRITE,
@@ -23,6 +24,8 @@ from tests.template.stack import (
     KEY_READS,
     KEY_WRITES,
     OWN_CONNECT_RESOURCES,
+    OWN_CONNECT_USERS,
+    OWN_HIERARCHY_GROUPS,
     OWN_KEYS,
     OWN_ROLES,
     OWN_TRAILS,
@@ -325,8 +328,12 @@ def test_the_read_role_only_reads():
 
 
 def test_the_rollback_role_holds_exactly_the_connect_updates_and_the_flow_logs_storage_key_and_trail_restores():
-    (statement, flow_logs, *storage, keys, trails) = _statements("RollbackRole")
+    (statement, users, groups, flow_logs, *storage, keys, trails) = _statements("RollbackRole")
     assert statement["Effect"] == flow_logs["Effect"] == keys["Effect"] == trails["Effect"] == "Allow"
+    # profile_rollback's user guard: a privileged user's identity, group and tags, on users only.
+    assert set(as_list(users["Action"])) == CONNECT_USER_WRITES and as_list(users["Resource"]) == [OWN_CONNECT_USERS]
+    assert as_list(groups["Action"]) == ["connect:UpdateUserHierarchy"]
+    assert as_list(groups["Resource"]) == [OWN_HIERARCHY_GROUPS] and users["Effect"] == groups["Effect"] == "Allow"
     # logging_guard's key guard: a key usable again, this account's keys only; no key policy write.
     assert set(as_list(keys["Action"])) == KEY_WRITES and as_list(keys["Resource"]) == [OWN_KEYS]
     # A trail put back to its snapshot: never stopped, deleted or created, and only this account's.

@@ -8,10 +8,13 @@ import pytest
 from tests.template.stack import (
     CONNECT_LIST,
     CONNECT_READ_ACTIONS,
+    CONNECT_USER_WRITES,
     CONNECT_WRITE_ACTIONS,
     FLOW_LOGS_READ,
     FLOW_LOGS_WRITE,
     OWN_CONNECT_RESOURCES,
+    OWN_CONNECT_USERS,
+    OWN_HIERARCHY_GROUPS,
     ROLES,
     STORAGE_READ,
     STORAGE_WRITE,
@@ -68,7 +71,7 @@ def test_baseline_sweep_function_contract() -> None:
 
 
 def test_connect_writes_only_in_the_rollback_and_sweep_roles_and_never_on_everything() -> None:
-    writers, flow_log_writers, storage_writers = set(), set(), set()
+    writers, flow_log_writers, storage_writers, user_writers = set(), set(), set(), set()
     for name, role in ROLES.items():
         for statement in role_statements(role["Properties"]):
             connect = [a for a in as_list(statement["Action"]) if a.startswith("connect:")]
@@ -86,6 +89,13 @@ def test_connect_writes_only_in_the_rollback_and_sweep_roles_and_never_on_everyt
             if set(connect) == {"connect:DescribeInstance"}:  # log_export: an instance's alias, the instance alone
                 assert as_list(statement["Resource"]) == OWN_CONNECT_RESOURCES[:1], f"{name}: {statement['Sid']}"
                 continue
+            if set(connect) <= CONNECT_USER_WRITES:  # the user guard: users, and the group a user is put back in
+                resources = as_list(statement["Resource"])
+                assert resources == [OWN_CONNECT_USERS] or (
+                    set(connect) == {"connect:UpdateUserHierarchy"} and resources == [OWN_HIERARCHY_GROUPS]
+                ), f"{name}: {statement['Sid']}"
+                user_writers.add(name)
+                continue
             if set(connect) <= STORAGE_READ | STORAGE_WRITE:  # logging_guard's storage configs: the instance alone
                 assert as_list(statement["Resource"]) == OWN_CONNECT_RESOURCES[:1], f"{name}: {statement['Sid']}"
                 assert set(connect) in (STORAGE_READ, STORAGE_WRITE), f"{name}: reads and writes in separate statements"
@@ -102,6 +112,7 @@ def test_connect_writes_only_in_the_rollback_and_sweep_roles_and_never_on_everyt
     assert writers == {"ProfileRollbackFunctionRole", "BaselineSweepFunctionRole"}
     assert flow_log_writers == {"LoggingGuardFunctionRole"}
     assert storage_writers == {"LoggingGuardFunctionRole"}
+    assert user_writers == {"ProfileRollbackFunctionRole"}  # the event path only: the sweep reports
 
 
 CONNECT_RESPONDER_ACTIONS: dict[str, set[str] | None] = {
@@ -133,11 +144,13 @@ CONNECT_RESPONDER_OWN: dict[str, dict[str, set[str] | None]] = {
         "dynamodb:PutItem": {"BaselineTable", "AuditTable", "DedupTable"},
         "dynamodb:UpdateItem": {"DedupTable"},
         "dynamodb:DeleteItem": {"DedupTable"},
+        **dict.fromkeys(CONNECT_USER_WRITES),  # connect_user_guard's restores
     },
     "BaselineSweepFunction": {
         **dict.fromkeys(
             (
                 "connect:SearchUsers",
+                "connect:DescribeUser",  # privileged users' emails
                 "connect:DescribeSecurityProfile",
                 "connect:ListSecurityProfiles",
                 "connect:ListSecurityProfilePermissions",
@@ -172,8 +185,11 @@ def test_connect_responders_have_exactly_the_contract_actions(function: str, log
     for action, resources in expected.items():
         if resources is not None:
             assert {target(r) for r in granted[action]} == resources, action
-    for action in {a for a in expected if a.startswith("connect:")} - CONNECT_LIST:
+    for action in {a for a in expected if a.startswith("connect:")} - CONNECT_LIST - CONNECT_USER_WRITES:
         assert granted[action] == OWN_CONNECT_RESOURCES, action
+    for action in CONNECT_USER_WRITES & set(expected):  # users only; the group a user is put back in
+        hierarchy = [OWN_HIERARCHY_GROUPS] if action == "connect:UpdateUserHierarchy" else []
+        assert granted[action] == [OWN_CONNECT_USERS, *hierarchy], action
     for action in CONNECT_LIST & set(expected):
         assert granted[action] == ["*"], action
     assert granted["sts:AssumeRole"] == [member_role("read"), member_role("rollback")]

@@ -344,7 +344,13 @@ def test_seed_from_spec_creates_the_current_state_and_returns_the_baseline() -> 
     }
     assert profiles[manager]["permissions"] == ["AccessMetrics"]
     assert set(users) == {"u-jdoe", fake.user_id(INSTANCE, "it.admin")}
-    assert users["u-jdoe"] == {"username": "j.doe", "security_profile_ids": ["p-agent"]}
+    assert users["u-jdoe"] == {
+        "username": "j.doe",
+        "security_profile_ids": ["p-agent"],
+        "identity": {"FirstName": "Jane", "LastName": "", "Email": "", "SecondaryEmail": ""},
+        "hierarchy_group_id": "",
+        "tags": {},
+    }
     assert fake.user(INSTANCE, fake.user_id(INSTANCE, "ghost"))["SecurityProfileIds"] == [shadow]
 
 
@@ -499,3 +505,88 @@ def test_seeded_storage_is_approved_then_tampered_as_the_spec_says(fake: Connect
     assert len(fake.storage_configs(spec["id"], "AGENT_EVENTS")) == 1
     with pytest.raises(ValueError, match="unknown keys"):
         seed_from_spec(fake, ACCOUNT, {"id": "other", "storage": [{"resource_type": "CALL_RECORDINGS", "bukket": "b"}]})
+
+
+# ---- users' identity info, hierarchy group and tags (connect_user_guard) --------------------------
+def test_update_user_identity_info_replaces_the_identity_and_checks_emails(client: Any, fake: ConnectFake) -> None:
+    client.update_user_identity_info(
+        InstanceId=INSTANCE, UserId="u-jdoe", IdentityInfo={"FirstName": "Jane", "Email": "jane@example.com"}
+    )
+    assert fake.user(INSTANCE, "u-jdoe")["IdentityInfo"] == {"FirstName": "Jane", "Email": "jane@example.com"}
+    for bad in ({"Email": "not-an-email"}, {"SecondaryEmail": "a@b"}, {"Mobile": "0123"}):
+        with pytest.raises(ClientError) as excinfo:
+            client.update_user_identity_info(InstanceId=INSTANCE, UserId="u-jdoe", IdentityInfo=bad)
+        assert error_code(excinfo) == "InvalidParameterException", bad
+    with pytest.raises(ClientError) as excinfo:
+        client.update_user_identity_info(InstanceId=INSTANCE, UserId="u-nobody", IdentityInfo={"FirstName": "X"})
+    assert error_code(excinfo) == "ResourceNotFoundException"
+
+
+def test_update_user_hierarchy_moves_into_a_known_group_or_out_of_every_group(client: Any, fake: ConnectFake) -> None:
+    group = fake.add_hierarchy_group(INSTANCE, "Sales", "g-sales")
+    client.update_user_hierarchy(InstanceId=INSTANCE, UserId="u-jdoe", HierarchyGroupId=group)
+    assert fake.user(INSTANCE, "u-jdoe")["HierarchyGroupId"] == "g-sales"
+    summary = client.search_users(InstanceId=INSTANCE)["Users"][0]
+    assert summary["HierarchyGroupId"] == "g-sales"
+    assert_model_shape(client, "DescribeUser", client.describe_user(InstanceId=INSTANCE, UserId="u-jdoe"))
+    with pytest.raises(ClientError) as excinfo:
+        client.update_user_hierarchy(InstanceId=INSTANCE, UserId="u-jdoe", HierarchyGroupId="g-unknown")
+    assert error_code(excinfo) == "ResourceNotFoundException"
+    client.update_user_hierarchy(InstanceId=INSTANCE, UserId="u-jdoe")
+    assert "HierarchyGroupId" not in fake.user(INSTANCE, "u-jdoe")
+
+
+def test_a_users_tags_are_set_listed_and_removed_by_its_agent_arn(client: Any, fake: ConnectFake) -> None:
+    arn = f"{ARN}/agent/u-jdoe"
+    client.tag_resource(resourceArn=arn, tags={"Department": "Sales", "Team": "floor"})
+    client.tag_resource(resourceArn=arn, tags={"Department": "Support"})  # merged, not replaced
+    listed = client.list_tags_for_resource(resourceArn=arn)
+    assert listed["tags"] == {"Department": "Support", "Team": "floor"}
+    assert_model_shape(client, "ListTagsForResource", listed)
+    client.untag_resource(resourceArn=arn, tagKeys=["Team", "Absent"])
+    assert fake.user(INSTANCE, "u-jdoe")["Tags"] == {"Department": "Support"}
+    with pytest.raises(ClientError) as excinfo:
+        client.tag_resource(resourceArn=arn, tags={"aws:cloudformation:stack-name": "x"})
+    assert error_code(excinfo) == "InvalidParameterException"
+    with pytest.raises(ClientError) as excinfo:
+        client.tag_resource(resourceArn=arn, tags={f"k{i}": "v" for i in range(50)})  # 51 with Department
+    assert error_code(excinfo) == "InvalidParameterException"
+    with pytest.raises(ClientError) as excinfo:
+        client.tag_resource(resourceArn=f"{ARN}/agent/u-nobody", tags={"k": "v"})
+    assert error_code(excinfo) == "ResourceNotFoundException"
+
+
+def test_tags_of_anything_but_a_users_go_on_to_moto(client: Any, fake: ConnectFake) -> None:
+    fake.calls.clear()
+    client.tag_resource(resourceArn=f"{ARN}/queue/q-1", tags={"k": "v"})  # answered by moto
+    client.tag_resource(resourceArn=f"{ARN}/agent/u-other-instance".replace(INSTANCE, "i-unknown"), tags={"k": "v"})
+    assert fake.calls == [] and fake.user(INSTANCE, "u-jdoe")["Tags"] == {}
+
+
+def test_seed_from_spec_seeds_identity_hierarchy_and_tags_approved_then_as_left() -> None:
+    fake = ConnectFake()
+    spec = {
+        "id": INSTANCE,
+        "hierarchy_groups": [{"id": "g-admin", "name": "Administration"}, {"id": "g-sales", "name": "Sales"}],
+        "security_profiles": [{"id": "p-admin", "name": "Admin", "permissions": ["Users.Edit"]}],
+        "users": [
+            {
+                "id": "u-1",
+                "username": "a.admin",
+                "email": "a@example.com",
+                "security_profiles": ["Admin"],
+                "hierarchy_group": "Administration",
+                "tags": {"Department": "Administration"},
+                "current_identity": {"Email": "a@evil.example"},
+                "current_hierarchy_group": "Sales",
+                "current_tags": {"Department": "Sales"},
+            }
+        ],
+    }
+    seeded = seed_from_spec(fake, ACCOUNT, spec)
+    now = fake.user(INSTANCE, "u-1")
+    assert now["IdentityInfo"]["Email"] == "a@evil.example"
+    assert (now["HierarchyGroupId"], now["Tags"]) == ("g-sales", {"Department": "Sales"})
+    approved = seeded.baseline["users"]["u-1"]
+    assert approved["identity"]["Email"] == "a@example.com"
+    assert (approved["hierarchy_group_id"], approved["tags"]) == ("g-admin", {"Department": "Administration"})

@@ -26,6 +26,7 @@ SETTINGS_FROM_PARAMETERS = {
     "PrivilegedPermissions": "privileged_permissions",
     "PrivilegedProfileNames": "privileged_profile_names",
     "FallbackSecurityProfileName": "fallback_security_profile_name",
+    "OrganizationEmailDomains": "organization_email_domains",
     "ProtectedRoleNames": "protected_role_names",
     "ProtectedRoleTagKey": "protected_role_tag_key",
     "QuarantineOnTampering": "quarantine_on_tampering",

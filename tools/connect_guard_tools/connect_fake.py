@@ -12,6 +12,7 @@ import binascii
 import copy
 import hashlib
 import os
+import re
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -28,6 +29,10 @@ from connect_guard.connect_storage import SETTINGS as STORAGE_SETTINGS
 from connect_guard.connect_storage import StorageConfig
 
 DEFAULT_REGION = "us-east-1"
+_TAG_OPERATIONS = frozenset({"TagResource", "UntagResource", "ListTagsForResource"})
+_AGENT_ARN = re.compile(r"^(arn:aws[a-z-]*:connect:[a-z0-9-]+:\d{12}:instance/([\w-]+))/agent/([\w-]+)$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_MAX_TAGS = 50  # per resource (TagMap's maximum in the model)
 _PARAMS_KEY = "connect_fake_params"  # where the API params wait, in the request context, for before-call
 # Codes the Connect model does not declare but callers (and botocore's retry logic) know.
 _EXTRA_STATUS = {"TooManyRequestsException": 429, "ThrottlingException": 429, "InternalServiceException": 500}
@@ -130,6 +135,7 @@ class _Instance:
     attributes: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_ATTRIBUTES))
     # Storage configs by AssociationId: {"ResourceType": ..., "StorageConfig": {... as Describe returns it}}.
     storage: dict[str, dict[str, Any]] = field(default_factory=dict)
+    hierarchy_groups: dict[str, str] = field(default_factory=dict)  # ID → name
 
 
 @dataclass
@@ -162,6 +168,8 @@ class ConnectFake:
             "ListUsers": self._list_users,
             "CreateUser": self._create_user,
             "UpdateUserSecurityProfiles": self._update_user_security_profiles,
+            "UpdateUserIdentityInfo": self._update_user_identity_info,
+            "UpdateUserHierarchy": self._update_user_hierarchy,
             "ListSecurityProfiles": self._list_security_profiles,
             "DescribeSecurityProfile": self._describe_security_profile,
             "ListSecurityProfilePermissions": self._list_security_profile_permissions,
@@ -217,8 +225,9 @@ class ConnectFake:
             failures = self._failures.get(name)
             injected = failures.pop(0) if failures else None
             operation = self._operations.get(name)
-            if injected is None and operation is None and name != "ListInstances":
-                return None  # not ours: botocore sends it on, to moto
+            tagged = self._tagged_user(name, context.get(_PARAMS_KEY) or {})
+            if injected is None and operation is None and name != "ListInstances" and tagged is None:
+                return None  # not ours (tags of anything but a user too): botocore sends it on, to moto
             params = copy.deepcopy(context.get(_PARAMS_KEY) or {})
             self.calls.append((name, copy.deepcopy(params)))
             try:
@@ -226,6 +235,10 @@ class ConnectFake:
                     raise ConnectApiError(injected, f"Injected failure of {name}")
                 _check_limits(model.input_shape, params, "")
                 region = context.get("client_region") or DEFAULT_REGION
+                if tagged is not None:  # a user's tags: named by ARN, no InstanceId
+                    parsed = self._user_tags(name, *tagged, params, region)
+                    parsed["ResponseMetadata"] = self._metadata(200)
+                    return AWSResponse(None, 200, {}, None), parsed
                 if name == "ListInstances":  # the one read with no instance: the caller's account's
                     parsed = self._list_instances(_caller_account(request_signer), region, params)
                     parsed["ResponseMetadata"] = self._metadata(200)
@@ -261,6 +274,35 @@ class ConnectFake:
         if region is not None and region != instance.region:
             raise _not_found(f"Instance not found in {region}: {value}")
         return instance
+
+    def _tagged_user(self, name: str, params: Mapping[str, Any]) -> tuple[str, str] | None:
+        """(instance ID, user ID) when a tag operation names a user of an instance of the fake."""
+        if name not in _TAG_OPERATIONS:
+            return None
+        match = _AGENT_ARN.match(str(params.get("resourceArn", "")))
+        if match is None or match[2] not in self._instances:
+            return None
+        return match[2], match[3]
+
+    def _user_tags(
+        self, name: str, instance_id: str, user_id: str, params: dict[str, Any], region: str
+    ) -> dict[str, Any]:
+        """TagResource, UntagResource and ListTagsForResource on a user (its agent ARN)."""
+        instance = self._instance(params["resourceArn"].split("/agent/")[0], region)
+        user = self._user(instance, user_id)
+        if name == "ListTagsForResource":
+            return {"tags": dict(user["Tags"])}
+        if name == "TagResource":
+            tags = params["tags"]
+            if bad := sorted(k for k in tags if k.lower().startswith("aws:")):
+                raise _invalid(f"Tag keys starting with aws: are reserved: {', '.join(bad)}")
+            merged = {**user["Tags"], **tags}
+            if len(merged) > _MAX_TAGS:
+                raise _invalid(f"A resource can have at most {_MAX_TAGS} tags")
+            user["Tags"] = merged
+        else:
+            user["Tags"] = {k: v for k, v in user["Tags"].items() if k not in set(params["tagKeys"])}
+        return {}
 
     @staticmethod
     def _user(instance: _Instance, user_id: str) -> dict[str, Any]:
@@ -334,8 +376,11 @@ class ConnectFake:
         first_name: str = "",
         last_name: str = "",
         email: str | None = None,
+        secondary_email: str | None = None,
+        hierarchy_group_id: str | None = None,
+        tags: Mapping[str, str] | None = None,
     ) -> str:
-        """Returns the user ID (generated when not given). The profiles must exist."""
+        """Returns the user ID (generated when not given). The profiles (and group) must exist."""
         with self._lock:
             instance = self._instance(instance_id)
             user_id = user_id or str(uuid.uuid4())
@@ -346,8 +391,22 @@ class ConnectFake:
             except ConnectApiError as error:
                 raise ValueError(f"user {username!r}: {error.message}") from None
             identity = {"FirstName": first_name, "LastName": last_name, **({"Email": email} if email else {})}
-            instance.users[user_id] = self._new_user(instance, user_id, username, profile_ids, identity)
+            identity |= {"SecondaryEmail": secondary_email} if secondary_email else {}
+            if hierarchy_group_id is not None and hierarchy_group_id not in instance.hierarchy_groups:
+                raise ValueError(f"user {username!r}: no hierarchy group {hierarchy_group_id} in {instance.id}")
+            user = self._new_user(instance, user_id, username, profile_ids, identity, tags=tags)
+            if hierarchy_group_id:
+                user["HierarchyGroupId"] = hierarchy_group_id
+            instance.users[user_id] = user
             return user_id
+
+    def add_hierarchy_group(self, instance_id: str, name: str, group_id: str | None = None) -> str:
+        """Returns the group ID (generated when not given)."""
+        with self._lock:
+            instance = self._instance(instance_id)
+            group_id = group_id or str(uuid.uuid4())
+            instance.hierarchy_groups[group_id] = name
+            return group_id
 
     def _new_user(
         self,
@@ -418,6 +477,8 @@ class ConnectFake:
         for user in page:
             view = _user_view(user)
             summary = {key: view[key] for key in fields}
+            if view.get("HierarchyGroupId"):
+                summary["HierarchyGroupId"] = view["HierarchyGroupId"]
             identity = view["IdentityInfo"]
             summary["IdentityInfo"] = {k: identity[k] for k in ("FirstName", "LastName") if k in identity}
             summaries.append(summary)
@@ -453,6 +514,31 @@ class ConnectFake:
     ) -> dict[str, Any]:
         user = self._user(instance, params["UserId"])
         user["SecurityProfileIds"] = self._profile_ids(instance, params["SecurityProfileIds"])
+        user["LastModifiedTime"], user["LastModifiedRegion"] = self._clock(), region
+        return {}
+
+    def _update_user_identity_info(self, instance: _Instance, params: dict[str, Any], region: str) -> dict[str, Any]:
+        """The IdentityInfo given replaces the user's (a restore sends every field it keeps)."""
+        user = self._user(instance, params["UserId"])
+        identity = dict(params["IdentityInfo"])
+        for key in ("Email", "SecondaryEmail"):
+            if identity.get(key) and not _EMAIL.match(identity[key]):
+                raise _invalid(f"IdentityInfo.{key} is not a valid email address")
+        if identity.get("Mobile") and not re.fullmatch(r"\+[1-9]\d{1,14}", identity["Mobile"]):
+            raise _invalid("IdentityInfo.Mobile is not an E.164 phone number")
+        user["IdentityInfo"] = identity
+        user["LastModifiedTime"], user["LastModifiedRegion"] = self._clock(), region
+        return {}
+
+    def _update_user_hierarchy(self, instance: _Instance, params: dict[str, Any], region: str) -> dict[str, Any]:
+        """Into the group named, or out of every group when none is."""
+        user = self._user(instance, params["UserId"])
+        group = params.get("HierarchyGroupId")
+        if group:
+            _found({g: {} for g in instance.hierarchy_groups}, group, "Hierarchy group")
+            user["HierarchyGroupId"] = group
+        else:
+            user.pop("HierarchyGroupId", None)
         user["LastModifiedTime"], user["LastModifiedRegion"] = self._clock(), region
         return {}
 
@@ -777,7 +863,7 @@ def _matches(user: dict[str, Any], criteria: Mapping[str, Any]) -> bool:
     return any(tests[comparison](value) for value in field_values(user))
 
 
-_INSTANCE_KEYS = {"id", "alias", "region", "security_profiles", "users", "attributes", "storage"}
+_INSTANCE_KEYS = {"id", "alias", "region", "security_profiles", "users", "attributes", "storage", "hierarchy_groups"}
 _STORAGE_KEYS = {"resource_type", *STORAGE_SETTINGS, "current", "in_baseline"}
 _PROFILE_KEYS = {"id", "name", "permissions", "current_permissions", "in_baseline"}
 _USER_KEYS = {
@@ -788,6 +874,14 @@ _USER_KEYS = {
     "security_profiles",
     "current_security_profiles",
     "in_baseline",
+    # identity, hierarchy group (by name) and tags as approved; current_*: as the sample left them
+    "email",
+    "secondary_email",
+    "hierarchy_group",
+    "tags",
+    "current_identity",
+    "current_hierarchy_group",
+    "current_tags",
 }
 
 
@@ -807,6 +901,10 @@ def seed_from_spec(fake: ConnectFake, account_id: str, spec: Mapping[str, Any]) 
     seeded = SeededInstance(instance_id, arn, str(account_id), region, str(spec.get("alias", "")))
     for kind, value in (spec.get("attributes") or {}).items():  # as the instance has them now
         fake.set_attribute(instance_id, str(kind), str(value).lower())
+    groups = {
+        str(g["name"]): fake.add_hierarchy_group(instance_id, str(g["name"]), str(g["id"]) if g.get("id") else None)
+        for g in spec.get("hierarchy_groups") or []
+    }
     names: dict[str, str] = {}
     for profile in spec.get("security_profiles") or []:
         _check_keys("security profile", profile, _PROFILE_KEYS)
@@ -834,16 +932,41 @@ def seed_from_spec(fake: ConnectFake, account_id: str, spec: Mapping[str, Any]) 
         username = str(user["username"])
         approved = resolve(username, user.get("security_profiles") or [])
         current = user.get("current_security_profiles")
+        identity = {
+            "FirstName": str(user.get("first_name", "")),
+            "LastName": str(user.get("last_name", "")),
+            "Email": str(user.get("email", "")),
+            "SecondaryEmail": str(user.get("secondary_email", "")),
+        }
+        group = groups[str(user["hierarchy_group"])] if user.get("hierarchy_group") else ""
+        tags = {str(k): str(v) for k, v in (user.get("tags") or {}).items()}
+        now = {**identity, **{str(k): str(v) for k, v in (user.get("current_identity") or {}).items()}}
+        now_group = group
+        if "current_hierarchy_group" in user:
+            now_group = groups[str(user["current_hierarchy_group"])] if user["current_hierarchy_group"] else ""
+        now_tags = (
+            tags if user.get("current_tags") is None else {str(k): str(v) for k, v in user["current_tags"].items()}
+        )
         user_id = fake.add_user(
             instance_id,
             username,
             approved if current is None else resolve(username, current),
             user_id=str(user["id"]) if user.get("id") else None,
-            first_name=str(user.get("first_name", "")),
-            last_name=str(user.get("last_name", "")),
+            first_name=now["FirstName"],
+            last_name=now["LastName"],
+            email=now["Email"] or None,
+            secondary_email=now["SecondaryEmail"] or None,
+            hierarchy_group_id=now_group or None,
+            tags=now_tags,
         )
         if user.get("in_baseline", True):
-            seeded.baseline["users"][user_id] = {"username": username, "security_profile_ids": approved}
+            seeded.baseline["users"][user_id] = {
+                "username": username,
+                "security_profile_ids": approved,
+                "identity": identity,
+                "hierarchy_group_id": group,
+                "tags": tags,
+            }
     for entry in spec.get("storage") or []:
         _seed_storage(fake, seeded, entry)
     return seeded

@@ -976,7 +976,14 @@ class LocalAws:
                 profile_id, profile["name"], frozenset(profile["permissions"]), tuple(profile.get("applications", ()))
             )
         for user_id, user in seeded.baseline["users"].items():
-            baseline.users[user_id] = UserBaseline(user_id, user["username"], frozenset(user["security_profile_ids"]))
+            baseline.users[user_id] = UserBaseline(
+                user_id,
+                user["username"],
+                frozenset(user["security_profile_ids"]),
+                tuple(sorted(user["identity"].items())) if "identity" in user else None,
+                user.get("hierarchy_group_id"),
+                tuple(sorted(user["tags"].items())) if "tags" in user else None,
+            )
         BaselineStore(self.clients.dynamodb, self.baseline_table).approve_instance(baseline, "demo seed")
         if seeded.storage:  # the approved storage configs, as `connect-guard approve-storage` records them
             state = StorageState(seeded.instance_arn, tuple(seeded.storage), "2026-11-20T06:00:00+00:00", "demo seed")

@@ -2,8 +2,9 @@
 
 One partition per instance (`pk = instance#<arn>`): an item per security profile
 (`profile#<id>`: name, permissions, applications), per user (`user#<id>`: security profile
-IDs), and a `meta` item. The rollback and the sweep read the whole partition with one Query
-(paged past 1 MB): its completeness, the user or profile and the approved profiles at once.
+IDs, identity info, hierarchy group, tags), and a `meta` item. The rollback and the sweep read
+the whole partition with one Query (paged past 1 MB): its completeness, the user or profile and
+the approved profiles at once.
 
 The meta item records how many profiles and users were approved: a baseline is acted on only
 when the items match it (a partial write or a deleted item must never read as "approved: none",
@@ -42,6 +43,12 @@ class UserBaseline:
     id: str
     username: str
     security_profile_ids: frozenset[str]
+    # What a takeover changes (connect_user_guard): None where the approval did not record it, which
+    # is never read as "approved: none". `identity` holds the IdentityInfo fields that were read
+    # (SearchUsers gives the names; DescribeUser, for privileged users, the emails too).
+    identity: tuple[tuple[str, str], ...] | None = None
+    hierarchy_group_id: str | None = None  # "" = in no hierarchy group
+    tags: tuple[tuple[str, str], ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -252,7 +259,11 @@ class BaselineStore:
         return self._approved_item(instance_arn, f"profile#{profile.id}", approved_by, fields)
 
     def _user_item(self, instance_arn: str, user: UserBaseline, approved_by: str) -> dict[str, Any]:
-        fields = {"username": user.username, "security_profile_ids": sorted(user.security_profile_ids)}
+        fields: dict[str, Any] = {"username": user.username, "security_profile_ids": sorted(user.security_profile_ids)}
+        # JSON, so that "" (no hierarchy group, an empty name) survives: _item drops empty strings.
+        for key, value in (("identity", user.identity), ("hierarchy", user.hierarchy_group_id), ("tags", user.tags)):
+            if value is not None:
+                fields[key] = json.dumps(dict(value) if isinstance(value, tuple) else value)
         return self._approved_item(instance_arn, f"user#{user.id}", approved_by, fields)
 
     def _approved_item(self, instance_arn: str, sk: str, approved_by: str, fields: dict[str, Any]) -> dict[str, Any]:
@@ -280,6 +291,16 @@ def _meta(item: dict[str, Any]) -> BaselineMeta:
 
 
 def _user(item: dict[str, Any]) -> UserBaseline:
+    def pairs(key: str) -> tuple[tuple[str, str], ...] | None:
+        raw = item.get(key)
+        return None if raw is None else tuple(sorted(json.loads(raw).items()))
+
+    hierarchy = item.get("hierarchy")
     return UserBaseline(
-        item["sk"].removeprefix("user#"), item.get("username", ""), frozenset(item.get("security_profile_ids") or [])
+        item["sk"].removeprefix("user#"),
+        item.get("username", ""),
+        frozenset(item.get("security_profile_ids") or []),
+        pairs("identity"),
+        None if hierarchy is None else str(json.loads(hierarchy)),
+        pairs("tags"),
     )

@@ -76,12 +76,25 @@ class ConnectUser:
     username: str
     security_profile_ids: frozenset[str]
     name: str = ""
+    # IdentityInfo as read (DescribeUser: every field; SearchUsers: the names only), the hierarchy
+    # group ("" = none) and the tags: what connect_user_guard compares with the baseline.
+    identity: tuple[tuple[str, str], ...] = ()
+    hierarchy_group_id: str = ""
+    tags: tuple[tuple[str, str], ...] = ()
 
 
 def _user(raw: dict[str, Any]) -> ConnectUser:
     identity = raw.get("IdentityInfo") or {}
     full_name = " ".join(p for p in (identity.get("FirstName"), identity.get("LastName")) if p)
-    return ConnectUser(raw["Id"], raw.get("Username", ""), frozenset(raw.get("SecurityProfileIds", [])), full_name)
+    return ConnectUser(
+        raw["Id"],
+        raw.get("Username", ""),
+        frozenset(raw.get("SecurityProfileIds", [])),
+        full_name,
+        tuple(sorted((k, str(v)) for k, v in identity.items() if isinstance(v, str))),
+        str(raw.get("HierarchyGroupId") or ""),
+        tuple(sorted((raw.get("Tags") or {}).items())),
+    )
 
 
 class ConnectGateway:
@@ -152,6 +165,26 @@ class ConnectGateway:
 
     def set_user_profiles(self, user_id: str, profile_ids: frozenset[str]) -> None:
         self._write("update_user_security_profiles", UserId=user_id, SecurityProfileIds=sorted(profile_ids))
+
+    # -- a user's identity, hierarchy group and tags (connect_user_guard restores them) ----------
+    def user_call(self, operation: str, parameters: dict[str, Any]) -> None:
+        """One restoring write of connect_user_guard's plan, through the writer. The tag calls
+        name the user by ARN and take no InstanceId."""
+        params = {k: v for k, v in parameters.items() if k != "InstanceId"}
+        if operation == "UpdateUserIdentityInfo":
+            self._write("update_user_identity_info", **params)
+        elif operation == "UpdateUserHierarchy":
+            self._write("update_user_hierarchy", **params)
+        elif operation in ("TagResource", "UntagResource"):
+            method = "tag_resource" if operation == "TagResource" else "untag_resource"
+            try:
+                getattr(self._writer(), method)(**params)
+            except ClientError as error:
+                if error.response["Error"]["Code"] in _NOT_FOUND:
+                    raise ConnectResourceNotFoundError(f"{operation}: {error.response['Error']['Message']}") from error
+                raise
+        else:
+            raise ValueError(f"not a user write: {operation}")
 
     def attribute(self, kind: str) -> str:
         """An instance attribute's value as Connect returns it ("true" or "false" for the flags)."""

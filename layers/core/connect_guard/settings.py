@@ -137,6 +137,9 @@ class Settings(BaseModel):
     privileged_permissions: tuple[str, ...] = DEFAULT_PRIVILEGED_PERMISSIONS
     privileged_profile_names: tuple[str, ...] = ("Admin",)
     fallback_security_profile_name: str = "Agent"
+    # The organization's email domains (case-folded): a Connect user's email moved outside them is
+    # CRITICAL (connect_user_guard). Empty: no domain check.
+    organization_email_domains: tuple[str, ...] = ()
     connect_instance_arns: tuple[str, ...] = ()
     # The suite's own KMS keys (template.yaml's AWS::KMS::Key resources): logging_guard keeps them usable.
     suite_key_arns: tuple[str, ...] = ()
@@ -211,6 +214,7 @@ class Settings(BaseModel):
         "baseline_approvers",
         "privileged_permissions",
         "privileged_profile_names",
+        "organization_email_domains",
         "connect_instance_arns",
         "suite_key_arns",
         "protected_role_names",
@@ -226,6 +230,15 @@ class Settings(BaseModel):
         if bad:
             raise ValueError(f"not 12-digit account IDs: {', '.join(bad)}")
         return value
+
+    @field_validator("organization_email_domains")
+    @classmethod
+    def _email_domains(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        domains = tuple(v.removeprefix("@").casefold() for v in value)
+        bad = [d for d in domains if not re.fullmatch(r"[a-z0-9-]+(\.[a-z0-9-]+)+", d)]
+        if bad:
+            raise ValueError(f"not email domains: {', '.join(bad)}")
+        return domains
 
     @field_validator("suite_role_arns")
     @classmethod
@@ -389,6 +402,7 @@ class Settings(BaseModel):
             "privileged_permissions": "PRIVILEGED_PERMISSIONS",
             "privileged_profile_names": "PRIVILEGED_PROFILE_NAMES",
             "fallback_security_profile_name": "FALLBACK_SECURITY_PROFILE_NAME",
+            "organization_email_domains": "ORGANIZATION_EMAIL_DOMAINS",
             "connect_instance_arns": "CONNECT_INSTANCE_ARNS",
             "suite_key_arns": "SUITE_KEY_ARNS",
             "protected_role_names": "PROTECTED_ROLE_NAMES",

@@ -27,15 +27,18 @@ from connect_guard.findings import Action, Attempt, ConnectRef, EventRef, Findin
 from connect_guard.observability import logger
 from connect_guard.policy import Severity
 from connect_guard.principals import Actor
-from connect_guard.responders.profile_rollback import ConnectControl, Plan, plan_profile, plan_user
+from connect_guard.responders.connect_user_guard import IDENTITY_FIELDS
+from connect_guard.responders.profile_rollback import ConnectControl, Plan, Rules, plan_profile, plan_user
 from connect_guard.settings import Settings
 
 NAME = "baseline_sweep"
 KIND = "connect.baseline_drift"
 
 
-def snapshot(gateway: ConnectGateway) -> InstanceBaseline:
-    """The instance as it is now: ListSecurityProfiles, three calls per profile, SearchUsers by 100."""
+def snapshot(gateway: ConnectGateway, rules: Rules | None = None) -> InstanceBaseline:
+    """The instance as it is now: ListSecurityProfiles, three calls per profile, SearchUsers by 100
+    (names, hierarchy group, tags), and with `rules` a DescribeUser per privileged user for the
+    emails SearchUsers does not return (one call per user for all users would not fit the quota)."""
     current = InstanceBaseline(gateway.instance.arn)
     for profile_id, name in gateway.profile_names().items():
         tags = gateway.describe_profile(profile_id).get("AllowedAccessControlTags") or {}
@@ -46,9 +49,46 @@ def snapshot(gateway: ConnectGateway) -> InstanceBaseline:
             tuple(gateway.applications(profile_id)),
             tuple(sorted(tags.items())),
         )
+    privileged = privileged_profiles(current, rules) if rules else frozenset()
     for user in gateway.users():
-        current.users[user.id] = UserBaseline(user.id, user.username, user.security_profile_ids)
+        if user.security_profile_ids & privileged:
+            user = gateway.user(user.id)
+            identity = tuple((f, dict(user.identity).get(f, "")) for f in IDENTITY_FIELDS)
+        else:
+            identity = tuple((k, v) for k, v in user.identity if k in IDENTITY_FIELDS)
+        current.users[user.id] = UserBaseline(
+            user.id, user.username, user.security_profile_ids, identity, user.hierarchy_group_id, user.tags
+        )
     return current
+
+
+def privileged_profiles(baseline: InstanceBaseline, rules: Rules) -> frozenset[str]:
+    """The profiles privileged by name or by a privileged permission they carry (pure)."""
+    return frozenset(
+        p.id
+        for p in baseline.profiles.values()
+        if p.name.casefold() in rules.privileged_profiles or p.permissions & rules.privileged_permissions
+    )
+
+
+def user_attributes(user: UserBaseline, known: UserBaseline) -> tuple[frozenset[str], frozenset[str]]:
+    """Identity fields, hierarchy group and tags as `field=value` strings, now and approved,
+    compared only where both sides recorded them (pure)."""
+    now: set[str] = set()
+    before: set[str] = set()
+    if user.identity is not None and known.identity is not None:
+        approved = dict(known.identity)
+        for field_name, value in user.identity:
+            if field_name in approved:
+                now.add(f"{field_name}={value}")
+                before.add(f"{field_name}={approved[field_name]}")
+    if user.hierarchy_group_id is not None and known.hierarchy_group_id is not None:
+        now.add(f"hierarchy={user.hierarchy_group_id or '(none)'}")
+        before.add(f"hierarchy={known.hierarchy_group_id or '(none)'}")
+    if user.tags is not None and known.tags is not None:
+        now |= {f"tag:{k}={v}" for k, v in user.tags}
+        before |= {f"tag:{k}={v}" for k, v in known.tags}
+    return frozenset(now), frozenset(before)
 
 
 @dataclass(frozen=True)
@@ -74,14 +114,16 @@ def diff(current: InstanceBaseline, approved: InstanceBaseline) -> list[Drift]:
     for user in current.users.values():
         known_user = approved.users.get(user.id)
         ids = known_user.security_profile_ids if known_user else frozenset()
-        if known_user is None or user.security_profile_ids != ids:
+        # Identity, hierarchy group and tags drift too (connect_user_guard's takeover paths).
+        now, before = user_attributes(user, known_user) if known_user else (frozenset(), frozenset())
+        if known_user is None or user.security_profile_ids != ids or now != before:
             drift.append(
                 Drift(
                     "connect_user",
                     user.id,
                     user.username,
-                    user.security_profile_ids - ids,
-                    ids - user.security_profile_ids,
+                    (user.security_profile_ids - ids) | (now - before),
+                    (ids - user.security_profile_ids) | (before - now),
                     known_user is None,
                 )
             )
@@ -144,7 +186,7 @@ class BaselineSweep(ConnectControl):
             result.incomplete = problem
             return result
         gateway = self.gateway(instance)
-        current = snapshot(gateway)
+        current = snapshot(gateway, self.rules)
         if problem:  # never baselined: the first deployment
             self.baselines.approve_instance(current, "connect-guard bootstrap")
             result.bootstrapped = True
@@ -196,6 +238,7 @@ class BaselineSweep(ConnectControl):
             result.plans.append((item, plan, status))
         gained = tuple(g for _, plan, _ in result.plans for g in plan.gained)
         severity = self.rules.severity(gained) if gained else Severity.LOW
+        severity = max(severity, self._user_drift_severity(result.drift, current, approved))
         reasons = [self.describe(item, names) for item in result.drift][:50]
         if gained and not enforce:
             reasons.append(f"detect mode: the actions show the calls enforce mode makes (detect: {mode.reason})")
@@ -207,6 +250,28 @@ class BaselineSweep(ConnectControl):
             records = [self._audit_entry(instance, item, plan, current, result.event_id) for item, plan in planned]
             self.journal.complete(pending, records, "taken", keep=False)  # the records may be large
         return result
+
+    def _user_drift_severity(
+        self, drift: list[Drift], current: InstanceBaseline, approved: InstanceBaseline
+    ) -> Severity:
+        """A privileged user's identity drift is CRITICAL (a takeover), its hierarchy group or tags
+        HIGH; an unprivileged user's MEDIUM. Reported, not restored: the event path restores."""
+        privileged = privileged_profiles(current, self.rules) | privileged_profiles(approved, self.rules)
+        worst = Severity.INFO
+        for item in drift:
+            if item.kind != "connect_user" or item.new:
+                continue
+            fields = {value.split("=", 1)[0] for value in item.added | item.removed if "=" in value}
+            if not fields:
+                continue
+            known = approved.users[item.id].security_profile_ids | current.users[item.id].security_profile_ids
+            if not known & privileged:
+                worst = max(worst, Severity.MEDIUM)
+            elif fields & set(IDENTITY_FIELDS):
+                worst = max(worst, Severity.CRITICAL)
+            else:
+                worst = max(worst, Severity.HIGH)
+        return worst
 
     @staticmethod
     def _journal_key(instance: InstanceRef) -> str:
@@ -291,7 +356,7 @@ class BaselineSweep(ConnectControl):
         """The explicit approval (`connect-guard approve-baseline`): the instance's current state
         becomes its complete baseline; audited, and alerted HIGH when it approves privileged gains."""
         instance = gateway.instance
-        current = snapshot(gateway)
+        current = snapshot(gateway, self.rules)
         approved = self.baselines.instance(instance.arn)
         now = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
         result = SweepResult(

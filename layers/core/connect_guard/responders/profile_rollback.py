@@ -14,7 +14,8 @@ FAILED.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
+from functools import cached_property
 from typing import Any, Self
 
 from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
@@ -31,6 +32,7 @@ from connect_guard.outcome import Outcome
 from connect_guard.policy import Severity
 from connect_guard.principals import CONNECT_REPLICATION, Actor, allowlist_match, exempt_service, is_suite_principal
 from connect_guard.publisher import SnsPublisher, publish_outcome
+from connect_guard.responders.connect_user_guard import ConnectUserGuard
 from connect_guard.settings import MemberPurpose, ModeDecision, Settings
 
 NAME = "profile_rollback"
@@ -334,7 +336,11 @@ class ProfileRollbackResponder(ConnectControl):
         when it approves a privileged gain, INFO otherwise)."""
         instance, by = gateway.instance.arn, actor.arn or approver
         if subject.kind == "connect_user":
-            self.baselines.approve_user(instance, UserBaseline(subject.id, subject.name, subject.before), by)
+            # Only the profiles are approved here: the user's approved identity, group and tags stay.
+            known = self.baselines.user(instance, subject.id) or UserBaseline(subject.id, subject.name, frozenset())
+            self.baselines.approve_user(
+                instance, replace(known, username=subject.name, security_profile_ids=subject.before), by
+            )
         else:
             self.baselines.approve_profile(instance, ProfileBaseline(subject.id, subject.name, subject.before), by)
         gained = subject.plan.gained if subject.plan else ()
@@ -351,8 +357,18 @@ class ProfileRollbackResponder(ConnectControl):
         return self._publish(finding, outcome, "alerted")
 
     # -- the event ------------------------------------------------------------------------
+    @cached_property
+    def sub_controls(self) -> tuple[ConnectUserGuard, ...]:
+        """Connect changes beside security profiles, each with its own events: one line each."""
+        return (ConnectUserGuard(self),)
+
+    def _sub_control(self, event: CloudTrailEvent) -> ConnectUserGuard | None:
+        return next((sub for sub in self.sub_controls if sub.handles(event)), None)
+
     def handle(self, event: CloudTrailEvent) -> Outcome:
         record = event.detail
+        if (sub := self._sub_control(event)) is not None:
+            return sub.handle(event)
         if record.event_name not in USER_EVENTS and record.event_name not in PROFILE_EVENTS:
             raise PoisonEventError(f"unsupported event {record.event_name!r} for {NAME}")
         decision = self._decide(event)
@@ -545,6 +561,9 @@ class ProfileRollbackResponder(ConnectControl):
         that called for no rollback alerts nothing here (the DLQ and its alarm keep it).
         """
         record = event.detail
+        if (sub := self._sub_control(event)) is not None:
+            sub.give_up(event, error)
+            return
         if record.event_name not in USER_EVENTS and record.event_name not in PROFILE_EVENTS:
             return  # not an event this responder acts on: no rollback was ever due
         try:
