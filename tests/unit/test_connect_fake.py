@@ -340,7 +340,7 @@ def test_seed_from_spec_creates_the_current_state_and_returns_the_baseline() -> 
     assert profiles["p-agent"] == {
         "name": "Agent",
         "permissions": ["BasicAgentAccess", "OutboundCallAccess"],
-        "applications": [],
+        "access": {},
     }
     assert profiles[manager]["permissions"] == ["AccessMetrics"]
     assert set(users) == {"u-jdoe", fake.user_id(INSTANCE, "it.admin")}

@@ -1,7 +1,9 @@
 """The approved (known-good) state of each Connect instance, in DynamoDB.
 
 One partition per instance (`pk = instance#<arn>`): an item per security profile
-(`profile#<id>`: name, permissions, applications), per user (`user#<id>`: security profile
+(`profile#<id>`: name, permissions, and `access`: its access-control restrictions and
+applications; an item written before `access` was recorded has none, and nothing is judged or
+restored from what it lacks), per user (`user#<id>`: security profile
 IDs), and a `meta` item. The rollback and the sweep read the whole partition with one Query
 (paged past 1 MB): its completeness, the user or profile and the approved profiles at once.
 
@@ -22,6 +24,8 @@ from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
+from connect_guard.profile_access import ProfileAccess
+
 REGISTRY_PK = "baselines"
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -32,9 +36,8 @@ class ProfileBaseline:
     id: str
     name: str
     permissions: frozenset[str]
-    applications: tuple[dict[str, Any], ...] = ()
-    # AllowedAccessControlTags: which tagged resources the profile's users may reach.
-    access_control_tags: tuple[tuple[str, str], ...] = ()
+    # Access-control restrictions and applications; None: not recorded (an older baseline item).
+    access: ProfileAccess | None = None
 
 
 @dataclass(frozen=True)
@@ -246,8 +249,7 @@ class BaselineStore:
         fields = {
             "name": profile.name,
             "permissions": sorted(profile.permissions),
-            "applications": json.dumps(list(profile.applications)),
-            "access_control_tags": json.dumps(dict(profile.access_control_tags)),
+            "access": json.dumps(profile.access.to_api(), sort_keys=True) if profile.access else None,
         }
         return self._approved_item(instance_arn, f"profile#{profile.id}", approved_by, fields)
 
@@ -266,8 +268,7 @@ def _profile(item: dict[str, Any]) -> ProfileBaseline:
         item["sk"].removeprefix("profile#"),
         item.get("name", ""),
         frozenset(item.get("permissions") or []),
-        tuple(json.loads(item.get("applications") or "[]")),
-        tuple(sorted(json.loads(item.get("access_control_tags") or "{}").items())),
+        ProfileAccess.from_stored(json.loads(item["access"])) if item.get("access") else None,
     )
 
 

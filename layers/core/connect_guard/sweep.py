@@ -1,8 +1,9 @@
 """Baseline snapshot and drift sweep: the safety net for changes CloudTrail did not deliver.
 
-For each configured instance: snapshot profiles (permissions, applications) and users (profile
-assignments) within Connect's quotas, compare with the approved baseline, report drift, and in
-enforce mode roll back privileged drift exactly as the event-driven responder would.
+For each configured instance: snapshot profiles (permissions, access-control restrictions,
+applications) and users (profile assignments) within Connect's quotas, compare with the approved
+baseline, report drift, and in enforce mode roll back privileged drift (and loosened restrictions
+and gained applications) exactly as the event-driven responder would.
 
 The first sweep of an instance never baselined records its state as the baseline (the first
 deployment, said at INFO). A baseline that was recorded and is now missing or partial is never
@@ -27,7 +28,7 @@ from connect_guard.findings import Action, Attempt, ConnectRef, EventRef, Findin
 from connect_guard.observability import logger
 from connect_guard.policy import Severity
 from connect_guard.principals import Actor
-from connect_guard.responders.profile_rollback import ConnectControl, Plan, plan_profile, plan_user
+from connect_guard.responders.profile_rollback import UNCHECKED_ACCESS, ConnectControl, Plan, plan_profile, plan_user
 from connect_guard.settings import Settings
 
 NAME = "baseline_sweep"
@@ -38,13 +39,8 @@ def snapshot(gateway: ConnectGateway) -> InstanceBaseline:
     """The instance as it is now: ListSecurityProfiles, three calls per profile, SearchUsers by 100."""
     current = InstanceBaseline(gateway.instance.arn)
     for profile_id, name in gateway.profile_names().items():
-        tags = gateway.describe_profile(profile_id).get("AllowedAccessControlTags") or {}
         current.profiles[profile_id] = ProfileBaseline(
-            profile_id,
-            name,
-            gateway.permissions(profile_id),
-            tuple(gateway.applications(profile_id)),
-            tuple(sorted(tags.items())),
+            profile_id, name, gateway.permissions(profile_id), gateway.access(profile_id)
         )
     for user in gateway.users():
         current.users[user.id] = UserBaseline(user.id, user.username, user.security_profile_ids)
@@ -59,6 +55,7 @@ class Drift:
     added: frozenset[str]
     removed: frozenset[str]
     new: bool  # not in the baseline at all
+    unchecked: bool = False  # a profile whose baseline item predates its access-control fields
 
 
 def diff(current: InstanceBaseline, approved: InstanceBaseline) -> list[Drift]:
@@ -66,11 +63,15 @@ def diff(current: InstanceBaseline, approved: InstanceBaseline) -> list[Drift]:
     drift: list[Drift] = []
     for profile in current.profiles.values():
         known = approved.profiles.get(profile.id)
-        # Access-control tags drift too; shown as tag:key=value next to the permissions.
-        now = profile.permissions | {f"tag:{k}={v}" for k, v in profile.access_control_tags}
-        before = (known.permissions | {f"tag:{k}={v}" for k, v in known.access_control_tags}) if known else frozenset()
-        if known is None or now != before:
-            drift.append(Drift("security_profile", profile.id, profile.name, now - before, before - now, known is None))
+        # Restrictions and applications drift too, shown next to the permissions (tag:key=value,
+        # tag-restricted:User, application:namespace:permission, ...). An approved item without
+        # them can't be compared on them: its drift says so, whatever the permissions do.
+        unchecked = known is not None and known.access is None
+        now = _profile_state(profile, with_access=not unchecked)
+        before = _profile_state(known, with_access=not unchecked) if known else frozenset()
+        if known is None or now != before or unchecked:
+            added, removed = now - before, before - now
+            drift.append(Drift("security_profile", profile.id, profile.name, added, removed, known is None, unchecked))
     for user in current.users.values():
         known_user = approved.users.get(user.id)
         ids = known_user.security_profile_ids if known_user else frozenset()
@@ -190,13 +191,18 @@ class BaselineSweep(ConnectControl):
             if enforce:
                 if item.kind == "connect_user":
                     gateway.set_user_profiles(item.id, plan.target)
+                elif plan.fields:
+                    gateway.restore_profile(item.id, plan.target, plan.fields)
                 else:
                     gateway.set_permissions(item.id, plan.target)
                 status = "taken"
             result.plans.append((item, plan, status))
         gained = tuple(g for _, plan, _ in result.plans for g in plan.gained)
-        severity = self.rules.severity(gained) if gained else Severity.LOW
+        severity = max((self.rules.severity_of(plan) for _, plan, _ in result.plans), default=Severity.LOW)
         reasons = [self.describe(item, names) for item in result.drift][:50]
+        if any(item.unchecked for item in result.drift):
+            severity = max(severity, Severity.MEDIUM)  # not checked: it may have loosened
+            reasons.append(f"profiles marked (unchecked): {UNCHECKED_ACCESS}")
         if gained and not enforce:
             reasons.append(f"detect mode: the actions show the calls enforce mode makes (detect: {mode.reason})")
         title = f"Connect baseline drift in {instance.instance_id}: {len(result.drift)} change(s)"
@@ -228,7 +234,7 @@ class BaselineSweep(ConnectControl):
             before = sorted(
                 current.users[item.id].security_profile_ids
                 if item.kind == "connect_user"
-                else current.profiles[item.id].permissions
+                else _profile_state(current.profiles[item.id], with_access=plan.access is not None)
             )
         return self.audit.entry(
             responder=NAME,
@@ -238,7 +244,7 @@ class BaselineSweep(ConnectControl):
             target=f"{instance.arn}/{item.kind}/{item.id}",
             reason=f"drift: gained {', '.join(plan.gained)}{note}",
             before=before,
-            after=sorted(plan.target),
+            after=sorted(plan.target | plan.access.markers() if plan.access else plan.target),
             event_id=None,
             finding_id=finding_id_of(NAME, event_id),  # the finding _publish sends
             mode="enforce",
@@ -263,7 +269,8 @@ class BaselineSweep(ConnectControl):
                 if isinstance(found, ProfileBaseline)
                 else None
             )
-            if now is None or _digest(now) != step["target_digest"]:
+            state = _profile_state(found) if isinstance(found, ProfileBaseline) and step.get("access") else now
+            if now is None or state is None or _digest(state) != step["target_digest"]:
                 continue  # not in place: if it still drifts, this run rolls it back
             item = Drift(step["kind"], step["id"], step["name"], frozenset(), frozenset(), False)
             plan = Plan(step["operation"], now, tuple(step["gained"]), step["baseline"], ())
@@ -348,7 +355,8 @@ class BaselineSweep(ConnectControl):
                 permissions,
                 self.rules,
             )
-        return plan_profile(current.profiles[item.id].permissions, approved.profiles.get(item.id), self.rules)
+        profile = current.profiles[item.id]
+        return plan_profile(profile.permissions, approved.profiles.get(item.id), self.rules, profile.access)
 
     @staticmethod
     def describe(item: Drift, names: dict[str, str]) -> str:
@@ -365,7 +373,8 @@ class BaselineSweep(ConnectControl):
             )
             if part
         )
-        return f"{'new ' if item.new else ''}{what} {item.name}: {changes or 'no permissions'}"
+        unchecked = " (unchecked: access-control restrictions and applications)" if item.unchecked else ""
+        return f"{'new ' if item.new else ''}{what} {item.name}: {changes or 'no permissions'}{unchecked}"
 
     def _publish(
         self, instance: InstanceRef, result: SweepResult, severity: Severity, title: str, reasons: tuple[str, ...]
@@ -380,7 +389,7 @@ class BaselineSweep(ConnectControl):
                     **(
                         {"UserId": item.id, "SecurityProfileIds": sorted(plan.target)}
                         if item.kind == "connect_user"
-                        else {"SecurityProfileId": item.id, "Permissions": sorted(plan.target)}
+                        else {"SecurityProfileId": item.id, "Permissions": sorted(plan.target), **plan.fields}
                     ),
                 },
                 status,
@@ -418,6 +427,13 @@ class BaselineSweep(ConnectControl):
         return finding.finding_id
 
 
+def _profile_state(profile: ProfileBaseline, with_access: bool = True) -> frozenset[str]:
+    """A profile's permissions and, when recorded, its access as markers: what drift compares."""
+    if with_access and profile.access is not None:
+        return profile.permissions | profile.access.markers()
+    return profile.permissions
+
+
 def _digest(values: frozenset[str]) -> str:
     return hashlib.sha256("\n".join(sorted(values)).encode()).hexdigest()
 
@@ -430,7 +446,10 @@ def _step(item: Drift, plan: Plan) -> dict[str, Any]:
         "id": item.id,
         "name": item.name,
         "operation": plan.operation,
-        "target_digest": _digest(plan.target),
+        # With restrictions restored, their markers are in the digest: a run that died before the
+        # call must not find its permissions-only digest "in place".
+        "target_digest": _digest(plan.target | plan.access.markers() if plan.access else plan.target),
+        "access": plan.access is not None,
         "gained": list(plan.gained),
         "baseline": plan.baseline,
     }
