@@ -236,7 +236,13 @@ def test_policy_attachment_rule_pattern() -> None:
     }
 
 
-CONNECT_PROFILE_EVENTS = ["UpdateSecurityProfile", "CreateSecurityProfile", "UpdateUserSecurityProfiles", "CreateUser"]
+CONNECT_PROFILE_EVENTS = [
+    "UpdateSecurityProfile",
+    "CreateSecurityProfile",
+    "UpdateUserSecurityProfiles",
+    "CreateUser",
+    "DeleteSecurityProfile",  # alerted with the approved snapshot
+]
 
 
 def test_profile_rollback_rule_pattern() -> None:
