@@ -28,6 +28,7 @@ from connect_guard.findings import Action, Attempt, ConnectRef, EventRef, Findin
 from connect_guard.observability import logger
 from connect_guard.policy import Severity
 from connect_guard.principals import Actor
+from connect_guard.responders.profile_deletion import deleted_severity
 from connect_guard.responders.profile_rollback import UNCHECKED_ACCESS, ConnectControl, Plan, plan_profile, plan_user
 from connect_guard.settings import Settings
 
@@ -56,6 +57,7 @@ class Drift:
     removed: frozenset[str]
     new: bool  # not in the baseline at all
     unchecked: bool = False  # a profile whose baseline item predates its access-control fields
+    deleted: bool = False  # an approved profile that is gone (a DeleteSecurityProfile CloudTrail missed)
 
 
 def diff(current: InstanceBaseline, approved: InstanceBaseline) -> list[Drift]:
@@ -72,6 +74,10 @@ def diff(current: InstanceBaseline, approved: InstanceBaseline) -> list[Drift]:
         if known is None or now != before or unchecked:
             added, removed = now - before, before - now
             drift.append(Drift("security_profile", profile.id, profile.name, added, removed, known is None, unchecked))
+    for known in approved.profiles.values():
+        if known.id not in current.profiles:
+            gone = _profile_state(known)
+            drift.append(Drift("security_profile", known.id, known.name, frozenset(), gone, False, deleted=True))
     for user in current.users.values():
         known_user = approved.users.get(user.id)
         ids = known_user.security_profile_ids if known_user else frozenset()
@@ -200,6 +206,15 @@ class BaselineSweep(ConnectControl):
         gained = tuple(g for _, plan, _ in result.plans for g in plan.gained)
         severity = max((self.rules.severity_of(plan) for _, plan, _ in result.plans), default=Severity.LOW)
         reasons = [self.describe(item, names) for item in result.drift][:50]
+        for item in result.drift:
+            if item.deleted:  # nothing to roll back: HIGH, CRITICAL when it was privileged (profile_deletion)
+                privileged, admin_names = self.rules.privileged_permissions, self.rules.privileged_profiles
+                severity = max(severity, deleted_severity(approved.profiles[item.id], privileged, admin_names))
+        if any(item.deleted for item in result.drift):
+            reasons.append(
+                "deleted profiles: recreate them from their approved state in the baseline (runbook), then "
+                "approve the instance again"
+            )
         if any(item.unchecked for item in result.drift):
             severity = max(severity, Severity.MEDIUM)  # not checked: it may have loosened
             reasons.append(f"profiles marked (unchecked): {UNCHECKED_ACCESS}")
@@ -346,6 +361,8 @@ class BaselineSweep(ConnectControl):
         names: dict[str, str],
         permissions: dict[str, frozenset[str]],
     ) -> Plan | None:
+        if item.deleted:
+            return None  # a deleted profile can't be put back under its ID: alerted, never acted on
         if item.kind == "connect_user":
             user = current.users[item.id]
             return plan_user(
@@ -374,7 +391,8 @@ class BaselineSweep(ConnectControl):
             if part
         )
         unchecked = " (unchecked: access-control restrictions and applications)" if item.unchecked else ""
-        return f"{'new ' if item.new else ''}{what} {item.name}: {changes or 'no permissions'}{unchecked}"
+        state = "new " if item.new else "deleted " if item.deleted else ""
+        return f"{state}{what} {item.name}: {changes or 'no permissions'}{unchecked}"
 
     def _publish(
         self, instance: InstanceRef, result: SweepResult, severity: Severity, title: str, reasons: tuple[str, ...]

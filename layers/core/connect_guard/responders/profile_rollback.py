@@ -192,7 +192,13 @@ def plan_profile(
         reasons += ("puts back the access-control restrictions loosened since the approval; narrowings are kept",)
     if applications:
         reasons += ("removes the applications and application permissions gained beyond the approved baseline",)
-    critical = bool(restrictions) and bool(current & rules.privileged_permissions)
+    held = sorted(current & rules.privileged_permissions)
+    critical = bool(restrictions) and bool(held)
+    if critical:
+        reasons += (
+            f"CRITICAL: the profile holds {', '.join(held)}: without its restriction that reaches the whole "
+            "instance, not the scope approved",
+        )
     return Plan(
         "UpdateSecurityProfile",
         target,
@@ -846,9 +852,11 @@ class ProfileRollbackResponder(ConnectControl):
             title = f"Escalation: Connect {what} {subject.name} gained {', '.join(plan.gained) if plan else '?'}"
         change = None
         if plan and verdict is None:  # an approved or allowlisted change is kept, not restored
-            change = Change(
-                self._display(subject, subject.before), self._display(subject, plan.target), plan.gained, plan.baseline
-            )
+            before, after = self._display(subject, subject.before), self._display(subject, plan.target)
+            if plan.access is not None and subject.access is not None:  # restrictions and applications too
+                before += tuple(sorted(subject.access.markers()))
+                after += tuple(sorted(plan.access.markers()))
+            change = Change(before, after, plan.gained, plan.baseline)
         return self._event_finding(
             event,
             actor,
