@@ -281,6 +281,16 @@ def test_created_users_and_profiles_cost_the_reads_of_what_the_baseline_lacks(aw
     )
 
 
+def test_a_deleted_profile_is_alerted_from_the_baseline_alone(aws, instance, counter):
+    instance.client.delete_security_profile(InstanceId=rollback.INSTANCE, SecurityProfileId=instance.manager)
+    params = {"InstanceId": rollback.INSTANCE, "SecurityProfileId": instance.manager}
+    event = CloudTrailEvent.model_validate(rollback.connect_event("DeleteSecurityProfile", params))
+    done = {}
+    calls = counted(counter, lambda: done.setdefault("outcome", rollback_responder(aws).handle(event)))
+    assert done["outcome"].outcome == "alerted" and done["outcome"].finding["snapshot"]["Permissions"]
+    assert calls == Counter({"dynamodb:Query": 1, "sns:Publish": 1})  # the snapshot is the baseline's
+
+
 def test_a_partial_baseline_is_told_by_the_same_query(aws, instance, counter):
     db = aws.clients.dynamodb
     db.delete_item(
