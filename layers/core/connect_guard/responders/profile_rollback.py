@@ -470,6 +470,11 @@ class ProfileRollbackResponder(ConnectControl):
             recovered = self._recovered(event, decision)
             if recovered is not None:
                 return recovered
+            if subject.unchecked and decision.gateway is not None:  # fail closed: alerted, nothing restored
+                instance = decision.gateway.instance
+                return self._report_only(
+                    event, decision.actor, outcome, instance, subject.kind, subject.id, UNCHECKED_ACCESS
+                )
             outcome.reason = "no privileged gain over the approved baseline (or already restored)"
             return outcome
         return self._roll_back(event, decision)
@@ -552,8 +557,6 @@ class ProfileRollbackResponder(ConnectControl):
             )
         elif allowlisted:
             decision.report = lambda: self._allowlisted(event, actor, outcome, subject, connect, allowlisted)
-        elif subject.plan is None and subject.unchecked:
-            return report(UNCHECKED_ACCESS)  # fail closed: alerted, nothing restored from what is unknown
         return decision
 
     def _allowlisted(
