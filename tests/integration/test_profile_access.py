@@ -221,6 +221,15 @@ def test_a_deleted_approved_profile_is_alerted_with_its_snapshot(aws, restricted
     assert finding["actions"] == [] and finding["target"]["name"] == "SalesSupervisor"
 
 
+def test_a_deletion_naming_the_profile_by_arn_is_judged_by_its_id(aws, restricted):
+    arn = f"{restricted.arn}/security-profile/{restricted.supervisor}"
+    result = pipeline(aws).process(delete_event(arn))
+    assert result["outcome"] == "alerted" and result["severity"] == "CRITICAL"
+    # Another profile's ID in the same shape is not the approved one: no snapshot, MEDIUM.
+    other = pipeline(aws).process(delete_event(f"{restricted.arn}/security-profile/{restricted.supervisor}-x"))
+    assert other["severity"] == "MEDIUM" and json.loads(aws.inbox()[-1]["Message"])["snapshot"] is None
+
+
 def test_deletions_of_unknown_profiles_and_denied_attempts_are_medium(aws, restricted):
     unknown = pipeline(aws).process(delete_event("p-never-approved"))
     assert unknown["outcome"] == "alerted" and unknown["severity"] == "MEDIUM"
