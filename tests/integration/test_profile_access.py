@@ -130,6 +130,20 @@ def instance_with_analyst(aws):
     return instance, analyst
 
 
+def test_a_profile_that_cannot_be_read_is_alerted_with_the_access_the_event_claims(aws, restricted):
+    params = {
+        "InstanceId": INSTANCE,
+        "SecurityProfileId": "p-gone",
+        "AllowedAccessControlTags": {},
+        "Applications": [CRM],
+    }
+    result = pipeline(aws).process(update_event(params))
+    assert result["outcome"] == "alerted" and result["severity"] == "HIGH"
+    reasons = json.loads(aws.inbox()[0]["Message"])["reasons"]
+    assert "the event claims AllowedAccessControlTags: {}" in reasons
+    assert any(r.startswith("the event claims Applications: {'Namespace': 'acme.crm'") for r in reasons)
+
+
 def test_narrowing_alone_is_no_escalation(aws, restricted):
     params = restricted.update(AllowedAccessControlTags={"Department": "Sales", "Region": "EMEA"}, Applications=[])
     result = pipeline(aws).process(update_event(params))

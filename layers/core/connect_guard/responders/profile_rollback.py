@@ -99,6 +99,14 @@ class Plan:
     fields: dict[str, Any] = field(default_factory=dict)
 
 
+# A profile's access fields an event may set, listed as claims when the profile can't be read.
+ACCESS_CLAIMS = (
+    "AllowedAccessControlTags",
+    "TagRestrictedResources",
+    "HierarchyRestrictedResources",
+    "AllowedAccessControlHierarchyGroupId",
+    "Applications",
+)
 UNCHECKED_ACCESS = (
     "the profile's approved baseline predates access-control restrictions and applications (an older "
     "baseline item): they were not checked and nothing of them is restored; re-approve the baseline "
@@ -942,7 +950,7 @@ class ProfileRollbackResponder(ConnectControl):
     def _claims(record: CloudTrailRecord, limit: int = 20) -> tuple[str, ...]:
         """What the event says was set (bounded), for a finding that could not check it."""
         claims = []
-        for key in ("Username", "SecurityProfileName", "SecurityProfileIds", "Permissions"):
+        for key in ("Username", "SecurityProfileName", "SecurityProfileIds", "Permissions", *ACCESS_CLAIMS):
             value = record.param(key)
             if value is None:
                 continue
