@@ -237,11 +237,15 @@ def test_a_profile_rollback_reads_the_baseline_with_one_query(aws, instance, cou
         {
             "dynamodb:Query": 1,
             "connect:ListSecurityProfilePermissions": 1,
+            # The whole profile: its access-control restrictions and its applications, re-read too.
+            "connect:DescribeSecurityProfile": 1,
+            "connect:ListSecurityProfileApplications": 1,
             "connect:UpdateSecurityProfile": 1,
             **ROLLBACK_WRITES,
         }
     )
-    # 6 calls: over the budget of 4 by the journal's two writes (README, AWS calls per event).
+    # 8 calls: over the budget of 4 by the journal's two writes and the whole profile's two reads
+    # (README, AWS calls per event).
 
 
 def test_created_users_and_profiles_cost_the_reads_of_what_the_baseline_lacks(aws, instance, counter):
@@ -269,11 +273,22 @@ def test_created_users_and_profiles_cost_the_reads_of_what_the_baseline_lacks(aw
         {
             "dynamodb:Query": 1,
             "connect:ListSecurityProfilePermissions": 1,
-            "connect:DescribeSecurityProfile": 1,  # its name: not in the baseline
+            "connect:DescribeSecurityProfile": 1,  # its restrictions, and its name: not in the baseline
+            "connect:ListSecurityProfileApplications": 1,
             "connect:UpdateSecurityProfile": 1,
             **ROLLBACK_WRITES,
         }
     )
+
+
+def test_a_deleted_profile_is_alerted_from_the_baseline_alone(aws, instance, counter):
+    instance.client.delete_security_profile(InstanceId=rollback.INSTANCE, SecurityProfileId=instance.manager)
+    params = {"InstanceId": rollback.INSTANCE, "SecurityProfileId": instance.manager}
+    event = CloudTrailEvent.model_validate(rollback.connect_event("DeleteSecurityProfile", params))
+    done = {}
+    calls = counted(counter, lambda: done.setdefault("outcome", rollback_responder(aws).handle(event)))
+    assert done["outcome"].outcome == "alerted" and done["outcome"].finding["snapshot"]["Permissions"]
+    assert calls == Counter({"dynamodb:Query": 1, "sns:Publish": 1})  # the snapshot is the baseline's
 
 
 def test_a_partial_baseline_is_told_by_the_same_query(aws, instance, counter):

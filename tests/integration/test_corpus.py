@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
+from connect_guard.profile_access import ProfileAccess
 from connect_guard.responders.connect_user_guard import FieldChange
 from connect_guard_tools.config import replay_parameters, settings_values
 from connect_guard_tools.inputs import iter_inputs
@@ -119,6 +120,16 @@ def _shown(user: dict[str, Any], field: str) -> str:
     return FieldChange(field, value, None).shown(value)
 
 
+# The UpdateSecurityProfile fields that restore a profile's restrictions and applications.
+ACCESS_FIELDS = {
+    "AllowedAccessControlTags",
+    "TagRestrictedResources",
+    "HierarchyRestrictedResources",
+    "AllowedAccessControlHierarchyGroupId",
+    "Applications",
+}
+
+
 def test_enforce_mode_rolls_back_every_escalation_sample_to_the_state_it_reports():
     with LocalAws.for_replay() as aws:  # as the replay command runs it
         aws.seed(EVENTS / "demo-state.yaml")
@@ -150,7 +161,10 @@ def test_enforce_mode_rolls_back_every_escalation_sample_to_the_state_it_reports
                 now = aws.connect.user(instance.instance_id, connect["user_id"])["SecurityProfileIds"]
                 assert sorted(names[i] for i in now) == change["after"], item.source
             else:
-                now = aws.connect.profile(instance.instance_id, connect["security_profile_id"])["Permissions"]
+                profile = aws.connect.profile(instance.instance_id, connect["security_profile_id"])
+                now = profile["Permissions"]
+                if set(result.finding["actions"][0]["parameters"]) & ACCESS_FIELDS:  # restrictions restored too
+                    now = now + sorted(ProfileAccess.from_api(profile, profile["Applications"]).markers())
                 assert now == change["after"], item.source
             assert set(change["gained"]).isdisjoint(change["after"])
         assert rolled_back >= 6

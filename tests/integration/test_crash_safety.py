@@ -18,8 +18,10 @@ from typing import Any
 
 import pytest
 
+from connect_guard.baseline import BaselineStore, ProfileBaseline
 from connect_guard.clients import AwsClients
 from connect_guard.findings import finding_id_of
+from connect_guard.profile_access import ProfileAccess
 from connect_guard.responders import policy_alerts, profile_rollback, role_quarantine
 from connect_guard.runtime import Pipeline, build_pipeline
 from connect_guard_tools.local_aws import SECURITY_ACCOUNT, LocalAws
@@ -116,6 +118,42 @@ def test_a_kill_after_a_profile_rollback_still_reports_what_was_removed(aws):
         )
         assert finding["change"]["before"] == ["AccessMetrics", "DownloadCallRecordings", "Users.View"]
         assert finding["change"]["after"] == ["AccessMetrics", "Users.View"]
+
+
+def test_a_kill_after_a_restriction_rollback_still_reports_what_was_put_back(aws):
+    instance = Instance(aws)
+    settings = rollback_settings(aws, response_mode="enforce")
+    approved = {"AllowedAccessControlTags": {"Department": "Sales"}, "TagRestrictedResources": ["User"]}
+    manager = instance.fake.profile(INSTANCE, instance.manager)
+    instance.client.update_security_profile(InstanceId=INSTANCE, SecurityProfileId=instance.manager, **approved)
+    store = BaselineStore(aws.clients.dynamodb, aws.baseline_table)
+    access = ProfileAccess.from_api(approved, [])
+    store.approve_profile(
+        instance.arn,
+        ProfileBaseline(instance.manager, "CallCenterManager", frozenset(manager["Permissions"]), access),
+        "t",
+    )
+    for after in (None, 3):  # clean, and killed right after UpdateSecurityProfile
+        instance.client.update_security_profile(
+            InstanceId=INSTANCE, SecurityProfileId=instance.manager, AllowedAccessControlTags={}
+        )
+        params = {"InstanceId": INSTANCE, "SecurityProfileId": instance.manager, "AllowedAccessControlTags": {}}
+        event = connect_event("UpdateSecurityProfile", params)
+        run = deliver(aws, lambda c: build_pipeline(profile_rollback.build, settings, c), event, after)
+        assert run.kill.count("connect:UpdateSecurityProfile") == 1
+        assert instance.fake.profile(INSTANCE, instance.manager)["AllowedAccessControlTags"] == {"Department": "Sales"}
+        finding = same_finding_every_time(run, "profile_rollback", event)
+        assert finding["severity"] == "HIGH"  # AccessMetrics, Users.View: nothing privileged held
+        assert finding["change"]["gained"] == ["AllowedAccessControlTags: Department=Sales removed"]
+        assert finding["actions"][0]["parameters"]["AllowedAccessControlTags"] == {"Department": "Sales"}
+        assert finding["change"]["after"] == [
+            "AccessMetrics",
+            "Users.View",
+            "tag-restricted:User",
+            "tag:Department=Sales",
+        ]
+        if after is not None:
+            assert "completed by an earlier attempt" in run.alerts[0]["reasons"][-1], run.where
 
 
 # ---- quarantine ---------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from botocore.exceptions import ClientError
 
 from connect_guard.baseline import BaselineStore, InstanceBaseline, ProfileBaseline, UserBaseline
 from connect_guard.events import CloudTrailEvent
+from connect_guard.profile_access import ProfileAccess
 from connect_guard.responders import profile_rollback
 from connect_guard.runtime import Pipeline, build_pipeline
 from tests.conftest import sqs_batch
@@ -82,7 +83,8 @@ class Instance:
         baseline = InstanceBaseline(self.arn)
         for pid in (self.agent, self.admin, self.manager):
             p = fake.profile(INSTANCE, pid)
-            baseline.profiles[pid] = ProfileBaseline(pid, p["SecurityProfileName"], frozenset(p["Permissions"]))
+            access = ProfileAccess.from_api(p, p["Applications"])  # restrictions and applications, approved too
+            baseline.profiles[pid] = ProfileBaseline(pid, p["SecurityProfileName"], frozenset(p["Permissions"]), access)
         for uid in (self.website_admin, self.user):
             u = fake.user(INSTANCE, uid)
             baseline.users[uid] = UserBaseline(uid, u["Username"], frozenset(u["SecurityProfileIds"]))

@@ -248,7 +248,13 @@ def test_policy_attachment_rule_pattern() -> None:
     }
 
 
-CONNECT_PROFILE_EVENTS = ["UpdateSecurityProfile", "CreateSecurityProfile", "UpdateUserSecurityProfiles", "CreateUser"]
+CONNECT_PROFILE_EVENTS = [
+    "UpdateSecurityProfile",
+    "CreateSecurityProfile",
+    "UpdateUserSecurityProfiles",
+    "CreateUser",
+    "DeleteSecurityProfile",  # alerted with the approved snapshot
+]
 CONNECT_USER_EVENTS = ["UpdateUserIdentityInfo", "UpdateUserHierarchy", "TagResource", "UntagResource"]
 USER_TAGS_ONLY = [
     {"eventName": [{"anything-but": ["TagResource", "UntagResource"]}]},

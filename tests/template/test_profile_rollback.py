@@ -137,6 +137,7 @@ CONNECT_RESPONDER_OWN: dict[str, dict[str, set[str] | None]] = {
                 "connect:DescribeSecurityProfile",
                 "connect:ListSecurityProfiles",
                 "connect:ListSecurityProfilePermissions",
+                "connect:ListSecurityProfileApplications",  # a profile is judged whole
             )
         ),
         # The baseline by key, the eventID claim, and the action journal (a retry reporting a rollback made).

@@ -340,7 +340,7 @@ def test_seed_from_spec_creates_the_current_state_and_returns_the_baseline() -> 
     assert profiles["p-agent"] == {
         "name": "Agent",
         "permissions": ["BasicAgentAccess", "OutboundCallAccess"],
-        "applications": [],
+        "access": {},
     }
     assert profiles[manager]["permissions"] == ["AccessMetrics"]
     assert set(users) == {"u-jdoe", fake.user_id(INSTANCE, "it.admin")}
@@ -590,3 +590,40 @@ def test_seed_from_spec_seeds_identity_hierarchy_and_tags_approved_then_as_left(
     approved = seeded.baseline["users"]["u-1"]
     assert approved["identity"]["Email"] == "a@example.com"
     assert (approved["hierarchy_group_id"], approved["tags"]) == ("g-admin", {"Department": "Administration"})
+
+
+def test_seeded_profiles_carry_their_approved_and_current_access_and_deleted_ones_only_the_baseline() -> None:
+    fake = ConnectFake()
+    tags = {"AllowedAccessControlTags": {"Department": "Sales"}, "TagRestrictedResources": ["User"]}
+    app = {"Namespace": "acme.crm", "ApplicationPermissions": ["ACCESS"], "Type": "THIRD_PARTY_APPLICATION"}
+    spec = {
+        "id": INSTANCE,
+        "security_profiles": [
+            {
+                "id": "p-sup",
+                "name": "Supervisor",
+                "permissions": ["Users.View"],
+                "access": tags,
+                "current_access": {"AllowedAccessControlTags": {}, "Applications": [app]},
+            },
+            {"id": "p-gone", "name": "Gone", "permissions": ["AccessMetrics"], "access": tags, "deleted": True},
+        ],
+    }
+    seeded = seed_from_spec(fake, ACCOUNT, spec)
+    now = fake.profile(INSTANCE, "p-sup")
+    # Now: the current fields over the approved ones; approved: as the spec says, for the baseline.
+    assert now["AllowedAccessControlTags"] == {} and now["TagRestrictedResources"] == ["User"]
+    assert now["Applications"] == [app]
+    assert seeded.baseline["profiles"]["p-sup"]["access"] == tags
+    assert seeded.baseline["profiles"]["p-gone"] == {"name": "Gone", "permissions": ["AccessMetrics"], "access": tags}
+    with pytest.raises(KeyError):
+        fake.profile_id(INSTANCE, "Gone")  # approved, then deleted: not in Connect
+    with pytest.raises(ValueError, match="unknown keys"):
+        seed_from_spec(
+            ConnectFake(),
+            ACCOUNT,
+            {
+                "id": INSTANCE,
+                "security_profiles": [{"name": "X", "permissions": [], "access": {"AllowedAccessControlTag": {}}}],
+            },
+        )

@@ -7,6 +7,7 @@ import pytest
 from connect_guard.baseline import InstanceBaseline, ProfileBaseline, UserBaseline
 from connect_guard.connect import ConnectUser, InstanceRef
 from connect_guard.errors import ConfigurationError
+from connect_guard.profile_access import ProfileAccess
 from connect_guard.responders.connect_user_guard import (
     FieldChange,
     hierarchy_changes,
@@ -120,7 +121,7 @@ def test_organization_email_domains_setting_is_validated_and_case_folded():
 
 def test_sweep_drift_covers_identity_hierarchy_and_tags_where_both_sides_recorded_them():
     approved = InstanceBaseline("arn")
-    approved.profiles["p-admin"] = ProfileBaseline("p-admin", "Admin", frozenset({"Users.Edit"}))
+    approved.profiles["p-admin"] = ProfileBaseline("p-admin", "Admin", frozenset({"Users.Edit"}), ProfileAccess())
     approved.users["u-1"] = baseline()
     approved.users["u-2"] = UserBaseline("u-2", "old", frozenset({"p-admin"}))  # an older item: no identity
     current = InstanceBaseline("arn")

@@ -176,6 +176,7 @@ class ConnectFake:
             "ListSecurityProfileApplications": self._list_security_profile_applications,
             "CreateSecurityProfile": self._create_security_profile,
             "UpdateSecurityProfile": self._update_security_profile,
+            "DeleteSecurityProfile": self._delete_security_profile,
             "DescribeInstance": self._describe_instance,
             "DescribeInstanceAttribute": self._describe_instance_attribute,
             "UpdateInstanceAttribute": self._update_instance_attribute,
@@ -342,8 +343,10 @@ class ConnectFake:
         applications: Iterable[Mapping[str, Any]] = (),
         tags: Mapping[str, str] | None = None,
         description: str = "",
+        access: Mapping[str, Any] | None = None,
     ) -> str:
-        """Returns the profile ID (generated when not given)."""
+        """Returns the profile ID (generated when not given). `access`: its access-control fields,
+        as UpdateSecurityProfile takes them (AllowedAccessControlTags, TagRestrictedResources, ...)."""
         with self._lock:
             instance = self._instance(instance_id)
             profile_id = profile_id or str(uuid.uuid4())
@@ -361,9 +364,11 @@ class ConnectFake:
                 "Tags": dict(tags or {}),
                 "AllowedAccessControlTags": {},
                 "TagRestrictedResources": [],
+                "HierarchyRestrictedResources": [],
                 "LastModifiedTime": self._clock(),
                 "LastModifiedRegion": instance.region,
             }
+            _set_access(instance.profiles[profile_id], access or {})
             return profile_id
 
     def add_user(
@@ -591,8 +596,7 @@ class ConnectFake:
             description=params.get("Description", ""),
         )
         profile = instance.profiles[profile_id]
-        profile["AllowedAccessControlTags"] = dict(params.get("AllowedAccessControlTags") or {})
-        profile["TagRestrictedResources"] = list(params.get("TagRestrictedResources") or [])
+        _set_access(profile, params)
         profile["LastModifiedRegion"] = region
         return {"SecurityProfileId": profile_id, "SecurityProfileArn": profile["Arn"]}
 
@@ -603,13 +607,19 @@ class ConnectFake:
             profile["Permissions"] = set(params["Permissions"])
         if "Applications" in params:
             profile["Applications"] = copy.deepcopy(params["Applications"])
-        if "AllowedAccessControlTags" in params:
-            profile["AllowedAccessControlTags"] = dict(params["AllowedAccessControlTags"])
-        if "TagRestrictedResources" in params:
-            profile["TagRestrictedResources"] = list(params["TagRestrictedResources"])
+        _set_access(profile, params)
         if "Description" in params:
             profile["Description"] = params["Description"]
         profile["LastModifiedTime"], profile["LastModifiedRegion"] = self._clock(), region
+        return {}
+
+    def _delete_security_profile(self, instance: _Instance, params: dict[str, Any], region: str) -> dict[str, Any]:
+        profile_id = params["SecurityProfileId"]
+        self._profile(instance, profile_id)
+        if any(profile_id in u["SecurityProfileIds"] for u in instance.users.values()):
+            # Connect keeps a profile its users hold: they must be moved off it first.
+            raise ConnectApiError("ResourceInUseException", f"Security profile {profile_id} is assigned to users")
+        del instance.profiles[profile_id]
         return {}
 
     # -- instances (the log archive: an instance's alias names its flow-log group) ------------
@@ -800,6 +810,29 @@ def _checked_storage(resource_type: str, config: Mapping[str, Any]) -> dict[str,
     return {k: copy.deepcopy(v) for k, v in config.items() if k in ("StorageType", member)}
 
 
+# HierarchyRestrictedResources: "Following are acceptable ResourceNames: User" (the API reference).
+HIERARCHY_RESTRICTED_RESOURCES = frozenset({"User"})
+
+
+def _set_access(profile: dict[str, Any], params: Mapping[str, Any]) -> None:
+    """The access-control fields given (each replaced whole, as Connect does; an empty hierarchy
+    group ID clears it), checked as the service checks them beyond botocore's validation."""
+    hierarchy = params.get("HierarchyRestrictedResources")
+    if hierarchy is not None and (unknown := sorted(set(hierarchy) - HIERARCHY_RESTRICTED_RESOURCES)):
+        raise _invalid(f"Invalid HierarchyRestrictedResources: {', '.join(unknown)}")
+    if "AllowedAccessControlTags" in params:
+        profile["AllowedAccessControlTags"] = dict(params["AllowedAccessControlTags"])
+    if "TagRestrictedResources" in params:
+        profile["TagRestrictedResources"] = list(params["TagRestrictedResources"])
+    if hierarchy is not None:
+        profile["HierarchyRestrictedResources"] = list(hierarchy)
+    if "AllowedAccessControlHierarchyGroupId" in params:
+        if group := params["AllowedAccessControlHierarchyGroupId"]:
+            profile["AllowedAccessControlHierarchyGroupId"] = group
+        else:
+            profile.pop("AllowedAccessControlHierarchyGroupId", None)
+
+
 def _user_view(user: dict[str, Any]) -> dict[str, Any]:
     view = copy.deepcopy(user)
     view["SecurityProfileIds"] = sorted(view["SecurityProfileIds"])
@@ -865,7 +898,25 @@ def _matches(user: dict[str, Any], criteria: Mapping[str, Any]) -> bool:
 
 _INSTANCE_KEYS = {"id", "alias", "region", "security_profiles", "users", "attributes", "storage", "hierarchy_groups"}
 _STORAGE_KEYS = {"resource_type", *STORAGE_SETTINGS, "current", "in_baseline"}
-_PROFILE_KEYS = {"id", "name", "permissions", "current_permissions", "in_baseline"}
+# access / current_access: AllowedAccessControlTags, TagRestrictedResources, HierarchyRestrictedResources,
+# AllowedAccessControlHierarchyGroupId and Applications as the API takes them; deleted: approved, gone now.
+_PROFILE_KEYS = {
+    "id",
+    "name",
+    "permissions",
+    "current_permissions",
+    "in_baseline",
+    "access",
+    "current_access",
+    "deleted",
+}
+_ACCESS_KEYS = {
+    "AllowedAccessControlTags",
+    "TagRestrictedResources",
+    "HierarchyRestrictedResources",
+    "AllowedAccessControlHierarchyGroupId",
+    "Applications",
+}
 _USER_KEYS = {
     "id",
     "username",
@@ -911,15 +962,25 @@ def seed_from_spec(fake: ConnectFake, account_id: str, spec: Mapping[str, Any]) 
         approved = sorted(str(p) for p in profile.get("permissions") or [])
         current = profile.get("current_permissions")
         name = str(profile["name"])
+        access = dict(profile.get("access") or {})
+        now = access | dict(profile.get("current_access") or {})
+        for spec_access in (access, now):
+            _check_keys("security profile access", spec_access, _ACCESS_KEYS)
+        record = {"name": name, "permissions": approved, "access": access}
+        if profile.get("deleted"):  # approved, then deleted: in the baseline only
+            seeded.baseline["profiles"][str(profile["id"])] = record
+            continue
         profile_id = fake.add_security_profile(
             instance_id,
             name,
             approved if current is None else [str(p) for p in current],
             profile_id=str(profile["id"]) if profile.get("id") else None,
+            applications=now.get("Applications") or (),
+            access={k: v for k, v in now.items() if k != "Applications"},
         )
         names[name] = profile_id
         if profile.get("in_baseline", True):
-            seeded.baseline["profiles"][profile_id] = {"name": name, "permissions": approved, "applications": []}
+            seeded.baseline["profiles"][profile_id] = record
 
     def resolve(user: str, profile_names: Iterable[Any]) -> list[str]:
         unknown = [str(n) for n in profile_names if str(n) not in names]

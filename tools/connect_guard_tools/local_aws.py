@@ -33,6 +33,7 @@ from connect_guard.baseline import BaselineStore, InstanceBaseline, ProfileBasel
 from connect_guard.clients import AwsClients
 from connect_guard.connect_storage import StorageSnapshots, StorageState
 from connect_guard.identity_center import DENY_SID, SCP_MAX_CHARACTERS, deny_statement
+from connect_guard.profile_access import ProfileAccess
 from connect_guard.quarantine import RoleSnapshot, RoleSnapshots
 from connect_guard.settings import (
     MEMBER_ROLE_PATH,
@@ -972,8 +973,9 @@ class LocalAws:
     def _approve_instance(self, seeded: SeededInstance) -> None:
         baseline = InstanceBaseline(seeded.instance_arn)
         for profile_id, profile in seeded.baseline["profiles"].items():
+            access = ProfileAccess.from_stored(profile.get("access") or {})
             baseline.profiles[profile_id] = ProfileBaseline(
-                profile_id, profile["name"], frozenset(profile["permissions"]), tuple(profile.get("applications", ()))
+                profile_id, profile["name"], frozenset(profile["permissions"]), access
             )
         for user_id, user in seeded.baseline["users"].items():
             baseline.users[user_id] = UserBaseline(

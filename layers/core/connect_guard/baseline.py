@@ -1,10 +1,12 @@
 """The approved (known-good) state of each Connect instance, in DynamoDB.
 
 One partition per instance (`pk = instance#<arn>`): an item per security profile
-(`profile#<id>`: name, permissions, applications), per user (`user#<id>`: security profile
-IDs, identity info, hierarchy group, tags), and a `meta` item. The rollback and the sweep read
-the whole partition with one Query (paged past 1 MB): its completeness, the user or profile and
-the approved profiles at once.
+(`profile#<id>`: name, permissions, and `access`: its access-control restrictions and
+applications; an item written before `access` was recorded has none, and nothing is judged or
+restored from what it lacks), per user (`user#<id>`: security profile IDs, identity info,
+hierarchy group, tags; likewise none where an older item lacks them), and a `meta` item. The
+rollback and the sweep read the whole partition with one Query (paged past 1 MB): its
+completeness, the user or profile and the approved profiles at once.
 
 The meta item records how many profiles and users were approved: a baseline is acted on only
 when the items match it (a partial write or a deleted item must never read as "approved: none",
@@ -23,6 +25,8 @@ from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
+from connect_guard.profile_access import ProfileAccess
+
 REGISTRY_PK = "baselines"
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -33,9 +37,8 @@ class ProfileBaseline:
     id: str
     name: str
     permissions: frozenset[str]
-    applications: tuple[dict[str, Any], ...] = ()
-    # AllowedAccessControlTags: which tagged resources the profile's users may reach.
-    access_control_tags: tuple[tuple[str, str], ...] = ()
+    # Access-control restrictions and applications; None: not recorded (an older baseline item).
+    access: ProfileAccess | None = None
 
 
 @dataclass(frozen=True)
@@ -253,8 +256,7 @@ class BaselineStore:
         fields = {
             "name": profile.name,
             "permissions": sorted(profile.permissions),
-            "applications": json.dumps(list(profile.applications)),
-            "access_control_tags": json.dumps(dict(profile.access_control_tags)),
+            "access": json.dumps(profile.access.to_api(), sort_keys=True) if profile.access else None,
         }
         return self._approved_item(instance_arn, f"profile#{profile.id}", approved_by, fields)
 
@@ -277,8 +279,7 @@ def _profile(item: dict[str, Any]) -> ProfileBaseline:
         item["sk"].removeprefix("profile#"),
         item.get("name", ""),
         frozenset(item.get("permissions") or []),
-        tuple(json.loads(item.get("applications") or "[]")),
-        tuple(sorted(json.loads(item.get("access_control_tags") or "{}").items())),
+        ProfileAccess.from_stored(json.loads(item["access"])) if item.get("access") else None,
     )
 
 

@@ -17,6 +17,7 @@ from botocore.exceptions import ClientError
 
 from connect_guard.connect_storage import StorageConfig, StorageState
 from connect_guard.errors import ConnectResourceNotFoundError
+from connect_guard.profile_access import ProfileAccess
 
 _NOT_FOUND = {"ResourceNotFoundException"}
 
@@ -163,6 +164,12 @@ class ConnectGateway:
     def describe_profile(self, profile_id: str) -> dict[str, Any]:
         return dict(self._call("describe_security_profile", SecurityProfileId=profile_id)["SecurityProfile"])
 
+    def access(self, profile_id: str, described: dict[str, Any] | None = None) -> ProfileAccess:
+        """The profile's access-control restrictions (DescribeSecurityProfile, unless given) and
+        applications (ListSecurityProfileApplications)."""
+        described = described if described is not None else self.describe_profile(profile_id)
+        return ProfileAccess.from_api(described, self.applications(profile_id))
+
     def set_user_profiles(self, user_id: str, profile_ids: frozenset[str]) -> None:
         self._write("update_user_security_profiles", UserId=user_id, SecurityProfileIds=sorted(profile_ids))
 
@@ -196,6 +203,10 @@ class ConnectGateway:
     def set_permissions(self, profile_id: str, permissions: frozenset[str]) -> None:
         """Replaces the whole permission set: Connect's update does not merge."""
         self._write("update_security_profile", SecurityProfileId=profile_id, Permissions=sorted(permissions))
+
+    def restore_profile(self, profile_id: str, permissions: frozenset[str], fields: dict[str, Any]) -> None:
+        """Permissions (the whole set) and the access-control fields given, in one update."""
+        self._write("update_security_profile", SecurityProfileId=profile_id, Permissions=sorted(permissions), **fields)
 
     # -- storage configs (logging_guard: where recordings, transcripts and streams go) ---------
     def storage_configs(self, resource_type: str) -> list[StorageConfig]:

@@ -1,8 +1,9 @@
 """Baseline snapshot and drift sweep: the safety net for changes CloudTrail did not deliver.
 
-For each configured instance: snapshot profiles (permissions, applications) and users (profile
-assignments) within Connect's quotas, compare with the approved baseline, report drift, and in
-enforce mode roll back privileged drift exactly as the event-driven responder would.
+For each configured instance: snapshot profiles (permissions, access-control restrictions,
+applications) and users (profile assignments) within Connect's quotas, compare with the approved
+baseline, report drift, and in enforce mode roll back privileged drift (and loosened restrictions
+and gained applications) exactly as the event-driven responder would.
 
 The first sweep of an instance never baselined records its state as the baseline (the first
 deployment, said at INFO). A baseline that was recorded and is now missing or partial is never
@@ -28,7 +29,15 @@ from connect_guard.observability import logger
 from connect_guard.policy import Severity
 from connect_guard.principals import Actor
 from connect_guard.responders.connect_user_guard import IDENTITY_FIELDS
-from connect_guard.responders.profile_rollback import ConnectControl, Plan, Rules, plan_profile, plan_user
+from connect_guard.responders.profile_deletion import deleted_severity
+from connect_guard.responders.profile_rollback import (
+    UNCHECKED_ACCESS,
+    ConnectControl,
+    Plan,
+    Rules,
+    plan_profile,
+    plan_user,
+)
 from connect_guard.settings import Settings
 
 NAME = "baseline_sweep"
@@ -41,13 +50,8 @@ def snapshot(gateway: ConnectGateway, rules: Rules | None = None) -> InstanceBas
     emails SearchUsers does not return (one call per user for all users would not fit the quota)."""
     current = InstanceBaseline(gateway.instance.arn)
     for profile_id, name in gateway.profile_names().items():
-        tags = gateway.describe_profile(profile_id).get("AllowedAccessControlTags") or {}
         current.profiles[profile_id] = ProfileBaseline(
-            profile_id,
-            name,
-            gateway.permissions(profile_id),
-            tuple(gateway.applications(profile_id)),
-            tuple(sorted(tags.items())),
+            profile_id, name, gateway.permissions(profile_id), gateway.access(profile_id)
         )
     privileged = privileged_profiles(current, rules) if rules else frozenset()
     for user in gateway.users():
@@ -99,6 +103,8 @@ class Drift:
     added: frozenset[str]
     removed: frozenset[str]
     new: bool  # not in the baseline at all
+    unchecked: bool = False  # a profile whose baseline item predates its access-control fields
+    deleted: bool = False  # an approved profile that is gone (a DeleteSecurityProfile CloudTrail missed)
 
 
 def diff(current: InstanceBaseline, approved: InstanceBaseline) -> list[Drift]:
@@ -106,11 +112,19 @@ def diff(current: InstanceBaseline, approved: InstanceBaseline) -> list[Drift]:
     drift: list[Drift] = []
     for profile in current.profiles.values():
         known = approved.profiles.get(profile.id)
-        # Access-control tags drift too; shown as tag:key=value next to the permissions.
-        now = profile.permissions | {f"tag:{k}={v}" for k, v in profile.access_control_tags}
-        before = (known.permissions | {f"tag:{k}={v}" for k, v in known.access_control_tags}) if known else frozenset()
-        if known is None or now != before:
-            drift.append(Drift("security_profile", profile.id, profile.name, now - before, before - now, known is None))
+        # Restrictions and applications drift too, shown next to the permissions (tag:key=value,
+        # tag-restricted:User, application:namespace:permission, ...). An approved item without
+        # them can't be compared on them: its drift says so, whatever the permissions do.
+        unchecked = known is not None and known.access is None
+        now = _profile_state(profile, with_access=not unchecked)
+        before = _profile_state(known, with_access=not unchecked) if known else frozenset()
+        if known is None or now != before or unchecked:
+            added, removed = now - before, before - now
+            drift.append(Drift("security_profile", profile.id, profile.name, added, removed, known is None, unchecked))
+    for known in approved.profiles.values():
+        if known.id not in current.profiles:
+            gone = _profile_state(known)
+            drift.append(Drift("security_profile", known.id, known.name, frozenset(), gone, False, deleted=True))
     for user in current.users.values():
         known_user = approved.users.get(user.id)
         ids = known_user.security_profile_ids if known_user else frozenset()
@@ -232,14 +246,28 @@ class BaselineSweep(ConnectControl):
             if enforce:
                 if item.kind == "connect_user":
                     gateway.set_user_profiles(item.id, plan.target)
+                elif plan.fields:
+                    gateway.restore_profile(item.id, plan.target, plan.fields)
                 else:
                     gateway.set_permissions(item.id, plan.target)
                 status = "taken"
             result.plans.append((item, plan, status))
         gained = tuple(g for _, plan, _ in result.plans for g in plan.gained)
-        severity = self.rules.severity(gained) if gained else Severity.LOW
+        severity = max((self.rules.severity_of(plan) for _, plan, _ in result.plans), default=Severity.LOW)
         severity = max(severity, self._user_drift_severity(result.drift, current, approved))
         reasons = [self.describe(item, names) for item in result.drift][:50]
+        for item in result.drift:
+            if item.deleted:  # nothing to roll back: HIGH, CRITICAL when it was privileged (profile_deletion)
+                privileged, admin_names = self.rules.privileged_permissions, self.rules.privileged_profiles
+                severity = max(severity, deleted_severity(approved.profiles[item.id], privileged, admin_names))
+        if any(item.deleted for item in result.drift):
+            reasons.append(
+                "deleted profiles: recreate them from their approved state in the baseline (runbook), then "
+                "approve the instance again"
+            )
+        if any(item.unchecked for item in result.drift):
+            severity = max(severity, Severity.MEDIUM)  # not checked: it may have loosened
+            reasons.append(f"profiles marked (unchecked): {UNCHECKED_ACCESS}")
         if gained and not enforce:
             reasons.append(f"detect mode: the actions show the calls enforce mode makes (detect: {mode.reason})")
         title = f"Connect baseline drift in {instance.instance_id}: {len(result.drift)} change(s)"
@@ -293,7 +321,7 @@ class BaselineSweep(ConnectControl):
             before = sorted(
                 current.users[item.id].security_profile_ids
                 if item.kind == "connect_user"
-                else current.profiles[item.id].permissions
+                else _profile_state(current.profiles[item.id], with_access=plan.access is not None)
             )
         return self.audit.entry(
             responder=NAME,
@@ -303,7 +331,7 @@ class BaselineSweep(ConnectControl):
             target=f"{instance.arn}/{item.kind}/{item.id}",
             reason=f"drift: gained {', '.join(plan.gained)}{note}",
             before=before,
-            after=sorted(plan.target),
+            after=sorted(plan.target | plan.access.markers() if plan.access else plan.target),
             event_id=None,
             finding_id=finding_id_of(NAME, event_id),  # the finding _publish sends
             mode="enforce",
@@ -328,7 +356,8 @@ class BaselineSweep(ConnectControl):
                 if isinstance(found, ProfileBaseline)
                 else None
             )
-            if now is None or _digest(now) != step["target_digest"]:
+            state = _profile_state(found) if isinstance(found, ProfileBaseline) and step.get("access") else now
+            if now is None or state is None or _digest(state) != step["target_digest"]:
                 continue  # not in place: if it still drifts, this run rolls it back
             item = Drift(step["kind"], step["id"], step["name"], frozenset(), frozenset(), False)
             plan = Plan(step["operation"], now, tuple(step["gained"]), step["baseline"], ())
@@ -404,6 +433,8 @@ class BaselineSweep(ConnectControl):
         names: dict[str, str],
         permissions: dict[str, frozenset[str]],
     ) -> Plan | None:
+        if item.deleted:
+            return None  # a deleted profile can't be put back under its ID: alerted, never acted on
         if item.kind == "connect_user":
             user = current.users[item.id]
             return plan_user(
@@ -413,7 +444,8 @@ class BaselineSweep(ConnectControl):
                 permissions,
                 self.rules,
             )
-        return plan_profile(current.profiles[item.id].permissions, approved.profiles.get(item.id), self.rules)
+        profile = current.profiles[item.id]
+        return plan_profile(profile.permissions, approved.profiles.get(item.id), self.rules, profile.access)
 
     @staticmethod
     def describe(item: Drift, names: dict[str, str]) -> str:
@@ -430,7 +462,9 @@ class BaselineSweep(ConnectControl):
             )
             if part
         )
-        return f"{'new ' if item.new else ''}{what} {item.name}: {changes or 'no permissions'}"
+        unchecked = " (unchecked: access-control restrictions and applications)" if item.unchecked else ""
+        state = "new " if item.new else "deleted " if item.deleted else ""
+        return f"{state}{what} {item.name}: {changes or 'no permissions'}{unchecked}"
 
     def _publish(
         self, instance: InstanceRef, result: SweepResult, severity: Severity, title: str, reasons: tuple[str, ...]
@@ -445,7 +479,7 @@ class BaselineSweep(ConnectControl):
                     **(
                         {"UserId": item.id, "SecurityProfileIds": sorted(plan.target)}
                         if item.kind == "connect_user"
-                        else {"SecurityProfileId": item.id, "Permissions": sorted(plan.target)}
+                        else {"SecurityProfileId": item.id, "Permissions": sorted(plan.target), **plan.fields}
                     ),
                 },
                 status,
@@ -483,6 +517,13 @@ class BaselineSweep(ConnectControl):
         return finding.finding_id
 
 
+def _profile_state(profile: ProfileBaseline, with_access: bool = True) -> frozenset[str]:
+    """A profile's permissions and, when recorded, its access as markers: what drift compares."""
+    if with_access and profile.access is not None:
+        return profile.permissions | profile.access.markers()
+    return profile.permissions
+
+
 def _digest(values: frozenset[str]) -> str:
     return hashlib.sha256("\n".join(sorted(values)).encode()).hexdigest()
 
@@ -495,7 +536,10 @@ def _step(item: Drift, plan: Plan) -> dict[str, Any]:
         "id": item.id,
         "name": item.name,
         "operation": plan.operation,
-        "target_digest": _digest(plan.target),
+        # With restrictions restored, their markers are in the digest: a run that died before the
+        # call must not find its permissions-only digest "in place".
+        "target_digest": _digest(plan.target | plan.access.markers() if plan.access else plan.target),
+        "access": plan.access is not None,
         "gained": list(plan.gained),
         "baseline": plan.baseline,
     }

@@ -9,12 +9,24 @@ changes stay): in enforce mode it calls Connect, in detect mode it reports the e
 A rollback is journaled before Connect is called (connect_guard.audit), so a retry that finds it
 made still reports it; the last attempt's give_up decides again from the state before it says
 FAILED.
+
+A profile is judged whole: beyond its permissions, its access-control restrictions and its
+applications (connect_guard.profile_access). Their loosening is an escalation too: a removed or
+changed AllowedAccessControlTags entry, a resource dropped from TagRestrictedResources or
+HierarchyRestrictedResources, a removed or changed AllowedAccessControlHierarchyGroupId, an added
+application or application permission. Severity: a loosened restriction on a profile that holds
+a privileged permission is CRITICAL (a scoped administrator becomes an instance-wide one);
+any other loosened restriction, and any application gained, is HIGH (or the permissions' own
+severity when higher). The restore puts back only what loosened; narrowing changes stay. A
+baselined profile whose baseline item predates these fields is never restored from them: the
+change is alerted and the baseline must be re-approved. DeleteSecurityProfile is alerted with the
+approved snapshot (responders.profile_deletion).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from functools import cached_property
 from typing import Any, Self
 
@@ -31,8 +43,10 @@ from connect_guard.observability import logger
 from connect_guard.outcome import Outcome
 from connect_guard.policy import Severity
 from connect_guard.principals import CONNECT_REPLICATION, Actor, allowlist_match, exempt_service, is_suite_principal
+from connect_guard.profile_access import ProfileAccess, loosened, restored, update_fields
 from connect_guard.publisher import SnsPublisher, publish_outcome
 from connect_guard.responders.connect_user_guard import ConnectUserGuard
+from connect_guard.responders.profile_deletion import ProfileDeletion
 from connect_guard.settings import MemberPurpose, ModeDecision, Settings
 
 NAME = "profile_rollback"
@@ -65,6 +79,10 @@ class Rules:
         )
         return Severity.CRITICAL if identity else Severity.HIGH
 
+    def severity_of(self, plan: Plan) -> Severity:
+        """A plan's severity: its gains', or CRITICAL for a privileged profile's loosened restriction."""
+        return Severity.CRITICAL if plan.critical else self.severity(plan.gained)
+
 
 @dataclass(frozen=True)
 class Plan:
@@ -75,6 +93,26 @@ class Plan:
     gained: tuple[str, ...]
     baseline: str  # approved | none
     reasons: tuple[str, ...]
+    # A profile's access-control restrictions and applications to restore (None: left as they are).
+    access: ProfileAccess | None = None
+    critical: bool = False  # a restriction loosened on a profile holding a privileged permission
+    # The UpdateSecurityProfile fields besides Permissions that restore `access` (changed ones only).
+    fields: dict[str, Any] = field(default_factory=dict)
+
+
+# A profile's access fields an event may set, listed as claims when the profile can't be read.
+ACCESS_CLAIMS = (
+    "AllowedAccessControlTags",
+    "TagRestrictedResources",
+    "HierarchyRestrictedResources",
+    "AllowedAccessControlHierarchyGroupId",
+    "Applications",
+)
+UNCHECKED_ACCESS = (
+    "the profile's approved baseline predates access-control restrictions and applications (an older "
+    "baseline item): they were not checked and nothing of them is restored; re-approve the baseline "
+    "(connect-guard approve-baseline) after review"
+)
 
 
 def plan_user(
@@ -129,20 +167,57 @@ def plan_user(
     )
 
 
-def plan_profile(current: frozenset[str], baseline: ProfileBaseline | None, rules: Rules) -> Plan | None:
+def plan_profile(
+    current: frozenset[str],
+    baseline: ProfileBaseline | None,
+    rules: Rules,
+    access: ProfileAccess | None = None,
+) -> Plan | None:
     """Strip the privileged permissions gained beyond the approved set, keeping every other
-    permission as it is now (the update replaces the whole set, so the rest is sent as is)."""
+    permission as it is now (the update replaces the whole set, so the rest is sent as is); with
+    the profile's `access` now and an approved one, put back what of it loosened as well."""
     approved = baseline.permissions if baseline else frozenset()
     gained = tuple(sorted((current & rules.privileged_permissions) - approved))
-    if not gained:
+    restrictions: tuple[str, ...] = ()
+    applications: tuple[str, ...] = ()
+    target_access = None
+    fields: dict[str, Any] = {}
+    if access is not None and baseline is not None and baseline.access is not None:
+        restrictions, applications = loosened(access, baseline.access)
+        if restrictions or applications:
+            target_access = restored(access, baseline.access)
+            fields = update_fields(access, target_access)
+    if not gained and target_access is None:
         return None
     target = current - frozenset(gained)
-    reasons = (
-        ("removes the privileged permissions gained beyond the approved baseline; other changes are kept",)
-        if baseline
-        else ("profile not in the baseline: strips its privileged permissions",)
+    reasons: tuple[str, ...] = ()
+    if gained:
+        reasons = (
+            ("removes the privileged permissions gained beyond the approved baseline; other changes are kept",)
+            if baseline
+            else ("profile not in the baseline: strips its privileged permissions",)
+        )
+    if restrictions:
+        reasons += ("puts back the access-control restrictions loosened since the approval; narrowings are kept",)
+    if applications:
+        reasons += ("removes the applications and application permissions gained beyond the approved baseline",)
+    held = sorted(current & rules.privileged_permissions)
+    critical = bool(restrictions) and bool(held)
+    if critical:
+        reasons += (
+            f"CRITICAL: the profile holds {', '.join(held)}: without its restriction that reaches the whole "
+            "instance, not the scope approved",
+        )
+    return Plan(
+        "UpdateSecurityProfile",
+        target,
+        gained + restrictions + applications,
+        "approved" if baseline else "none",
+        reasons,
+        target_access,
+        critical,
+        fields,
     )
-    return Plan("UpdateSecurityProfile", target, gained, "approved" if baseline else "none", reasons)
 
 
 @dataclass
@@ -156,6 +231,8 @@ class _Subject:
     before: frozenset[str]  # profile IDs or permissions now
     plan: Plan | None
     names: dict[str, str]  # profile ID → name, for display
+    access: ProfileAccess | None = None  # a profile's restrictions and applications now
+    unchecked: bool = False  # a baselined profile whose baseline item lacks them
 
     def to_dict(self) -> dict[str, Any]:
         """What the action journal keeps: enough to report the rollback once `before` is gone."""
@@ -168,6 +245,7 @@ class _Subject:
             "arn": self.arn,
             "before": sorted(self.before),
             "names": {k: v for k, v in self.names.items() if k in shown},
+            "access": self.access.to_api() if self.access else None,
             "plan": None
             if plan is None
             else {
@@ -176,6 +254,9 @@ class _Subject:
                 "gained": list(plan.gained),
                 "baseline": plan.baseline,
                 "reasons": list(plan.reasons),
+                "access": plan.access.to_api() if plan.access else None,
+                "critical": plan.critical,
+                "fields": plan.fields,
             },
         }
 
@@ -184,11 +265,27 @@ class _Subject:
         raw = body.get("plan")
         plan = None
         if raw:
+            access = ProfileAccess.from_stored(raw["access"]) if raw.get("access") else None
             plan = Plan(
-                raw["operation"], frozenset(raw["target"]), tuple(raw["gained"]), raw["baseline"], tuple(raw["reasons"])
+                raw["operation"],
+                frozenset(raw["target"]),
+                tuple(raw["gained"]),
+                raw["baseline"],
+                tuple(raw["reasons"]),
+                access,
+                bool(raw.get("critical")),
+                dict(raw.get("fields") or {}),
             )
+        before = ProfileAccess.from_stored(body["access"]) if body.get("access") else None
         return cls(
-            body["kind"], body["id"], body["name"], body["arn"], frozenset(body["before"]), plan, dict(body["names"])
+            body["kind"],
+            body["id"],
+            body["name"],
+            body["arn"],
+            frozenset(body["before"]),
+            plan,
+            dict(body["names"]),
+            before,
         )
 
 
@@ -294,24 +391,27 @@ class ProfileRollbackResponder(ConnectControl):
                 kind, user.id, user.username, f"{instance.arn}/agent/{user.id}", user.security_profile_ids, plan, names
             )
         current = gateway.permissions(subject_id)
+        view = gateway.describe_profile(subject_id)  # its restrictions (and its name)
+        access = gateway.access(subject_id, view)
         baseline_profile = approved.profiles.get(subject_id)
-        name = (
-            baseline_profile.name
-            if baseline_profile
-            else gateway.describe_profile(subject_id).get("SecurityProfileName", "")
-        )
-        plan = plan_profile(current, baseline_profile, self.rules)
-        return _Subject(kind, subject_id, name, f"{instance.arn}/security-profile/{subject_id}", current, plan, {})
+        name = baseline_profile.name if baseline_profile else view.get("SecurityProfileName", "")
+        plan = plan_profile(current, baseline_profile, self.rules, access)
+        arn = f"{instance.arn}/security-profile/{subject_id}"
+        unchecked = baseline_profile is not None and baseline_profile.access is None
+        return _Subject(kind, subject_id, name, arn, current, plan, {}, access, unchecked)
 
     # -- act ------------------------------------------------------------------------------
     def _execute(self, gateway: ConnectGateway, subject: _Subject) -> str:
         """Apply the plan; 'taken', or 'failed: reason' when Connect refuses for good."""
         assert subject.plan is not None
         try:
+            plan = subject.plan
             if subject.kind == "connect_user":
-                gateway.set_user_profiles(subject.id, subject.plan.target)
+                gateway.set_user_profiles(subject.id, plan.target)
+            elif plan.fields:
+                gateway.restore_profile(subject.id, plan.target, plan.fields)
             else:
-                gateway.set_permissions(subject.id, subject.plan.target)
+                gateway.set_permissions(subject.id, plan.target)
         except (ConnectResourceNotFoundError, MemberAccessError) as error:
             return f"failed: {error}"
         except ClientError as error:
@@ -342,7 +442,8 @@ class ProfileRollbackResponder(ConnectControl):
                 instance, replace(known, username=subject.name, security_profile_ids=subject.before), by
             )
         else:
-            self.baselines.approve_profile(instance, ProfileBaseline(subject.id, subject.name, subject.before), by)
+            approved = ProfileBaseline(subject.id, subject.name, subject.before, subject.access)
+            self.baselines.approve_profile(instance, approved, by)
         gained = subject.plan.gained if subject.plan else ()
         reasons = (
             f"actor is a baseline approver ({approver}): the change is now the approved baseline",
@@ -358,11 +459,11 @@ class ProfileRollbackResponder(ConnectControl):
 
     # -- the event ------------------------------------------------------------------------
     @cached_property
-    def sub_controls(self) -> tuple[ConnectUserGuard, ...]:
-        """Connect changes beside security profiles, each with its own events: one line each."""
-        return (ConnectUserGuard(self),)
+    def sub_controls(self) -> tuple[ConnectUserGuard | ProfileDeletion, ...]:
+        """Connect changes beside profile and user-profile updates, each with its own events: one line each."""
+        return (ConnectUserGuard(self), ProfileDeletion(self))
 
-    def _sub_control(self, event: CloudTrailEvent) -> ConnectUserGuard | None:
+    def _sub_control(self, event: CloudTrailEvent) -> ConnectUserGuard | ProfileDeletion | None:
         return next((sub for sub in self.sub_controls if sub.handles(event)), None)
 
     def handle(self, event: CloudTrailEvent) -> Outcome:
@@ -381,6 +482,11 @@ class ProfileRollbackResponder(ConnectControl):
             recovered = self._recovered(event, decision)
             if recovered is not None:
                 return recovered
+            if subject.unchecked and decision.gateway is not None:  # fail closed: alerted, nothing restored
+                instance = decision.gateway.instance
+                return self._report_only(
+                    event, decision.actor, outcome, instance, subject.kind, subject.id, UNCHECKED_ACCESS
+                )
             outcome.reason = "no privileged gain over the approved baseline (or already restored)"
             return outcome
         return self._roll_back(event, decision)
@@ -472,7 +578,7 @@ class ProfileRollbackResponder(ConnectControl):
         approve-baseline, so an escalation stays visible to the next sweep and rollback."""
         notes = [f"actor is allowlisted ({match}): not acted on"]
         if subject.plan:
-            would = self.rules.severity(subject.plan.gained)
+            would = self.rules.severity_of(subject.plan)
             notes.append(f"would otherwise be {would}: gained {', '.join(subject.plan.gained)}")
         notes.append("not approved into the baseline (BaselineApprovers or connect-guard approve-baseline)")
         finding = self._finding(
@@ -486,6 +592,8 @@ class ProfileRollbackResponder(ConnectControl):
         assert gateway is not None and subject is not None and subject.plan is not None and connect is not None
         plan, record = subject.plan, event.detail
         reasons: tuple[str, ...] = (f"gained {', '.join(plan.gained)} not in the approved baseline", *plan.reasons)
+        if subject.unchecked:
+            reasons += (UNCHECKED_ACCESS,)
         status, pending = "proposed", None
         mode = self._mode(event)
         if mode.enforces:
@@ -507,7 +615,7 @@ class ProfileRollbackResponder(ConnectControl):
                 "detect mode: no change made; the action shows the exact call enforce mode makes "
                 f"(detect: {mode.reason})",
             )
-        finding = self._finding(event, actor, self.rules.severity(plan.gained), subject, connect, (action,), reasons)
+        finding = self._finding(event, actor, self.rules.severity_of(plan), subject, connect, (action,), reasons)
         if pending is not None:
             audit = self._audit_entry(plan.operation, action.status, actor, subject, reasons[0], event)
             self.journal.complete(pending, [audit], action.status)
@@ -548,7 +656,7 @@ class ProfileRollbackResponder(ConnectControl):
                 logger.warning("audit record not written; the journal keeps it", extra={"error": str(error)})
         action = Action("connect", plan.operation, self._parameters(decision.gateway.instance, subject), "taken")
         connect = ConnectRef(**pending.payload["connect"])
-        severity = self.rules.severity(plan.gained)
+        severity = self.rules.severity_of(plan)
         finding = self._finding(event, decision.actor, severity, subject, connect, (action,), reasons)
         logger.warning("rollback made by an earlier attempt, reported now", extra={"finding_id": finding.finding_id})
         return self._publish(finding, decision.outcome, "rolled_back")
@@ -705,6 +813,7 @@ class ProfileRollbackResponder(ConnectControl):
             "InstanceId": instance.instance_id,
             "SecurityProfileId": subject.id,
             "Permissions": sorted(subject.plan.target),
+            **subject.plan.fields,
         }
 
     def _display(self, subject: _Subject, values: frozenset[str]) -> tuple[str, ...]:
@@ -757,9 +866,11 @@ class ProfileRollbackResponder(ConnectControl):
             title = f"Escalation: Connect {what} {subject.name} gained {', '.join(plan.gained) if plan else '?'}"
         change = None
         if plan and verdict is None:  # an approved or allowlisted change is kept, not restored
-            change = Change(
-                self._display(subject, subject.before), self._display(subject, plan.target), plan.gained, plan.baseline
-            )
+            before, after = self._display(subject, subject.before), self._display(subject, plan.target)
+            if plan.access is not None and subject.access is not None:  # restrictions and applications too
+                before += tuple(sorted(subject.access.markers()))
+                after += tuple(sorted(plan.access.markers()))
+            change = Change(before, after, plan.gained, plan.baseline)
         return self._event_finding(
             event,
             actor,
@@ -819,6 +930,11 @@ class ProfileRollbackResponder(ConnectControl):
         self, action: str, status: str, actor: Actor, subject: _Subject, reason: str, event: CloudTrailEvent
     ) -> dict[str, Any]:
         plan = subject.plan
+        approval = action == "ApproveBaseline"
+        before, after = subject.before, plan.target if plan and not approval else subject.before
+        if plan and plan.access is not None and subject.access is not None:  # the restrictions restored too
+            before = before | subject.access.markers()
+            after = after | (subject.access if approval else plan.access).markers()
         return self.audit.entry(
             responder=NAME,
             action=action,
@@ -826,8 +942,8 @@ class ProfileRollbackResponder(ConnectControl):
             actor=actor.arn,
             target=subject.arn,
             reason=reason,
-            before=sorted(subject.before),
-            after=sorted(plan.target) if plan and action != "ApproveBaseline" else sorted(subject.before),
+            before=sorted(before),
+            after=sorted(after),
             event_id=event.detail.event_id,
             finding_id=finding_id_of(NAME, event.detail.event_id),
             mode=self._mode(event).mode,
@@ -837,7 +953,7 @@ class ProfileRollbackResponder(ConnectControl):
     def _claims(record: CloudTrailRecord, limit: int = 20) -> tuple[str, ...]:
         """What the event says was set (bounded), for a finding that could not check it."""
         claims = []
-        for key in ("Username", "SecurityProfileName", "SecurityProfileIds", "Permissions"):
+        for key in ("Username", "SecurityProfileName", "SecurityProfileIds", "Permissions", *ACCESS_CLAIMS):
             value = record.param(key)
             if value is None:
                 continue
