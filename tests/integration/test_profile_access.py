@@ -218,9 +218,12 @@ def test_an_approvers_change_records_the_profiles_access_in_the_baseline(aws, re
 # ---- DeleteSecurityProfile -------------------------------------------------------------------
 
 
+def delete_params(profile_id: str | None) -> dict[str, Any] | None:
+    return None if profile_id is None else {"InstanceId": INSTANCE, "SecurityProfileId": profile_id}
+
+
 def delete_event(profile_id: str | None, **detail: Any) -> dict[str, Any]:
-    params = None if profile_id is None else {"InstanceId": INSTANCE, "SecurityProfileId": profile_id}
-    return connect_event("DeleteSecurityProfile", params, **detail)
+    return connect_event("DeleteSecurityProfile", delete_params(profile_id), **detail)
 
 
 def test_a_deleted_approved_profile_is_alerted_with_its_snapshot(aws, restricted):
@@ -251,6 +254,27 @@ def test_deletions_of_unknown_profiles_and_denied_attempts_are_medium(aws, restr
     assert denied["outcome"] == "alerted" and denied["severity"] == "MEDIUM"
     assert "an attempt, not a change" in json.loads(aws.inbox()[-1]["Message"])["reasons"][0]
     assert [op for op, _ in restricted.fake.calls if op.startswith("Delete")] == []  # nothing read or acted on
+
+
+def test_a_deletion_by_the_suites_own_role_is_critical_and_a_look_alike_is_judged_like_anyone(aws, restricted):
+    own = assumed("connect-guard-dev-member-rollback", "connect-guard", "/connect-guard/")
+    # No suite role deletes a profile: even an unknown one is CRITICAL (the role is compromised).
+    result = pipeline(aws).process(connect_event("DeleteSecurityProfile", delete_params("p-never-approved"), own))
+    assert result["outcome"] == "alerted" and result["severity"] == "CRITICAL"
+    assert "treat the role as compromised" in json.loads(aws.inbox()[-1]["Message"])["reasons"][0]
+    look_alike = assumed("connect-guard-dev-member-rollback", "connect-guard", "/")  # not under /connect-guard/
+    other = pipeline(aws).process(connect_event("DeleteSecurityProfile", delete_params("p-never-approved"), look_alike))
+    assert other["severity"] == "MEDIUM"
+
+
+def test_the_last_attempt_of_a_deletion_still_alerts_without_its_snapshot(aws, restricted):
+    event = CloudTrailEvent.model_validate(delete_event(restricted.supervisor))
+    responder = profile_rollback.build(settings(aws), aws.clients)
+    responder.give_up(event, RuntimeError("ProvisionedThroughputExceededException after 5 attempts"))
+    (alert,) = aws.inbox()
+    finding = json.loads(alert["Message"])
+    assert finding["severity"] == "HIGH" and finding["target"]["name"] == restricted.supervisor
+    assert finding["reasons"][0].startswith("NOT ASSESSED: RuntimeError: ProvisionedThroughputExceededException")
 
 
 def test_a_deletion_with_a_partial_baseline_is_critical_and_says_so(aws, restricted):

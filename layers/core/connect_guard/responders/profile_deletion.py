@@ -17,10 +17,9 @@ from connect_guard.baseline import ProfileBaseline, incomplete
 from connect_guard.connect import InstanceRef
 from connect_guard.events import CloudTrailEvent
 from connect_guard.findings import ConnectRef, Target
-from connect_guard.observability import logger
 from connect_guard.outcome import Outcome
 from connect_guard.policy import Severity
-from connect_guard.principals import CONNECT_REPLICATION, Actor, allowlist_match, exempt_service
+from connect_guard.principals import CONNECT_REPLICATION, Actor, allowlist_match, exempt_service, is_suite_principal
 
 if TYPE_CHECKING:
     from connect_guard.responders.profile_rollback import ProfileRollbackResponder
@@ -122,6 +121,14 @@ class ProfileDeletion:
                 "the baseline still holds the profile: approve its deletion with connect-guard approve-baseline",
             )
             severity = Severity.INFO
+        if is_suite_principal(actor, control.settings):
+            # Never softened by the allowlist: no suite role deletes a security profile.
+            severity = Severity.CRITICAL
+            reasons = (
+                f"made by connect-guard's own role ({actor.session_issuer_arn}), which never deletes a security "
+                "profile: treat the role as compromised",
+                *reasons,
+            )
         finding = control._event_finding(
             event,
             actor,
@@ -140,5 +147,17 @@ class ProfileDeletion:
         return control._publish(finding, outcome, "alerted")
 
     def give_up(self, event: CloudTrailEvent, error: Exception) -> None:
-        """An alert, nothing acted on: no rollback was due, so no FAILED alert (the DLQ and its alarm keep it)."""
-        logger.info("last attempt failed on a security-profile deletion: no rollback was due")
+        """The last attempt failed (the baseline read, or the publish): nothing was due to be undone,
+        but the SOC still hears of the deletion, without its snapshot, before the event ends in the DLQ."""
+        control, record = self.control, event.detail
+        profile_id, instance = self._target(event)
+        control._report_only(
+            event,
+            Actor.from_record(record),
+            Outcome(control.name, record.event_id, record.event_name, "ignored"),
+            instance,
+            "security_profile",
+            profile_id,
+            f"NOT ASSESSED: {type(error).__name__}: {error}; the approved snapshot was not read "
+            "(the baseline table still holds it)",
+        )
