@@ -226,7 +226,7 @@ POLICY_EVENTS = [
     "CreatePolicyVersion",
     "SetDefaultPolicyVersion",
 ]
-# Escalation without an attachment (responders/iam_escalation.py; tests/template/test_policy_alerts.py).
+# Escalation without an attachment (responders/iam_escalation.py; routing in tests/template/test_policy_alerts.py).
 ESCALATION_EVENTS = [
     "AddUserToGroup",
     "CreateAccessKey",

@@ -16,6 +16,7 @@ from tests.template.stack import (
     props,
     target,
 )
+from tests.template.test_delivery import ESCALATION_EVENTS
 
 
 def test_policy_alerts_function_contract() -> None:
@@ -135,17 +136,7 @@ def test_the_role_snapshot_read_is_role_snapshots_only() -> None:
 
 
 # ---- routing: escalation without an attachment ----------------------------------------------------
-ESCALATIONS = [
-    "AddUserToGroup",
-    "CreateAccessKey",
-    "CreateLoginProfile",
-    "UpdateLoginProfile",
-    "DeleteUserPermissionsBoundary",
-    "DeleteRolePermissionsBoundary",
-    "PutUserPermissionsBoundary",
-    "PutRolePermissionsBoundary",
-    "UpdateAssumeRolePolicy",
-]
+ESCALATIONS = ESCALATION_EVENTS  # the rule's list (test_delivery pins the whole pattern)
 # Not routed: each only takes access away (README, "Policy alerts").
 DE_ESCALATIONS = [
     "DeletePolicyVersion",
