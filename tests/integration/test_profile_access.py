@@ -41,6 +41,7 @@ class Restricted(Instance):
 
     def __init__(self, aws, recorded: bool = True) -> None:
         super().__init__(aws)
+        self.fake.add_hierarchy_group(INSTANCE, "EMEA", "hg-emea")
         self.supervisor = self.fake.add_security_profile(
             INSTANCE, "SalesSupervisor", SUPERVISOR, applications=[CRM], access=APPROVED
         )
@@ -334,3 +335,17 @@ def test_the_sweep_reports_an_older_baseline_item_as_unchecked(aws):
     assert item.unchecked and result.plans == []
     (finding,) = drift_findings(aws)
     assert finding["severity"] == "MEDIUM" and any("re-approve the baseline" in r for r in finding["reasons"])
+
+
+def test_a_restore_naming_a_deleted_hierarchy_group_is_refused_and_said(aws, restricted):
+    # The restriction dropped, then its group deleted: Connect refuses a restore that names it.
+    params = restricted.update(HierarchyRestrictedResources=[], AllowedAccessControlHierarchyGroupId="")
+    restricted.fake._instance(INSTANCE).hierarchy_groups.pop("hg-emea")
+    responder = profile_rollback.build(settings(aws, response_mode="enforce"), aws.clients)
+    outcome = responder.handle(CloudTrailEvent.model_validate(update_event(params)))
+    assert outcome.outcome == "alerted" and outcome.severity == "CRITICAL"
+    (alert,) = aws.inbox()
+    finding = json.loads(alert["Message"])
+    assert finding["reasons"][0] == "ROLLBACK DID NOT HAPPEN: UpdateSecurityProfile: Hierarchy group not found: hg-emea"
+    assert [a["status"] for a in finding["actions"]] == ["failed"]
+    assert restricted.profile()["HierarchyRestrictedResources"] == []  # still loose: the SOC must act

@@ -215,6 +215,28 @@ def test_update_security_profile_refuses_more_than_500_permissions(client: Any, 
     assert fake.profile(INSTANCE, "p-agent")["Permissions"] == ["BasicAgentAccess", "OutboundCallAccess"]
 
 
+def test_a_profiles_hierarchy_restriction_must_name_one_of_the_instances_groups(client: Any, fake: ConnectFake) -> None:
+    for call in (
+        lambda: client.update_security_profile(
+            InstanceId=INSTANCE, SecurityProfileId="p-agent", AllowedAccessControlHierarchyGroupId="g-unknown"
+        ),
+        lambda: client.create_security_profile(
+            InstanceId=INSTANCE, SecurityProfileName="X", AllowedAccessControlHierarchyGroupId="g-unknown"
+        ),
+    ):
+        with pytest.raises(ClientError) as excinfo:
+            call()
+        assert error_code(excinfo) == "ResourceNotFoundException"
+    assert "AllowedAccessControlHierarchyGroupId" not in fake.profile(INSTANCE, "p-agent")
+    with pytest.raises(KeyError):
+        fake.profile_id(INSTANCE, "X")  # the refused create made nothing
+    group = fake.add_hierarchy_group(INSTANCE, "EMEA", "g-emea")
+    client.update_security_profile(
+        InstanceId=INSTANCE, SecurityProfileId="p-agent", AllowedAccessControlHierarchyGroupId=group
+    )
+    assert fake.profile(INSTANCE, "p-agent")["AllowedAccessControlHierarchyGroupId"] == "g-emea"
+
+
 def test_create_security_profile_and_user(client: Any, fake: ConnectFake) -> None:
     created = client.create_security_profile(
         InstanceId=INSTANCE, SecurityProfileName="Supervisor", Permissions=["AccessMetrics"]

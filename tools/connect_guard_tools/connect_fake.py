@@ -368,7 +368,7 @@ class ConnectFake:
                 "LastModifiedTime": self._clock(),
                 "LastModifiedRegion": instance.region,
             }
-            _set_access(instance.profiles[profile_id], access or {})
+            _set_access(instance.profiles[profile_id], access or {}, instance.hierarchy_groups)
             return profile_id
 
     def add_user(
@@ -587,6 +587,7 @@ class ConnectFake:
         name = params["SecurityProfileName"]
         if name in {p["SecurityProfileName"] for p in instance.profiles.values()}:
             raise ConnectApiError("DuplicateResourceException", f"Security profile {name} already exists")
+        _set_access({}, params, instance.hierarchy_groups)  # checked first: a refused create makes nothing
         profile_id = self.add_security_profile(
             instance.id,
             name,
@@ -596,7 +597,7 @@ class ConnectFake:
             description=params.get("Description", ""),
         )
         profile = instance.profiles[profile_id]
-        _set_access(profile, params)
+        _set_access(profile, params, instance.hierarchy_groups)
         profile["LastModifiedRegion"] = region
         return {"SecurityProfileId": profile_id, "SecurityProfileArn": profile["Arn"]}
 
@@ -607,7 +608,7 @@ class ConnectFake:
             profile["Permissions"] = set(params["Permissions"])
         if "Applications" in params:
             profile["Applications"] = copy.deepcopy(params["Applications"])
-        _set_access(profile, params)
+        _set_access(profile, params, instance.hierarchy_groups)
         if "Description" in params:
             profile["Description"] = params["Description"]
         profile["LastModifiedTime"], profile["LastModifiedRegion"] = self._clock(), region
@@ -814,9 +815,13 @@ def _checked_storage(resource_type: str, config: Mapping[str, Any]) -> dict[str,
 HIERARCHY_RESTRICTED_RESOURCES = frozenset({"User"})
 
 
-def _set_access(profile: dict[str, Any], params: Mapping[str, Any]) -> None:
+def _set_access(profile: dict[str, Any], params: Mapping[str, Any], groups: Mapping[str, str]) -> None:
     """The access-control fields given (each replaced whole, as Connect does; an empty hierarchy
-    group ID clears it), checked as the service checks them beyond botocore's validation."""
+    group ID clears it), checked as the service checks them beyond botocore's validation: the
+    hierarchy group must be one of the instance's (a restore naming a deleted group fails)."""
+    group_id = params.get("AllowedAccessControlHierarchyGroupId")
+    if group_id and group_id not in groups:
+        raise _not_found(f"Hierarchy group not found: {group_id}")
     hierarchy = params.get("HierarchyRestrictedResources")
     if hierarchy is not None and (unknown := sorted(set(hierarchy) - HIERARCHY_RESTRICTED_RESOURCES)):
         raise _invalid(f"Invalid HierarchyRestrictedResources: {', '.join(unknown)}")
