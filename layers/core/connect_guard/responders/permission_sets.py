@@ -28,10 +28,10 @@ from connect_guard.identity_center import (
     PolicyReference,
 )
 from connect_guard.observability import logger
-from connect_guard.outcome import Alert, Outcome
+from connect_guard.outcome import Outcome
 from connect_guard.policy import Analysis, Severity, known_aws_managed
 from connect_guard.principals import Actor, allowlist_match, is_suite_principal
-from connect_guard.publisher import fit
+from connect_guard.publisher import publish_outcome
 
 if TYPE_CHECKING:
     from connect_guard.responders.policy_alerts import PolicyAlertResponder
@@ -322,15 +322,11 @@ class PermissionSetAlerts:
             target=Target("permission_set", change.set_id, change.permission_set_arn) if change else None,
             policy=self._policy_ref(change, source, analysis) if change else None,
         )
-        message_id = self.responder.publisher.publish(finding)
+        publish_outcome(self.responder.publisher, finding, outcome, "alerted")
         logger.info(
             "finding published",
             extra={"finding_id": finding.finding_id, "severity": str(severity), "account": finding.event.account_id},
         )
-        outcome.outcome = "alerted"
-        outcome.severity = str(severity)
-        outcome.alerts.append(Alert(finding.subject, str(severity), finding.finding_id, message_id))
-        outcome.finding = fit(finding).to_dict()
         return outcome
 
     @staticmethod
