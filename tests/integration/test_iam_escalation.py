@@ -183,6 +183,19 @@ def test_anyone_in_another_organization_or_an_unknown_one_is_critical(aws):
     assert handle(aws, event(TRUST_STAR, policyDocument=trust_of(ANY_IN_ORG))).severity == "CRITICAL"
 
 
+def test_an_organization_condition_that_admits_more_than_the_organization_is_not_a_bound(aws):
+    # A wildcard, a list naming another organization too, or a negated operator admit outsiders.
+    for condition in (
+        {"StringLike": {"aws:PrincipalOrgID": "o-*"}},
+        {"StringEquals": {"aws:PrincipalOrgID": [ORG, "o-zzzzzzzzzz"]}},
+        {"StringNotEquals": {"aws:PrincipalOrgID": "o-zzzzzzzzzz"}},
+        {"StringEquals": {"aws:PrincipalOrgPaths": f"{ORG}/*"}},
+    ):
+        forged = {**ANY_IN_ORG, "Condition": condition}
+        outcome = handle(aws, event(TRUST_STAR, policyDocument=trust_of(forged)), organization_id=ORG)
+        assert outcome.severity == "CRITICAL", condition
+
+
 def test_an_enrolled_or_snapshot_account_is_inside(aws):
     partner = {"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::444455556666:root"}, "Action": "sts:AssumeRole"}
     assert handle(aws, event(TRUST_STAR, policyDocument=trust_of(partner))).severity == "CRITICAL"

@@ -140,3 +140,19 @@ def test_sweep_drift_covers_identity_hierarchy_and_tags_where_both_sides_recorde
     assert drift.id == "u-1"
     assert drift.added == {"Email=x@evil.example", "hierarchy=g-sales", "tag:Department=Sales"}
     assert drift.removed == {"Email=a@example.com", "hierarchy=g-admin", "tag:Department=Admin"}
+
+
+def test_an_email_domain_is_the_organizations_only_when_it_is_exactly_one_of_them():
+    domains = ("example.com",)
+    inside = user({"Email": "a@EXAMPLE.com", "SecondaryEmail": ""})
+    assert outside_domains(inside, domains) == ()
+    for forged in (
+        "a@example.com.attacker.net",  # the domain as a prefix
+        "a@attacker-example.com",  # as a suffix
+        "a@sub.example.com",  # a subdomain is not the domain listed
+        "example.com@attacker.net",  # the domain as the local part
+        "a@example.com@attacker.net",  # two at signs: the last decides
+    ):
+        assert outside_domains(user({"Email": forged}), domains) == (forged,), forged
+    assert outside_domains(user({"SecondaryEmail": "x@attacker.net"}), domains) == ("x@attacker.net",)
+    assert outside_domains(user({"Email": "a@attacker.net"}), ()) == ()  # no list: no domain check
